@@ -1,0 +1,148 @@
+/**
+ * Every GPU buffer of the engine goes through this allocator. WebGPU has no memory query, so the
+ * allocator's counters are the memory figure of every benchmark: `liveBytes` is what tensors hold,
+ * `reservedBytes` adds the freed buffers kept for reuse, and the peaks are their high-water marks.
+ */
+
+export class OutOfMemoryError extends Error {
+  constructor(public wanted: number, public limit: number, public reserved: number, what: string) {
+    super(
+      `out of GPU memory: ${what} wants ${formatBytes(wanted)} (${wanted} bytes) but ` +
+        `${formatBytes(reserved)} is already reserved and the limit is ${formatBytes(limit)} ` +
+        `(${limit} bytes)`,
+    );
+    this.name = "OutOfMemoryError";
+  }
+}
+
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[u]}`;
+}
+
+/** Parses "512MiB", "2GiB", "1.5GB", "1000" (bytes). */
+export function parseBytes(text: string): number {
+  const m = /^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)?\s*$/i.exec(text);
+  if (!m) throw new Error(`not a byte size: "${text}" (try 512MiB or 2GiB)`);
+  const unit = (m[2] ?? "").toLowerCase().replace(/b$/, "");
+  const powers: Record<string, number> = { "": 0, k: 1, m: 2, g: 3, t: 4 };
+  const base = unit.endsWith("i") ? 1024 : 1000;
+  const p = powers[unit.replace("i", "")];
+  if (p === undefined) throw new Error(`unknown byte unit in "${text}"`);
+  return Math.round(Number(m[1]) * base ** p);
+}
+
+export interface GpuAllocation {
+  readonly buffer: GPUBuffer;
+  /** Bytes the caller asked for. */
+  readonly bytes: number;
+  /** Bytes of the underlying buffer (a size class, >= bytes). */
+  readonly capacity: number;
+  readonly usage: number;
+  released: boolean;
+}
+
+export const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC |
+  GPUBufferUsage.COPY_DST;
+
+/** Size classes: multiples of 256 B below 64 KiB, then quarter steps between powers of two. */
+export function sizeClass(bytes: number): number {
+  const n = Math.max(256, Math.ceil(bytes / 256) * 256);
+  if (n <= 65536) return n;
+  const p = 2 ** Math.floor(Math.log2(n));
+  const step = p / 4;
+  return Math.ceil(n / step) * step;
+}
+
+export class Allocator {
+  liveBytes = 0;
+  peakLiveBytes = 0;
+  reservedBytes = 0;
+  peakReservedBytes = 0;
+  allocations = 0;
+  reuses = 0;
+  private pool = new Map<string, GPUBuffer[]>();
+
+  constructor(
+    private device: GPUDevice,
+    /** The most bytes the allocator may reserve (device memory budget). */
+    public limitBytes: number,
+    private maxBufferSize: number,
+  ) {}
+
+  alloc(bytes: number, what: string, usage = STORAGE_USAGE): GpuAllocation {
+    if (!Number.isFinite(bytes) || bytes < 0) throw new Error(`${what}: invalid size ${bytes}`);
+    const capacity = sizeClass(bytes);
+    if (capacity > this.maxBufferSize) {
+      throw new OutOfMemoryError(
+        bytes,
+        this.maxBufferSize,
+        this.reservedBytes,
+        `${what} (one buffer)`,
+      );
+    }
+    const key = `${usage}:${capacity}`;
+    let buffer = this.pool.get(key)?.pop();
+    if (buffer) {
+      this.reuses++;
+    } else {
+      if (this.reservedBytes + capacity > this.limitBytes) this.trimPool();
+      if (this.reservedBytes + capacity > this.limitBytes) {
+        throw new OutOfMemoryError(bytes, this.limitBytes, this.reservedBytes, what);
+      }
+      buffer = this.device.createBuffer({ size: capacity, usage, label: what });
+      this.reservedBytes += capacity;
+      this.peakReservedBytes = Math.max(this.peakReservedBytes, this.reservedBytes);
+      this.allocations++;
+    }
+    this.liveBytes += capacity;
+    this.peakLiveBytes = Math.max(this.peakLiveBytes, this.liveBytes);
+    return { buffer, bytes, capacity, usage, released: false };
+  }
+
+  /** Returns a buffer to the pool; its contents are undefined for the next owner. */
+  release(a: GpuAllocation): void {
+    if (a.released) return;
+    a.released = true;
+    this.liveBytes -= a.capacity;
+    const key = `${a.usage}:${a.capacity}`;
+    const list = this.pool.get(key);
+    if (list) list.push(a.buffer);
+    else this.pool.set(key, [a.buffer]);
+  }
+
+  /** Destroys every pooled buffer. */
+  trimPool(): void {
+    for (const [key, list] of this.pool) {
+      const capacity = Number(key.split(":")[1]);
+      for (const b of list) {
+        b.destroy();
+        this.reservedBytes -= capacity;
+      }
+    }
+    this.pool.clear();
+  }
+
+  /** Starts a new measurement window: peaks restart from the current figures. */
+  resetPeaks(): void {
+    this.peakLiveBytes = this.liveBytes;
+    this.peakReservedBytes = this.reservedBytes;
+  }
+
+  stats() {
+    return {
+      liveBytes: this.liveBytes,
+      peakLiveBytes: this.peakLiveBytes,
+      reservedBytes: this.reservedBytes,
+      peakReservedBytes: this.peakReservedBytes,
+      allocations: this.allocations,
+      reuses: this.reuses,
+    };
+  }
+}

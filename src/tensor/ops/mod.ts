@@ -1,0 +1,7 @@
+/** Every op of the engine; importing this module also wires autograd to the ops it needs. */
+import { registerEngineHooks } from "../engine.ts";
+import { accumulate, clone, fill } from "./elementwise.ts";
+
+registerEngineHooks({ accumulate: (into, g) => accumulate(into, g), clone, fill });
+
+export * from "./elementwise.ts";
