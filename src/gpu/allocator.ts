@@ -46,6 +46,8 @@ export interface GpuAllocation {
   readonly capacity: number;
   readonly usage: number;
   released: boolean;
+  /** Tensors sharing this buffer (reshape aliases); it is released when the last one goes. */
+  refs: number;
 }
 
 export const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC |
@@ -103,7 +105,7 @@ export class Allocator {
     }
     this.liveBytes += capacity;
     this.peakLiveBytes = Math.max(this.peakLiveBytes, this.liveBytes);
-    return { buffer, bytes, capacity, usage, released: false };
+    return { buffer, bytes, capacity, usage, released: false, refs: 1 };
   }
 
   /** Returns a buffer to the pool; its contents are undefined for the next owner. */

@@ -30,8 +30,11 @@ export interface Dispatch {
   constants?: Record<string, number>;
   /** Uniform parameters at @binding(0), when the shader has them. */
   params?: ArrayBuffer | ArrayBufferView<ArrayBuffer>;
-  /** Storage buffers at the following bindings, in order. */
-  bindings: Binding[];
+  /**
+   * Storage buffers at the following bindings, in order; null skips a binding number (an entry
+   * point that does not use every binding the shader file declares).
+   */
+  bindings: (Binding | null)[];
   workgroups: [number, number?, number?];
 }
 
@@ -129,6 +132,7 @@ export class Gpu {
     }
     const first = entries.length;
     d.bindings.forEach((b, i) => {
+      if (!b) return;
       const w = "alloc" in b ? b : { alloc: b, offset: 0, size: b.capacity };
       if (w.alloc.released) throw new Error(`kernel ${d.kernel}: binding ${i} was already freed`);
       if (w.size > this.limits.maxStorageBufferBindingSize) {

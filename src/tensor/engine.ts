@@ -43,6 +43,21 @@ export class Engine {
     return t;
   }
 
+  /** A tensor of another shape over the same buffer (no copy). */
+  alias(t: Tensor, shape: readonly number[], name = t.name): Tensor {
+    t.assertAlive("alias");
+    if (numel(shape) !== t.size) {
+      throw new Error(
+        `reshape: cannot view ${shapeString(t.shape)} (${t.size} elements) as ${shapeString(shape)}`,
+      );
+    }
+    t.storage.refs++;
+    const a = new Tensor(this, [...shape], t.dtype, t.storage, false, name);
+    a.host = t.host;
+    this.scopes.at(-1)?.add(a);
+    return a;
+  }
+
   zeros(shape: readonly number[], dtype: DType = "f32", name = ""): Tensor {
     const t = this.empty(shape, dtype, name);
     this.gpu.clear(t.storage);
@@ -110,8 +125,8 @@ export class Engine {
     try {
       result = await fn();
     } finally {
-      if (this.scopes.at(-1) !== scope) throw new Error("tidyAsync scopes interleaved");
-      this.scopes.pop();
+      // Scopes are a stack: an interleaved tidyAsync would pop someone else's scope.
+      this.scopes.splice(this.scopes.lastIndexOf(scope), 1);
     }
     this.closeScope(scope, result);
     return result;

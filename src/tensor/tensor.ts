@@ -75,7 +75,7 @@ export class Tensor {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.engine.gpu.release(this.storage);
+    if (--this.storage.refs === 0) this.engine.gpu.release(this.storage);
     this.engine.forget(this);
   }
 

@@ -5,3 +5,4 @@ import { accumulate, clone, fill } from "./elementwise.ts";
 registerEngineHooks({ accumulate: (into, g) => accumulate(into, g), clone, fill });
 
 export * from "./elementwise.ts";
+export * from "./shape.ts";

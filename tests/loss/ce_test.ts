@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { crossEntropyRows } from "../../src/loss/ce.ts";
+import { checkOp, gpuTest, randomArray, randomInts } from "../support/check.ts";
+
+function ceRef(logits: Float64Array, targets: Int32Array, cols: number, ignore: number) {
+  const rows = targets.length;
+  const out = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    if (targets[r] === ignore) continue;
+    const row = logits.subarray(r * cols, (r + 1) * cols);
+    const m = Math.max(...row);
+    const lse = m + Math.log(row.reduce((s, v) => s + Math.exp(v - m), 0));
+    out[r] = lse - row[targets[r]];
+  }
+  return out;
+}
+
+for (const [rows, cols] of [[1, 1], [1, 7], [13, 5], [37, 130]]) {
+  gpuTest(`cross entropy ${rows}x${cols} matches float64 and finite differences`, async (e) => {
+    const targets = randomInts(rows, rows * 31 + cols, 0, cols);
+    if (rows > 2) targets[1] = -1; // an ignored (padding) row
+    await checkOp(e, {
+      name: "crossEntropyRows",
+      inputs: [{
+        data: randomArray(rows * cols, rows + cols, -6, 6),
+        shape: [rows, cols],
+        grad: true,
+      }],
+      gpu: ([logits]) => crossEntropyRows(logits, e.tensor(targets, [rows])),
+      ref: ([logits]) => ceRef(logits, targets, cols, -1),
+      rtol: 1e-4,
+      atol: 1e-5,
+    });
+  });
+}
+
+gpuTest("cross entropy is stable for huge logits", async (e) => {
+  const logits = e.tensor(new Float32Array([1e4, -1e4, 0, 3e4, 3e4, 3e4]), [2, 3]);
+  const loss = await crossEntropyRows(logits, e.tensor(new Int32Array([0, 2]), [2])).read();
+  assert.ok(Math.abs(loss[0]) < 1e-3, `got ${loss[0]}`);
+  assert.ok(Math.abs(loss[1] - Math.log(3)) < 1e-3, `got ${loss[1]}`);
+});
+
+gpuTest("cross entropy refuses a target outside the catalogue and mismatched shapes", (e) => {
+  const logits = e.tensor(new Float32Array(6), [2, 3]);
+  assert.throws(
+    () => crossEntropyRows(logits, e.tensor(new Int32Array([0, 3]), [2])),
+    /target 3 at row 1 is outside \[0, 3\)/,
+  );
+  assert.throws(
+    () => crossEntropyRows(logits, e.tensor(new Int32Array([0, 1, 2]), [3])),
+    /crossEntropy: logits \[2, 3\] and targets \[3\]/,
+  );
+});
