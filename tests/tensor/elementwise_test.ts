@@ -1,4 +1,5 @@
 import { add, gelu, mul, relu, scale, sigmoid, sub, tanh } from "../../src/tensor/ops/mod.ts";
+import type { Tensor } from "../../src/tensor/tensor.ts";
 import { checkOp, gpuTest, randomArray } from "../support/check.ts";
 
 const erf = (x: number): number => {
@@ -20,7 +21,7 @@ const erf = (x: number): number => {
   return Math.sign(x) * (1 - erfc);
 };
 
-const unaryRefs: [string, (t: any) => any, (v: number) => number][] = [
+const unaryRefs: [string, (t: Tensor) => Tensor, (v: number) => number][] = [
   ["relu", relu, (v) => Math.max(v, 0)],
   ["gelu", gelu, (v) => 0.5 * v * (1 + erf(v / Math.SQRT2))],
   ["sigmoid", sigmoid, (v) => 1 / (1 + Math.exp(-v))],
@@ -53,7 +54,7 @@ gpuTest("sigmoid and tanh stay finite for huge inputs", async (e) => {
   if (![...s, ...t].every(Number.isFinite)) throw new Error(`not finite: ${s} ${t}`);
 });
 
-const binaryRefs: [string, (a: any, b: any) => any, (a: number, b: number) => number][] = [
+const binaryRefs: [string, (a: Tensor, b: Tensor) => Tensor, (a: number, b: number) => number][] = [
   ["add", add, (a, b) => a + b],
   ["sub", sub, (a, b) => a - b],
   ["mul", mul, (a, b) => a * b],
