@@ -1,0 +1,208 @@
+/**
+ * The run store: one SQLite database (node:sqlite, WAL mode so that several training processes
+ * can write while the dashboard reads) under the runs folder.
+ */
+import { DatabaseSync } from "node:sqlite";
+
+export type RunStatus = "running" | "finished" | "failed" | "stopped";
+
+export interface RunRecord {
+  id: string;
+  name: string;
+  status: RunStatus;
+  dataset: string;
+  config: Record<string, unknown>;
+  createdAt: string;
+  finishedAt: string | null;
+  wallSeconds: number | null;
+  peakBytes: number | null;
+  bestValidNdcg10: number | null;
+  error: string | null;
+  checkpoint: string | null;
+  sweepId: string | null;
+}
+
+export interface MetricPoint {
+  epoch: number;
+  step: number;
+  key: string;
+  value: number;
+}
+
+const SCHEMA = `
+create table if not exists runs (
+  id text primary key,
+  name text not null,
+  status text not null,
+  dataset text not null,
+  config text not null,
+  created_at text not null,
+  finished_at text,
+  wall_seconds real,
+  peak_bytes integer,
+  best_valid_ndcg10 real,
+  error text,
+  checkpoint text,
+  sweep_id text
+);
+create table if not exists metrics (
+  run_id text not null references runs(id),
+  epoch integer not null,
+  step integer not null,
+  key text not null,
+  value real not null
+);
+create index if not exists metrics_run on metrics(run_id, key, step);
+`;
+
+export class RunStore {
+  readonly db: DatabaseSync;
+
+  constructor(readonly path: string) {
+    this.db = new DatabaseSync(path);
+    this.db.exec(
+      "pragma journal_mode = wal; pragma busy_timeout = 10000; pragma synchronous = normal;",
+    );
+    this.db.exec(SCHEMA);
+  }
+
+  /** Opens `<dir>/runs.sqlite`, creating the folder when needed. */
+  static open(dir: string): RunStore {
+    Deno.mkdirSync(dir, { recursive: true });
+    return new RunStore(`${dir}/runs.sqlite`);
+  }
+
+  createRun(
+    r: {
+      id: string;
+      name: string;
+      dataset: string;
+      config: Record<string, unknown>;
+      sweepId?: string;
+    },
+  ) {
+    this.db.prepare(
+      `insert into runs (id, name, status, dataset, config, created_at, sweep_id)
+       values (?, ?, 'running', ?, ?, ?, ?)`,
+    ).run(
+      r.id,
+      r.name,
+      r.dataset,
+      JSON.stringify(r.config),
+      new Date().toISOString(),
+      r.sweepId ?? null,
+    );
+  }
+
+  /** Resumes a run: back to running, its error cleared. */
+  reopenRun(id: string): void {
+    this.db.prepare(
+      "update runs set status = 'running', error = null, finished_at = null where id = ?",
+    ).run(id);
+  }
+
+  addMetrics(runId: string, points: MetricPoint[]): void {
+    const insert = this.db.prepare(
+      "insert into metrics (run_id, epoch, step, key, value) values (?, ?, ?, ?, ?)",
+    );
+    this.transaction(() => {
+      for (const p of points) insert.run(runId, p.epoch, p.step, p.key, p.value);
+    });
+  }
+
+  /** Drops metrics recorded after `step` (a resumed run replays them). */
+  truncateMetrics(runId: string, step: number): void {
+    this.db.prepare("delete from metrics where run_id = ? and step > ?").run(runId, step);
+  }
+
+  update(
+    id: string,
+    fields: Partial<{
+      status: RunStatus;
+      wallSeconds: number;
+      peakBytes: number;
+      bestValidNdcg10: number;
+      error: string | null;
+      checkpoint: string;
+      finished: boolean;
+    }>,
+  ): void {
+    const cols: string[] = [];
+    const vals: (string | number | null)[] = [];
+    const set = (col: string, v: string | number | null) => {
+      cols.push(`${col} = ?`);
+      vals.push(v);
+    };
+    if (fields.status !== undefined) set("status", fields.status);
+    if (fields.wallSeconds !== undefined) set("wall_seconds", fields.wallSeconds);
+    if (fields.peakBytes !== undefined) set("peak_bytes", fields.peakBytes);
+    if (fields.bestValidNdcg10 !== undefined) set("best_valid_ndcg10", fields.bestValidNdcg10);
+    if (fields.error !== undefined) set("error", fields.error);
+    if (fields.checkpoint !== undefined) set("checkpoint", fields.checkpoint);
+    if (fields.finished) set("finished_at", new Date().toISOString());
+    if (!cols.length) return;
+    this.db.prepare(`update runs set ${cols.join(", ")} where id = ?`).run(...vals, id);
+  }
+
+  getRun(id: string): RunRecord | null {
+    const row = this.db.prepare("select * from runs where id = ?").get(id);
+    return row ? toRecord(row as Record<string, unknown>) : null;
+  }
+
+  listRuns(): RunRecord[] {
+    return this.db.prepare("select * from runs order by created_at desc, id desc").all()
+      .map((r) => toRecord(r as Record<string, unknown>));
+  }
+
+  metrics(runId: string, key?: string): MetricPoint[] {
+    const rows = key
+      ? this.db.prepare(
+        "select epoch, step, key, value from metrics where run_id = ? and key = ? order by step, rowid",
+      ).all(runId, key)
+      : this.db.prepare(
+        "select epoch, step, key, value from metrics where run_id = ? order by step, rowid",
+      )
+        .all(runId);
+    return rows.map((r) => ({ ...(r as unknown as MetricPoint) }));
+  }
+
+  transaction<T>(fn: () => T): T {
+    this.db.exec("begin immediate");
+    try {
+      const out = fn();
+      this.db.exec("commit");
+      return out;
+    } catch (e) {
+      this.db.exec("rollback");
+      throw e;
+    }
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function toRecord(r: Record<string, unknown>): RunRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    status: r.status as RunStatus,
+    dataset: r.dataset as string,
+    config: JSON.parse(r.config as string),
+    createdAt: r.created_at as string,
+    finishedAt: (r.finished_at as string | null) ?? null,
+    wallSeconds: (r.wall_seconds as number | null) ?? null,
+    peakBytes: r.peak_bytes === null || r.peak_bytes === undefined ? null : Number(r.peak_bytes),
+    bestValidNdcg10: (r.best_valid_ndcg10 as number | null) ?? null,
+    error: (r.error as string | null) ?? null,
+    checkpoint: (r.checkpoint as string | null) ?? null,
+    sweepId: (r.sweep_id as string | null) ?? null,
+  };
+}
+
+/** A sortable, unique run id: UTC time plus a random suffix. */
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\..*/, "").replace("T", "-");
+  return `${stamp}-${crypto.randomUUID().slice(0, 6)}`;
+}
