@@ -7,3 +7,4 @@ registerEngineHooks({ accumulate: (into, g) => accumulate(into, g), clone, fill 
 export * from "./elementwise.ts";
 export * from "./shape.ts";
 export * from "./gather.ts";
+export * from "./embedding.ts";

@@ -1,0 +1,60 @@
+// Adam and AdamW in PyTorch's formulation:
+//   AdamW (DECOUPLED = 1): w ← w·(1 − lr·wd);  Adam: g ← g + wd·w
+//   m ← β1·m + (1 − β1)·g;  v ← β2·v + (1 − β2)·g²
+//   w ← w − stepSize · m / (√v · invSqrtBc2 + eps),  stepSize = lr / (1 − β1^t)
+// `dense` updates every element of a window; `rows` updates only the rows named by sorted unique
+// ids (lazy Adam for SparseRows gradients), so untouched rows, and their moments, keep their bits.
+struct Params {
+  n: u32,
+  lr: f32,
+  beta1: f32,
+  beta2: f32,
+  eps: f32,
+  weightDecay: f32,
+  stepSize: f32,
+  invSqrtBc2: f32,
+  cols: u32,
+  rowBase: u32,
+  gradSkip: u32,
+  idsAt: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> param: array<f32>;
+@group(0) @binding(2) var<storage, read> grad: array<f32>;
+@group(0) @binding(3) var<storage, read_write> m: array<f32>;
+@group(0) @binding(4) var<storage, read_write> v: array<f32>;
+@group(0) @binding(5) var<storage, read> ids: array<i32>;
+
+override DECOUPLED: u32 = 0u;
+
+fn update(i: u32, rawGrad: f32) {
+  var w = param[i];
+  var g = rawGrad;
+  if (DECOUPLED != 0u) {
+    w = w * (1.0 - p.lr * p.weightDecay);
+  } else {
+    g = g + p.weightDecay * w;
+  }
+  let m1 = p.beta1 * m[i] + (1.0 - p.beta1) * g;
+  let v1 = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
+  m[i] = m1;
+  v[i] = v1;
+  param[i] = w - p.stepSize * m1 / (sqrt(v1) * p.invSqrtBc2 + p.eps);
+}
+
+@compute @workgroup_size(256)
+fn dense(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= p.n) { return; }
+  update(i, grad[i]);
+}
+
+@compute @workgroup_size(256)
+fn rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= p.n) { return; }
+  let j = i / p.cols;
+  let col = i - j * p.cols;
+  let row = u32(ids[p.idsAt + j]) - p.rowBase;
+  update(row * p.cols + col, grad[(p.gradSkip + j) * p.cols + col]);
+}

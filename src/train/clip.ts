@@ -1,0 +1,62 @@
+/** Gradient clipping by the global L2 norm, entirely on the GPU. */
+import shader from "../../shaders/grad_norm.wgsl" with { type: "text" };
+import { coalesceSparseGrads } from "../tensor/ops/embedding.ts";
+import { groupsFor, params as packParams, rowWindows } from "../tensor/kernel.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+
+/** Elements one workgroup of `partial_sums` covers (its 256 threads × PER_THREAD). */
+const CHUNK = 256 * 16;
+
+/**
+ * Scales every gradient of `params` (dense grads and sparse rows) by min(1, maxNorm / (norm +
+ * 1e-6)), norm being their global L2 norm, without reading anything back. Several gradients of
+ * one parameter are first coalesced (see coalesceSparseGrads), since the norm is that of their
+ * sum. Returns the norm as a 1-element tensor, for logging.
+ */
+export function clipGradNorm(params: Tensor[], maxNorm: number): Tensor {
+  if (params.length === 0) throw new Error("clipGradNorm: no parameters");
+  if (!(maxNorm > 0)) throw new RangeError(`clipGradNorm: maxNorm must be > 0, got ${maxNorm}`);
+  const e = params[0].engine;
+  for (const p of params) coalesceSparseGrads(p);
+  const grads = params.flatMap((p) => [
+    ...(p.grad ? [p.grad] : []),
+    ...p.sparseGrads.map((s) => s.rows),
+  ]);
+  const windows = grads.flatMap((g) => rowWindows(e, g.size, 4).map((w) => ({ g, w })));
+  const partialCount = windows.reduce((n, { w }) => n + Math.ceil(w.rows / CHUNK), 0);
+  const partials = e.empty([partialCount], "f32", "grad norm partials");
+  const norm = e.empty([1], "f32", "grad norm");
+  let at = 0;
+  for (const { g, w } of windows) {
+    const groups = Math.ceil(w.rows / CHUNK);
+    e.gpu.dispatch({
+      kernel: "grad norm partial sums",
+      shader,
+      entry: "partial_sums",
+      params: packParams(w.rows, at),
+      bindings: [{ alloc: g.storage, offset: w.offset, size: w.size }, partials.storage, null],
+      workgroups: groupsFor(e, w.rows, CHUNK),
+    });
+    at += groups;
+  }
+  e.gpu.dispatch({
+    kernel: "grad norm finish",
+    shader,
+    entry: "finish",
+    params: packParams(partialCount),
+    bindings: [null, partials.storage, norm.storage],
+    workgroups: [1],
+  });
+  for (const { g, w } of windows) {
+    e.gpu.dispatch({
+      kernel: "grad norm scale",
+      shader,
+      entry: "scale",
+      params: packParams(w.rows, 0, { f32: maxNorm }),
+      bindings: [{ alloc: g.storage, offset: w.offset, size: w.size }, null, norm.storage],
+      workgroups: groupsFor(e, w.rows),
+    });
+  }
+  partials.dispose();
+  return norm;
+}

@@ -1,0 +1,162 @@
+/**
+ * Adam and AdamW on the GPU. A step is recorded into the command stream without any readback.
+ *
+ * Parameters whose gradient arrived as SparseRows (embedding tables) get the row-sparse ("lazy")
+ * update: only the touched rows of the parameter and of its moments are read and written, so an
+ * untouched row keeps its exact bits, moments included. As in PyTorch's SparseAdam and
+ * TensorFlow's LazyAdam, the bias correction of a touched row uses the global step count t, not
+ * the number of times that row was touched: a row first seen at step t is corrected by 1 − β^t,
+ * which for large t is ≈ 1, so its first update is smaller than a dense Adam's first update.
+ * Weight decay of a lazy row is likewise applied only on the steps that touch it.
+ */
+import adamShader from "../../shaders/adam.wgsl" with { type: "text" };
+import { coalesceSparseGrads, rowScatterParts } from "../tensor/ops/embedding.ts";
+import { dispatchFlat } from "../tensor/ops/elementwise.ts";
+import { assertDType, assertSameShape, groupsFor, params } from "../tensor/kernel.ts";
+import { ShapeError, shapeString, type SparseRows, type Tensor } from "../tensor/tensor.ts";
+
+export interface AdamOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** true: AdamW (decay multiplies the weights); false: Adam (decay is added to the gradient). */
+  decoupled?: boolean;
+}
+
+interface Moments {
+  m: Tensor;
+  v: Tensor;
+}
+
+export class Adam {
+  /** Steps taken so far; a checkpoint saves it and sets it back on restore. */
+  stepCount = 0;
+  readonly options: Required<AdamOptions>;
+  private moments = new Map<Tensor, Moments>();
+
+  constructor(readonly params: Tensor[], opts: AdamOptions) {
+    this.options = {
+      lr: opts.lr,
+      beta1: opts.beta1 ?? 0.9,
+      beta2: opts.beta2 ?? 0.999,
+      eps: opts.eps ?? 1e-8,
+      weightDecay: opts.weightDecay ?? 0,
+      decoupled: opts.decoupled ?? false,
+    };
+    const o = this.options;
+    const rules: [keyof AdamOptions, boolean][] = [
+      ["lr", o.lr > 0 && Number.isFinite(o.lr)],
+      ["beta1", o.beta1 >= 0 && o.beta1 < 1],
+      ["beta2", o.beta2 >= 0 && o.beta2 < 1],
+      ["eps", o.eps > 0],
+      ["weightDecay", o.weightDecay >= 0 && Number.isFinite(o.weightDecay)],
+    ];
+    for (const [name, ok] of rules) {
+      if (!ok) throw new RangeError(`Adam: invalid ${name} ${o[name]}`);
+    }
+    for (const p of params) assertDType("Adam parameter", p, "f32");
+  }
+
+  /** Updates every parameter that has a gradient; parameters without one are left alone. */
+  step(): void {
+    this.stepCount++;
+    const { lr, beta1, beta2, eps, weightDecay } = this.options;
+    const t = this.stepCount;
+    const hyper = [
+      { f32: lr },
+      { f32: beta1 },
+      { f32: beta2 },
+      { f32: eps },
+      { f32: weightDecay },
+      { f32: lr / (1 - beta1 ** t) },
+      { f32: 1 / Math.sqrt(1 - beta2 ** t) },
+    ];
+    for (const p of this.params) {
+      coalesceSparseGrads(p);
+      if (p.grad) this.denseStep(p, p.grad, hyper);
+      else if (p.sparseGrads.length) this.lazyStep(p, p.sparseGrads[0], hyper);
+    }
+  }
+
+  zeroGrad(): void {
+    for (const p of this.params) p.zeroGrad();
+  }
+
+  /**
+   * The moments of every parameter by name `m.<i>` / `v.<i>` (i: index in `params`), allocated
+   * (zero) if no step has made them yet, so that a checkpoint can read them or write into them.
+   */
+  stateTensors(): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    this.params.forEach((p, i) => {
+      const { m, v } = this.momentsOf(p);
+      out[`m.${i}`] = m;
+      out[`v.${i}`] = v;
+    });
+    return out;
+  }
+
+  private momentsOf(p: Tensor): Moments {
+    let s = this.moments.get(p);
+    if (!s) {
+      const e = p.engine;
+      s = {
+        m: e.zeros(p.shape, "f32", `adam m ${p.name}`),
+        v: e.zeros(p.shape, "f32", `adam v ${p.name}`),
+      };
+      e.keep(s.m, s.v);
+      this.moments.set(p, s);
+    }
+    return s;
+  }
+
+  private denseStep(p: Tensor, grad: Tensor, hyper: { f32: number }[]): void {
+    assertSameShape("Adam gradient", p, grad);
+    const { m, v } = this.momentsOf(p);
+    // Zeros fill the row fields of the shader's Params, which `dense` does not read.
+    const fields = [...hyper, 0, 0, 0, 0];
+    dispatchFlat(p.engine, "adam dense", adamShader, "dense", [p, grad, m, v], fields, {
+      DECOUPLED: this.options.decoupled ? 1 : 0,
+    });
+  }
+
+  private lazyStep(p: Tensor, g: SparseRows, hyper: { f32: number }[]): void {
+    const [rows, cols] = p.shape;
+    if (p.rank !== 2 || g.rows.shape[1] !== cols) {
+      throw new ShapeError(
+        "Adam",
+        `sparse gradient rows ${shapeString(g.rows.shape)} do not fit parameter ` +
+          shapeString(p.shape),
+      );
+    }
+    const e = p.engine;
+    const { m, v } = this.momentsOf(p);
+    for (const part of rowScatterParts(e, g.ids, rows, cols)) {
+      const dst = { offset: part.dst.offset, size: part.dst.size };
+      e.gpu.dispatch({
+        kernel: "adam rows",
+        shader: adamShader,
+        entry: "rows",
+        constants: { DECOUPLED: this.options.decoupled ? 1 : 0 },
+        params: params(
+          part.count * cols,
+          ...hyper,
+          cols,
+          part.dst.row,
+          part.first - part.src.row,
+          part.first,
+        ),
+        bindings: [
+          { alloc: p.storage, ...dst },
+          { alloc: g.rows.storage, offset: part.src.offset, size: part.src.size },
+          { alloc: m.storage, ...dst },
+          { alloc: v.storage, ...dst },
+          g.idsGpu.storage,
+        ],
+        workgroups: groupsFor(e, part.count * cols),
+      });
+    }
+  }
+}

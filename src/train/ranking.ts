@@ -1,0 +1,210 @@
+/**
+ * Full-catalogue ranking for evaluation: scores [U, C+1] (column 0 is the padding item) of a chunk
+ * of users against every item stay on the GPU; only ranks [U] and top-k ids [U, k] come back.
+ * These ops record nothing on the autograd tape (evaluation only). Every kernel binds the score
+ * matrix one row window at a time, so a matrix larger than one storage binding works as long as a
+ * single row fits one (1,000,001 floats = 4 MB does).
+ *
+ * Scores are compared as order-preserving integer keys of their f32 bits, not as floats: -Infinity
+ * (masked items) compares exactly, -0 equals +0, and results are bit-for-bit deterministic. NaN
+ * scores are not expected; they would order by their bits (positive NaNs above +Infinity).
+ */
+import maskShader from "../../shaders/mask_scores.wgsl" with { type: "text" };
+import rankShader from "../../shaders/target_rank.wgsl" with { type: "text" };
+import topkShader from "../../shaders/topk.wgsl" with { type: "text" };
+import type { Tensor } from "../tensor/tensor.ts";
+import { ShapeError, shapeString } from "../tensor/tensor.ts";
+import { assertDType, groupsFor, params, type RowWindow, rowWindows } from "../tensor/kernel.ts";
+
+/** The largest k that topK supports (its candidates are sorted in workgroup memory). */
+export const MAX_TOP_K = 128;
+
+/** Items to exclude per row, as CSR: row u excludes items[offsets[u] .. offsets[u+1]). */
+export interface ExcludedItems {
+  /** [U + 1], offsets[0] = 0, non-decreasing, offsets[U] = items.length. */
+  offsets: Int32Array;
+  /** Item ids in [0, C+1); repeats are allowed. */
+  items: Int32Array;
+}
+
+/**
+ * In place: sets column 0 (padding) and every excluded item of each row to -Infinity, so that they
+ * rank below every real score. Without `exclude` only column 0 is masked (keep-seen evaluation).
+ */
+export function maskScores(scores: Tensor, exclude?: ExcludedItems): void {
+  const [rows, cols] = scoreShape("maskScores", scores);
+  const e = scores.engine;
+  const offsets = exclude?.offsets ?? new Int32Array(rows + 1);
+  const items = exclude?.items ?? new Int32Array(0);
+  checkCsr(offsets, items, rows, cols);
+  if (rows === 0) return;
+  e.tidy(() => {
+    const offs = e.tensor(offsets, [rows + 1], "i32", "mask offsets");
+    const ids = e.tensor(items, [items.length], "i32", "mask items");
+    for (const w of rowWindows(e, rows, cols * 4)) {
+      e.gpu.dispatch({
+        kernel: "mask scores",
+        shader: maskShader,
+        entry: "mask",
+        params: params(w.rows, cols, w.row),
+        bindings: [
+          { alloc: scores.storage, offset: w.offset, size: w.size },
+          offs.storage,
+          ids.storage,
+        ],
+        workgroups: groupsFor(e, w.rows, 1),
+      });
+    }
+  });
+}
+
+/**
+ * i32 [U]: for each row, the number of items whose score is strictly greater than the score of
+ * `targets[u]` (the 0-based rank of the target). Run maskScores first. When the target was
+ * itself excluded (it is in the history) its score is -Infinity and the rank counts every
+ * non-excluded item, as the reference PyTorch evaluation does.
+ */
+export function targetRanks(scores: Tensor, targets: Int32Array): Tensor {
+  const [rows, cols] = scoreShape("targetRanks", scores);
+  if (targets.length !== rows) {
+    throw new ShapeError(
+      "targetRanks",
+      `${targets.length} targets for scores ${shapeString(scores.shape)} (want one per row)`,
+    );
+  }
+  for (let i = 0; i < rows; i++) {
+    if (!(targets[i] >= 0 && targets[i] < cols)) {
+      throw new RangeError(`targetRanks: target ${targets[i]} at row ${i} is outside [0, ${cols})`);
+    }
+  }
+  const e = scores.engine;
+  const ranks = e.empty([rows], "i32", "target ranks");
+  if (rows === 0) return ranks;
+  e.tidy(() => {
+    const t = e.tensor(targets, [rows], "i32", "rank targets");
+    for (const w of rowWindows(e, rows, cols * 4)) {
+      e.gpu.dispatch({
+        kernel: "target rank",
+        shader: rankShader,
+        entry: "target_rank",
+        params: params(w.rows, cols, w.row),
+        bindings: [
+          { alloc: scores.storage, offset: w.offset, size: w.size },
+          t.storage,
+          ranks.storage,
+        ],
+        workgroups: groupsFor(e, w.rows, 1),
+      });
+    }
+  });
+  return ranks;
+}
+
+/**
+ * i32 [U, k]: each row's k highest-scoring item ids, by score descending, equal scores by
+ * ascending id. Masked items (-Infinity) tie with each other, so a row with fewer than k unmasked
+ * items ends with masked ids in ascending order (column 0 first among them). When the catalogue
+ * has fewer than k columns, the ids past the last column are -1.
+ */
+export function topK(scores: Tensor, k: number): Tensor {
+  const [rows, cols] = scoreShape("topK", scores);
+  if (!Number.isInteger(k) || k < 1 || k > MAX_TOP_K) {
+    throw new RangeError(`topK: k = ${k} is not an integer in [1, ${MAX_TOP_K}]`);
+  }
+  const e = scores.engine;
+  const out = e.empty([rows, k], "i32", "top k ids");
+  if (rows === 0) return out;
+  for (const w of topKWindows(scores, k)) {
+    e.gpu.dispatch({
+      kernel: "top k",
+      shader: topkShader,
+      entry: "topk",
+      params: params(w.rows, cols, k, Math.min(k, cols), w.outShift),
+      bindings: [
+        { alloc: scores.storage, offset: w.offset, size: w.size },
+        { alloc: out.storage, offset: w.outOffset, size: w.outSize },
+      ],
+      workgroups: groupsFor(e, w.rows, 1),
+    });
+  }
+  return out;
+}
+
+interface TopKWindow extends RowWindow {
+  /** The output rows' binding: from an aligned offset, `outShift` elements before its first row. */
+  outOffset: number;
+  outSize: number;
+  outShift: number;
+}
+
+/**
+ * Row windows of the scores (rowWindows), split further where the rows' [rows, k] output would not
+ * fit one binding (k > cols, or a test engine with tiny bindings). Sub-windows keep whole
+ * multiples of the rows that realign the score offsets, so every score binding stays aligned.
+ */
+function topKWindows(scores: Tensor, k: number): TopKWindow[] {
+  const e = scores.engine;
+  const [rows, cols] = scores.shape;
+  const { maxStorageBufferBindingSize: maxBind, minStorageBufferOffsetAlignment: align } =
+    e.gpu.limits;
+  const outRow = k * 4;
+  const rowsPerAlign = align / gcd(align, cols * 4);
+  const out: TopKWindow[] = [];
+  for (const w of rowWindows(e, rows, cols * 4)) {
+    let step = w.rows;
+    // An output window can start up to align - 4 bytes before its first row.
+    if (w.rows * outRow + align > maxBind) {
+      step = Math.floor((maxBind - align) / outRow);
+      step -= step % rowsPerAlign;
+      if (step <= 0) throw new Error(`topK: ${k} ids per row do not fit one storage binding`);
+    }
+    for (let row = w.row; row < w.row + w.rows; row += step) {
+      const n = Math.min(step, w.row + w.rows - row);
+      const start = row * outRow;
+      const outOffset = start - (start % align);
+      out.push({
+        row,
+        rows: n,
+        offset: w.offset + (row - w.row) * cols * 4,
+        size: n === w.rows ? w.size : n * cols * 4,
+        outOffset,
+        outSize: start + n * outRow - outOffset,
+        outShift: (start - outOffset) / 4,
+      });
+    }
+  }
+  return out;
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+function scoreShape(op: string, scores: Tensor): [number, number] {
+  scores.assertAlive(op);
+  assertDType(op, scores, "f32");
+  if (scores.rank !== 2 || scores.shape[1] < 1) {
+    throw new ShapeError(op, `scores ${shapeString(scores.shape)} are not [users, items + 1]`);
+  }
+  return [scores.shape[0], scores.shape[1]];
+}
+
+function checkCsr(offsets: Int32Array, items: Int32Array, rows: number, cols: number): void {
+  if (offsets.length !== rows + 1 || offsets[0] !== 0 || offsets[rows] !== items.length) {
+    throw new ShapeError(
+      "maskScores",
+      `exclusion offsets must have ${rows + 1} entries from 0 to ${items.length} ` +
+        `(got ${offsets.length}, from ${offsets[0]} to ${offsets[offsets.length - 1]})`,
+    );
+  }
+  for (let u = 0; u < rows; u++) {
+    if (offsets[u + 1] < offsets[u]) {
+      throw new ShapeError("maskScores", `exclusion offsets decrease at row ${u}`);
+    }
+  }
+  for (let i = 0; i < items.length; i++) {
+    if (!(items[i] >= 0 && items[i] < cols)) {
+      throw new RangeError(`maskScores: excluded item ${items[i]} is outside [0, ${cols})`);
+    }
+  }
+}

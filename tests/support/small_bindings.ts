@@ -1,0 +1,27 @@
+/**
+ * An engine whose storage bindings are capped far below the adapter's limit, so that tests of
+ * the chunked paths (tensors larger than one binding) run on small tensors.
+ */
+import { Engine } from "../../src/tensor/engine.ts";
+import "../../src/tensor/ops/mod.ts";
+
+export const SMALL_BINDING_BYTES = 65536;
+
+/** A GPU test on its own engine whose bindings hold at most SMALL_BINDING_BYTES each. */
+export function smallBindingTest(name: string, fn: (e: Engine) => Promise<void>): void {
+  Deno.test({
+    name,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      const e = await Engine.create();
+      e.gpu.limits.maxStorageBufferBindingSize = SMALL_BINDING_BYTES;
+      try {
+        await fn(e);
+        await e.gpu.sync();
+      } finally {
+        e.destroy();
+      }
+    },
+  });
+}
