@@ -1,0 +1,139 @@
+/**
+ * Training and evaluation batches, left-padded with item 0 to a fixed length (SASRec style: the
+ * most recent items sit at the right end, where the causal model's last position reads them).
+ */
+import { deriveSeed } from "./dataset.ts";
+import type { EvalExample } from "./split.ts";
+import { seededRandom } from "../nn/init.ts";
+
+/** B rows of L positions, row-major; 0 is padding in both arrays. */
+export interface Batch {
+  inputs: Int32Array;
+  targets: Int32Array;
+  batch: number;
+  seqLen: number;
+  /** The user of each row. */
+  users: Int32Array;
+  /** Non-padded target positions (N ≤ B·L). */
+  positions: number;
+}
+
+export interface BatchOptions {
+  batchSize: number;
+  seqLen: number;
+  seed: number;
+}
+
+/**
+ * Writes the training row of `seq` at `row`: inputs s[:-1], targets s[1:], keeping the last
+ * `seqLen` pairs, left-padded with 0. Returns the number of target positions written.
+ */
+export function fillTrainingRow(
+  seq: Int32Array,
+  seqLen: number,
+  inputs: Int32Array,
+  targets: Int32Array,
+  row: number,
+): number {
+  const pairs = Math.min(Math.max(seq.length - 1, 0), seqLen);
+  const at = row * seqLen + seqLen - pairs;
+  const n = seq.length;
+  inputs.set(seq.subarray(n - 1 - pairs, n - 1), at);
+  targets.set(seq.subarray(n - pairs, n), at);
+  return pairs;
+}
+
+/** Writes the last `seqLen` items of `seq` at `row`, left-padded with 0. */
+export function fillHistoryRow(seq: Int32Array, seqLen: number, out: Int32Array, row: number) {
+  const take = Math.min(seq.length, seqLen);
+  out.set(seq.subarray(seq.length - take), row * seqLen + seqLen - take);
+}
+
+/**
+ * Shuffled training batches over the users whose training sequence has at least 2 items (fewer
+ * give no (input, target) pair). Epoch e uses its own seeded shuffle, so any epoch can be
+ * replayed; the last partial batch is kept (its `batch` is smaller).
+ */
+export class BatchIterator {
+  /** Users that yield at least one target. */
+  readonly users: Int32Array;
+
+  constructor(readonly train: readonly Int32Array[], readonly opts: BatchOptions) {
+    if (!(opts.batchSize >= 1 && opts.seqLen >= 1)) {
+      throw new RangeError(
+        `batchSize and seqLen must be ≥ 1, got ${opts.batchSize}, ${opts.seqLen}`,
+      );
+    }
+    const eligible: number[] = [];
+    train.forEach((s, u) => s.length >= 2 && eligible.push(u));
+    this.users = Int32Array.from(eligible);
+  }
+
+  get batchesPerEpoch(): number {
+    return Math.ceil(this.users.length / this.opts.batchSize);
+  }
+
+  /** The batches of epoch `epoch` (0-based) in shuffled order. */
+  *epoch(epoch: number): Generator<Batch> {
+    const order = shuffled(this.users, deriveSeed(this.opts.seed, epoch));
+    for (let start = 0; start < order.length; start += this.opts.batchSize) {
+      yield this.batchOf(order.subarray(start, start + this.opts.batchSize));
+    }
+  }
+
+  private batchOf(users: Int32Array): Batch {
+    const { seqLen } = this.opts;
+    const inputs = new Int32Array(users.length * seqLen);
+    const targets = new Int32Array(users.length * seqLen);
+    let positions = 0;
+    users.forEach((u, row) => {
+      positions += fillTrainingRow(this.train[u], seqLen, inputs, targets, row);
+    });
+    return { inputs, targets, batch: users.length, seqLen, users: users.slice(), positions };
+  }
+}
+
+/** Fisher–Yates shuffle of a copy, driven by the seeded generator. */
+function shuffled(values: Int32Array, seed: number): Int32Array {
+  const out = values.slice();
+  const random = seededRandom(seed);
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const t = out[i];
+    out[i] = out[j];
+    out[j] = t;
+  }
+  return out;
+}
+
+/** Evaluation batch: histories as [B, L] left-padded inputs, one target per row. */
+export interface EvalBatch {
+  inputs: Int32Array;
+  targets: Int32Array;
+  users: Int32Array;
+  batch: number;
+  seqLen: number;
+  /** The examples of the rows (full histories, e.g. to exclude already-seen items). */
+  examples: EvalExample[];
+}
+
+/** Evaluation examples in order, `batchSize` at a time; histories truncated to the last seqLen. */
+export function* evalBatches(
+  examples: readonly EvalExample[],
+  batchSize: number,
+  seqLen: number,
+): Generator<EvalBatch> {
+  for (let start = 0; start < examples.length; start += batchSize) {
+    const part = examples.slice(start, start + batchSize);
+    const inputs = new Int32Array(part.length * seqLen);
+    part.forEach((ex, row) => fillHistoryRow(ex.history, seqLen, inputs, row));
+    yield {
+      inputs,
+      targets: Int32Array.from(part, (ex) => ex.target),
+      users: Int32Array.from(part, (ex) => ex.user),
+      batch: part.length,
+      seqLen,
+      examples: part,
+    };
+  }
+}
