@@ -1,5 +1,5 @@
 // Elementwise unary ops; OP selects the function (folded at pipeline creation).
-// 0 relu, 1 gelu (erf), 2 sigmoid, 3 tanh, 4 scale by p.alpha
+// 0 relu, 1 gelu (erf), 2 sigmoid, 3 tanh, 4 scale by p.alpha, 5 softplus
 struct Params { n: u32, alpha: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -43,6 +43,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     case 1u: { r = 0.5 * v * (1.0 + erf_approx(v * INV_SQRT2)); }
     case 2u: { r = stable_sigmoid(v); }
     case 3u: { r = stable_tanh(v); }
+    case 5u: { r = max(v, 0.0) + log(1.0 + exp(-abs(v))); }
     default: { r = p.alpha * v; }
   }
   y[i] = r;
@@ -66,6 +67,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
     }
     case 2u: { let s = stable_sigmoid(v); d = g * s * (1.0 - s); }
     case 3u: { let t = stable_tanh(v); d = g * (1.0 - t * t); }
+    case 5u: { d = g * stable_sigmoid(v); }
     default: { d = g * p.alpha; }
   }
   dx[i] = d;

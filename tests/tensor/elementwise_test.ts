@@ -1,4 +1,4 @@
-import { add, gelu, mul, relu, scale, sigmoid, sub, tanh } from "../../src/tensor/ops/mod.ts";
+import { add, gelu, mul, relu, scale, sigmoid, softplus, sub, tanh } from "../../src/tensor/ops/mod.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 import { checkOp, gpuTest, randomArray } from "../support/check.ts";
 
@@ -27,6 +27,7 @@ const unaryRefs: [string, (t: Tensor) => Tensor, (v: number) => number][] = [
   ["sigmoid", sigmoid, (v) => 1 / (1 + Math.exp(-v))],
   ["tanh", tanh, Math.tanh],
   ["scale", (t) => scale(t, -2.5), (v) => -2.5 * v],
+  ["softplus", softplus, (v) => Math.log1p(Math.exp(v))],
 ];
 
 for (const [name, op, f] of unaryRefs) {
@@ -47,11 +48,12 @@ for (const [name, op, f] of unaryRefs) {
   }
 }
 
-gpuTest("sigmoid and tanh stay finite for huge inputs", async (e) => {
+gpuTest("sigmoid, tanh and softplus stay finite for huge inputs", async (e) => {
   const x = e.tensor(new Float32Array([-1e4, -90, 90, 1e4]), [4]);
   const s = await sigmoid(x).read();
   const t = await tanh(x).read();
-  if (![...s, ...t].every(Number.isFinite)) throw new Error(`not finite: ${s} ${t}`);
+  const sp = await softplus(x).read();
+  if (![...s, ...t, ...sp].every(Number.isFinite)) throw new Error(`not finite: ${s} ${t} ${sp}`);
 });
 
 const binaryRefs: [string, (a: Tensor, b: Tensor) => Tensor, (a: number, b: number) => number][] = [

@@ -34,7 +34,7 @@ export function dispatchFlat(
   }
 }
 
-const UNARY = { relu: 0, gelu: 1, sigmoid: 2, tanh: 3, scale: 4 } as const;
+const UNARY = { relu: 0, gelu: 1, sigmoid: 2, tanh: 3, scale: 4, softplus: 5 } as const;
 type UnaryOp = keyof typeof UNARY;
 
 function unary(op: UnaryOp, x: Tensor, alpha = 0): Tensor {
@@ -68,6 +68,8 @@ export const gelu = (x: Tensor) => unary("gelu", x);
 export const sigmoid = (x: Tensor) => unary("sigmoid", x);
 export const tanh = (x: Tensor) => unary("tanh", x);
 export const scale = (x: Tensor, alpha: number) => unary("scale", x, alpha);
+/** log(1 + eˣ), computed without overflow. */
+export const softplus = (x: Tensor) => unary("softplus", x);
 
 const BINARY = { add: 0, sub: 1, mul: 2 } as const;
 
