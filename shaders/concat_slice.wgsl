@@ -1,0 +1,25 @@
+// Copies a block between two tensors viewed as [outer, axis, inner] (slice, concat and their
+// backward): for each outer row o < p.rows, `run` consecutive elements move from
+// src[o · src_row + src_off ...] to dst[o · dst_row + dst_off ...]. Offsets are in elements of the
+// bound windows, which hold whole outer rows. A thread owns one position k of the run and walks a
+// chunk of chunk_rows rows. Elements move as raw 32-bit words, so every dtype works.
+struct Params {
+  rows: u32, run: u32, chunk_rows: u32, src_row: u32, src_off: u32, dst_row: u32, dst_off: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+
+const WG: u32 = 64u;
+
+// Grid: x, y over blocks of WG run positions; z over row chunks.
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let k = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (k >= p.run) { return; }
+  let r1 = min((wid.z + 1u) * p.chunk_rows, p.rows);
+  for (var o = wid.z * p.chunk_rows; o < r1; o++) {
+    dst[o * p.dst_row + p.dst_off + k] = src[o * p.src_row + p.src_off + k];
+  }
+}

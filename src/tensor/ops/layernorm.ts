@@ -1,0 +1,152 @@
+/** Layer normalisation over the last axis, with deterministic parameter gradients. */
+import shader from "../../../shaders/layernorm.wgsl" with { type: "text" };
+import type { Engine } from "../engine.ts";
+import { assertDType, groupsFor, params, type RowWindow, rowWindows } from "../kernel.ts";
+import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
+import { columnChunks, finishColumnSums } from "./reduce.ts";
+import { columnChunkGrid } from "./windowed.ts";
+
+const WG = 64;
+/**
+ * At most 8 threads share a row: on a GPU 8 lanes still read whole 32-byte sectors, and each tree
+ * level is a barrier, which software rasterisers (llvmpipe) pay dearly for: 8 is about 3× faster
+ * there than 64 at D = 256.
+ */
+const MAX_THREADS_PER_ROW = 8;
+
+/** Threads per row: about four elements each, a power of two up to MAX_THREADS_PER_ROW. */
+function threadsPerRow(cols: number): number {
+  let tpr = 1;
+  while (tpr < MAX_THREADS_PER_ROW && tpr * 4 < cols) tpr *= 2;
+  return tpr;
+}
+
+function checkShapes(x: Tensor, gamma: Tensor, beta: Tensor): number {
+  for (const t of [x, gamma, beta]) assertDType("layerNorm", t, "f32");
+  const cols = x.rank === 0 ? 0 : x.shape[x.rank - 1];
+  for (const [what, t] of [["gamma", gamma], ["beta", beta]] as const) {
+    if (cols === 0 || t.rank !== 1 || t.shape[0] !== cols) {
+      throw new ShapeError(
+        "layerNorm",
+        `${what} ${shapeString(t.shape)} does not match the last axis of x ${shapeString(x.shape)}`,
+      );
+    }
+  }
+  return cols;
+}
+
+const win = (t: Tensor, w: RowWindow) => ({ alloc: t.storage, offset: w.offset, size: w.size });
+
+/**
+ * (x - mean) / sqrt(var + eps) · gamma + beta over the last axis of x [..., D]; gamma, beta [D].
+ * Backward gives dx, dgamma and dbeta (the latter two summed over rows in a fixed order).
+ */
+export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): Tensor {
+  const cols = checkShapes(x, gamma, beta);
+  const e = x.engine;
+  const rows = x.size / cols;
+  const tpr = threadsPerRow(cols);
+  const rowsPerGroup = WG / tpr;
+  const constants = { TPR: tpr };
+  const windows = rowWindows(e, rows, cols * 4);
+  const y = e.empty(x.shape, "f32", "layerNorm");
+  const mean = e.empty([rows], "f32", "layerNorm mean");
+  const rstd = e.empty([rows], "f32", "layerNorm rstd");
+  for (const w of windows) {
+    e.gpu.dispatch({
+      kernel: "layer norm forward",
+      shader,
+      entry: "forward",
+      constants,
+      params: params(w.rows, cols, { f32: eps }, w.row, 0, 0),
+      bindings: [win(x, w), gamma.storage, beta.storage, win(y, w), mean.storage, rstd.storage],
+      workgroups: groupsFor(e, w.rows, rowsPerGroup),
+    });
+  }
+  const out = e.record({
+    op: "layerNorm",
+    inputs: [x, gamma, beta],
+    output: y,
+    backward: (g) => {
+      let dx: Tensor | null = null;
+      if (x.requiresGrad) {
+        dx = e.empty(x.shape, "f32", "layerNorm dx");
+        for (const w of windows) {
+          e.gpu.dispatch({
+            kernel: "layer norm backward",
+            shader,
+            entry: "backward_x",
+            constants,
+            params: params(w.rows, cols, { f32: eps }, w.row, 0, 0),
+            bindings: [
+              win(x, w),
+              gamma.storage,
+              null,
+              null,
+              mean.storage,
+              rstd.storage,
+              win(g, w),
+              win(dx, w),
+            ],
+            workgroups: groupsFor(e, w.rows, rowsPerGroup),
+          });
+        }
+      }
+      const [dgamma, dbeta] = gamma.requiresGrad || beta.requiresGrad
+        ? parameterGrads(e, x, g, mean, rstd, rows, cols, gamma.requiresGrad, beta.requiresGrad)
+        : [null, null];
+      return [dx, dgamma, dbeta];
+    },
+  });
+  // Only backward reads the statistics.
+  if (!out.requiresGrad) {
+    mean.dispose();
+    rstd.dispose();
+  }
+  return out;
+}
+
+/** dgamma = Σ_rows g · x̂ and dbeta = Σ_rows g, through partial sums per chunk of rows. */
+function parameterGrads(
+  e: Engine,
+  x: Tensor,
+  g: Tensor,
+  mean: Tensor,
+  rstd: Tensor,
+  rows: number,
+  cols: number,
+  wantGamma: boolean,
+  wantBeta: boolean,
+): [Tensor | null, Tensor | null] {
+  const plan = columnChunks(e, rows, cols);
+  const partials = e.empty([plan.chunks, 2 * cols], "f32", "layerNorm partials");
+  for (const w of plan.windows) {
+    e.gpu.dispatch({
+      kernel: "layer norm parameter partials",
+      shader,
+      entry: "param_partials",
+      params: params(w.rows, cols, 0, w.row, plan.chunkRows, w.chunk0),
+      bindings: [
+        win(x, w),
+        null,
+        null,
+        null,
+        mean.storage,
+        rstd.storage,
+        win(g, w),
+        null,
+        partials.storage,
+      ],
+      workgroups: columnChunkGrid(e, cols, w.rows, plan.chunkRows),
+    });
+  }
+  const finish = (offset: number, name: string) => {
+    const out = e.empty([cols], "f32", name);
+    finishColumnSums(partials, plan.chunks, cols, 2 * cols, offset, out);
+    return out;
+  };
+  const dgamma = wantGamma ? finish(0, "layerNorm dgamma") : null;
+  const dbeta = wantBeta ? finish(cols, "layerNorm dbeta") : null;
+  partials.dispose();
+  return [dgamma, dbeta];
+}

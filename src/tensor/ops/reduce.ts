@@ -1,0 +1,222 @@
+/**
+ * Deterministic reductions: sums and means over everything or the last axis (multi-pass trees
+ * in workgroup memory), column sums over the leading axes (two-stage partial sums). No atomics:
+ * every sum has a fixed order, so results are bit-identical run to run.
+ */
+import reduceShader from "../../../shaders/reduce.wgsl" with { type: "text" };
+import columnShader from "../../../shaders/column_sum.wgsl" with { type: "text" };
+import broadcastShader from "../../../shaders/broadcast.wgsl" with { type: "text" };
+import type { Engine } from "../engine.ts";
+import { assertDType, groupsFor, params, type RowWindow, rowWindows } from "../kernel.ts";
+import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
+import { columnChunkGrid, dispatchWindowed } from "./windowed.ts";
+
+const WG = 256;
+const ITEMS = 256;
+
+/** Threads per row segment: enough to cover `cols` at ITEMS each, a power of two up to WG. */
+function segmentFor(cols: number): number {
+  let seg = 1;
+  while (seg < WG && seg * ITEMS < cols) seg *= 2;
+  return seg;
+}
+
+function blocksFor(cols: number): number {
+  return Math.ceil(cols / (segmentFor(cols) * ITEMS));
+}
+
+/** One dispatch of a row pass: `rows` rows of `cols` in a binding window, results from out0. */
+interface Launch {
+  rows: number;
+  cols: number;
+  offset: number;
+  size: number;
+  out0: number;
+}
+
+/**
+ * Reduces rows until each of `results` rows is one value, written to `out` scaled by `scale`.
+ * The first pass follows `first`; later passes read the partials of the pass before.
+ */
+function reduceRows(
+  e: Engine,
+  x: Tensor,
+  first: Launch[],
+  results: number,
+  out: Tensor,
+  scale: number,
+) {
+  let src = x;
+  let launches = first;
+  for (;;) {
+    const partials = launches.reduce((n, l) => n + l.rows * blocksFor(l.cols), 0);
+    const final = partials === results;
+    const dst = final ? out : e.empty([partials], "f32", "sum partials");
+    for (const l of launches) rowPass(e, src, l, dst, final ? scale : 1);
+    if (src !== x) src.dispose();
+    if (final) return;
+    src = dst;
+    const cols = partials / results;
+    launches = [{ rows: results, cols, offset: 0, size: partials * 4, out0: 0 }];
+  }
+}
+
+function rowPass(e: Engine, src: Tensor, l: Launch, dst: Tensor, scale: number): void {
+  const seg = segmentFor(l.cols);
+  const blocks = blocksFor(l.cols);
+  e.gpu.dispatch({
+    kernel: "sum rows",
+    shader: reduceShader,
+    constants: { SEG: seg, ITEMS },
+    params: params(l.rows, l.cols, blocks, l.out0, { f32: scale }),
+    bindings: [{ alloc: src.storage, offset: l.offset, size: l.size }, dst.storage],
+    workgroups: groupsFor(e, l.rows * blocks, WG / seg),
+  });
+}
+
+/** First-pass launches of a full reduction: each binding window is one row. */
+function flatLaunches(e: Engine, n: number): Launch[] {
+  let out0 = 0;
+  return rowWindows(e, n, 4).map((w) => {
+    const l = { rows: 1, cols: w.rows, offset: w.offset, size: w.size, out0 };
+    out0 += blocksFor(w.rows);
+    return l;
+  });
+}
+
+/** First-pass launches of a last-axis reduction: windows of whole rows. */
+function rowLaunches(e: Engine, rows: number, cols: number): Launch[] {
+  const blocks = blocksFor(cols);
+  return rowWindows(e, rows, cols * 4).map((w) => ({
+    rows: w.rows,
+    cols,
+    offset: w.offset,
+    size: w.size,
+    out0: w.row * blocks,
+  }));
+}
+
+/** dx = g broadcast back: element i reads g[(i / inner) % outer] · scale. */
+function broadcast(g: Tensor, like: Tensor, inner: number, outer: number, scale: number): Tensor {
+  const e = g.engine;
+  const dx = e.empty(like.shape, "f32", "sum backward");
+  const k = { kernel: "sum backward", shader: broadcastShader, entry: "main" };
+  dispatchWindowed(e, k, like.size, [dx], [g], [inner, outer, { f32: scale }]);
+  return dx;
+}
+
+function reduce(op: string, x: Tensor, axis: -1 | undefined, average: boolean): Tensor {
+  assertDType(op, x, "f32");
+  if (axis !== undefined && axis !== -1) {
+    throw new ShapeError(op, `axis must be -1 or omitted, got ${axis} for ${shapeString(x.shape)}`);
+  }
+  const e = x.engine;
+  const lastAxis = axis === -1 && x.rank > 1;
+  const cols = lastAxis ? x.shape[x.rank - 1] : x.size;
+  const outShape = lastAxis ? x.shape.slice(0, -1) : [1];
+  if (cols === 0) {
+    if (average) {
+      throw new ShapeError(op, `cannot average an empty axis of ${shapeString(x.shape)}`);
+    }
+    return e.zeros(outShape, "f32", op);
+  }
+  const rows = x.size / cols;
+  const scale = average ? 1 / cols : 1;
+  const out = e.empty(outShape, "f32", op);
+  const first = lastAxis ? rowLaunches(e, rows, cols) : flatLaunches(e, cols);
+  reduceRows(e, x, first, rows, out, scale);
+  return e.record({
+    op,
+    inputs: [x],
+    output: out,
+    backward: (g) => [broadcast(g, x, cols, rows, scale)],
+  });
+}
+
+/** Σ of all elements → [1], or with axis -1 over the last axis: [..., N] → [...] ([N] → [1]). */
+export function sum(x: Tensor, axis?: -1): Tensor {
+  return reduce("sum", x, axis, false);
+}
+
+/** Mean of all elements → [1], or with axis -1 over the last axis: [..., N] → [...]. */
+export function mean(x: Tensor, axis?: -1): Tensor {
+  return reduce("mean", x, axis, true);
+}
+
+/** How a [rows, cols] column reduction is cut into chunks of rows, per binding window. */
+export interface ColumnChunks {
+  chunkRows: number;
+  /** Total chunks (rows of the partials matrix). */
+  chunks: number;
+  windows: (RowWindow & { chunk0: number })[];
+}
+
+/** Partials stay small (≤ 2^18 values unless cols alone is bigger), chunks ≥ 32 rows. */
+export function columnChunks(e: Engine, rows: number, cols: number): ColumnChunks {
+  const target = Math.max(1, Math.min(Math.ceil(rows / 32), Math.floor(2 ** 18 / cols), 1024));
+  const chunkRows = Math.max(1, Math.ceil(rows / target));
+  let chunk0 = 0;
+  const windows = rowWindows(e, rows, cols * 4).map((w) => {
+    const win = { ...w, chunk0 };
+    chunk0 += Math.ceil(w.rows / chunkRows);
+    return win;
+  });
+  return { chunkRows, chunks: chunk0, windows };
+}
+
+/**
+ * out[c] = Σ over chunks k (in order) of partials[k · stride + offset + c], c < cols: the shared
+ * second stage of every column reduction.
+ */
+export function finishColumnSums(
+  partials: Tensor,
+  chunks: number,
+  cols: number,
+  stride: number,
+  offset: number,
+  out: Tensor,
+): void {
+  const e = partials.engine;
+  e.gpu.dispatch({
+    kernel: "column sums finish",
+    shader: columnShader,
+    entry: "finish",
+    params: params(chunks, cols, 0, 0, stride, offset),
+    bindings: [null, partials.storage, out.storage],
+    workgroups: groupsFor(e, cols, 64),
+  });
+}
+
+/** Sums over every axis but the last: [..., N] → [N] (a bias gradient). */
+export function columnSums(x: Tensor): Tensor {
+  assertDType("columnSums", x, "f32");
+  if (x.rank === 0) throw new ShapeError("columnSums", "needs at least one axis, got a scalar");
+  const e = x.engine;
+  const cols = x.shape[x.rank - 1];
+  const rows = cols === 0 ? 0 : x.size / cols;
+  const out = rows === 0
+    ? e.zeros([cols], "f32", "column sums")
+    : e.empty([cols], "f32", "column sums");
+  if (rows > 0) {
+    const plan = columnChunks(e, rows, cols);
+    const partials = e.empty([plan.chunks, cols], "f32", "column partials");
+    for (const w of plan.windows) {
+      e.gpu.dispatch({
+        kernel: "column sums partials",
+        shader: columnShader,
+        entry: "partials",
+        params: params(w.rows, cols, plan.chunkRows, w.chunk0, 0, 0),
+        bindings: [{ alloc: x.storage, offset: w.offset, size: w.size }, partials.storage],
+        workgroups: columnChunkGrid(e, cols, w.rows, plan.chunkRows),
+      });
+    }
+    finishColumnSums(partials, plan.chunks, cols, cols, 0, out);
+    partials.dispose();
+  }
+  return e.record({
+    op: "columnSums",
+    inputs: [x],
+    output: out,
+    backward: (g) => [broadcast(g, x, 1, cols, 1)],
+  });
+}
