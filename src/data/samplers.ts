@@ -88,8 +88,12 @@ export interface NegativeSampler {
   readonly kind: SamplerKind;
   /** Negatives per row (per position), or for the whole batch when shared. */
   readonly k: number;
-  /** Ids in 1..items: [rows·k] row-major, or [k] when shared across the batch. */
-  sample(rows: number): Int32Array;
+  /**
+   * Ids in 1..items: [rows·k] row-major, or [k] when shared across the batch. With `seed` the
+   * draw is a pure function of it (training passes a per-step seed so a resumed run replays the
+   * same negatives); without, the sampler's own stream continues.
+   */
+  sample(rows: number, seed?: number): Int32Array;
   /** The logical shape of `sample(rows)`: [rows, k] or [k]. */
   shape(rows: number): number[];
 }
@@ -124,8 +128,8 @@ export class UniformSampler implements NegativeSampler {
     this.random = seededRandom(seed);
   }
 
-  sample(rows: number): Int32Array {
-    return uniformIds(rows * this.k, this.items, this.random);
+  sample(rows: number, seed?: number): Int32Array {
+    return uniformIds(rows * this.k, this.items, streamFor(this.random, seed));
   }
 
   shape(rows: number): number[] {
@@ -141,8 +145,8 @@ export class SharedSampler implements NegativeSampler {
     this.random = seededRandom(seed);
   }
 
-  sample(_rows: number): Int32Array {
-    return uniformIds(this.k, this.items, this.random);
+  sample(_rows: number, seed?: number): Int32Array {
+    return uniformIds(this.k, this.items, streamFor(this.random, seed));
   }
 
   shape(_rows: number): number[] {
@@ -167,9 +171,10 @@ export class PopularitySampler implements NegativeSampler {
     this.random = seededRandom(seed);
   }
 
-  sample(rows: number): Int32Array {
+  sample(rows: number, seed?: number): Int32Array {
+    const random = streamFor(this.random, seed);
     const out = new Int32Array(rows * this.k);
-    for (let i = 0; i < out.length; i++) out[i] = drawAlias(this.table, this.random) + 1;
+    for (let i = 0; i < out.length; i++) out[i] = drawAlias(this.table, random) + 1;
     return out;
   }
 
@@ -194,4 +199,8 @@ export function uniformIds(n: number, items: number, random: () => number): Int3
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) out[i] = 1 + Math.floor(random() * items);
   return out;
+}
+
+function streamFor(own: () => number, seed?: number): () => number {
+  return seed === undefined ? own : seededRandom(seed);
 }

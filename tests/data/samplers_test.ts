@@ -122,3 +122,13 @@ Deno.test("popularity sampler: ∝ count^alpha; alpha 0 is uniform; unseen items
   assert.ok(chiSquare(histogram(ids, items + 1), expected, ids.length) < bound(items - 1));
   assert.throws(() => makeSampler({ kind: "popularity", items, k: 1, seed: 0 }), /counts/);
 });
+
+Deno.test("a seeded draw is a pure function of its seed", () => {
+  for (const kind of ["uniform", "shared", "popularity"] as const) {
+    const s = makeSampler({ kind, items: 50, k: 7, seed: 1, counts: new Float64Array(51).fill(2) });
+    const a = s.sample(3, 42);
+    s.sample(3);
+    assert.deepEqual(s.sample(3, 42), a, kind);
+    assert.notDeepEqual(s.sample(3, 43), a, kind);
+  }
+});
