@@ -43,6 +43,8 @@ export interface AcquiredDevice {
   /** One line naming the adapter, e.g. "llvmpipe (LLVM 15.0.6, 256 bits) [fallback]". */
   adapterName: string;
   hasTimestamps: boolean;
+  /** A CPU implementation (llvmpipe, lavapipe, SwiftShader): its memory is system memory. */
+  isSoftware: boolean;
 }
 
 export interface AcquireOptions {
@@ -77,7 +79,8 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<Acquired
   const hasTimestamps = (opts.timestamps ?? true) && adapter.features.has("timestamp-query");
   const requiredFeatures: GPUFeatureName[] = hasTimestamps ? ["timestamp-query"] : [];
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-  return { device, limits, adapterName, hasTimestamps };
+  const isSoftware = info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(adapterName);
+  return { device, limits, adapterName, hasTimestamps, isSoftware };
 }
 
 function describeAdapter(info: GPUAdapterInfo): string {

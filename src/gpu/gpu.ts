@@ -39,7 +39,7 @@ export interface Dispatch {
 }
 
 export interface GpuOptions extends AcquireOptions {
-  /** Bytes the allocator may reserve; defaults to the adapter's maxBufferSize × 4. */
+  /** Bytes the allocator may reserve; defaults to `defaultMemoryLimit`. */
   memoryLimit?: number;
   /** Time every dispatch with timestamp queries (adapter permitting). */
   profile?: boolean;
@@ -88,7 +88,7 @@ export class Gpu {
 
   static async create(opts: GpuOptions = {}): Promise<Gpu> {
     const acquired = await acquireDevice({ ...opts, timestamps: opts.profile ?? false });
-    const limit = opts.memoryLimit ?? acquired.limits.maxBufferSize * 4;
+    const limit = opts.memoryLimit ?? defaultMemoryLimit(acquired.isSoftware);
     return new Gpu(
       acquired.device,
       acquired.limits,
@@ -282,6 +282,14 @@ export class Gpu {
       this.pass = null;
     }
   }
+}
+
+/**
+ * WebGPU does not report device memory. A software adapter allocates system memory, so its budget
+ * is 75% of RAM; for a hardware adapter the budget is 8 GiB unless the caller sets one.
+ */
+export function defaultMemoryLimit(isSoftware: boolean): number {
+  return isSoftware ? Math.floor(Deno.systemMemoryInfo().total * 0.75) : 8 * 1024 ** 3;
 }
 
 /** Splits a grid of `groups` workgroups into x × y under the per-dimension limit. */

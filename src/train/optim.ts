@@ -80,6 +80,15 @@ export class Adam {
     }
   }
 
+  /** Frees the moments (the parameters belong to the model). */
+  dispose(): void {
+    for (const { m, v } of this.moments.values()) {
+      m.dispose();
+      v.dispose();
+    }
+    this.moments.clear();
+  }
+
   zeroGrad(): void {
     for (const p of this.params) p.zeroGrad();
   }
