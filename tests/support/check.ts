@@ -6,6 +6,7 @@
 import { Engine } from "../../src/tensor/engine.ts";
 import "../../src/tensor/ops/mod.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
+import { coalesceSparseGrads, sparseRowsToDense } from "../../src/tensor/ops/embedding.ts";
 
 let shared: Promise<Engine> | null = null;
 
@@ -56,7 +57,10 @@ export function randomInts(n: number, seed: number, lo: number, hi: number): Int
   return out;
 }
 
-/** Largest |a-b| / (atol + rtol·|b|) over all elements; ≤ 1 means close. */
+/** Tolerances for values that must match bit for bit (copies, gathers). */
+export const EXACT = { rtol: 0, atol: 0 };
+
+/** Largest |a-b| / (atol + rtol·|b|) over all elements; ≤ 1 means close (atol = rtol = 0: equal). */
 export function assertClose(
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
@@ -70,7 +74,8 @@ export function assertClose(
   let worst = 0;
   let at = -1;
   for (let i = 0; i < actual.length; i++) {
-    const err = Math.abs(actual[i] - expected[i]) / (atol + rtol * Math.abs(expected[i]));
+    const diff = Math.abs(actual[i] - expected[i]);
+    const err = diff === 0 ? 0 : diff / (atol + rtol * Math.abs(expected[i]));
     if (!(err <= worst)) {
       worst = err;
       at = i;
@@ -137,8 +142,7 @@ export async function checkOp(e: Engine, o: CheckOpOptions): Promise<void> {
     for (let k = 0; k < o.inputs.length; k++) {
       if (!o.inputs[k].grad) continue;
       const t = ts[k];
-      if (!t.grad) throw new Error(`${o.name}: input ${k} got no gradient`);
-      const g = await t.grad.read();
+      const g = await denseGradient(t).read();
       const fd = finiteDifferences(o, xs64, k, w);
       const gAt = fd.indices.map((i) => g[i]);
       assertClose(
@@ -151,6 +155,14 @@ export async function checkOp(e: Engine, o: CheckOpOptions): Promise<void> {
       t.zeroGrad();
     }
   });
+}
+
+/** The input's whole gradient as one dense tensor, whether it came dense, sparse or both. */
+function denseGradient(t: Tensor): Tensor {
+  coalesceSparseGrads(t);
+  if (t.grad) return t.grad;
+  if (t.sparseGrads.length) return sparseRowsToDense(t.sparseGrads[0], t.shape[0]);
+  throw new Error(`input ${t.name} got no gradient`);
 }
 
 function finiteDifferences(o: CheckOpOptions, xs: Float64Array[], k: number, w: Float32Array) {

@@ -25,3 +25,19 @@ export function smallBindingTest(name: string, fn: (e: Engine) => Promise<void>)
     },
   });
 }
+
+/** Runs fn with the shared engine's bindings capped at `bytes`, then restores the real limit. */
+export async function withBindingLimit(
+  e: Engine,
+  bytes: number,
+  fn: () => Promise<void>,
+): Promise<void> {
+  const limits = e.gpu.limits;
+  const saved = limits.maxStorageBufferBindingSize;
+  limits.maxStorageBufferBindingSize = bytes;
+  try {
+    await fn();
+  } finally {
+    limits.maxStorageBufferBindingSize = saved;
+  }
+}

@@ -7,9 +7,9 @@ import {
   sparseRowsToDense,
 } from "../../src/tensor/ops/embedding.ts";
 import { add } from "../../src/tensor/ops/mod.ts";
-import type { Engine } from "../../src/tensor/engine.ts";
-import { ShapeError, type Tensor } from "../../src/tensor/tensor.ts";
-import { checkOp, gpuTest, randomArray, randomInts } from "../support/check.ts";
+import { ShapeError } from "../../src/tensor/tensor.ts";
+import { checkOp, EXACT, gpuTest, randomArray, randomInts } from "../support/check.ts";
+import { withBindingLimit } from "../support/small_bindings.ts";
 
 function lookupRef(table: Float64Array, ids: ArrayLike<number>, cols: number): Float64Array {
   const out = new Float64Array(ids.length * cols);
@@ -18,42 +18,6 @@ function lookupRef(table: Float64Array, ids: ArrayLike<number>, cols: number): F
   }
   return out;
 }
-
-/**
- * checkOp compares `.grad`, but a table's gradient arrives as SparseRows (one set per lookup):
- * expose their merged, densified sum there.
- */
-function exposeDenseGrad(table: Tensor): void {
-  let dense: Tensor | null = null;
-  Object.defineProperty(table, "grad", {
-    get() {
-      const sparse = table.sparseGrads;
-      if (!dense && sparse.length) {
-        const merged = sparse.length > 1 ? mergeSparseRows(sparse) : sparse[0];
-        dense = sparseRowsToDense(merged, table.shape[0]);
-      }
-      return dense;
-    },
-    set(v: Tensor | null) {
-      dense = v;
-    },
-  });
-}
-
-/** Runs fn with storage bindings capped at `bytes`, so that small tensors take windowed paths. */
-async function withBindingLimit(e: Engine, bytes: number, fn: () => Promise<void>): Promise<void> {
-  const limits = e.gpu.limits;
-  const saved = limits.maxStorageBufferBindingSize;
-  limits.maxStorageBufferBindingSize = bytes;
-  try {
-    await fn();
-  } finally {
-    limits.maxStorageBufferBindingSize = saved;
-  }
-}
-
-/** A gather copies bits (assertClose needs a nonzero tolerance to divide by). */
-const EXACT = { rtol: 0, atol: 1e-30 };
 
 const cases: { rows: number; cols: number; idsShape: number[]; idRange: number }[] = [
   { rows: 1, cols: 1, idsShape: [4], idRange: 1 },
@@ -73,10 +37,7 @@ for (const { rows, cols, idsShape, idRange } of cases) {
         { data: randomArray(rows * cols, rows + cols), shape: [rows, cols], grad: true },
         { data: ids, shape: idsShape },
       ],
-      gpu: ([table, idsT]) => {
-        exposeDenseGrad(table);
-        return embedding(table, idsT);
-      },
+      gpu: ([table, idsT]) => embedding(table, idsT),
       ref: ([table]) => lookupRef(table, ids, cols),
       ...EXACT,
     });
@@ -100,10 +61,7 @@ gpuTest("a table looked up twice gets both gradients, merged", async (e) => {
       { data: a, shape: [3, 5] },
       { data: b, shape: [3, 5] },
     ],
-    gpu: ([table, ia, ib]) => {
-      exposeDenseGrad(table);
-      return add(embedding(table, ia), embedding(table, ib));
-    },
+    gpu: ([table, ia, ib]) => add(embedding(table, ia), embedding(table, ib)),
     ref: ([table]) => {
       const ya = lookupRef(table, a, cols);
       const yb = lookupRef(table, b, cols);
@@ -126,10 +84,7 @@ gpuTest(
           { data: randomArray(rows * cols, 12), shape: [rows, cols], grad: true },
           { data: ids, shape: [4, 30] },
         ],
-        gpu: ([table, idsT]) => {
-          exposeDenseGrad(table);
-          return embedding(table, idsT);
-        },
+        gpu: ([table, idsT]) => embedding(table, idsT),
         ref: ([table]) => lookupRef(table, ids, cols),
         ...EXACT,
         maxFdElements: 120,

@@ -6,6 +6,7 @@ import { clipGradNorm } from "../../src/train/clip.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 import { assertClose, gpuTest, randomArray, randomInts } from "../support/check.ts";
+import { withBindingLimit } from "../support/small_bindings.ts";
 
 /** Float64 Adam/AdamW state of one tensor, updated element by element. */
 class AdamRef {
@@ -31,18 +32,6 @@ class AdamRef {
 
 function fullOptions(o: AdamOptions): Required<AdamOptions> {
   return { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false, ...o };
-}
-
-/** Runs fn with storage bindings capped at `bytes`, so that small tensors take windowed paths. */
-async function withBindingLimit(e: Engine, bytes: number, fn: () => Promise<void>): Promise<void> {
-  const limits = e.gpu.limits;
-  const saved = limits.maxStorageBufferBindingSize;
-  limits.maxStorageBufferBindingSize = bytes;
-  try {
-    await fn();
-  } finally {
-    limits.maxStorageBufferBindingSize = saved;
-  }
 }
 
 /** Embedding backward seeded with `seed` [ids.length, cols]: table.sparseGrads gets its rows. */
