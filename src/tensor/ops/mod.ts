@@ -14,3 +14,5 @@ export * from "./dropout.ts";
 export * from "./reduce.ts";
 export * from "./slice.ts";
 export * from "./random.ts";
+export * from "./matmul.ts";
+export * from "./attention.ts";

@@ -1,0 +1,231 @@
+// Causal attention backward, recomputing the probabilities P = exp(q·k·scale − lse) tile by tile
+// (FlashAttention-2 style, without atomics):
+//   delta: Δ_i = dO_i · O_i per query row, stored next to lse_i in stats.
+//   dq:    one invocation per QR query rows walks their keys:  dq_i = scale Σ_j dS_ij k_j.
+//   dkv:   one invocation per KR key rows walks their queries: dv_j = Σ_i P_ij dO_i,
+//          dk_j = scale Σ_i dS_ij q_i, where dS_ij = P_ij (dO_i · v_j − Δ_i).
+// dq, dk and dv must be zero on entry: rows without an allowed key (and masked keys) are never
+// written.
+@group(0) @binding(5) var<storage, read> dout: array<Vec>;
+@group(0) @binding(6) var<storage, read> out: array<Vec>;
+@group(0) @binding(7) var<storage, read> lse: array<f32>;
+// [B, heads, T, 2]: (lse, Δ) per query row.
+@group(0) @binding(8) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dq: array<Vec>;
+@group(0) @binding(10) var<storage, read_write> dk: array<Vec>;
+@group(0) @binding(11) var<storage, read_write> dv: array<Vec>;
+
+// One invocation per (batch, head, query row).
+@compute @workgroup_size(WG)
+fn delta(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let blk = block_of(gid, nwg, 1u, false);
+  if (!blk.valid) { return; }
+  let at = row_offset(blk, blk.row0);
+  var sum = 0.0;
+  for (var d = 0u; d < p.dh / VW; d++) { sum += vdot(dout[at + d], out[at + d]); }
+  let s = stat_index(blk, blk.row0);
+  stats[2u * s] = lse[s];
+  stats[2u * s + 1u] = sum;
+}
+
+struct RowTiles {
+  s: array<array<f32, KC>, QR>,
+  dp: array<array<f32, KC>, QR>,
+}
+
+// s[i][j] = q_i · k_j and dp[i][j] = dO_i · v_j for QR query rows and KC keys; rows past the
+// end and masked keys are not fetched.
+fn row_tiles(
+  qAt: array<u32, QR>,
+  qOk: array<bool, QR>,
+  kAt: array<u32, KC>,
+  kOk: array<bool, KC>,
+) -> RowTiles {
+  var t: RowTiles;
+  for (var d = 0u; d < p.dh / VW; d++) {
+    var qd: array<Vec, QR>;
+    var gd: array<Vec, QR>;
+    var kd: array<Vec, KC>;
+    var vd: array<Vec, KC>;
+    for (var i = 0u; i < QR; i++) {
+      if (qOk[i]) {
+        qd[i] = q[qAt[i] + d];
+        gd[i] = dout[qAt[i] + d];
+      }
+    }
+    for (var j = 0u; j < KC; j++) {
+      if (kOk[j]) {
+        kd[j] = k[kAt[j] + d];
+        vd[j] = v[kAt[j] + d];
+      }
+    }
+    for (var i = 0u; i < QR; i++) {
+      for (var j = 0u; j < KC; j++) {
+        t.s[i][j] += vdot(qd[i], kd[j]);
+        t.dp[i][j] += vdot(gd[i], vd[j]);
+      }
+    }
+  }
+  return t;
+}
+
+@compute @workgroup_size(WG)
+fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let blk = block_of(gid, nwg, QR, true);
+  if (!blk.valid) { return; }
+  var qAt: array<u32, QR>;
+  var qOk: array<bool, QR>;
+  var rowLse: array<f32, QR>;
+  var rowDelta: array<f32, QR>;
+  for (var i = 0u; i < QR; i++) {
+    qAt[i] = row_offset(blk, blk.row0 + i);
+    qOk[i] = blk.row0 + i < p.T;
+    let s = stat_index(blk, blk.row0 + i);
+    rowLse[i] = stats[2u * s];
+    rowDelta[i] = stats[2u * s + 1u];
+  }
+  let keyEnd = min(p.T, blk.row0 + QR);
+  // dq is zero on entry: the first tile that reaches a row need not read it back.
+  var started = false;
+  for (var c0 = 0u; c0 < keyEnd; c0 += KC) {
+    var kAt: array<u32, KC>;
+    var allowed: array<bool, KC>;
+    var any = false;
+    for (var j = 0u; j < KC; j++) {
+      kAt[j] = row_offset(blk, c0 + j);
+      allowed[j] = c0 + j < keyEnd && key_allowed(blk, c0 + j);
+      any = any || allowed[j];
+    }
+    if (!any) { continue; }
+    var t = row_tiles(qAt, qOk, kAt, allowed);
+    // t.s becomes scale · dS.
+    for (var i = 0u; i < QR; i++) {
+      for (var j = 0u; j < KC; j++) {
+        let live = allowed[j] && c0 + j <= blk.row0 + i;
+        let prob = select(0.0, exp(t.s[i][j] * p.scale - rowLse[i]), live);
+        t.s[i][j] = prob * (t.dp[i][j] - rowDelta[i]) * p.scale;
+      }
+    }
+    for (var d = 0u; d < p.dh / VW; d++) {
+      var kd: array<Vec, KC>;
+      for (var j = 0u; j < KC; j++) {
+        if (allowed[j]) { kd[j] = k[kAt[j] + d]; }
+      }
+      for (var i = 0u; i < QR; i++) {
+        if (qOk[i]) {
+          var acc = Vec(0.0);
+          if (started) { acc = dq[qAt[i] + d]; }
+          for (var j = 0u; j < KC; j++) { acc = fma(Vec(t.s[i][j]), kd[j], acc); }
+          dq[qAt[i] + d] = acc;
+        }
+      }
+    }
+    started = true;
+  }
+}
+
+struct KeyTiles {
+  s: array<array<f32, KQ>, KR>,
+  dp: array<array<f32, KQ>, KR>,
+}
+
+// s[j][i] = k_j · q_i and dp[j][i] = v_j · dO_i for KR keys and KQ query rows; masked keys and
+// rows past the end are not fetched.
+fn key_tiles(
+  kAt: array<u32, KR>,
+  kOk: array<bool, KR>,
+  qAt: array<u32, KQ>,
+  qOk: array<bool, KQ>,
+) -> KeyTiles {
+  var t: KeyTiles;
+  for (var d = 0u; d < p.dh / VW; d++) {
+    var kd: array<Vec, KR>;
+    var vd: array<Vec, KR>;
+    var qd: array<Vec, KQ>;
+    var gd: array<Vec, KQ>;
+    for (var j = 0u; j < KR; j++) {
+      if (kOk[j]) {
+        kd[j] = k[kAt[j] + d];
+        vd[j] = v[kAt[j] + d];
+      }
+    }
+    for (var i = 0u; i < KQ; i++) {
+      if (qOk[i]) {
+        qd[i] = q[qAt[i] + d];
+        gd[i] = dout[qAt[i] + d];
+      }
+    }
+    for (var j = 0u; j < KR; j++) {
+      for (var i = 0u; i < KQ; i++) {
+        t.s[j][i] += vdot(kd[j], qd[i]);
+        t.dp[j][i] += vdot(vd[j], gd[i]);
+      }
+    }
+  }
+  return t;
+}
+
+@compute @workgroup_size(WG)
+fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let blk = block_of(gid, nwg, KR, false);
+  if (!blk.valid) { return; }
+  var kAt: array<u32, KR>;
+  var allowed: array<bool, KR>;
+  var any = false;
+  for (var j = 0u; j < KR; j++) {
+    kAt[j] = row_offset(blk, blk.row0 + j);
+    allowed[j] = key_allowed(blk, blk.row0 + j);
+    any = any || allowed[j];
+  }
+  if (!any) { return; }
+  // Queries before the first key of the block see none of its keys.
+  for (var r0 = blk.row0; r0 < p.T; r0 += KQ) {
+    var qAt: array<u32, KQ>;
+    var qOk: array<bool, KQ>;
+    var rowLse: array<f32, KQ>;
+    var rowDelta: array<f32, KQ>;
+    for (var i = 0u; i < KQ; i++) {
+      qAt[i] = row_offset(blk, r0 + i);
+      qOk[i] = r0 + i < p.T;
+      let s = stat_index(blk, r0 + i);
+      rowLse[i] = stats[2u * s];
+      rowDelta[i] = stats[2u * s + 1u];
+    }
+    var t = key_tiles(kAt, allowed, qAt, qOk);
+    // t.s becomes P and t.dp becomes scale · dS.
+    for (var j = 0u; j < KR; j++) {
+      for (var i = 0u; i < KQ; i++) {
+        let live = allowed[j] && qOk[i] && blk.row0 + j <= r0 + i;
+        let prob = select(0.0, exp(t.s[j][i] * p.scale - rowLse[i]), live);
+        t.s[j][i] = prob;
+        t.dp[j][i] = prob * (t.dp[j][i] - rowDelta[i]) * p.scale;
+      }
+    }
+    for (var d = 0u; d < p.dh / VW; d++) {
+      var qd: array<Vec, KQ>;
+      var gd: array<Vec, KQ>;
+      for (var i = 0u; i < KQ; i++) {
+        if (qOk[i]) {
+          qd[i] = q[qAt[i] + d];
+          gd[i] = dout[qAt[i] + d];
+        }
+      }
+      for (var j = 0u; j < KR; j++) {
+        if (allowed[j]) {
+          var accK = Vec(0.0);
+          var accV = Vec(0.0);
+          if (r0 != blk.row0) {
+            accK = dk[kAt[j] + d];
+            accV = dv[kAt[j] + d];
+          }
+          for (var i = 0u; i < KQ; i++) {
+            accK = fma(Vec(t.dp[j][i]), qd[i], accK);
+            accV = fma(Vec(t.s[j][i]), gd[i], accV);
+          }
+          dk[kAt[j] + d] = accK;
+          dv[kAt[j] + d] = accV;
+        }
+      }
+    }
+  }
+}

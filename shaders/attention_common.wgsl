@@ -1,0 +1,84 @@
+// Declarations shared by the causal attention kernels. The TS side builds each shader as
+// element type (attention_scalar.wgsl or attention_vec4.wgsl: Vec, its width VW and vdot) + this
+// file + attention_forward.wgsl or attention_backward.wgsl; the [B, T, D] tensors are arrays of
+// Vec and every loop over a head's dimensions steps VW floats at a time.
+//
+// q, k, v, out and their gradients are [B, T, D] bound as a window of p.batches batches starting
+// at batch p.b0; the key mask [B, T] and the per-row statistics [B, heads, T] are bound whole and
+// indexed with p.b0 added. Head h is the column slice [h·dh, (h+1)·dh) of D.
+//
+// llvmpipe fetches every storage load lane by lane, so loads, not arithmetic, bound the speed: an
+// invocation owns a register tile of QR query rows × KC keys and reuses every loaded value across
+// a row or column of it. No workgroup memory and no barriers: each invocation reads and writes
+// only its own rows, so the results need no atomics and do not depend on scheduling.
+struct Params {
+  batches: u32,
+  T: u32,
+  D: u32,
+  heads: u32,
+  dh: u32,
+  b0: u32,
+  scale: f32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<Vec>;
+@group(0) @binding(2) var<storage, read> k: array<Vec>;
+@group(0) @binding(3) var<storage, read> v: array<Vec>;
+// i32 or u32 [B, T]; nonzero marks a real token. Bound to a stand-in buffer when HAS_MASK is off.
+@group(0) @binding(4) var<storage, read> keyMask: array<u32>;
+
+override HAS_MASK: bool = false;
+
+// 16 × 16 tiles measured fastest on llvmpipe for T = 50 and T = 200 (8 × 8: ~1.3× slower); the
+// register arrays need const sizes, so attention.ts repeats QR and KR.
+const QR: u32 = 16u;
+const KC: u32 = 16u;
+// The dk/dv kernel's tile: KR key rows per invocation, KQ queries per step.
+const KR: u32 = 16u;
+const KQ: u32 = 16u;
+const WG: u32 = 64u;
+// Stands for an empty set of keys: finite, so exp(x − BIG) is 0 and never inf − inf.
+const BIG: f32 = 3.0e38;
+
+// A block is QR query rows (or KR key rows) of one (batch, head). Block-major order keeps the
+// lanes of a SIMD group on blocks that loop over the same number of tiles; with lastFirst the
+// blocks are numbered from the end of the sequence, so that the longest workgroups start first
+// (the last query blocks see the most keys, the first key blocks the most queries).
+struct Block {
+  b: u32,
+  h: u32,
+  row0: u32,
+  valid: bool,
+}
+
+fn block_of(gid: vec3u, nwg: vec3u, rowsPerBlock: u32, lastFirst: bool) -> Block {
+  let item = gid.x + gid.y * nwg.x * WG;
+  let pairs = p.batches * p.heads;
+  let blocks = (p.T + rowsPerBlock - 1u) / rowsPerBlock;
+  var blk: Block;
+  blk.valid = item < blocks * pairs;
+  let pair = item % pairs;
+  blk.b = pair / p.heads;
+  blk.h = pair % p.heads;
+  let block = item / pairs;
+  blk.row0 = select(block, blocks - 1u - block, lastFirst) * rowsPerBlock;
+  return blk;
+}
+
+// Offset in Vec units of element 0 of (b, t, head h) in a [B, T, D] window. Kernels read and
+// write rows past the end (t ≥ T) of a partial tile never.
+fn row_offset(blk: Block, t: u32) -> u32 {
+  return ((blk.b * p.T + t) * p.D + blk.h * p.dh) / VW;
+}
+
+// Index of (b, h, t) in the whole [B, heads, T] statistics; t is clamped because the tiles read
+// the statistics of all their rows, valid or not.
+fn stat_index(blk: Block, t: u32) -> u32 {
+  return ((p.b0 + blk.b) * p.heads + blk.h) * p.T + min(t, p.T - 1u);
+}
+
+fn key_allowed(blk: Block, t: u32) -> bool {
+  if (t >= p.T) { return false; }
+  if (!HAS_MASK) { return true; }
+  return keyMask[(p.b0 + blk.b) * p.T + t] != 0u;
+}

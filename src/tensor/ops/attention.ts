@@ -1,0 +1,218 @@
+/** Fused causal multi-head self-attention with a key-padding mask. */
+import scalarElements from "../../../shaders/attention_scalar.wgsl" with { type: "text" };
+import vec4Elements from "../../../shaders/attention_vec4.wgsl" with { type: "text" };
+import common from "../../../shaders/attention_common.wgsl" with { type: "text" };
+import forwardBody from "../../../shaders/attention_forward.wgsl" with { type: "text" };
+import backwardBody from "../../../shaders/attention_backward.wgsl" with { type: "text" };
+import type { Binding } from "../../gpu/gpu.ts";
+import type { Engine } from "../engine.ts";
+import {
+  assertDType,
+  assertSameShape,
+  groupsFor,
+  params,
+  type RowWindow,
+  rowWindows,
+} from "../kernel.ts";
+import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
+
+/** Each kernel in two element types: vec4 loads when the head dimension allows them. */
+const SHADERS = {
+  scalar: {
+    forward: scalarElements + common + forwardBody,
+    backward: scalarElements + common + backwardBody,
+  },
+  vec4: {
+    forward: vec4Elements + common + forwardBody,
+    backward: vec4Elements + common + backwardBody,
+  },
+};
+
+/** Must match QR, KR and WG in attention_common.wgsl. */
+const QUERY_ROWS = 16;
+const KEY_ROWS = 16;
+const WG = 64;
+
+export interface CausalAttentionOptions {
+  heads: number;
+  /** i32 or u32 [B, T]: nonzero marks a real token, 0 padding. */
+  keyMask?: Tensor;
+}
+
+interface Geometry {
+  batches: number;
+  T: number;
+  D: number;
+  heads: number;
+  headDim: number;
+  shaders: { forward: string; backward: string };
+}
+
+function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: CausalAttentionOptions): Geometry {
+  const op = "causalAttention";
+  for (const t of [q, k, v]) assertDType(op, t, "f32");
+  if (q.rank !== 3) throw new ShapeError(op, `q ${shapeString(q.shape)} is not [B, T, D]`);
+  assertSameShape(op, q, k);
+  assertSameShape(op, q, v);
+  const [batches, T, D] = q.shape;
+  const { heads, keyMask } = opts;
+  if (!Number.isInteger(heads) || heads < 1 || D % heads !== 0) {
+    throw new ShapeError(
+      op,
+      `D = ${D} of ${shapeString(q.shape)} is not divisible by ${heads} heads`,
+    );
+  }
+  if (keyMask) {
+    if (keyMask.dtype === "f32") {
+      throw new ShapeError(op, `keyMask must be i32 or u32, got f32 ${shapeString(keyMask.shape)}`);
+    }
+    if (keyMask.rank !== 2 || keyMask.shape[0] !== batches || keyMask.shape[1] !== T) {
+      throw new ShapeError(
+        op,
+        `keyMask ${shapeString(keyMask.shape)} does not match q ${
+          shapeString(q.shape)
+        } (want [B, T])`,
+      );
+    }
+  }
+  const headDim = D / heads;
+  const shaders = headDim % 4 === 0 ? SHADERS.vec4 : SHADERS.scalar;
+  return { batches, T, D, heads, headDim, shaders };
+}
+
+const win = (t: Tensor, w: RowWindow): Binding => ({
+  alloc: t.storage,
+  offset: w.offset,
+  size: w.size,
+});
+
+/** The uniform parameters of one batch window. */
+function windowParams(g: Geometry, w: RowWindow): ArrayBuffer {
+  return params(w.rows, g.T, g.D, g.heads, g.headDim, w.row, { f32: 1 / Math.sqrt(g.headDim) });
+}
+
+/** Workgroups for one invocation per block of `rowsPerBlock` rows of each (batch, head). */
+function grid(e: Engine, g: Geometry, w: RowWindow, rowsPerBlock: number): [number, number] {
+  return groupsFor(e, w.rows * g.heads * Math.ceil(g.T / rowsPerBlock), WG);
+}
+
+/**
+ * softmax(q_h k_hᵀ / sqrt(D / heads) + causal and key mask) v_h for every head h, concatenated:
+ * q, k, v are f32 [B, T, D] (already projected; head h is the column slice [h·D/heads,
+ * (h+1)·D/heads), as in PyTorch's batch_first nn.MultiheadAttention); the result is [B, T, D].
+ * Query t attends to the keys s ≤ t whose keyMask[b, s] is nonzero. A query with no such key
+ * (with left padding: exactly the padded queries) outputs zeros and passes no gradient.
+ *
+ * Fused: the forward keeps only the per-row log-sum-exp [B, heads, T]; the backward recomputes
+ * the probabilities. Deterministic (no atomics).
+ */
+export function causalAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: CausalAttentionOptions,
+): Tensor {
+  const g = checkInputs(q, k, v, opts);
+  const e = q.engine;
+  const mask = opts.keyMask;
+  const constants = { HAS_MASK: mask ? 1 : 0 };
+  // Empty tensors need no kernel (and a vec4 binding cannot be smaller than one vec4).
+  const windows = q.size > 0 ? rowWindows(e, g.batches, g.T * g.D * 4) : [];
+  const out = e.zeros(q.shape, "f32", "attention");
+  const lse = e.empty([g.batches, g.heads, g.T], "f32", "attention lse");
+  for (const w of windows) {
+    e.gpu.dispatch({
+      kernel: "causal attention forward",
+      shader: g.shaders.forward,
+      entry: "forward",
+      constants,
+      params: windowParams(g, w),
+      bindings: [
+        win(q, w),
+        win(k, w),
+        win(v, w),
+        mask ? mask.storage : win(q, w),
+        win(out, w),
+        lse.storage,
+      ],
+      workgroups: grid(e, g, w, QUERY_ROWS),
+    });
+  }
+  e.record({
+    op: "causalAttention",
+    inputs: [q, k, v],
+    output: out,
+    backward: (dout) => {
+      const grads = attentionBackward(g, windows, q, k, v, mask, out, lse, dout);
+      lse.dispose();
+      return grads;
+    },
+  });
+  if (!out.requiresGrad) lse.dispose();
+  return out;
+}
+
+function attentionBackward(
+  g: Geometry,
+  windows: RowWindow[],
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor | undefined,
+  out: Tensor,
+  lse: Tensor,
+  dout: Tensor,
+): [Tensor | null, Tensor | null, Tensor | null] {
+  const e = q.engine;
+  const constants = { HAS_MASK: mask ? 1 : 0 };
+  const stats = e.empty([g.batches, g.heads, g.T, 2], "f32", "attention stats");
+  const wantQ = q.requiresGrad;
+  const wantKV = k.requiresGrad || v.requiresGrad;
+  const dq = wantQ ? e.zeros(q.shape, "f32", "attention dq") : null;
+  const dk = wantKV ? e.zeros(q.shape, "f32", "attention dk") : null;
+  const dv = wantKV ? e.zeros(q.shape, "f32", "attention dv") : null;
+  for (const w of windows) {
+    const inputs = [win(q, w), win(k, w), win(v, w), mask ? mask.storage : win(q, w)];
+    const dispatch = (entry: string, rowsPerBlock: number, bindings: (Binding | null)[]) =>
+      e.gpu.dispatch({
+        kernel: `causal attention backward ${entry}`,
+        shader: g.shaders.backward,
+        entry,
+        constants,
+        params: windowParams(g, w),
+        bindings,
+        workgroups: grid(e, g, w, rowsPerBlock),
+      });
+    const gradOut = win(dout, w);
+    dispatch("delta", 1, [
+      null,
+      null,
+      null,
+      null,
+      gradOut,
+      win(out, w),
+      lse.storage,
+      stats.storage,
+    ]);
+    if (dq) {
+      dispatch("dq_rows", QUERY_ROWS, [...inputs, gradOut, null, null, stats.storage, win(dq, w)]);
+    }
+    if (dk && dv) {
+      dispatch("dkv_rows", KEY_ROWS, [
+        ...inputs,
+        gradOut,
+        null,
+        null,
+        stats.storage,
+        null,
+        win(dk, w),
+        win(dv, w),
+      ]);
+    }
+  }
+  stats.dispose();
+  // dk and dv come from one kernel; a gradient nobody asked for is freed here.
+  if (!k.requiresGrad) dk?.dispose();
+  if (!v.requiresGrad) dv?.dispose();
+  return [dq, k.requiresGrad ? dk : null, v.requiresGrad ? dv : null];
+}
