@@ -48,7 +48,9 @@ export class Engine {
     t.assertAlive("alias");
     if (numel(shape) !== t.size) {
       throw new Error(
-        `reshape: cannot view ${shapeString(t.shape)} (${t.size} elements) as ${shapeString(shape)}`,
+        `reshape: cannot view ${shapeString(t.shape)} (${t.size} elements) as ${
+          shapeString(shape)
+        }`,
       );
     }
     t.storage.refs++;

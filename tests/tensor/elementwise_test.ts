@@ -1,4 +1,14 @@
-import { add, gelu, mul, relu, scale, sigmoid, softplus, sub, tanh } from "../../src/tensor/ops/mod.ts";
+import {
+  add,
+  gelu,
+  mul,
+  relu,
+  scale,
+  sigmoid,
+  softplus,
+  sub,
+  tanh,
+} from "../../src/tensor/ops/mod.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 import { checkOp, gpuTest, randomArray } from "../support/check.ts";
 

@@ -1,0 +1,111 @@
+/**
+ * SASRec (Kang & McAuley 2018) with tied item embeddings: item + learned position embeddings →
+ * pre-LN transformer blocks → final layer norm. Item 0 is padding: its row is never a target,
+ * and padded positions are masked out of attention.
+ */
+import type { Engine } from "../tensor/engine.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import { add } from "../tensor/ops/elementwise.ts";
+import { embedding } from "../tensor/ops/embedding.ts";
+import { gatherRows } from "../tensor/ops/gather.ts";
+import { matmul } from "../tensor/ops/matmul.ts";
+import { reshape } from "../tensor/ops/shape.ts";
+import type { EvalBatch } from "../data/batches.ts";
+import type { Scorer } from "../train/evaluate.ts";
+import { normalInit, seededRandom } from "../nn/init.ts";
+import { LayerNorm } from "../nn/layernorm.ts";
+import { EVAL, type ForwardContext, Module } from "../nn/module.ts";
+import { TransformerBlock } from "../nn/transformer.ts";
+
+export interface SasRecConfig {
+  /** Number of real items; ids run 1..items, 0 is padding. */
+  items: number;
+  maxLen: number;
+  dim: number;
+  blocks: number;
+  heads: number;
+  dropout: number;
+  seed: number;
+}
+
+export class SasRec extends Module implements Scorer {
+  readonly itemEmbedding: Tensor;
+  readonly positionEmbedding: Tensor;
+  readonly blocks: TransformerBlock[];
+  readonly finalNorm: LayerNorm;
+
+  constructor(readonly engine: Engine, readonly config: SasRecConfig) {
+    super();
+    const { items, maxLen, dim } = config;
+    const random = seededRandom(config.seed);
+    const table = normalInit((items + 1) * dim, 1 / Math.sqrt(dim), random);
+    table.fill(0, 0, dim);
+    this.itemEmbedding = engine.parameter(table, [items + 1, dim], "item_embedding");
+    this.positionEmbedding = engine.parameter(
+      normalInit(maxLen * dim, 1 / Math.sqrt(dim), random),
+      [maxLen, dim],
+      "position_embedding",
+    );
+    this.blocks = Array.from({ length: config.blocks }, (_, i) =>
+      new TransformerBlock(
+        engine,
+        { dim, heads: config.heads, hidden: dim, dropout: config.dropout },
+        random,
+        `blocks.${i}`,
+      ));
+    this.finalNorm = new LayerNorm(engine, dim, "final_norm");
+    this.params = {
+      item_embedding: this.itemEmbedding,
+      position_embedding: this.positionEmbedding,
+    };
+    this.children = { final_norm: this.finalNorm };
+    this.blocks.forEach((b, i) => (this.children[`blocks.${i}`] = b));
+  }
+
+  get items(): number {
+    return this.config.items;
+  }
+
+  get seqLen(): number {
+    return this.config.maxLen;
+  }
+
+  /** Scores of every item after each history: last hidden state · item table. */
+  score(batch: EvalBatch): Tensor {
+    const e = this.engine;
+    const { dim, maxLen } = this.config;
+    const ids = e.tensor(batch.inputs, [batch.batch, maxLen], "i32", "eval histories");
+    const h = reshape(this.forward(ids, EVAL), [batch.batch * maxLen, dim]);
+    const last = Int32Array.from({ length: batch.batch }, (_, u) => u * maxLen + maxLen - 1);
+    return matmul(gatherRows(h, last), this.itemEmbedding, { transB: true });
+  }
+
+  /**
+   * ids: i32 [B, L] left-padded with 0 (host copy kept), L ≤ maxLen. Returns hidden states
+   * [B, L, dim]. A batch may drop leading columns that are padding in every row: the positions
+   * count from the right (the last column is always position maxLen − 1), and padded keys are
+   * masked, so the result equals that of the full-length batch.
+   */
+  forward(ids: Tensor, ctx: ForwardContext): Tensor {
+    const [batch, len] = ids.shape;
+    const { maxLen } = this.config;
+    if (len > maxLen) {
+      throw new RangeError(`sequence length ${len} exceeds the model's maxLen ${maxLen}`);
+    }
+    const host = ids.host as Int32Array;
+    const positions = new Int32Array(batch * len);
+    const mask = new Int32Array(batch * len);
+    for (let i = 0; i < host.length; i++) {
+      positions[i] = maxLen - len + (i % len);
+      mask[i] = host[i] !== 0 ? 1 : 0;
+    }
+    const e = this.engine;
+    const keyMask = e.tensor(mask, [batch, len], "i32", "key mask");
+    let x = add(
+      embedding(this.itemEmbedding, ids),
+      embedding(this.positionEmbedding, e.tensor(positions, [batch, len], "i32", "positions")),
+    );
+    for (const block of this.blocks) x = block.forward(x, ctx, keyMask);
+    return this.finalNorm.forward(x);
+  }
+}

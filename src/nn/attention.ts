@@ -1,0 +1,40 @@
+/** Causal multi-head self-attention with separate q, k, v projections and an output projection. */
+import type { Engine } from "../tensor/engine.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import { causalAttention } from "../tensor/ops/attention.ts";
+import { Linear } from "./linear.ts";
+import { Module } from "./module.ts";
+
+export class SelfAttention extends Module {
+  readonly q: Linear;
+  readonly k: Linear;
+  readonly v: Linear;
+  readonly out: Linear;
+
+  constructor(
+    engine: Engine,
+    readonly dim: number,
+    readonly heads: number,
+    random: () => number,
+    name = "attn",
+  ) {
+    super();
+    if (dim % heads !== 0) {
+      throw new RangeError(`${name}: dim ${dim} is not divisible by ${heads} heads`);
+    }
+    this.q = new Linear(engine, dim, dim, random, { name: `${name}.q` });
+    this.k = new Linear(engine, dim, dim, random, { name: `${name}.k` });
+    this.v = new Linear(engine, dim, dim, random, { name: `${name}.v` });
+    this.out = new Linear(engine, dim, dim, random, { name: `${name}.out` });
+    this.children = { q: this.q, k: this.k, v: this.v, out: this.out };
+  }
+
+  /** x [B, T, dim]; keyMask [B, T] (nonzero = real item, 0 = padding). */
+  forward(x: Tensor, keyMask?: Tensor): Tensor {
+    const a = causalAttention(this.q.forward(x), this.k.forward(x), this.v.forward(x), {
+      heads: this.heads,
+      keyMask,
+    });
+    return this.out.forward(a);
+  }
+}

@@ -1,0 +1,45 @@
+/** y = x·Wᵀ + b with W stored [out, in] as in PyTorch. */
+import type { Engine } from "../tensor/engine.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import { addBias } from "../tensor/ops/bias.ts";
+import { matmul } from "../tensor/ops/matmul.ts";
+import { uniformInit } from "./init.ts";
+import { Module } from "./module.ts";
+
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+
+  constructor(
+    engine: Engine,
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    random: () => number,
+    opts: { bias?: boolean; name?: string } = {},
+  ) {
+    super();
+    // PyTorch's default: U(±1/√in) for both weight and bias.
+    const bound = 1 / Math.sqrt(inFeatures);
+    const name = opts.name ?? "linear";
+    this.weight = engine.parameter(
+      uniformInit(inFeatures * outFeatures, bound, random),
+      [outFeatures, inFeatures],
+      `${name}.weight`,
+    );
+    this.params.weight = this.weight;
+    this.bias = null;
+    if (opts.bias ?? true) {
+      this.bias = engine.parameter(
+        uniformInit(outFeatures, bound, random),
+        [outFeatures],
+        `${name}.bias`,
+      );
+      this.params.bias = this.bias;
+    }
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = matmul(x, this.weight, { transB: true });
+    return this.bias ? addBias(y, this.bias) : y;
+  }
+}

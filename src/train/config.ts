@@ -1,0 +1,311 @@
+/** Training configuration: every flag of `deno task train`, its default and its help text. */
+import { parseArgs } from "node:util";
+import { LOSS_KINDS, type LossKind } from "../loss/losses.ts";
+import { parseBytes } from "../gpu/allocator.ts";
+
+export interface TrainConfig {
+  data: string | null;
+  format: "auto" | "csv" | "seq";
+  catalog: string;
+  userCol: string | null;
+  itemCol: string | null;
+  timeCol: string | null;
+  ratingCol: string | null;
+  minRating: number | null;
+  kCore: number;
+  split: "loo" | "temporal";
+  loss: LossKind;
+  negatives: number;
+  sampler: "uniform" | "shared" | "popularity";
+  alpha: number;
+  logQ: boolean;
+  gbceT: number;
+  batchSize: number;
+  seqLen: number;
+  epochs: number;
+  lr: number;
+  weightDecay: number;
+  clip: number;
+  dim: number;
+  blocks: number;
+  heads: number;
+  dropout: number;
+  seed: number;
+  patience: number;
+  evalEvery: number;
+  evalUsers: number;
+  keepSeen: boolean;
+  out: string;
+  name: string | null;
+  resume: string | null;
+  memoryLimit: number | null;
+  json: boolean;
+}
+
+interface FlagSpec {
+  key: keyof TrainConfig;
+  type: "string" | "number" | "boolean";
+  help: string;
+  choices?: readonly string[];
+}
+
+export const DEFAULTS: TrainConfig = {
+  data: null,
+  format: "auto",
+  catalog: "small",
+  userCol: null,
+  itemCol: null,
+  timeCol: null,
+  ratingCol: null,
+  minRating: null,
+  kCore: 0,
+  split: "loo",
+  loss: "ce",
+  negatives: 256,
+  sampler: "uniform",
+  alpha: 1,
+  logQ: false,
+  gbceT: 0.75,
+  batchSize: 128,
+  seqLen: 50,
+  epochs: 10,
+  lr: 1e-3,
+  weightDecay: 0,
+  clip: 0,
+  dim: 64,
+  blocks: 2,
+  heads: 1,
+  dropout: 0.3,
+  seed: 0,
+  patience: 5,
+  evalEvery: 1,
+  evalUsers: 0,
+  keepSeen: false,
+  out: "runs",
+  name: null,
+  resume: null,
+  memoryLimit: null,
+  json: false,
+};
+
+const FLAGS: Record<string, FlagSpec> = {
+  data: {
+    key: "data",
+    type: "string",
+    help: "interaction CSV/TSV or sequence file (default: synthetic data)",
+  },
+  format: { key: "format", type: "string", help: "file format", choices: ["auto", "csv", "seq"] },
+  catalog: {
+    key: "catalog",
+    type: "string",
+    help: "synthetic catalogue without --data: small|medium|large|<items>",
+  },
+  "user-col": {
+    key: "userCol",
+    type: "string",
+    help: "CSV user column (default: detected, e.g. userId)",
+  },
+  "item-col": {
+    key: "itemCol",
+    type: "string",
+    help: "CSV item column (default: detected, e.g. movieId)",
+  },
+  "time-col": { key: "timeCol", type: "string", help: "CSV timestamp column (default: detected)" },
+  "rating-col": {
+    key: "ratingCol",
+    type: "string",
+    help: "CSV rating column (default: detected when present)",
+  },
+  "min-rating": { key: "minRating", type: "number", help: "keep interactions rated at least this" },
+  "k-core": {
+    key: "kCore",
+    type: "number",
+    help: "keep users and items with ≥ k interactions (0: off)",
+  },
+  split: {
+    key: "split",
+    type: "string",
+    help: "leave-one-out or global temporal split",
+    choices: ["loo", "temporal"],
+  },
+  loss: { key: "loss", type: "string", help: "training loss", choices: LOSS_KINDS },
+  negatives: {
+    key: "negatives",
+    type: "number",
+    help: "negatives per position (ce-, gbce; bce uses 1)",
+  },
+  sampler: {
+    key: "sampler",
+    type: "string",
+    help: "negatives: uniform per position, shared by the batch, or ∝ count^alpha",
+    choices: ["uniform", "shared", "popularity"],
+  },
+  alpha: { key: "alpha", type: "number", help: "popularity sampler exponent" },
+  "log-q": {
+    key: "logQ",
+    type: "boolean",
+    help: "logQ correction of sampled logits (uniform sampling)",
+  },
+  "gbce-t": { key: "gbceT", type: "number", help: "gBCE calibration parameter t" },
+  "batch-size": { key: "batchSize", type: "number", help: "sequences per step" },
+  "seq-len": { key: "seqLen", type: "number", help: "maximum sequence length L (left padding)" },
+  epochs: { key: "epochs", type: "number", help: "maximum epochs" },
+  lr: { key: "lr", type: "number", help: "Adam learning rate" },
+  "weight-decay": {
+    key: "weightDecay",
+    type: "number",
+    help: "AdamW weight decay (0: plain Adam)",
+  },
+  clip: { key: "clip", type: "number", help: "clip the global gradient norm to this (0: off)" },
+  dim: { key: "dim", type: "number", help: "embedding and hidden size d" },
+  blocks: { key: "blocks", type: "number", help: "transformer blocks" },
+  heads: { key: "heads", type: "number", help: "attention heads" },
+  dropout: { key: "dropout", type: "number", help: "dropout probability" },
+  seed: {
+    key: "seed",
+    type: "number",
+    help: "seed of initialisation, batches, negatives and dropout",
+  },
+  patience: {
+    key: "patience",
+    type: "number",
+    help: "stop after this many evaluations without a better valid NDCG@10",
+  },
+  "eval-every": { key: "evalEvery", type: "number", help: "evaluate on validation every N epochs" },
+  "eval-users": {
+    key: "evalUsers",
+    type: "number",
+    help: "evaluate a fixed random subset of N users (0: all)",
+  },
+  "keep-seen": {
+    key: "keepSeen",
+    type: "boolean",
+    help: "rank items already in the user's history too",
+  },
+  out: { key: "out", type: "string", help: "runs folder (run store and checkpoints)" },
+  name: { key: "name", type: "string", help: "run name (default: dataset-loss)" },
+  resume: { key: "resume", type: "string", help: "run id to resume from its last checkpoint" },
+  "memory-limit": {
+    key: "memoryLimit",
+    type: "string",
+    help: "GPU memory budget, e.g. 2GiB (default: device limit)",
+  } as FlagSpec,
+  json: { key: "json", type: "boolean", help: "log one JSON object per line" },
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Parses argv into a full config; unknown flags and bad values are ConfigErrors. */
+export function parseTrainArgs(args: string[], extra: Record<string, FlagSpec> = {}): {
+  config: TrainConfig;
+  help: boolean;
+  rest: Record<string, string | boolean | undefined>;
+} {
+  const specs = { ...FLAGS, ...extra };
+  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
+  for (const [flag, spec] of Object.entries(specs)) {
+    options[flag] = { type: spec.type === "boolean" ? "boolean" : "string" };
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<
+      string,
+      string | boolean | undefined
+    >;
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  const config = { ...DEFAULTS } as Record<string, unknown>;
+  const rest: Record<string, string | boolean | undefined> = {};
+  for (const [flag, raw] of Object.entries(values)) {
+    if (flag === "help" || raw === undefined) continue;
+    const spec = specs[flag];
+    if (!(flag in FLAGS)) {
+      rest[flag] = raw;
+      continue;
+    }
+    config[spec.key] = convert(flag, spec, raw);
+  }
+  return { config: validate(config as unknown as TrainConfig), help: values.help === true, rest };
+}
+
+function convert(flag: string, spec: FlagSpec, raw: string | boolean): unknown {
+  if (spec.type === "boolean") return raw;
+  const text = String(raw);
+  if (spec.choices && !spec.choices.includes(text)) {
+    throw new ConfigError(`--${flag}: "${text}" is not one of ${spec.choices.join(", ")}`);
+  }
+  if (flag === "memory-limit") {
+    try {
+      return parseBytes(text);
+    } catch (e) {
+      throw new ConfigError(`--${flag}: ${(e as Error).message}`);
+    }
+  }
+  if (spec.type === "number") {
+    const v = Number(text);
+    if (text.trim() === "" || !Number.isFinite(v)) {
+      throw new ConfigError(`--${flag}: "${text}" is not a number`);
+    }
+    return v;
+  }
+  return text;
+}
+
+function validate(c: TrainConfig): TrainConfig {
+  const positiveInts: (keyof TrainConfig)[] = [
+    "negatives",
+    "batchSize",
+    "seqLen",
+    "epochs",
+    "dim",
+    "blocks",
+    "heads",
+    "patience",
+    "evalEvery",
+  ];
+  for (const k of positiveInts) {
+    const v = c[k] as number;
+    if (!Number.isInteger(v) || v < 1) {
+      throw new ConfigError(`--${flagOf(k)} must be a whole number ≥ 1, got ${v}`);
+    }
+  }
+  for (const k of ["kCore", "evalUsers", "seed"] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 0) {
+      throw new ConfigError(`--${flagOf(k)} must be a whole number ≥ 0, got ${c[k]}`);
+    }
+  }
+  if (!(c.lr > 0)) throw new ConfigError(`--lr must be > 0, got ${c.lr}`);
+  if (!(c.dropout >= 0 && c.dropout < 1)) {
+    throw new ConfigError(`--dropout must be in [0, 1), got ${c.dropout}`);
+  }
+  if (c.dim % c.heads !== 0) {
+    throw new ConfigError(`--dim ${c.dim} is not divisible by --heads ${c.heads}`);
+  }
+  if (!(c.weightDecay >= 0) || !(c.clip >= 0)) {
+    throw new ConfigError("--weight-decay and --clip must be ≥ 0");
+  }
+  return c;
+}
+
+function flagOf(key: keyof TrainConfig): string {
+  return Object.entries(FLAGS).find(([, s]) => s.key === key)?.[0] ?? key;
+}
+
+/** --help text: every flag with its default. */
+export function trainHelp(command = "deno task train", intro = ""): string {
+  const lines = [`Usage: ${command} [flags]`, ...(intro ? ["", intro] : []), "", "Flags:"];
+  for (const [flag, spec] of Object.entries(FLAGS)) {
+    const def = DEFAULTS[spec.key];
+    const shown = def === null ? "none" : spec.key === "memoryLimit" ? "device limit" : String(def);
+    const choices = spec.choices ? ` (${spec.choices.join("|")})` : "";
+    lines.push(`  --${flag.padEnd(14)} ${spec.help}${choices} [default: ${shown}]`);
+  }
+  lines.push(`  --${"help".padEnd(14)} print this help`);
+  return lines.join("\n");
+}

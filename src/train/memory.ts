@@ -1,0 +1,68 @@
+/**
+ * Peak GPU memory of a training run, estimated before anything is allocated so that a
+ * configuration that cannot fit is refused with the estimate. The terms mirror what the engine
+ * allocates; `deno task bench:train` prints the estimate beside the allocator's measured peak.
+ */
+import type { LossKind } from "../loss/losses.ts";
+
+export interface MemoryShape {
+  items: number;
+  dim: number;
+  blocks: number;
+  seqLen: number;
+  batchSize: number;
+  /** The most non-padded target positions one batch can have. */
+  maxPositions: number;
+  loss: LossKind;
+  negatives: number;
+  sharedNegatives: boolean;
+  /** Users scored at once during evaluation. */
+  evalChunk: number;
+}
+
+export interface MemoryEstimate {
+  parameters: number;
+  optimizer: number;
+  gradients: number;
+  activations: number;
+  loss: number;
+  evaluation: number;
+  total: number;
+}
+
+const F32 = 4;
+/** Activation tensors each block keeps per position, in units of d floats (measured per block). */
+const SAVED_PER_BLOCK = 26;
+/** Allocator size classes round a request up by at most 25%. */
+const SIZE_CLASS_SLACK = 1.1;
+
+export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
+  const d = s.dim;
+  const table = (s.items + 1) * d;
+  const perBlock = 6 * (d * d + d) + 4 * d;
+  const params = table + s.seqLen * d + s.blocks * perBlock + 2 * d;
+  const positions = s.batchSize * s.seqLen;
+  const n = s.maxPositions;
+  const k = s.loss === "bce" ? 1 : s.negatives;
+  const parameters = params * F32;
+  const optimizer = 2 * params * F32;
+  // CE's logits gradient reaches every row of the table; sampled losses touch ≤ N(K+1) rows.
+  const tableGrad = s.loss === "ce" ? table : Math.min(table, (n * (k + 1) + positions) * d);
+  const gradients = (params - table + tableGrad) * F32 * 2;
+  const activations = (s.blocks * SAVED_PER_BLOCK + 8) * positions * d * F32;
+  const loss = lossBytes(s.loss, n, s.items + 1, k, d, s.sharedNegatives);
+  const evaluation = s.evalChunk * (s.items + 1) * F32 + s.evalChunk * s.seqLen * d * F32 * 8;
+  const peakStep = parameters + optimizer + gradients + activations + loss;
+  const total = Math.ceil(
+    Math.max(peakStep, parameters + optimizer + evaluation) * SIZE_CLASS_SLACK,
+  );
+  return { parameters, optimizer, gradients, activations, loss, evaluation, total };
+}
+
+/** Bytes of the materialised loss: logits, their gradient and the gathered rows. */
+function lossBytes(kind: LossKind, n: number, cols: number, k: number, d: number, shared: boolean) {
+  if (kind === "ce") return 3 * n * cols * F32;
+  const logits = 6 * n * (k + 1) * F32;
+  const gathered = shared ? 2 * k * d * F32 : 2 * n * k * d * F32;
+  return logits + gathered + 2 * n * d * F32;
+}

@@ -1,0 +1,65 @@
+/** `deno task train`: trains SASRec and prints the final metrics table. */
+import { ConfigError, parseTrainArgs, trainHelp } from "../src/train/config.ts";
+import { prepareData, train } from "../src/train/trainer.ts";
+import { Logger } from "../src/train/log.ts";
+import { formatMetricsTable } from "../src/train/metrics.ts";
+import { formatBytes } from "../src/gpu/allocator.ts";
+import { Engine } from "../src/tensor/engine.ts";
+import "../src/tensor/ops/mod.ts";
+
+const INTRO =
+  "Trains a SASRec sequential recommender. Without --data it uses the synthetic catalogue.";
+
+async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseTrainArgs(args);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    console.error(`error: ${e.message}\n(see deno task train --help)`);
+    return 2;
+  }
+  if (parsed.help) {
+    console.log(trainHelp("deno task train", INTRO));
+    return 0;
+  }
+  const config = parsed.config;
+  const logger = new Logger({ json: config.json });
+  const data = await prepareData(config);
+  const engine = await Engine.create({ memoryLimit: config.memoryLimit ?? undefined });
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    const r = await train(engine, config, data, { logger, signal: abort.signal });
+    logger.event("done", {
+      run: r.runId,
+      status: r.status,
+      epochs: r.epochs,
+      best_epoch: r.bestEpoch,
+      seconds_per_epoch: r.secondsPerEpoch,
+      wall_seconds: r.wallSeconds,
+      peak_gpu: formatBytes(r.peakBytes),
+      estimate: formatBytes(r.estimate.total),
+    });
+    if (r.status === "finished" && !config.json) {
+      console.log(formatMetricsTable({ valid: r.valid, test: r.test }));
+    }
+    if (r.status === "finished" && config.json) {
+      logger.event("metrics", { valid: r.valid, test: r.test });
+    }
+    return r.status === "failed" ? 1 : 0;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    engine.destroy();
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}
