@@ -232,6 +232,7 @@ export async function train(
   let status: TrainResult["status"] = "finished";
   let error: string | null = null;
   let lastValid: Record<string, number> = {};
+  const pending: { epoch: number; step: number; key: string; value: number }[] = [];
 
   try {
     for (let epoch = position.epoch + 1; epoch <= c.epochs; epoch++) {
@@ -239,7 +240,6 @@ export async function train(
       let lossSum = 0;
       let lossCount = 0;
       let done = 0;
-      const pending: { epoch: number; step: number; key: string; value: number }[] = [];
       for (const batch of batches.epoch(epoch - 1)) {
         if (opts.signal?.aborted) {
           status = "stopped";
@@ -310,6 +310,7 @@ export async function train(
   } catch (e) {
     status = "failed";
     error = (e as Error).message;
+    flushMetrics(store, runId, pending, opts);
   }
 
   let test: Record<string, number> = {};

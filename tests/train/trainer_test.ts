@@ -1,0 +1,199 @@
+import assert from "node:assert/strict";
+import { DEFAULTS, parseTrainArgs, type TrainConfig, trainHelp } from "../../src/train/config.ts";
+import { MemoryBudgetError, prepareData, train } from "../../src/train/trainer.ts";
+import { Logger } from "../../src/train/log.ts";
+import { RunStore } from "../../src/store/runs.ts";
+import { readSafetensors } from "../../src/train/safetensors.ts";
+import { gpuTest } from "../support/check.ts";
+
+const quiet = () => new Logger({ json: true, write: () => {}, progress: false });
+
+/** 80 users over 30 items with a strong next-item pattern: item i is usually followed by i+1. */
+async function tinyData(dir: string): Promise<string> {
+  const lines: string[] = [];
+  for (let u = 1; u <= 80; u++) {
+    const start = (u * 7) % 30;
+    const items = Array.from({ length: 6 + (u % 5) }, (_, j) => ((start + j) % 30) + 1);
+    lines.push(`${u} ${items.join(" ")}`);
+  }
+  const path = `${dir}/tiny.txt`;
+  await Deno.writeTextFile(path, lines.join("\n") + "\n");
+  return path;
+}
+
+function tinyConfig(data: string, out: string, over: Partial<TrainConfig> = {}): TrainConfig {
+  return {
+    ...DEFAULTS,
+    data,
+    out,
+    dim: 16,
+    heads: 2,
+    seqLen: 8,
+    batchSize: 32,
+    epochs: 2,
+    lr: 0.01,
+    dropout: 0.1,
+    ...over,
+  };
+}
+
+gpuTest("a run records config, metrics and checkpoints, and learns the pattern", async (e) => {
+  const dir = await Deno.makeTempDir();
+  const config = tinyConfig(await tinyData(dir), `${dir}/runs`, { epochs: 4 });
+  const r = await train(e, config, await prepareData(config), { logger: quiet() });
+  assert.equal(r.status, "finished", r.error ?? "");
+  assert.ok(r.test["hr@10"] > 0.5, `test HR@10 ${r.test["hr@10"]}`);
+  const store = RunStore.open(config.out);
+  const run = store.getRun(r.runId)!;
+  assert.equal(run.status, "finished");
+  assert.ok(run.peakBytes! > 0 && run.wallSeconds! > 0);
+  assert.equal(store.metrics(r.runId, "train_loss").length, 4);
+  assert.ok(store.metrics(r.runId, "test_ndcg@10").length === 1);
+  store.close();
+  const ckpt = await readSafetensors(`${r.runDir}/last.safetensors`);
+  assert.ok("item_embedding" in ckpt.tensors && "optimizer.m.0" in ckpt.tensors);
+  await Deno.remove(dir, { recursive: true });
+});
+
+gpuTest("a resumed run matches an uninterrupted one bit for bit", async (e) => {
+  const dir = await Deno.makeTempDir();
+  const data = await tinyData(dir);
+  for (const loss of ["ce", "ce-"] as const) {
+    const straight = tinyConfig(data, `${dir}/a-${loss}`, { loss, negatives: 5, epochs: 2 });
+    const a = await train(e, straight, await prepareData(straight), { logger: quiet() });
+    const first = tinyConfig(data, `${dir}/b-${loss}`, { loss, negatives: 5, epochs: 1 });
+    const b1 = await train(e, first, await prepareData(first), { logger: quiet() });
+    const second = { ...first, epochs: 2, resume: b1.runId };
+    const b2 = await train(e, second, await prepareData(second), { logger: quiet() });
+    assert.equal(b2.runId, b1.runId);
+    const ta = (await readSafetensors(`${a.runDir}/last.safetensors`)).tensors;
+    const tb = (await readSafetensors(`${b2.runDir}/last.safetensors`)).tensors;
+    for (const name of Object.keys(ta)) {
+      assert.deepEqual(
+        new Uint32Array(tb[name].data.buffer),
+        new Uint32Array(ta[name].data.buffer),
+        `${loss} ${name}`,
+      );
+    }
+    assert.deepEqual(b2.test, a.test);
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+gpuTest(
+  "a diverging run stops within one step, is marked failed and writes no checkpoint",
+  async (e) => {
+    const dir = await Deno.makeTempDir();
+    const config = tinyConfig(await tinyData(dir), `${dir}/runs`, { lr: 1e36, epochs: 3 });
+    const r = await train(e, config, await prepareData(config), { logger: quiet() });
+    assert.equal(r.status, "failed");
+    assert.match(r.error!, /loss became (NaN|Infinity|-Infinity) at epoch 1, step \d+/);
+    const step = Number(/step (\d+)/.exec(r.error!)![1]);
+    const store = RunStore.open(config.out);
+    assert.equal(store.getRun(r.runId)!.status, "failed");
+    assert.equal(
+      store.metrics(r.runId, "train_loss_step").length,
+      step - 1,
+      "no step after the bad one",
+    );
+    store.close();
+    assert.ok(![...Deno.readDirSync(r.runDir)].some((f) => f.name.endsWith(".safetensors")));
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+gpuTest(
+  "a configuration over the memory budget is refused before anything is written",
+  async (e) => {
+    const dir = await Deno.makeTempDir();
+    const config = tinyConfig(await tinyData(dir), `${dir}/runs`);
+    const data = await prepareData({ ...config, out: `${dir}/cache-only` });
+    const saved = e.gpu.allocator.limitBytes;
+    e.gpu.allocator.limitBytes = 1 << 20;
+    try {
+      await assert.rejects(() => train(e, config, data, { logger: quiet() }), (err: Error) => {
+        assert.ok(err instanceof MemoryBudgetError);
+        assert.match(err.message, /needs an estimated .* of GPU memory .* budget is 1.00 MiB/);
+        return true;
+      });
+    } finally {
+      e.gpu.allocator.limitBytes = saved;
+    }
+    assert.throws(() => Deno.statSync(config.out));
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+Deno.test("bad input stops with file:line and writes nothing under runs/", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/bad.txt`;
+  await Deno.writeTextFile(path, "1 2 3 4\n2 5 x 7\n");
+  const config = tinyConfig(path, `${dir}/runs`);
+  await assert.rejects(() => prepareData(config), new RegExp(`${path}:2: .*x`));
+  assert.throws(() => Deno.statSync(config.out));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("--help documents every flag with its default; bad flags are refused", () => {
+  const help = trainHelp();
+  for (
+    const flag of [
+      "--data",
+      "--format",
+      "--loss",
+      "--negatives",
+      "--batch-size",
+      "--seq-len",
+      "--epochs",
+      "--lr",
+      "--seed",
+      "--out",
+      "--resume",
+    ]
+  ) {
+    assert.match(help, new RegExp(`${flag} .*\\[default: `));
+  }
+  assert.throws(
+    () => parseTrainArgs(["--batch-size", "0"]),
+    /--batch-size must be a whole number ≥ 1/,
+  );
+  assert.throws(
+    () => parseTrainArgs(["--loss", "mse"]),
+    /--loss: "mse" is not one of ce, ce-, bce, gbce/,
+  );
+  assert.throws(() => parseTrainArgs(["--frobnicate"]), /frobnicate/);
+  const { config } = parseTrainArgs([
+    "--loss",
+    "ce-",
+    "--negatives",
+    "64",
+    "--memory-limit",
+    "2GiB",
+  ]);
+  assert.equal(config.loss, "ce-");
+  assert.equal(config.negatives, 64);
+  assert.equal(config.memoryLimit, 2 ** 31);
+});
+
+gpuTest("MovieLens ratings.csv trains from the CSV reader unchanged", async (e) => {
+  const path = "../shared/data/ml-latest-small/ratings.csv";
+  try {
+    Deno.statSync(path);
+  } catch {
+    return; // the shared data is not on this machine
+  }
+  const dir = await Deno.makeTempDir();
+  const config = tinyConfig(path, `${dir}/runs`, {
+    epochs: 1,
+    seqLen: 20,
+    batchSize: 128,
+    evalUsers: 100,
+  });
+  const data = await prepareData(config);
+  assert.equal(data.dataset.users, 610);
+  assert.equal(data.dataset.items, 9724);
+  const r = await train(e, config, data, { logger: quiet() });
+  assert.equal(r.status, "finished", r.error ?? "");
+  assert.ok(r.test["ndcg@10"] >= 0);
+  await Deno.remove(dir, { recursive: true });
+});
