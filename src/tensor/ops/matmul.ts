@@ -1,133 +1,407 @@
-/** Matrix products in all four transpose variants, batched, with their backward. */
-import shader from "../../../shaders/matmul_lead.wgsl" with { type: "text" };
-import type { Tensor } from "../tensor.ts";
-import { ShapeError, shapeString } from "../tensor.ts";
-import { assertDType, params, rowWindows } from "../kernel.ts";
-import { reshape } from "./shape.ts";
+/**
+ * Matrix products: 2-D, batched and with a broadcast weight, in every transpose variant, with their
+ * backward. Operands larger than one storage binding are cut into windows of whole rows.
+ */
+import scalarShader from "../../../shaders/matmul.wgsl" with { type: "text" };
+import vec4Shader from "../../../shaders/matmul_vec4.wgsl" with { type: "text" };
+import reduceShader from "../../../shaders/matmul_reduce.wgsl" with { type: "text" };
+import type { GpuAllocation } from "../../gpu/allocator.ts";
+import { type BufferWindow, grid2d } from "../../gpu/gpu.ts";
+import type { Engine } from "../engine.ts";
+import { assertDType, groupsFor, params } from "../kernel.ts";
+import { numel, ShapeError, shapeString, type Tensor } from "../tensor.ts";
+
+/** "scalar" forces the one-float-per-load kernel (the benchmark's baseline); "auto" picks. */
+export type MatmulKernel = "auto" | "scalar";
 
 export interface MatmulOptions {
   transA?: boolean;
   transB?: boolean;
+  kernel?: MatmulKernel;
+}
+
+/** The sizes of a product: `batch` times op(A)[m, k] · op(B)[k, n]. */
+interface Dims {
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
 }
 
 /**
- * op(A)·op(B): [M,K]·[K,N] → [M,N]; batched [B,M,K]·[B,K,N] → [B,M,N]; a 3-D A with a 2-D B
- * (not transposed) is flattened over its leading dims (a linear layer). Transposes apply to the
- * last two dims.
+ * op(a) · op(b), where op transposes the last two dimensions when asked.
+ * - a [M, K] (or [K, M] with transA), b [K, N] (or [N, K] with transB) → [M, N];
+ * - a [..., M, K], b [..., K, N] with equal leading dimensions → [..., M, N] (batched);
+ * - a [..., M, K], b [K, N] → [..., M, N]: a's leading dimensions become rows (linear layers).
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
   assertDType("matmul", a, "f32");
   assertDType("matmul", b, "f32");
-  if (a.rank === 3 && b.rank === 2 && !transA) {
-    const [batch, m, k] = a.shape;
-    const flat = matmul(reshape(a, [batch * m, k]), b, opts);
-    return reshape(flat, [batch, m, flat.shape[1]]);
-  }
-  const mismatch = () =>
-    new ShapeError(
-      "matmul",
-      `cannot multiply ${shapeString(a.shape)}${transA ? "ᵀ" : ""} by ${shapeString(b.shape)}${
-        transB ? "ᵀ" : ""
-      }`,
-    );
-  if (
-    !((a.rank === 2 && b.rank === 2) || (a.rank === 3 && b.rank === 3 && a.shape[0] === b.shape[0]))
-  ) {
-    throw mismatch();
-  }
-  const batched = a.rank === 3;
-  const [ar, ac] = a.shape.slice(-2);
-  const [br, bc] = b.shape.slice(-2);
-  const [m, k] = transA ? [ac, ar] : [ar, ac];
-  const [k2, n] = transB ? [bc, br] : [br, bc];
-  if (k !== k2) throw mismatch();
-  const batch = batched ? a.shape[0] : 1;
+  const { dims, outShape } = resolveShapes(a, b, transA, transB);
   const e = a.engine;
-  const out = e.empty(batched ? [batch, m, n] : [m, n], "f32", "matmul");
-  product(a, b, out, { m, n, k, batch, transA, transB });
+  const out = e.empty(outShape, "f32", "matmul");
+  multiply(e, {
+    ...dims,
+    a: a.storage,
+    b: b.storage,
+    c: out.storage,
+    transA,
+    transB,
+    kernel: opts.kernel ?? "auto",
+  });
   return e.record({
     op: "matmul",
     inputs: [a, b],
     output: out,
     backward: (g) => [
-      a.requiresGrad
-        ? transA
-          ? matmul(b, g, { transA: transB, transB: true })
-          : matmul(g, b, { transB: !transB })
-        : null,
-      b.requiresGrad
-        ? transB
-          ? matmul(g, a, { transA: true, transB: transA })
-          : matmul(a, g, { transA: !transA })
-        : null,
+      a.requiresGrad ? gradientOfA(a, b, g, dims, transA, transB) : null,
+      b.requiresGrad ? gradientOfB(a, b, g, dims, transA, transB) : null,
     ],
   });
 }
 
-interface Dims {
-  m: number;
-  n: number;
-  k: number;
-  batch: number;
+function resolveShapes(a: Tensor, b: Tensor, transA: boolean, transB: boolean) {
+  const fail = (why: string) =>
+    new ShapeError(
+      "matmul",
+      `${why}: a ${shapeString(a.shape)}${transA ? " transposed" : ""} and b ${
+        shapeString(b.shape)
+      }${transB ? " transposed" : ""}`,
+    );
+  if (a.rank < 2 || b.rank < 2) throw fail("operands need at least 2 dimensions");
+  const [aRows, aCols] = a.shape.slice(-2);
+  const [bRows, bCols] = b.shape.slice(-2);
+  const [m, k] = transA ? [aCols, aRows] : [aRows, aCols];
+  const [kb, n] = transB ? [bCols, bRows] : [bRows, bCols];
+  if (k !== kb) throw fail(`inner dimensions ${k} and ${kb} differ`);
+  const leadA = a.shape.slice(0, -2);
+  const leadB = b.shape.slice(0, -2);
+  const outShape = [...leadA, m, n];
+  if (leadB.length === 0) {
+    if (leadA.length > 0 && transA) throw fail("a batched a cannot be transposed against a 2-D b");
+    return { dims: { batch: 1, m: numel(leadA) * m, n, k }, outShape };
+  }
+  if (leadA.length !== leadB.length || leadA.some((s, i) => s !== leadB[i])) {
+    throw fail("batch dimensions differ");
+  }
+  return { dims: { batch: numel(leadA), m, n, k }, outShape };
+}
+
+// With C = op(A)·op(B) and G = dL/dC: dop(A) = G·op(B)ᵀ and dop(B) = op(A)ᵀ·G; a transposed
+// operand's gradient is the transpose of that, computed directly as a product in the other order.
+function gradientOfA(a: Tensor, b: Tensor, g: Tensor, d: Dims, tA: boolean, tB: boolean): Tensor {
+  const da = a.engine.empty(a.shape, "f32", "matmul dA");
+  return tA
+    ? productInto(da, d.batch, [d.k, d.m, d.n], b, tB, g, true)
+    : productInto(da, d.batch, [d.m, d.k, d.n], g, false, b, !tB);
+}
+
+function gradientOfB(a: Tensor, b: Tensor, g: Tensor, d: Dims, tA: boolean, tB: boolean): Tensor {
+  const db = a.engine.empty(b.shape, "f32", "matmul dB");
+  return tB
+    ? productInto(db, d.batch, [d.n, d.k, d.m], g, true, a, tA)
+    : productInto(db, d.batch, [d.k, d.n, d.m], a, !tA, g, false);
+}
+
+/** c = op(x)·op(y), `batch` times, with op(x) [m, k] and op(y) [k, n]. */
+function productInto(
+  c: Tensor,
+  batch: number,
+  [m, n, k]: [number, number, number],
+  x: Tensor,
+  transA: boolean,
+  y: Tensor,
+  transB: boolean,
+): Tensor {
+  multiply(c.engine, {
+    batch,
+    m,
+    n,
+    k,
+    a: x.storage,
+    b: y.storage,
+    c: c.storage,
+    transA,
+    transB,
+    kernel: "auto",
+  });
+  return c;
+}
+
+/** One product on contiguous row-major operands (batch-major), written into c. */
+interface Product extends Dims {
+  a: GpuAllocation;
+  b: GpuAllocation;
+  c: GpuAllocation;
+  transA: boolean;
+  transB: boolean;
+  kernel: MatmulKernel;
+}
+
+type Axis = "m" | "n" | "k";
+
+/** How an operand is stored: its rows run along one axis of the product, its columns another. */
+interface Layout {
+  alloc: GpuAllocation;
+  rowAxis: Axis;
+  colAxis: Axis;
+  cols: number;
+  batchStride: number;
+}
+
+function layouts(p: Product): [Layout, Layout, Layout] {
+  const { m, n, k } = p;
+  return [
+    p.transA
+      ? { alloc: p.a, rowAxis: "k", colAxis: "m", cols: m, batchStride: m * k }
+      : { alloc: p.a, rowAxis: "m", colAxis: "k", cols: k, batchStride: m * k },
+    p.transB
+      ? { alloc: p.b, rowAxis: "n", colAxis: "k", cols: k, batchStride: k * n }
+      : { alloc: p.b, rowAxis: "k", colAxis: "n", cols: n, batchStride: k * n },
+    { alloc: p.c, rowAxis: "m", colAxis: "n", cols: n, batchStride: m * n },
+  ];
+}
+
+/** A box of the product: batches [batch0, batch0 + batches) and a range along each axis. */
+interface Window {
+  batch0: number;
+  batches: number;
+  start: Record<Axis, number>;
+  size: Record<Axis, number>;
+}
+
+/** The kernels' tiles (rows × columns of C per invocation) and workgroup size; see the shaders. */
+const VEC4_TILE = { rows: 32, cols: 16 };
+const SCALAR_TILE = { rows: 8, cols: 8 };
+const WORKGROUP = 8;
+/** Split the reduction when C has fewer tiles than this, in slices of at least MIN_SLICE_K. */
+const SPLIT_BELOW_TILES = 256;
+const MIN_SLICE_K = 64;
+
+function multiply(e: Engine, p: Product): void {
+  if (p.batch === 0 || p.m === 0 || p.n === 0) return;
+  if (p.k === 0) {
+    e.gpu.clear(p.c, 0, p.batch * p.m * p.n * 4);
+    return;
+  }
+  for (const w of windowsOf(e, p)) {
+    // Later slices of a reduction cut by the windows add into what the earlier ones wrote.
+    multiplyWindow(e, p, w, w.start.k > 0);
+  }
+}
+
+/**
+ * Cuts the product into windows whose operands each fit one storage binding: whole batches when
+ * a matrix fits, else rows of each too-large operand (a cut along k makes partial sums that later
+ * windows add to, in order). Window edges are multiples of 4 so that vec4 loads stay aligned.
+ */
+function windowsOf(e: Engine, p: Product): Window[] {
+  const { maxStorageBufferBindingSize: maxBind, minStorageBufferOffsetAlignment: align } =
+    e.gpu.limits;
+  // Room for the shift between an aligned binding start and the window's first element.
+  const maxFloats = Math.floor(maxBind / 4) - align / 4;
+  const ops = layouts(p);
+  const full = { m: p.m, n: p.n, k: p.k };
+  const maxStride = Math.max(...ops.map((o) => o.batchStride));
+  if (maxStride <= maxFloats) {
+    const perWindow = Math.min(
+      Math.floor(maxFloats / maxStride),
+      e.gpu.limits.maxComputeWorkgroupsPerDimension,
+    );
+    const out: Window[] = [];
+    for (let b0 = 0; b0 < p.batch; b0 += perWindow) {
+      const batches = Math.min(perWindow, p.batch - b0);
+      out.push({ batch0: b0, batches, start: { m: 0, n: 0, k: 0 }, size: full });
+    }
+    return out;
+  }
+  const chunk = chunkSizes(ops, full, maxFloats);
+  const out: Window[] = [];
+  for (let b0 = 0; b0 < p.batch; b0++) {
+    for (let m0 = 0; m0 < p.m; m0 += chunk.m) {
+      for (let n0 = 0; n0 < p.n; n0 += chunk.n) {
+        for (let k0 = 0; k0 < p.k; k0 += chunk.k) {
+          out.push({
+            batch0: b0,
+            batches: 1,
+            start: { m: m0, n: n0, k: k0 },
+            size: {
+              m: Math.min(chunk.m, p.m - m0),
+              n: Math.min(chunk.n, p.n - n0),
+              k: Math.min(chunk.k, p.k - k0),
+            },
+          });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Window sizes along m, n, k under which every operand's span fits `maxFloats`: a too-large
+ * operand is cut along its row axis, in multiples of 4 rows (vec4 loads along the columns stay
+ * aligned) down to single rows, then along its column axis. A cut only shrinks the spans of the
+ * operands already seen, so one pass suffices.
+ */
+function chunkSizes(ops: Layout[], full: Record<Axis, number>, maxFloats: number) {
+  const chunk = { ...full };
+  for (const o of ops) {
+    const rowsThatFit = Math.floor((maxFloats - chunk[o.colAxis]) / o.cols) + 1;
+    if (chunk[o.rowAxis] <= rowsThatFit) continue;
+    if (rowsThatFit >= 4) {
+      chunk[o.rowAxis] = rowsThatFit - (rowsThatFit % 4);
+    } else if (rowsThatFit >= 1) {
+      chunk[o.rowAxis] = rowsThatFit;
+    } else {
+      chunk[o.rowAxis] = 1;
+      chunk[o.colAxis] = maxFloats - (maxFloats % 4);
+    }
+  }
+  return chunk;
+}
+
+/** A binding over an operand's part of a window; `shift` floats precede the window's origin. */
+interface Bound {
+  binding: BufferWindow;
+  shift: number;
+  ld: number;
+  batchStride: number;
+}
+
+function bind(e: Engine, o: Layout, w: Window): Bound {
+  const align = e.gpu.limits.minStorageBufferOffsetAlignment;
+  const origin = w.batch0 * o.batchStride + w.start[o.rowAxis] * o.cols + w.start[o.colAxis];
+  const end = origin + (w.batches - 1) * o.batchStride + (w.size[o.rowAxis] - 1) * o.cols +
+    w.size[o.colAxis];
+  const offset = Math.floor((origin * 4) / align) * align;
+  // Whole vec4s at the end where the buffer has them: a vec4 load may reach past the last float.
+  const size = Math.min(
+    Math.ceil((end * 4 - offset) / 16) * 16,
+    o.alloc.capacity - offset,
+    e.gpu.limits.maxStorageBufferBindingSize,
+  );
+  return {
+    binding: { alloc: o.alloc, offset, size },
+    shift: origin - offset / 4,
+    ld: o.cols,
+    batchStride: o.batchStride,
+  };
+}
+
+function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): void {
+  const [opA, opB, opC] = layouts(p);
+  const a = bind(e, opA, w);
+  const b = bind(e, opB, w);
+  const c = bind(e, opC, w);
+  const { m, n, k } = w.size;
+  const vec4 = p.kernel === "auto" && [a.ld, a.shift, b.ld, b.shift].every((v) => v % 4 === 0);
+  const tile = vec4 ? VEC4_TILE : SCALAR_TILE;
+  const tiles = Math.ceil(m / tile.rows) * Math.ceil(n / tile.cols);
+  const slicesThatFit = Math.floor(e.gpu.limits.maxStorageBufferBindingSize / (m * n * 4));
+  const slices = w.batches === 1
+    ? Math.min(Math.ceil(SPLIT_BELOW_TILES / tiles), Math.floor(k / MIN_SLICE_K), slicesThatFit)
+    : 1;
+  const kernel = { vec4, tile, transA: p.transA, transB: p.transB };
+  if (slices < 2) {
+    launch(e, kernel, { a, b, c, m, n, k, batches: w.batches, kLast: k }, accumulate);
+    return;
+  }
+  // Few tiles and a long reduction: slices of k run in parallel into a scratch buffer, then one
+  // pass adds them up in slice order.
+  const kSlice = Math.ceil(k / slices / 4) * 4;
+  const count = Math.ceil(k / kSlice);
+  const partsBytes = count * m * n * 4;
+  const parts = e.gpu.alloc(partsBytes, "matmul split-k slices");
+  const sliceOf = (o: Bound, alongRows: boolean): Bound => ({
+    ...o,
+    batchStride: alongRows ? kSlice * o.ld : kSlice,
+  });
+  launch(e, kernel, {
+    a: sliceOf(a, p.transA),
+    b: sliceOf(b, !p.transB),
+    c: {
+      binding: { alloc: parts, offset: 0, size: Math.ceil(partsBytes / 16) * 16 },
+      shift: 0,
+      ld: n,
+      batchStride: m * n,
+    },
+    m,
+    n,
+    k: kSlice,
+    batches: count,
+    kLast: k - (count - 1) * kSlice,
+  }, false);
+  e.gpu.dispatch({
+    kernel: "matmul split-k sum",
+    shader: reduceShader,
+    constants: { ACCUMULATE: accumulate ? 1 : 0 },
+    params: params(m, n, count, c.ld, c.shift),
+    bindings: [{ alloc: parts, offset: 0, size: partsBytes }, c.binding],
+    workgroups: groupsFor(e, m * n),
+  });
+  e.gpu.release(parts);
+}
+
+interface KernelChoice {
+  vec4: boolean;
+  tile: { rows: number; cols: number };
   transA: boolean;
   transB: boolean;
 }
 
-/**
- * Dispatches the kernel. Operands bigger than one binding are windowed along M (a row-major A
- * and C) and along N (a transposed B, whose rows are C's columns).
- */
-function product(a: Tensor, b: Tensor, out: Tensor, d: Dims): void {
-  const e = a.engine;
-  if (d.m === 0 || d.n === 0) return;
-  if (d.k === 0) {
-    e.gpu.clear(out.storage);
-    return;
-  }
-  const rowsA = !d.transA && d.batch === 1;
-  const rowsB = d.transB && d.batch === 1;
-  const mWindows = rowsA ? rowWindows(e, d.m, Math.max(d.k, d.n) * 4) : [whole(d.m)];
-  const nWindows = rowsB ? rowWindows(e, d.n, d.k * 4) : [whole(d.n)];
-  const lda = d.transA ? d.m : d.k;
-  const ldb = d.transB ? d.k : d.n;
-  for (const mw of mWindows) {
-    for (const nw of nWindows) {
-      const aBind = rowsA
-        ? { alloc: a.storage, offset: mw.row * d.k * 4, size: mw.rows * d.k * 4 }
-        : a.storage;
-      const bBind = rowsB
-        ? { alloc: b.storage, offset: nw.row * d.k * 4, size: nw.rows * d.k * 4 }
-        : b.storage;
-      const cBind = rowsA
-        ? { alloc: out.storage, offset: mw.row * d.n * 4, size: mw.rows * d.n * 4 }
-        : out.storage;
-      e.gpu.dispatch({
-        kernel: `matmul ${d.transA ? "t" : "n"}${d.transB ? "t" : "n"}`,
-        shader,
-        constants: { TRANS_A: d.transA ? 1 : 0, TRANS_B: d.transB ? 1 : 0 },
-        params: params(
-          mw.rows,
-          nw.rows,
-          d.k,
-          lda,
-          ldb,
-          d.n,
-          0,
-          0,
-          nw.row,
-          d.m * d.k,
-          d.k * d.n,
-          d.m * d.n,
-        ),
-        bindings: [aBind, bBind, cBind],
-        workgroups: [Math.ceil(nw.rows / 64), Math.ceil(mw.rows / 64), d.batch],
-      });
-    }
-  }
+interface Launch {
+  a: Bound;
+  b: Bound;
+  c: Bound;
+  m: number;
+  n: number;
+  k: number;
+  batches: number;
+  /** K of the last batch (shorter for the last slice of a split reduction). */
+  kLast: number;
 }
 
-function whole(rows: number) {
-  return { row: 0, rows, offset: 0, size: 0 };
+function launch(e: Engine, kc: KernelChoice, l: Launch, accumulate: boolean): void {
+  // The vec4 kernel counts A and B in vec4s; C's units are always floats.
+  const unit = kc.vec4 ? 4 : 1;
+  const vec4C = kc.vec4 && [l.n, l.c.ld, l.c.shift].every((v) => v % 4 === 0);
+  const variant = `${kc.transA ? "T" : "N"}${kc.transB ? "T" : "N"}`;
+  const name = kc.vec4 ? (vec4C ? "vec4" : "vec4, scalar C") : "scalar";
+  const tiles = Math.ceil(l.m / kc.tile.rows) * Math.ceil(l.n / kc.tile.cols);
+  const groups = grid2d(
+    Math.ceil(tiles / WORKGROUP),
+    e.gpu.limits.maxComputeWorkgroupsPerDimension,
+  );
+  e.gpu.dispatch({
+    kernel: `matmul ${variant} ${name}`,
+    shader: kc.vec4 ? vec4Shader : scalarShader,
+    entry: kc.vec4 && !vec4C ? "scalar_c" : "main",
+    constants: {
+      TRANS_A: kc.transA ? 1 : 0,
+      TRANS_B: kc.transB ? 1 : 0,
+      ACCUMULATE: accumulate ? 1 : 0,
+      WG: WORKGROUP,
+    },
+    params: params(
+      l.m,
+      l.n,
+      l.k,
+      l.batches,
+      l.a.ld / unit,
+      l.b.ld / unit,
+      l.c.ld,
+      l.kLast,
+      l.a.shift / unit,
+      l.b.shift / unit,
+      l.c.shift,
+      l.a.batchStride / unit,
+      l.b.batchStride / unit,
+      l.c.batchStride,
+    ),
+    bindings: [l.a.binding, l.b.binding, l.c.binding],
+    workgroups: [groups[0], groups[1], l.batches],
+  });
 }

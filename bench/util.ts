@@ -1,0 +1,107 @@
+/** Benchmark helpers: wall-clock timing around GPU syncs, tables, JSON result files. */
+import type { Gpu } from "../src/gpu/gpu.ts";
+import { adapterSlug } from "../src/gpu/device.ts";
+
+export interface TimingOptions {
+  /** Untimed runs first (pipeline compiles, buffer pool warm-up). */
+  warmup?: number;
+  /** Timed repetitions; the median is reported. */
+  repeats?: number;
+  /**
+   * Calls of `work` per repetition, recorded together and synced once; by default as many as
+   * fill about `targetMs`, measured on the last warm-up (at most 100).
+   */
+  calls?: number;
+  targetMs?: number;
+}
+
+export interface Timing {
+  /** Median wall-clock milliseconds of one call. */
+  ms: number;
+  /** Fastest repetition's milliseconds per call. */
+  minMs: number;
+  repeats: number;
+  calls: number;
+}
+
+/**
+ * Times `work` by wall clock: each repetition records `calls` calls, then waits for the GPU.
+ * Reports per-call milliseconds (median over repetitions).
+ */
+export async function timeGpu(
+  gpu: Gpu,
+  work: () => void,
+  opts: TimingOptions = {},
+): Promise<Timing> {
+  const warmup = Math.max(opts.warmup ?? 2, 1);
+  const repeats = opts.repeats ?? 5;
+  let lastWarmupMs = 0;
+  for (let i = 0; i < warmup; i++) {
+    const start = performance.now();
+    work();
+    await gpu.sync();
+    lastWarmupMs = performance.now() - start;
+  }
+  const calls = opts.calls ??
+    Math.min(100, Math.max(1, Math.round((opts.targetMs ?? 200) / Math.max(lastWarmupMs, 1e-3))));
+  const perCall: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const start = performance.now();
+    for (let c = 0; c < calls; c++) work();
+    await gpu.sync();
+    perCall.push((performance.now() - start) / calls);
+  }
+  return { ms: median(perCall), minMs: Math.min(...perCall), repeats, calls };
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+export type Cell = string | number;
+
+/** A plain-text table: numbers right-aligned, text left-aligned. */
+export function formatTable(headers: string[], rows: Cell[][]): string {
+  const text = rows.map((r) => r.map((c) => (typeof c === "number" ? formatNumber(c) : c)));
+  const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => r[i].length)));
+  const line = (cells: string[], numeric: boolean[]) =>
+    cells.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ")
+      .trimEnd();
+  const numericCols = headers.map((_, i) => rows.length > 0 && typeof rows[0][i] === "number");
+  return [
+    line(headers, numericCols),
+    widths.map((w) => "-".repeat(w)).join("  "),
+    ...text.map((r) => line(r, numericCols)),
+  ].join("\n");
+}
+
+/** Three significant digits, without exponent notation for everyday magnitudes. */
+export function formatNumber(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  if (x === 0) return "0";
+  const digits = Math.max(0, 2 - Math.floor(Math.log10(Math.abs(x))));
+  return x.toFixed(Math.min(digits, 6));
+}
+
+/** Writes `bench/results/<name>-<adapter slug>.json` (pretty-printed); returns the path. */
+export async function writeResult(
+  name: string,
+  adapterName: string,
+  data: Record<string, unknown>,
+  dir = new URL("./results/", import.meta.url),
+): Promise<string> {
+  await Deno.mkdir(dir, { recursive: true });
+  const url = new URL(`${name}-${adapterSlug(adapterName)}.json`, dir);
+  const body = {
+    benchmark: name,
+    adapter: adapterName,
+    date: new Date().toISOString(),
+    deno: Deno.version.deno,
+    cpus: navigator.hardwareConcurrency,
+    ...data,
+  };
+  await Deno.writeTextFile(url, JSON.stringify(body, null, 2) + "\n");
+  return url.pathname;
+}
