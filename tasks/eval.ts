@@ -1,13 +1,13 @@
 /** `deno task eval`: evaluates a run's checkpoint on validation and test (full ranking). */
 import { parseArgs } from "node:util";
 import { DEFAULTS, type TrainConfig } from "../src/train/config.ts";
-import { prepareData } from "../src/train/trainer.ts";
+import { buildModel, prepareData } from "../src/train/trainer.ts";
 import { loadCheckpoint } from "../src/train/checkpoint.ts";
 import { evaluateRanking } from "../src/train/evaluate.ts";
 import { formatMetricsTable } from "../src/train/metrics.ts";
-import { SasRec } from "../src/models/sasrec.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import "../src/tensor/ops/mod.ts";
+import { runMain } from "./cli.ts";
 
 const HELP = `Usage: deno task eval --run ID [flags]
 
@@ -55,15 +55,7 @@ async function main(args: string[]): Promise<number> {
   const data = await prepareData(config);
   const engine = await Engine.create();
   try {
-    const model = new SasRec(engine, {
-      items: data.dataset.items,
-      maxLen: config.seqLen,
-      dim: config.dim,
-      blocks: config.blocks,
-      heads: config.heads,
-      dropout: config.dropout,
-      seed: config.seed,
-    });
+    const model = buildModel(engine, config, data.dataset.items);
     await loadCheckpoint(`${dir}/${values.checkpoint}.safetensors`, model, null);
     const opts = { keepSeen: config.keepSeen };
     const valid = await evaluateRanking(model, data.split.valid, opts);
@@ -76,11 +68,4 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main);

@@ -6,6 +6,7 @@ import { formatMetricsTable } from "../src/train/metrics.ts";
 import { formatBytes } from "../src/gpu/allocator.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import "../src/tensor/ops/mod.ts";
+import { runMain } from "./cli.ts";
 
 const INTRO =
   "Trains a SASRec sequential recommender. Without --data it uses the synthetic catalogue.";
@@ -55,11 +56,4 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main);

@@ -47,6 +47,8 @@ interface FlagSpec {
   type: "string" | "number" | "boolean";
   help: string;
   choices?: readonly string[];
+  /** How --help shows the default when it is not the value itself. */
+  shown?: string;
 }
 
 export const DEFAULTS: TrainConfig = {
@@ -92,7 +94,8 @@ const FLAGS: Record<string, FlagSpec> = {
   data: {
     key: "data",
     type: "string",
-    help: "interaction CSV/TSV or sequence file (default: synthetic data)",
+    help: "interaction CSV/TSV or sequence file",
+    shown: "synthetic data",
   },
   format: { key: "format", type: "string", help: "file format", choices: ["auto", "csv", "seq"] },
   catalog: {
@@ -103,18 +106,26 @@ const FLAGS: Record<string, FlagSpec> = {
   "user-col": {
     key: "userCol",
     type: "string",
-    help: "CSV user column (default: detected, e.g. userId)",
+    help: "CSV user column",
+    shown: "detected (userId, user_id, …)",
   },
   "item-col": {
     key: "itemCol",
     type: "string",
-    help: "CSV item column (default: detected, e.g. movieId)",
+    help: "CSV item column",
+    shown: "detected (itemId, movieId, …)",
   },
-  "time-col": { key: "timeCol", type: "string", help: "CSV timestamp column (default: detected)" },
+  "time-col": {
+    key: "timeCol",
+    type: "string",
+    help: "CSV timestamp column",
+    shown: "detected (timestamp, time, …)",
+  },
   "rating-col": {
     key: "ratingCol",
     type: "string",
-    help: "CSV rating column (default: detected when present)",
+    help: "CSV rating column",
+    shown: "detected when present",
   },
   "min-rating": { key: "minRating", type: "number", help: "keep interactions rated at least this" },
   "k-core": {
@@ -183,12 +194,13 @@ const FLAGS: Record<string, FlagSpec> = {
     help: "rank items already in the user's history too",
   },
   out: { key: "out", type: "string", help: "runs folder (run store and checkpoints)" },
-  name: { key: "name", type: "string", help: "run name (default: dataset-loss)" },
+  name: { key: "name", type: "string", help: "run name", shown: "<dataset>-<loss>" },
   resume: { key: "resume", type: "string", help: "run id to resume from its last checkpoint" },
   "memory-limit": {
     key: "memoryLimit",
     type: "string",
-    help: "GPU memory budget, e.g. 2GiB (default: device limit)",
+    help: "GPU memory budget, e.g. 2GiB",
+    shown: "75% of RAM on a software adapter, 8GiB on a GPU",
   } as FlagSpec,
   json: { key: "json", type: "boolean", help: "log one JSON object per line" },
 };
@@ -302,7 +314,7 @@ export function trainHelp(command = "deno task train", intro = ""): string {
   const lines = [`Usage: ${command} [flags]`, ...(intro ? ["", intro] : []), "", "Flags:"];
   for (const [flag, spec] of Object.entries(FLAGS)) {
     const def = DEFAULTS[spec.key];
-    const shown = def === null ? "none" : spec.key === "memoryLimit" ? "device limit" : String(def);
+    const shown = spec.shown ?? (def === null ? "none" : String(def));
     const choices = spec.choices ? ` (${spec.choices.join("|")})` : "";
     lines.push(`  --${flag.padEnd(14)} ${spec.help}${choices} [default: ${shown}]`);
   }

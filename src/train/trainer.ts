@@ -146,6 +146,18 @@ export function estimateFor(c: TrainConfig, data: PreparedData): MemoryEstimate 
   });
 }
 
+export function buildModel(engine: Engine, c: TrainConfig, items: number): SasRec {
+  return new SasRec(engine, {
+    items,
+    maxLen: c.seqLen,
+    dim: c.dim,
+    blocks: c.blocks,
+    heads: c.heads,
+    dropout: c.dropout,
+    seed: c.seed,
+  });
+}
+
 export async function train(
   engine: Engine,
   config: TrainConfig,
@@ -169,15 +181,7 @@ export async function train(
   const start = performance.now();
   engine.gpu.allocator.resetPeaks();
 
-  const model = new SasRec(engine, {
-    items: dataset.items,
-    maxLen: c.seqLen,
-    dim: c.dim,
-    blocks: c.blocks,
-    heads: c.heads,
-    dropout: c.dropout,
-    seed: c.seed,
-  });
+  const model = buildModel(engine, c, dataset.items);
   const optimizer = new Adam(model.parameters(), {
     lr: c.lr,
     weightDecay: c.weightDecay,

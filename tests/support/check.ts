@@ -4,6 +4,7 @@
  * that reference.
  */
 import { Engine } from "../../src/tensor/engine.ts";
+import { seededRandom } from "../../src/nn/init.ts";
 import "../../src/tensor/ops/mod.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 import { coalesceSparseGrads, sparseRowsToDense } from "../../src/tensor/ops/embedding.ts";
@@ -30,17 +31,8 @@ export function gpuTest(name: string, fn: (e: Engine) => Promise<void> | void): 
   });
 }
 
-/** mulberry32: small, seedable, good enough for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded generator, for test data. */
+export const rng = seededRandom;
 
 /** Uniform values in [lo, hi). */
 export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
