@@ -11,6 +11,7 @@ import { makeSampler, type NegativeSampler } from "../data/samplers.ts";
 import { parseCatalog, syntheticDataset } from "../data/synthetic.ts";
 import { seededRandom } from "../nn/init.ts";
 import { SasRec } from "../models/sasrec.ts";
+import { MostPop } from "../models/mostpop.ts";
 import type { Engine } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { gatherRows } from "../tensor/ops/gather.ts";
@@ -61,6 +62,8 @@ export interface TrainResult {
   bestEpoch: number;
   valid: Record<string, number>;
   test: Record<string, number>;
+  /** The MostPop baseline on the same test users. */
+  mostPopTest: Record<string, number>;
   secondsPerEpoch: number;
   wallSeconds: number;
   peakBytes: number;
@@ -318,20 +321,25 @@ export async function train(
   }
 
   let test: Record<string, number> = {};
+  let mostPopTest: Record<string, number> = {};
   let valid = lastValid;
   if (status === "finished" && position.bestEpoch > 0) {
     await loadCheckpoint(`${runDir}/best.safetensors`, model, null);
     valid = await evaluateRanking(model, split.valid, { keepSeen: c.keepSeen });
     test = await evaluateRanking(model, split.test, { keepSeen: c.keepSeen });
-    store.addMetrics(
-      runId,
-      Object.entries(test).map(([key, value]) => ({
-        epoch: position.bestEpoch,
-        step: position.step,
-        key: `test_${key}`,
-        value,
-      })),
-    );
+    const baseline = new MostPop(engine, dataset.items, c.seqLen, split.train);
+    mostPopTest = await evaluateRanking(baseline, split.test, { keepSeen: c.keepSeen });
+    baseline.dispose();
+    const point = (prefix: string) => ([key, value]: [string, number]) => ({
+      epoch: position.bestEpoch,
+      step: position.step,
+      key: `${prefix}${key}`,
+      value,
+    });
+    store.addMetrics(runId, [
+      ...Object.entries(test).map(point("test_")),
+      ...Object.entries(mostPopTest).map(point("mostpop_test_")),
+    ]);
   }
   const wallSeconds = (performance.now() - start) / 1000;
   const peakBytes = engine.gpu.allocator.peakReservedBytes;
@@ -349,6 +357,7 @@ export async function train(
     bestEpoch: position.bestEpoch,
     valid,
     test,
+    mostPopTest,
     secondsPerEpoch: median(epochSeconds),
     wallSeconds,
     peakBytes,

@@ -43,12 +43,17 @@ gpuTest("a run records config, metrics and checkpoints, and learns the pattern",
   const r = await train(e, config, await prepareData(config), { logger: quiet() });
   assert.equal(r.status, "finished", r.error ?? "");
   assert.ok(r.test["hr@10"] > 0.5, `test HR@10 ${r.test["hr@10"]}`);
+  assert.ok(
+    r.test["ndcg@10"] > 2 * r.mostPopTest["ndcg@10"],
+    "SASRec beats MostPop on a sequential pattern",
+  );
   const store = RunStore.open(config.out);
   const run = store.getRun(r.runId)!;
   assert.equal(run.status, "finished");
   assert.ok(run.peakBytes! > 0 && run.wallSeconds! > 0);
   assert.equal(store.metrics(r.runId, "train_loss").length, 4);
-  assert.ok(store.metrics(r.runId, "test_ndcg@10").length === 1);
+  assert.equal(store.metrics(r.runId, "test_ndcg@10").length, 1);
+  assert.equal(store.metrics(r.runId, "mostpop_test_ndcg@10").length, 1);
   store.close();
   const ckpt = await readSafetensors(`${r.runDir}/last.safetensors`);
   assert.ok("item_embedding" in ckpt.tensors && "optimizer.m.0" in ckpt.tensors);

@@ -299,22 +299,23 @@ function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): 
   const { m, n, k } = w.size;
   const vec4 = p.kernel === "auto" && [a.ld, a.shift, b.ld, b.shift].every((v) => v % 4 === 0);
   const tile = vec4 ? VEC4_TILE : SCALAR_TILE;
+  const kernel = { vec4, tile, transA: p.transA, transB: p.transB };
   const tiles = Math.ceil(m / tile.rows) * Math.ceil(n / tile.cols);
   const slicesThatFit = Math.floor(e.gpu.limits.maxStorageBufferBindingSize / (m * n * 4));
   const slices = w.batches === 1
     ? Math.min(Math.ceil(SPLIT_BELOW_TILES / tiles), Math.floor(k / MIN_SLICE_K), slicesThatFit)
     : 1;
-  const kernel = { vec4, tile, transA: p.transA, transB: p.transB };
-  if (slices < 2) {
-    launch(e, kernel, { a, b, c, m, n, k, batches: w.batches, kLast: k }, accumulate);
+  if (slices < 2 && !accumulate) {
+    launch(e, kernel, { a, b, c, m, n, k, batches: w.batches, kLast: k });
     return;
   }
-  // Few tiles and a long reduction: slices of k run in parallel into a scratch buffer, then one
-  // pass adds them up in slice order.
-  const kSlice = Math.ceil(k / slices / 4) * 4;
+  // Slices of k run in parallel into a scratch buffer (few tiles and a long reduction), then one
+  // pass adds them up in slice order, into C or onto what earlier windows left there. Products
+  // never read C themselves: kernels that add into it compile several times slower.
+  const kSlice = Math.ceil(k / Math.max(slices, 1) / 4) * 4;
   const count = Math.ceil(k / kSlice);
   const partsBytes = count * m * n * 4;
-  const parts = e.gpu.alloc(partsBytes, "matmul split-k slices");
+  const parts = e.gpu.alloc(partsBytes, "matmul partial products");
   const sliceOf = (o: Bound, alongRows: boolean): Bound => ({
     ...o,
     batchStride: alongRows ? kSlice * o.ld : kSlice,
@@ -333,9 +334,9 @@ function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): 
     k: kSlice,
     batches: count,
     kLast: k - (count - 1) * kSlice,
-  }, false);
+  });
   e.gpu.dispatch({
-    kernel: "matmul split-k sum",
+    kernel: "matmul sum of partial products",
     shader: reduceShader,
     constants: { ACCUMULATE: accumulate ? 1 : 0 },
     params: params(m, n, count, c.ld, c.shift),
@@ -364,7 +365,7 @@ interface Launch {
   kLast: number;
 }
 
-function launch(e: Engine, kc: KernelChoice, l: Launch, accumulate: boolean): void {
+function launch(e: Engine, kc: KernelChoice, l: Launch): void {
   // The vec4 kernel counts A and B in vec4s; C's units are always floats.
   const unit = kc.vec4 ? 4 : 1;
   const vec4C = kc.vec4 && [l.n, l.c.ld, l.c.shift].every((v) => v % 4 === 0);
@@ -379,12 +380,7 @@ function launch(e: Engine, kc: KernelChoice, l: Launch, accumulate: boolean): vo
     kernel: `matmul ${variant} ${name}`,
     shader: kc.vec4 ? vec4Shader : scalarShader,
     entry: kc.vec4 && !vec4C ? "scalar_c" : "main",
-    constants: {
-      TRANS_A: kc.transA ? 1 : 0,
-      TRANS_B: kc.transB ? 1 : 0,
-      ACCUMULATE: accumulate ? 1 : 0,
-      WG: WORKGROUP,
-    },
+    constants: { TRANS_A: kc.transA ? 1 : 0, TRANS_B: kc.transB ? 1 : 0, WG: WORKGROUP },
     params: params(
       l.m,
       l.n,
