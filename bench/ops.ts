@@ -129,7 +129,11 @@ export async function runOpsBenchmark(e: Engine, opts: OpsOptions = {}): Promise
     progress(`matmul ${c.size} ${c.product}: ${r.gflops.toFixed(2)} GFLOP/s`);
   }
   const dispatch = await timeDispatch(e, repeats);
-  progress(`dispatch: ${dispatch.batchedUs.toFixed(1)} µs batched, ${dispatch.syncedMs} ms synced`);
+  progress(
+    `dispatch: ${dispatch.batchedUs.toFixed(1)} µs batched, ${
+      dispatch.syncedMs.toFixed(1)
+    } ms synced`,
+  );
   const elementwise = await timeElementwise(e, repeats);
   progress(`add: ${elementwise.gbPerS.toFixed(2)} GB/s`);
   return {

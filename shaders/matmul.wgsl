@@ -1,12 +1,12 @@
 // C = op(A)·op(B) for a batch of matrices, one float per load: any shape, stride and origin.
 // The fallback for layouts that matmul_vec4.wgsl cannot load, and the baseline it is measured
-// against. Each invocation keeps a TM×TN tile of C in registers.
+// against. Each invocation accumulates a TM×TN tile of C.
 struct Params {
   M: u32, N: u32, K: u32, batches: u32,
   lda: u32, ldb: u32, ldc: u32,
   // K of the last batch: shorter than K when the batches are the slices of a split reduction.
   kLast: u32,
-  // Origins of batch 0 and batch strides (0 repeats one matrix), in floats.
+  // Origins of batch 0 and batch strides, in floats.
   offA: u32, offB: u32, offC: u32,
   batchA: u32, batchB: u32, batchC: u32,
 }
@@ -17,11 +17,9 @@ struct Params {
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
-// Add into C instead of overwriting it (later slices of a reduction split across bindings).
-override ACCUMULATE: bool = false;
 // llvmpipe runs 8 consecutive invocations as the lanes of one SIMD vector: tiles are numbered
 // along a 1-D workgroup so that every lane has work whatever the shape of C.
-override WG: u32 = 8u;
+const WG = 8u;
 
 const TM = 8u;
 const TN = 8u;
@@ -74,11 +72,7 @@ fn main(
       let col = col0 + j;
       if (row < p.M && col < p.N) {
         let at = baseC + row * p.ldc + col;
-        if (ACCUMULATE) {
-          c[at] += acc[i][j];
-        } else {
-          c[at] = acc[i][j];
-        }
+        c[at] = acc[i][j];
       }
     }
   }

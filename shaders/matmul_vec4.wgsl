@@ -12,7 +12,7 @@ struct Params {
   lda: u32, ldb: u32, ldc: u32,
   // K of the last batch: shorter than K when the batches are the slices of a split reduction.
   kLast: u32,
-  // Origins of batch 0 and batch strides (0 repeats one matrix), in the units of the strides.
+  // Origins of batch 0 and batch strides, in the units of the strides.
   offA: u32, offB: u32, offC: u32,
   batchA: u32, batchB: u32, batchC: u32,
 }
@@ -24,11 +24,9 @@ struct Params {
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
-// Add into C instead of overwriting it (later slices of a reduction split across bindings).
-override ACCUMULATE: bool = false;
 // llvmpipe runs 8 consecutive invocations as the lanes of one SIMD vector: tiles are numbered
 // along a 1-D workgroup so that every lane has work whatever the shape of C.
-override WG: u32 = 8u;
+const WG = 8u;
 
 const TM = 32u;
 const TN = 16u;
@@ -135,11 +133,7 @@ fn main(
       let col = t.col0 + j4 * 4u;
       if (row < p.M && col < p.N) {
         let at = (baseC + row * p.ldc + col) / 4u;
-        if (ACCUMULATE) {
-          c[at] += acc[i][j4];
-        } else {
-          c[at] = acc[i][j4];
-        }
+        c[at] = acc[i][j4];
       }
     }
   }
@@ -161,11 +155,7 @@ fn scalar_c(
       let col = t.col0 + j;
       if (row < p.M && col < p.N) {
         let at = baseC + row * p.ldc + col;
-        if (ACCUMULATE) {
-          cFloats[at] += acc[i][j / 4u][j % 4u];
-        } else {
-          cFloats[at] = acc[i][j / 4u][j % 4u];
-        }
+        cFloats[at] = acc[i][j / 4u][j % 4u];
       }
     }
   }

@@ -194,8 +194,8 @@ function multiply(e: Engine, p: Product): void {
 
 /**
  * Cuts the product into windows whose operands each fit one storage binding: whole batches when
- * a matrix fits, else rows of each too-large operand (a cut along k makes partial sums that later
- * windows add to, in order). Window edges are multiples of 4 so that vec4 loads stay aligned.
+ * a matrix fits, else parts of one matrix (see chunkSizes); a cut along k makes partial sums
+ * that later windows add to, in order.
  */
 function windowsOf(e: Engine, p: Product): Window[] {
   const { maxStorageBufferBindingSize: maxBind, minStorageBufferOffsetAlignment: align } =
@@ -380,7 +380,7 @@ function launch(e: Engine, kc: KernelChoice, l: Launch): void {
     kernel: `matmul ${variant} ${name}`,
     shader: kc.vec4 ? vec4Shader : scalarShader,
     entry: kc.vec4 && !vec4C ? "scalar_c" : "main",
-    constants: { TRANS_A: kc.transA ? 1 : 0, TRANS_B: kc.transB ? 1 : 0, WG: WORKGROUP },
+    constants: { TRANS_A: kc.transA ? 1 : 0, TRANS_B: kc.transB ? 1 : 0 },
     params: params(
       l.m,
       l.n,
