@@ -44,10 +44,10 @@ async function main(args: string[]): Promise<number> {
       estimate: formatBytes(r.estimate.total),
     });
     if (r.status === "finished" && !config.json) {
-      console.log(formatMetricsTable({ valid: r.valid, test: r.test }));
+      console.log(formatMetricsTable({ valid: r.valid, test: r.test, mostpop: r.mostPopTest }));
     }
     if (r.status === "finished" && config.json) {
-      logger.event("metrics", { valid: r.valid, test: r.test });
+      logger.event("metrics", { valid: r.valid, test: r.test, mostpop_test: r.mostPopTest });
     }
     return r.status === "failed" ? 1 : 0;
   } finally {
