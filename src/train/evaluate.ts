@@ -48,7 +48,8 @@ export async function evaluateRanking(
   const maxK = Math.min(Math.max(...ks), items);
   for (const batch of evalBatches(examples, chunk, seqLen)) {
     const { ranks, lists } = await e.tidyAsync(async () => {
-      const scores = e.noGrad(() => scorer.score(batch));
+      // The forward's intermediates go as soon as the scores exist, before ranking allocates.
+      const scores = e.noGrad(() => e.tidy(() => scorer.score(batch)));
       maskScores(scores, opts.keepSeen ? undefined : historyCsr(batch.examples));
       const ranks = await targetRanks(scores, batch.targets).read();
       const lists = await topK(scores, maxK).read();
