@@ -31,9 +31,15 @@ export interface MemoryEstimate {
 }
 
 const F32 = 4;
-/** Activation tensors each block keeps per position, in units of d floats (measured per block). */
+/**
+ * Tensors a block keeps alive per position for backward, in units of d floats, counted from the
+ * ops of a pre-LN block (q, k, v, attention, projections, norms, feed-forward, dropout, residuals).
+ */
 const SAVED_PER_BLOCK = 26;
-/** Allocator size classes round a request up by at most 25%. */
+/**
+ * Allowance for size classes (a request rounds up by under 25%; most tensors here round by far
+ * less). Not calibrated yet: see `bench:train` once it exists.
+ */
 const SIZE_CLASS_SLACK = 1.1;
 
 export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
