@@ -10,6 +10,8 @@ import { assertDType, groupsFor, params, rowWindows } from "../tensor/kernel.ts"
 export interface CrossEntropyOptions {
   /** Rows whose target equals this id contribute no loss and no gradient (padding). */
   ignoreIndex?: number;
+  /** Columns from this one on are padding of the row stride: outside the softmax, zero gradient. */
+  validCols?: number;
 }
 
 /**
@@ -34,7 +36,11 @@ export function crossEntropyRows(
     );
   }
   const [rows, cols] = logits.shape;
-  checkTargets(targets, cols, ignore);
+  const valid = opts.validCols ?? cols;
+  if (!(Number.isInteger(valid) && valid >= 1 && valid <= cols)) {
+    throw new RangeError(`crossEntropy: validCols ${valid} is outside [1, ${cols}]`);
+  }
+  checkTargets(targets, valid, ignore);
   const e = logits.engine;
   const lse = e.empty([rows], "f32", "ce lse");
   const loss = e.empty([rows], "f32", "ce loss");
@@ -44,7 +50,7 @@ export function crossEntropyRows(
       kernel: "cross entropy forward",
       shader,
       entry: "forward",
-      params: params(w.rows, cols, { i32: ignore }, w.row),
+      params: params(w.rows, cols, { i32: ignore }, w.row, valid),
       bindings: [
         { alloc: logits.storage, offset: w.offset, size: w.size },
         targets.storage,
@@ -65,7 +71,7 @@ export function crossEntropyRows(
           kernel: "cross entropy backward",
           shader,
           entry: "backward",
-          params: params(w.rows, cols, { i32: ignore }, w.row),
+          params: params(w.rows, cols, { i32: ignore }, w.row, valid),
           bindings: [
             { alloc: logits.storage, offset: w.offset, size: w.size },
             targets.storage,

@@ -46,13 +46,24 @@ function checkInputs(op: string, h: Tensor, table: Tensor, targets: Int32Array):
   }
 }
 
-/** Mean over positions of LSE over all items − the target's logit. */
+/**
+ * Mean over positions of LSE over all items − the target's logit. The logits' row stride is
+ * rounded up to a multiple of 4 (zero rows appended to the table, outside the softmax) so that
+ * both backward products run on the vec4 matmul kernel.
+ */
 export function fullCrossEntropy(h: Tensor, table: Tensor, targets: Int32Array): Tensor {
   checkInputs("ce", h, table, targets);
   const e = h.engine;
-  const logits = matmul(h, table, { transB: true });
-  const rows = crossEntropyRows(logits, e.tensor(targets, [targets.length], "i32", "targets"));
-  return scale(sum(rows), 1 / targets.length);
+  const [rows, d] = table.shape;
+  const pad = (4 - rows % 4) % 4;
+  const padded = pad === 0 ? table : concat([table, e.zeros([pad, d], "f32", "table padding")], 0);
+  const logits = matmul(h, padded, { transB: true });
+  const losses = crossEntropyRows(
+    logits,
+    e.tensor(targets, [targets.length], "i32", "targets"),
+    { validCols: rows },
+  );
+  return scale(sum(losses), 1 / targets.length);
 }
 
 /**

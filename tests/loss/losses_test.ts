@@ -43,6 +43,7 @@ const cases = [
   { n: 1, d: 3, items: 4, k: 1 },
   { n: 7, d: 5, items: 13, k: 6 },
   { n: 19, d: 8, items: 30, k: 17 },
+  { n: 5, d: 4, items: 11, k: 3 },
 ];
 
 for (const { n, d, items, k } of cases) {
