@@ -62,6 +62,14 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(n / step) * step;
 }
 
+/**
+ * Freed buffers kept for reuse are capped at this fraction of the peak live bytes (with a floor):
+ * batch shapes change every step (trimmed padding, variable position counts), and an unbounded
+ * pool would keep a buffer of every size ever seen, making the reserved figure meaningless.
+ */
+const POOL_FRACTION = 1 / 8;
+const POOL_FLOOR_BYTES = 4 * 1024 * 1024;
+
 export class Allocator {
   liveBytes = 0;
   peakLiveBytes = 0;
@@ -69,7 +77,15 @@ export class Allocator {
   peakReservedBytes = 0;
   allocations = 0;
   reuses = 0;
+  evictions = 0;
   private pool = new Map<string, GPUBuffer[]>();
+  /** Pooled buffers, least recently freed first: eviction order. */
+  private poolOrder: { key: string; buffer: GPUBuffer; capacity: number }[] = [];
+  /**
+   * Evicted buffers wait here until the commands already recorded are submitted: destroying a
+   * buffer that an unsubmitted command uses would fail that submit.
+   */
+  private retired: GPUBuffer[] = [];
 
   constructor(
     private device: GPUDevice,
@@ -77,6 +93,11 @@ export class Allocator {
     public limitBytes: number,
     private maxBufferSize: number,
   ) {}
+
+  /** Bytes of freed buffers kept for reuse. */
+  get pooledBytes(): number {
+    return this.reservedBytes - this.liveBytes;
+  }
 
   alloc(bytes: number, what: string, usage = STORAGE_USAGE): GpuAllocation {
     if (!Number.isFinite(bytes) || bytes < 0) throw new Error(`${what}: invalid size ${bytes}`);
@@ -90,10 +111,11 @@ export class Allocator {
       );
     }
     const key = `${usage}:${capacity}`;
-    let buffer = this.pool.get(key)?.pop();
+    let buffer = this.takePooled(key);
     if (buffer) {
       this.reuses++;
     } else {
+      this.evictDownTo(this.poolLimit());
       if (this.reservedBytes + capacity > this.limitBytes) this.trimPool();
       if (this.reservedBytes + capacity > this.limitBytes) {
         throw new OutOfMemoryError(bytes, this.limitBytes, this.reservedBytes, what);
@@ -117,18 +139,19 @@ export class Allocator {
     const list = this.pool.get(key);
     if (list) list.push(a.buffer);
     else this.pool.set(key, [a.buffer]);
+    this.poolOrder.push({ key, buffer: a.buffer, capacity: a.capacity });
+    this.evictDownTo(this.poolLimit());
   }
 
-  /** Destroys every pooled buffer. */
+  /** Evicts every pooled buffer. */
   trimPool(): void {
-    for (const [key, list] of this.pool) {
-      const capacity = Number(key.split(":")[1]);
-      for (const b of list) {
-        b.destroy();
-        this.reservedBytes -= capacity;
-      }
-    }
-    this.pool.clear();
+    this.evictDownTo(0);
+  }
+
+  /** Destroys the evicted buffers; call once the commands that may use them are submitted. */
+  destroyRetired(): void {
+    for (const b of this.retired) b.destroy();
+    this.retired = [];
   }
 
   /** Starts a new measurement window: peaks restart from the current figures. */
@@ -145,6 +168,34 @@ export class Allocator {
       peakReservedBytes: this.peakReservedBytes,
       allocations: this.allocations,
       reuses: this.reuses,
+      evictions: this.evictions,
     };
+  }
+
+  private poolLimit(): number {
+    return Math.max(POOL_FLOOR_BYTES, this.peakLiveBytes * POOL_FRACTION);
+  }
+
+  private takePooled(key: string): GPUBuffer | undefined {
+    const buffer = this.pool.get(key)?.pop();
+    if (buffer) {
+      const at = this.poolOrder.findLastIndex((p) => p.buffer === buffer);
+      this.poolOrder.splice(at, 1);
+    }
+    return buffer;
+  }
+
+  private evictDownTo(limit: number): void {
+    let drop = 0;
+    while (drop < this.poolOrder.length && this.pooledBytes > limit) {
+      const { key, buffer, capacity } = this.poolOrder[drop++];
+      const list = this.pool.get(key)!;
+      list.splice(list.indexOf(buffer), 1);
+      if (!list.length) this.pool.delete(key);
+      this.reservedBytes -= capacity;
+      this.retired.push(buffer);
+      this.evictions++;
+    }
+    if (drop) this.poolOrder.splice(0, drop);
   }
 }

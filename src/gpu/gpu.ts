@@ -211,6 +211,7 @@ export class Gpu {
     this.arenaUsed = 0;
     this.pendingInEncoder = 0;
     this.submits++;
+    this.allocator.destroyRetired();
     this.profiler?.afterSubmit();
   }
 
@@ -257,6 +258,7 @@ export class Gpu {
     this.destroyed = true;
     this.submit();
     this.allocator.trimPool();
+    this.allocator.destroyRetired();
     this.device.destroy();
   }
 

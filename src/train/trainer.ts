@@ -76,6 +76,8 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Called after each recorded metric batch (dashboards, tests). */
   onMetrics?: () => void;
+  /** Links the run to a sweep in the run store. */
+  sweepId?: string;
 }
 
 export interface PreparedData {
@@ -128,20 +130,40 @@ function subsampleEval(split: Split, users: number, seed: number): Split {
   };
 }
 
-/** The most target positions any batch can hold: the batchSize longest training rows. */
-export function maxBatchPositions(train: readonly Int32Array[], batchSize: number, seqLen: number) {
-  const pairs = train.map((s) => Math.min(Math.max(s.length - 1, 0), seqLen)).sort((a, b) => b - a);
-  return pairs.slice(0, batchSize).reduce((a, b) => a + b, 0);
+/**
+ * The most target positions a batch is expected to hold over `batches` batches. A batch's count is
+ * a sum of `batchSize` row lengths drawn without replacement, close to normal, and the expected
+ * maximum of T normal draws is about mean + sd·√(2 ln T); the sum of the longest rows bounds it.
+ */
+export function expectedMaxPositions(
+  train: readonly Int32Array[],
+  batchSize: number,
+  seqLen: number,
+  batches: number,
+): number {
+  const lengths = train.map((s) => Math.min(Math.max(s.length - 1, 0), seqLen));
+  const rows = Math.min(batchSize, lengths.length);
+  const worst = [...lengths].sort((a, b) => b - a).slice(0, rows).reduce((a, b) => a + b, 0);
+  if (!lengths.length) return 0;
+  const mean = lengths.reduce((a, b) => a + b, 0) / lengths.length;
+  const variance = lengths.reduce((a, b) => a + (b - mean) ** 2, 0) / lengths.length;
+  const spread = Math.sqrt(rows * variance) * Math.sqrt(2 * Math.log(Math.max(batches, 2)));
+  return Math.min(worst, Math.ceil(rows * mean + spread));
 }
 
-export function estimateFor(c: TrainConfig, data: PreparedData): MemoryEstimate {
+/** Peak GPU bytes of training `c` for `batches` steps (default: the whole run). */
+export function estimateFor(
+  c: TrainConfig,
+  data: PreparedData,
+  batches = Math.ceil(data.split.train.length / c.batchSize) * c.epochs,
+): MemoryEstimate {
   return estimateTrainingMemory({
     items: data.dataset.items,
     dim: c.dim,
     blocks: c.blocks,
     seqLen: c.seqLen,
     batchSize: c.batchSize,
-    maxPositions: maxBatchPositions(data.split.train, c.batchSize, c.seqLen),
+    maxPositions: expectedMaxPositions(data.split.train, c.batchSize, c.seqLen, batches),
     loss: c.loss,
     negatives: c.negatives,
     sharedNegatives: c.sampler === "shared",
@@ -158,6 +180,27 @@ export function buildModel(engine: Engine, c: TrainConfig, items: number): SasRe
     heads: c.heads,
     dropout: c.dropout,
     seed: c.seed,
+  });
+}
+
+export function optimizerFor(c: TrainConfig, model: SasRec): Adam {
+  return new Adam(model.parameters(), {
+    lr: c.lr,
+    weightDecay: c.weightDecay,
+    decoupled: c.weightDecay > 0,
+  });
+}
+
+/** The negative sampler of a configuration (null for full CE). */
+export function samplerFor(c: TrainConfig, data: PreparedData): NegativeSampler | null {
+  const { dataset, split } = data;
+  return c.loss === "ce" ? null : makeSampler({
+    kind: c.sampler,
+    items: dataset.items,
+    k: c.loss === "bce" ? 1 : c.negatives,
+    seed: c.seed,
+    counts: c.sampler === "popularity" ? itemCounts(split.train, dataset.items) : undefined,
+    alpha: c.alpha,
   });
 }
 
@@ -185,11 +228,7 @@ export async function train(
   engine.gpu.allocator.resetPeaks();
 
   const model = buildModel(engine, c, dataset.items);
-  const optimizer = new Adam(model.parameters(), {
-    lr: c.lr,
-    weightDecay: c.weightDecay,
-    decoupled: c.weightDecay > 0,
-  });
+  const optimizer = optimizerFor(c, model);
   let position: TrainingPosition = {
     epoch: 0,
     step: 0,
@@ -205,7 +244,13 @@ export async function train(
   } else {
     Deno.mkdirSync(runDir, { recursive: true });
     const name = c.name ?? `${data.label}-${c.loss}`;
-    store.createRun({ id: runId, name, dataset: data.label, config: { ...c } });
+    store.createRun({
+      id: runId,
+      name,
+      dataset: data.label,
+      config: { ...c },
+      sweepId: opts.sweepId,
+    });
     await writeConfig(`${runDir}/config.json`, {
       ...c,
       items: dataset.items,
@@ -227,14 +272,7 @@ export async function train(
     seqLen: c.seqLen,
     seed: c.seed,
   });
-  const sampler = c.loss === "ce" ? null : makeSampler({
-    kind: c.sampler,
-    items: dataset.items,
-    k: c.loss === "bce" ? 1 : c.negatives,
-    seed: c.seed,
-    counts: c.sampler === "popularity" ? itemCounts(split.train, dataset.items) : undefined,
-    alpha: c.alpha,
-  });
+  const sampler = samplerFor(c, data);
   const epochSeconds: number[] = [];
   let status: TrainResult["status"] = "finished";
   let error: string | null = null;
@@ -368,7 +406,7 @@ export async function train(
 class NonFiniteLossError extends Error {}
 
 /** One optimiser step; returns the loss (one readback: a NaN stops training within one step). */
-async function trainStep(
+export async function trainStep(
   engine: Engine,
   model: SasRec,
   optimizer: Adam,

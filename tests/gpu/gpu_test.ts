@@ -137,6 +137,47 @@ gpuTest("allocator reuses freed buffers and tracks live and peak bytes", async (
   }
 });
 
+gpuTest(
+  "the pool of freed buffers stays bounded; evicted buffers outlive pending commands",
+  async () => {
+    const gpu = await Gpu.create();
+    try {
+      const al = gpu.allocator;
+      const mib = 1 << 20;
+      const big = gpu.alloc(200 * mib, "big");
+      gpu.release(big);
+      assert.ok(al.peakLiveBytes >= 200 * mib);
+      const limit = Math.max(4 * mib, al.peakLiveBytes / 8);
+      assert.ok(al.pooledBytes <= limit, `pooled ${al.pooledBytes} > ${limit}`);
+      // Buffers of many sizes (trimmed batches) freed in turn: the least recently freed go first.
+      const sizes = Array.from({ length: 40 }, (_, i) => (i + 1) * mib + 4096);
+      for (const n of sizes) gpu.release(gpu.alloc(n, "step"));
+      assert.ok(al.pooledBytes <= limit, `pooled ${al.pooledBytes} > ${limit}`);
+      assert.ok(al.evictions > 0);
+      const last = gpu.alloc(sizes[39], "again");
+      assert.equal(al.reuses > 0, true, "the most recently freed size is still pooled");
+      // A buffer evicted while an unsubmitted dispatch reads it must survive until the submit.
+      const src = gpu.alloc(40, "src");
+      const dst = gpu.alloc(40, "dst");
+      gpu.upload(src, new Float32Array(10).fill(2));
+      gpu.dispatch({
+        kernel: "copy",
+        shader: copyShader,
+        params: params(10, { f32: 1 }),
+        bindings: [src, dst],
+        workgroups: [1],
+      });
+      gpu.release(src);
+      al.trimPool();
+      assert.deepEqual([...new Float32Array(await gpu.read(dst))], new Array(10).fill(3));
+      gpu.release(last);
+      gpu.release(dst);
+    } finally {
+      gpu.destroy();
+    }
+  },
+);
+
 gpuTest("out of memory names the bytes wanted and the limit", async () => {
   const gpu = await Gpu.create({ memoryLimit: 1 << 20 });
   try {

@@ -1,0 +1,144 @@
+/**
+ * Training throughput and memory per loss on one dataset: each variant trains the same batches
+ * (same seed) for a few timed steps after warm-up, on a pool emptied before it starts, so its
+ * peak bytes are its own. The PyTorch peer, when asked for and installed, trains one epoch of
+ * the same configuration in the same run.
+ */
+import type { Engine } from "../src/tensor/engine.ts";
+import { BatchIterator } from "../src/data/batches.ts";
+import type { TrainConfig } from "../src/train/config.ts";
+import {
+  buildModel,
+  estimateFor,
+  optimizerFor,
+  type PreparedData,
+  samplerFor,
+  trainStep,
+} from "../src/train/trainer.ts";
+import { formatBytes } from "../src/gpu/allocator.ts";
+import { type Cell, formatTable } from "./util.ts";
+
+export interface TrainVariant {
+  label: string;
+  overrides: Partial<TrainConfig>;
+}
+
+export interface TrainFigures {
+  label: string;
+  loss: string;
+  sampler: string;
+  negatives: number;
+  msPerStep: number;
+  sequencesPerSecond: number;
+  /** Batches per epoch × seconds per step. */
+  secondsPerEpoch: number;
+  peakReservedBytes: number;
+  peakLiveBytes: number;
+  estimateBytes: number;
+  meanLoss: number;
+}
+
+export async function benchTrainVariant(
+  engine: Engine,
+  base: TrainConfig,
+  data: PreparedData,
+  v: TrainVariant,
+  steps: number,
+  warmup: number,
+): Promise<TrainFigures> {
+  const c = { ...base, ...v.overrides };
+  const allocator = engine.gpu.allocator;
+  allocator.trimPool();
+  await engine.gpu.sync();
+  allocator.resetPeaks();
+  const model = buildModel(engine, c, data.dataset.items);
+  const optimizer = optimizerFor(c, model);
+  const sampler = samplerFor(c, data);
+  const batches = new BatchIterator(data.split.train, {
+    batchSize: c.batchSize,
+    seqLen: c.seqLen,
+    seed: c.seed,
+  });
+  const iter = batches.epoch(0);
+  const next = () => {
+    const r = iter.next();
+    if (r.done) throw new Error(`the dataset has fewer than ${warmup + steps} batches`);
+    return r.value;
+  };
+  let step = 0;
+  for (let i = 0; i < warmup; i++) {
+    await trainStep(engine, model, optimizer, sampler, c, next(), ++step);
+  }
+  let lossSum = 0;
+  let sequences = 0;
+  const start = performance.now();
+  for (let i = 0; i < steps; i++) {
+    const batch = next();
+    lossSum += await trainStep(engine, model, optimizer, sampler, c, batch, ++step);
+    sequences += batch.batch;
+  }
+  const seconds = (performance.now() - start) / 1000;
+  const figures: TrainFigures = {
+    label: v.label,
+    loss: c.loss,
+    sampler: c.loss === "ce" ? "-" : c.sampler,
+    negatives: c.loss === "ce" ? 0 : c.loss === "bce" ? 1 : c.negatives,
+    msPerStep: (seconds / steps) * 1000,
+    sequencesPerSecond: sequences / seconds,
+    secondsPerEpoch: (seconds / steps) * batches.batchesPerEpoch,
+    peakReservedBytes: allocator.peakReservedBytes,
+    peakLiveBytes: allocator.peakLiveBytes,
+    estimateBytes: estimateFor(c, data, warmup + steps).total,
+    meanLoss: lossSum / steps,
+  };
+  model.dispose();
+  optimizer.dispose();
+  return figures;
+}
+
+export interface PeerFigures {
+  label: string;
+  loss: string;
+  negatives: number;
+  secondsPerEpoch: number;
+  sequencesPerSecond: number;
+}
+
+export function formatTrainReport(rows: TrainFigures[], peers: PeerFigures[]): string {
+  const peerFor = (f: TrainFigures) =>
+    peers.find((p) =>
+      p.loss === f.loss &&
+      (f.loss === "ce" || (f.sampler === "shared" && p.negatives === f.negatives))
+    );
+  const cells: Cell[][] = rows.map((f) => {
+    const peer = peerFor(f);
+    return [
+      f.label,
+      f.msPerStep,
+      f.sequencesPerSecond,
+      f.secondsPerEpoch,
+      formatBytes(f.peakReservedBytes),
+      formatBytes(f.peakLiveBytes),
+      formatBytes(f.estimateBytes),
+      f.estimateBytes / f.peakReservedBytes,
+      peer ? f.sequencesPerSecond / peer.sequencesPerSecond : "-",
+    ];
+  });
+  for (const p of peers) {
+    cells.push([p.label, "-", p.sequencesPerSecond, p.secondsPerEpoch, "-", "-", "-", "-", 1]);
+  }
+  return formatTable(
+    [
+      "variant",
+      "ms/step",
+      "seq/s",
+      "s/epoch",
+      "peak GPU",
+      "peak live",
+      "estimate",
+      "est/peak",
+      "×peer",
+    ],
+    cells,
+  );
+}

@@ -1,0 +1,158 @@
+/** `deno task bench:train`: sequences/s, s/epoch and peak GPU bytes per loss; `--peer` adds PyTorch. */
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { Engine } from "../src/tensor/engine.ts";
+import "../src/tensor/ops/mod.ts";
+import { DEFAULTS, type TrainConfig } from "../src/train/config.ts";
+import { prepareData } from "../src/train/trainer.ts";
+import {
+  benchTrainVariant,
+  formatTrainReport,
+  type PeerFigures,
+  type TrainFigures,
+  type TrainVariant,
+} from "../bench/train.ts";
+import { writeResult } from "../bench/util.ts";
+import { runMain } from "./cli.ts";
+
+const BEAUTY = fileURLToPath(
+  new URL("../../shared/data/amazon-beauty/Beauty.txt", import.meta.url),
+);
+const PEER = fileURLToPath(new URL("../../shared/peer/torch_sasrec_train.py", import.meta.url));
+
+const VARIANTS: TrainVariant[] = [
+  { label: "ce", overrides: { loss: "ce" } },
+  { label: "ce- 256 shared", overrides: { loss: "ce-", negatives: 256, sampler: "shared" } },
+  { label: "ce- 256 uniform", overrides: { loss: "ce-", negatives: 256, sampler: "uniform" } },
+  { label: "bce", overrides: { loss: "bce", sampler: "uniform" } },
+  { label: "gbce 256", overrides: { loss: "gbce", negatives: 256, sampler: "uniform" } },
+];
+
+const HELP = `Usage: deno task bench:train [flags]
+
+Trains SASRec on the Beauty configuration (d=64, L=50, 2 blocks, 1 head, dropout 0.3, B=128,
+Adam 1e-3) for a few steps per loss and reports ms/step, sequences/s, s/epoch (batches per epoch
+× s/step), the allocator's peak GPU bytes (reserved and live) and the memory estimate. Prints a
+table and writes bench/results/train-<adapter>.json.
+
+Flags:
+  --data PATH      sequence or interaction file [default: ${BEAUTY}]
+  --steps N        timed steps per variant [default: 20]
+  --warmup N       untimed steps first (pipeline compiles) [default: 3]
+  --only LIST      comma-separated variants (${VARIANTS.map((v) => v.label).join(", ")})
+                   [default: all]
+  --peer           also train one epoch of the PyTorch peer (ce and ce- 256 shared) and print
+                   the ratio [default: false]
+  --peer-script P  the peer script [default: ${PEER}]
+  --help           print this help`;
+
+async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      data: { type: "string", default: BEAUTY },
+      steps: { type: "string", default: "20" },
+      warmup: { type: "string", default: "3" },
+      only: { type: "string" },
+      peer: { type: "boolean", default: false },
+      "peer-script": { type: "string", default: PEER },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const steps = positiveInt("--steps", values.steps);
+  const warmup = positiveInt("--warmup", values.warmup);
+  const wanted = values.only?.split(",").map((s) => s.trim());
+  const variants = wanted ? VARIANTS.filter((v) => wanted.includes(v.label)) : VARIANTS;
+  if (wanted && variants.length !== wanted.length) {
+    console.error(`error: --only: unknown variant in "${values.only}"`);
+    return 2;
+  }
+  const base: TrainConfig = { ...DEFAULTS, data: values.data };
+  const data = await prepareData(base);
+  const engine = await Engine.create();
+  const rows: TrainFigures[] = [];
+  try {
+    console.log(`${engine.gpu.adapterName}; ${data.label}: ${data.dataset.users} users`);
+    for (const v of variants) {
+      const f = await benchTrainVariant(engine, base, data, v, steps, warmup);
+      console.log(`${v.label}: ${f.msPerStep.toFixed(0)} ms/step`);
+      rows.push(f);
+    }
+    const peers = values.peer ? await runPeers(values["peer-script"], values.data) : [];
+    console.log(formatTrainReport(rows, peers));
+    const path = await writeResult("train", engine.gpu.adapterName, {
+      data: data.label,
+      config: base,
+      steps,
+      warmup,
+      variants: rows,
+      peer: peers,
+    });
+    console.log(`wrote ${path}`);
+  } finally {
+    engine.destroy();
+  }
+  return 0;
+}
+
+function positiveInt(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(`${flag}: expected a positive integer, got "${text}"`);
+  }
+  return n;
+}
+
+/** One epoch of the peer for full CE and for CE- with 256 batch-shared negatives. */
+async function runPeers(script: string, data: string): Promise<PeerFigures[]> {
+  const probe = await new Deno.Command("python3", { args: ["-c", "import torch"], stderr: "null" })
+    .output().catch(() => null);
+  if (!probe?.success) {
+    console.log(
+      "peer skipped: PyTorch is not installed " +
+        "(apt-get install -y python3-torch python3-numpy libopenblas0-pthread)",
+    );
+    return [];
+  }
+  const runs = [
+    { label: "peer ce", loss: "ce", negatives: 0, extra: ["--loss", "ce"] },
+    {
+      label: "peer ce- 256 shared",
+      loss: "ce-",
+      negatives: 256,
+      extra: ["--loss", "ce-", "--negatives", "256"],
+    },
+  ];
+  const out: PeerFigures[] = [];
+  for (const r of runs) {
+    console.log(`${r.label}: one epoch…`);
+    const env = { ...Deno.env.toObject() };
+    delete env.OPENBLAS_CORETYPE;
+    delete env.OPENBLAS_L2_SIZE;
+    const res = await new Deno.Command("python3", {
+      args: [script, data, "--epochs", "1", "--seq", "50", "--dim", "64", ...r.extra],
+      env,
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    if (!res.success) throw new Error(`${r.label} failed (exit ${res.code})`);
+    const lines = new TextDecoder().decode(res.stdout).trim().split("\n").map((l) => JSON.parse(l));
+    const epoch = lines.find((l) => "epoch_s" in l);
+    const summary = lines.find((l) => "users" in l);
+    out.push({
+      label: r.label,
+      loss: r.loss,
+      negatives: r.negatives,
+      secondsPerEpoch: epoch.epoch_s,
+      sequencesPerSecond: summary.users / epoch.epoch_s,
+    });
+  }
+  return out;
+}
+
+if (import.meta.main) await runMain(main);

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { DEFAULTS, type TrainConfig } from "../../src/train/config.ts";
+import {
+  buildModel,
+  estimateFor,
+  expectedMaxPositions,
+  optimizerFor,
+  prepareData,
+  samplerFor,
+  trainStep,
+} from "../../src/train/trainer.ts";
+import { BatchIterator } from "../../src/data/batches.ts";
+import { gpuTest } from "../support/check.ts";
+
+Deno.test("expected batch positions lie between the mean batch and the longest rows", () => {
+  const rows = Array.from({ length: 500 }, (_, i) => new Int32Array(2 + (i * 37) % 60));
+  const lengths = rows.map((r) => Math.min(r.length - 1, 50));
+  const mean = lengths.reduce((a, b) => a + b, 0) / lengths.length;
+  const worst = [...lengths].sort((a, b) => b - a).slice(0, 32).reduce((a, b) => a + b, 0);
+  const few = expectedMaxPositions(rows, 32, 50, 10);
+  const many = expectedMaxPositions(rows, 32, 50, 100_000);
+  assert.ok(few > 32 * mean && few < many && many <= worst, `${few} ${many} ${worst}`);
+  const equal = Array.from({ length: 100 }, () => new Int32Array(11));
+  assert.equal(expectedMaxPositions(equal, 16, 50, 1000), 160, "no spread: exactly B·len");
+  assert.equal(expectedMaxPositions(equal, 16, 4, 1000), 64, "rows are cut to seqLen");
+});
+
+for (const over of [{ loss: "ce" }, { loss: "ce-", sampler: "uniform", negatives: 64 }] as const) {
+  gpuTest(
+    `the ${over.loss} estimate bounds the measured peak of its steps within 1.3×`,
+    async (e) => {
+      const dir = await Deno.makeTempDir();
+      const c: TrainConfig = {
+        ...DEFAULTS,
+        catalog: "small",
+        out: dir,
+        dim: 32,
+        seqLen: 20,
+        batchSize: 64,
+        ...over,
+      };
+      const data = await prepareData(c);
+      const al = e.gpu.allocator;
+      al.trimPool();
+      await e.gpu.sync();
+      al.resetPeaks();
+      const base = al.reservedBytes;
+      const model = buildModel(e, c, data.dataset.items);
+      const optimizer = optimizerFor(c, model);
+      const sampler = samplerFor(c, data);
+      const batches = new BatchIterator(data.split.train, { ...c, seed: 0 }).epoch(0);
+      const steps = 6;
+      for (let step = 1; step <= steps; step++) {
+        await trainStep(e, model, optimizer, sampler, c, batches.next().value!, step);
+      }
+      const measured = al.peakReservedBytes - base;
+      const estimate = estimateFor(c, data, steps).total;
+      model.dispose();
+      optimizer.dispose();
+      assert.ok(
+        estimate >= measured && estimate <= 1.3 * measured,
+        `estimate ${estimate} against measured ${measured}`,
+      );
+      await Deno.remove(dir, { recursive: true });
+    },
+  );
+}
