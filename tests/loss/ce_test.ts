@@ -35,29 +35,32 @@ for (const [rows, cols] of [[1, 1], [1, 7], [13, 5], [37, 130]]) {
 }
 
 for (const [rows, cols, valid] of [[1, 4, 1], [9, 8, 7], [6, 12, 10]]) {
-  gpuTest(`cross entropy ${rows}x${cols} with ${valid} valid columns ignores the padding`, async (e) => {
-    const targets = randomInts(rows, rows + valid, 0, valid);
-    const slice = (logits: Float64Array) => {
-      const out = new Float64Array(rows * valid);
-      for (let r = 0; r < rows; r++) {
-        out.set(logits.subarray(r * cols, r * cols + valid), r * valid);
-      }
-      return out;
-    };
-    await checkOp(e, {
-      name: "crossEntropyRows validCols",
-      inputs: [{
-        data: randomArray(rows * cols, rows * cols + valid, -6, 6),
-        shape: [rows, cols],
-        grad: true,
-      }],
-      gpu: ([logits]) =>
-        crossEntropyRows(logits, e.tensor(targets, [rows]), { validCols: valid }),
-      ref: ([logits]) => ceRef(slice(logits), targets, valid, -1),
-      rtol: 1e-4,
-      atol: 1e-5,
-    });
-  });
+  gpuTest(
+    `cross entropy ${rows}x${cols} with ${valid} valid columns ignores the padding`,
+    async (e) => {
+      const targets = randomInts(rows, rows + valid, 0, valid);
+      const slice = (logits: Float64Array) => {
+        const out = new Float64Array(rows * valid);
+        for (let r = 0; r < rows; r++) {
+          out.set(logits.subarray(r * cols, r * cols + valid), r * valid);
+        }
+        return out;
+      };
+      await checkOp(e, {
+        name: "crossEntropyRows validCols",
+        inputs: [{
+          data: randomArray(rows * cols, rows * cols + valid, -6, 6),
+          shape: [rows, cols],
+          grad: true,
+        }],
+        gpu: ([logits]) =>
+          crossEntropyRows(logits, e.tensor(targets, [rows]), { validCols: valid }),
+        ref: ([logits]) => ceRef(slice(logits), targets, valid, -1),
+        rtol: 1e-4,
+        atol: 1e-5,
+      });
+    },
+  );
 }
 
 gpuTest("cross entropy is stable for huge logits", async (e) => {
