@@ -10,10 +10,18 @@ import type { Tensor } from "../../src/tensor/tensor.ts";
 import { coalesceSparseGrads, sparseRowsToDense } from "../../src/tensor/ops/embedding.ts";
 
 let shared: Promise<Engine> | null = null;
+let created: Engine | null = null;
 
-/** The engine of this test process (created on first use). */
+/**
+ * The engine of this test module (created on first use). Deno runs each test module in its own
+ * runtime and fires "unload" after its tests; the device is destroyed there so that the process
+ * does not end with dozens of live devices.
+ */
 export function engine(): Promise<Engine> {
-  shared ??= Engine.create();
+  if (!shared) {
+    shared = Engine.create().then((e) => (created = e));
+    addEventListener("unload", () => created?.destroy());
+  }
   return shared;
 }
 
