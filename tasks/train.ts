@@ -6,6 +6,7 @@ import { formatMetricsTable } from "../src/train/metrics.ts";
 import { formatBytes } from "../src/gpu/allocator.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import "../src/tensor/ops/mod.ts";
+import { type Dashboard, serveDashboard } from "../src/dashboard/serve.ts";
 import { runMain } from "./cli.ts";
 
 const INTRO =
@@ -26,6 +27,8 @@ async function main(args: string[]): Promise<number> {
   }
   const config = parsed.config;
   const logger = new Logger({ json: config.json });
+  const dashboard = config.serve ? startDashboard(config.out) : null;
+  if (dashboard) logger.event("dashboard", { url: dashboard.url });
   const data = await prepareData(config);
   const engine = await Engine.create({ memoryLimit: config.memoryLimit ?? undefined });
   const abort = new AbortController();
@@ -53,6 +56,17 @@ async function main(args: string[]): Promise<number> {
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     engine.destroy();
+    await dashboard?.close();
+  }
+}
+
+/** The dashboard on its usual port, or on a free one when another process holds 8787. */
+function startDashboard(runsDir: string): Dashboard {
+  try {
+    return serveDashboard({ runsDir });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AddrInUse)) throw e;
+    return serveDashboard({ runsDir, port: 0 });
   }
 }
 

@@ -40,6 +40,7 @@ export interface TrainConfig {
   resume: string | null;
   memoryLimit: number | null;
   json: boolean;
+  serve: boolean;
 }
 
 interface FlagSpec {
@@ -88,6 +89,7 @@ export const DEFAULTS: TrainConfig = {
   resume: null,
   memoryLimit: null,
   json: false,
+  serve: false,
 };
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -203,6 +205,12 @@ const FLAGS: Record<string, FlagSpec> = {
     shown: "75% of RAM on a software adapter, 8GiB on a GPU",
   } as FlagSpec,
   json: { key: "json", type: "boolean", help: "log one JSON object per line" },
+  serve: {
+    key: "serve",
+    type: "boolean",
+    help:
+      "serve the dashboard beside the run (http://127.0.0.1:8787/, or a free port) and print its URL",
+  },
 };
 
 export class ConfigError extends Error {

@@ -1,0 +1,110 @@
+/**
+ * Lays a sweep's trials out as heatmaps: negatives across, batch size down (the first two grid
+ * axes when those are absent), one heatmap per combination of any further axes. Cells over the
+ * memory budget are marked; the best finished trial under the budget is highlighted.
+ */
+import type { TrialInfo } from "./data.ts";
+
+export interface HeatCell {
+  trial: TrialInfo | null;
+  /** Best validation NDCG@10 of the trial's run. */
+  ndcg10: number | null;
+  /** Measured peak bytes when the trial ran, otherwise the estimate. */
+  memoryBytes: number | null;
+  exceedsBudget: boolean;
+  best: boolean;
+}
+
+export interface Heatmap {
+  /** The fixed values of the axes beyond the two drawn ("" when there are none). */
+  title: string;
+  x: { axis: string; values: unknown[] };
+  y: { axis: string | null; values: unknown[] };
+  /** rows[yIndex][xIndex] */
+  rows: HeatCell[][];
+}
+
+export interface SweepLayout {
+  heatmaps: Heatmap[];
+  /** The finished trial with the highest NDCG@10 whose memory fits the budget. */
+  best: TrialInfo | null;
+  /** NDCG@10 range of the finished trials under the budget (the coloured cells). */
+  range: { min: number; max: number } | null;
+}
+
+function memoryOf(t: TrialInfo): number | null {
+  return t.peakBytes ?? t.estimateBytes;
+}
+
+function exceedsBudget(t: TrialInfo, budget: number | null): boolean {
+  if (t.status === "exceeds_budget") return true;
+  const m = memoryOf(t);
+  return budget !== null && m !== null && m > budget;
+}
+
+export function layoutSweep(
+  grid: Record<string, unknown[]>,
+  trials: readonly TrialInfo[],
+  budget: number | null,
+): SweepLayout {
+  const ranked = trials.filter((t) =>
+    t.status === "finished" && t.ndcg10 !== null && !exceedsBudget(t, budget)
+  );
+  const best = ranked.reduce<TrialInfo | null>(
+    (b, t) => (b === null || t.ndcg10! > b.ndcg10! ? t : b),
+    null,
+  );
+  const scores = ranked.map((t) => t.ndcg10!);
+  const range = scores.length ? { min: Math.min(...scores), max: Math.max(...scores) } : null;
+
+  const axes = Object.keys(grid);
+  if (!axes.length) return { heatmaps: [], best, range };
+  const xAxis = axes.includes("negatives") ? "negatives" : axes[0];
+  const rest = axes.filter((a) => a !== xAxis);
+  const yAxis = rest.includes("batchSize") ? "batchSize" : rest[0] ?? null;
+  const fixedAxes = rest.filter((a) => a !== yAxis);
+
+  const heatmaps = combinations(fixedAxes.map((a) => grid[a])).map((fixed) => {
+    const title = fixedAxes.map((a, i) => `${a} = ${show(fixed[i])}`).join(", ");
+    const yValues = yAxis === null ? [null] : grid[yAxis];
+    const rows = yValues.map((yv) =>
+      grid[xAxis].map((xv): HeatCell => {
+        const trial = trials.find((t) =>
+          same(t.params[xAxis], xv) &&
+          (yAxis === null || same(t.params[yAxis], yv)) &&
+          fixedAxes.every((a, i) => same(t.params[a], fixed[i]))
+        ) ?? null;
+        return {
+          trial,
+          ndcg10: trial?.status === "finished" ? trial.ndcg10 : null,
+          memoryBytes: trial ? memoryOf(trial) : null,
+          exceedsBudget: trial ? exceedsBudget(trial, budget) : false,
+          best: trial !== null && trial === best,
+        };
+      })
+    );
+    return {
+      title,
+      x: { axis: xAxis, values: grid[xAxis] },
+      y: { axis: yAxis, values: yAxis === null ? [] : grid[yAxis] },
+      rows,
+    };
+  });
+  return { heatmaps, best, range };
+}
+
+function combinations(lists: unknown[][]): unknown[][] {
+  return lists.reduce<unknown[][]>(
+    (acc, values) => acc.flatMap((prefix) => values.map((v) => [...prefix, v])),
+    [[]],
+  );
+}
+
+/** Grid values and trial params compare by JSON value (64 and "64" differ, as they should). */
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export function show(v: unknown): string {
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
