@@ -45,7 +45,7 @@ export interface GpuOptions extends AcquireOptions {
   profile?: boolean;
 }
 
-const ARENA_BYTES = 1 << 18;
+export const ARENA_BYTES = 1 << 18;
 const MAX_DISPATCHES_PER_SUBMIT = 2048;
 
 export class Gpu {

@@ -61,7 +61,7 @@ export class RunStore {
   constructor(readonly path: string) {
     this.db = new DatabaseSync(path);
     this.db.exec(
-      "pragma journal_mode = wal; pragma busy_timeout = 10000; pragma synchronous = normal;",
+      "pragma busy_timeout = 10000; pragma journal_mode = wal; pragma synchronous = normal;",
     );
     this.db.exec(SCHEMA);
   }

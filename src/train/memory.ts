@@ -4,6 +4,7 @@
  * allocates; `deno task bench:train` prints the estimate beside the allocator's measured peak.
  */
 import type { LossKind } from "../loss/losses.ts";
+import { ARENA_BYTES } from "../gpu/gpu.ts";
 
 export interface MemoryShape {
   items: number;
@@ -43,6 +44,11 @@ const SAVED_PER_BLOCK = 26;
  * allocator's pool of freed buffers (at most 1/8 of the live peak, mostly reused at once).
  */
 const SIZE_CLASS_SLACK = 1.1;
+/**
+ * The runtime's own buffers: the uniform arena, and readback staging plus the 256-byte minimum
+ * size class of small tensors (biases, norms, scalars), which dominate tiny configurations.
+ */
+const RUNTIME_BYTES = ARENA_BYTES + 512 * 1024;
 
 export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
   const d = s.dim;
@@ -61,7 +67,7 @@ export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
   const loss = lossBytes(s.loss, n, s.items + 1, k, d, s.sharedNegatives);
   const evaluation = s.evalChunk * (s.items + 1) * F32 + s.evalChunk * s.seqLen * d * F32 * 8;
   const peakStep = parameters + optimizer + gradients + activations + loss;
-  const total = Math.ceil(
+  const total = RUNTIME_BYTES + Math.ceil(
     Math.max(peakStep, parameters + optimizer + evaluation) * SIZE_CLASS_SLACK,
   );
   return { parameters, optimizer, gradients, activations, loss, evaluation, total };

@@ -1,0 +1,311 @@
+/**
+ * The sweep store: sweeps and their trials, in the run store's SQLite file (`<runs>/runs.sqlite`)
+ * so that a trial joins its run, and a dashboard reads both with one connection. It shares the
+ * RunStore's connection (WAL, busy_timeout): sweep runners and their trial processes write at once.
+ */
+import type { DatabaseSync } from "node:sqlite";
+import { type RunRecord, RunStore } from "./runs.ts";
+
+export type SweepStatus = "running" | "finished" | "failed" | "interrupted";
+export type TrialStatus = "pending" | "running" | "finished" | "failed" | "exceeds_budget";
+export type Param = string | number | boolean;
+
+export interface SweepRecord {
+  id: string;
+  name: string;
+  /** Config key → value of the command's single-valued training flags. */
+  args: Record<string, Param>;
+  /** Config key → values of each grid axis, in command-line order. */
+  grid: Record<string, Param[]>;
+  budgetBytes: number | null;
+  createdAt: string;
+  status: SweepStatus;
+}
+
+export interface SweepSummary extends SweepRecord {
+  /** Trials per status. */
+  counts: Record<TrialStatus, number>;
+}
+
+export interface TrialRecord {
+  sweepId: string;
+  key: string;
+  params: Record<string, Param>;
+  status: TrialStatus;
+  runId: string | null;
+  estimateBytes: number | null;
+  peakBytes: number | null;
+  error: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** A trial with its run and the run's results. */
+export interface TrialView extends TrialRecord {
+  run: RunRecord | null;
+  /** Validation metrics of the epoch with the best validation NDCG@10. */
+  validNdcg10: number | null;
+  validHr10: number | null;
+  validCoverage10: number | null;
+  bestEpoch: number | null;
+  /** Median seconds per training epoch. */
+  secondsPerEpoch: number | null;
+}
+
+export interface SweepView {
+  sweep: SweepRecord;
+  trials: TrialView[];
+}
+
+const SCHEMA = `
+create table if not exists sweeps (id text primary key, name text not null, args text not null,
+  grid text not null, budget_bytes integer, created_at text not null, status text not null);
+create table if not exists trials (sweep_id text not null references sweeps(id), key text not null,
+  params text not null, status text not null, run_id text, estimate_bytes integer,
+  peak_bytes integer, error text, started_at text, finished_at text,
+  primary key (sweep_id, key));
+`;
+
+type Row = Record<string, unknown>;
+
+export class SweepStore {
+  readonly runs: RunStore;
+  readonly db: DatabaseSync;
+
+  private constructor(runs: RunStore) {
+    this.runs = runs;
+    this.db = runs.db;
+    this.db.exec(SCHEMA);
+  }
+
+  /** Opens the store of `<runsDir>/runs.sqlite` (creating the folder, the file and the tables). */
+  static open(runsDir: string): SweepStore {
+    return new SweepStore(RunStore.open(runsDir));
+  }
+
+  /**
+   * Creates the sweep, or, when its id exists (the same command again), marks it running and
+   * records the current budget and, when given, the new name. Returns the record and whether it
+   * was created.
+   */
+  createOrGetSweep(s: {
+    id: string;
+    name: string | null;
+    defaultName: string;
+    args: Record<string, Param>;
+    grid: Record<string, Param[]>;
+    budgetBytes: number | null;
+  }): { sweep: SweepRecord; created: boolean } {
+    return this.transaction(() => {
+      const existing = this.getSweepRecord(s.id);
+      if (existing) {
+        this.db.prepare(
+          "update sweeps set status = 'running', budget_bytes = ?, name = coalesce(?, name) where id = ?",
+        ).run(s.budgetBytes, s.name, s.id);
+      } else {
+        this.db.prepare(
+          `insert into sweeps (id, name, args, grid, budget_bytes, created_at, status)
+           values (?, ?, ?, ?, ?, ?, 'running')`,
+        ).run(
+          s.id,
+          s.name ?? s.defaultName,
+          JSON.stringify(s.args),
+          JSON.stringify(s.grid),
+          s.budgetBytes,
+          new Date().toISOString(),
+        );
+      }
+      return { sweep: this.getSweepRecord(s.id)!, created: !existing };
+    });
+  }
+
+  setSweepStatus(id: string, status: SweepStatus): void {
+    this.db.prepare("update sweeps set status = ? where id = ?").run(status, id);
+  }
+
+  /** Adds the trials that are not in the sweep yet as pending; existing trials stay as they are. */
+  ensureTrials(sweepId: string, trials: { key: string; params: Record<string, Param> }[]): void {
+    const insert = this.db.prepare(
+      `insert into trials (sweep_id, key, params, status) values (?, ?, ?, 'pending')
+       on conflict (sweep_id, key) do nothing`,
+    );
+    this.transaction(() => {
+      for (const t of trials) insert.run(sweepId, t.key, JSON.stringify(t.params));
+    });
+  }
+
+  /** Writes a trial's whole record in one statement, so no reader sees half of an update. */
+  upsertTrial(t: TrialRecord): void {
+    this.db.prepare(
+      `insert into trials (sweep_id, key, params, status, run_id, estimate_bytes, peak_bytes,
+         error, started_at, finished_at)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       on conflict (sweep_id, key) do update set params = excluded.params,
+         status = excluded.status, run_id = excluded.run_id,
+         estimate_bytes = excluded.estimate_bytes, peak_bytes = excluded.peak_bytes,
+         error = excluded.error, started_at = excluded.started_at,
+         finished_at = excluded.finished_at`,
+    ).run(
+      t.sweepId,
+      t.key,
+      JSON.stringify(t.params),
+      t.status,
+      t.runId,
+      t.estimateBytes,
+      t.peakBytes,
+      t.error,
+      t.startedAt,
+      t.finishedAt,
+    );
+  }
+
+  getTrial(sweepId: string, key: string): TrialRecord | null {
+    const row = this.db.prepare("select * from trials where sweep_id = ? and key = ?")
+      .get(sweepId, key);
+    return row ? toTrial(row as Row) : null;
+  }
+
+  listTrials(sweepId: string): TrialRecord[] {
+    return this.db.prepare("select * from trials where sweep_id = ? order by rowid").all(sweepId)
+      .map((r) => toTrial(r as Row));
+  }
+
+  /**
+   * After an interruption: the running trials go back to pending (their runs stay in the run store
+   * as stopped or failed runs) and the sweep is marked interrupted, in one transaction, so a
+   * reader never sees a trial running in a sweep that is not. Returns how many trials it reset.
+   */
+  markInterrupted(sweepId: string): number {
+    return this.transaction(() => {
+      const r = this.db.prepare(
+        `update trials set status = 'pending', run_id = null, peak_bytes = null, error = null,
+           started_at = null, finished_at = null
+         where sweep_id = ? and status = 'running'`,
+      ).run(sweepId);
+      this.setSweepStatus(sweepId, "interrupted");
+      return Number(r.changes);
+    });
+  }
+
+  getSweepRecord(id: string): SweepRecord | null {
+    const row = this.db.prepare("select * from sweeps where id = ?").get(id);
+    return row ? toSweep(row as Row) : null;
+  }
+
+  /** Every sweep, newest first, with its trial counts per status. */
+  listSweeps(): SweepSummary[] {
+    const counts = new Map<string, Record<TrialStatus, number>>();
+    const rows = this.db.prepare(
+      "select sweep_id, status, count(*) as n from trials group by sweep_id, status",
+    ).all() as Row[];
+    for (const r of rows) {
+      const id = r.sweep_id as string;
+      if (!counts.has(id)) counts.set(id, emptyCounts());
+      counts.get(id)![r.status as TrialStatus] = Number(r.n);
+    }
+    return this.db.prepare("select * from sweeps order by created_at desc, id desc").all()
+      .map((r) => {
+        const s = toSweep(r as Row);
+        return { ...s, counts: counts.get(s.id) ?? emptyCounts() };
+      });
+  }
+
+  /** A sweep with every trial, its run and the run's best validation metrics and s/epoch. */
+  getSweep(id: string): SweepView | null {
+    const sweep = this.getSweepRecord(id);
+    if (!sweep) return null;
+    const trials = this.listTrials(id);
+    const metrics = new Map<string, { epoch: number; key: string; value: number }[]>();
+    const rows = this.db.prepare(
+      `select m.run_id, m.epoch, m.key, m.value from metrics m
+       join trials t on t.run_id = m.run_id
+       where t.sweep_id = ? and m.key in
+         ('valid_ndcg@10', 'valid_hr@10', 'valid_coverage@10', 'epoch_seconds')
+       order by m.rowid`,
+    ).all(id) as Row[];
+    for (const r of rows) {
+      const run = r.run_id as string;
+      if (!metrics.has(run)) metrics.set(run, []);
+      metrics.get(run)!.push({
+        epoch: Number(r.epoch),
+        key: r.key as string,
+        value: Number(r.value),
+      });
+    }
+    return {
+      sweep,
+      trials: trials.map((t) => {
+        const run = t.runId ? this.runs.getRun(t.runId) : null;
+        return { ...t, run, ...summarise(metrics.get(t.runId ?? "") ?? []) };
+      }),
+    };
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.runs.transaction(fn);
+  }
+
+  close(): void {
+    this.runs.close();
+  }
+}
+
+function summarise(points: { epoch: number; key: string; value: number }[]) {
+  let best: { epoch: number; value: number } | null = null;
+  for (const p of points) {
+    // The first epoch reaching the best NDCG@10 is the one training kept (it saves on ">").
+    if (p.key === "valid_ndcg@10" && (best === null || p.value > best.value)) best = p;
+  }
+  const at = (key: string) =>
+    best === null
+      ? null
+      : points.find((p) => p.key === key && p.epoch === best!.epoch)?.value ?? null;
+  const seconds = points.filter((p) => p.key === "epoch_seconds").map((p) => p.value)
+    .sort((a, b) => a - b);
+  return {
+    validNdcg10: best?.value ?? null,
+    validHr10: at("valid_hr@10"),
+    validCoverage10: at("valid_coverage@10"),
+    bestEpoch: best?.epoch ?? null,
+    secondsPerEpoch: seconds.length ? seconds[Math.floor(seconds.length / 2)] : null,
+  };
+}
+
+function emptyCounts(): Record<TrialStatus, number> {
+  return { pending: 0, running: 0, finished: 0, failed: 0, exceeds_budget: 0 };
+}
+
+function num(v: unknown): number | null {
+  return v === null || v === undefined ? null : Number(v);
+}
+
+function str(v: unknown): string | null {
+  return v === null || v === undefined ? null : String(v);
+}
+
+function toSweep(r: Row): SweepRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    args: JSON.parse(r.args as string),
+    grid: JSON.parse(r.grid as string),
+    budgetBytes: num(r.budget_bytes),
+    createdAt: r.created_at as string,
+    status: r.status as SweepStatus,
+  };
+}
+
+function toTrial(r: Row): TrialRecord {
+  return {
+    sweepId: r.sweep_id as string,
+    key: r.key as string,
+    params: JSON.parse(r.params as string),
+    status: r.status as TrialStatus,
+    runId: str(r.run_id),
+    estimateBytes: num(r.estimate_bytes),
+    peakBytes: num(r.peak_bytes),
+    error: str(r.error),
+    startedAt: str(r.started_at),
+    finishedAt: str(r.finished_at),
+  };
+}
