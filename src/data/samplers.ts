@@ -1,9 +1,12 @@
 /**
- * Negative samplers for sampled-softmax losses. All return dense item ids in 1..items, drawn with
- * replacement from a seeded generator. A negative may equal the position's target: the loss masks
- * such collisions (methods.md §1), so the samplers do not spend time rejecting them.
+ * Negative samplers for sampled-softmax losses: dense item ids in 1..items, drawn with replacement
+ * as a pure function of (seed, position, slot) from the counter-based generator. The fused CE-
+ * kernels draw the same ids on the GPU (shaders/negatives.wgsl) where they score them, so the
+ * materialised losses and the fused ones see identical negatives. A negative may equal the
+ * position's target: the loss masks such collisions (methods.md §1).
  */
-import { seededRandom } from "../nn/init.ts";
+import { mulHi32, randomBits, randomInt } from "../tensor/random.ts";
+import { deriveSeed } from "./dataset.ts";
 
 /**
  * Walker/Vose alias table over indices 0..n-1: draw column c uniformly, keep c with probability
@@ -81,106 +84,103 @@ export function aliasProbabilities(table: AliasTable): Float64Array {
   return p;
 }
 
-export type SamplerKind = "uniform" | "shared" | "popularity";
+export type NegativeKind = "uniform" | "shared" | "popularity";
 
-/** Draws the negatives of one batch of `rows` target positions. */
-export interface NegativeSampler {
-  readonly kind: SamplerKind;
-  /** Negatives per row (per position), or for the whole batch when shared. */
-  readonly k: number;
-  /**
-   * Ids in 1..items: [rows·k] row-major, or [k] when shared across the batch. With `seed` the
-   * draw is a pure function of it (training passes a per-step seed so a resumed run replays the
-   * same negatives); without, the sampler's own stream continues.
-   */
-  sample(rows: number, seed?: number): Int32Array;
-  /** The logical shape of `sample(rows)`: [rows, k] or [k]. */
-  shape(rows: number): number[];
-}
-
-export interface SamplerOptions {
-  kind: SamplerKind;
-  /** Catalogue size: ids are drawn from 1..items. */
-  items: number;
+export interface NegativeSpec {
+  kind: NegativeKind;
+  /** Negatives per position (per batch when shared). */
   k: number;
+  /** Ids are drawn from 1..items. */
+  items: number;
+  /** A u32, one per training step (the caller derives it). */
   seed: number;
-  /** Popularity: training counts indexed by item id (index 0 ignored). */
-  counts?: ArrayLike<number>;
-  /** Popularity exponent: weight = count^alpha; 0 is uniform over all items. Default 1. */
-  alpha?: number;
+  /**
+   * Popularity: the alias table over indices 0..items-1 of ids 1..items. It is uploaded once per
+   * engine and then reused, so it must not change after its first use.
+   */
+  alias?: AliasTable;
 }
 
-export function makeSampler(opts: SamplerOptions): NegativeSampler {
-  if (!(opts.items >= 1 && opts.k >= 1)) {
-    throw new RangeError(`items and k must be ≥ 1, got ${opts.items}, ${opts.k}`);
-  }
-  if (opts.kind === "uniform") return new UniformSampler(opts.items, opts.k, opts.seed);
-  if (opts.kind === "shared") return new SharedSampler(opts.items, opts.k, opts.seed);
-  if (!opts.counts) throw new Error("popularity sampler needs item counts");
-  return new PopularitySampler(opts.counts, opts.items, opts.k, opts.alpha ?? 1, opts.seed);
-}
+/** Counter stream of the negatives: keeps their draws apart from other users of a seed. */
+export const NEGATIVE_STREAM = 0x4e454731;
 
-/** Independent uniform negatives for every position: [rows, k]. */
-export class UniformSampler implements NegativeSampler {
-  readonly kind = "uniform";
-  private readonly random: () => number;
-  constructor(readonly items: number, readonly k: number, seed: number) {
-    this.random = seededRandom(seed);
-  }
+export const NEGATIVE_KIND_CODES: Record<NegativeKind, number> = {
+  uniform: 0,
+  shared: 1,
+  popularity: 2,
+};
+const TWO_POW_MINUS_24 = 5.9604644775390625e-8;
 
-  sample(rows: number, seed?: number): Int32Array {
-    return uniformIds(rows * this.k, this.items, streamFor(this.random, seed));
+/**
+ * Checks a spec for draws at `positions` positions, naming `op`: k ≥ 1, a u32 seed, every counter
+ * index below 2^32 and, for popularity, an alias table over exactly `items` columns.
+ */
+export function assertNegativeSpec(op: string, spec: NegativeSpec, positions: number): void {
+  const { kind, k, items, seed } = spec;
+  if (!(kind in NEGATIVE_KIND_CODES)) throw new RangeError(`${op}: unknown negative kind ${kind}`);
+  if (!(Number.isInteger(k) && k >= 1)) throw new RangeError(`${op}: K must be ≥ 1, got ${k}`);
+  if (!(Number.isInteger(items) && items >= 1 && items < 2 ** 31 - 1)) {
+    throw new RangeError(`${op}: items must be in [1, 2^31 - 1), got ${items}`);
   }
-
-  shape(rows: number): number[] {
-    return [rows, this.k];
+  if (!(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
+    throw new RangeError(`${op}: seed must be an integer in [0, 2^32), got ${seed}`);
   }
-}
-
-/** One set of k uniform negatives scored by every position of the batch: [k]. */
-export class SharedSampler implements NegativeSampler {
-  readonly kind = "shared";
-  private readonly random: () => number;
-  constructor(readonly items: number, readonly k: number, seed: number) {
-    this.random = seededRandom(seed);
+  const draws = kind === "shared" ? k : positions * k;
+  if (draws > 2 ** 32) {
+    throw new RangeError(
+      `${op}: ${positions} positions × K=${k} negatives exceed the generator's 2^32 counters`,
+    );
   }
-
-  sample(_rows: number, seed?: number): Int32Array {
-    return uniformIds(this.k, this.items, streamFor(this.random, seed));
-  }
-
-  shape(_rows: number): number[] {
-    return [this.k];
+  if (kind === "popularity") {
+    const n = spec.alias?.prob.length;
+    if (n !== items || spec.alias?.alias.length !== items) {
+      throw new RangeError(
+        `${op}: popularity negatives need an alias table over ${items} items, got ${n ?? "none"}`,
+      );
+    }
   }
 }
 
-/** Negatives ∝ count^alpha for every position: [rows, k]. Items with count 0 need alpha = 0. */
-export class PopularitySampler implements NegativeSampler {
-  readonly kind = "popularity";
-  /** Table over indices 0..items-1 for item ids 1..items. */
-  readonly table: AliasTable;
-  private readonly random: () => number;
-  constructor(
-    counts: ArrayLike<number>,
-    readonly items: number,
-    readonly k: number,
-    readonly alpha: number,
-    seed: number,
-  ) {
-    this.table = buildAliasTable(popularityWeights(counts, items, alpha));
-    this.random = seededRandom(seed);
+/** The id (1..items) in `slot` of `position`: exactly what negative_id draws on the GPU. */
+export function negativeId(spec: NegativeSpec, position: number, slot: number): number {
+  const index = spec.kind === "shared" ? slot : position * spec.k + slot;
+  if (!(index >= 0 && index < 2 ** 32)) {
+    throw new RangeError(
+      `negativeId: position ${position} slot ${slot} (K=${spec.k}) is counter ${index}, ` +
+        "outside [0, 2^32)",
+    );
   }
+  if (spec.kind !== "popularity") {
+    return randomInt(spec.seed, NEGATIVE_STREAM, index, 1, spec.items + 1);
+  }
+  const table = spec.alias;
+  if (!table) throw new RangeError("negativeId: popularity negatives need an alias table");
+  const [x, y] = randomBits(spec.seed, NEGATIVE_STREAM, index);
+  const column = mulHi32(x, spec.items);
+  const u = (y >>> 8) * TWO_POW_MINUS_24;
+  return (u < table.prob[column] ? column : table.alias[column]) + 1;
+}
 
-  sample(rows: number, seed?: number): Int32Array {
-    const random = streamFor(this.random, seed);
-    const out = new Int32Array(rows * this.k);
-    for (let i = 0; i < out.length; i++) out[i] = drawAlias(this.table, random) + 1;
-    return out;
+/** Every negative of `positions` positions: [positions·k] row-major, or [k] when shared. */
+export function drawNegatives(spec: NegativeSpec, positions: number): Int32Array {
+  assertNegativeSpec("drawNegatives", spec, positions);
+  if (spec.kind === "shared") {
+    return Int32Array.from({ length: spec.k }, (_, slot) => negativeId(spec, 0, slot));
   }
+  const out = new Int32Array(positions * spec.k);
+  for (let n = 0; n < positions; n++) {
+    for (let slot = 0; slot < spec.k; slot++) out[n * spec.k + slot] = negativeId(spec, n, slot);
+  }
+  return out;
+}
 
-  shape(rows: number): number[] {
-    return [rows, this.k];
-  }
+/** The alias table of popularity negatives ∝ count^alpha over items 1..items (index i-1). */
+export function popularityAlias(
+  counts: ArrayLike<number>,
+  items: number,
+  alpha = 1,
+): AliasTable {
+  return buildAliasTable(popularityWeights(counts, items, alpha));
 }
 
 /** count[i]^alpha for items 1..items, at index i-1 (Math.pow(0, 0) = 1 makes alpha 0 uniform). */
@@ -194,13 +194,63 @@ export function popularityWeights(
   return w;
 }
 
-/** `n` ids uniform in 1..items. */
-export function uniformIds(n: number, items: number, random: () => number): Int32Array {
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) out[i] = 1 + Math.floor(random() * items);
-  return out;
+export interface SamplerOptions {
+  kind: NegativeKind;
+  /** Catalogue size: ids are drawn from 1..items. */
+  items: number;
+  k: number;
+  /** The run's seed: step s draws with deriveSeed(seed, s). */
+  seed: number;
+  /** Popularity: training counts indexed by item id (index 0 ignored). */
+  counts?: ArrayLike<number>;
+  /** Popularity exponent: weight = count^alpha; 0 is uniform over all items. Default 1. */
+  alpha?: number;
 }
 
-function streamFor(own: () => number, seed?: number): () => number {
-  return seed === undefined ? own : seededRandom(seed);
+/** The negatives of a run, step by step. */
+export class NegativeSampler {
+  readonly kind: NegativeKind;
+  readonly items: number;
+  readonly k: number;
+  readonly alias?: AliasTable;
+  private readonly seed: number;
+
+  constructor(opts: SamplerOptions) {
+    if (!(opts.items >= 1 && opts.k >= 1)) {
+      throw new RangeError(`items and k must be ≥ 1, got ${opts.items}, ${opts.k}`);
+    }
+    this.kind = opts.kind;
+    this.items = opts.items;
+    this.k = opts.k;
+    this.seed = opts.seed;
+    if (opts.kind === "popularity") {
+      if (!opts.counts) throw new Error("popularity sampler needs item counts");
+      this.alias = popularityAlias(opts.counts, opts.items, opts.alpha ?? 1);
+    }
+  }
+
+  /** What the fused kernels need to draw step `step`'s negatives themselves. */
+  spec(step: number): NegativeSpec {
+    return {
+      kind: this.kind,
+      k: this.k,
+      items: this.items,
+      seed: deriveSeed(this.seed, step),
+      alias: this.alias,
+    };
+  }
+
+  /** Step `step`'s negatives of `positions` positions: [positions·k], or [k] when shared. */
+  sample(positions: number, step: number): Int32Array {
+    return drawNegatives(this.spec(step), positions);
+  }
+
+  /** The logical shape of `sample(positions)`: [positions, k] or [k]. */
+  shape(positions: number): number[] {
+    return this.kind === "shared" ? [this.k] : [positions, this.k];
+  }
+}
+
+export function makeSampler(opts: SamplerOptions): NegativeSampler {
+  return new NegativeSampler(opts);
 }

@@ -16,8 +16,9 @@ import { reshape } from "../tensor/ops/shape.ts";
 import { concat } from "../tensor/ops/slice.ts";
 import { crossEntropyRows } from "./ce.ts";
 
-export type LossKind = "ce" | "ce-" | "bce" | "gbce";
-export const LOSS_KINDS: LossKind[] = ["ce", "ce-", "bce", "gbce"];
+/** cce- and cce are the fused kernels of src/loss/cce.ts; the others are materialised here. */
+export type LossKind = "cce-" | "cce" | "ce" | "ce-" | "bce" | "gbce";
+export const LOSS_KINDS: LossKind[] = ["cce-", "cce", "ce", "ce-", "bce", "gbce"];
 
 /** Negatives of one batch: [N·K] per position, or [K] shared by every position. */
 export interface Negatives {

@@ -16,6 +16,7 @@ export interface TrainConfig {
   split: "loo" | "temporal";
   loss: LossKind;
   negatives: number;
+  filterEps: number;
   sampler: "uniform" | "shared" | "popularity";
   alpha: number;
   logQ: boolean;
@@ -63,8 +64,9 @@ export const DEFAULTS: TrainConfig = {
   minRating: null,
   kCore: 0,
   split: "loo",
-  loss: "ce",
+  loss: "cce-",
   negatives: 256,
+  filterEps: 0,
   sampler: "uniform",
   alpha: 1,
   logQ: false,
@@ -141,11 +143,21 @@ const FLAGS: Record<string, FlagSpec> = {
     help: "leave-one-out or global temporal split",
     choices: ["loo", "temporal"],
   },
-  loss: { key: "loss", type: "string", help: "training loss", choices: LOSS_KINDS },
+  loss: {
+    key: "loss",
+    type: "string",
+    help: "training loss: fused sampled softmax, fused full softmax, or materialised",
+    choices: LOSS_KINDS,
+  },
   negatives: {
     key: "negatives",
     type: "number",
-    help: "negatives per position (ce-, gbce; bce uses 1)",
+    help: "negatives per position (cce-, ce-, gbce; bce uses 1)",
+  },
+  "filter-eps": {
+    key: "filterEps",
+    type: "number",
+    help: "cce: skip backward tiles whose |softmax − onehot| are all below this (0: exact)",
   },
   sampler: {
     key: "sampler",
@@ -294,6 +306,9 @@ function validate(c: TrainConfig): TrainConfig {
     if (!Number.isInteger(v) || v < 1) {
       throw new ConfigError(`--${flagOf(k)} must be a whole number ≥ 1, got ${v}`);
     }
+  }
+  if (!(c.filterEps >= 0 && c.filterEps < 1)) {
+    throw new ConfigError(`--filter-eps must be in [0, 1), got ${c.filterEps}`);
   }
   for (const k of ["kCore", "evalUsers", "seed"] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 0) {

@@ -60,8 +60,10 @@ export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
   const k = s.loss === "bce" ? 1 : s.negatives;
   const parameters = params * F32;
   const optimizer = 2 * params * F32;
-  // CE's logits gradient reaches every row of the table; sampled losses touch ≤ N(K+1) rows.
-  const tableGrad = s.loss === "ce" ? table : Math.min(table, (n * (k + 1) + positions) * d);
+  // Full softmax and the fused kernels write a dense table gradient; the materialised sampled
+  // losses' gradient is row-sparse, ≤ N(K+1) rows.
+  const dense = s.loss === "ce" || s.loss === "cce" || s.loss === "cce-";
+  const tableGrad = dense ? table : Math.min(table, (n * (k + 1) + positions) * d);
   const gradients = (params - table + tableGrad) * F32 * 2;
   const activations = (s.blocks * SAVED_PER_BLOCK + 8) * positions * d * F32;
   const loss = lossBytes(s.loss, n, s.items + 1, k, d, s.sharedNegatives);
@@ -73,8 +75,14 @@ export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
   return { parameters, optimizer, gradients, activations, loss, evaluation, total };
 }
 
-/** Bytes of the materialised loss: logits, their gradient and the gathered rows. */
+/**
+ * Bytes of the loss beyond its inputs and the table gradient: the fused kernels keep O(N) per-row
+ * state (LSE, loss, running max/sum or ≤ 64 partial pairs, a dh scratch); the materialised ones
+ * their logits, the logits' gradient and the gathered rows.
+ */
 function lossBytes(kind: LossKind, n: number, cols: number, k: number, d: number, shared: boolean) {
+  if (kind === "cce-") return n * (6 + 2 * d) * F32 + (shared ? 3 * k * F32 : 0);
+  if (kind === "cce") return n * (4 + 2 * 64 + 2 * d) * F32;
   if (kind === "ce") return 2 * n * (Math.ceil(cols / 4) * 4) * F32;
   const logits = 6 * n * (k + 1) * F32;
   const gathered = shared ? 2 * k * d * F32 : 2 * n * k * d * F32;

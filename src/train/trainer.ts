@@ -16,6 +16,9 @@ import type { Engine } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { gatherRows } from "../tensor/ops/gather.ts";
 import { reshape } from "../tensor/ops/shape.ts";
+import { scale } from "../tensor/ops/elementwise.ts";
+import { sum } from "../tensor/ops/reduce.ts";
+import { cceRows, cceSampledRows } from "../loss/cce.ts";
 import {
   binaryCrossEntropy,
   fullCrossEntropy,
@@ -191,10 +194,11 @@ export function optimizerFor(c: TrainConfig, model: SasRec): Adam {
   });
 }
 
-/** The negative sampler of a configuration (null for full CE). */
+/** The negative sampler of a configuration (null for the full softmax losses). */
 export function samplerFor(c: TrainConfig, data: PreparedData): NegativeSampler | null {
   const { dataset, split } = data;
-  return c.loss === "ce" ? null : makeSampler({
+  const full = c.loss === "ce" || c.loss === "cce";
+  return full ? null : makeSampler({
     kind: c.sampler,
     items: dataset.items,
     k: c.loss === "bce" ? 1 : c.negatives,
@@ -450,9 +454,21 @@ function lossOf(
   step: number,
 ): Tensor {
   const table = model.itemEmbedding;
-  if (c.loss === "ce" || !sampler) return fullCrossEntropy(h, table, targets);
+  const n = targets.length;
+  const mean = (rows: Tensor) => scale(sum(rows), 1 / n);
+  if (c.loss === "ce" || !sampler) {
+    if (c.loss === "cce") {
+      const t = h.engine.tensor(targets, [n], "i32", "targets");
+      return mean(cceRows(h, table, t, { filterEps: c.filterEps }));
+    }
+    return fullCrossEntropy(h, table, targets);
+  }
+  if (c.loss === "cce-") {
+    const t = h.engine.tensor(targets, [n], "i32", "targets");
+    return mean(cceSampledRows(h, table, t, sampler.spec(step), { logQ: c.logQ }));
+  }
   const neg: Negatives = {
-    ids: sampler.sample(targets.length, deriveSeed(c.seed, step)),
+    ids: sampler.sample(n, step),
     k: sampler.k,
     shared: sampler.kind === "shared",
   };

@@ -4,6 +4,7 @@ import {
   aliasProbabilities,
   buildAliasTable,
   drawAlias,
+  drawNegatives,
   makeSampler,
   popularityWeights,
 } from "../../src/data/samplers.ts";
@@ -76,7 +77,7 @@ Deno.test("uniform per position: [N, K] ids in 1..items, uniform (chi-square)", 
   const items = 50;
   const s = makeSampler({ kind: "uniform", items, k: 64, seed: 1 });
   assert.deepEqual(s.shape(100), [100, 64]);
-  const ids = s.sample(3000);
+  const ids = s.sample(3000, 0);
   assert.equal(ids.length, 3000 * 64);
   const h = histogram(ids, items + 1);
   assert.equal(h[0], 0);
@@ -84,22 +85,22 @@ Deno.test("uniform per position: [N, K] ids in 1..items, uniform (chi-square)", 
   assert.ok(chiSquare(h, expected, ids.length) < bound(items - 1));
   // Rows differ (independent per position), and the seed makes it reproducible.
   assert.notDeepEqual(Array.from(ids.subarray(0, 64)), Array.from(ids.subarray(64, 128)));
-  const again = makeSampler({ kind: "uniform", items, k: 64, seed: 1 }).sample(3000);
+  const again = makeSampler({ kind: "uniform", items, k: 64, seed: 1 }).sample(3000, 0);
   assert.deepEqual(again, ids);
 });
 
 Deno.test("shared negatives: [K] per batch regardless of rows, fresh each batch", () => {
   const s = makeSampler({ kind: "shared", items: 1000, k: 256, seed: 2 });
   assert.deepEqual(s.shape(4096), [256]);
-  const a = s.sample(4096);
-  const b = s.sample(10);
+  const a = s.sample(4096, 0);
+  const b = s.sample(10, 1);
   assert.equal(a.length, 256);
   assert.equal(b.length, 256);
   assert.notDeepEqual(a, b);
   for (const id of a) assert.ok(id >= 1 && id <= 1000);
   // Many batches together are uniform.
   const all = new Int32Array(256 * 500);
-  for (let i = 0; i < 500; i++) all.set(s.sample(1), i * 256);
+  for (let i = 0; i < 500; i++) all.set(s.sample(1, i), i * 256);
   const h = histogram(all, 1001).subarray(1);
   assert.ok(chiSquare(h, new Float64Array(1000).fill(1 / 1000), all.length) < bound(999));
 });
@@ -110,25 +111,30 @@ Deno.test("popularity sampler: ∝ count^alpha; alpha 0 is uniform; unseen items
   for (const alpha of [1, 0.5]) {
     const s = makeSampler({ kind: "popularity", items, k: 8, seed: 5, counts, alpha });
     assert.deepEqual(s.shape(3), [3, 8]);
-    const ids = s.sample(25_000);
+    const ids = s.sample(25_000, 0);
     const w = popularityWeights(counts, items, alpha);
     const total = w.reduce((a, b) => a + b, 0);
     const expected = [0, ...Array.from(w, (x) => x / total)];
     assert.ok(chiSquare(histogram(ids, items + 1), expected, ids.length) < bound(3));
   }
   const flat = makeSampler({ kind: "popularity", items, k: 10, seed: 5, counts, alpha: 0 });
-  const ids = flat.sample(20_000);
+  const ids = flat.sample(20_000, 0);
   const expected = [0, ...new Array(items).fill(1 / items)];
   assert.ok(chiSquare(histogram(ids, items + 1), expected, ids.length) < bound(items - 1));
   assert.throws(() => makeSampler({ kind: "popularity", items, k: 1, seed: 0 }), /counts/);
 });
 
-Deno.test("a seeded draw is a pure function of its seed", () => {
+Deno.test("a step's draw is a pure function of the run's seed and the step", () => {
   for (const kind of ["uniform", "shared", "popularity"] as const) {
-    const s = makeSampler({ kind, items: 50, k: 7, seed: 1, counts: new Float64Array(51).fill(2) });
+    const make = (seed: number) =>
+      makeSampler({ kind, items: 50, k: 7, seed, counts: new Float64Array(51).fill(2) });
+    const s = make(1);
     const a = s.sample(3, 42);
-    s.sample(3);
+    s.sample(3, 7);
     assert.deepEqual(s.sample(3, 42), a, kind);
+    assert.deepEqual(make(1).sample(3, 42), a, kind);
     assert.notDeepEqual(s.sample(3, 43), a, kind);
+    assert.notDeepEqual(make(2).sample(3, 42), a, kind);
+    assert.deepEqual(s.sample(3, 42), drawNegatives(s.spec(42), 3), kind);
   }
 });

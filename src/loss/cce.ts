@@ -1,0 +1,489 @@
+/**
+ * Fused cross-entropy losses of the recommender's output (methods.md §1): the same per-position
+ * values as the materialised CE and CE- of losses.ts, without ever storing the N×(C+1) or N×K
+ * logits. Beyond their inputs and gradients they keep O(N) floats (the full one also N·splits
+ * partial sums, splits ≤ 64; CCE-'s backward one [N, d] block sum); their backward kernels
+ * recompute the logits.
+ *
+ * Every kernel runs in passes (a dispatch each) short enough for llvmpipe, which silently stops
+ * an invocation's loops after 65,535 iterations in all: the host counts the iterations a step of
+ * each kernel costs and cuts the slots, items or positions it walks into ranges under a budget.
+ *
+ * Inputs: h f32 [N, d] (d ≤ 4096), table f32 [C+1, d] (row 0 = padding), targets i32 [N] in 1..C
+ * made with engine.tensor (their host copy orders the table gradient's sums). The table may exceed
+ * one storage binding: every kernel runs once per window of its rows.
+ */
+import sampledShader from "../../shaders/cce_sampled.wgsl" with { type: "text" };
+import fullShader from "../../shaders/cce_full.wgsl" with { type: "text" };
+import type { Binding } from "../gpu/gpu.ts";
+import type { Engine } from "../tensor/engine.ts";
+import { assertDType, groupsFor, params, type RowWindow, rowWindows } from "../tensor/kernel.ts";
+import { idsToCsr } from "../tensor/ops/embedding.ts";
+import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
+import { assertNegativeSpec, drawNegatives, type NegativeSpec } from "../data/samplers.ts";
+import { negativeAliasBuffer, negativeParams, withNegatives } from "./negatives.ts";
+
+export interface CceSampledOptions {
+  /** Add log((C−1)/K) to negative logits (uniform sampling's logQ correction). */
+  logQ?: boolean;
+}
+
+export interface CceOptions {
+  /**
+   * Gradient filtering: the backward skips the products of a tile of positions × items whose
+   * |softmax − onehot| are all below this (0, the default, is exact).
+   */
+  filterEps?: number;
+}
+
+/** Widest rows: a step of any kernel stays a small share of the loop budget. */
+const MAX_D = 4096;
+/** Loop iterations one invocation may spend in a pass: half of llvmpipe's cap, for margin. */
+const LOOP_BUDGET = 32768;
+/**
+ * Compare-exchange tries budgeted per element of the atomic scatter: lanes that drew the same id
+ * start at different columns, so retries come from other threads or from d below the 8 or 16
+ * lanes of a vector.
+ */
+const casTries = (d: number) => 2 + Math.ceil(16 / d);
+/** Slots the CCE- kernels sum apart before adding into a position's total (cce_sampled.wgsl). */
+const BLOCK = 64;
+/** Positions (or items) per invocation and items (or positions) per tile of the full kernels. */
+const TM = 16;
+const TN = 16;
+/** Lanes per workgroup of the full kernels: one SIMD vector on llvmpipe. */
+const LANES = 8;
+/** Workgroups the full forward aims for by splitting the item range (enough for 16+ cores). */
+const TARGET_GROUPS = 256;
+const MAX_SPLITS = 64;
+
+interface LossInputs {
+  n: number;
+  d: number;
+  /** C: the table has C + 1 rows. */
+  items: number;
+  targets: Int32Array;
+}
+
+function checkInputs(op: string, h: Tensor, table: Tensor, targets: Tensor): LossInputs {
+  assertDType(`${op} h`, h, "f32");
+  assertDType(`${op} table`, table, "f32");
+  assertDType(`${op} targets`, targets, "i32");
+  const [n, d] = h.shape;
+  if (
+    h.rank !== 2 || table.rank !== 2 || targets.rank !== 1 || table.shape[1] !== d ||
+    targets.shape[0] !== n || table.shape[0] < 2
+  ) {
+    throw new ShapeError(
+      op,
+      `h ${shapeString(h.shape)}, table ${shapeString(table.shape)} and targets ${
+        shapeString(targets.shape)
+      } do not match (want [N, d], [C+1, d] with C ≥ 1, [N])`,
+    );
+  }
+  if (!(d >= 1 && d <= MAX_D)) throw new ShapeError(op, `d = ${d} is outside [1, ${MAX_D}]`);
+  const e = h.engine;
+  if (n * d * 4 > e.gpu.limits.maxStorageBufferBindingSize) {
+    throw new ShapeError(op, `h ${shapeString(h.shape)} does not fit one storage binding`);
+  }
+  const host = targets.host as Int32Array | null;
+  if (!host) {
+    throw new Error(`${op}: targets have no host copy; create them with engine.tensor`);
+  }
+  const items = table.shape[0] - 1;
+  host.forEach((t, i) => {
+    if (!(t >= 1 && t <= items)) {
+      throw new RangeError(`${op}: target ${t} at position ${i} is outside 1..${items}`);
+    }
+  });
+  return { n, d, items, targets: host };
+}
+
+const fullVariant = `const TM: u32 = ${TM}u;\nconst TN: u32 = ${TN}u;\n${fullShader}`;
+const sampledVariant = withNegatives(sampledShader);
+
+function windowOf(t: Tensor, w: RowWindow): Binding {
+  return { alloc: t.storage, offset: w.offset, size: w.size };
+}
+
+/** [start, end) of the entries of an ascending array that fall in [lo, hi). */
+function rangeIn(sorted: ArrayLike<number>, lo: number, hi: number): [number, number] {
+  let start = 0;
+  while (start < sorted.length && sorted[start] < lo) start++;
+  let end = start;
+  while (end < sorted.length && sorted[end] < hi) end++;
+  return [start, end];
+}
+
+/** [from, to) ranges of `total` of at most `size` each (one empty range when total is 0). */
+function chunks(total: number, size: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let from = 0; from < total || out.length === 0; from += size) {
+    out.push([from, Math.min(from + size, total)]);
+  }
+  return out;
+}
+
+/** How many steps of `perStep` loop iterations fit the budget after `setup` iterations. */
+function stepsPerPass(op: string, d: number, perStep: number, setup: number): number {
+  const steps = Math.floor((LOOP_BUDGET - setup) / perStep);
+  if (steps < 1) throw new ShapeError(op, `d = ${d} is too wide for one step of its kernels`);
+  return steps;
+}
+
+/** Loop iterations of a dot product and of a row update over d columns (4 per step, then 1s). */
+const dotLoops = (d: number) => Math.floor(d / 4) + (d % 4) + 2;
+
+/** Positional bindings 1..max from binding numbers; the numbers missing are skipped (null). */
+function numbered(map: Record<number, Binding>): (Binding | null)[] {
+  const last = Math.max(...Object.keys(map).map(Number));
+  return Array.from({ length: last }, (_, i) => map[i + 1] ?? null);
+}
+
+/**
+ * Per-position CE- losses [N]: log(e^{s_t} + Σ_k e^{s̃_{n,k}}) − s_t over the negatives that
+ * `spec` (items = C) draws, a negative equal to the target left out. Equals sampledCrossEntropy's
+ * rows fed with drawNegatives(spec, N). Gradients reach h and table.
+ */
+export function cceSampledRows(
+  h: Tensor,
+  table: Tensor,
+  targets: Tensor,
+  spec: NegativeSpec,
+  opts: CceSampledOptions = {},
+): Tensor {
+  const op = "cceSampledRows";
+  const inputs = checkInputs(op, h, table, targets);
+  const { n, d, items } = inputs;
+  if (spec.items !== items) {
+    throw new RangeError(
+      `${op}: the spec draws from 1..${spec.items}, the table ${
+        shapeString(table.shape)
+      } has C = ${items}`,
+    );
+  }
+  assertNegativeSpec(op, spec, n);
+  const e = h.engine;
+  // [2, N]: the LSE of each position, then the upstream gradient, copied in by the backward.
+  const stats = e.empty([2, n], "f32", "cce- lse and dloss");
+  const pass: SampledPass = {
+    e,
+    op,
+    spec,
+    n,
+    d,
+    shift: opts.logQ ? Math.log(Math.max(items - 1, 1) / spec.k) : 0,
+    windows: rowWindows(e, items + 1, d * 4),
+    // Bindings 1..5 of cce_sampled.wgsl for a window.
+    inputs: (w) => ({
+      1: negativeAliasBuffer(e, spec).storage,
+      2: h.storage,
+      3: windowOf(table, w),
+      4: targets.storage,
+      5: stats.storage,
+    }),
+  };
+  const loss = e.empty([n], "f32", "cce- loss");
+  const running = e.empty([n, 2], "f32", "cce- running max and sum");
+  const dot = dotLoops(d);
+  runSampled(
+    pass,
+    "forward",
+    spec.k,
+    stepsPerPass(op, d, dot + 2, dot),
+    () => n,
+    () => ({ 6: loss.storage, 7: running.storage }),
+  );
+  running.dispose();
+  return e.record({
+    op,
+    inputs: [h, table],
+    output: loss,
+    backward: (dloss) => {
+      const wantTable = table.requiresGrad;
+      const scatter = wantTable && spec.kind !== "shared";
+      if (n > 0) e.gpu.copy(dloss.storage, 0, stats.storage, n * 4, n * 4);
+      const dh = e.zeros([n, d], "f32", "cce- dh");
+      const blockSums = e.zeros([n, d], "f32", "cce- dh block sums");
+      const dtable = e.zeros(wantTable ? table.shape : [1], "f32", "cce- dtable");
+      const dtableIn = (w: RowWindow) => wantTable ? windowOf(dtable, w) : dtable.storage;
+      const perSlot = 1 + 2 * dot + Math.ceil((d + 2) / BLOCK) +
+        (scatter ? d * (1 + casTries(d)) + 1 : 0);
+      runSampled(
+        pass,
+        "backward",
+        spec.k,
+        stepsPerPass(op, d, perSlot, 2 * dot + d + 2),
+        () => n,
+        (w) => ({ 7: blockSums.storage, 9: dh.storage, 10: dtableIn(w) }),
+        [scatter ? 1 : 0, 0, 0, 0],
+      );
+      blockSums.dispose();
+      if (wantTable) {
+        const outputs = (w: RowWindow) => ({ 10: dtableIn(w) });
+        if (spec.kind === "shared") sharedTableGrad(pass, drawNegatives(spec, n), outputs);
+        targetTableGrad(pass, inputs.targets, outputs);
+      }
+      if (!h.requiresGrad) dh.dispose();
+      return [h.requiresGrad ? dh : null, wantTable ? dtable : null];
+    },
+  });
+}
+
+/** What every kernel of one CCE- call shares. */
+interface SampledPass {
+  e: Engine;
+  op: string;
+  spec: NegativeSpec;
+  n: number;
+  d: number;
+  shift: number;
+  windows: RowWindow[];
+  inputs: (w: RowWindow) => Record<number, Binding>;
+}
+
+/**
+ * Runs `entry` in passes: per table window, per range of at most `perPass` of the `walk` steps
+ * its invocations loop over, with `invocations(w)` invocations. Bindings: the inputs, minus the
+ * `unused` ones, and `outputs`; `extra`: the uniform's scatter, start, count and uniques.
+ */
+function runSampled(
+  s: SampledPass,
+  entry: string,
+  walk: number,
+  perPass: number,
+  invocations: (w: RowWindow) => number,
+  outputs: (w: RowWindow) => Record<number, Binding>,
+  extra: number[] | ((w: RowWindow) => number[]) = [0, 0, 0, 0],
+  unused: number[] = [],
+): void {
+  const ranges = chunks(walk, perPass);
+  s.windows.forEach((w, k) => {
+    const count = invocations(w);
+    if (count === 0) return;
+    const bindings = { ...s.inputs(w), ...outputs(w) };
+    for (const b of unused) delete bindings[b];
+    ranges.forEach(([from, to], r) => {
+      s.e.gpu.dispatch({
+        kernel: `cce- ${entry}`,
+        shader: sampledVariant,
+        entry,
+        params: params(
+          s.n,
+          s.d,
+          ...negativeParams(s.spec),
+          w.row,
+          w.rows,
+          k === 0 && r === 0 ? 1 : 0,
+          k === s.windows.length - 1 && r === ranges.length - 1 ? 1 : 0,
+          { f32: s.shift },
+          ...(typeof extra === "function" ? extra(w) : extra),
+          from,
+          to,
+        ),
+        bindings: numbered(bindings),
+        workgroups: groupsFor(s.e, count, 64),
+      });
+    });
+  });
+}
+
+/**
+ * Adds the table-gradient rows of `ids` (ascending, distinct), an invocation per id of each
+ * window walking `walk` steps (positions or list entries); the kernel reads `list` at `binding`
+ * and does not declare the `unused` input bindings.
+ */
+function sumRows(
+  s: SampledPass,
+  entry: string,
+  ids: ArrayLike<number>,
+  walk: number,
+  list: Tensor,
+  binding: number,
+  outputs: (w: RowWindow) => Record<number, Binding>,
+  unused: number[],
+): void {
+  const range = (w: RowWindow) => rangeIn(ids, w.row, w.row + w.rows);
+  const perStep = 2 * dotLoops(s.d) + 1;
+  runSampled(
+    s,
+    entry,
+    walk,
+    stepsPerPass(s.op, s.d, perStep, 0),
+    (w) => range(w)[1] - range(w)[0],
+    (w) => ({ ...outputs(w), [binding]: list.storage }),
+    (w) => [0, range(w)[0], range(w)[1] - range(w)[0], ids.length],
+    unused,
+  );
+  list.dispose();
+}
+
+/** Shared negatives' gradient rows, each distinct id weighted by how many slots drew it. */
+function sharedTableGrad(
+  s: SampledPass,
+  drawn: Int32Array,
+  outputs: (w: RowWindow) => Record<number, Binding>,
+): void {
+  const distinct: number[] = [];
+  const cells: number[] = [];
+  for (const id of drawn.sort()) {
+    if (distinct.at(-1) === id) cells[cells.length - 1]++;
+    else {
+      distinct.push(id);
+      cells.push(id, 1);
+    }
+  }
+  const list = s.e.tensor(new Uint32Array(cells), [distinct.length, 2], "u32", "shared negatives");
+  sumRows(s, "shared_table_grad", distinct, s.n, list, 11, outputs, [1]);
+}
+
+/** The targets' gradient rows, each target's positions summed in ascending order. */
+function targetTableGrad(
+  s: SampledPass,
+  targets: Int32Array,
+  outputs: (w: RowWindow) => Record<number, Binding>,
+): void {
+  const { unique, csr } = idsToCsr(targets);
+  let most = 0;
+  for (let u = 0; u < unique.length; u++) most = Math.max(most, csr[u + 1] - csr[u]);
+  const packed = new Uint32Array(unique.length + csr.length);
+  packed.set(unique);
+  packed.set(csr, unique.length);
+  const list = s.e.tensor(packed, [packed.length], "u32", "cce- target csr");
+  sumRows(s, "target_table_grad", unique, most, list, 12, outputs, [1, 4]);
+}
+
+/**
+ * Per-position full-catalogue CE losses [N]: LSE over all table rows 0..C of h_n·E_i, minus the
+ * target's logit (fullCrossEntropy's rows). Gradients reach h and table.
+ */
+export function cceRows(
+  h: Tensor,
+  table: Tensor,
+  targets: Tensor,
+  opts: CceOptions = {},
+): Tensor {
+  const op = "cceRows";
+  const { n, d } = checkInputs(op, h, table, targets);
+  const eps = opts.filterEps ?? 0;
+  if (!(eps >= 0 && eps < 1)) throw new RangeError(`${op}: filterEps ${eps} is outside [0, 1)`);
+  const e = h.engine;
+  const windows = rowWindows(e, table.shape[0], d * 4);
+  const vec4s = Math.ceil(d / 4);
+  const aligned = d % 4 === 0 ? 1 : 0;
+  const forwardTiles = stepsPerPass(op, d, vec4s + 2, TM * (vec4s + 1));
+  const passes = windows.flatMap((w) =>
+    forwardPasses(e, op, n, w.rows, forwardTiles * TN).map((pass) => ({ w, ...pass }))
+  );
+  const uniform = (w: RowWindow, from: number, to: number, extra: number[] = [0, 0, 0, 0]) =>
+    params(n, d, w.row, w.rows, from, to, ...extra, { f32: eps });
+  const lse = e.empty([n], "f32", "cce lse");
+  const loss = e.empty([n], "f32", "cce loss");
+  const state = e.empty([n, 2], "f32", "cce running max and sum");
+  const partials = e.empty(
+    [Math.max(...passes.map((p) => p.splits)), n, 2],
+    "f32",
+    "cce partial max and sum",
+  );
+  passes.forEach(({ w, from, to, span, splits }, i) => {
+    const flags = [span, splits, i === 0 ? 1 : 0, i === passes.length - 1 ? 1 : 0];
+    e.gpu.dispatch({
+      kernel: "cce forward tiles",
+      shader: fullVariant,
+      entry: "forward_partial",
+      constants: { ALIGNED: aligned },
+      params: uniform(w, from, to, flags),
+      bindings: [
+        h.storage,
+        windowOf(table, w),
+        targets.storage,
+        null,
+        loss.storage,
+        partials.storage,
+      ],
+      workgroups: [...groupsFor(e, n, LANES * TM), splits],
+    });
+    e.gpu.dispatch({
+      kernel: "cce forward merge",
+      shader: fullVariant,
+      entry: "merge",
+      params: uniform(w, from, to, flags),
+      bindings: [null, null, null, lse.storage, loss.storage, partials.storage, state.storage],
+      workgroups: groupsFor(e, n, 64),
+    });
+  });
+  state.dispose();
+  partials.dispose();
+  const gradTiles = stepsPerPass(op, d, 2 * vec4s + 3, 0);
+  return e.record({
+    op,
+    inputs: [h, table],
+    output: loss,
+    backward: (dloss) => {
+      const gradRows = (out: Tensor, itemMajor: boolean) => {
+        for (const w of windows) {
+          const own = itemMajor ? w.rows : n;
+          for (const [from, to] of chunks(itemMajor ? n : w.rows, gradTiles * TN)) {
+            e.gpu.dispatch({
+              kernel: itemMajor ? "cce dtable" : "cce dh",
+              shader: fullVariant,
+              entry: "grad_rows",
+              constants: { ITEM_MAJOR: itemMajor ? 1 : 0, ALIGNED: aligned },
+              params: uniform(w, from, to),
+              bindings: [
+                h.storage,
+                windowOf(table, w),
+                targets.storage,
+                lse.storage,
+                null,
+                null,
+                null,
+                dloss.storage,
+                itemMajor ? windowOf(out, w) : out.storage,
+              ],
+              workgroups: groupsFor(e, own, LANES * TM),
+            });
+          }
+        }
+        return out;
+      };
+      return [
+        h.requiresGrad ? gradRows(e.zeros([n, d], "f32", "cce dh"), false) : null,
+        table.requiresGrad ? gradRows(e.zeros(table.shape, "f32", "cce dtable"), true) : null,
+      ];
+    },
+  });
+}
+
+/** One forward pass of the full kernel: items [from, to) of a window in `splits` splits. */
+interface ForwardPass {
+  from: number;
+  to: number;
+  span: number;
+  splits: number;
+}
+
+/**
+ * Cuts a window of `rows` items into splits of at most `maxSpan` items (the loop budget), small
+ * enough that about TARGET_GROUPS workgroups run, grouped into passes of at most MAX_SPLITS
+ * splits whose partial sums [splits, N, 2] fit one binding.
+ */
+function forwardPasses(
+  e: Engine,
+  op: string,
+  n: number,
+  rows: number,
+  maxSpan: number,
+): ForwardPass[] {
+  const fit = Math.floor(e.gpu.limits.maxStorageBufferBindingSize / (n * 8));
+  if (fit < 1) throw new ShapeError(op, `${n} positions' partial sums do not fit one binding`);
+  const perPass = Math.min(MAX_SPLITS, fit);
+  const wanted = Math.min(perPass, Math.ceil(TARGET_GROUPS / Math.ceil(n / (LANES * TM))));
+  const span = Math.min(maxSpan, Math.ceil(rows / wanted / TN) * TN);
+  return chunks(rows, span * perPass).map(([from, to]) => ({
+    from,
+    to,
+    span,
+    splits: Math.ceil((to - from) / span),
+  }));
+}

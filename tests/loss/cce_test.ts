@@ -1,0 +1,398 @@
+import assert from "node:assert/strict";
+import { cceRows, cceSampledRows } from "../../src/loss/cce.ts";
+import { sampledCrossEntropy } from "../../src/loss/losses.ts";
+import {
+  drawNegatives,
+  type NegativeKind,
+  type NegativeSpec,
+  popularityAlias,
+} from "../../src/data/samplers.ts";
+import type { Engine } from "../../src/tensor/engine.ts";
+import type { Tensor } from "../../src/tensor/tensor.ts";
+import { assertClose, checkOp, gpuTest, randomArray, randomInts } from "../support/check.ts";
+import { withBindingLimit } from "../support/small_bindings.ts";
+
+/** Loss rows and gradients, from the GPU or from a float64 reference. */
+interface Result {
+  loss: ArrayLike<number>;
+  dh: ArrayLike<number>;
+  dtable: ArrayLike<number>;
+}
+
+/** What the float64 references read: h [n, d], table [items + 1, d], targets and dloss [n]. */
+interface Inputs {
+  n: number;
+  d: number;
+  items: number;
+  h: ArrayLike<number>;
+  table: ArrayLike<number>;
+  targets: Int32Array;
+  dloss: ArrayLike<number>;
+}
+
+interface Problem extends Inputs {
+  h: Float32Array;
+  table: Float32Array;
+  dloss: Float32Array;
+}
+
+function problem(n: number, d: number, items: number, seed: number, scale = 1): Problem {
+  return {
+    n,
+    d,
+    items,
+    h: randomArray(n * d, seed, -scale, scale),
+    table: randomArray((items + 1) * d, seed + 1, -scale, scale),
+    targets: randomInts(n, seed + 2, 1, items + 1),
+    dloss: randomArray(n, seed + 3, -0.5, 1.5),
+  };
+}
+
+type LossOp = (h: Tensor, table: Tensor, targets: Tensor) => Tensor;
+
+/** Runs the op with both inputs requiring grad and backward seeded with the problem's dloss. */
+function runGpu(e: Engine, p: Problem, op: LossOp): Promise<Result> {
+  return e.tidyAsync(async () => {
+    const h = e.tensor(p.h, [p.n, p.d]);
+    const table = e.tensor(p.table, [p.items + 1, p.d]);
+    h.requiresGrad = table.requiresGrad = true;
+    e.startTape();
+    const rows = op(h, table, e.tensor(p.targets, [p.n]));
+    const loss = await rows.readF32();
+    e.backward(rows, e.tensor(p.dloss, [p.n]));
+    const result = { loss, dh: await h.grad!.readF32(), dtable: await table.grad!.readF32() };
+    h.zeroGrad();
+    table.zeroGrad();
+    return result;
+  });
+}
+
+/**
+ * Float64 loss rows and gradients of softmax CE over, for each position n, the items of
+ * `candidates(n)`: [item, logit offset] pairs, the target first.
+ */
+function reference(p: Inputs, candidates: (n: number) => [number, number][]): Result {
+  const { n, d } = p;
+  const loss = new Float64Array(n);
+  const dh = new Float64Array(n * d);
+  const dtable = new Float64Array((p.items + 1) * d);
+  const dot = (r: number, item: number) => {
+    let s = 0;
+    for (let c = 0; c < d; c++) s += p.h[r * d + c] * p.table[item * d + c];
+    return s;
+  };
+  for (let r = 0; r < n; r++) {
+    const list = candidates(r);
+    const logits = list.map(([item, offset]) => dot(r, item) + offset);
+    const m = Math.max(...logits);
+    const lse = m + Math.log(logits.reduce((s, v) => s + Math.exp(v - m), 0));
+    loss[r] = lse - logits[0];
+    list.forEach(([item], j) => {
+      const g = p.dloss[r] * (Math.exp(logits[j] - lse) - (j === 0 ? 1 : 0));
+      for (let c = 0; c < d; c++) {
+        dh[r * d + c] += g * p.table[item * d + c];
+        dtable[item * d + c] += g * p.h[r * d + c];
+      }
+    });
+  }
+  return { loss, dh, dtable };
+}
+
+function sampledReference(p: Inputs, spec: NegativeSpec, logQ: boolean): Result {
+  const ids = drawNegatives(spec, p.n);
+  const shift = logQ ? Math.log(Math.max(p.items - 1, 1) / spec.k) : 0;
+  return reference(p, (r) => {
+    const list: [number, number][] = [[p.targets[r], 0]];
+    for (let j = 0; j < spec.k; j++) {
+      const id = ids[spec.kind === "shared" ? j : r * spec.k + j];
+      if (id !== p.targets[r]) list.push([id, shift]);
+    }
+    return list;
+  });
+}
+
+function fullReference(p: Inputs): Result {
+  return reference(p, (r) => {
+    const list: [number, number][] = [[p.targets[r], 0]];
+    for (let i = 0; i <= p.items; i++) if (i !== p.targets[r]) list.push([i, 0]);
+    return list;
+  });
+}
+
+function maxAbs(xs: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < xs.length; i++) m = Math.max(m, Math.abs(xs[i]));
+  return m;
+}
+
+/** Element-wise within `rtol`, with the absolute floor rtol·max|expected| for near-zero sums. */
+function assertResultsClose(got: Result, want: Result, what: string, rtol = 1e-5): void {
+  for (const key of ["loss", "dh", "dtable"] as const) {
+    assertClose(got[key], want[key], `${what} ${key}`, rtol, rtol * maxAbs(want[key]));
+  }
+}
+
+function specOf(kind: NegativeKind, k: number, items: number, seed: number): NegativeSpec {
+  if (kind !== "popularity") return { kind, k, items, seed };
+  const counts = Float64Array.from(
+    { length: items + 1 },
+    (_, i) => (i === 0 ? 0 : 1 + (i % 5) ** 2),
+  );
+  return { kind, k, items, seed, alias: popularityAlias(counts, items) };
+}
+
+const sampledCases: {
+  n: number;
+  d: number;
+  items: number;
+  k: number;
+  kind: NegativeKind;
+  logQ: boolean;
+}[] = [
+  { n: 1, d: 3, items: 7, k: 1, kind: "uniform", logQ: false },
+  { n: 37, d: 5, items: 50, k: 16, kind: "uniform", logQ: true },
+  { n: 19, d: 13, items: 30, k: 9, kind: "shared", logQ: false },
+  { n: 19, d: 13, items: 30, k: 9, kind: "shared", logQ: true },
+  { n: 23, d: 8, items: 40, k: 12, kind: "popularity", logQ: false },
+  { n: 5, d: 45, items: 20, k: 4096, kind: "uniform", logQ: true },
+  { n: 6, d: 4, items: 10, k: 4096, kind: "shared", logQ: false },
+  { n: 3, d: 7, items: 12, k: 4096, kind: "popularity", logQ: false },
+];
+
+for (const { n, d, items, k, kind, logQ } of sampledCases) {
+  gpuTest(
+    `cce- ${kind}${logQ ? " logQ" : ""} N=${n} d=${d} C=${items} K=${k} equals float64`,
+    async (e) => {
+      const p = problem(n, d, items, n * 100 + k);
+      const spec = specOf(kind, k, items, 1000 + n);
+      const got = await runGpu(e, p, (h, t, y) => cceSampledRows(h, t, y, spec, { logQ }));
+      assertResultsClose(got, sampledReference(p, spec, logQ), "cce-");
+    },
+  );
+}
+
+gpuTest("cce- rows average to the materialised sampled CE", async (e) => {
+  const p = problem(29, 6, 25, 5);
+  for (const kind of ["uniform", "shared"] as const) {
+    const spec = specOf(kind, 11, p.items, 77);
+    const [fused, materialised] = await e.tidyAsync(async () => {
+      const h = e.tensor(p.h, [p.n, p.d]);
+      const table = e.tensor(p.table, [p.items + 1, p.d]);
+      const rows = await cceSampledRows(h, table, e.tensor(p.targets, [p.n]), spec).readF32();
+      const neg = { ids: drawNegatives(spec, p.n), k: spec.k, shared: kind === "shared" };
+      const mean = await sampledCrossEntropy(h, table, p.targets, neg).readF32();
+      return [rows.reduce((s, v) => s + v, 0) / p.n, mean[0]];
+    });
+    assert.ok(
+      Math.abs(fused - materialised) <= 1e-5 * Math.abs(materialised),
+      `${fused} vs ${materialised}`,
+    );
+  }
+});
+
+gpuTest("cce- gradients match finite differences", async (e) => {
+  const [n, d, items] = [4, 3, 6];
+  const spec = specOf("uniform", 5, items, 3);
+  const targets = randomInts(n, 8, 1, items + 1);
+  await checkOp(e, {
+    name: "cceSampledRows",
+    inputs: [
+      { data: randomArray(n * d, 1), shape: [n, d], grad: true },
+      { data: randomArray((items + 1) * d, 2), shape: [items + 1, d], grad: true },
+    ],
+    gpu: ([h, table]) => cceSampledRows(h, table, e.tensor(targets, [n]), spec, { logQ: true }),
+    ref: ([h, table]) => {
+      const p = { n, d, items, h, table, targets, dloss: new Float64Array(n) };
+      return sampledReference(p, spec, true).loss as Float64Array;
+    },
+  });
+});
+
+const fullCases = [
+  { n: 1, d: 3, items: 5 },
+  { n: 37, d: 5, items: 100 },
+  { n: 13, d: 13, items: 257 },
+  { n: 40, d: 64, items: 300 },
+];
+
+for (const { n, d, items } of fullCases) {
+  gpuTest(`cce N=${n} d=${d} C=${items} equals float64 full CE`, async (e) => {
+    const p = problem(n, d, items, n + d + items);
+    const got = await runGpu(e, p, (h, t, y) => cceRows(h, t, y));
+    assertResultsClose(got, fullReference(p), "cce");
+  });
+}
+
+gpuTest("cce gradients match finite differences", async (e) => {
+  const [n, d, items] = [5, 3, 9];
+  const targets = randomInts(n, 4, 1, items + 1);
+  await checkOp(e, {
+    name: "cceRows",
+    inputs: [
+      { data: randomArray(n * d, 11), shape: [n, d], grad: true },
+      { data: randomArray((items + 1) * d, 12), shape: [items + 1, d], grad: true },
+    ],
+    gpu: ([h, table]) => cceRows(h, table, e.tensor(targets, [n])),
+    ref: ([h, table]) => {
+      const p = { n, d, items, h, table, targets, dloss: new Float64Array(n) };
+      return fullReference(p).loss as Float64Array;
+    },
+  });
+});
+
+gpuTest("fused losses give each input the same gradient when only it requires one", async (e) => {
+  const p = problem(21, 6, 33, 8);
+  const ops: [string, LossOp][] = [
+    ["cce", (h, t, y) => cceRows(h, t, y)],
+    ["cce- uniform", (h, t, y) => cceSampledRows(h, t, y, specOf("uniform", 7, 33, 5))],
+    ["cce- shared", (h, t, y) => cceSampledRows(h, t, y, specOf("shared", 7, 33, 5))],
+  ];
+  for (const [name, op] of ops) {
+    const both = await runGpu(e, p, op);
+    for (const only of ["dh", "dtable"] as const) {
+      const grad = await e.tidyAsync(async () => {
+        const h = e.tensor(p.h, [p.n, p.d]);
+        const table = e.tensor(p.table, [p.items + 1, p.d]);
+        const leaf = only === "dh" ? h : table;
+        leaf.requiresGrad = true;
+        e.startTape();
+        const rows = op(h, table, e.tensor(p.targets, [p.n]));
+        e.backward(rows, e.tensor(p.dloss, [p.n]));
+        const g = await leaf.grad!.readF32();
+        leaf.zeroGrad();
+        return g;
+      });
+      assertResultsClose({ ...both, [only]: grad }, both, `${name} ${only} alone`);
+    }
+  }
+});
+
+gpuTest("cce and shared cce- gradients are the same bits run to run", async (e) => {
+  const p = problem(45, 13, 90, 3);
+  const ops: [string, LossOp][] = [
+    ["cce", (h, t, y) => cceRows(h, t, y)],
+    ["cce- shared", (h, t, y) => cceSampledRows(h, t, y, specOf("shared", 40, 90, 2))],
+  ];
+  for (const [name, op] of ops) {
+    const first = await runGpu(e, p, op);
+    const again = await runGpu(e, p, op);
+    for (const key of ["loss", "dh", "dtable"] as const) {
+      assertClose(again[key], first[key], `${name} ${key} rerun`, 0, 0);
+    }
+  }
+});
+
+gpuTest("cce gradient filtering stays within its bound", async (e) => {
+  const eps = 2 ** -12;
+  const p = problem(64, 16, 2000, 21, 1.5);
+  const exact = fullReference(p);
+  const got = await runGpu(e, p, (h, t, y) => cceRows(h, t, y, { filterEps: eps }));
+  assertClose(got.loss, exact.loss, "filtered cce loss", 1e-5, 1e-6);
+  // A skipped gradient entry is below eps·|dloss| in size, so the sums that drop it move by at
+  // most eps times the sum of the magnitudes they are made of.
+  const { n, d, items } = p;
+  let worst = 0;
+  for (let r = 0; r < n; r++) {
+    for (let c = 0; c < d; c++) {
+      let bound = 0;
+      for (let i = 0; i <= items; i++) bound += Math.abs(p.table[i * d + c]);
+      bound *= eps * Math.abs(p.dloss[r]);
+      const err = Math.abs(got.dh[r * d + c] - exact.dh[r * d + c]);
+      assert.ok(err <= bound + 1e-5 * maxAbs(exact.dh), `dh[${r}, ${c}] off by ${err} > ${bound}`);
+      worst = Math.max(worst, err / maxAbs(exact.dh));
+    }
+  }
+  for (let i = 0; i <= items; i++) {
+    for (let c = 0; c < d; c++) {
+      let bound = 0;
+      for (let r = 0; r < n; r++) bound += Math.abs(p.dloss[r] * p.h[r * d + c]);
+      bound *= eps;
+      const err = Math.abs(got.dtable[i * d + c] - exact.dtable[i * d + c]);
+      assert.ok(err <= bound + 1e-5 * maxAbs(exact.dtable), `dtable[${i}, ${c}] off by ${err}`);
+      worst = Math.max(worst, err / maxAbs(exact.dtable));
+    }
+  }
+  assert.ok(worst > 0, "filtering skipped no tile");
+  console.log(`filterEps 2^-12: max gradient error ${worst.toExponential(2)} of the largest entry`);
+});
+
+gpuTest(
+  "fused losses over tables larger than one binding equal the one-binding results",
+  async (e) => {
+    for (const [d, items] of [[8, 200], [5, 240]]) {
+      const p = problem(20, d, items, d * items);
+      const ops: [string, LossOp][] = [
+        ["cce", (h, t, y) => cceRows(h, t, y)],
+        ...(["uniform", "shared", "popularity"] as const).map((kind): [string, LossOp] => [
+          `cce- ${kind}`,
+          (h, t, y) => cceSampledRows(h, t, y, specOf(kind, 24, items, 9), { logQ: true }),
+        ]),
+      ];
+      for (const [name, op] of ops) {
+        const whole = await runGpu(e, p, op);
+        let windowed: Result | undefined;
+        await withBindingLimit(e, 2048, async () => {
+          windowed = await runGpu(e, p, op);
+        });
+        assertResultsClose(windowed!, whole, `${name} d=${d} in windows`);
+      }
+    }
+  },
+);
+
+// Sizes past what one invocation may loop over on llvmpipe, so the kernels run in several passes.
+gpuTest("cce over many positions or many items runs in passes and equals float64", async (e) => {
+  for (const [n, items] of [[7600, 40], [40, 7600]]) {
+    const p = problem(n, 64, items, n + items);
+    const got = await runGpu(e, p, (h, t, y) => cceRows(h, t, y));
+    assertResultsClose(got, fullReference(p), `cce N=${n} C=${items}`);
+  }
+});
+
+gpuTest(
+  "cce- with a popular target and many positions runs in passes and equals float64",
+  async (e) => {
+    const p = problem(2500, 45, 2, 17);
+    const spec = specOf("shared", 8, 2, 4);
+    const got = await runGpu(e, p, (h, t, y) => cceSampledRows(h, t, y, spec));
+    assertResultsClose(got, sampledReference(p, spec, false), "cce- N=2500");
+  },
+);
+
+gpuTest("fused losses refuse bad inputs, naming the op and shapes", (e) => {
+  const h = e.tensor(new Float32Array(6), [2, 3]);
+  const table = e.tensor(new Float32Array(20), [5, 4]);
+  const good = e.tensor(new Float32Array(15), [5, 3]);
+  const targets = e.tensor(new Int32Array([1, 2]), [2]);
+  const spec = specOf("uniform", 3, 4, 1);
+  assert.throws(
+    () => cceRows(h, table, targets),
+    /cceRows: h \[2, 3\], table \[5, 4\] and targets \[2\]/,
+  );
+  assert.throws(
+    () => cceSampledRows(h, table, targets, spec),
+    /cceSampledRows: h \[2, 3\], table \[5, 4\]/,
+  );
+  assert.throws(
+    () => cceRows(h, good, e.tensor(new Int32Array([1, 5]), [2])),
+    /cceRows: target 5 at position 1 is outside 1..4/,
+  );
+  assert.throws(
+    () => cceSampledRows(h, good, e.tensor(new Int32Array([0, 1]), [2]), spec),
+    /cceSampledRows: target 0 at position 0 is outside 1..4/,
+  );
+  assert.throws(
+    () => cceSampledRows(h, good, targets, { ...spec, k: 0 }),
+    /cceSampledRows: K must be ≥ 1/,
+  );
+  assert.throws(() => cceSampledRows(h, good, targets, { ...spec, items: 9 }), /draws from 1..9/);
+  assert.throws(
+    () =>
+      cceRows(
+        e.tensor(new Float32Array(2 * 4097), [2, 4097]),
+        e.tensor(new Float32Array(3 * 4097), [3, 4097]),
+        targets,
+      ),
+    /d = 4097 is outside \[1, 4096\]/,
+  );
+});
