@@ -1,6 +1,6 @@
 /**
  * cutrec's public API: the WebGPU runtime, tensors with autograd and their ops, layers, SASRec,
- * losses, data, training and evaluation.
+ * losses (materialised and fused), data, training, evaluation, sweeps and the dashboard.
  */
 export { acquireDevice, adapterSlug, NoAdapterError } from "./src/gpu/device.ts";
 export { defaultMemoryLimit, Gpu, GpuValidationError } from "./src/gpu/gpu.ts";
@@ -19,14 +19,24 @@ export { SasRec, type SasRecConfig } from "./src/models/sasrec.ts";
 export { MostPop } from "./src/models/mostpop.ts";
 export { crossEntropyRows } from "./src/loss/ce.ts";
 export * from "./src/loss/losses.ts";
+export { cceRows, cceSampledRows } from "./src/loss/cce.ts";
 export { loadDataset } from "./src/data/load.ts";
 export { readInteractions, readSequences } from "./src/data/readers.ts";
 export { globalTemporalSplit, leaveOneOut } from "./src/data/split.ts";
 export { syntheticDataset } from "./src/data/synthetic.ts";
-export { makeSampler } from "./src/data/samplers.ts";
+export {
+  drawNegatives,
+  makeSampler,
+  NegativeSampler,
+  type NegativeSpec,
+  negativeId,
+} from "./src/data/samplers.ts";
 export { Adam } from "./src/train/optim.ts";
 export { clipGradNorm } from "./src/train/clip.ts";
 export { evaluateRanking } from "./src/train/evaluate.ts";
 export { RankingMetrics } from "./src/train/metrics.ts";
 export { prepareData, train } from "./src/train/trainer.ts";
 export { RunStore } from "./src/store/runs.ts";
+export { SweepStore } from "./src/store/sweeps.ts";
+export { serveDashboard } from "./src/dashboard/serve.ts";
+export { createApp } from "./src/dashboard/app.tsx";

@@ -78,11 +78,12 @@ export async function benchTrainVariant(
     sequences += batch.batch;
   }
   const seconds = (performance.now() - start) / 1000;
+  const full = c.loss === "ce" || c.loss === "cce";
   const figures: TrainFigures = {
     label: v.label,
     loss: c.loss,
-    sampler: c.loss === "ce" ? "-" : c.sampler,
-    negatives: c.loss === "ce" ? 0 : c.loss === "bce" ? 1 : c.negatives,
+    sampler: full ? "-" : c.sampler,
+    negatives: full ? 0 : c.loss === "bce" ? 1 : c.negatives,
     msPerStep: (seconds / steps) * 1000,
     sequencesPerSecond: sequences / seconds,
     secondsPerEpoch: (seconds / steps) * batches.batchesPerEpoch,

@@ -3,7 +3,9 @@
 //   m ← β1·m + (1 − β1)·g;  v ← β2·v + (1 − β2)·g²
 //   w ← w − stepSize · m / (√v · invSqrtBc2 + eps),  stepSize = lr / (1 − β1^t)
 // `dense` updates every element of a window; `rows` updates only the rows named by sorted unique
-// ids (lazy Adam for SparseRows gradients), so untouched rows, and their moments, keep their bits.
+// ids (lazy Adam for SparseRows gradients), so untouched rows, and their moments, keep their bits;
+// `nonzero_rows` is the same lazy update for a table whose gradient arrives dense (the fused
+// losses scatter into a dense table gradient): a row whose gradient is all zeros was not touched.
 struct Params {
   n: u32,
   lr: f32,
@@ -57,4 +59,21 @@ fn rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let col = i - j * p.cols;
   let row = u32(ids[p.idsAt + j]) - p.rowBase;
   update(row * p.cols + col, grad[(p.gradSkip + j) * p.cols + col]);
+}
+
+// One invocation per row of a window of p.n rows × p.cols.
+@compute @workgroup_size(64)
+fn nonzero_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= p.n) { return; }
+  let base = row * p.cols;
+  var touched = false;
+  for (var c = 0u; c < p.cols; c++) {
+    if (grad[base + c] != 0.0) {
+      touched = true;
+      break;
+    }
+  }
+  if (!touched) { return; }
+  for (var c = 0u; c < p.cols; c++) { update(base + c, grad[base + c]); }
 }

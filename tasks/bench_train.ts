@@ -21,6 +21,9 @@ const BEAUTY = fileURLToPath(
 const PEER = fileURLToPath(new URL("../../shared/peer/torch_sasrec_train.py", import.meta.url));
 
 const VARIANTS: TrainVariant[] = [
+  { label: "cce- 256 uniform", overrides: { loss: "cce-", negatives: 256, sampler: "uniform" } },
+  { label: "cce- 256 shared", overrides: { loss: "cce-", negatives: 256, sampler: "shared" } },
+  { label: "cce", overrides: { loss: "cce" } },
   { label: "ce", overrides: { loss: "ce" } },
   { label: "ce- 256 shared", overrides: { loss: "ce-", negatives: 256, sampler: "shared" } },
   { label: "ce- 256 uniform", overrides: { loss: "ce-", negatives: 256, sampler: "uniform" } },

@@ -7,12 +7,14 @@
  * TensorFlow's LazyAdam, the bias correction of a touched row uses the global step count t, not
  * the number of times that row was touched: a row first seen at step t is corrected by 1 − β^t,
  * which for large t is ≈ 1, so its first update is smaller than a dense Adam's first update.
- * Weight decay of a lazy row is likewise applied only on the steps that touch it.
+ * Weight decay of a lazy row is likewise applied only on the steps that touch it. A table whose
+ * gradient arrives dense as well (the fused losses write one) keeps the lazy rule: rows whose
+ * gradient is all zeros are left alone.
  */
 import adamShader from "../../shaders/adam.wgsl" with { type: "text" };
 import { coalesceSparseGrads, rowScatterParts } from "../tensor/ops/embedding.ts";
 import { dispatchFlat } from "../tensor/ops/elementwise.ts";
-import { assertDType, assertSameShape, groupsFor, params } from "../tensor/kernel.ts";
+import { assertDType, assertSameShape, groupsFor, params, rowWindows } from "../tensor/kernel.ts";
 import { ShapeError, shapeString, type SparseRows, type Tensor } from "../tensor/tensor.ts";
 
 export interface AdamOptions {
@@ -74,8 +76,10 @@ export class Adam {
       { f32: 1 / Math.sqrt(1 - beta2 ** t) },
     ];
     for (const p of this.params) {
+      const table = p.sparseGrads.length > 0;
       coalesceSparseGrads(p);
-      if (p.grad) this.denseStep(p, p.grad, hyper);
+      if (p.grad && table) this.nonzeroRowsStep(p, p.grad, hyper);
+      else if (p.grad) this.denseStep(p, p.grad, hyper);
       else if (p.sparseGrads.length) this.lazyStep(p, p.sparseGrads[0], hyper);
     }
   }
@@ -129,6 +133,25 @@ export class Adam {
     dispatchFlat(p.engine, "adam dense", adamShader, "dense", [p, grad, m, v], fields, {
       DECOUPLED: this.options.decoupled ? 1 : 0,
     });
+  }
+
+  private nonzeroRowsStep(p: Tensor, grad: Tensor, hyper: { f32: number }[]): void {
+    assertSameShape("Adam gradient", p, grad);
+    const e = p.engine;
+    const { m, v } = this.momentsOf(p);
+    const cols = p.shape[p.rank - 1];
+    for (const w of rowWindows(e, p.size / cols, cols * 4)) {
+      const window = { offset: w.offset, size: w.size };
+      e.gpu.dispatch({
+        kernel: "adam nonzero rows",
+        shader: adamShader,
+        entry: "nonzero_rows",
+        constants: { DECOUPLED: this.options.decoupled ? 1 : 0 },
+        params: params(w.rows, ...hyper, cols, 0, 0, 0),
+        bindings: [p, grad, m, v].map((t) => ({ alloc: t.storage, ...window })),
+        workgroups: groupsFor(e, w.rows, 64),
+      });
+    }
   }
 
   private lazyStep(p: Tensor, g: SparseRows, hyper: { f32: number }[]): void {
