@@ -27,9 +27,9 @@ export { syntheticDataset } from "./src/data/synthetic.ts";
 export {
   drawNegatives,
   makeSampler,
+  negativeId,
   NegativeSampler,
   type NegativeSpec,
-  negativeId,
 } from "./src/data/samplers.ts";
 export { Adam } from "./src/train/optim.ts";
 export { clipGradNorm } from "./src/train/clip.ts";
