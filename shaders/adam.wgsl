@@ -4,8 +4,8 @@
 //   w ← w − stepSize · m / (√v · invSqrtBc2 + eps),  stepSize = lr / (1 − β1^t)
 // `dense` updates every element of a window; `rows` updates only the rows named by sorted unique
 // ids (lazy Adam for SparseRows gradients), so untouched rows, and their moments, keep their bits;
-// `nonzero_rows` is the same lazy update for a table whose gradient arrives dense (the fused
-// losses scatter into a dense table gradient): a row whose gradient is all zeros was not touched.
+// `nonzero` is the same lazy update for a table whose gradient arrives dense (the fused losses
+// scatter into a dense table gradient): what has a zero gradient was not touched.
 struct Params {
   n: u32,
   lr: f32,
@@ -61,19 +61,13 @@ fn rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   update(row * p.cols + col, grad[(p.gradSkip + j) * p.cols + col]);
 }
 
-// One invocation per row of a window of p.n rows × p.cols.
-@compute @workgroup_size(64)
-fn nonzero_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let row = gid.x + gid.y * nwg.x * 64u;
-  if (row >= p.n) { return; }
-  let base = row * p.cols;
-  var touched = false;
-  for (var c = 0u; c < p.cols; c++) {
-    if (grad[base + c] != 0.0) {
-      touched = true;
-      break;
-    }
-  }
-  if (!touched) { return; }
-  for (var c = 0u; c < p.cols; c++) { update(base + c, grad[base + c]); }
+// An element whose gradient is exactly zero is left alone: in a row a step touched, every element
+// of a fused loss's gradient (a sum of softmax weights times hidden states) is non-zero almost
+// surely, so this is the row-lazy rule at the cost of reading the gradient once.
+@compute @workgroup_size(256)
+fn nonzero(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= p.n) { return; }
+  let g = grad[i];
+  if (g != 0.0) { update(i, g); }
 }

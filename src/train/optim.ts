@@ -8,13 +8,13 @@
  * the number of times that row was touched: a row first seen at step t is corrected by 1 − β^t,
  * which for large t is ≈ 1, so its first update is smaller than a dense Adam's first update.
  * Weight decay of a lazy row is likewise applied only on the steps that touch it. A table whose
- * gradient arrives dense as well (the fused losses write one) keeps the lazy rule: rows whose
- * gradient is all zeros are left alone.
+ * gradient arrives dense as well (the fused losses write one) keeps the lazy rule: elements
+ * whose gradient is exactly zero are left alone (see the shader).
  */
 import adamShader from "../../shaders/adam.wgsl" with { type: "text" };
 import { coalesceSparseGrads, rowScatterParts } from "../tensor/ops/embedding.ts";
 import { dispatchFlat } from "../tensor/ops/elementwise.ts";
-import { assertDType, assertSameShape, groupsFor, params, rowWindows } from "../tensor/kernel.ts";
+import { assertDType, assertSameShape, groupsFor, params } from "../tensor/kernel.ts";
 import { ShapeError, shapeString, type SparseRows, type Tensor } from "../tensor/tensor.ts";
 
 export interface AdamOptions {
@@ -78,7 +78,7 @@ export class Adam {
     for (const p of this.params) {
       const table = p.sparseGrads.length > 0;
       coalesceSparseGrads(p);
-      if (p.grad && table) this.nonzeroRowsStep(p, p.grad, hyper);
+      if (p.grad && table) this.nonzeroStep(p, p.grad, hyper);
       else if (p.grad) this.denseStep(p, p.grad, hyper);
       else if (p.sparseGrads.length) this.lazyStep(p, p.sparseGrads[0], hyper);
     }
@@ -135,23 +135,13 @@ export class Adam {
     });
   }
 
-  private nonzeroRowsStep(p: Tensor, grad: Tensor, hyper: { f32: number }[]): void {
+  private nonzeroStep(p: Tensor, grad: Tensor, hyper: { f32: number }[]): void {
     assertSameShape("Adam gradient", p, grad);
-    const e = p.engine;
     const { m, v } = this.momentsOf(p);
-    const cols = p.shape[p.rank - 1];
-    for (const w of rowWindows(e, p.size / cols, cols * 4)) {
-      const window = { offset: w.offset, size: w.size };
-      e.gpu.dispatch({
-        kernel: "adam nonzero rows",
-        shader: adamShader,
-        entry: "nonzero_rows",
-        constants: { DECOUPLED: this.options.decoupled ? 1 : 0 },
-        params: params(w.rows, ...hyper, cols, 0, 0, 0),
-        bindings: [p, grad, m, v].map((t) => ({ alloc: t.storage, ...window })),
-        workgroups: groupsFor(e, w.rows, 64),
-      });
-    }
+    const fields = [...hyper, 0, 0, 0, 0];
+    dispatchFlat(p.engine, "adam nonzero", adamShader, "nonzero", [p, grad, m, v], fields, {
+      DECOUPLED: this.options.decoupled ? 1 : 0,
+    });
   }
 
   private lazyStep(p: Tensor, g: SparseRows, hyper: { f32: number }[]): void {
