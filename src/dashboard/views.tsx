@@ -273,6 +273,21 @@ const FAMILY_NAMES: Record<string, string> = {
   coverage: "Coverage",
 };
 
+function KeyValueTable(props: { entries: Record<string, unknown> }) {
+  return (
+    <table class="config">
+      <tbody>
+        {Object.entries(props.entries).map(([k, v]) => (
+          <tr>
+            <th>{k}</th>
+            <td>{fmt.value(v)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 function FinalTable(props: { final: FinalMetrics }) {
   const { valid, test, mostpopTest, bestEpoch } = props.final;
   const splits: [string, Record<string, number>][] = [
@@ -413,16 +428,7 @@ export function RunPage(
         )
         : <p class="empty-state">No epoch finished yet.</p>}
       <h2>Config</h2>
-      <table class="config">
-        <tbody>
-          {Object.entries(run.config).map(([k, v]) => (
-            <tr>
-              <th>{k}</th>
-              <td>{fmt.value(v)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <KeyValueTable entries={run.config} />
       <p class="api">
         JSON: <a href={`/api/runs/${encodeURIComponent(run.id)}`}>run</a> ·{" "}
         <a href={`/api/runs/${encodeURIComponent(run.id)}/metrics`}>metrics</a>
@@ -572,16 +578,7 @@ export function SweepPage(
         ? (
           <>
             <h2>Arguments</h2>
-            <table class="config">
-              <tbody>
-                {Object.entries(sweep.args).map(([k, v]) => (
-                  <tr>
-                    <th>{k}</th>
-                    <td>{fmt.value(v)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <KeyValueTable entries={sweep.args} />
           </>
         )
         : null}

@@ -2,21 +2,9 @@ import assert from "node:assert/strict";
 import { parseSweepArgs } from "../../src/sweep/grid.ts";
 import { runSweep } from "../../src/sweep/runner.ts";
 import { SweepStore } from "../../src/store/sweeps.ts";
+import { tinyData } from "../support/tiny_data.ts";
 
 const SWEEP_TASK = new URL("../../tasks/sweep.ts", import.meta.url).pathname;
-
-/** 80 users over 30 items, item i usually followed by i+1: a trial trains in about a second. */
-async function tinyData(dir: string): Promise<string> {
-  const lines: string[] = [];
-  for (let u = 1; u <= 80; u++) {
-    const start = (u * 7) % 30;
-    const items = Array.from({ length: 6 + (u % 5) }, (_, j) => ((start + j) % 30) + 1);
-    lines.push(`${u} ${items.join(" ")}`);
-  }
-  const path = `${dir}/tiny.txt`;
-  await Deno.writeTextFile(path, lines.join("\n") + "\n");
-  return path;
-}
 
 type Event = Record<string, unknown> & { event: string };
 

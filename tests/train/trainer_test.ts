@@ -5,21 +5,9 @@ import { Logger } from "../../src/train/log.ts";
 import { RunStore } from "../../src/store/runs.ts";
 import { readSafetensors } from "../../src/train/safetensors.ts";
 import { gpuTest } from "../support/check.ts";
+import { tinyData } from "../support/tiny_data.ts";
 
 const quiet = () => new Logger({ json: true, write: () => {}, progress: false });
-
-/** 80 users over 30 items with a strong next-item pattern: item i is usually followed by i+1. */
-async function tinyData(dir: string): Promise<string> {
-  const lines: string[] = [];
-  for (let u = 1; u <= 80; u++) {
-    const start = (u * 7) % 30;
-    const items = Array.from({ length: 6 + (u % 5) }, (_, j) => ((start + j) % 30) + 1);
-    lines.push(`${u} ${items.join(" ")}`);
-  }
-  const path = `${dir}/tiny.txt`;
-  await Deno.writeTextFile(path, lines.join("\n") + "\n");
-  return path;
-}
 
 function tinyConfig(data: string, out: string, over: Partial<TrainConfig> = {}): TrainConfig {
   return {
