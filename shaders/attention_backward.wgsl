@@ -2,8 +2,10 @@
 // (FlashAttention-2 style, without atomics):
 //   delta: Δ_i = dO_i · O_i per query row, stored next to lse_i in stats.
 //   dq:    one invocation per QR query rows walks their keys:  dq_i = scale Σ_j dS_ij k_j.
-//   dkv:   one invocation per KR key rows walks their queries: dv_j = Σ_i P_ij dO_i,
-//          dk_j = scale Σ_i dS_ij q_i, where dS_ij = P_ij (dO_i · v_j − Δ_i).
+//   dkv:   one invocation per KR key rows walks their queries: dv_j = Σ_i P_ij M_ij dO_i,
+//          dk_j = scale Σ_i dS_ij q_i, where dS_ij = P_ij (M_ij dO_i · v_j − Δ_i).
+// M_ij is the dropout factor (1 without dropout); Δ_i = dO_i · O_i holds with it too, since
+// Σ_j P_ij M_ij dO_i · v_j = dO_i · O_i.
 // dq, dk and dv must be zero on entry: rows without an allowed key (and masked keys) are never
 // written.
 @group(0) @binding(5) var<storage, read> dout: array<Vec>;
@@ -98,12 +100,15 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     }
     if (!any) { continue; }
     var t = row_tiles(qAt, qOk, kAt, allowed);
+    let bits = keep_bits(blk, blk.row0, c0);
     // t.s becomes scale · dS.
     for (var i = 0u; i < QR; i++) {
       for (var j = 0u; j < KC; j++) {
         let live = allowed[j] && c0 + j <= blk.row0 + i;
         let prob = select(0.0, exp(t.s[i][j] * p.scale - rowLse[i]), live);
-        t.s[i][j] = prob * (t.dp[i][j] - rowDelta[i]) * p.scale;
+        var dp = t.dp[i][j];
+        if (HAS_DROPOUT) { dp *= drop_factor(bits, i, j); }
+        t.s[i][j] = prob * (dp - rowDelta[i]) * p.scale;
       }
     }
     for (var d = 0u; d < p.dh / VW; d++) {
@@ -192,13 +197,16 @@ fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
       rowDelta[i] = stats[2u * s + 1u];
     }
     var t = key_tiles(kAt, allowed, qAt, qOk);
+    let bits = keep_bits(blk, r0, blk.row0);
     // t.s becomes P and t.dp becomes scale · dS.
     for (var j = 0u; j < KR; j++) {
       for (var i = 0u; i < KQ; i++) {
         let live = allowed[j] && qOk[i] && blk.row0 + j <= r0 + i;
         let prob = select(0.0, exp(t.s[j][i] * p.scale - rowLse[i]), live);
-        t.s[j][i] = prob;
-        t.dp[j][i] = prob * (t.dp[j][i] - rowDelta[i]) * p.scale;
+        var factor = 1.0;
+        if (HAS_DROPOUT) { factor = drop_factor(bits, i, j); }
+        t.s[j][i] = prob * factor;
+        t.dp[j][i] = prob * (factor * t.dp[j][i] - rowDelta[i]) * p.scale;
       }
     }
     for (var d = 0u; d < p.dh / VW; d++) {

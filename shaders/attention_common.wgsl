@@ -19,6 +19,12 @@ struct Params {
   dh: u32,
   b0: u32,
   scale: f32,
+  // Attention dropout: probability P_ij survives when rand_u32(seed, step, index of (b, h, i, j))
+  // ≥ threshold, and is then scaled by keepScale = 1 / (1 − p).
+  seed: u32,
+  step: u32,
+  threshold: u32,
+  keepScale: f32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<Vec>;
@@ -28,12 +34,15 @@ struct Params {
 @group(0) @binding(4) var<storage, read> keyMask: array<u32>;
 
 override HAS_MASK: bool = false;
+// Needs random.wgsl prepended; attention.ts does so for every variant.
+override HAS_DROPOUT: bool = false;
 
 // 16 × 16 tiles measured fastest on llvmpipe for T = 50 and T = 200 (8 × 8: ~1.3× slower); the
 // register arrays need const sizes, so attention.ts repeats QR and KR.
 const QR: u32 = 16u;
 const KC: u32 = 16u;
-// The dk/dv kernel's tile: KR key rows per invocation, KQ queries per step.
+// The dk/dv kernel's tile: KR key rows per invocation, KQ queries per step. keep_bits assumes
+// all four are 16.
 const KR: u32 = 16u;
 const KQ: u32 = 16u;
 const WG: u32 = 64u;
@@ -81,4 +90,29 @@ fn key_allowed(blk: Block, t: u32) -> bool {
   if (t >= p.T) { return false; }
   if (!HAS_MASK) { return true; }
   return keyMask[(p.b0 + blk.b) * p.T + t] != 0u;
+}
+
+// Dropout bits of one 16 × 16 tile: bit (key − k0) of word (query − q0) says whether probability
+// (query, key) of the block's (batch, head) survives, for the live pairs (causal, key allowed);
+// the other bits are 0. The loops run to bounds known only at run time, so that the compiler
+// keeps one copy of the generator: unrolled into all 256 pairs of a tile, as the kernels' own
+// loops are, it took LLVM about a minute to compile each kernel on llvmpipe.
+fn keep_bits(blk: Block, q0: u32, k0: u32) -> array<u32, 16> {
+  var bits: array<u32, 16>;
+  if (!HAS_DROPOUT) { return bits; }
+  let base = ((p.b0 + blk.b) * p.heads + blk.h) * p.T;
+  for (var key = k0; key < min(k0 + 16u, p.T); key++) {
+    if (!key_allowed(blk, key)) { continue; }
+    for (var query = max(q0, key); query < min(q0 + 16u, p.T); query++) {
+      if (rand_u32(p.seed, p.step, (base + query) * p.T + key) >= p.threshold) {
+        bits[query - q0] |= 1u << (key - k0);
+      }
+    }
+  }
+  return bits;
+}
+
+// The dropout factor of pair (q0 + i, k0 + j) of a tile: keepScale or 0.
+fn drop_factor(bits: array<u32, 16>, i: u32, j: u32) -> f32 {
+  return select(0.0, p.keepScale, ((bits[i] >> j) & 1u) != 0u);
 }

@@ -1,6 +1,6 @@
 // Causal attention forward with a streaming softmax: an invocation owns QR query rows of one
 // (batch, head) and walks their keys KC at a time, keeping the running max and sum per row, so no
-// T × T scores exist anywhere. out must be zero on entry (rows without an allowed key stay zero);
+// T × T scores exist anywhere. With HAS_DROPOUT the output is Σ_j P_ij · drop_ij · v_j. out must be zero on entry (rows without an allowed key stay zero);
 // it holds the normalised output after every key tile. lse receives max + log(sum) per row, BIG
 // for rows without an allowed key.
 @group(0) @binding(5) var<storage, read_write> out: array<Vec>;
@@ -57,6 +57,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     // Left padding: whole tiles of masked keys cost one mask read.
     if (!any) { continue; }
     var s = tile_scores(qAt, qOk, kAt, allowed);
+    let bits = keep_bits(blk, blk.row0, c0);
     // After this loop s holds the tile's probabilities already divided by the new row sum, and
     // keep[i] rescales the output accumulated so far to the new max and sum.
     var keep: array<f32, QR>;
@@ -78,7 +79,12 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
       let lNew = l[i] * alpha + sum;
       let inv = select(0.0, 1.0 / lNew, lNew > 0.0);
       keep[i] = l[i] * alpha * inv;
-      for (var j = 0u; j < KC; j++) { s[i][j] *= inv; }
+      // The running max and sum are those of the undropped softmax; only the output sees the
+      // dropped probabilities, as out is linear in them.
+      for (var j = 0u; j < KC; j++) {
+        s[i][j] *= inv;
+        if (HAS_DROPOUT) { s[i][j] *= drop_factor(bits, i, j); }
+      }
       m[i] = mNew;
       l[i] = lNew;
     }

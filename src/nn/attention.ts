@@ -1,15 +1,20 @@
-/** Causal multi-head self-attention with separate q, k, v projections and an output projection. */
+/**
+ * Causal multi-head self-attention with separate q, k, v projections and an output projection;
+ * `dropout` drops attention probabilities inside the fused kernel.
+ */
 import type { Engine } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { causalAttention } from "../tensor/ops/attention.ts";
+import { Dropout } from "./dropout.ts";
 import { Linear } from "./linear.ts";
-import { Module } from "./module.ts";
+import { type ForwardContext, Module } from "./module.ts";
 
 export class SelfAttention extends Module {
   readonly q: Linear;
   readonly k: Linear;
   readonly v: Linear;
   readonly out: Linear;
+  private drop: Dropout;
 
   constructor(
     engine: Engine,
@@ -17,6 +22,7 @@ export class SelfAttention extends Module {
     readonly heads: number,
     random: () => number,
     name = "attn",
+    dropout = 0,
   ) {
     super();
     if (dim % heads !== 0) {
@@ -26,14 +32,17 @@ export class SelfAttention extends Module {
     this.k = new Linear(engine, dim, dim, random, { name: `${name}.k` });
     this.v = new Linear(engine, dim, dim, random, { name: `${name}.v` });
     this.out = new Linear(engine, dim, dim, random, { name: `${name}.out` });
+    this.drop = new Dropout(dropout, `${name}.dropout`);
     this.children = { q: this.q, k: this.k, v: this.v, out: this.out };
   }
 
   /** x [B, T, dim]; keyMask [B, T] (nonzero = real item, 0 = padding). */
-  forward(x: Tensor, keyMask?: Tensor): Tensor {
+  forward(x: Tensor, ctx: ForwardContext, keyMask?: Tensor): Tensor {
+    const drop = this.drop;
     const a = causalAttention(this.q.forward(x), this.k.forward(x), this.v.forward(x), {
       heads: this.heads,
       keyMask,
+      dropout: drop.active(ctx) ? { p: drop.p, seed: drop.seed(ctx), step: ctx.step } : undefined,
     });
     return this.out.forward(a);
   }

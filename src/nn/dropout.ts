@@ -16,8 +16,18 @@ export class Dropout {
   }
 
   forward(x: Tensor, ctx: ForwardContext): Tensor {
-    if (!ctx.training || this.p === 0) return x;
-    return dropout(x, this.p, mixSeed(ctx.seed, this.site), ctx.step);
+    if (!this.active(ctx)) return x;
+    return dropout(x, this.p, this.seed(ctx), ctx.step);
+  }
+
+  /** Whether this layer drops anything in this pass. */
+  active(ctx: ForwardContext): boolean {
+    return ctx.training && this.p > 0;
+  }
+
+  /** The generator key of this layer's masks in this pass, for kernels that drop in place. */
+  seed(ctx: ForwardContext): number {
+    return mixSeed(ctx.seed, this.site);
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * Pre-layer-norm transformer block, as in SASRec implementations:
- * x + drop(attn(ln1(x))), then x + drop(ff(ln2(x))) with ff = Linear → GELU → dropout → Linear.
+ * x + drop(attn(ln1(x))), then x + drop(ff(ln2(x))) with ff = Linear → GELU → dropout → Linear;
+ * attn drops its probabilities with the same p (nn.MultiheadAttention's dropout).
  */
 import type { Engine } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -55,7 +56,7 @@ export class TransformerBlock extends Module {
   constructor(engine: Engine, o: BlockOptions, random: () => number, name = "block") {
     super();
     this.ln1 = new LayerNorm(engine, o.dim, `${name}.ln1`);
-    this.attn = new SelfAttention(engine, o.dim, o.heads, random, `${name}.attn`);
+    this.attn = new SelfAttention(engine, o.dim, o.heads, random, `${name}.attn`, o.dropout);
     this.ln2 = new LayerNorm(engine, o.dim, `${name}.ln2`);
     this.ff = new FeedForward(engine, o.dim, o.hidden, o.dropout, random, `${name}.ff`);
     this.drop1 = new Dropout(o.dropout, `${name}.dropout1`);
@@ -65,7 +66,7 @@ export class TransformerBlock extends Module {
 
   /** x [B, T, dim]; keyMask [B, T] marks real positions. */
   forward(x: Tensor, ctx: ForwardContext, keyMask?: Tensor): Tensor {
-    const h = add(x, this.drop1.forward(this.attn.forward(this.ln1.forward(x), keyMask), ctx));
+    const h = add(x, this.drop1.forward(this.attn.forward(this.ln1.forward(x), ctx, keyMask), ctx));
     return add(h, this.drop2.forward(this.ff.forward(this.ln2.forward(h), ctx), ctx));
   }
 }

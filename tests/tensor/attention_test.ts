@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import "../../src/tensor/ops/mod.ts";
-import { causalAttention } from "../../src/tensor/ops/attention.ts";
+import { type AttentionDropout, causalAttention } from "../../src/tensor/ops/attention.ts";
+import { dropoutKeeps } from "../../src/tensor/ops/dropout.ts";
 import { ShapeError } from "../../src/tensor/tensor.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
@@ -15,7 +16,8 @@ interface Case {
 
 /**
  * Materialised causal softmax attention in float64: the scores of every allowed key, their
- * softmax, the weighted sum of values. A query without an allowed key outputs zeros.
+ * softmax, dropout of the probabilities (the documented counter of each (b, h, i, j)), the
+ * weighted sum of values. A query without an allowed key outputs zeros.
  */
 function reference(
   { B, T, D, heads }: Case,
@@ -23,7 +25,13 @@ function reference(
   k: Float64Array,
   v: Float64Array,
   mask?: Float64Array,
+  drop?: AttentionDropout,
 ): Float64Array {
+  const factor = (b: number, h: number, t: number, s: number) => {
+    if (!drop) return 1;
+    const index = ((b * heads + h) * T + t) * T + s;
+    return dropoutKeeps(drop.p, drop.seed, drop.step, index) ? 1 / (1 - drop.p) : 0;
+  };
   const dh = D / heads;
   const scale = 1 / Math.sqrt(dh);
   const out = new Float64Array(B * T * D);
@@ -43,7 +51,7 @@ function reference(
         const sum = weights.reduce((x, y) => x + y, 0);
         keys.forEach((s, n) => {
           for (let d = 0; d < dh; d++) {
-            out[at(b, t, h) + d] += (weights[n] / sum) * v[at(b, s, h) + d];
+            out[at(b, t, h) + d] += (weights[n] / sum) * factor(b, h, t, s) * v[at(b, s, h) + d];
           }
         });
       }
@@ -64,6 +72,7 @@ async function checkAttention(
   c: Case,
   pads?: number[],
   maxFdElements?: number,
+  dropout?: AttentionDropout,
 ): Promise<void> {
   const { B, T, D, heads } = c;
   const n = B * T * D;
@@ -74,10 +83,12 @@ async function checkAttention(
   }));
   const mask = pads && { data: leftPadMask(T, pads), shape: [B, T] };
   await checkOp(e, {
-    name: `causalAttention ${B}x${T}x${D}/${heads}${pads ? ` pads ${pads}` : ""}`,
+    name: `causalAttention ${B}x${T}x${D}/${heads}${pads ? ` pads ${pads}` : ""}${
+      dropout ? ` dropout ${dropout.p}` : ""
+    }`,
     inputs: mask ? [...inputs, mask] : inputs,
-    gpu: ([q, k, v, m]) => causalAttention(q, k, v, { heads, keyMask: m }),
-    ref: ([q, k, v, m]) => reference(c, q, k, v, m),
+    gpu: ([q, k, v, m]) => causalAttention(q, k, v, { heads, keyMask: m, dropout }),
+    ref: ([q, k, v, m]) => reference(c, q, k, v, m, dropout),
     maxFdElements,
   });
 }
@@ -110,6 +121,55 @@ gpuTest("causalAttention B=4 T=50 D=64 two heads (sampled finite differences)", 
   await checkAttention(e, { B: 4, T: 50, D: 64, heads: 2 }, [0, 17, 49, 8], 100);
 });
 
+gpuTest("causalAttention with dropout, one token and a single head", async (e) => {
+  await checkAttention(e, { B: 2, T: 1, D: 5, heads: 1 }, [0, 0], undefined, {
+    p: 0.4,
+    seed: 7,
+    step: 3,
+  });
+});
+
+gpuTest("causalAttention with dropout, padding, scalar kernels over key tiles", async (e) => {
+  await checkAttention(e, { B: 3, T: 35, D: 18, heads: 3 }, [3, 34, 0], 120, {
+    p: 0.3,
+    seed: 12345,
+    step: 9,
+  });
+});
+
+gpuTest("causalAttention with dropout on the vec4 kernels, several heads", async (e) => {
+  await checkAttention(e, { B: 5, T: 19, D: 12, heads: 3 }, [0, 9, 19, 18, 1], undefined, {
+    p: 0.5,
+    seed: 0xffffffff,
+    step: 0,
+  });
+});
+
+gpuTest("causalAttention dropout: p = 0 is no dropout, new steps draw new masks", async (e) => {
+  const c = { B: 2, T: 23, D: 8, heads: 2 };
+  const n = c.B * c.T * c.D;
+  const data = [1, 2, 3].map((s) => randomArray(n, s));
+  const w = randomArray(n, 4);
+  const mask = leftPadMask(c.T, [0, 6]);
+  const plain = await runWithGrads(e, c, data, mask, w);
+  const zero = await runWithGrads(e, c, data, mask, w, { p: 0, seed: 1, step: 1 });
+  assert.deepEqual(zero, plain);
+  const stepOne = await runWithGrads(e, c, data, mask, w, { p: 0.3, seed: 1, step: 1 });
+  const again = await runWithGrads(e, c, data, mask, w, { p: 0.3, seed: 1, step: 1 });
+  const stepTwo = await runWithGrads(e, c, data, mask, w, { p: 0.3, seed: 1, step: 2 });
+  assert.deepEqual(again, stepOne);
+  assert.notDeepEqual(stepTwo[0], stepOne[0]);
+  assert.notDeepEqual(stepOne[0], plain[0]);
+  const x = e.tensor(new Float32Array(2 * 3 * 6), [2, 3, 6]);
+  assert.throws(() => causalAttention(x, x, x, { heads: 1, dropout: { p: 1, seed: 0, step: 0 } }), {
+    message: /dropout p must be in \[0, 1\)/,
+  });
+  assert.throws(
+    () => causalAttention(x, x, x, { heads: 1, dropout: { p: 0.1, seed: -1, step: 0 } }),
+    /dropout seed/,
+  );
+});
+
 gpuTest("causalAttention of empty batches, sequences and widths is empty", async (e) => {
   for (const shape of [[0, 5, 4], [2, 0, 4], [2, 3, 0]]) {
     await e.tidyAsync(async () => {
@@ -133,6 +193,7 @@ async function runWithGrads(
   data: Float32Array[],
   mask: Int32Array | Uint32Array,
   w: Float32Array,
+  dropout?: AttentionDropout,
 ): Promise<Float32Array[]> {
   return await e.tidyAsync(async () => {
     const [q, k, v] = data.map((d) => {
@@ -141,7 +202,8 @@ async function runWithGrads(
       return t;
     });
     e.startTape();
-    const out = causalAttention(q, k, v, { heads: c.heads, keyMask: e.tensor(mask, [c.B, c.T]) });
+    const keyMask = e.tensor(mask, [c.B, c.T]);
+    const out = causalAttention(q, k, v, { heads: c.heads, keyMask, dropout });
     e.backward(out, e.tensor(w, out.shape));
     const results = [await out.readF32()];
     for (const t of [q, k, v]) {

@@ -15,16 +15,23 @@ import {
   rowWindows,
 } from "../kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
+import { withRandom } from "../random.ts";
+import { dropoutThreshold } from "./dropout.ts";
+import { assertCounterWord } from "./random.ts";
 
-/** Each kernel in two element types: vec4 loads when the head dimension allows them. */
+/**
+ * Each kernel in two element types: vec4 loads when the head dimension allows them. The random
+ * generator is always prepended: without dropout the override constant HAS_DROPOUT leaves it
+ * unused.
+ */
 const SHADERS = {
   scalar: {
-    forward: scalarElements + common + forwardBody,
-    backward: scalarElements + common + backwardBody,
+    forward: withRandom(scalarElements + common + forwardBody),
+    backward: withRandom(scalarElements + common + backwardBody),
   },
   vec4: {
-    forward: vec4Elements + common + forwardBody,
-    backward: vec4Elements + common + backwardBody,
+    forward: withRandom(vec4Elements + common + forwardBody),
+    backward: withRandom(vec4Elements + common + backwardBody),
   },
 };
 
@@ -37,6 +44,19 @@ export interface CausalAttentionOptions {
   heads: number;
   /** i32 or u32 [B, T]: nonzero marks a real token, 0 padding. */
   keyMask?: Tensor;
+  /** Dropout of the attention probabilities (as nn.MultiheadAttention's `dropout`). */
+  dropout?: AttentionDropout;
+}
+
+/**
+ * Probability P[b, h, i, j] is zeroed when randomU32(seed, step, ((b·heads + h)·T + i)·T + j) <
+ * dropoutThreshold(p) and scaled by 1 / (1 − p) otherwise; no mask is stored, the backward draws
+ * it again.
+ */
+export interface AttentionDropout {
+  p: number;
+  seed: number;
+  step: number;
 }
 
 interface Geometry {
@@ -46,6 +66,7 @@ interface Geometry {
   heads: number;
   headDim: number;
   shaders: { forward: string; backward: string };
+  dropout?: AttentionDropout;
 }
 
 function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: CausalAttentionOptions): Geometry {
@@ -77,7 +98,22 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: CausalAttentionOptio
   }
   const headDim = D / heads;
   const shaders = headDim % 4 === 0 ? SHADERS.vec4 : SHADERS.scalar;
-  return { batches, T, D, heads, headDim, shaders };
+  const dropout = opts.dropout && opts.dropout.p > 0 ? opts.dropout : undefined;
+  if (opts.dropout) checkDropout(opts.dropout, batches * heads * T * T);
+  return { batches, T, D, heads, headDim, shaders, dropout };
+}
+
+function checkDropout({ p, seed, step }: AttentionDropout, pairs: number): void {
+  const op = "causalAttention";
+  if (!(p >= 0 && p < 1)) throw new RangeError(`${op}: dropout p must be in [0, 1), got ${p}`);
+  assertCounterWord(op, "dropout seed", seed);
+  assertCounterWord(op, "dropout step", step);
+  // The mask is indexed by one u32 counter word per (batch, head, query, key).
+  if (p > 0 && pairs > 2 ** 32) {
+    throw new RangeError(
+      `${op}: dropout draws one number per (batch, head, query, key), ${pairs} of them, over 2^32`,
+    );
+  }
 }
 
 const win = (t: Tensor, w: RowWindow): Binding => ({
@@ -88,7 +124,24 @@ const win = (t: Tensor, w: RowWindow): Binding => ({
 
 /** The uniform parameters of one batch window. */
 function windowParams(g: Geometry, w: RowWindow): ArrayBuffer {
-  return params(w.rows, g.T, g.D, g.heads, g.headDim, w.row, { f32: 1 / Math.sqrt(g.headDim) });
+  const d = g.dropout;
+  return params(
+    w.rows,
+    g.T,
+    g.D,
+    g.heads,
+    g.headDim,
+    w.row,
+    { f32: 1 / Math.sqrt(g.headDim) },
+    d?.seed ?? 0,
+    d?.step ?? 0,
+    d ? dropoutThreshold(d.p) : 0,
+    { f32: d ? 1 / (1 - d.p) : 1 },
+  );
+}
+
+function kernelConstants(g: Geometry, mask: Tensor | undefined): Record<string, number> {
+  return { HAS_MASK: mask ? 1 : 0, HAS_DROPOUT: g.dropout ? 1 : 0 };
 }
 
 /** Workgroups for one invocation per block of `rowsPerBlock` rows of each (batch, head). */
@@ -103,8 +156,11 @@ function grid(e: Engine, g: Geometry, w: RowWindow, rowsPerBlock: number): [numb
  * Query t attends to the keys s ≤ t whose keyMask[b, s] is nonzero. A query with no such key
  * (with left padding: exactly the padded queries) outputs zeros and passes no gradient.
  *
+ * With `dropout`, the probabilities are dropped after the softmax (their row sums are those of
+ * the undropped softmax), as in PyTorch's nn.MultiheadAttention.
+ *
  * Fused: the forward keeps only the per-row log-sum-exp [B, heads, T]; the backward recomputes
- * the probabilities. Deterministic (no atomics).
+ * the probabilities and the dropout mask. Deterministic (no atomics).
  */
 export function causalAttention(
   q: Tensor,
@@ -115,7 +171,7 @@ export function causalAttention(
   const g = checkInputs(q, k, v, opts);
   const e = q.engine;
   const mask = opts.keyMask;
-  const constants = { HAS_MASK: mask ? 1 : 0 };
+  const constants = kernelConstants(g, mask);
   // Empty tensors need no kernel (and a vec4 binding cannot be smaller than one vec4).
   const windows = q.size > 0 ? rowWindows(e, g.batches, g.T * g.D * 4) : [];
   const out = e.zeros(q.shape, "f32", "attention");
@@ -164,7 +220,7 @@ function attentionBackward(
   dout: Tensor,
 ): [Tensor | null, Tensor | null, Tensor | null] {
   const e = q.engine;
-  const constants = { HAS_MASK: mask ? 1 : 0 };
+  const constants = kernelConstants(g, mask);
   const stats = e.empty([g.batches, g.heads, g.T, 2], "f32", "attention stats");
   const wantQ = q.requiresGrad;
   const wantKV = k.requiresGrad || v.requiresGrad;
