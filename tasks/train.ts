@@ -33,7 +33,10 @@ async function main(args: string[]): Promise<number> {
   const engine = await Engine.create({ memoryLimit: config.memoryLimit ?? undefined });
   const abort = new AbortController();
   const onSignal = () => abort.abort();
+  // SIGTERM (kill, a scheduler's stop) stops between two steps as Ctrl-C does, so the run is
+  // recorded as stopped with its last checkpoint rather than left "running".
   Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
   try {
     const r = await train(engine, config, data, { logger, signal: abort.signal });
     logger.event("done", {
@@ -55,6 +58,7 @@ async function main(args: string[]): Promise<number> {
     return r.status === "failed" ? 1 : 0;
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
     engine.destroy();
     await dashboard?.close();
   }
