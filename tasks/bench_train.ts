@@ -110,11 +110,23 @@ function positiveInt(flag: string, text: string): number {
   return n;
 }
 
+/**
+ * The first Python that imports torch: the one on PATH, else Debian's (python3-torch installs
+ * into /usr/bin/python3, which a pyenv or venv on PATH hides).
+ */
+async function pythonWithTorch(): Promise<string | null> {
+  for (const python of ["python3", "/usr/bin/python3"]) {
+    const probe = await new Deno.Command(python, { args: ["-c", "import torch"], stderr: "null" })
+      .output().catch(() => null);
+    if (probe?.success) return python;
+  }
+  return null;
+}
+
 /** One epoch of the peer for full CE and for CE- with 256 batch-shared negatives. */
 async function runPeers(script: string, data: string): Promise<PeerFigures[]> {
-  const probe = await new Deno.Command("python3", { args: ["-c", "import torch"], stderr: "null" })
-    .output().catch(() => null);
-  if (!probe?.success) {
+  const python = await pythonWithTorch();
+  if (!python) {
     console.log(
       "peer skipped: PyTorch is not installed " +
         "(apt-get install -y python3-torch python3-numpy libopenblas0-pthread)",
@@ -136,7 +148,7 @@ async function runPeers(script: string, data: string): Promise<PeerFigures[]> {
     const env = { ...Deno.env.toObject() };
     delete env.OPENBLAS_CORETYPE;
     delete env.OPENBLAS_L2_SIZE;
-    const res = await new Deno.Command("python3", {
+    const res = await new Deno.Command(python, {
       args: [script, data, "--epochs", "1", "--seq", "50", "--dim", "64", ...r.extra],
       env,
       clearEnv: true,
