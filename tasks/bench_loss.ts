@@ -15,7 +15,7 @@ import {
   variantLabel,
 } from "../bench/loss.ts";
 import { writeResult } from "../bench/util.ts";
-import { runMain } from "./cli.ts";
+import { positiveInt, positiveNumber, runMain } from "./cli.ts";
 
 const list = (xs: (number | string)[]) => xs.join(",");
 
@@ -116,20 +116,6 @@ async function main(args: string[]): Promise<number> {
     engine.destroy();
   }
   return 0;
-}
-
-function positiveInt(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new Error(`${flag}: expected a positive integer, got "${text}"`);
-  }
-  return n;
-}
-
-function positiveNumber(flag: string, text: string): number {
-  const n = Number(text);
-  if (!(n > 0)) throw new Error(`${flag}: expected a positive number, got "${text}"`);
-  return n;
 }
 
 function intList(flag: string, text: string): number[] {

@@ -13,7 +13,7 @@ import {
   type TrainVariant,
 } from "../bench/train.ts";
 import { writeResult } from "../bench/util.ts";
-import { runMain } from "./cli.ts";
+import { positiveInt, runMain } from "./cli.ts";
 
 const BEAUTY = fileURLToPath(
   new URL("../../shared/data/amazon-beauty/Beauty.txt", import.meta.url),
@@ -100,14 +100,6 @@ async function main(args: string[]): Promise<number> {
     engine.destroy();
   }
   return 0;
-}
-
-function positiveInt(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new Error(`${flag}: expected a positive integer, got "${text}"`);
-  }
-  return n;
 }
 
 /**
