@@ -105,7 +105,14 @@ export class SasRec extends Module implements Scorer {
       embedding(this.itemEmbedding, ids),
       embedding(this.positionEmbedding, e.tensor(positions, [batch, len], "i32", "positions")),
     );
-    for (const block of this.blocks) x = block.forward(x, ctx, keyMask);
+    for (const block of this.blocks) {
+      // Without a tape no block's intermediates outlive it: freeing them block by block keeps
+      // evaluation at one block's worth of activations instead of the whole model's.
+      const input = x;
+      x = e.tape
+        ? block.forward(input, ctx, keyMask)
+        : e.tidy(() => block.forward(input, ctx, keyMask));
+    }
     return this.finalNorm.forward(x);
   }
 }

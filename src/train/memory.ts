@@ -67,7 +67,11 @@ export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
   const gradients = (params - table + tableGrad) * F32 * 2;
   const activations = (s.blocks * SAVED_PER_BLOCK + 8) * positions * d * F32;
   const loss = lossBytes(s.loss, n, s.items + 1, k, d, s.sharedNegatives);
-  const evaluation = s.evalChunk * (s.items + 1) * F32 + s.evalChunk * s.seqLen * d * F32 * 8;
+  // Evaluation frees each block's intermediates when the block ends (no tape): one block's worth
+  // plus the embeddings and the blocks' outputs are live beside the chunk's scores.
+  const evalPositions = s.evalChunk * s.seqLen;
+  const evaluation = s.evalChunk * (s.items + 1) * F32 +
+    (SAVED_PER_BLOCK + s.blocks) * evalPositions * d * F32;
   const peakStep = parameters + optimizer + gradients + activations + loss;
   const total = RUNTIME_BYTES + Math.ceil(
     Math.max(peakStep, parameters + optimizer + evaluation) * SIZE_CLASS_SLACK,

@@ -10,6 +10,7 @@ import {
   trainStep,
 } from "../../src/train/trainer.ts";
 import { BatchIterator } from "../../src/data/batches.ts";
+import { evaluateRanking } from "../../src/train/evaluate.ts";
 import { gpuTest } from "../support/check.ts";
 
 Deno.test("expected batch positions lie between the mean batch and the longest rows", () => {
@@ -65,3 +66,28 @@ for (const over of [{ loss: "ce" }, { loss: "ce-", sampler: "uniform", negatives
     },
   );
 }
+
+gpuTest(
+  "evaluation stays within the estimate's evaluation term, freeing block by block",
+  async (e) => {
+    const dir = await Deno.makeTempDir();
+    const c: TrainConfig = { ...DEFAULTS, catalog: "small", out: dir, seqLen: 50 };
+    const data = await prepareData(c);
+    const al = e.gpu.allocator;
+    al.trimPool();
+    await e.gpu.sync();
+    const model = buildModel(e, c, data.dataset.items);
+    await e.gpu.sync();
+    const base = al.liveBytes;
+    al.resetPeaks();
+    await evaluateRanking(model, data.split.valid.slice(0, 600), { keepSeen: false });
+    const measured = al.peakLiveBytes - base;
+    const estimate = estimateFor(c, data).evaluation;
+    model.dispose();
+    assert.ok(
+      estimate >= measured && estimate <= 1.3 * measured,
+      `evaluation estimate ${estimate} against measured ${measured}`,
+    );
+    await Deno.remove(dir, { recursive: true });
+  },
+);
