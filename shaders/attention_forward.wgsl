@@ -1,8 +1,8 @@
 // Causal attention forward with a streaming softmax: an invocation owns QR query rows of one
 // (batch, head) and walks their keys KC at a time, keeping the running max and sum per row, so no
-// T × T scores exist anywhere. With HAS_DROPOUT the output is Σ_j P_ij · drop_ij · v_j. out must be zero on entry (rows without an allowed key stay zero);
-// it holds the normalised output after every key tile. lse receives max + log(sum) per row, BIG
-// for rows without an allowed key.
+// T × T scores exist anywhere; with HAS_DROPOUT the output is Σ_j P_ij · drop_ij · v_j. out must
+// be zero on entry (rows without an allowed key stay zero); it holds the normalised output after
+// every key tile. lse receives max + log(sum) per row, BIG for rows without an allowed key.
 @group(0) @binding(5) var<storage, read_write> out: array<Vec>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 
