@@ -39,11 +39,16 @@ interface Point {
   measured: boolean;
 }
 
-/** The points of one variant at (K, d): measured peaks, or the estimate of a cell not run. */
+/**
+ * The points of one variant at (K, d): measured peaks, or the estimate of a cell refused or
+ * skipped. Cells a partial result never reached are left out: the legend says why a hollow
+ * marker was not run, and "pending" is no such reason.
+ */
 export function seriesOf(cells: LossCell[], v: LossVariant, k: number, d: number): Point[] {
   return cells
     .filter((c) =>
-      c.variant === v && c.dim === d && (isFull(v) ? c.negatives === null : c.negatives === k)
+      c.variant === v && c.dim === d && c.status !== "pending" &&
+      (isFull(v) ? c.negatives === null : c.negatives === k)
     )
     .map((c) => {
       const measured = c.status === "measured" && c.peakBytes !== undefined;

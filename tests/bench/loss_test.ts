@@ -16,7 +16,7 @@ import {
   TimeModel,
   workOf,
 } from "../../bench/loss.ts";
-import { findChromium, memoryPlotSvg, renderPng } from "../../bench/plot.ts";
+import { findChromium, memoryPlotSvg, renderPng, seriesOf } from "../../bench/plot.ts";
 import { engine, gpuTest } from "../support/check.ts";
 
 const GiB = 1024 ** 3;
@@ -218,4 +218,14 @@ gpuTest("plot: one series per loss, hollow markers for cells not run, a PNG", as
   } finally {
     await Deno.remove(path);
   }
+});
+
+Deno.test("the plot leaves out cells a partial result never reached", () => {
+  const planned = planCells({ ...TINY, variants: ["cce-"] });
+  const [reached, ...rest] = planned.filter((c) => c.negatives === 4);
+  const cells: LossCell[] = [{ ...reached, status: "measured", peakBytes: 1000 }, ...rest];
+  assert.ok(rest.length > 0 && rest.every((c) => c.status === "pending"));
+  assert.deepEqual(seriesOf(cells, "cce-", 4, 8), [
+    { catalog: reached.catalog, bytes: 1000, measured: true },
+  ]);
 });
