@@ -5,6 +5,7 @@
  */
 import type { LossKind } from "../loss/losses.ts";
 import { ARENA_BYTES } from "../gpu/gpu.ts";
+import { sizeClass } from "../gpu/allocator.ts";
 
 export interface MemoryShape {
   items: number;
@@ -28,6 +29,9 @@ export interface MemoryEstimate {
   activations: number;
   loss: number;
   evaluation: number;
+  /** Peak of a training step alone, with the size-class slack and the runtime's buffers. */
+  step: number;
+  /** The larger of a training step and an evaluation pass. */
   total: number;
 }
 
@@ -58,13 +62,21 @@ export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
   const positions = s.batchSize * s.seqLen;
   const n = s.maxPositions;
   const k = s.loss === "bce" ? 1 : s.negatives;
-  const parameters = params * F32;
-  const optimizer = 2 * params * F32;
-  // Full softmax and the fused kernels write a dense table gradient; the materialised sampled
-  // losses' gradient is row-sparse, ≤ N(K+1) rows.
+  // The item table, its Adam moments and a dense table gradient are one buffer each, counted in
+  // their exact size class: at 1M items they are most of the peak, and a class rounds a 12.8 MB
+  // table up by 15% but a 256 MB one by 5%, so a flat slack misjudges one or the other.
+  const tableBuffer = sizeClass(table * F32);
+  const rest = (params - table) * F32;
+  const parameters = tableBuffer + rest;
+  const optimizer = 2 * parameters;
+  // Full softmax and the fused kernels write a dense table gradient that becomes the table's
+  // `.grad` as it is (the lookup's rows arrive sparse beside it): one copy. The materialised
+  // sampled losses' gradient is row-sparse, ≤ N(K+1) rows, and like the small parameters'
+  // gradients may meet a second copy while accumulating.
   const dense = s.loss === "ce" || s.loss === "cce" || s.loss === "cce-";
-  const tableGrad = dense ? table : Math.min(table, (n * (k + 1) + positions) * d);
-  const gradients = (params - table + tableGrad) * F32 * 2;
+  const sparseRows = Math.min(table, (n * (k + 1) + positions) * d) * F32;
+  const gradients = 2 * rest + (dense ? tableBuffer : 2 * sparseRows);
+  const tableBuffers = (dense ? 4 : 3) * tableBuffer;
   const activations = (s.blocks * SAVED_PER_BLOCK + 8) * positions * d * F32;
   const loss = lossBytes(s.loss, n, s.items + 1, k, d, s.sharedNegatives);
   // Evaluation frees each block's intermediates when the block ends (no tape): one block's worth
@@ -72,11 +84,11 @@ export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
   const evalPositions = s.evalChunk * s.seqLen;
   const evaluation = s.evalChunk * (s.items + 1) * F32 +
     (SAVED_PER_BLOCK + s.blocks) * evalPositions * d * F32;
-  const peakStep = parameters + optimizer + gradients + activations + loss;
-  const total = RUNTIME_BYTES + Math.ceil(
-    Math.max(peakStep, parameters + optimizer + evaluation) * SIZE_CLASS_SLACK,
-  );
-  return { parameters, optimizer, gradients, activations, loss, evaluation, total };
+  const withSlack = (bytes: number, exact: number) =>
+    RUNTIME_BYTES + exact + Math.ceil((bytes - exact) * SIZE_CLASS_SLACK);
+  const step = withSlack(parameters + optimizer + gradients + activations + loss, tableBuffers);
+  const total = Math.max(step, withSlack(parameters + optimizer + evaluation, 3 * tableBuffer));
+  return { parameters, optimizer, gradients, activations, loss, evaluation, step, total };
 }
 
 /**
