@@ -27,11 +27,13 @@ Deno.test("expected batch positions lie between the mean batch and the longest r
 });
 
 const PEAK_CASES = [
-  { label: "ce", loss: "ce" },
-  { label: "ce-", loss: "ce-", sampler: "uniform", negatives: 64 },
-  // The item table's parameters, Adam moments and dense gradient dominate this one.
+  { label: "ce", within: 1.3, loss: "ce" },
+  { label: "ce-", within: 1.3, loss: "ce-", sampler: "uniform", negatives: 64 },
+  // The item table's parameters, Adam moments and dense gradient dominate this one, so the bound
+  // is tight: counting the dense gradient twice or a flat slack on the table would break it.
   {
     label: "cce- on 50,000 items",
+    within: 1.15,
     loss: "cce-",
     sampler: "uniform",
     negatives: 64,
@@ -42,9 +44,9 @@ const PEAK_CASES = [
   },
 ] as const;
 
-for (const { label, ...over } of PEAK_CASES) {
+for (const { label, within, ...over } of PEAK_CASES) {
   gpuTest(
-    `the ${label} estimate bounds the measured peak of its steps within 1.3×`,
+    `the ${label} estimate bounds the measured peak of its steps within ${within}×`,
     async (e) => {
       const dir = await Deno.makeTempDir();
       const c: TrainConfig = {
@@ -75,7 +77,7 @@ for (const { label, ...over } of PEAK_CASES) {
       model.dispose();
       optimizer.dispose();
       assert.ok(
-        estimate >= measured && estimate <= 1.3 * measured,
+        estimate >= measured && estimate <= within * measured,
         `estimate ${estimate} against measured ${measured}`,
       );
       await Deno.remove(dir, { recursive: true });
