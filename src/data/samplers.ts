@@ -213,6 +213,8 @@ export class NegativeSampler {
   readonly items: number;
   readonly k: number;
   readonly alias?: AliasTable;
+  /** One set of negatives for the whole batch. */
+  readonly shared: boolean;
   private readonly seed: number;
 
   constructor(opts: SamplerOptions) {
@@ -222,6 +224,7 @@ export class NegativeSampler {
     this.kind = opts.kind;
     this.items = opts.items;
     this.k = opts.k;
+    this.shared = opts.kind === "shared";
     this.seed = opts.seed;
     if (opts.kind === "popularity") {
       if (!opts.counts) throw new Error("popularity sampler needs item counts");

@@ -55,7 +55,7 @@ const TN = 16;
 const LANES = 8;
 /** Workgroups the full forward aims for by splitting the item range (enough for 16+ cores). */
 const TARGET_GROUPS = 256;
-const MAX_SPLITS = 64;
+export const MAX_SPLITS = 64;
 
 interface LossInputs {
   n: number;

@@ -4,7 +4,16 @@
  */
 import { DatabaseSync } from "node:sqlite";
 
-export type RunStatus = "running" | "finished" | "failed" | "stopped";
+/**
+ * "lost" is never written: a run recorded as running whose heartbeat stopped (its process died
+ * without a word, SIGKILL or power loss) reads back as lost.
+ */
+export type RunStatus = "running" | "finished" | "failed" | "stopped" | "lost";
+
+/** How often a training process refreshes its run's heartbeat. */
+export const HEARTBEAT_SECONDS = 10;
+/** A running run whose heartbeat is older than this is lost (several missed beats). */
+export const LOST_AFTER_SECONDS = 6 * HEARTBEAT_SECONDS;
 
 export interface RunRecord {
   id: string;
@@ -20,6 +29,8 @@ export interface RunRecord {
   error: string | null;
   checkpoint: string | null;
   sweepId: string | null;
+  /** The last sign of life of the process that trains it (ISO time). */
+  heartbeatAt: string | null;
 }
 
 export interface MetricPoint {
@@ -43,7 +54,8 @@ create table if not exists runs (
   best_valid_ndcg10 real,
   error text,
   checkpoint text,
-  sweep_id text
+  sweep_id text,
+  heartbeat_at text
 );
 create table if not exists metrics (
   run_id text not null references runs(id),
@@ -64,6 +76,7 @@ export class RunStore {
       "pragma busy_timeout = 10000; pragma journal_mode = wal; pragma synchronous = normal;",
     );
     this.db.exec(SCHEMA);
+    addMissingColumn(this.db, "runs", "heartbeat_at", "text");
   }
 
   /** Opens `<dir>/runs.sqlite`, creating the folder when needed. */
@@ -81,24 +94,24 @@ export class RunStore {
       sweepId?: string;
     },
   ) {
+    const now = new Date().toISOString();
     this.db.prepare(
-      `insert into runs (id, name, status, dataset, config, created_at, sweep_id)
-       values (?, ?, 'running', ?, ?, ?, ?)`,
-    ).run(
-      r.id,
-      r.name,
-      r.dataset,
-      JSON.stringify(r.config),
-      new Date().toISOString(),
-      r.sweepId ?? null,
-    );
+      `insert into runs (id, name, status, dataset, config, created_at, sweep_id, heartbeat_at)
+       values (?, ?, 'running', ?, ?, ?, ?, ?)`,
+    ).run(r.id, r.name, r.dataset, JSON.stringify(r.config), now, r.sweepId ?? null, now);
   }
 
   /** Resumes a run: back to running, its error cleared. */
   reopenRun(id: string): void {
     this.db.prepare(
-      "update runs set status = 'running', error = null, finished_at = null where id = ?",
-    ).run(id);
+      `update runs set status = 'running', error = null, finished_at = null, heartbeat_at = ?
+       where id = ?`,
+    ).run(new Date().toISOString(), id);
+  }
+
+  /** The training process is alive (called every HEARTBEAT_SECONDS). */
+  heartbeat(id: string, now = new Date()): void {
+    this.db.prepare("update runs set heartbeat_at = ? where id = ?").run(now.toISOString(), id);
   }
 
   addMetrics(runId: string, points: MetricPoint[]): void {
@@ -187,7 +200,11 @@ function toRecord(r: Record<string, unknown>): RunRecord {
   return {
     id: r.id as string,
     name: r.name as string,
-    status: r.status as RunStatus,
+    status: liveStatus(
+      r.status as RunStatus,
+      (r.heartbeat_at as string | null) ?? null,
+      r.created_at as string,
+    ),
     dataset: r.dataset as string,
     config: JSON.parse(r.config as string),
     createdAt: r.created_at as string,
@@ -198,7 +215,31 @@ function toRecord(r: Record<string, unknown>): RunRecord {
     error: (r.error as string | null) ?? null,
     checkpoint: (r.checkpoint as string | null) ?? null,
     sweepId: (r.sweep_id as string | null) ?? null,
+    heartbeatAt: (r.heartbeat_at as string | null) ?? null,
   };
+}
+
+/**
+ * The status a run reads back with: "running" only while its heartbeat is fresh. Runs recorded
+ * before heartbeats existed count from their creation.
+ */
+export function liveStatus(
+  status: RunStatus,
+  heartbeatAt: string | null,
+  createdAt: string,
+  now = Date.now(),
+): RunStatus {
+  if (status !== "running") return status;
+  const last = Date.parse(heartbeatAt ?? createdAt);
+  return now - last > LOST_AFTER_SECONDS * 1000 ? "lost" : "running";
+}
+
+/** Adds a column that a store written by an older version lacks. */
+function addMissingColumn(db: DatabaseSync, table: string, column: string, type: string): void {
+  const cols = db.prepare(`pragma table_info(${table})`).all() as { name: string }[];
+  if (!cols.some((c) => c.name === column)) {
+    db.exec(`alter table ${table} add column ${column} ${type}`);
+  }
 }
 
 /** A sortable, unique run id: UTC time plus a random suffix. */
