@@ -35,7 +35,7 @@ export { Adam } from "./src/train/optim.ts";
 export { clipGradNorm } from "./src/train/clip.ts";
 export { evaluateRanking } from "./src/train/evaluate.ts";
 export { RankingMetrics } from "./src/train/metrics.ts";
-export { prepareData, train } from "./src/train/trainer.ts";
+export { prepareData, train } from "./src/train/recommender.ts";
 export { RunStore } from "./src/store/runs.ts";
 export { SweepStore } from "./src/store/sweeps.ts";
 export { serveDashboard } from "./src/dashboard/serve.ts";

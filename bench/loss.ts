@@ -20,7 +20,7 @@ import { scale } from "../src/tensor/ops/elementwise.ts";
 import { sum } from "../src/tensor/ops/reduce.ts";
 import { formatBytes, OutOfMemoryError, sizeClass } from "../src/gpu/allocator.ts";
 import { ARENA_BYTES } from "../src/gpu/gpu.ts";
-import { seededRandom } from "../src/nn/init.ts";
+import { seededRandom } from "../src/tensor/random.ts";
 import { type Cell, formatNumber, formatTable, median } from "./util.ts";
 
 /**

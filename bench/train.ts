@@ -6,15 +6,9 @@
  */
 import type { Engine } from "../src/tensor/engine.ts";
 import { BatchIterator } from "../src/data/batches.ts";
-import type { TrainConfig } from "../src/train/config.ts";
-import {
-  buildModel,
-  estimateFor,
-  optimizerFor,
-  type PreparedData,
-  samplerFor,
-  trainStep,
-} from "../src/train/trainer.ts";
+import { objectiveSettings, type TrainConfig } from "../src/train/config.ts";
+import { estimateFor, type PreparedData, RecommenderTraining } from "../src/train/recommender.ts";
+import { objectiveOf } from "../src/loss/objectives.ts";
 import { formatBytes } from "../src/gpu/allocator.ts";
 import { type Cell, formatTable } from "./util.ts";
 
@@ -27,7 +21,8 @@ export interface TrainFigures {
   label: string;
   loss: string;
   sampler: string;
-  negatives: number;
+  /** Null for a full softmax. */
+  negatives: number | null;
   msPerStep: number;
   sequencesPerSecond: number;
   /** Batches per epoch × seconds per step. */
@@ -51,9 +46,7 @@ export async function benchTrainVariant(
   allocator.trimPool();
   await engine.gpu.sync();
   allocator.resetPeaks();
-  const model = buildModel(engine, c, data.dataset.items);
-  const optimizer = optimizerFor(c, model);
-  const sampler = samplerFor(c, data);
+  const training = new RecommenderTraining(engine, c, data);
   const batches = new BatchIterator(data.split.train, {
     batchSize: c.batchSize,
     seqLen: c.seqLen,
@@ -67,23 +60,23 @@ export async function benchTrainVariant(
   };
   let step = 0;
   for (let i = 0; i < warmup; i++) {
-    await trainStep(engine, model, optimizer, sampler, c, next(), ++step);
+    await training.step(next(), ++step);
   }
   let lossSum = 0;
   let sequences = 0;
   const start = performance.now();
   for (let i = 0; i < steps; i++) {
     const batch = next();
-    lossSum += await trainStep(engine, model, optimizer, sampler, c, batch, ++step);
+    lossSum += await training.step(batch, ++step);
     sequences += batch.batch;
   }
   const seconds = (performance.now() - start) / 1000;
-  const full = c.loss === "ce" || c.loss === "cce";
+  const negatives = objectiveOf(c.loss).negativesPerPosition(objectiveSettings(c));
   const figures: TrainFigures = {
     label: v.label,
     loss: c.loss,
-    sampler: full ? "-" : c.sampler,
-    negatives: full ? 0 : c.loss === "bce" ? 1 : c.negatives,
+    sampler: negatives === null ? "-" : c.sampler,
+    negatives,
     msPerStep: (seconds / steps) * 1000,
     sequencesPerSecond: sequences / seconds,
     secondsPerEpoch: (seconds / steps) * batches.batchesPerEpoch,
@@ -92,15 +85,15 @@ export async function benchTrainVariant(
     estimateBytes: estimateFor(c, data, warmup + steps).total,
     meanLoss: lossSum / steps,
   };
-  model.dispose();
-  optimizer.dispose();
+  training.dispose();
   return figures;
 }
 
 export interface PeerFigures {
   label: string;
   loss: string;
-  negatives: number;
+  /** Null for a full softmax; the peer's sampled softmax shares its negatives in the batch. */
+  negatives: number | null;
   secondsPerEpoch: number;
   sequencesPerSecond: number;
 }
@@ -108,8 +101,8 @@ export interface PeerFigures {
 export function formatTrainReport(rows: TrainFigures[], peers: PeerFigures[]): string {
   const peerFor = (f: TrainFigures) =>
     peers.find((p) =>
-      p.loss === f.loss &&
-      (f.loss === "ce" || (f.sampler === "shared" && p.negatives === f.negatives))
+      p.loss === f.loss && p.negatives === f.negatives &&
+      (f.negatives === null || f.sampler === "shared")
     );
   const cells: Cell[][] = rows.map((f) => {
     const peer = peerFor(f);

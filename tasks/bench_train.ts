@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { Engine } from "../src/tensor/engine.ts";
 import "../src/tensor/ops/mod.ts";
 import { DEFAULTS, type TrainConfig } from "../src/train/config.ts";
-import { prepareData } from "../src/train/trainer.ts";
+import { prepareData } from "../src/train/recommender.ts";
 import {
   benchTrainVariant,
   formatTrainReport,
@@ -126,7 +126,7 @@ async function runPeers(script: string, data: string): Promise<PeerFigures[]> {
     return [];
   }
   const runs = [
-    { label: "peer ce", loss: "ce", negatives: 0, extra: ["--loss", "ce"] },
+    { label: "peer ce", loss: "ce", negatives: null, extra: ["--loss", "ce"] },
     {
       label: "peer ce- 256 shared",
       loss: "ce-",

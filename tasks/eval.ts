@@ -1,7 +1,7 @@
 /** `deno task eval`: evaluates a run's checkpoint on validation and test (full ranking). */
 import { parseArgs } from "node:util";
 import { DEFAULTS, type TrainConfig } from "../src/train/config.ts";
-import { buildModel, prepareData } from "../src/train/trainer.ts";
+import { buildModel, prepareData } from "../src/train/recommender.ts";
 import { loadCheckpoint } from "../src/train/checkpoint.ts";
 import { evaluateRanking } from "../src/train/evaluate.ts";
 import { formatMetricsTable } from "../src/train/metrics.ts";

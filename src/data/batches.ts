@@ -4,7 +4,7 @@
  */
 import { deriveSeed } from "./dataset.ts";
 import type { EvalExample } from "./split.ts";
-import { seededRandom } from "../nn/init.ts";
+import { seededRandom } from "../tensor/random.ts";
 
 /** B rows of L positions, row-major; 0 is padding in both arrays. */
 export interface Batch {

@@ -24,7 +24,7 @@
 import { deriveSeed } from "./dataset.ts";
 import type { Dataset } from "./dataset.ts";
 import { type AliasTable, buildAliasTable, drawAlias } from "./samplers.ts";
-import { seededRandom } from "../nn/init.ts";
+import { seededRandom } from "../tensor/random.ts";
 
 export type Catalog = "small" | "medium" | "large" | number;
 

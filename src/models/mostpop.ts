@@ -7,7 +7,7 @@ import type { EvalBatch } from "../data/batches.ts";
 import type { Engine } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
-import type { Scorer } from "../train/evaluate.ts";
+import type { Scorer } from "./scorer.ts";
 
 export class MostPop implements Scorer {
   private readonly row: Tensor;

@@ -109,6 +109,11 @@ export class RunStore {
     ).run(new Date().toISOString(), id);
   }
 
+  /** A resumed run's configuration, with the settings that may change on resume applied. */
+  updateConfig(id: string, config: Record<string, unknown>): void {
+    this.db.prepare("update runs set config = ? where id = ?").run(JSON.stringify(config), id);
+  }
+
   /** The training process is alive (called every HEARTBEAT_SECONDS). */
   heartbeat(id: string, now = new Date()): void {
     this.db.prepare("update runs set heartbeat_at = ? where id = ?").run(now.toISOString(), id);

@@ -6,7 +6,7 @@
  * trial either complete or pending.
  */
 import { ConfigError, parseTrainArgs, type TrainConfig } from "../train/config.ts";
-import { estimateFor, prepareData, type PreparedData } from "../train/trainer.ts";
+import { estimateFor, prepareData, type PreparedData } from "../train/recommender.ts";
 import { formatBytes } from "../gpu/allocator.ts";
 import { acquireDevice } from "../gpu/device.ts";
 import { defaultMemoryLimit } from "../gpu/gpu.ts";
@@ -21,6 +21,7 @@ import {
   type Trial,
 } from "./grid.ts";
 import { ESTIMATE_TOLERANCE } from "./report.ts";
+import { parseTrainEvent, type TrainEvent } from "../train/events.ts";
 
 /** The worker entry point each trial runs. */
 export const TRIAL_SCRIPT = new URL("./trial.ts", import.meta.url).pathname;
@@ -239,17 +240,12 @@ export async function runSweep(
       if (signal?.aborted) kill(child, "SIGTERM");
       const stderr = tail(child.stderr, 8192);
       let runId: string | null = null;
-      let done: Record<string, unknown> | null = null;
+      let done: Extract<TrainEvent, { event: "done" }> | null = null;
       let trainError: string | null = null;
       let bestNdcg: number | null = null;
       for await (const line of lines(child.stdout)) {
-        let ev: Record<string, unknown>;
-        try {
-          ev = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        if (ev.event === "run" && typeof ev.run === "string") {
+        const ev = parseTrainEvent(line);
+        if (ev?.event === "run") {
           runId = ev.run;
           store.upsertTrial({ ...running, runId });
           progress.event(
@@ -257,11 +253,11 @@ export async function runSweep(
             { sweep: id, key: t.key, index: i + 1, of: total, run: runId },
             `${tag(i, t)}  run ${runId}`,
           );
-        } else if (ev.event === "epoch" && typeof ev.valid_ndcg10 === "number") {
-          bestNdcg = Math.max(bestNdcg ?? -Infinity, ev.valid_ndcg10);
-        } else if (ev.event === "failed" && typeof ev.error === "string") {
+        } else if (ev?.event === "epoch" && ev.valid?.["ndcg@10"] !== undefined) {
+          bestNdcg = Math.max(bestNdcg ?? -Infinity, ev.valid["ndcg@10"]);
+        } else if (ev?.event === "failed") {
           trainError = ev.error;
-        } else if (ev.event === "done") {
+        } else if (ev?.event === "done") {
           done = ev;
         }
       }
@@ -271,10 +267,9 @@ export async function runSweep(
       const finishedAt = new Date().toISOString();
       if (status.success && done?.status === "finished" && runId) {
         const run = store.runs.getRun(runId);
-        const peak = run?.peakBytes ??
-          (typeof done.peak_bytes === "number" ? done.peak_bytes : null);
+        const peak = run?.peakBytes ?? done.peak_bytes;
         store.upsertTrial({ ...running, status: "finished", runId, peakBytes: peak, finishedAt });
-        const spe = typeof done.seconds_per_epoch === "number" ? done.seconds_per_epoch : null;
+        const spe = done.seconds_per_epoch;
         progress.event(
           "trial_finished",
           {
@@ -315,7 +310,7 @@ export async function runSweep(
       // Stopped by the sweep's signal: the trial stays running until markInterrupted, which
       // turns every such trial back to pending in one transaction.
       if (signal?.aborted) return;
-      const error = trainError ?? (typeof done?.error === "string" ? done.error : null) ??
+      const error = trainError ?? done?.error ??
         lastErrorLine(errText) ??
         (status.signal ? `killed by ${status.signal}` : `exited with code ${status.code}`);
       const run = runId ? store.runs.getRun(runId) : null;

@@ -1,14 +1,13 @@
 /**
  * One sweep trial, in its own process: `deno run -A src/sweep/trial.ts <train flags> --sweep-id X`.
  * It trains like `deno task train --json`, links the run to the sweep, and writes JSON lines on
- * stdout that the sweep runner reads: "run" (the run id), "epoch", "done" (status, peak and
- * estimate in bytes, error). Errors go to stderr as one `error:` line. SIGINT/SIGTERM stop
+ * stdout that the sweep runner reads (src/train/events.ts). Errors go to stderr as one `error:` line. SIGINT/SIGTERM stop
  * training between two steps, so the run is recorded as stopped rather than left running.
  */
 import { ConfigError, parseTrainArgs } from "../train/config.ts";
-import { prepareData, train } from "../train/trainer.ts";
+import { doneEvent, metricsEvent, prepareData, train } from "../train/recommender.ts";
 import { Logger } from "../train/log.ts";
-import { formatBytes } from "../gpu/allocator.ts";
+import { stopOnSignals } from "../train/session.ts";
 import { Engine } from "../tensor/engine.ts";
 import "../tensor/ops/mod.ts";
 
@@ -36,38 +35,20 @@ async function main(args: string[]): Promise<number> {
   }
   const config = { ...parsed.config, json: true };
   const logger = new Logger({ json: true, progress: false });
-  const abort = new AbortController();
-  const onSignal = () => abort.abort();
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  const stop = stopOnSignals();
   try {
     const data = await prepareData(config);
     const engine = await Engine.create({ memoryLimit: config.memoryLimit ?? undefined });
     try {
-      const r = await train(engine, config, data, { logger, signal: abort.signal, sweepId });
-      logger.event("done", {
-        run: r.runId,
-        status: r.status,
-        error: r.error,
-        epochs: r.epochs,
-        best_epoch: r.bestEpoch,
-        seconds_per_epoch: r.secondsPerEpoch,
-        wall_seconds: r.wallSeconds,
-        peak_bytes: r.peakBytes,
-        estimate_bytes: r.estimate.total,
-        peak_gpu: formatBytes(r.peakBytes),
-        estimate: formatBytes(r.estimate.total),
-      });
-      if (r.status === "finished") {
-        logger.event("metrics", { valid: r.valid, test: r.test, mostpop_test: r.mostPopTest });
-      }
+      const r = await train(engine, config, data, { logger, signal: stop.signal, sweepId });
+      logger.emit(doneEvent(r));
+      if (r.status === "finished") logger.emit(metricsEvent(r));
       return r.status === "finished" ? 0 : r.status === "stopped" ? STOPPED_EXIT : 1;
     } finally {
       engine.destroy();
     }
   } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
+    stop.dispose();
   }
 }
 

@@ -75,3 +75,15 @@ export function randomInt(
   const carry = ((lowOfHigh + carryIn) >>> 0) < lowOfHigh ? 1 : 0;
   return ((lo >>> 0) + mulHi32(y, range) + carry) | 0;
 }
+
+/** mulberry32: a small, fast, seedable generator of floats in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -17,7 +17,8 @@ import {
 export interface TrainingPosition {
   epoch: number;
   step: number;
-  bestValidNdcg10: number;
+  /** The best value of the evaluator's selected validation metric so far (null: none yet). */
+  bestValid: number | null;
   bestEpoch: number;
   evalsWithoutGain: number;
 }
@@ -71,7 +72,19 @@ export async function loadCheckpoint(
     t.engine.gpu.upload(t.storage, saved.data);
   }
   if (optimizer) optimizer.stepCount = Number(file.metadata.optimizerSteps ?? 0);
-  return JSON.parse(file.metadata.position ?? "null") as TrainingPosition;
+  return readPosition(path, file.metadata.position);
+}
+
+/** The saved position; checkpoints written before the generic loop named the best value
+ * `bestValidNdcg10`, −1 for none. */
+function readPosition(path: string, text: string | undefined): TrainingPosition {
+  if (text === undefined) throw new Error(`${path}: checkpoint has no training position`);
+  const saved = JSON.parse(text) as TrainingPosition & { bestValidNdcg10?: number };
+  if (saved.bestValid === undefined && saved.bestValidNdcg10 !== undefined) {
+    const { bestValidNdcg10: legacy, ...rest } = saved;
+    return { ...rest, bestValid: legacy < 0 ? null : legacy };
+  }
+  return saved;
 }
 
 async function toNamed(t: Tensor): Promise<NamedArray> {

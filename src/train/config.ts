@@ -1,6 +1,12 @@
 /** Training configuration: every flag of `deno task train`, its default and its help text. */
 import { parseArgs } from "node:util";
-import { LOSS_KINDS, type LossKind } from "../loss/losses.ts";
+import {
+  OBJECTIVE_NAMES,
+  objectiveOf,
+  type ObjectiveSettings,
+  SAMPLER_KINDS,
+  type SamplerKind,
+} from "../loss/objectives.ts";
 import { parseBytes } from "../gpu/allocator.ts";
 
 export interface TrainConfig {
@@ -14,10 +20,11 @@ export interface TrainConfig {
   minRating: number | null;
   kCore: number;
   split: "loo" | "temporal";
-  loss: LossKind;
+  /** A registered objective (src/loss/objectives.ts). */
+  loss: string;
   negatives: number;
   filterEps: number;
-  sampler: "uniform" | "shared" | "popularity";
+  sampler: SamplerKind;
   alpha: number;
   logQ: boolean;
   gbceT: number;
@@ -146,8 +153,9 @@ const FLAGS: Record<string, FlagSpec> = {
   loss: {
     key: "loss",
     type: "string",
-    help: "training loss: fused sampled softmax, fused full softmax, or materialised",
-    choices: LOSS_KINDS,
+    help: "training objective: " +
+      OBJECTIVE_NAMES.map((n) => `${n} ${objectiveOf(n).help}`).join("; "),
+    choices: OBJECTIVE_NAMES,
   },
   negatives: {
     key: "negatives",
@@ -163,13 +171,13 @@ const FLAGS: Record<string, FlagSpec> = {
     key: "sampler",
     type: "string",
     help: "negatives: uniform per position, shared by the batch, or ∝ count^alpha",
-    choices: ["uniform", "shared", "popularity"],
+    choices: SAMPLER_KINDS,
   },
   alpha: { key: "alpha", type: "number", help: "popularity sampler exponent" },
   "log-q": {
     key: "logQ",
     type: "boolean",
-    help: "logQ correction of sampled logits (uniform sampling)",
+    help: "logQ correction of sampled logits: −log(K·q) of the sampler's own q",
   },
   "gbce-t": { key: "gbceT", type: "number", help: "gBCE calibration parameter t" },
   "batch-size": { key: "batchSize", type: "number", help: "sequences per step" },
@@ -237,6 +245,8 @@ export function parseTrainArgs(args: string[], extra: Record<string, FlagSpec> =
   config: TrainConfig;
   help: boolean;
   rest: Record<string, string | boolean | undefined>;
+  /** The config keys the arguments set (the others hold defaults). */
+  given: Set<keyof TrainConfig>;
 } {
   const specs = { ...FLAGS, ...extra };
   const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
@@ -245,15 +255,18 @@ export function parseTrainArgs(args: string[], extra: Record<string, FlagSpec> =
   }
   let values: Record<string, string | boolean | undefined>;
   try {
-    values = parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<
-      string,
-      string | boolean | undefined
-    >;
+    values = parseArgs({
+      args: attachNegativeValues(args, options),
+      options,
+      strict: true,
+      allowPositionals: false,
+    }).values as Record<string, string | boolean | undefined>;
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
   const config = { ...DEFAULTS } as Record<string, unknown>;
   const rest: Record<string, string | boolean | undefined> = {};
+  const given = new Set<keyof TrainConfig>();
   for (const [flag, raw] of Object.entries(values)) {
     if (flag === "help" || raw === undefined) continue;
     const spec = specs[flag];
@@ -262,8 +275,44 @@ export function parseTrainArgs(args: string[], extra: Record<string, FlagSpec> =
       continue;
     }
     config[spec.key] = convert(flag, spec, raw);
+    given.add(spec.key);
   }
-  return { config: validate(config as unknown as TrainConfig), help: values.help === true, rest };
+  if (given.has("data") && given.has("catalog")) {
+    throw new ConfigError(
+      "--data and --catalog both name the training data: give --data FILE for a file or " +
+        "--catalog small|medium|large|<items> for synthetic data, not both",
+    );
+  }
+  return {
+    config: validate(config as unknown as TrainConfig),
+    help: values.help === true,
+    rest,
+    given,
+  };
+}
+
+/**
+ * `--lr -1` as `--lr=-1`: a value flag followed by a negative number takes it as its value, so
+ * the range check names the flag instead of the parser calling the value ambiguous.
+ */
+function attachNegativeValues(
+  args: string[],
+  options: Record<string, { type: "string" | "boolean" }>,
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const flag = /^--([a-z][a-z0-9-]*)$/.exec(args[i])?.[1];
+    const next = args[i + 1];
+    if (
+      flag && options[flag]?.type === "string" && next !== undefined && /^-[\d.]/.test(next)
+    ) {
+      out.push(`${args[i]}=${next}`);
+      i++;
+    } else {
+      out.push(args[i]);
+    }
+  }
+  return out;
 }
 
 function convert(flag: string, spec: FlagSpec, raw: string | boolean): unknown {
@@ -326,6 +375,66 @@ function validate(c: TrainConfig): TrainConfig {
     throw new ConfigError("--weight-decay and --clip must be ≥ 0");
   }
   return c;
+}
+
+/** What the run's objective reads from its configuration. */
+export function objectiveSettings(c: TrainConfig): ObjectiveSettings {
+  return {
+    negatives: c.negatives,
+    sampler: c.sampler,
+    logQ: c.logQ,
+    gbceT: c.gbceT,
+    filterEps: c.filterEps,
+  };
+}
+
+/** Settings a resumed run may change (they are recorded); everything else must match. */
+export const RESUME_MAY_CHANGE: readonly (keyof TrainConfig)[] = [
+  "epochs",
+  "patience",
+  "evalEvery",
+];
+/** How to run, not what is trained: never stored as a difference. */
+const RUNTIME_ONLY: readonly (keyof TrainConfig)[] = [
+  "out",
+  "resume",
+  "json",
+  "serve",
+  "memoryLimit",
+];
+
+/**
+ * The configuration a resumed run continues with: the stored one, with the `given` flags that
+ * may change on resume and the runtime flags applied. A given flag that contradicts the stored
+ * configuration is refused, listing every difference.
+ */
+export function resumeConfig(
+  stored: Record<string, unknown>,
+  requested: TrainConfig,
+  given: Iterable<keyof TrainConfig>,
+): TrainConfig {
+  const base = { ...DEFAULTS, ...stored } as Record<string, unknown>;
+  const req = requested as unknown as Record<string, unknown>;
+  const differences: string[] = [];
+  for (const key of given) {
+    if (RUNTIME_ONLY.includes(key) || RESUME_MAY_CHANGE.includes(key)) {
+      base[key] = req[key];
+    } else if (JSON.stringify(base[key]) !== JSON.stringify(req[key])) {
+      differences.push(
+        `--${flagOf(key)} ${JSON.stringify(req[key])} (the run has ${JSON.stringify(base[key])})`,
+      );
+    }
+  }
+  for (const key of RUNTIME_ONLY) base[key] = req[key];
+  if (differences.length) {
+    throw new ConfigError(
+      `--resume ${requested.resume}: these flags contradict the run's stored configuration: ` +
+        `${differences.join("; ")}. Only ${
+          RESUME_MAY_CHANGE.map((k) => `--${flagOf(k)}`).join(", ")
+        } may change on resume`,
+    );
+  }
+  return validate(base as unknown as TrainConfig);
 }
 
 function flagOf(key: keyof TrainConfig): string {

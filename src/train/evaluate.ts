@@ -4,9 +4,8 @@
  * are read back. Users are scored in chunks so that a 1M-item catalogue fits a bounded budget.
  */
 import type { EvalExample } from "../data/split.ts";
-import { type EvalBatch, evalBatches } from "../data/batches.ts";
-import type { Engine } from "../tensor/engine.ts";
-import type { Tensor } from "../tensor/tensor.ts";
+import { evalBatches } from "../data/batches.ts";
+import type { Scorer } from "../models/scorer.ts";
 import { maskScores, targetRanks, topK } from "./ranking.ts";
 import { DEFAULT_KS, RankingMetrics } from "./metrics.ts";
 
@@ -23,17 +22,6 @@ const MAX_CHUNK = 256;
 /** Users scored at once for a catalogue of `items` under the score budget. */
 export function evalChunkSize(items: number, budget = DEFAULT_SCORE_BUDGET): number {
   return Math.max(1, Math.min(MAX_CHUNK, Math.floor(budget / ((items + 1) * 4))));
-}
-
-/** Anything that scores the whole catalogue for a batch of histories (SASRec, MostPop, …). */
-export interface Scorer {
-  readonly engine: Engine;
-  /** C: real items are 1..C. */
-  readonly items: number;
-  /** Histories are given as the last seqLen items, left-padded. */
-  readonly seqLen: number;
-  /** Scores [batch, C+1] (column 0 is ignored). Runs without a tape. */
-  score(batch: EvalBatch): Tensor;
 }
 
 export async function evaluateRanking(

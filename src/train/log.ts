@@ -2,6 +2,8 @@
  * One line per event (JSON with --json), and a live progress line (steps/s, ETA) only on an
  * interactive terminal outside CI, so logs in files and CI stay clean.
  */
+import { formatBytes } from "../gpu/allocator.ts";
+import type { TrainEvent } from "./events.ts";
 
 export interface LogOptions {
   json: boolean;
@@ -29,8 +31,16 @@ export class Logger {
       this.write(JSON.stringify({ event: type, time: new Date().toISOString(), ...fields }));
       return;
     }
-    const parts = Object.entries(fields).map(([k, v]) => `${k}=${formatValue(v)}`);
+    const parts = Object.entries(fields).map(([k, v]) =>
+      `${k}=${k.endsWith("_bytes") && typeof v === "number" ? formatBytes(v) : formatValue(v)}`
+    );
     this.write([type, ...parts].join(" "));
+  }
+
+  /** A training event in the format sweeps read back (events.ts). */
+  emit(ev: TrainEvent): void {
+    const { event, ...fields } = ev;
+    this.event(event, fields);
   }
 
   /** Redraws the progress line: `label done/total  steps/s  ETA  extra`. */

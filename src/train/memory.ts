@@ -3,7 +3,7 @@
  * configuration that cannot fit is refused with the estimate. The terms mirror what the engine
  * allocates; `deno task bench:train` prints the estimate beside the allocator's measured peak.
  */
-import type { LossKind } from "../loss/losses.ts";
+import type { ObjectiveSettings, RecommenderObjective } from "../loss/objectives.ts";
 import { ARENA_BYTES } from "../gpu/gpu.ts";
 import { sizeClass } from "../gpu/allocator.ts";
 
@@ -15,9 +15,8 @@ export interface MemoryShape {
   batchSize: number;
   /** The most non-padded target positions a batch of the run is expected to have. */
   maxPositions: number;
-  loss: LossKind;
-  negatives: number;
-  sharedNegatives: boolean;
+  objective: RecommenderObjective;
+  settings: ObjectiveSettings;
   /** Users scored at once during evaluation. */
   evalChunk: number;
 }
@@ -61,7 +60,7 @@ export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
   const params = table + s.seqLen * d + s.blocks * perBlock + 2 * d;
   const positions = s.batchSize * s.seqLen;
   const n = s.maxPositions;
-  const k = s.loss === "bce" ? 1 : s.negatives;
+  const k = s.objective.negativesPerPosition(s.settings) ?? 0;
   // The item table, its Adam moments and a dense table gradient are one buffer each, counted in
   // their exact size class: at 1M items they are most of the peak, and a class rounds a 12.8 MB
   // table up by 15% but a 256 MB one by 5%, so a flat slack misjudges one or the other.
@@ -73,12 +72,17 @@ export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
   // `.grad` as it is (the lookup's rows arrive sparse beside it): one copy. The materialised
   // sampled losses' gradient is row-sparse, ≤ N(K+1) rows, and like the small parameters'
   // gradients may meet a second copy while accumulating.
-  const dense = s.loss === "ce" || s.loss === "cce" || s.loss === "cce-";
+  const dense = s.objective.denseTableGradient;
   const sparseRows = Math.min(table, (n * (k + 1) + positions) * d) * F32;
   const gradients = 2 * rest + (dense ? tableBuffer : 2 * sparseRows);
   const tableBuffers = (dense ? 4 : 3) * tableBuffer;
   const activations = (s.blocks * SAVED_PER_BLOCK + 8) * positions * d * F32;
-  const loss = lossBytes(s.loss, n, s.items + 1, k, d, s.sharedNegatives);
+  const loss = s.objective.memoryBytes({
+    positions: n,
+    items: s.items,
+    dim: d,
+    settings: s.settings,
+  });
   // Evaluation frees each block's intermediates when the block ends (no tape): one block's worth
   // plus the embeddings and the blocks' outputs are live beside the chunk's scores.
   const evalPositions = s.evalChunk * s.seqLen;
@@ -89,18 +93,4 @@ export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
   const step = withSlack(parameters + optimizer + gradients + activations + loss, tableBuffers);
   const total = Math.max(step, withSlack(parameters + optimizer + evaluation, 3 * tableBuffer));
   return { parameters, optimizer, gradients, activations, loss, evaluation, step, total };
-}
-
-/**
- * Bytes of the loss beyond its inputs and the table gradient: the fused kernels keep O(N) per-row
- * state (LSE, loss, running max/sum or ≤ 64 partial pairs, a dh scratch); the materialised ones
- * their logits, the logits' gradient and the gathered rows.
- */
-function lossBytes(kind: LossKind, n: number, cols: number, k: number, d: number, shared: boolean) {
-  if (kind === "cce-") return n * (6 + 2 * d) * F32 + (shared ? 3 * k * F32 : 0);
-  if (kind === "cce") return n * (4 + 2 * 64 + 2 * d) * F32;
-  if (kind === "ce") return 2 * n * (Math.ceil(cols / 4) * 4) * F32;
-  const logits = 6 * n * (k + 1) * F32;
-  const gathered = shared ? 2 * k * d * F32 : 2 * n * k * d * F32;
-  return logits + gathered + 2 * n * d * F32;
 }

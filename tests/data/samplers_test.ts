@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { seededRandom } from "../../src/nn/init.ts";
+import { seededRandom } from "../../src/tensor/random.ts";
 import {
   aliasProbabilities,
   buildAliasTable,

@@ -4,7 +4,7 @@
  * that reference.
  */
 import { Engine } from "../../src/tensor/engine.ts";
-import { seededRandom } from "../../src/nn/init.ts";
+import { seededRandom } from "../../src/tensor/random.ts";
 import "../../src/tensor/ops/mod.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 import { coalesceSparseGrads, sparseRowsToDense } from "../../src/tensor/ops/embedding.ts";

@@ -4,11 +4,9 @@ import {
   buildModel,
   estimateFor,
   expectedMaxPositions,
-  optimizerFor,
   prepareData,
-  samplerFor,
-  trainStep,
-} from "../../src/train/trainer.ts";
+  RecommenderTraining,
+} from "../../src/train/recommender.ts";
 import { BatchIterator } from "../../src/data/batches.ts";
 import { evaluateRanking } from "../../src/train/evaluate.ts";
 import { gpuTest } from "../support/check.ts";
@@ -64,18 +62,15 @@ for (const { label, within, ...over } of PEAK_CASES) {
       await e.gpu.sync();
       al.resetPeaks();
       const base = al.reservedBytes;
-      const model = buildModel(e, c, data.dataset.items);
-      const optimizer = optimizerFor(c, model);
-      const sampler = samplerFor(c, data);
+      const training = new RecommenderTraining(e, c, data);
       const batches = new BatchIterator(data.split.train, { ...c, seed: 0 }).epoch(0);
       const steps = 6;
       for (let step = 1; step <= steps; step++) {
-        await trainStep(e, model, optimizer, sampler, c, batches.next().value!, step);
+        await training.step(batches.next().value!, step);
       }
       const measured = al.peakReservedBytes - base;
       const estimate = estimateFor(c, data, steps).step;
-      model.dispose();
-      optimizer.dispose();
+      training.dispose();
       assert.ok(
         estimate >= measured && estimate <= within * measured,
         `estimate ${estimate} against measured ${measured}`,

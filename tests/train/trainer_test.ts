@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DEFAULTS, parseTrainArgs, type TrainConfig, trainHelp } from "../../src/train/config.ts";
-import { MemoryBudgetError, prepareData, train } from "../../src/train/trainer.ts";
+import { MemoryBudgetError, prepareData, train } from "../../src/train/recommender.ts";
 import { Logger } from "../../src/train/log.ts";
 import { RunStore } from "../../src/store/runs.ts";
 import { readSafetensors } from "../../src/train/safetensors.ts";

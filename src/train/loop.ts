@@ -1,0 +1,230 @@
+/**
+ * The generic training loop: any model, any objective, any batch stream, any evaluator. Per
+ * step it records the objective on the tape, backpropagates, clips, steps the optimiser and reads
+ * the loss back once (a NaN stops training within one step). Per epoch it evaluates on the
+ * configured cadence, keeps the best and last checkpoints through the run session, and stops
+ * early when the selected validation metric stops improving.
+ */
+import type { Engine } from "../tensor/engine.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import type { Module } from "../nn/module.ts";
+import type { Adam } from "./optim.ts";
+import { clipGradNorm } from "./clip.ts";
+import type { TrainingPosition } from "./checkpoint.ts";
+import type { MetricGroup } from "./events.ts";
+import type { Logger } from "./log.ts";
+import type { RunSession } from "./session.ts";
+
+/** Batches, epoch by epoch (the order of epoch i is a function of the seed and i). */
+export interface BatchStream<B> {
+  epoch(index: number): Iterable<B>;
+  readonly batchesPerEpoch: number;
+}
+
+/** Turns the model into named metrics. */
+export interface Evaluator {
+  /** The validation metric that picks the best checkpoint and drives early stopping. */
+  readonly select: { key: string; higherIsBetter: boolean };
+  /** Validation metrics shown with each epoch's line. */
+  readonly headline: readonly string[];
+  validate(): Promise<MetricGroup>;
+  /**
+   * After training, with the best weights loaded: the validation metrics again, and groups
+   * recorded in the store as `<group>_<metric>` (test metrics, baselines).
+   */
+  final(): Promise<{ valid: MetricGroup; groups: Record<string, MetricGroup> }>;
+}
+
+export interface LoopParts<B> {
+  model: Module;
+  optimizer: Adam;
+  batches: BatchStream<B>;
+  /** The objective's mean loss on one batch, recorded on the tape. */
+  loss: (batch: B, step: number) => Tensor;
+  evaluator: Evaluator;
+}
+
+export interface LoopSettings {
+  epochs: number;
+  evalEvery: number;
+  /** Evaluations without a better selected metric before stopping. */
+  patience: number;
+  /** Global gradient-norm clip (0: off). */
+  clip: number;
+}
+
+export interface LoopOptions {
+  logger: Logger;
+  /** Stops training between two steps; the last checkpoint stays. */
+  signal?: AbortSignal;
+}
+
+export interface LoopResult {
+  status: "finished" | "failed" | "stopped";
+  error: string | null;
+  epochs: number;
+  bestEpoch: number;
+  valid: MetricGroup;
+  /** The evaluator's final groups (empty unless the run finished). */
+  groups: Record<string, MetricGroup>;
+  secondsPerEpoch: number;
+}
+
+export const START: TrainingPosition = {
+  epoch: 0,
+  step: 0,
+  bestValid: null,
+  bestEpoch: 0,
+  evalsWithoutGain: 0,
+};
+
+class NonFiniteLossError extends Error {}
+
+export async function runLoop<B>(
+  engine: Engine,
+  parts: LoopParts<B>,
+  settings: LoopSettings,
+  session: RunSession,
+  start: TrainingPosition,
+  opts: LoopOptions,
+): Promise<LoopResult> {
+  const { model, optimizer, batches, evaluator } = parts;
+  const { logger } = opts;
+  const position = { ...start };
+  const epochSeconds: number[] = [];
+  let status: LoopResult["status"] = "finished";
+  let error: string | null = null;
+  let lastValid: MetricGroup = {};
+  try {
+    for (let epoch = position.epoch + 1; epoch <= settings.epochs; epoch++) {
+      const t0 = performance.now();
+      let lossSum = 0;
+      let done = 0;
+      for (const batch of batches.epoch(epoch - 1)) {
+        if (opts.signal?.aborted) {
+          status = "stopped";
+          break;
+        }
+        const step = position.step + 1;
+        const value = await optimiserStep(
+          engine,
+          model,
+          optimizer,
+          settings.clip,
+          () => parts.loss(batch, step),
+        );
+        if (!Number.isFinite(value)) {
+          throw new NonFiniteLossError(`loss became ${value} at epoch ${epoch}, step ${step}`);
+        }
+        position.step = step;
+        lossSum += value;
+        done++;
+        session.recordStep({ epoch, step, key: "train_loss_step", value });
+        logger.progress(
+          `epoch ${epoch}`,
+          done,
+          batches.batchesPerEpoch,
+          `loss ${value.toFixed(4)}`,
+        );
+      }
+      session.flush();
+      if (status === "stopped") break;
+      const seconds = (performance.now() - t0) / 1000;
+      epochSeconds.push(seconds);
+      const trainLoss = lossSum / Math.max(done, 1);
+      const at = (key: string, value: number) => ({ epoch, step: position.step, key, value });
+      const points = [
+        at("train_loss", trainLoss),
+        at("epoch_seconds", seconds),
+        at("peak_bytes", engine.gpu.allocator.peakReservedBytes),
+      ];
+      position.epoch = epoch;
+      let headline: MetricGroup | undefined;
+      if (epoch % settings.evalEvery === 0 || epoch === settings.epochs) {
+        lastValid = await evaluator.validate();
+        for (const [key, value] of Object.entries(lastValid)) {
+          points.push(at(`valid_${key}`, value));
+        }
+        headline = Object.fromEntries(evaluator.headline.map((k) => [k, lastValid[k]]));
+        if (improves(evaluator, lastValid, position.bestValid)) {
+          position.bestValid = lastValid[evaluator.select.key];
+          position.bestEpoch = epoch;
+          position.evalsWithoutGain = 0;
+          await session.saveBest(model, position);
+          if (evaluator.select.key === "ndcg@10") session.recordBestNdcg10(position.bestValid);
+        } else {
+          position.evalsWithoutGain++;
+        }
+      }
+      await session.saveLast(model, optimizer, position);
+      session.record(points);
+      logger.emit({
+        event: "epoch",
+        epoch,
+        loss: trainLoss,
+        seconds,
+        ...(headline ? { valid: headline } : {}),
+      });
+      if (position.evalsWithoutGain >= settings.patience) {
+        logger.emit({ event: "early_stop", epoch, best_epoch: position.bestEpoch });
+        break;
+      }
+    }
+  } catch (e) {
+    status = "failed";
+    error = (e as Error).message;
+    session.flush();
+  }
+  let valid = lastValid;
+  let groups: Record<string, MetricGroup> = {};
+  if (status === "finished" && position.bestEpoch > 0) {
+    await session.loadBest(model);
+    ({ valid, groups } = await evaluator.final());
+    for (const [group, metrics] of Object.entries(groups)) {
+      session.recordGroup(`${group}_`, metrics, position.bestEpoch, position.step);
+    }
+  }
+  return {
+    status,
+    error,
+    epochs: position.epoch,
+    bestEpoch: position.bestEpoch,
+    valid,
+    groups,
+    secondsPerEpoch: median(epochSeconds),
+  };
+}
+
+function improves(evaluator: Evaluator, valid: MetricGroup, best: number | null): boolean {
+  const value = valid[evaluator.select.key];
+  if (best === null) return true;
+  return evaluator.select.higherIsBetter ? value > best : value < best;
+}
+
+/** One optimiser step on the loss `record` puts on the tape; returns the loss (one readback). */
+export async function optimiserStep(
+  engine: Engine,
+  model: Module,
+  optimizer: Adam,
+  clip: number,
+  record: () => Tensor,
+): Promise<number> {
+  const loss = engine.tidy(() => {
+    engine.startTape();
+    const loss = record();
+    engine.backward(loss);
+    if (clip > 0) clipGradNorm(model.parameters(), clip);
+    optimizer.step();
+    optimizer.zeroGrad();
+    return loss;
+  });
+  const value = (await loss.read())[0];
+  loss.dispose();
+  return value;
+}
+
+function median(values: number[]): number {
+  if (!values.length) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
