@@ -15,9 +15,7 @@ import {
 import { writeResult } from "../bench/util.ts";
 import { positiveInt, runMain } from "./cli.ts";
 
-const BEAUTY = fileURLToPath(
-  new URL("../../shared/data/amazon-beauty/Beauty.txt", import.meta.url),
-);
+const BEAUTY = fileURLToPath(new URL("../data/Beauty.txt", import.meta.url));
 const PEER = fileURLToPath(new URL("../../shared/peer/torch_sasrec_train.py", import.meta.url));
 
 const VARIANTS: TrainVariant[] = [

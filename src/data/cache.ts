@@ -9,7 +9,7 @@
  * preprocessing options); any difference means the cache is stale and is rebuilt. Files are
  * written to a temporary name and renamed, so a reader never sees a half-written cache.
  */
-import type { Dataset } from "./dataset.ts";
+import { type Dataset, fileError } from "./dataset.ts";
 
 const MAGIC = "CUTRECDS";
 export const CACHE_FORMAT_VERSION = 1;
@@ -62,8 +62,14 @@ export async function loadOrBuild(
 
 /** The key of `path` as it is now on disk. */
 export async function cacheKey(path: string, opts: unknown): Promise<CacheKey> {
-  const source = await Deno.realPath(path);
-  const info = await Deno.stat(source);
+  let source: string;
+  let info: Deno.FileInfo;
+  try {
+    source = await Deno.realPath(path);
+    info = await Deno.stat(source);
+  } catch (e) {
+    throw fileError(path, "read", e);
+  }
   return {
     version: CACHE_FORMAT_VERSION,
     source,
@@ -83,7 +89,11 @@ export async function cacheFile(key: CacheKey, dir: string): Promise<string> {
   return `${dir}/${base}-${hex}.cds`;
 }
 
-/** The dataset in `file` when it exists and its key equals `key`; null otherwise. */
+/**
+ * The dataset in `file` when it exists and its key equals `key`; null otherwise. A cache file that
+ * exists but cannot be read (a directory, no permission) is a DataError naming it: rebuilding would
+ * fail to replace it.
+ */
 export async function readCache(file: string, key: CacheKey): Promise<Dataset | null> {
   try {
     const found = await readHeader(file);
@@ -95,12 +105,23 @@ export async function readCache(file: string, key: CacheKey): Promise<Dataset | 
   } catch (e) {
     // A missing file is a miss; a damaged header is treated as stale and rebuilt over.
     if (e instanceof Deno.errors.NotFound || e instanceof SyntaxError) return null;
-    throw e;
+    throw fileError(file, "read the cache file", e);
   }
 }
 
-/** Writes `ds` atomically (temporary file in the same directory, then rename). */
+/**
+ * Writes `ds` atomically (temporary file in the same directory, then rename). A failure (a cache
+ * directory that cannot be created, a full disk) is a DataError naming `file`.
+ */
 export async function writeCache(file: string, key: CacheKey, ds: Dataset): Promise<void> {
+  try {
+    await writeAtomically(file, key, ds);
+  } catch (e) {
+    throw fileError(file, "write the cache file", e);
+  }
+}
+
+async function writeAtomically(file: string, key: CacheKey, ds: Dataset): Promise<void> {
   const dir = file.slice(0, Math.max(0, file.lastIndexOf("/"))) || ".";
   await Deno.mkdir(dir, { recursive: true });
   const tmp = `${file}.tmp-${Deno.pid}-${crypto.randomUUID()}`;

@@ -1,6 +1,7 @@
 /**
  * The preprocessed dataset every other part of the data layer produces or consumes, the error type
- * of bad input, and small shared helpers (growable typed buffers, seed derivation, counts).
+ * of bad input with its helpers (excerpts of input, file-system failures, the catalogue-size
+ * check), and small shared helpers (growable typed buffers, seed derivation, counts).
  */
 
 /** Per-user item sequences with dense ids; item 0 is padding and never appears in `sequences`. */
@@ -20,12 +21,79 @@ export interface Dataset {
   originalUserIds?: string[];
 }
 
-/** Bad input data. The message always starts with `file:line: ` so it can be acted on directly. */
+/**
+ * Bad input data. The message starts with `file:line: ` when the problem is on one line, with
+ * `file: ` when it is about the whole file (a missing file, a catalogue too small), so it can be
+ * acted on directly.
+ */
 export class DataError extends Error {
-  constructor(readonly file: string, readonly line: number, readonly what: string) {
-    super(`${file}:${line}: ${what}`);
+  constructor(
+    readonly file: string,
+    readonly line: number | null,
+    readonly what: string,
+    options?: ErrorOptions,
+  ) {
+    super(line === null ? `${file}: ${what}` : `${file}:${line}: ${what}`, options);
     this.name = "DataError";
   }
+}
+
+/** Longest piece of input an error message quotes. */
+export const EXCERPT_CHARS = 40;
+
+/**
+ * `text` quoted for an error message: whole when short, else its first 40 characters, an ellipsis
+ * and its full length, so a multi-megabyte field (a file without newlines read as one line) cannot
+ * flood a terminal or a log. JSON quoting makes tabs, line ends and control characters visible.
+ */
+export function excerpt(text: string): string {
+  if (text.length <= EXCERPT_CHARS) return JSON.stringify(text);
+  // Cutting between the halves of a surrogate pair would quote half a character.
+  const cut = /[\uD800-\uDBFF]/.test(text[EXCERPT_CHARS - 1]) ? EXCERPT_CHARS - 1 : EXCERPT_CHARS;
+  return `${JSON.stringify(text.slice(0, cut) + "…")} (${text.length} characters)`;
+}
+
+/**
+ * A failed file-system call on `path` as a DataError that names it. Deno's messages name the path
+ * for some calls and not others (a read of a directory says only "Is a directory"), so the common
+ * causes get a plain reason and the rest keep Deno's message; the original stays as `cause`.
+ */
+export function fileError(path: string, action: string, e: unknown): DataError {
+  const reason = e instanceof Deno.errors.NotFound
+    ? "no such file or directory"
+    : e instanceof Deno.errors.IsADirectory
+    ? "it is a directory, not a file"
+    : e instanceof Deno.errors.NotADirectory
+    ? "a folder on its path is a file"
+    : e instanceof Deno.errors.PermissionDenied
+    ? "permission denied"
+    : e instanceof Error
+    ? e.message
+    : String(e);
+  return new DataError(path, null, `cannot ${action}: ${reason}`, { cause: e });
+}
+
+/**
+ * Fewest items a catalogue may have: with one item every ranking puts the target first, so
+ * training "succeeds" with perfect metrics that mean nothing.
+ */
+export const MIN_CATALOG = 2;
+
+/**
+ * Refuses a catalogue under MIN_CATALOG items, naming `file`. `stage` says which step left the
+ * catalogue this small (reading, a rating threshold, k-core filtering).
+ */
+export function requireCatalog(ds: Dataset, file: string, stage: string): void {
+  if (ds.items >= MIN_CATALOG) return;
+  const which = ds.items === 1 && ds.originalItemIds
+    ? ` (item ${excerpt(ds.originalItemIds[1])})`
+    : "";
+  throw new DataError(
+    file,
+    null,
+    `${stage} the catalogue has ${ds.items} item${ds.items === 1 ? "" : "s"}${which}; ` +
+      `ranking needs at least ${MIN_CATALOG}`,
+  );
 }
 
 /** Total number of interactions. */

@@ -4,6 +4,8 @@
  * promise per chunk, not per line, keeps the per-line cost low).
  */
 
+import { fileError } from "./dataset.ts";
+
 const CHUNK_BYTES = 1 << 20;
 
 /**
@@ -16,15 +18,48 @@ export async function forEachLine(
   onLine: (text: string, lineNo: number) => void,
   chunkBytes = CHUNK_BYTES,
 ): Promise<number> {
-  const file = await Deno.open(path, { read: true });
+  const file = await openFile(path);
   try {
-    return await splitChunks(file, onLine, chunkBytes);
+    return await splitChunks(path, file, onLine, chunkBytes);
   } finally {
     file.close();
   }
 }
 
+/** The text of one read of at most `bytes` bytes from the start of `path`, without a BOM. */
+export async function readHead(path: string, bytes: number): Promise<string> {
+  const file = await openFile(path);
+  try {
+    const buf = new Uint8Array(bytes);
+    const n = (await readChunk(path, file, buf)) ?? 0;
+    return new TextDecoder().decode(buf.subarray(0, n)).replace(/^\uFEFF/, "");
+  } finally {
+    file.close();
+  }
+}
+
+async function openFile(path: string): Promise<Deno.FsFile> {
+  try {
+    return await Deno.open(path, { read: true });
+  } catch (e) {
+    throw fileError(path, "read", e);
+  }
+}
+
+/**
+ * One read, with failures named by `path`; opening a directory succeeds on Linux and only its
+ * first read fails, so this is where "a directory given as a file" is caught.
+ */
+async function readChunk(path: string, file: Deno.FsFile, buf: Uint8Array): Promise<number | null> {
+  try {
+    return await file.read(buf);
+  } catch (e) {
+    throw fileError(path, "read", e);
+  }
+}
+
 async function splitChunks(
+  path: string,
   file: Deno.FsFile,
   onLine: (text: string, lineNo: number) => void,
   chunkBytes: number,
@@ -40,7 +75,7 @@ async function splitChunks(
     onLine(text, lineNo);
   };
   for (;;) {
-    const n = await file.read(buf);
+    const n = await readChunk(path, file, buf);
     if (n === null) break;
     // Search only the new text for "\n": a very long line spanning many chunks stays linear.
     const from = carry.length;

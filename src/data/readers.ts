@@ -9,10 +9,19 @@
  *   1..12101) unchanged.
  * - Time order: each user's interactions are sorted by timestamp; equal timestamps keep file
  *   order (stable). Sequence files are already in time order and are kept as written.
- * - Bad input stops with a DataError `file:line: what` naming the column. CRLF line ends, a BOM,
- *   blank lines and spaces around fields are accepted.
+ * - Bad input stops with a DataError `file:line: what` naming the column and quoting at most an
+ *   excerpt of the field. CRLF line ends, a BOM, blank lines and spaces around fields are
+ *   accepted; a header naming a column twice, and a catalogue of fewer than 2 items, are not.
  */
-import { DataError, type Dataset, Float64Buffer, Int32Buffer } from "./dataset.ts";
+import {
+  DataError,
+  type Dataset,
+  excerpt,
+  EXCERPT_CHARS,
+  Float64Buffer,
+  Int32Buffer,
+  requireCatalog,
+} from "./dataset.ts";
 import { passesRating } from "./filter.ts";
 import { forEachLine } from "./lines.ts";
 
@@ -51,6 +60,8 @@ const CANDIDATES = {
 interface Layout {
   delimiter: string;
   names: string[];
+  /** Column names as errors show them: the name, or an excerpt of a long one. */
+  labels: string[];
   user: number;
   item: number;
   /** -1 when there is no time column. */
@@ -101,6 +112,7 @@ export async function readInteractions(
   const integerIds = opts.integerIds ?? true;
   let layout: Layout | null = null;
   let rows: Rows | null = null;
+  let headerLine = 1;
   let dataLines = 0;
   let lastLine = 0;
   await forEachLine(path, (raw, lineNo) => {
@@ -108,7 +120,8 @@ export async function readInteractions(
     const text = raw.trim();
     if (text === "") return;
     if (layout === null) {
-      layout = parseHeader(path, text, opts);
+      headerLine = lineNo;
+      layout = parseHeader(path, lineNo, text, opts);
       rows = new Rows(layout.time >= 0 ? new Float64Buffer() : null);
       return;
     }
@@ -116,11 +129,18 @@ export async function readInteractions(
     parseRow(path, lineNo, text, layout, opts, integerIds, rows!);
   });
   if (layout === null) throw new DataError(path, 1, "empty file");
-  if (dataLines === 0) throw new DataError(path, 1, "header only: no interaction rows");
+  if (dataLines === 0) {
+    throw new DataError(path, headerLine, "header only: no interaction rows");
+  }
   if (rows!.users.length === 0) {
     throw new DataError(path, lastLine, `no rows have rating >= ${opts.minRating}`);
   }
-  return assemble(opts.name ?? baseName(path), rows!);
+  const ds = assemble(opts.name ?? baseName(path), rows!);
+  const stage = opts.minRating === undefined
+    ? "as read,"
+    : `after the rating threshold (rating ≥ ${opts.minRating}),`;
+  requireCatalog(ds, path, stage);
+  return ds;
 }
 
 /** Reads `user item item …` lines (whitespace separated integers, items in time order). */
@@ -137,70 +157,114 @@ export async function readSequences(path: string, opts: { name?: string } = {}):
     }
   });
   if (rows.users.length === 0) throw new DataError(path, 1, "empty file");
-  return assemble(opts.name ?? baseName(path), rows);
+  const ds = assemble(opts.name ?? baseName(path), rows);
+  requireCatalog(ds, path, "as read,");
+  return ds;
 }
 
-/** Column positions from the header line. */
-function parseHeader(path: string, text: string, opts: InteractionOptions): Layout {
+/** Column positions from the header line (line `lineNo`: blank lines may precede it). */
+function parseHeader(path: string, lineNo: number, text: string, opts: InteractionOptions): Layout {
   const delimiter = opts.delimiter && opts.delimiter !== "auto"
     ? opts.delimiter
     : text.includes("\t")
     ? "\t"
     : ",";
-  const names = splitFields(path, 1, text, delimiter);
+  const names = splitFields(path, lineNo, text, delimiter);
+  refuseDuplicates(path, lineNo, names);
   const find = (role: keyof typeof CANDIDATES, explicit: string | undefined, option: string) =>
-    findColumn(path, names, role, explicit, option);
+    findColumn(path, lineNo, names, role, explicit, option);
   const user = find("user", opts.userCol, "userCol");
   const item = find("item", opts.itemCol, "itemCol");
   const time = opts.timeCol === null ? -1 : find("time", opts.timeCol, "timeCol");
-  const rating = findOptionalRating(path, names, opts);
-  const used = [user, item, time, rating].filter((c) => c >= 0);
-  if (new Set(used).size !== used.length) {
-    throw new DataError(path, 1, "one column is used for two roles (user, item, time, rating)");
-  }
-  return { delimiter, names, user, item, time, rating };
+  const rating = opts.ratingCol !== undefined || opts.minRating !== undefined
+    ? find("rating", opts.ratingCol, "ratingCol")
+    : detect(path, lineNo, names, CANDIDATES.rating);
+  const roles = Object.entries({ user, item, time, rating }).filter(([, c]) => c >= 0);
+  roles.forEach(([role, c], i) => {
+    const other = roles.slice(i + 1).find(([, d]) => d === c);
+    if (other) {
+      const what = `column ${excerpt(names[c])} is both the ${role} and the ${other[0]} column`;
+      throw new DataError(path, lineNo, what);
+    }
+  });
+  const labels = names.map((name) => (name.length > EXCERPT_CHARS ? excerpt(name) : name));
+  return { delimiter, names, labels, user, item, time, rating };
 }
 
-/** Index of a required column, explicit or detected; a DataError on line 1 when absent. */
+/**
+ * Two columns of one name would leave which of them a role reads to column order, silently (the
+ * first wins), so a header that repeats a name is refused.
+ */
+function refuseDuplicates(path: string, lineNo: number, names: string[]): void {
+  const first = new Map<string, number>();
+  names.forEach((name, i) => {
+    const before = first.get(name);
+    if (before !== undefined) {
+      const where = `columns ${before + 1} and ${i + 1}`;
+      throw new DataError(path, lineNo, `duplicate column name ${excerpt(name)} (${where})`);
+    }
+    first.set(name, i);
+  });
+}
+
+/** Index of a required column, explicit or detected; a DataError on the header line when absent. */
 function findColumn(
   path: string,
+  lineNo: number,
   names: string[],
   role: keyof typeof CANDIDATES,
   explicit: string | undefined,
   option: string,
 ): number {
-  const i = explicit === undefined ? detect(names, CANDIDATES[role]) : lookup(names, explicit);
+  const i = explicit === undefined
+    ? detect(path, lineNo, names, CANDIDATES[role])
+    : lookup(path, lineNo, names, explicit);
   if (i >= 0) return i;
-  const wanted = explicit === undefined ? `${role} column` : `column "${explicit}" (${role})`;
+  const wanted = explicit === undefined
+    ? `${role} column`
+    : `column ${excerpt(explicit)} (${role})`;
   const orNull = role === "time" ? " (or null: no times, file order)" : "";
   const hint = explicit === undefined ? `; name it with ${option}${orNull}` : "";
   throw new DataError(
     path,
-    1,
-    `header has no ${wanted} (columns: ${names.join(", ")})${hint}; a header line is required`,
+    lineNo,
+    `header has no ${wanted} (columns: ${columnList(names)})${hint}; a header line is required`,
   );
 }
 
-/** The rating column when named, detected, or needed by minRating. */
-function findOptionalRating(path: string, names: string[], opts: InteractionOptions): number {
-  if (opts.ratingCol !== undefined || opts.minRating !== undefined) {
-    return findColumn(path, names, "rating", opts.ratingCol, "ratingCol");
-  }
-  return detect(names, CANDIDATES.rating);
+/** Most columns an error lists: a binary file read as a header can have thousands of "names". */
+const LISTED_COLUMNS = 12;
+
+function columnList(names: string[]): string {
+  const shown = names.slice(0, LISTED_COLUMNS).map(excerpt).join(", ");
+  return names.length > LISTED_COLUMNS ? `${shown}, … (${names.length} in all)` : shown;
 }
 
-function lookup(names: string[], wanted: string): number {
+/** An exact name wins; otherwise the one column equal after `normalise`. */
+function lookup(path: string, lineNo: number, names: string[], wanted: string): number {
   const exact = names.indexOf(wanted);
-  return exact >= 0 ? exact : names.map(normalise).indexOf(normalise(wanted));
+  return exact >= 0 ? exact : normalisedMatch(path, lineNo, names, normalise(wanted));
 }
 
-function detect(names: string[], candidates: string[]): number {
-  const normal = names.map(normalise);
+function detect(path: string, lineNo: number, names: string[], candidates: string[]): number {
   for (const c of candidates) {
-    const i = normal.indexOf(c);
+    const i = normalisedMatch(path, lineNo, names, c);
     if (i >= 0) return i;
   }
   return -1;
+}
+
+/**
+ * The column whose normalised name is `key`, -1 when none; two ("userId" and "user_id") would make
+ * the choice depend on column order, so they are refused with both names.
+ */
+function normalisedMatch(path: string, lineNo: number, names: string[], key: string): number {
+  const hits = names.flatMap((name, i) => (normalise(name) === key ? [i] : []));
+  if (hits.length > 1) {
+    const both = hits.map((i) => `${excerpt(names[i])} (column ${i + 1})`).join(" and ");
+    throw new DataError(path, lineNo, `columns ${both} both match ${excerpt(key)}; name one`);
+  }
+  return hits.length === 1 ? hits[0] : -1;
 }
 
 /** "User_ID" and "userId" name the same column. */
@@ -221,11 +285,15 @@ function parseRow(
   const f = splitFields(path, lineNo, text, layout.delimiter);
   const n = layout.names.length;
   if (f.length < n) {
-    const what = `missing column "${layout.names[f.length]}" (${f.length} fields, header has ${n})`;
-    throw new DataError(path, lineNo, what);
+    const missing = excerpt(layout.names[f.length]);
+    throw new DataError(
+      path,
+      lineNo,
+      `missing column ${missing} (${f.length} fields, header has ${n})`,
+    );
   }
   if (f.length > n) throw new DataError(path, lineNo, `${f.length} fields, header has ${n}`);
-  const name = (c: number) => layout.names[c];
+  const name = (c: number) => layout.labels[c];
   const user = parseId(path, lineNo, name(layout.user), f[layout.user], integerIds);
   const item = parseId(path, lineNo, name(layout.item), f[layout.item], integerIds);
   const time = layout.time < 0 ? 0 : parseTime(path, lineNo, name(layout.time), f[layout.time]);
@@ -261,7 +329,9 @@ function splitQuoted(path: string, lineNo: number, text: string, delimiter: stri
       field = "";
     } else field += c;
   }
-  if (quoted) throw new DataError(path, lineNo, "unterminated quoted field");
+  if (quoted) {
+    throw new DataError(path, lineNo, `unterminated quoted field (field ${out.length + 1})`);
+  }
   out.push(field);
   return out;
 }
@@ -284,11 +354,11 @@ function parseId(
   for (let i = 0; i < field.length; i++) {
     const d = field.charCodeAt(i) - 48;
     if (d < 0 || d > 9) {
-      throw new DataError(path, lineNo, `${col} "${field}" is not a non-negative integer`);
+      throw new DataError(path, lineNo, `${col} ${excerpt(field)} is not a non-negative integer`);
     }
     v = v * 10 + d;
   }
-  if (v > MAX_ID) throw new DataError(path, lineNo, `${col} ${field} is beyond 2^31 - 1`);
+  if (v > MAX_ID) throw new DataError(path, lineNo, `${col} ${excerpt(field)} is beyond 2^31 - 1`);
   return v;
 }
 
@@ -301,12 +371,14 @@ function parseTime(path: string, lineNo: number, col: string, field: string): nu
     const ms = Date.parse(field);
     if (!Number.isNaN(ms)) return ms / 1000;
   }
-  throw new DataError(path, lineNo, `${col} "${field}" is not a number or an ISO date`);
+  throw new DataError(path, lineNo, `${col} ${excerpt(field)} is not a number or an ISO date`);
 }
 
 function parseNumber(path: string, lineNo: number, col: string, field: string): number {
   const v = field === "" ? NaN : Number(field);
-  if (!Number.isFinite(v)) throw new DataError(path, lineNo, `${col} "${field}" is not a number`);
+  if (!Number.isFinite(v)) {
+    throw new DataError(path, lineNo, `${col} ${excerpt(field)} is not a number`);
+  }
   return v;
 }
 

@@ -21,8 +21,7 @@
  * epoch means something while staying well under 1 GB). A number N gives N items and
  * clamp(N, 1,000, 100,000) users × 25 events.
  */
-import { deriveSeed } from "./dataset.ts";
-import type { Dataset } from "./dataset.ts";
+import { type Dataset, deriveSeed, excerpt, fileError, MIN_CATALOG } from "./dataset.ts";
 import { type AliasTable, buildAliasTable, drawAlias } from "./samplers.ts";
 import { seededRandom } from "../tensor/random.ts";
 
@@ -55,11 +54,19 @@ const START = 1.6e9;
 const SPAN = 365 * 86400;
 const MEAN_GAP = 86400;
 
-/** `--catalog small|medium|large|<N>` → Catalog; a RangeError for anything else. */
+/** Most items: dense ids must fit a signed 32-bit integer. */
+const MAX_ITEMS = 2 ** 31 - 1;
+const ALLOWED = `small, medium, large or an item count from ${MIN_CATALOG} to ${MAX_ITEMS}`;
+
+/** `--catalog small|medium|large|<N>` → Catalog; a RangeError naming the flag for anything else. */
 export function parseCatalog(text: string): Catalog {
   if (text === "small" || text === "medium" || text === "large") return text;
-  if (/^\d+$/.test(text) && Number(text) >= 2 && Number(text) < 2 ** 31) return Number(text);
-  throw new RangeError(`--catalog must be small, medium, large or an item count ≥ 2, got ${text}`);
+  if (/^\d+$/.test(text) && validItemCount(Number(text))) return Number(text);
+  throw new RangeError(`--catalog must be ${ALLOWED}, got ${excerpt(text)}`);
+}
+
+function validItemCount(n: number): boolean {
+  return Number.isInteger(n) && n >= MIN_CATALOG && n <= MAX_ITEMS;
 }
 
 /** Resolved sizes of a generation. */
@@ -70,7 +77,11 @@ export interface SyntheticShape {
   clusterSize: number;
 }
 
+/** The sizes `opts` resolve to; a RangeError for a numeric catalogue outside the allowed counts. */
 export function syntheticShape(opts: SyntheticOptions): SyntheticShape {
+  if (typeof opts.catalog === "number" && !validItemCount(opts.catalog)) {
+    throw new RangeError(`catalog must be ${ALLOWED}, got ${opts.catalog}`);
+  }
   const preset = typeof opts.catalog === "number"
     ? {
       items: opts.catalog,
@@ -219,26 +230,40 @@ function permutation(n: number, seed: number): Int32Array {
   return p;
 }
 
-/** Streams users to a sequence file (`user item item …`, users numbered from 1). */
+/**
+ * Streams users to a sequence file (`user item item …`, users numbered from 1). A file that cannot
+ * be written is a DataError naming `path`.
+ */
 export async function writeSyntheticSequences(path: string, opts: SyntheticOptions): Promise<void> {
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  // Bad options are refused before the file is truncated (the generator itself starts lazily).
+  syntheticShape(opts);
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { write: true, create: true, truncate: true });
+  } catch (e) {
+    throw fileError(path, "write", e);
+  }
   const enc = new TextEncoder();
   let pending: string[] = [];
   try {
     let u = 0;
     for (const { items } of syntheticUsers(opts)) {
       pending.push(`${++u} ${items.join(" ")}\n`);
-      if (pending.length === 4096) pending = await flushLines(file, enc, pending);
+      if (pending.length === 4096) pending = await flushLines(path, file, enc, pending);
     }
-    await flushLines(file, enc, pending);
+    await flushLines(path, file, enc, pending);
   } finally {
     file.close();
   }
 }
 
-async function flushLines(file: Deno.FsFile, enc: TextEncoder, lines: string[]) {
+async function flushLines(path: string, file: Deno.FsFile, enc: TextEncoder, lines: string[]) {
   const bytes = enc.encode(lines.join(""));
-  for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
+  try {
+    for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
+  } catch (e) {
+    throw fileError(path, "write", e);
+  }
   return [];
 }
 
@@ -256,7 +281,10 @@ async function main(args: string[]): Promise<void> {
   });
   if (!values.out) throw new Error("--out FILE is required");
   if (!/^\d+$/.test(values.seed)) {
-    throw new RangeError(`--seed must be an integer, got ${values.seed}`);
+    throw new RangeError(`--seed must be a non-negative integer, got ${excerpt(values.seed)}`);
+  }
+  if (values.users !== undefined && !/^[1-9]\d*$/.test(values.users)) {
+    throw new RangeError(`--users must be a positive integer, got ${excerpt(values.users)}`);
   }
   const opts: SyntheticOptions = {
     catalog: parseCatalog(values.catalog),
@@ -268,4 +296,10 @@ async function main(args: string[]): Promise<void> {
   console.log(`${values.out}: ${shape.users} users, ${shape.items} items`);
 }
 
-if (import.meta.main) await main(Deno.args);
+if (import.meta.main) {
+  // Bad flags and unwritable paths are the user's to fix: one line, not a stack trace.
+  await main(Deno.args).catch((e: Error) => {
+    console.error(`error: ${e.message}`);
+    Deno.exit(1);
+  });
+}

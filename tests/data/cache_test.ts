@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Dataset } from "../../src/data/dataset.ts";
+import { DataError, type Dataset } from "../../src/data/dataset.ts";
 import { cacheFile, cacheKey, loadOrBuild, readCache, writeCache } from "../../src/data/cache.ts";
 import { readInteractions } from "../../src/data/readers.ts";
 import { loadDataset } from "../../src/data/load.ts";
@@ -124,11 +124,62 @@ Deno.test("a truncated or foreign cache file is rebuilt, not trusted", async () 
 });
 
 Deno.test("loadDataset caches the filtered result", async () => {
-  const { root, source, dir } = await setup("user,item,time\n1,1,1\n1,2,2\n2,1,1\n2,3,2\n");
+  const { root, source, dir } = await setup(
+    "user,item,time\n1,1,1\n1,2,2\n1,3,3\n2,1,1\n2,3,2\n",
+  );
   const a = await loadDataset(source, { cache: dir, kCore: { items: 2 } });
   const b = await loadDataset(source, { cache: dir, kCore: { items: 2 } });
-  assert.deepEqual(a.sequences.map((s) => Array.from(s)), [[1], [1]]);
-  assert.deepEqual(b.sequences.map((s) => Array.from(s)), [[1], [1]]);
+  assert.deepEqual(a.sequences.map((s) => Array.from(s)), [[1, 2], [1, 2]]);
+  assert.deepEqual(b.sequences.map((s) => Array.from(s)), [[1, 2], [1, 2]]);
   assert.equal([...Deno.readDirSync(dir)].length, 1);
+  await Deno.remove(root, { recursive: true });
+});
+
+/** `call` must fail with a DataError whose message starts with `path: ` and contains `what`. */
+async function rejectsNaming(call: () => Promise<unknown>, path: string, what: string) {
+  await assert.rejects(call, (e: unknown) => {
+    assert.ok(e instanceof DataError, `expected DataError, got ${e}`);
+    assert.ok(e.message.startsWith(`${path}: `), e.message);
+    assert.ok(e.message.includes(what), e.message);
+    return true;
+  });
+}
+
+Deno.test("a cache file that cannot be read, or a cache folder that cannot be made, is named", async () => {
+  const { root, source, dir } = await setup();
+  const opts = { integerIds: false };
+  const key = await cacheKey(source, opts);
+  const file = await cacheFile(key, dir);
+  // A directory where the cache file should be cannot be read, nor replaced by a rebuild.
+  await Deno.mkdir(file, { recursive: true });
+  await rejectsNaming(
+    () => readCache(file, key),
+    file,
+    "cannot read the cache file: it is a directory",
+  );
+  // A cache folder under the source file, which is not a folder, can be neither read nor written.
+  const under = await cacheFile(key, `${source}/cache`);
+  await rejectsNaming(() => readCache(under, key), under, "a folder on its path is a file");
+  const ds = await readInteractions(source, opts);
+  await rejectsNaming(
+    () => writeCache(under, key, ds),
+    under,
+    "cannot write the cache file: a folder on its path is a file",
+  );
+  await rejectsNaming(() => cacheKey(`${root}/nope.csv`, opts), `${root}/nope.csv`, "no such file");
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("a one-item dataset in the cache (written before the check existed) is refused", async () => {
+  const { root, source, dir } = await setup("user,item,time\n1,1,1\n1,2,2\n");
+  const oneItem: Dataset = { name: "log", items: 1, users: 1, sequences: [Int32Array.of(1)] };
+  // loadDataset keys the cache by its options without `cache`, plus the detected format.
+  const key = await cacheKey(source, { format: "interactions" });
+  await writeCache(await cacheFile(key, dir), key, oneItem);
+  await rejectsNaming(
+    () => loadDataset(source, { cache: dir }),
+    source,
+    "as read, the catalogue has 1 item; ranking needs at least 2",
+  );
   await Deno.remove(root, { recursive: true });
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { interactionCount, itemCounts } from "../../src/data/dataset.ts";
+import { DataError, interactionCount, itemCounts } from "../../src/data/dataset.ts";
 import { readSequences } from "../../src/data/readers.ts";
 import { leaveOneOut } from "../../src/data/split.ts";
 import {
@@ -120,7 +120,39 @@ Deno.test("--catalog parsing", () => {
   assert.equal(parseCatalog("small"), "small");
   assert.equal(parseCatalog("large"), "large");
   assert.equal(parseCatalog("5000"), 5000);
-  assert.throws(() => parseCatalog("huge"), RangeError);
-  assert.throws(() => parseCatalog("1"), RangeError);
-  assert.throws(() => parseCatalog("-5"), RangeError);
+  assert.equal(parseCatalog("2"), 2);
+  assert.equal(parseCatalog("2147483647"), 2 ** 31 - 1);
+  const allowed = "--catalog must be small, medium, large or an item count from 2 to 2147483647";
+  for (const bad of ["huge", "1", "0", "-5", "2147483648", "2.5", ""]) {
+    assert.throws(() => parseCatalog(bad), (e: unknown) => {
+      assert.ok(e instanceof RangeError);
+      assert.equal(e.message, `${allowed}, got ${JSON.stringify(bad)}`);
+      return true;
+    });
+  }
+  assert.throws(() => parseCatalog("9".repeat(10_000)), /got "9{40}…" \(10000 characters\)$/);
+});
+
+Deno.test("a numeric catalogue under 2 items is refused by the generator too", async () => {
+  for (const catalog of [1, 0, 2.5]) {
+    assert.throws(() => syntheticShape({ catalog, seed: 0 }), /catalog must be .* from 2 to/);
+    assert.throws(() => syntheticDataset({ catalog, seed: 0 }), RangeError);
+  }
+  // Refused before the output file is opened, so an existing file is left as it was.
+  const path = await Deno.makeTempFile({ suffix: ".txt" });
+  await Deno.writeTextFile(path, "1 2 3\n");
+  await assert.rejects(() => writeSyntheticSequences(path, { catalog: 1, seed: 0 }), RangeError);
+  assert.equal(await Deno.readTextFile(path), "1 2 3\n");
+  await Deno.remove(path);
+});
+
+Deno.test("an output file that cannot be written is named", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/missing/out.txt`;
+  await assert.rejects(
+    () => writeSyntheticSequences(path, { catalog: 50, seed: 0, users: 3 }),
+    (e: unknown) =>
+      e instanceof DataError && e.message === `${path}: cannot write: no such file or directory`,
+  );
+  await Deno.remove(dir, { recursive: true });
 });
