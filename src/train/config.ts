@@ -8,6 +8,7 @@ import {
   type SamplerKind,
 } from "../loss/objectives.ts";
 import { parseBytes } from "../gpu/allocator.ts";
+import { parseCatalog } from "../data/synthetic.ts";
 
 export interface TrainConfig {
   data: string | null;
@@ -367,6 +368,11 @@ function validate(c: TrainConfig): TrainConfig {
   if (!(c.lr > 0)) throw new ConfigError(`--lr must be > 0, got ${c.lr}`);
   if (!(c.dropout >= 0 && c.dropout < 1)) {
     throw new ConfigError(`--dropout must be in [0, 1), got ${c.dropout}`);
+  }
+  try {
+    parseCatalog(c.catalog);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
   }
   if (c.dim % c.heads !== 0) {
     throw new ConfigError(`--dim ${c.dim} is not divisible by --heads ${c.heads}`);

@@ -24,7 +24,7 @@ import {
   type RecommenderObjective,
 } from "../loss/objectives.ts";
 import { formatBytes } from "../gpu/allocator.ts";
-import { objectiveSettings, resumeConfig, type TrainConfig } from "./config.ts";
+import { ConfigError, objectiveSettings, resumeConfig, type TrainConfig } from "./config.ts";
 import { Adam } from "./optim.ts";
 import { evalChunkSize, evaluateRanking } from "./evaluate.ts";
 import { estimateTrainingMemory, type MemoryEstimate } from "./memory.ts";
@@ -102,8 +102,15 @@ export async function prepareData(c: TrainConfig): Promise<PreparedData> {
     dataset = syntheticDataset({ catalog: parseCatalog(c.catalog), seed: 0 });
     label = `synthetic-${c.catalog}`;
   }
+  const source = c.data ?? label;
+  if (c.split === "temporal" && !dataset.timestamps) {
+    throw new ConfigError(
+      `--split temporal: ${source} has no timestamps (a sequence file); use --split loo or an ` +
+        "interaction log with a time column",
+    );
+  }
   const split = c.split === "temporal" ? globalTemporalSplit(dataset) : leaveOneOut(dataset);
-  if (!split.valid.length) throw new Error(`${label}: no user has enough history to evaluate`);
+  if (!split.valid.length) throw new Error(`${source}: no user has enough history to evaluate`);
   return { dataset, split: subsampleEval(split, c.evalUsers, c.seed), label };
 }
 

@@ -123,3 +123,16 @@ Deno.test("a run whose process stopped beating reads back as lost, and resumes",
   store.close();
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("--catalog is checked with the other flags; a temporal split needs timestamps", async () => {
+  assert.throws(() => parseTrainArgs(["--catalog", "1"]), /--catalog must be small, medium/);
+  const dir = await Deno.makeTempDir();
+  const c = {
+    ...DEFAULTS,
+    data: await tinyData(dir),
+    out: `${dir}/runs`,
+    split: "temporal" as const,
+  };
+  await assert.rejects(() => prepareData(c), /--split temporal: .*tiny\.txt has no timestamps/);
+  await Deno.remove(dir, { recursive: true });
+});
