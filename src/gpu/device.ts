@@ -82,12 +82,34 @@ async function chooseAdapter(
     if (!adapter) throw new NoAdapterError(`no adapter on the ${requested} backend`);
     return { adapter, backend: requested };
   }
-  const first = await requestAdapterOn(null, opts);
+  // Without a GPU device node only software adapters exist: asking the runtime's first choice
+  // would start lavapipe just to drop it (and Mesa's Vulkan loader complains on stderr).
+  const first = mayHaveHardwareGpu() ? await requestAdapterOn(null, opts) : null;
   if (first && !isSoftwareAdapter(first.info)) return { adapter: first, backend: "default" };
   const software = await requestAdapterOn(FASTEST_SOFTWARE_BACKEND, opts).catch(() => null);
   if (software) return { adapter: software, backend: FASTEST_SOFTWARE_BACKEND };
-  if (first) return { adapter: first, backend: "default" };
+  const fallback = first ?? await requestAdapterOn(null, opts);
+  if (fallback) return { adapter: fallback, backend: "default" };
   throw new NoAdapterError();
+}
+
+/** False only where a GPU is surely absent: Linux with no DRM render node and no NVIDIA device. */
+function mayHaveHardwareGpu(): boolean {
+  if (Deno.build.os !== "linux") return true;
+  const exists = (path: string) => {
+    try {
+      Deno.statSync(path);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (exists("/dev/nvidia0")) return true;
+  try {
+    return [...Deno.readDirSync("/dev/dri")].some((e) => e.name.startsWith("renderD"));
+  } catch {
+    return false;
+  }
 }
 
 /** An adapter request with DENO_WEBGPU_BACKEND set to `backend` (null: as it is) for its duration. */
