@@ -209,7 +209,8 @@ const FLAGS: Record<string, FlagSpec> = {
   "eval-users": {
     key: "evalUsers",
     type: "number",
-    help: "evaluate a fixed random subset of N users (0: all)",
+    help: "evaluate a fixed random subset of N users (0: every user is tested; each epoch " +
+      "validates on all users, or on a fixed sample of 2·10⁹/C users when C items make that slow)",
   },
   "keep-seen": {
     key: "keepSeen",

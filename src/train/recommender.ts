@@ -79,6 +79,8 @@ export interface PreparedData {
   dataset: Dataset;
   split: Split;
   label: string;
+  /** Validation ranks a fixed sample of the users (the catalogue is too large for all). */
+  validationSample?: boolean;
 }
 
 /** Reads or generates the data and splits it; writes nothing but the data cache. */
@@ -111,7 +113,22 @@ export async function prepareData(c: TrainConfig): Promise<PreparedData> {
   }
   const split = c.split === "temporal" ? globalTemporalSplit(dataset) : leaveOneOut(dataset);
   if (!split.valid.length) throw new Error(`${source}: no user has enough history to evaluate`);
-  return { dataset, split: subsampleEval(split, c.evalUsers, c.seed), label };
+  if (c.evalUsers > 0) return { dataset, split: subsampleEval(split, c.evalUsers, c.seed), label };
+  const validationUsers = validationUserCap(dataset.items);
+  if (split.valid.length <= validationUsers) return { dataset, split, label };
+  // Every user is tested at the end; each epoch validates on a fixed sample, so that a huge
+  // catalogue (100,000 users × 1M items: over an hour per pass here) shows its first figures
+  // after an epoch, not after an hour of ranking.
+  const sample = subsampleEval(split, validationUsers, c.seed);
+  return { dataset, split: { ...split, valid: sample.valid }, label, validationSample: true };
+}
+
+/** Items scored per validation pass when --eval-users is 0: validation samples users beyond it. */
+export const VALIDATION_SCORES = 2e9;
+
+/** The most users one validation pass ranks against `items` items when --eval-users is 0. */
+export function validationUserCap(items: number): number {
+  return Math.max(1000, Math.floor(VALIDATION_SCORES / (items + 1)));
 }
 
 /** A fixed random subset of evaluation users (the same users for validation and test). */
@@ -338,6 +355,8 @@ export async function train(
       estimate_bytes: estimate.total,
       adapter: engine.gpu.adapterName,
       resumed: session.resumed,
+      validation_users: split.valid.length,
+      test_users: split.test.length,
     });
     const batches = new BatchIterator(split.train, {
       batchSize: c.batchSize,

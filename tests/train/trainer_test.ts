@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { DEFAULTS, parseTrainArgs, type TrainConfig, trainHelp } from "../../src/train/config.ts";
-import { MemoryBudgetError, prepareData, train } from "../../src/train/recommender.ts";
+import {
+  MemoryBudgetError,
+  prepareData,
+  train,
+  VALIDATION_SCORES,
+  validationUserCap,
+} from "../../src/train/recommender.ts";
 import { Logger } from "../../src/train/log.ts";
 import { RunStore } from "../../src/store/runs.ts";
 import { readSafetensors } from "../../src/train/safetensors.ts";
@@ -202,4 +208,11 @@ gpuTest("MovieLens ratings.csv trains from the CSV reader unchanged", async (e) 
   assert.equal(r.status, "finished", r.error ?? "");
   assert.ok(r.test["ndcg@10"] >= 0);
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("validation samples users only when the catalogue makes a full pass slow", () => {
+  assert.equal(validationUserCap(12_101), Math.floor(VALIDATION_SCORES / 12_102), "Beauty: all");
+  assert.ok(validationUserCap(12_101) > 22_363, "every Beauty user is validated");
+  assert.equal(validationUserCap(1_000_000), 1999, "1M items: about 2,000 users per epoch");
+  assert.equal(validationUserCap(1e9), 1000, "never fewer than 1,000");
 });
