@@ -7,7 +7,7 @@
  * that the client script fills from the JSON API.
  */
 import type { Child } from "hono/jsx";
-import type { SweepRecord, SweepSummary, SweepView, TrialView } from "../store/sweeps.ts";
+import type { SweepRecord, SweepSummary, SweepView } from "../store/sweeps.ts";
 import type { EpochRow, FinalMetrics } from "./metrics.ts";
 import { metricGrid } from "./metrics.ts";
 import { type HeatCell, show, type SweepLayout, trialPeak } from "./heatmap.ts";

@@ -531,7 +531,10 @@ Deno.test("objectives read through the registry; config bytes in units; human st
     assert.match(compare, /<th>negatives<\/th><td class="num">full softmax<\/td>/);
 
     const sweep = await html(await app.request(`/sweeps/${fx.ids.sweep}`));
-    assert.match(sweep, /<span class="badge status-exceeds_budget" data-field="status">exceeds budget/);
+    assert.match(
+      sweep,
+      /<span class="badge status-exceeds_budget" data-field="status">exceeds budget/,
+    );
     // The status code appears in class names only, never as text.
     assert.doesNotMatch(sweep.replace(/class="[^"]*"/g, ""), /exceeds_budget/);
   });
