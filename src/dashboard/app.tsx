@@ -12,11 +12,12 @@ import uplotJs from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
 import uplotCss from "uplot/dist/uPlot.min.css" with { type: "text" };
 import clientJs from "./static/dashboard.js" with { type: "text" };
 import styleCss from "./static/style.css" with { type: "text" };
-import { DashboardData, type RunDetail } from "./data.ts";
+import { StoreReader } from "../store/read.ts";
 import { runEvents } from "./events.ts";
 import { layoutSweep, type SweepLayout } from "./heatmap.ts";
 import { epochRows, finalMetrics, STEP_KEYS, toSeries } from "./metrics.ts";
 import { applyRunQuery, parseRunQuery } from "./query.ts";
+import { getRunView, listRunViews, type RunView } from "./runs.ts";
 import { ComparePage, ErrorPage, RunPage, RunsPage, SweepPage } from "./views.tsx";
 
 export interface AppOptions {
@@ -62,7 +63,7 @@ function validId(id: string): boolean {
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i;
 
 export function createApp(opts: AppOptions): Hono {
-  const data = new DashboardData(opts.runsDir);
+  const reader = StoreReader.open(opts.runsDir);
   const pollMs = opts.pollMs ?? 500;
   const app = new Hono();
 
@@ -108,30 +109,27 @@ export function createApp(opts: AppOptions): Hono {
   });
 
   /** A run by the `:id` parameter, or the 400/404 response to send. */
-  const runOf = (c: Context): RunDetail | Response | Promise<Response> => {
+  const runOf = (c: Context): RunView | Response | Promise<Response> => {
     const id = c.req.param("id") ?? "";
     if (!validId(id)) return fail(c, 400, "invalid run id");
-    return data.getRun(id) ?? fail(c, 404, `no run "${id}"`);
+    return getRunView(reader, id) ?? fail(c, 404, `no run "${id}"`);
   };
 
   const sweepOf = (c: Context) => {
     const id = c.req.param("id") ?? "";
     if (!validId(id)) return fail(c, 400, "invalid sweep id");
-    const found = data.getSweep(id);
-    if (!found) return fail(c, 404, `no sweep "${id}"`);
-    return {
-      ...found,
-      layout: layoutSweep(found.sweep.grid, found.trials, found.sweep.budgetBytes),
-    };
+    const view = reader.getSweep(id);
+    if (!view) return fail(c, 404, `no sweep "${id}"`);
+    return { view, layout: layoutSweep(view.sweep.grid, view.trials, view.sweep.budgetBytes) };
   };
 
-  const runDetail = (run: RunDetail) => {
-    const rows = data.metrics(run.id, { exceptKeys: STEP_KEYS });
+  const runDetail = (run: RunView) => {
+    const rows = reader.metricRows(run.id, { exceptKeys: STEP_KEYS });
     return { run, epochs: epochRows(rows), final: finalMetrics(rows) };
   };
 
   const listing = (c: Context) => {
-    const all = data.listRuns();
+    const all = listRunViews(reader);
     const q = parseRunQuery((name) => c.req.query(name));
     return { all, q, runs: applyRunQuery(all, q) };
   };
@@ -147,7 +145,7 @@ export function createApp(opts: AppOptions): Hono {
         total={all.length}
         datasets={distinct(all.map((r) => r.dataset))}
         losses={distinct(all.map((r) => r.loss))}
-        sweeps={data.listSweeps()}
+        sweeps={reader.listSweeps()}
         q={q}
         runsDir={opts.runsDir}
       />,
@@ -157,15 +155,18 @@ export function createApp(opts: AppOptions): Hono {
   app.get("/runs/:id", (c) => {
     const run = runOf(c);
     if (!("id" in run)) return run;
-    const sweep = run.sweepId && validId(run.sweepId) ? data.getSweep(run.sweepId)?.sweep : null;
+    const sweep = run.sweepId ? reader.getSweepRecord(run.sweepId) : null;
     const { epochs, final } = runDetail(run);
-    return page(c, <RunPage run={run} epochs={epochs} final={final} sweep={sweep ?? null} />);
+    return page(
+      c,
+      <RunPage run={run} epochs={epochs} final={final} sweep={sweep} runsDir={opts.runsDir} />,
+    );
   });
 
   app.get("/sweeps/:id", (c) => {
     const found = sweepOf(c);
     if (!("layout" in found)) return found;
-    return page(c, <SweepPage sweep={found.sweep} trials={found.trials} layout={found.layout} />);
+    return page(c, <SweepPage view={found.view} layout={found.layout} />);
   });
 
   app.get("/compare", (c) => {
@@ -177,9 +178,9 @@ export function createApp(opts: AppOptions): Hono {
     }
     const bad = ids.find((id) => !validId(id));
     if (bad !== undefined) return fail(c, 400, "invalid run id");
-    const runs: RunDetail[] = [];
+    const runs: RunView[] = [];
     for (const id of ids) {
-      const run = data.getRun(id);
+      const run = getRunView(reader, id);
       if (!run) return fail(c, 404, `no run "${id}"`);
       runs.push(run);
     }
@@ -204,8 +205,8 @@ export function createApp(opts: AppOptions): Hono {
     const after = cursorParam(c.req.query("after"));
     if (after === null) return fail(c, 400, "after must be a non-negative integer");
     const keys = c.req.query("keys")?.split(",").filter(Boolean);
-    const cursor = data.metricsCursor(run.id);
-    const rows = data.metrics(run.id, { after, upTo: cursor, keys });
+    const cursor = reader.metricsCursor(run.id);
+    const rows = reader.metricRows(run.id, { after, upTo: cursor, keys });
     return c.json({ runId: run.id, cursor, series: toSeries(rows) });
   });
 
@@ -215,23 +216,23 @@ export function createApp(opts: AppOptions): Hono {
     // EventSource resends the last event id when it reconnects.
     const after = cursorParam(c.req.header("last-event-id") ?? c.req.query("after"));
     if (after === null) return fail(c, 400, "after must be a non-negative integer");
-    const stream = runEvents({ data, runId: run.id, after, pollMs, signal: opts.signal });
+    const stream = runEvents({ reader, runId: run.id, after, pollMs, signal: opts.signal });
     return c.body(stream, 200, {
       "Content-Type": "text/event-stream; charset=utf-8",
       "Cache-Control": "no-cache",
     });
   });
 
-  app.get("/api/sweeps", (c) => c.json({ sweeps: data.listSweeps() }));
+  app.get("/api/sweeps", (c) => c.json({ sweeps: reader.listSweeps() }));
 
   app.get("/api/sweeps/:id", (c) => {
     const found = sweepOf(c);
     if (!("layout" in found)) return found;
-    const { sweep, trials, layout } = found;
-    return c.json({ sweep, trials, ...sweepJson(layout) });
+    const { view, layout } = found;
+    return c.json({ ...view, ...sweepJson(layout) });
   });
 
-  opts.signal?.addEventListener("abort", () => data.close(), { once: true });
+  opts.signal?.addEventListener("abort", () => reader.close(), { once: true });
   return app;
 }
 

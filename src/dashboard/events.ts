@@ -4,7 +4,8 @@
  * `metrics` ({cursor, points}), `status` (the run's status and headline figures when they
  * change) and `end` once the run stopped training and every row was sent.
  */
-import type { DashboardData, RunSummary } from "./data.ts";
+import type { StoreReader } from "../store/read.ts";
+import { getRunView, type RunView } from "./runs.ts";
 
 /** Rows per `metrics` event: a client that reconnects far behind catches up in pieces. */
 const BATCH = 5000;
@@ -12,7 +13,7 @@ const BATCH = 5000;
 const HEARTBEAT_MS = 15_000;
 
 export interface EventOptions {
-  data: DashboardData;
+  reader: StoreReader;
   runId: string;
   /** Send rows after this rowid (from `/api/runs/:id/metrics` or `Last-Event-ID`). */
   after: number;
@@ -22,7 +23,7 @@ export interface EventOptions {
 }
 
 export function runEvents(opts: EventOptions): ReadableStream<Uint8Array> {
-  const { data, runId, pollMs } = opts;
+  const { reader, runId, pollMs } = opts;
   const encoder = new TextEncoder();
   const stop = new AbortController();
   const onOuterAbort = () => stop.abort();
@@ -37,11 +38,12 @@ export function runEvents(opts: EventOptions): ReadableStream<Uint8Array> {
 
   /** One poll: the text to send now ("" when nothing changed) and whether the run is over. */
   const poll = (): { text: string; done: boolean } => {
-    const run = data.getRun(runId);
+    const run = getRunView(reader, runId);
     if (!run) return { text: message("end", { status: "deleted" }), done: true };
-    // Status first, rows second: a run seen as over has written all its rows by then.
+    // Status first, rows second: a run seen as over has written all its rows by then. A lost run
+    // is over too: its process is gone and nothing more will come.
     const over = run.status !== "running";
-    const rows = data.metrics(runId, { after: cursor, limit: BATCH });
+    const rows = reader.metricRows(runId, { after: cursor, limit: BATCH });
     let text = first ? "retry: 2000\n\n" : "";
     first = false;
     if (rows.length) {
@@ -87,7 +89,7 @@ export function runEvents(opts: EventOptions): ReadableStream<Uint8Array> {
   });
 }
 
-function statusOf(run: RunSummary) {
+function statusOf(run: RunView) {
   return {
     status: run.status,
     bestValidNdcg10: run.bestValidNdcg10,

@@ -40,3 +40,22 @@ export function value(v: unknown): string {
   if (v === null || v === undefined) return DASH;
   return typeof v === "string" ? v : JSON.stringify(v);
 }
+
+/**
+ * Config keys that hold byte counts: the training memory limit and any key named `…Bytes`. Their
+ * values read as "100 MiB", not 104857600.
+ */
+export function isByteKey(key: string): boolean {
+  return key === "memoryLimit" || /Bytes$/.test(key);
+}
+
+/** A config value as the config tables show it: byte counts in binary units. */
+export function configValue(key: string, v: unknown): string {
+  if (typeof v === "number" && Number.isFinite(v) && isByteKey(key)) return bytes(v);
+  return value(v);
+}
+
+/** A run, sweep or trial status as words ("exceeds budget", not `exceeds_budget`). */
+export function statusText(status: string): string {
+  return status.replaceAll("_", " ");
+}

@@ -3,11 +3,11 @@
  * axes when those are absent), one heatmap per combination of any further axes. Cells over the
  * memory budget are marked; the best finished trial under the budget is highlighted.
  */
-import type { TrialInfo } from "./data.ts";
+import type { TrialView } from "../store/sweeps.ts";
 
 export interface HeatCell {
-  trial: TrialInfo | null;
-  /** Best validation NDCG@10 of the trial's run. */
+  trial: TrialView | null;
+  /** Best validation NDCG@10 of the trial's run (once the trial finished). */
   ndcg10: number | null;
   /** Measured peak bytes when the trial ran, otherwise the estimate. */
   memoryBytes: number | null;
@@ -27,16 +27,21 @@ export interface Heatmap {
 export interface SweepLayout {
   heatmaps: Heatmap[];
   /** The finished trial with the highest NDCG@10 whose memory fits the budget. */
-  best: TrialInfo | null;
+  best: TrialView | null;
   /** NDCG@10 range of the finished trials under the budget (the coloured cells). */
   range: { min: number; max: number } | null;
 }
 
-function memoryOf(t: TrialInfo): number | null {
-  return t.peakBytes ?? t.estimateBytes;
+/** The trial's measured peak, or its run's while the trial record has none yet. */
+export function trialPeak(t: TrialView): number | null {
+  return t.peakBytes ?? t.run?.peakBytes ?? null;
 }
 
-function exceedsBudget(t: TrialInfo, budget: number | null): boolean {
+function memoryOf(t: TrialView): number | null {
+  return trialPeak(t) ?? t.estimateBytes;
+}
+
+function exceedsBudget(t: TrialView, budget: number | null): boolean {
   if (t.status === "exceeds_budget") return true;
   const m = memoryOf(t);
   return budget !== null && m !== null && m > budget;
@@ -44,17 +49,17 @@ function exceedsBudget(t: TrialInfo, budget: number | null): boolean {
 
 export function layoutSweep(
   grid: Record<string, unknown[]>,
-  trials: readonly TrialInfo[],
+  trials: readonly TrialView[],
   budget: number | null,
 ): SweepLayout {
   const ranked = trials.filter((t) =>
-    t.status === "finished" && t.ndcg10 !== null && !exceedsBudget(t, budget)
+    t.status === "finished" && t.validNdcg10 !== null && !exceedsBudget(t, budget)
   );
-  const best = ranked.reduce<TrialInfo | null>(
-    (b, t) => (b === null || t.ndcg10! > b.ndcg10! ? t : b),
+  const best = ranked.reduce<TrialView | null>(
+    (b, t) => (b === null || t.validNdcg10! > b.validNdcg10! ? t : b),
     null,
   );
-  const scores = ranked.map((t) => t.ndcg10!);
+  const scores = ranked.map((t) => t.validNdcg10!);
   const range = scores.length ? { min: Math.min(...scores), max: Math.max(...scores) } : null;
 
   const axes = Object.keys(grid);
@@ -76,7 +81,7 @@ export function layoutSweep(
         ) ?? null;
         return {
           trial,
-          ndcg10: trial?.status === "finished" ? trial.ndcg10 : null,
+          ndcg10: trial?.status === "finished" ? trial.validNdcg10 : null,
           memoryBytes: trial ? memoryOf(trial) : null,
           exceedsBudget: trial ? exceedsBudget(trial, budget) : false,
           best: trial !== null && trial === best,

@@ -2,7 +2,7 @@
  * Shapes a run's metric rows for pages and the API: columnar series for charts, one row per
  * epoch for the epoch table, and the final valid/test/MostPop table.
  */
-import { type MetricRow, PEAK_KEYS } from "./data.ts";
+import { type MetricRow, PEAK_KEY } from "../store/read.ts";
 
 /** Columnar points of one metric key (the layout uPlot draws from). */
 export interface Series {
@@ -54,7 +54,7 @@ export function epochRows(rows: readonly MetricRow[]): EpochRow[] {
     else if (r.key === "valid_ndcg@10") e.validNdcg10 = r.value;
     else if (r.key === "valid_hr@10") e.validHr10 = r.value;
     else if (r.key === "epoch_seconds") e.seconds = r.value;
-    else if (PEAK_KEYS.includes(r.key)) e.peakBytes = Math.max(e.peakBytes ?? 0, r.value);
+    else if (r.key === PEAK_KEY) e.peakBytes = Math.max(e.peakBytes ?? 0, r.value);
     else if (!r.key.startsWith("valid_")) continue;
     byEpoch.set(r.epoch, e);
   }

@@ -2,19 +2,19 @@
  * Filtering and sorting of the runs list from query parameters, so that the list works without
  * JavaScript (sort links and a filter form) and `/api/runs` answers the same queries.
  */
-import type { RunSummary } from "./data.ts";
+import type { RunView } from "./runs.ts";
 
 export const SORT_COLUMNS = {
-  name: (r: RunSummary) => r.name.toLowerCase(),
-  status: (r: RunSummary) => r.status,
-  dataset: (r: RunSummary) => r.dataset.toLowerCase(),
-  loss: (r: RunSummary) => r.loss,
-  k: (r: RunSummary) => r.negatives,
-  batch: (r: RunSummary) => r.batchSize,
-  ndcg: (r: RunSummary) => r.bestValidNdcg10,
-  peak: (r: RunSummary) => r.peakBytes,
-  duration: (r: RunSummary) => r.durationSeconds,
-  created: (r: RunSummary) => r.createdAt,
+  name: (r: RunView) => r.name.toLowerCase(),
+  status: (r: RunView) => r.status,
+  dataset: (r: RunView) => r.dataset.toLowerCase(),
+  loss: (r: RunView) => r.loss,
+  negatives: (r: RunView) => r.negatives,
+  batch: (r: RunView) => r.batchSize,
+  ndcg: (r: RunView) => r.bestValidNdcg10,
+  peak: (r: RunView) => r.peakBytes,
+  duration: (r: RunView) => r.durationSeconds,
+  created: (r: RunView) => r.createdAt,
 } as const;
 
 export type SortColumn = keyof typeof SORT_COLUMNS;
@@ -47,12 +47,13 @@ export function parseRunQuery(get: (name: string) => string | undefined): RunQue
     dataset: get("dataset") ?? "",
     loss: get("loss") ?? "",
     q: (get("q") ?? "").trim(),
-    sort: sort in SORT_COLUMNS ? sort as SortColumn : DEFAULT_QUERY.sort,
+    // An own property only: "constructor" or "toString" are in SORT_COLUMNS through its prototype.
+    sort: Object.hasOwn(SORT_COLUMNS, sort) ? sort as SortColumn : DEFAULT_QUERY.sort,
     dir: dir === "asc" || dir === "desc" ? dir : DEFAULT_QUERY.dir,
   };
 }
 
-export function applyRunQuery(runs: readonly RunSummary[], q: RunQuery): RunSummary[] {
+export function applyRunQuery(runs: readonly RunView[], q: RunQuery): RunView[] {
   const needle = q.q.toLowerCase();
   const kept = runs.filter((r) =>
     (!q.status || r.status === q.status) &&

@@ -7,10 +7,11 @@
  * that the client script fills from the JSON API.
  */
 import type { Child } from "hono/jsx";
-import type { RunDetail, RunSummary, SweepSummary, TrialInfo } from "./data.ts";
+import type { SweepRecord, SweepSummary, SweepView } from "../store/sweeps.ts";
 import type { EpochRow, FinalMetrics } from "./metrics.ts";
 import { metricGrid } from "./metrics.ts";
-import { type HeatCell, show, type SweepLayout } from "./heatmap.ts";
+import { type HeatCell, show, type SweepLayout, trialPeak } from "./heatmap.ts";
+import { type RunView, unusedObjectiveKeys } from "./runs.ts";
 import { type RunQuery, type SortColumn } from "./query.ts";
 import { queryString } from "./query.ts";
 import * as fmt from "./format.ts";
@@ -56,11 +57,11 @@ export function Layout(
 }
 
 function Badge(props: { status: string }) {
-  return <span class={`badge status-${props.status}`} data-field="status">{props.status}</span>;
-}
-
-function kText(r: RunSummary): string {
-  return r.loss === "ce" ? "full" : fmt.number(r.negatives);
+  return (
+    <span class={`badge status-${props.status}`} data-field="status">
+      {fmt.statusText(props.status)}
+    </span>
+  );
 }
 
 const COLUMNS: [SortColumn, string, boolean][] = [
@@ -68,7 +69,7 @@ const COLUMNS: [SortColumn, string, boolean][] = [
   ["status", "status", false],
   ["dataset", "dataset", false],
   ["loss", "loss", false],
-  ["k", "K", true],
+  ["negatives", "negatives", true],
   ["batch", "batch", true],
   ["ndcg", "best NDCG@10", true],
   ["peak", "peak memory", true],
@@ -108,7 +109,7 @@ function Select(props: { name: string; label: string; value: string; options: st
 
 export function RunsPage(
   props: {
-    runs: RunSummary[];
+    runs: RunView[];
     total: number;
     datasets: string[];
     losses: string[];
@@ -126,7 +127,7 @@ export function RunsPage(
           name="status"
           label="status"
           value={q.status}
-          options={["running", "finished", "failed", "stopped"]}
+          options={["running", "lost", "finished", "failed", "stopped"]}
         />
         <Select name="dataset" label="dataset" value={q.dataset} options={props.datasets} />
         <Select name="loss" label="loss" value={q.loss} options={props.losses} />
@@ -183,7 +184,7 @@ export function RunsPage(
                     </td>
                     <td>{r.dataset}</td>
                     <td>{r.loss ?? fmt.DASH}</td>
-                    <td class="num">{kText(r)}</td>
+                    <td class="num">{r.objective ?? fmt.DASH}</td>
                     <td class="num">{fmt.number(r.batchSize)}</td>
                     <td class="num">{fmt.metric(r.bestValidNdcg10)}</td>
                     <td class="num">{fmt.bytes(r.peakBytes)}</td>
@@ -221,7 +222,7 @@ export function RunsPage(
                       <Badge status={s.status} />
                     </td>
                     <td>{Object.keys(s.grid).join(" × ") || fmt.DASH}</td>
-                    <td class="num">{s.finishedTrials} / {s.trials}</td>
+                    <td class="num">{s.counts.finished} / {trialCount(s)}</td>
                     <td class="num">{fmt.bytes(s.budgetBytes)}</td>
                     <td>{fmt.time(s.createdAt)}</td>
                   </tr>
@@ -280,12 +281,73 @@ function KeyValueTable(props: { entries: Record<string, unknown> }) {
         {Object.entries(props.entries).map(([k, v]) => (
           <tr>
             <th>{k}</th>
-            <td>{fmt.value(v)}</td>
+            <td>{fmt.configValue(k, v)}</td>
           </tr>
         ))}
       </tbody>
     </table>
   );
+}
+
+/** A run's config without the objective settings its objective does not read. */
+function ConfigTable(props: { run: RunView }) {
+  const unused = unusedObjectiveKeys(props.run.config);
+  const entries = Object.entries(props.run.config).filter(([k]) => !unused.has(k));
+  return (
+    <>
+      <KeyValueTable entries={Object.fromEntries(entries)} />
+      {unused.size
+        ? (
+          <p class="note">
+            Not read by {props.run.loss} ({props.run.objective}): {[...unused].join(", ")}.
+          </p>
+        )
+        : null}
+    </>
+  );
+}
+
+function trialCount(s: SweepSummary): number {
+  return Object.values(s.counts).reduce((a, b) => a + b, 0);
+}
+
+/** Where a lost run stopped, and how to carry on from there. */
+function LostPanel(props: { run: RunView; epochs: EpochRow[]; runsDir: string }) {
+  const { run, epochs } = props;
+  const last = epochs.at(-1);
+  return (
+    <section class="lost">
+      <p>
+        Its training process stopped answering: no heartbeat since{" "}
+        {fmt.time(run.heartbeatAt ?? run.createdAt)}.
+      </p>
+      <p>
+        Last good checkpoint: {run.checkpoint
+          ? (
+            <>
+              <code>{run.checkpoint}</code>
+              {last ? ` (after epoch ${last.epoch}, step ${last.step})` : ""}
+            </>
+          )
+          : "none (it stopped before its first epoch ended)"}
+      </p>
+      {run.checkpoint
+        ? (
+          <p>
+            Resume it with <code class="command">{resumeCommand(run.id, props.runsDir)}</code>
+          </p>
+        )
+        : null}
+    </section>
+  );
+}
+
+/** The shell command that continues a run; the runs folder is quoted when it needs to be. */
+export function resumeCommand(id: string, runsDir: string): string {
+  const quoted = /^[A-Za-z0-9_./-]+$/.test(runsDir)
+    ? runsDir
+    : `'${runsDir.replaceAll("'", `'\\''`)}'`;
+  return `deno task train --resume ${id} --out ${quoted}`;
 }
 
 function FinalTable(props: { final: FinalMetrics }) {
@@ -323,7 +385,13 @@ function FinalTable(props: { final: FinalMetrics }) {
 }
 
 export function RunPage(
-  props: { run: RunDetail; epochs: EpochRow[]; final: FinalMetrics; sweep: SweepSummary | null },
+  props: {
+    run: RunView;
+    epochs: EpochRow[];
+    final: FinalMetrics;
+    sweep: SweepRecord | null;
+    runsDir: string;
+  },
 ) {
   const { run, epochs } = props;
   const live = run.status === "running";
@@ -347,6 +415,9 @@ export function RunPage(
           : null}
       </p>
       {run.error ? <p class="error">{run.error}</p> : null}
+      {run.status === "lost"
+        ? <LostPanel run={run} epochs={epochs} runsDir={props.runsDir} />
+        : null}
       <dl class="cards">
         <div>
           <dt>best valid NDCG@10</dt>
@@ -390,7 +461,7 @@ export function RunPage(
           title="peak GPU memory per epoch"
           x="epoch"
           unit="bytes"
-          series={[one("peak_bytes", "reserved peak"), one("peak_gpu_bytes", "GPU peak")]}
+          series={[one("peak_bytes", "reserved peak")]}
         />
         <Chart title="seconds per epoch" x="epoch" series={[one("epoch_seconds", "seconds")]} />
       </div>
@@ -428,7 +499,7 @@ export function RunPage(
         )
         : <p class="empty-state">No epoch finished yet.</p>}
       <h2>Config</h2>
-      <KeyValueTable entries={run.config} />
+      <ConfigTable run={run} />
       <p class="api">
         JSON: <a href={`/api/runs/${encodeURIComponent(run.id)}`}>run</a> ·{" "}
         <a href={`/api/runs/${encodeURIComponent(run.id)}/metrics`}>metrics</a>
@@ -458,7 +529,7 @@ function Cell(props: { cell: HeatCell; range: SweepLayout["range"] }) {
     ? "exceeds budget"
     : t.status === "finished"
     ? fmt.metric(cell.ndcg10)
-    : t.status;
+    : fmt.statusText(t.status);
   return (
     <td class={classes.join(" ")} style={style} title={t.error ?? undefined}>
       {t.runId
@@ -466,7 +537,7 @@ function Cell(props: { cell: HeatCell; range: SweepLayout["range"] }) {
         : <span class="value">{label}</span>}
       <span class="mem">
         {fmt.bytes(cell.memoryBytes)}
-        {t.peakBytes === null && t.estimateBytes !== null ? " est." : ""}
+        {trialPeak(t) === null && t.estimateBytes !== null ? " est." : ""}
       </span>
       {cell.best ? <span class="star">best under budget</span> : null}
     </td>
@@ -477,27 +548,26 @@ function params(p: Record<string, unknown>): string {
   return Object.entries(p).map(([k, v]) => `${k}=${show(v)}`).join(", ");
 }
 
-export function SweepPage(
-  props: { sweep: SweepSummary; trials: TrialInfo[]; layout: SweepLayout },
-) {
-  const { sweep, trials, layout } = props;
+export function SweepPage(props: { view: SweepView; layout: SweepLayout }) {
+  const { sweep, trials } = props.view;
+  const { layout } = props;
   const { best } = layout;
+  const finished = trials.filter((t) => t.status === "finished").length;
   return (
     <Layout title={sweep.name} refresh={sweep.status === "running" ? 10 : undefined}>
       <h1>
         {sweep.name} <Badge status={sweep.status} />
       </h1>
       <p class="meta">
-        <code>{sweep.id}</code> · started {fmt.time(sweep.createdAt)} · {sweep.finishedTrials} of
-        {" "}
-        {sweep.trials} trials finished · memory budget {fmt.bytes(sweep.budgetBytes)}
+        <code>{sweep.id}</code> · started {fmt.time(sweep.createdAt)} · {finished} of{" "}
+        {trials.length} trials finished · memory budget {fmt.bytes(sweep.budgetBytes)}
       </p>
       <p class="best-line">
         {best
           ? (
             <>
               Best under budget: <strong>{params(best.params)}</strong>, NDCG@10{" "}
-              {fmt.metric(best.ndcg10)}, {fmt.bytes(best.peakBytes ?? best.estimateBytes)}
+              {fmt.metric(best.validNdcg10)}, {fmt.bytes(trialPeak(best) ?? best.estimateBytes)}
               {best.runId
                 ? (
                   <>
@@ -561,12 +631,12 @@ export function SweepPage(
               <td>
                 <Badge status={t.status} />
               </td>
-              <td class="num">{fmt.metric(t.ndcg10)}</td>
-              <td class="num">{fmt.bytes(t.peakBytes)}</td>
+              <td class="num">{fmt.metric(t.validNdcg10)}</td>
+              <td class="num">{fmt.bytes(trialPeak(t))}</td>
               <td class="num">{fmt.bytes(t.estimateBytes)}</td>
               <td>
                 {t.runId
-                  ? <a href={`/runs/${encodeURIComponent(t.runId)}`}>{t.runName ?? t.runId}</a>
+                  ? <a href={`/runs/${encodeURIComponent(t.runId)}`}>{t.run?.name ?? t.runId}</a>
                   : fmt.DASH}
               </td>
               <td class="error-cell">{t.error ?? ""}</td>
@@ -589,14 +659,14 @@ export function SweepPage(
   );
 }
 
-export function ComparePage(props: { runs: RunDetail[]; finals: FinalMetrics[] }) {
+export function ComparePage(props: { runs: RunView[]; finals: FinalMetrics[] }) {
   const { runs, finals } = props;
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r.config)))];
   const differing = keys.filter((k) =>
     new Set(runs.map((r) => JSON.stringify(r.config[k] ?? null))).size > 1
   );
   const overlay = (key: string) => runs.map((r) => ({ run: r.id, key, label: r.name }));
-  const row = (label: string, cell: (r: RunDetail, i: number) => Child, num = true) => (
+  const row = (label: string, cell: (r: RunView, i: number) => Child, num = true) => (
     <tr>
       <th>{label}</th>
       {runs.map((r, i) => <td class={num ? "num" : undefined}>{cell(r, i)}</td>)}
@@ -621,7 +691,7 @@ export function ComparePage(props: { runs: RunDetail[]; finals: FinalMetrics[] }
           {row("status", (r) => <Badge status={r.status} />, false)}
           {row("dataset", (r) => r.dataset, false)}
           {row("loss", (r) => r.loss ?? fmt.DASH, false)}
-          {row("K", (r) => kText(r))}
+          {row("negatives", (r) => r.objective ?? fmt.DASH)}
           {row("batch", (r) => fmt.number(r.batchSize))}
           {row("best valid NDCG@10", (r) => fmt.metric(r.bestValidNdcg10))}
           {row("test NDCG@10", (_, i) => fmt.metric(finals[i].test["ndcg@10"]))}
@@ -635,7 +705,7 @@ export function ComparePage(props: { runs: RunDetail[]; finals: FinalMetrics[] }
         ? (
           <table class="config">
             <tbody>
-              {differing.map((k) => row(k, (r) => fmt.value(r.config[k]), false))}
+              {differing.map((k) => row(k, (r) => fmt.configValue(k, r.config[k]), false))}
             </tbody>
           </table>
         )

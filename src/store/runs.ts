@@ -3,42 +3,17 @@
  * can write while the dashboard reads) under the runs folder.
  */
 import { DatabaseSync } from "node:sqlite";
+import { type MetricPoint, type RunRecord, type RunStatus, StoreReader } from "./read.ts";
 
-/**
- * "lost" is never written: a run recorded as running whose heartbeat stopped (its process died
- * without a word, SIGKILL or power loss) reads back as lost.
- */
-export type RunStatus = "running" | "finished" | "failed" | "stopped" | "lost";
-
-/** How often a training process refreshes its run's heartbeat. */
-export const HEARTBEAT_SECONDS = 10;
-/** A running run whose heartbeat is older than this is lost (several missed beats). */
-export const LOST_AFTER_SECONDS = 6 * HEARTBEAT_SECONDS;
-
-export interface RunRecord {
-  id: string;
-  name: string;
-  status: RunStatus;
-  dataset: string;
-  config: Record<string, unknown>;
-  createdAt: string;
-  finishedAt: string | null;
-  wallSeconds: number | null;
-  peakBytes: number | null;
-  bestValidNdcg10: number | null;
-  error: string | null;
-  checkpoint: string | null;
-  sweepId: string | null;
-  /** The last sign of life of the process that trains it (ISO time). */
-  heartbeatAt: string | null;
-}
-
-export interface MetricPoint {
-  epoch: number;
-  step: number;
-  key: string;
-  value: number;
-}
+export {
+  HEARTBEAT_SECONDS,
+  liveStatus,
+  LOST_AFTER_SECONDS,
+  type MetricPoint,
+  type RunNotes,
+  type RunRecord,
+  type RunStatus,
+} from "./read.ts";
 
 const SCHEMA = `
 create table if not exists runs (
@@ -62,13 +37,22 @@ create table if not exists metrics (
   epoch integer not null,
   step integer not null,
   key text not null,
-  value real not null
+  value real not null,
+  recorded_at real
 );
 create index if not exists metrics_run on metrics(run_id, key, step);
+create table if not exists run_notes (
+  run_id text primary key references runs(id),
+  tags text not null default '[]',
+  note text not null default '',
+  archived_at text
+);
 `;
 
 export class RunStore {
   readonly db: DatabaseSync;
+  /** The read model over this connection (src/store/read.ts holds every read query). */
+  readonly read: StoreReader;
 
   constructor(readonly path: string) {
     this.db = new DatabaseSync(path);
@@ -77,6 +61,8 @@ export class RunStore {
     );
     this.db.exec(SCHEMA);
     addMissingColumn(this.db, "runs", "heartbeat_at", "text");
+    addMissingColumn(this.db, "metrics", "recorded_at", "real");
+    this.read = StoreReader.over(this.db);
   }
 
   /** Opens `<dir>/runs.sqlite`, creating the folder when needed. */
@@ -119,12 +105,14 @@ export class RunStore {
     this.db.prepare("update runs set heartbeat_at = ? where id = ?").run(now.toISOString(), id);
   }
 
+  /** Records points; each row keeps the time it was written (charts by wall time read it). */
   addMetrics(runId: string, points: MetricPoint[]): void {
     const insert = this.db.prepare(
-      "insert into metrics (run_id, epoch, step, key, value) values (?, ?, ?, ?, ?)",
+      "insert into metrics (run_id, epoch, step, key, value, recorded_at) values (?, ?, ?, ?, ?, ?)",
     );
+    const now = Date.now() / 1000;
     this.transaction(() => {
-      for (const p of points) insert.run(runId, p.epoch, p.step, p.key, p.value);
+      for (const p of points) insert.run(runId, p.epoch, p.step, p.key, p.value, now);
     });
   }
 
@@ -163,25 +151,43 @@ export class RunStore {
   }
 
   getRun(id: string): RunRecord | null {
-    const row = this.db.prepare("select * from runs where id = ?").get(id);
-    return row ? toRecord(row as Record<string, unknown>) : null;
+    return this.read.getRun(id);
   }
 
   listRuns(): RunRecord[] {
-    return this.db.prepare("select * from runs order by created_at desc, id desc").all()
-      .map((r) => toRecord(r as Record<string, unknown>));
+    return this.read.listRuns();
   }
 
   metrics(runId: string, key?: string): MetricPoint[] {
-    const rows = key
-      ? this.db.prepare(
-        "select epoch, step, key, value from metrics where run_id = ? and key = ? order by step, rowid",
-      ).all(runId, key)
-      : this.db.prepare(
-        "select epoch, step, key, value from metrics where run_id = ? order by step, rowid",
-      )
-        .all(runId);
-    return rows.map((r) => ({ ...(r as unknown as MetricPoint) }));
+    return this.read.metrics(runId, key);
+  }
+
+  /** Replaces a run's tags and note, keeping its archive mark. */
+  annotate(id: string, notes: { tags: string[]; note: string }): void {
+    this.db.prepare(
+      `insert into run_notes (run_id, tags, note) values (?, ?, ?)
+       on conflict (run_id) do update set tags = excluded.tags, note = excluded.note`,
+    ).run(id, JSON.stringify(notes.tags), notes.note);
+  }
+
+  /** Archives a run (hidden from the runs list by default) or brings it back. */
+  setArchived(id: string, archived: boolean): void {
+    this.db.prepare(
+      `insert into run_notes (run_id, archived_at) values (?, ?)
+       on conflict (run_id) do update set archived_at = excluded.archived_at`,
+    ).run(id, archived ? new Date().toISOString() : null);
+  }
+
+  /**
+   * Deletes a run's records (metrics, notes, the run) in one transaction. Its files are the
+   * caller's to remove; a sweep trial that named it keeps its own record.
+   */
+  deleteRun(id: string): boolean {
+    return this.transaction(() => {
+      this.db.prepare("delete from metrics where run_id = ?").run(id);
+      this.db.prepare("delete from run_notes where run_id = ?").run(id);
+      return Number(this.db.prepare("delete from runs where id = ?").run(id).changes) > 0;
+    });
   }
 
   transaction<T>(fn: () => T): T {
@@ -199,44 +205,6 @@ export class RunStore {
   close(): void {
     this.db.close();
   }
-}
-
-function toRecord(r: Record<string, unknown>): RunRecord {
-  return {
-    id: r.id as string,
-    name: r.name as string,
-    status: liveStatus(
-      r.status as RunStatus,
-      (r.heartbeat_at as string | null) ?? null,
-      r.created_at as string,
-    ),
-    dataset: r.dataset as string,
-    config: JSON.parse(r.config as string),
-    createdAt: r.created_at as string,
-    finishedAt: (r.finished_at as string | null) ?? null,
-    wallSeconds: (r.wall_seconds as number | null) ?? null,
-    peakBytes: r.peak_bytes === null || r.peak_bytes === undefined ? null : Number(r.peak_bytes),
-    bestValidNdcg10: (r.best_valid_ndcg10 as number | null) ?? null,
-    error: (r.error as string | null) ?? null,
-    checkpoint: (r.checkpoint as string | null) ?? null,
-    sweepId: (r.sweep_id as string | null) ?? null,
-    heartbeatAt: (r.heartbeat_at as string | null) ?? null,
-  };
-}
-
-/**
- * The status a run reads back with: "running" only while its heartbeat is fresh. Runs recorded
- * before heartbeats existed count from their creation.
- */
-export function liveStatus(
-  status: RunStatus,
-  heartbeatAt: string | null,
-  createdAt: string,
-  now = Date.now(),
-): RunStatus {
-  if (status !== "running") return status;
-  const last = Date.parse(heartbeatAt ?? createdAt);
-  return now - last > LOST_AFTER_SECONDS * 1000 ? "lost" : "running";
 }
 
 /** Adds a column that a store written by an older version lacks. */

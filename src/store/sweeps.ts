@@ -4,6 +4,7 @@
  * RunStore's connection (WAL, busy_timeout): sweep runners and their trial processes write at once.
  */
 import type { DatabaseSync } from "node:sqlite";
+import type { StoreReader } from "./read.ts";
 import { type RunRecord, RunStore } from "./runs.ts";
 
 export type SweepStatus = "running" | "finished" | "failed" | "interrupted";
@@ -66,15 +67,16 @@ create table if not exists trials (sweep_id text not null references sweeps(id),
   primary key (sweep_id, key));
 `;
 
-type Row = Record<string, unknown>;
-
 export class SweepStore {
   readonly runs: RunStore;
   readonly db: DatabaseSync;
+  /** The read model over the shared connection: sweep reads are queries of src/store/read.ts. */
+  readonly read: StoreReader;
 
   private constructor(runs: RunStore) {
     this.runs = runs;
     this.db = runs.db;
+    this.read = runs.read;
     this.db.exec(SCHEMA);
   }
 
@@ -160,14 +162,11 @@ export class SweepStore {
   }
 
   getTrial(sweepId: string, key: string): TrialRecord | null {
-    const row = this.db.prepare("select * from trials where sweep_id = ? and key = ?")
-      .get(sweepId, key);
-    return row ? toTrial(row as Row) : null;
+    return this.read.getTrial(sweepId, key);
   }
 
   listTrials(sweepId: string): TrialRecord[] {
-    return this.db.prepare("select * from trials where sweep_id = ? order by rowid").all(sweepId)
-      .map((r) => toTrial(r as Row));
+    return this.read.listTrials(sweepId);
   }
 
   /**
@@ -188,57 +187,17 @@ export class SweepStore {
   }
 
   getSweepRecord(id: string): SweepRecord | null {
-    const row = this.db.prepare("select * from sweeps where id = ?").get(id);
-    return row ? toSweep(row as Row) : null;
+    return this.read.getSweepRecord(id);
   }
 
   /** Every sweep, newest first, with its trial counts per status. */
   listSweeps(): SweepSummary[] {
-    const counts = new Map<string, Record<TrialStatus, number>>();
-    const rows = this.db.prepare(
-      "select sweep_id, status, count(*) as n from trials group by sweep_id, status",
-    ).all() as Row[];
-    for (const r of rows) {
-      const id = r.sweep_id as string;
-      if (!counts.has(id)) counts.set(id, emptyCounts());
-      counts.get(id)![r.status as TrialStatus] = Number(r.n);
-    }
-    return this.db.prepare("select * from sweeps order by created_at desc, id desc").all()
-      .map((r) => {
-        const s = toSweep(r as Row);
-        return { ...s, counts: counts.get(s.id) ?? emptyCounts() };
-      });
+    return this.read.listSweeps();
   }
 
   /** A sweep with every trial, its run and the run's best validation metrics and s/epoch. */
   getSweep(id: string): SweepView | null {
-    const sweep = this.getSweepRecord(id);
-    if (!sweep) return null;
-    const trials = this.listTrials(id);
-    const metrics = new Map<string, { epoch: number; key: string; value: number }[]>();
-    const rows = this.db.prepare(
-      `select m.run_id, m.epoch, m.key, m.value from metrics m
-       join trials t on t.run_id = m.run_id
-       where t.sweep_id = ? and m.key in
-         ('valid_ndcg@10', 'valid_hr@10', 'valid_coverage@10', 'epoch_seconds')
-       order by m.rowid`,
-    ).all(id) as Row[];
-    for (const r of rows) {
-      const run = r.run_id as string;
-      if (!metrics.has(run)) metrics.set(run, []);
-      metrics.get(run)!.push({
-        epoch: Number(r.epoch),
-        key: r.key as string,
-        value: Number(r.value),
-      });
-    }
-    return {
-      sweep,
-      trials: trials.map((t) => {
-        const run = t.runId ? this.runs.getRun(t.runId) : null;
-        return { ...t, run, ...summarise(metrics.get(t.runId ?? "") ?? []) };
-      }),
-    };
+    return this.read.getSweep(id);
   }
 
   transaction<T>(fn: () => T): T {
@@ -248,64 +207,4 @@ export class SweepStore {
   close(): void {
     this.runs.close();
   }
-}
-
-function summarise(points: { epoch: number; key: string; value: number }[]) {
-  let best: { epoch: number; value: number } | null = null;
-  for (const p of points) {
-    // The first epoch reaching the best NDCG@10 is the one training kept (it saves on ">").
-    if (p.key === "valid_ndcg@10" && (best === null || p.value > best.value)) best = p;
-  }
-  const at = (key: string) =>
-    best === null
-      ? null
-      : points.find((p) => p.key === key && p.epoch === best!.epoch)?.value ?? null;
-  const seconds = points.filter((p) => p.key === "epoch_seconds").map((p) => p.value)
-    .sort((a, b) => a - b);
-  return {
-    validNdcg10: best?.value ?? null,
-    validHr10: at("valid_hr@10"),
-    validCoverage10: at("valid_coverage@10"),
-    bestEpoch: best?.epoch ?? null,
-    secondsPerEpoch: seconds.length ? seconds[Math.floor(seconds.length / 2)] : null,
-  };
-}
-
-function emptyCounts(): Record<TrialStatus, number> {
-  return { pending: 0, running: 0, finished: 0, failed: 0, exceeds_budget: 0 };
-}
-
-function num(v: unknown): number | null {
-  return v === null || v === undefined ? null : Number(v);
-}
-
-function str(v: unknown): string | null {
-  return v === null || v === undefined ? null : String(v);
-}
-
-function toSweep(r: Row): SweepRecord {
-  return {
-    id: r.id as string,
-    name: r.name as string,
-    args: JSON.parse(r.args as string),
-    grid: JSON.parse(r.grid as string),
-    budgetBytes: num(r.budget_bytes),
-    createdAt: r.created_at as string,
-    status: r.status as SweepStatus,
-  };
-}
-
-function toTrial(r: Row): TrialRecord {
-  return {
-    sweepId: r.sweep_id as string,
-    key: r.key as string,
-    params: JSON.parse(r.params as string),
-    status: r.status as TrialStatus,
-    runId: str(r.run_id),
-    estimateBytes: num(r.estimate_bytes),
-    peakBytes: num(r.peak_bytes),
-    error: str(r.error),
-    startedAt: str(r.started_at),
-    finishedAt: str(r.finished_at),
-  };
 }

@@ -43,13 +43,13 @@ Deno.test("runs list: every run with its figures, sweeps linked, security header
     assert.match(res.headers.get("content-security-policy")!, /script-src 'self'/);
     const page = await html(res);
     assert.match(page, /^<!doctype html>/);
-    assert.match(page, /9 of 9 runs/);
+    assert.match(page, /11 of 11 runs/);
     const ce = rowOf(page, `value="${fx.ids.finished}"`);
     assert.deepEqual(ce.slice(2), [
       "finished",
       "synthetic-small",
       "ce",
-      "full",
+      "full softmax",
       "128",
       "0.3100",
       "120 MiB",
@@ -59,7 +59,7 @@ Deno.test("runs list: every run with its figures, sweeps linked, security header
     const sampled = rowOf(page, `value="${fx.ids.sampled}"`);
     assert.deepEqual(sampled.slice(4, 10), [
       "ce-",
-      "128",
+      "128 uniform",
       "256",
       "0.2700",
       "60.0 MiB",
@@ -94,7 +94,7 @@ Deno.test("runs list and /api/runs: filter and sort through query parameters", a
     assert.deepEqual(await names("?sort=evil&dir=sideways"), await names(""));
 
     const page = await html(await app.request("/?status=failed&sort=name&dir=asc"));
-    assert.match(page, /2 of 9 runs/);
+    assert.match(page, /2 of 11 runs/);
     assert.match(page, /<option value="failed" selected/);
     // The active column's link flips the direction (descending is the default, so it is left out).
     assert.match(page, /aria-sort="ascending"><a href="\/\?status=failed&amp;sort=name">run ▲/);
@@ -104,27 +104,36 @@ Deno.test("runs list and /api/runs: filter and sort through query parameters", a
 Deno.test("/api/runs: the list's JSON", async () => {
   await withApp(async (app, fx) => {
     const body = await json(await app.request("/api/runs"));
-    assert.equal(body.total, 9);
+    assert.equal(body.total, 11);
     const run = body.runs.find((r: { id: string }) => r.id === fx.ids.sampled);
     assert.deepEqual(
-      { ...run, createdAt: undefined, finishedAt: undefined },
+      { ...run, createdAt: undefined, finishedAt: undefined, heartbeatAt: undefined },
       {
         id: fx.ids.sampled,
         name: "beauty-ce-",
         status: "finished",
         dataset: "synthetic-small",
+        config: run.config,
         loss: "ce-",
+        objective: "128 uniform",
         negatives: 128,
         batchSize: 256,
         bestValidNdcg10: 0.27,
         peakBytes: 60 * MiB,
+        wallSeconds: 95,
         durationSeconds: 95,
         createdAt: undefined,
         finishedAt: undefined,
+        heartbeatAt: undefined,
+        checkpoint: null,
         sweepId: null,
         error: null,
+        tags: [],
+        note: "",
+        archivedAt: null,
       },
     );
+    assert.equal(run.config.negatives, 128);
     const live = body.runs.find((r: { id: string }) => r.id === fx.ids.running);
     // While it trains, the peak is the highest per-epoch peak so far.
     assert.equal(live.peakBytes, 30 * MiB);
@@ -278,8 +287,13 @@ Deno.test("/api/sweeps and /api/sweeps/:id", async () => {
     const list = await json(await app.request("/api/sweeps"));
     assert.equal(list.sweeps.length, 1);
     assert.deepEqual(list.sweeps[0].grid, { negatives: [32, 128, 512], batchSize: [64, 256] });
-    assert.equal(list.sweeps[0].trials, 6);
-    assert.equal(list.sweeps[0].finishedTrials, 4);
+    assert.deepEqual(list.sweeps[0].counts, {
+      pending: 0,
+      running: 0,
+      finished: 4,
+      failed: 1,
+      exceeds_budget: 1,
+    });
 
     const body = await json(await app.request(`/api/sweeps/${fx.ids.sweep}`));
     assert.equal(body.sweep.budgetBytes, 100 * MiB);
@@ -299,14 +313,17 @@ Deno.test("/api/sweeps and /api/sweeps/:id", async () => {
     assert.equal(h.cells[0][2].best, true);
     const trial = body.trials.find((t: { key: string }) => t.key === "negatives=128,batchSize=64");
     assert.equal(trial.runId, "20261129-110100-s00002");
-    assert.equal(trial.ndcg10, 0.25);
+    assert.equal(trial.validNdcg10, 0.25);
+    assert.equal(trial.validHr10, 0.4);
+    assert.equal(trial.secondsPerEpoch, 22);
     assert.equal(trial.peakBytes, 41 * MiB);
+    assert.equal(trial.run.name, "sweep negatives=128,batchSize=64");
   });
 });
 
 Deno.test("a running sweep refreshes itself without JavaScript", async () => {
   await withApp(async (app, fx) => {
-    fx.store.db.prepare("update sweeps set status = 'running' where id = ?").run(fx.ids.sweep);
+    fx.sweeps.setSweepStatus(fx.ids.sweep, "running");
     const page = await html(await app.request(`/sweeps/${fx.ids.sweep}`));
     assert.match(page, /<meta http-equiv="refresh" content="10">/);
   });
@@ -451,4 +468,74 @@ Deno.test("an empty runs folder: no database yet, no sweep tables", async () => 
   store.close();
   abort.abort();
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a lost run: badge, frozen duration, last checkpoint and the resume command", async () => {
+  await withApp(async (app, fx) => {
+    const list = await html(await app.request("/"));
+    const row = rowOf(list, `value="${fx.ids.lost}"`);
+    assert.equal(row[2], "lost");
+    // From its creation to its last heartbeat, not to now.
+    assert.equal(row[9], "2 min 00 s");
+    assert.match(list, /<option value="lost"\s*>lost<\/option>/);
+    const only = await json(await app.request("/api/runs?status=lost"));
+    assert.deepEqual(only.runs.map((r: { id: string }) => r.id), [fx.ids.lost]);
+    assert.equal(only.runs[0].durationSeconds, 120);
+    // While lost, its peak is the highest its epochs recorded.
+    assert.equal(only.runs[0].peakBytes, 80 * MiB);
+
+    const page = await html(await app.request(`/runs/${fx.ids.lost}`));
+    assert.match(page, /<h1>killed-cce- <span class="badge status-lost" data-field="status">lost/);
+    assert.doesNotMatch(page, /data-live=/);
+    assert.ok(page.includes(`<code>${fx.dir}/${fx.ids.lost}/last.safetensors</code>`));
+    assert.match(page, /after epoch 2, step 12/);
+    assert.ok(
+      page.includes(
+        `<code class="command">deno task train --resume ${fx.ids.lost} --out ${fx.dir}</code>`,
+      ),
+    );
+    // Other runs show no resume panel.
+    assert.doesNotMatch(await html(await app.request(`/runs/${fx.ids.running}`)), /--resume/);
+  });
+});
+
+Deno.test("objectives read through the registry; config bytes in units; human statuses", async () => {
+  await withApp(async (app, fx) => {
+    const list = await html(await app.request("/"));
+    assert.deepEqual(rowOf(list, `value="${fx.ids.fullSoftmax}"`).slice(4, 6), [
+      "cce",
+      "full softmax",
+    ]);
+    assert.deepEqual(rowOf(list, `value="${fx.ids.lost}"`).slice(4, 6), ["cce-", "256 shared"]);
+    // BCE scores one negative whatever --negatives says.
+    assert.deepEqual(rowOf(list, `value="${fx.ids.running}"`).slice(4, 6), ["bce", "1 uniform"]);
+    const api = await json(await app.request(`/api/runs/${fx.ids.fullSoftmax}`));
+    assert.equal(api.run.negatives, null);
+    assert.equal(api.run.objective, "full softmax");
+
+    const page = await html(await app.request(`/runs/${fx.ids.fullSoftmax}`));
+    assert.match(page, /<th>memoryLimit<\/th><td>100 MiB<\/td>/);
+    assert.doesNotMatch(page, /<th>negatives<\/th>/);
+    assert.doesNotMatch(page, /<th>sampler<\/th>/);
+    assert.match(page, /<th>filterEps<\/th><td>0<\/td>/);
+    assert.match(page, /Not read by cce \(full softmax\): negatives, sampler\./);
+    // The memory chart draws the metric the trainer writes, and only that one.
+    assert.doesNotMatch(page, /peak_gpu_bytes/);
+    const sampled = await html(await app.request(`/runs/${fx.ids.sampled}`));
+    assert.match(sampled, /<th>negatives<\/th><td>128<\/td>/);
+
+    const compare = await html(
+      await app.request(`/compare?ids=${fx.ids.fullSoftmax},${fx.ids.sampled}`),
+    );
+    assert.match(compare, /<tr><th>memoryLimit<\/th><td\s*>100 MiB<\/td><td\s*>—<\/td><\/tr>/);
+    assert.match(compare, /<th>negatives<\/th><td class="num">full softmax<\/td>/);
+
+    const sweep = await html(await app.request(`/sweeps/${fx.ids.sweep}`));
+    assert.match(
+      sweep,
+      /<span class="badge status-exceeds_budget" data-field="status">exceeds budget/,
+    );
+    // The status code appears in class names only, never as text.
+    assert.doesNotMatch(sweep.replace(/class="[^"]*"/g, ""), /exceeds_budget/);
+  });
 });

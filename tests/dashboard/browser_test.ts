@@ -69,7 +69,7 @@ Deno.test({
 
       // Runs list: every run, the hostile name as text, sorting by NDCG@10 through a link.
       await page.goto(dash.url);
-      assert.equal(await page.locator("table.runs tbody tr").count(), 9);
+      assert.equal(await page.locator("table.runs tbody tr").count(), 11);
       assert.equal(await page.getByRole("link", { name: HOSTILE_NAME }).count(), 1);
       await page.getByRole("link", { name: "best NDCG@10" }).click();
       await page.waitForURL(/sort=ndcg/);

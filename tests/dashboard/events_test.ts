@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { createApp } from "../../src/dashboard/app.tsx";
 import { serveDashboard } from "../../src/dashboard/serve.ts";
+import { LOST_AFTER_SECONDS } from "../../src/store/runs.ts";
 import { makeFixture } from "./fixtures.ts";
 
 interface SseEvent {
@@ -147,6 +148,37 @@ Deno.test("events: a reconnect resumes after Last-Event-ID; a finished run ends 
     assert.equal((await app.request("/api/runs/20990101-000000-ffffff/events")).status, 404);
     const bad = await app.request(`/api/runs/${fx.ids.finished}/events?after=x`);
     assert.equal(bad.status, 400);
+  } finally {
+    abort.abort();
+    await fx.cleanup();
+  }
+});
+
+Deno.test("events: a run whose heartbeat stops is lost and its stream ends", async () => {
+  const fx = await makeFixture();
+  const abort = new AbortController();
+  const app = createApp({ runsDir: fx.dir, pollMs: 50, signal: abort.signal });
+  try {
+    // Already lost: its rows, its status, then the end, without waiting for anything.
+    const lost = new SseReader((await app.request(`/api/runs/${fx.ids.lost}/events`)).body!);
+    const seen = [];
+    for (let e = await lost.next(); e; e = await lost.next()) seen.push(e);
+    assert.deepEqual(seen.map((e) => e.event), ["metrics", "status", "end"]);
+    assert.equal(seen[1].data.status, "lost");
+    assert.deepEqual(seen[2].data, { status: "lost" });
+
+    // Training, then its process dies: the next poll sees the stale heartbeat and ends.
+    const id = fx.ids.running;
+    const cursor = (await (await app.request(`/api/runs/${id}/metrics`)).json()).cursor;
+    const live = new SseReader((await app.request(`/api/runs/${id}/events?after=${cursor}`)).body!);
+    assert.equal((await live.next())!.data.status, "running");
+    fx.store.heartbeat(id, new Date(Date.now() - (LOST_AFTER_SECONDS + 1) * 1000));
+    const rest = [];
+    for (let e = await live.next(); e; e = await live.next()) rest.push(e);
+    assert.deepEqual(rest.map((e) => [e.event, e.data.status]), [
+      ["status", "lost"],
+      ["end", "lost"],
+    ]);
   } finally {
     abort.abort();
     await fx.cleanup();

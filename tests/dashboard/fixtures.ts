@@ -1,19 +1,12 @@
 /**
  * A runs folder for dashboard tests: runs written through the real RunStore (finished, running,
- * failed, one named like an HTML injection) and a sweep in the sweep tables' schema.
+ * failed, lost, a full softmax with a memory limit, one named like an HTML injection) and a sweep
+ * written through the real SweepStore.
  */
-import { RunStore } from "../../src/store/runs.ts";
+import { LOST_AFTER_SECONDS, RunStore } from "../../src/store/runs.ts";
+import { type Param, SweepStore, type TrialStatus } from "../../src/store/sweeps.ts";
 
 export const MiB = 1024 * 1024;
-
-/** The sweep tables as the sweep runner creates them. */
-export const SWEEP_SCHEMA = `
-create table if not exists sweeps (id text primary key, name text, args text, grid text,
-  budget_bytes integer, created_at text, status text);
-create table if not exists trials (sweep_id text, key text, params text, status text,
-  run_id text, estimate_bytes integer, peak_bytes integer, error text, started_at text,
-  finished_at text, primary key (sweep_id, key));
-`;
 
 export const HOSTILE_NAME = `<script>alert("name")</script>`;
 export const HOSTILE_CONFIG = `<img src=x onerror=alert(1)>`;
@@ -21,11 +14,16 @@ export const HOSTILE_CONFIG = `<img src=x onerror=alert(1)>`;
 export interface Fixture {
   dir: string;
   store: RunStore;
+  sweeps: SweepStore;
   ids: {
     finished: string;
     sampled: string;
     running: string;
     failed: string;
+    /** Killed after two epochs: recorded as running, its heartbeat long stopped. */
+    lost: string;
+    /** `--loss cce` with `--memory-limit 100MiB`. */
+    fullSoftmax: string;
     sweep: string;
     /** The sweep trial with the best NDCG@10 under the budget. */
     bestTrialRun: string;
@@ -107,19 +105,30 @@ function config(over: Record<string, unknown>): Record<string, unknown> {
 
 export async function makeFixture(): Promise<Fixture> {
   const dir = await Deno.makeTempDir({ prefix: "cutrec-dash-" });
-  const store = RunStore.open(dir);
+  const sweeps = SweepStore.open(dir);
+  const store = sweeps.runs;
   const add = (
     id: string,
     name: string,
     cfg: Record<string, unknown>,
     seed: SeedOptions | null,
-    end: { status: "finished" | "failed" | "running"; wall?: number; error?: string },
+    end: { status: "finished" | "failed" | "running" | "lost"; wall?: number; error?: string },
     sweepId?: string,
   ) => {
     store.createRun({ id, name, dataset: "synthetic-small", config: config(cfg), sweepId });
     if (seed) seedMetrics(store, id, seed);
-    if (end.status === "running") {
+    if (end.status === "running" || end.status === "lost") {
       if (seed) store.update(id, { bestValidNdcg10: seed.ndcg });
+      if (seed) store.update(id, { checkpoint: `${dir}/${id}/last.safetensors` });
+      if (end.status === "lost") {
+        // Its last beat came two minutes after it started, and nothing since.
+        const created = Date.parse(store.getRun(id)!.createdAt);
+        store.heartbeat(id, new Date(created - (LOST_AFTER_SECONDS + 600) * 1000));
+        store.db.prepare("update runs set created_at = ? where id = ?").run(
+          new Date(created - (LOST_AFTER_SECONDS + 720) * 1000).toISOString(),
+          id,
+        );
+      }
       return;
     }
     store.update(id, {
@@ -137,6 +146,8 @@ export async function makeFixture(): Promise<Fixture> {
     sampled: "20261129-100100-bbbbbb",
     running: "20261129-100200-cccccc",
     failed: "20261129-100300-dddddd",
+    lost: "20261129-100400-eeeeee",
+    fullSoftmax: "20261129-100500-ffffff",
     sweep: "sweep-20261129-a1",
     bestTrialRun: "20261129-110100-s00003",
   };
@@ -169,24 +180,33 @@ export async function makeFixture(): Promise<Fixture> {
     { status: "failed", wall: 3, error: "loss became NaN at epoch 1, step 3" },
   );
 
-  store.db.exec(SWEEP_SCHEMA);
+  add(
+    ids.lost,
+    "killed-cce-",
+    { loss: "cce-", negatives: 256, sampler: "shared" },
+    { epochs: 2, stepsPerEpoch: 6, ndcg: 0.12, peak: 80 * MiB, tested: false },
+    { status: "lost" },
+  );
+  add(
+    ids.fullSoftmax,
+    "beauty-cce",
+    { loss: "cce", negatives: 256, memoryLimit: 100 * MiB, filterEps: 0 },
+    { epochs: 3, stepsPerEpoch: 4, ndcg: 0.3, peak: 50 * MiB, tested: true },
+    { status: "finished", wall: 200 },
+  );
+
   const grid = { negatives: [32, 128, 512], batchSize: [64, 256] };
-  store.db.prepare(
-    "insert into sweeps values (?, ?, ?, ?, ?, ?, ?)",
-  ).run(
-    ids.sweep,
-    "negatives × batch",
-    JSON.stringify({ loss: "ce-", epochs: 3 }),
-    JSON.stringify(grid),
-    100 * MiB,
-    "2026-11-29T11:00:00.000Z",
-    "finished",
-  );
-  const trial = store.db.prepare(
-    "insert into trials values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-  );
+  sweeps.createOrGetSweep({
+    id: ids.sweep,
+    name: "negatives × batch",
+    defaultName: "",
+    args: { loss: "ce-", epochs: 3 },
+    grid,
+    budgetBytes: 100 * MiB,
+  });
+  sweeps.setSweepStatus(ids.sweep, "finished");
   // [negatives, batchSize, status, ndcg, estimate MiB, peak MiB]
-  const cells: [number, number, string, number | null, number, number | null][] = [
+  const cells: [number, number, TrialStatus, number | null, number, number | null][] = [
     [32, 64, "finished", 0.21, 20, 22],
     [128, 64, "finished", 0.25, 40, 41],
     [512, 64, "finished", 0.27, 90, 95],
@@ -215,25 +235,27 @@ export async function makeFixture(): Promise<Fixture> {
         ids.sweep,
       );
     }
-    trial.run(
-      ids.sweep,
+    const params: Record<string, Param> = { negatives, batchSize };
+    sweeps.upsertTrial({
+      sweepId: ids.sweep,
       key,
-      JSON.stringify({ negatives, batchSize }),
+      params,
       status,
-      id,
-      estimate * MiB,
-      peak === null ? null : peak * MiB,
-      status === "failed" ? "out of GPU memory" : null,
-      "2026-11-29T11:01:00.000Z",
-      status === "pending" ? null : "2026-11-29T11:02:00.000Z",
-    );
+      runId: id,
+      estimateBytes: estimate * MiB,
+      peakBytes: peak === null ? null : peak * MiB,
+      error: status === "failed" ? "out of GPU memory" : null,
+      startedAt: "2026-11-29T11:01:00.000Z",
+      finishedAt: status === "pending" ? null : "2026-11-29T11:02:00.000Z",
+    });
   });
   return {
     dir,
     store,
+    sweeps,
     ids,
     async cleanup() {
-      store.close();
+      sweeps.close();
       await Deno.remove(dir, { recursive: true });
     },
   };

@@ -1,20 +1,26 @@
 /** Pure parts of the dashboard: sweep heatmap layout, runs-list queries, formatting. */
 import assert from "node:assert/strict";
-import type { RunSummary, TrialInfo } from "../../src/dashboard/data.ts";
+import type { RunView } from "../../src/dashboard/runs.ts";
+import type { Param, TrialView } from "../../src/store/sweeps.ts";
 import { layoutSweep } from "../../src/dashboard/heatmap.ts";
 import { applyRunQuery, parseRunQuery, queryString } from "../../src/dashboard/query.ts";
 import { duration } from "../../src/dashboard/format.ts";
 
-function trial(params: Record<string, unknown>, over: Partial<TrialInfo> = {}): TrialInfo {
+function trial(params: Record<string, Param>, over: Partial<TrialView> = {}): TrialView {
   return {
+    sweepId: "s",
     key: JSON.stringify(params),
     params,
     status: "finished",
     runId: null,
-    runName: null,
+    run: null,
     estimateBytes: 10,
     peakBytes: 10,
-    ndcg10: 0.1,
+    validNdcg10: 0.1,
+    validHr10: null,
+    validCoverage10: null,
+    bestEpoch: null,
+    secondsPerEpoch: null,
     error: null,
     startedAt: null,
     finishedAt: null,
@@ -25,13 +31,13 @@ function trial(params: Record<string, unknown>, over: Partial<TrialInfo> = {}): 
 Deno.test("sweep layout: extra axes give one heatmap each; over-budget peaks are not best", () => {
   const grid = { loss: ["ce-", "bce"], batchSize: [64, 128], negatives: [8, 16] };
   const trials = [
-    trial({ loss: "ce-", negatives: 8, batchSize: 64 }, { ndcg10: 0.2 }),
+    trial({ loss: "ce-", negatives: 8, batchSize: 64 }, { validNdcg10: 0.2 }),
     // The highest NDCG, but its measured peak went over the budget.
-    trial({ loss: "ce-", negatives: 16, batchSize: 64 }, { ndcg10: 0.4, peakBytes: 200 }),
-    trial({ loss: "bce", negatives: 16, batchSize: 128 }, { ndcg10: 0.3 }),
-    trial({ loss: "bce", negatives: 8, batchSize: 128 }, { status: "running", ndcg10: 0.35 }),
+    trial({ loss: "ce-", negatives: 16, batchSize: 64 }, { validNdcg10: 0.4, peakBytes: 200 }),
+    trial({ loss: "bce", negatives: 16, batchSize: 128 }, { validNdcg10: 0.3 }),
+    trial({ loss: "bce", negatives: 8, batchSize: 128 }, { status: "running", validNdcg10: 0.35 }),
     // Grid values match by JSON value: "64" is not 64.
-    trial({ loss: "bce", negatives: 8, batchSize: "64" }, { ndcg10: 0.15 }),
+    trial({ loss: "bce", negatives: 8, batchSize: "64" }, { validNdcg10: 0.15 }),
   ];
   const layout = layoutSweep(grid, trials, 100);
   assert.equal(layout.best, trials[2]);
@@ -58,22 +64,30 @@ Deno.test("sweep layout: one axis is one row; no axes, no heatmap", () => {
   assert.deepEqual(layoutSweep({}, [], null).heatmaps, []);
 });
 
-function run(id: string, over: Partial<RunSummary>): RunSummary {
+function run(id: string, over: Partial<RunView>): RunView {
   return {
     id,
     name: id,
     status: "finished",
     dataset: "d",
+    config: {},
     loss: "ce",
+    objective: "full softmax",
     negatives: null,
     batchSize: 128,
     bestValidNdcg10: null,
     peakBytes: null,
+    wallSeconds: null,
     durationSeconds: null,
     createdAt: `2026-11-29T10:00:0${id.length}Z`,
     finishedAt: null,
+    heartbeatAt: null,
+    checkpoint: null,
     sweepId: null,
     error: null,
+    tags: [],
+    note: "",
+    archivedAt: null,
     ...over,
   };
 }
@@ -87,8 +101,8 @@ Deno.test("runs query: parse, filter, sort with missing values last, round-trip"
   const q = (params: Record<string, string>) => parseRunQuery((n) => params[n]);
   const ids = (params: Record<string, string>) => applyRunQuery(runs, q(params)).map((r) => r.id);
   assert.deepEqual(ids({}), ["ccc", "bb", "a"]);
-  assert.deepEqual(ids({ sort: "k", dir: "asc" }), ["a", "bb", "ccc"]);
-  assert.deepEqual(ids({ sort: "k", dir: "desc" }), ["bb", "a", "ccc"]);
+  assert.deepEqual(ids({ sort: "negatives", dir: "asc" }), ["a", "bb", "ccc"]);
+  assert.deepEqual(ids({ sort: "negatives", dir: "desc" }), ["bb", "a", "ccc"]);
   assert.deepEqual(ids({ sort: "ndcg" }), ["bb", "a", "ccc"]);
   assert.deepEqual(ids({ status: "running" }), ["bb"]);
   assert.deepEqual(ids({ q: "CC" }), ["ccc"]);

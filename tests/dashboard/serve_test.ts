@@ -25,7 +25,7 @@ Deno.test("serveDashboard binds 127.0.0.1 by default and answers loopback names 
     assert.match(dash.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
     assert.equal(dash.url, `http://127.0.0.1:${dash.port}/`);
     const res = await fetch(`${dash.url}api/runs`);
-    assert.equal((await res.json()).total, 9);
+    assert.equal((await res.json()).total, 11);
     assert.match(await rawGet(dash.port, "/api/runs", `127.0.0.1:${dash.port}`), /^HTTP\/1.1 200/);
     assert.match(await rawGet(dash.port, "/api/runs", `localhost:${dash.port}`), /^HTTP\/1.1 200/);
     const rebound = await rawGet(dash.port, "/api/runs", "attacker.example");
@@ -71,7 +71,7 @@ Deno.test("deno task serve: --help, flag errors, serving until SIGINT", async ()
     assert.ok(url, out);
     const page = await fetch(url);
     assert.equal(page.status, 200);
-    assert.match(await page.text(), /9 of 9 runs/);
+    assert.match(await page.text(), /11 of 11 runs/);
     child.kill("SIGINT");
     stopped = true;
     assert.equal((await child.status).code, 0);
