@@ -22,6 +22,53 @@ export interface BatchOptions {
   batchSize: number;
   seqLen: number;
   seed: number;
+  /**
+   * Cut batches by real target positions instead of by rows: a batch takes shuffled users while
+   * their positions (each row's, at most seqLen) fit this budget; batchSize still caps the rows.
+   */
+  tokensPerBatch?: number;
+}
+
+/**
+ * A batch without padding: the rows' real positions back to back. Row r owns positions
+ * [offsets[r], offsets[r + 1]); `positions` holds each one's index in the left-padded row
+ * (seqLen − length + j), so a model reads the same position embeddings as from the padded batch.
+ */
+export interface PackedBatch {
+  inputs: Int32Array;
+  targets: Int32Array;
+  positions: Int32Array;
+  offsets: Int32Array;
+  rows: number;
+  /** The longest row. */
+  maxLength: number;
+  seqLen: number;
+}
+
+/** The packed form of a padded training batch (rows keep their order). */
+export function packBatch(batch: Batch): PackedBatch {
+  const { seqLen } = batch;
+  const offsets = new Int32Array(batch.batch + 1);
+  let maxLength = 0;
+  for (let r = 0; r < batch.batch; r++) {
+    let first = seqLen;
+    while (first > 0 && batch.targets[r * seqLen + first - 1] !== 0) first--;
+    const length = seqLen - first;
+    offsets[r + 1] = offsets[r] + length;
+    maxLength = Math.max(maxLength, length);
+  }
+  const total = offsets[batch.batch];
+  const inputs = new Int32Array(total);
+  const targets = new Int32Array(total);
+  const positions = new Int32Array(total);
+  for (let r = 0; r < batch.batch; r++) {
+    const length = offsets[r + 1] - offsets[r];
+    const from = r * seqLen + seqLen - length;
+    inputs.set(batch.inputs.subarray(from, from + length), offsets[r]);
+    targets.set(batch.targets.subarray(from, from + length), offsets[r]);
+    for (let j = 0; j < length; j++) positions[offsets[r] + j] = seqLen - length + j;
+  }
+  return { inputs, targets, positions, offsets, rows: batch.batch, maxLength, seqLen };
 }
 
 /**
@@ -64,21 +111,54 @@ export class BatchIterator {
         `batchSize and seqLen must be ≥ 1, got ${opts.batchSize}, ${opts.seqLen}`,
       );
     }
+    if (opts.tokensPerBatch !== undefined && !(opts.tokensPerBatch >= opts.seqLen)) {
+      throw new RangeError(
+        `tokensPerBatch must be ≥ seqLen (${opts.seqLen}) so that every row fits a batch, ` +
+          `got ${opts.tokensPerBatch}`,
+      );
+    }
     const eligible: number[] = [];
     train.forEach((s, u) => s.length >= 2 && eligible.push(u));
     this.users = Int32Array.from(eligible);
   }
 
+  /** Batches of epoch 0 (with a token budget, other epochs' counts differ by a few). */
   get batchesPerEpoch(): number {
-    return Math.ceil(this.users.length / this.opts.batchSize);
+    if (this.opts.tokensPerBatch === undefined) {
+      return Math.ceil(this.users.length / this.opts.batchSize);
+    }
+    return this.cuts(shuffled(this.users, deriveSeed(this.opts.seed, 0))).length - 1;
   }
 
   /** The batches of epoch `epoch` (0-based) in shuffled order. */
   *epoch(epoch: number): Generator<Batch> {
     const order = shuffled(this.users, deriveSeed(this.opts.seed, epoch));
-    for (let start = 0; start < order.length; start += this.opts.batchSize) {
-      yield this.batchOf(order.subarray(start, start + this.opts.batchSize));
+    const cuts = this.cuts(order);
+    for (let i = 0; i + 1 < cuts.length; i++) {
+      yield this.batchOf(order.subarray(cuts[i], cuts[i + 1]));
     }
+  }
+
+  /** Where the batches of `order` start, and its end: by rows, or by the token budget. */
+  private cuts(order: Int32Array): number[] {
+    const { batchSize, seqLen, tokensPerBatch } = this.opts;
+    const cuts = [0];
+    let rows = 0;
+    let tokens = 0;
+    for (let i = 0; i < order.length; i++) {
+      const length = Math.min(this.train[order[i]].length - 1, seqLen);
+      const full = rows === batchSize ||
+        (tokensPerBatch !== undefined && tokens + length > tokensPerBatch);
+      if (rows > 0 && full) {
+        cuts.push(i);
+        rows = 0;
+        tokens = 0;
+      }
+      rows++;
+      tokens += length;
+    }
+    if (order.length > 0) cuts.push(order.length);
+    return cuts;
   }
 
   private batchOf(users: Int32Array): Batch {

@@ -4,6 +4,7 @@ import {
   evalBatches,
   fillHistoryRow,
   fillTrainingRow,
+  packBatch,
 } from "../../src/data/batches.ts";
 
 const rows = (a: Int32Array, L: number) =>
@@ -80,4 +81,42 @@ Deno.test("evalBatches: targets, users and truncated histories in order", () => 
   assert.deepEqual(Array.from(batches[0].targets), [6, 8]);
   assert.deepEqual(Array.from(batches[1].users), [9]);
   assert.equal(batches[1].examples[0].history.length, 2);
+});
+
+Deno.test("packBatch: real positions back to back, with their padded position indices", () => {
+  const train = [new Int32Array([1, 2, 3]), new Int32Array([4, 5]), new Int32Array([6, 7, 8, 9])];
+  const it = new BatchIterator(train, { batchSize: 3, seqLen: 4, seed: 0 });
+  const [batch] = [...it.epoch(0)];
+  const packed = packBatch(batch);
+  assert.equal(packed.rows, 3);
+  assert.equal(packed.inputs.length, batch.positions);
+  let at = 0;
+  for (let r = 0; r < batch.batch; r++) {
+    const seq = train[batch.users[r]];
+    const length = Math.min(seq.length - 1, 4);
+    assert.equal(packed.offsets[r], at);
+    assert.deepEqual([...packed.inputs.subarray(at, at + length)], [...seq.subarray(0, length)]);
+    assert.deepEqual([...packed.targets.subarray(at, at + length)], [...seq.subarray(1)]);
+    assert.deepEqual(
+      [...packed.positions.subarray(at, at + length)],
+      Array.from({ length }, (_, j) => 4 - length + j),
+    );
+    at += length;
+  }
+  assert.equal(packed.offsets[3], at);
+  assert.equal(packed.maxLength, 3);
+});
+
+Deno.test("a token budget cuts batches by real positions, every user once per epoch", () => {
+  const train = Array.from({ length: 40 }, (_, u) => new Int32Array(2 + (u % 7)).fill(1));
+  const it = new BatchIterator(train, { batchSize: 100, seqLen: 5, seed: 3, tokensPerBatch: 12 });
+  const batches = [...it.epoch(0)];
+  assert.equal(batches.length, it.batchesPerEpoch);
+  for (const b of batches) assert.ok(b.positions <= 12, `${b.positions} positions`);
+  const seen = batches.flatMap((b) => [...b.users]).sort((a, b) => a - b);
+  assert.deepEqual(seen, Array.from({ length: 40 }, (_, u) => u));
+  assert.throws(
+    () => new BatchIterator(train, { batchSize: 4, seqLen: 5, seed: 0, tokensPerBatch: 4 }),
+    /tokensPerBatch must be ≥ seqLen \(5\)/,
+  );
 });
