@@ -7,7 +7,12 @@
 import type { Engine } from "../src/tensor/engine.ts";
 import { BatchIterator } from "../src/data/batches.ts";
 import { objectiveSettings, type TrainConfig } from "../src/train/config.ts";
-import { estimateFor, type PreparedData, RecommenderTraining } from "../src/train/recommender.ts";
+import {
+  batchOptions,
+  estimateFor,
+  type PreparedData,
+  RecommenderTraining,
+} from "../src/train/recommender.ts";
 import { objectiveOf } from "../src/loss/objectives.ts";
 import { formatBytes } from "../src/gpu/allocator.ts";
 import { type Cell, formatTable } from "./util.ts";
@@ -47,11 +52,7 @@ export async function benchTrainVariant(
   await engine.gpu.sync();
   allocator.resetPeaks();
   const training = new RecommenderTraining(engine, c, data);
-  const batches = new BatchIterator(data.split.train, {
-    batchSize: c.batchSize,
-    seqLen: c.seqLen,
-    seed: c.seed,
-  });
+  const batches = new BatchIterator(data.split.train, batchOptions(c));
   const iter = batches.epoch(0);
   const next = () => {
     const r = iter.next();

@@ -81,12 +81,12 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   var rowDelta: array<f32, QR>;
   for (var i = 0u; i < QR; i++) {
     qAt[i] = row_offset(blk, blk.row0 + i);
-    qOk[i] = blk.row0 + i < p.T;
+    qOk[i] = blk.row0 + i < blk.len;
     let s = stat_index(blk, blk.row0 + i);
     rowLse[i] = stats[2u * s];
     rowDelta[i] = stats[2u * s + 1u];
   }
-  let keyEnd = min(p.T, blk.row0 + QR);
+  let keyEnd = min(blk.len, blk.row0 + QR);
   // dq is zero on entry: the first tile that reaches a row need not read it back.
   var started = false;
   for (var c0 = 0u; c0 < keyEnd; c0 += KC) {
@@ -184,14 +184,14 @@ fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   }
   if (!any) { return; }
   // Queries before the first key of the block see none of its keys.
-  for (var r0 = blk.row0; r0 < p.T; r0 += KQ) {
+  for (var r0 = blk.row0; r0 < blk.len; r0 += KQ) {
     var qAt: array<u32, KQ>;
     var qOk: array<bool, KQ>;
     var rowLse: array<f32, KQ>;
     var rowDelta: array<f32, KQ>;
     for (var i = 0u; i < KQ; i++) {
       qAt[i] = row_offset(blk, r0 + i);
-      qOk[i] = r0 + i < p.T;
+      qOk[i] = r0 + i < blk.len;
       let s = stat_index(blk, r0 + i);
       rowLse[i] = stats[2u * s];
       rowDelta[i] = stats[2u * s + 1u];

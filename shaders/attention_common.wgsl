@@ -32,8 +32,12 @@ struct Params {
 @group(0) @binding(3) var<storage, read> v: array<Vec>;
 // i32 or u32 [B, T]; nonzero marks a real token. Bound to a stand-in buffer when HAS_MASK is off.
 @group(0) @binding(4) var<storage, read> keyMask: array<u32>;
+// PACKED: sequence b owns rows [segments[b], segments[b + 1]) of q, k, v, out and their gradients
+// ([rows, D], no padding), and p.T is the longest sequence. Bound to a stand-in buffer otherwise.
+@group(0) @binding(12) var<storage, read> segments: array<u32>;
 
 override HAS_MASK: bool = false;
+override PACKED: bool = false;
 // Needs random.wgsl prepended; attention.ts does so for every variant.
 override HAS_DROPOUT: bool = false;
 
@@ -57,6 +61,9 @@ struct Block {
   b: u32,
   h: u32,
   row0: u32,
+  // Rows of sequence b: p.T, or its own length when PACKED; start: the window row of its row 0.
+  len: u32,
+  start: u32,
   valid: bool,
 }
 
@@ -71,13 +78,21 @@ fn block_of(gid: vec3u, nwg: vec3u, rowsPerBlock: u32, lastFirst: bool) -> Block
   blk.h = pair % p.heads;
   let block = item / pairs;
   blk.row0 = select(block, blocks - 1u - block, lastFirst) * rowsPerBlock;
+  blk.len = p.T;
+  blk.start = blk.b * p.T;
+  if (PACKED && blk.valid) {
+    blk.start = segments[blk.b];
+    blk.len = segments[blk.b + 1u] - blk.start;
+    // Blocks past a short sequence's end have nothing to do.
+    blk.valid = blk.row0 < blk.len;
+  }
   return blk;
 }
 
-// Offset in Vec units of element 0 of (b, t, head h) in a [B, T, D] window. Kernels read and
-// write rows past the end (t ≥ T) of a partial tile never.
+// Offset in Vec units of element 0 of (b, t, head h) in a [B, T, D] window (PACKED: of row t of
+// sequence b). Kernels read and write rows past the end (t ≥ blk.len) of a partial tile never.
 fn row_offset(blk: Block, t: u32) -> u32 {
-  return ((blk.b * p.T + t) * p.D + blk.h * p.dh) / VW;
+  return ((blk.start + t) * p.D + blk.h * p.dh) / VW;
 }
 
 // Index of (b, h, t) in the whole [B, heads, T] statistics; t is clamped because the tiles read
@@ -87,7 +102,7 @@ fn stat_index(blk: Block, t: u32) -> u32 {
 }
 
 fn key_allowed(blk: Block, t: u32) -> bool {
-  if (t >= p.T) { return false; }
+  if (t >= blk.len) { return false; }
   if (!HAS_MASK) { return true; }
   return keyMask[(p.b0 + blk.b) * p.T + t] != 0u;
 }
@@ -101,9 +116,9 @@ fn keep_bits(blk: Block, q0: u32, k0: u32) -> array<u32, 16> {
   var bits: array<u32, 16>;
   if (!HAS_DROPOUT) { return bits; }
   let base = ((p.b0 + blk.b) * p.heads + blk.h) * p.T;
-  for (var key = k0; key < min(k0 + 16u, p.T); key++) {
+  for (var key = k0; key < min(k0 + 16u, blk.len); key++) {
     if (!key_allowed(blk, key)) { continue; }
-    for (var query = max(q0, key); query < min(q0 + 16u, p.T); query++) {
+    for (var query = max(q0, key); query < min(q0 + 16u, blk.len); query++) {
       if (rand_u32(p.seed, p.step, (base + query) * p.T + key) >= p.threshold) {
         bits[query - q0] |= 1u << (key - k0);
       }

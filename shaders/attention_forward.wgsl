@@ -41,10 +41,10 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   var l: array<f32, QR>;
   for (var i = 0u; i < QR; i++) {
     qAt[i] = row_offset(blk, blk.row0 + i);
-    qOk[i] = blk.row0 + i < p.T;
+    qOk[i] = blk.row0 + i < blk.len;
     m[i] = -BIG;
   }
-  let keyEnd = min(p.T, blk.row0 + QR);
+  let keyEnd = min(blk.len, blk.row0 + QR);
   for (var c0 = 0u; c0 < keyEnd; c0 += KC) {
     var kAt: array<u32, KC>;
     var allowed: array<bool, KC>;

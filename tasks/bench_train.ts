@@ -27,6 +27,12 @@ const VARIANTS: TrainVariant[] = [
   { label: "ce- 256 uniform", overrides: { loss: "ce-", negatives: 256, sampler: "uniform" } },
   { label: "bce", overrides: { loss: "bce", sampler: "uniform" } },
   { label: "gbce 256", overrides: { loss: "gbce", negatives: 256, sampler: "uniform" } },
+  // The same steps on left-padded [B, L] batches: what packing saves.
+  {
+    label: "ce- 256 shared padded",
+    overrides: { loss: "ce-", negatives: 256, sampler: "shared", padded: true },
+  },
+  { label: "ce padded", overrides: { loss: "ce", padded: true } },
 ];
 
 const HELP = `Usage: deno task bench:train [flags]

@@ -10,7 +10,8 @@ import { embedding } from "../tensor/ops/embedding.ts";
 import { gatherRows } from "../tensor/ops/gather.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
 import { reshape } from "../tensor/ops/shape.ts";
-import type { EvalBatch } from "../data/batches.ts";
+import type { EvalBatch, PackedBatch } from "../data/batches.ts";
+import type { AttentionLayout } from "../tensor/ops/attention.ts";
 import type { Scorer } from "./scorer.ts";
 import { normalInit } from "../nn/init.ts";
 import { seededRandom } from "../tensor/random.ts";
@@ -102,17 +103,58 @@ export class SasRec extends Module implements Scorer {
     }
     const e = this.engine;
     const keyMask = e.tensor(mask, [batch, len], "i32", "key mask");
-    let x = add(
-      embedding(this.itemEmbedding, ids),
-      embedding(this.positionEmbedding, e.tensor(positions, [batch, len], "i32", "positions")),
+    return this.encode(
+      ids,
+      e.tensor(positions, [batch, len], "i32", "positions"),
+      { keyMask },
+      ctx,
     );
+  }
+
+  /**
+   * The hidden states [rows, dim] of a packed batch: only real positions are computed, each
+   * sequence attends within itself, and positions are those of the left-padded rows, so every
+   * row equals the padded forward's row for the same position (dropout masks aside).
+   */
+  forwardPacked(batch: PackedBatch, ctx: ForwardContext): Tensor {
+    if (batch.seqLen > this.config.maxLen) {
+      throw new RangeError(
+        `sequence length ${batch.seqLen} exceeds the model's maxLen ${this.config.maxLen}`,
+      );
+    }
+    const e = this.engine;
+    const rows = batch.inputs.length;
+    const shift = this.config.maxLen - batch.seqLen;
+    const positions = shift ? batch.positions.map((p) => p + shift) : batch.positions;
+    return this.encode(
+      e.tensor(batch.inputs, [rows], "i32", "packed items"),
+      e.tensor(positions, [rows], "i32", "packed positions"),
+      {
+        segments: {
+          offsets: e.tensor(batch.offsets, [batch.rows + 1], "i32", "segments"),
+          maxLength: batch.maxLength,
+        },
+      },
+      ctx,
+    );
+  }
+
+  /** Item and position embeddings → blocks → final norm, in either layout. */
+  private encode(
+    ids: Tensor,
+    positions: Tensor,
+    layout: AttentionLayout,
+    ctx: ForwardContext,
+  ): Tensor {
+    const e = this.engine;
+    let x = add(embedding(this.itemEmbedding, ids), embedding(this.positionEmbedding, positions));
     for (const block of this.blocks) {
       // Without a tape no block's intermediates outlive it: freeing them block by block keeps
       // evaluation at one block's worth of activations instead of the whole model's.
       const input = x;
       x = e.tape
-        ? block.forward(input, ctx, keyMask)
-        : e.tidy(() => block.forward(input, ctx, keyMask));
+        ? block.forward(input, ctx, layout)
+        : e.tidy(() => block.forward(input, ctx, layout));
     }
     return this.finalNorm.forward(x);
   }

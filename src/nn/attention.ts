@@ -4,7 +4,7 @@
  */
 import type { Engine } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { causalAttention } from "../tensor/ops/attention.ts";
+import { type AttentionLayout, causalAttention } from "../tensor/ops/attention.ts";
 import { Dropout } from "./dropout.ts";
 import { Linear } from "./linear.ts";
 import { type ForwardContext, Module } from "./module.ts";
@@ -36,12 +36,12 @@ export class SelfAttention extends Module {
     this.children = { q: this.q, k: this.k, v: this.v, out: this.out };
   }
 
-  /** x [B, T, dim]; keyMask [B, T] (nonzero = real item, 0 = padding). */
-  forward(x: Tensor, ctx: ForwardContext, keyMask?: Tensor): Tensor {
+  /** x [B, T, dim] with an optional key mask, or packed sequences [rows, dim] (see layout). */
+  forward(x: Tensor, ctx: ForwardContext, layout: AttentionLayout = {}): Tensor {
     const drop = this.drop;
     const a = causalAttention(this.q.forward(x), this.k.forward(x), this.v.forward(x), {
       heads: this.heads,
-      keyMask,
+      ...layout,
       dropout: drop.active(ctx) ? { p: drop.p, seed: drop.seed(ctx), step: ctx.step } : undefined,
     });
     return this.out.forward(a);

@@ -6,6 +6,7 @@
 import type { Engine } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { add, gelu } from "../tensor/ops/elementwise.ts";
+import type { AttentionLayout } from "../tensor/ops/attention.ts";
 import { SelfAttention } from "./attention.ts";
 import { Dropout } from "./dropout.ts";
 import { LayerNorm } from "./layernorm.ts";
@@ -64,9 +65,9 @@ export class TransformerBlock extends Module {
     this.children = { ln1: this.ln1, attn: this.attn, ln2: this.ln2, ff: this.ff };
   }
 
-  /** x [B, T, dim]; keyMask [B, T] marks real positions. */
-  forward(x: Tensor, ctx: ForwardContext, keyMask?: Tensor): Tensor {
-    const h = add(x, this.drop1.forward(this.attn.forward(this.ln1.forward(x), ctx, keyMask), ctx));
+  /** x [B, T, dim] (layout.keyMask marks real positions) or packed [rows, dim]. */
+  forward(x: Tensor, ctx: ForwardContext, layout: AttentionLayout = {}): Tensor {
+    const h = add(x, this.drop1.forward(this.attn.forward(this.ln1.forward(x), ctx, layout), ctx));
     return add(h, this.drop2.forward(this.ff.forward(this.ln2.forward(h), ctx), ctx));
   }
 }

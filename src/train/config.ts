@@ -30,6 +30,10 @@ export interface TrainConfig {
   logQ: boolean;
   gbceT: number;
   batchSize: number;
+  /** Cut batches by real positions (0: by batchSize rows only). */
+  tokensPerBatch: number;
+  /** Compute padded [B, L] batches instead of packed real positions (slower; for comparison). */
+  padded: boolean;
   seqLen: number;
   epochs: number;
   lr: number;
@@ -80,6 +84,8 @@ export const DEFAULTS: TrainConfig = {
   logQ: false,
   gbceT: 0.75,
   batchSize: 128,
+  tokensPerBatch: 0,
+  padded: false,
   seqLen: 50,
   epochs: 10,
   lr: 1e-3,
@@ -182,6 +188,17 @@ const FLAGS: Record<string, FlagSpec> = {
   },
   "gbce-t": { key: "gbceT", type: "number", help: "gBCE calibration parameter t" },
   "batch-size": { key: "batchSize", type: "number", help: "sequences per step" },
+  "tokens-per-batch": {
+    key: "tokensPerBatch",
+    type: "number",
+    help:
+      "cut batches by real positions instead (≥ --seq-len; --batch-size still caps rows; 0: off)",
+  },
+  padded: {
+    key: "padded",
+    type: "boolean",
+    help: "compute left-padded [B, L] batches, not packed real positions (slower; for comparison)",
+  },
   "seq-len": { key: "seqLen", type: "number", help: "maximum sequence length L (left padding)" },
   epochs: { key: "epochs", type: "number", help: "maximum epochs" },
   lr: { key: "lr", type: "number", help: "Adam learning rate" },
@@ -360,6 +377,13 @@ function validate(c: TrainConfig): TrainConfig {
   }
   if (!(c.filterEps >= 0 && c.filterEps < 1)) {
     throw new ConfigError(`--filter-eps must be in [0, 1), got ${c.filterEps}`);
+  }
+  if (
+    !Number.isInteger(c.tokensPerBatch) || (c.tokensPerBatch !== 0 && c.tokensPerBatch < c.seqLen)
+  ) {
+    throw new ConfigError(
+      `--tokens-per-batch must be 0 (off) or a whole number ≥ --seq-len ${c.seqLen}, got ${c.tokensPerBatch}`,
+    );
   }
   for (const k of ["kCore", "evalUsers", "seed"] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 0) {

@@ -15,6 +15,8 @@ export interface MemoryShape {
   batchSize: number;
   /** The most non-padded target positions a batch of the run is expected to have. */
   maxPositions: number;
+  /** The transformer computes only real positions (packed batches), not B·L. */
+  packed: boolean;
   objective: RecommenderObjective;
   settings: ObjectiveSettings;
   /** Users scored at once during evaluation. */
@@ -58,8 +60,8 @@ export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
   const table = (s.items + 1) * d;
   const perBlock = 6 * (d * d + d) + 4 * d;
   const params = table + s.seqLen * d + s.blocks * perBlock + 2 * d;
-  const positions = s.batchSize * s.seqLen;
   const n = s.maxPositions;
+  const positions = s.packed ? n : s.batchSize * s.seqLen;
   const k = s.objective.negativesPerPosition(s.settings) ?? 0;
   // The item table, its Adam moments and a dense table gradient are one buffer each, counted in
   // their exact size class: at 1M items they are most of the peak, and a class rounds a 12.8 MB

@@ -7,7 +7,7 @@ import type { Dataset } from "../data/dataset.ts";
 import { deriveSeed, itemCounts } from "../data/dataset.ts";
 import { loadDataset } from "../data/load.ts";
 import { globalTemporalSplit, leaveOneOut, type Split } from "../data/split.ts";
-import { type Batch, BatchIterator } from "../data/batches.ts";
+import { type Batch, BatchIterator, type BatchOptions, packBatch } from "../data/batches.ts";
 import { makeSampler, type NegativeSampler } from "../data/samplers.ts";
 import { parseCatalog, syntheticDataset } from "../data/synthetic.ts";
 import { seededRandom } from "../tensor/random.ts";
@@ -170,19 +170,31 @@ export function expectedMaxPositions(
   return Math.min(worst, Math.ceil(rows * mean + spread));
 }
 
+/** How a configuration cuts its training batches. */
+export function batchOptions(c: TrainConfig): BatchOptions {
+  return {
+    batchSize: c.batchSize,
+    seqLen: c.seqLen,
+    seed: c.seed,
+    tokensPerBatch: c.tokensPerBatch > 0 ? c.tokensPerBatch : undefined,
+  };
+}
+
 /** Peak GPU bytes of training `c` for `batches` steps (default: the whole run). */
 export function estimateFor(
   c: TrainConfig,
   data: PreparedData,
   batches = Math.ceil(data.split.train.length / c.batchSize) * c.epochs,
 ): MemoryEstimate {
+  const expected = expectedMaxPositions(data.split.train, c.batchSize, c.seqLen, batches);
   return estimateTrainingMemory({
     items: data.dataset.items,
     dim: c.dim,
     blocks: c.blocks,
     seqLen: c.seqLen,
     batchSize: c.batchSize,
-    maxPositions: expectedMaxPositions(data.split.train, c.batchSize, c.seqLen, batches),
+    maxPositions: c.tokensPerBatch > 0 ? Math.min(expected, c.tokensPerBatch) : expected,
+    packed: !c.padded,
     objective: objectiveOf(c.loss),
     settings: objectiveSettings(c),
     evalChunk: evalChunkSize(data.dataset.items),
@@ -241,10 +253,15 @@ export class RecommenderTraining {
 
   /** The objective's mean loss over the batch's real positions, on the tape. */
   loss(batch: Batch, step: number): Tensor {
+    const ctx = { training: true, seed: this.config.seed, step };
+    if (!this.config.padded) {
+      const packed = packBatch(batch);
+      return this.objectiveLoss(this.model.forwardPacked(packed, ctx), packed.targets, step);
+    }
     const e = this.engine;
     const { inputs, targets, len } = trimPadding(batch);
     const ids = e.tensor(inputs, [batch.batch, len], "i32", "batch items");
-    const h = this.model.forward(ids, { training: true, seed: this.config.seed, step });
+    const h = this.model.forward(ids, ctx);
     const rows: number[] = [];
     const wanted: number[] = [];
     for (let i = 0; i < targets.length; i++) {
@@ -257,10 +274,14 @@ export class RecommenderTraining {
       reshape(h, [batch.batch * len, this.config.dim]),
       Int32Array.from(rows),
     );
+    return this.objectiveLoss(hv, Int32Array.from(wanted), step);
+  }
+
+  private objectiveLoss(h: Tensor, targets: Int32Array, step: number): Tensor {
     return this.objective.loss({
-      h: hv,
+      h,
       table: this.model.itemEmbedding,
-      targets: Int32Array.from(wanted),
+      targets,
       negatives: this.sampler,
       step,
     }, this.settings);
@@ -358,11 +379,7 @@ export async function train(
       validation_users: split.valid.length,
       test_users: split.test.length,
     });
-    const batches = new BatchIterator(split.train, {
-      batchSize: c.batchSize,
-      seqLen: c.seqLen,
-      seed: c.seed,
-    });
+    const batches = new BatchIterator(split.train, batchOptions(c));
     result = await runLoop(
       engine,
       {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { DEFAULTS, type TrainConfig } from "../../src/train/config.ts";
 import {
+  batchOptions,
   buildModel,
   estimateFor,
   expectedMaxPositions,
@@ -63,7 +64,7 @@ for (const { label, within, ...over } of PEAK_CASES) {
       al.resetPeaks();
       const base = al.reservedBytes;
       const training = new RecommenderTraining(e, c, data);
-      const batches = new BatchIterator(data.split.train, { ...c, seed: 0 }).epoch(0);
+      const batches = new BatchIterator(data.split.train, batchOptions(c)).epoch(0);
       const steps = 6;
       for (let step = 1; step <= steps; step++) {
         await training.step(batches.next().value!, step);

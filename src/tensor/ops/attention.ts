@@ -40,10 +40,26 @@ const QUERY_ROWS = 16;
 const KEY_ROWS = 16;
 const WG = 64;
 
-export interface CausalAttentionOptions {
-  heads: number;
+/**
+ * Sequences packed back to back without padding: sequence s owns rows [offsets[s],
+ * offsets[s + 1]) of q, k, v [rows, D] and attends only within them.
+ */
+export interface PackedSegments {
+  /** i32 [S + 1], made with engine.tensor (its host copy is checked): 0, …, rows. */
+  offsets: Tensor;
+  /** The longest sequence (at least the longest offsets span). */
+  maxLength: number;
+}
+
+/** How rows form sequences: [B, T, D] with an optional key-padding mask, or packed. */
+export interface AttentionLayout {
   /** i32 or u32 [B, T]: nonzero marks a real token, 0 padding. */
   keyMask?: Tensor;
+  segments?: PackedSegments;
+}
+
+export interface CausalAttentionOptions extends AttentionLayout {
+  heads: number;
   /** Dropout of the attention probabilities (as nn.MultiheadAttention's `dropout`). */
   dropout?: AttentionDropout;
 }
@@ -60,22 +76,72 @@ export interface AttentionDropout {
 }
 
 interface Geometry {
+  /** Sequences: B, or S packed ones. */
   batches: number;
+  /** Positions per sequence: T, or the longest packed one. */
   T: number;
   D: number;
   heads: number;
   headDim: number;
   shaders: { forward: string; backward: string };
   dropout?: AttentionDropout;
+  segments?: Tensor;
+}
+
+/** Sequences and their longest length from packed offsets, or an error naming what is wrong. */
+function checkSegments(q: Tensor, segments: PackedSegments): { batches: number; T: number } {
+  const op = "causalAttention";
+  if (q.rank !== 2) {
+    throw new ShapeError(op, `packed q ${shapeString(q.shape)} is not [rows, D]`);
+  }
+  const offsets = segments.offsets.host as Int32Array | null;
+  if (!offsets || segments.offsets.rank !== 1 || offsets.length < 2) {
+    throw new ShapeError(op, "segment offsets must be an i32 [S + 1] tensor made with a host copy");
+  }
+  const rows = q.shape[0];
+  let longest = 0;
+  for (let s = 0; s + 1 < offsets.length; s++) {
+    longest = Math.max(longest, offsets[s + 1] - offsets[s]);
+    if (offsets[s + 1] < offsets[s]) {
+      throw new ShapeError(
+        op,
+        `segment offsets decrease at ${s + 1}: ${offsets[s]} → ${offsets[s + 1]}`,
+      );
+    }
+  }
+  if (offsets[0] !== 0 || offsets[offsets.length - 1] !== rows) {
+    throw new ShapeError(
+      op,
+      `segment offsets run ${offsets[0]}..${offsets[offsets.length - 1]}, q has ${rows} rows`,
+    );
+  }
+  if (longest > segments.maxLength) {
+    throw new ShapeError(
+      op,
+      `the longest segment has ${longest} rows, over maxLength ${segments.maxLength}`,
+    );
+  }
+  return { batches: offsets.length - 1, T: Math.max(segments.maxLength, 1) };
 }
 
 function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: CausalAttentionOptions): Geometry {
   const op = "causalAttention";
   for (const t of [q, k, v]) assertDType(op, t, "f32");
-  if (q.rank !== 3) throw new ShapeError(op, `q ${shapeString(q.shape)} is not [B, T, D]`);
   assertSameShape(op, q, k);
   assertSameShape(op, q, v);
-  const [batches, T, D] = q.shape;
+  if (opts.segments && opts.keyMask) {
+    throw new ShapeError(
+      op,
+      "packed sequences have no padding: give segments or keyMask, not both",
+    );
+  }
+  if (!opts.segments && q.rank !== 3) {
+    throw new ShapeError(op, `q ${shapeString(q.shape)} is not [B, T, D]`);
+  }
+  const { batches, T } = opts.segments
+    ? checkSegments(q, opts.segments)
+    : { batches: q.shape[0], T: q.shape[1] };
+  const D = q.shape[q.rank - 1];
   const { heads, keyMask } = opts;
   if (!Number.isInteger(heads) || heads < 1 || D % heads !== 0) {
     throw new ShapeError(
@@ -100,7 +166,7 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: CausalAttentionOptio
   const shaders = headDim % 4 === 0 ? SHADERS.vec4 : SHADERS.scalar;
   const dropout = opts.dropout && opts.dropout.p > 0 ? opts.dropout : undefined;
   if (opts.dropout) checkDropout(opts.dropout, batches * heads * T * T);
-  return { batches, T, D, heads, headDim, shaders, dropout };
+  return { batches, T, D, heads, headDim, shaders, dropout, segments: opts.segments?.offsets };
 }
 
 function checkDropout({ p, seed, step }: AttentionDropout, pairs: number): void {
@@ -141,7 +207,33 @@ function windowParams(g: Geometry, w: RowWindow): ArrayBuffer {
 }
 
 function kernelConstants(g: Geometry, mask: Tensor | undefined): Record<string, number> {
-  return { HAS_MASK: mask ? 1 : 0, HAS_DROPOUT: g.dropout ? 1 : 0 };
+  return { HAS_MASK: mask ? 1 : 0, HAS_DROPOUT: g.dropout ? 1 : 0, PACKED: g.segments ? 1 : 0 };
+}
+
+/** Binding 12 (segment offsets) after a kernel's bindings 1..n; a stand-in when not packed. */
+function withSegments(g: Geometry, w: RowWindow, q: Tensor, bindings: (Binding | null)[]) {
+  const padded: (Binding | null)[] = [...bindings];
+  while (padded.length < 11) padded.push(null);
+  padded.push(g.segments ? g.segments.storage : win(q, w));
+  return padded;
+}
+
+/**
+ * Windows of whole sequences under the binding limit: [B, T, D] is cut by batches; packed rows
+ * are one window (the offsets index them directly).
+ */
+function sequenceWindows(e: Engine, g: Geometry, q: Tensor): RowWindow[] {
+  if (q.size === 0) return [];
+  if (!g.segments) return rowWindows(e, g.batches, g.T * g.D * 4);
+  const bytes = q.size * 4;
+  if (bytes > e.gpu.limits.maxStorageBufferBindingSize) {
+    throw new ShapeError(
+      "causalAttention",
+      `packed q ${shapeString(q.shape)} (${bytes} bytes) exceeds one storage binding: ` +
+        "use fewer tokens per batch",
+    );
+  }
+  return [{ row: 0, rows: g.batches, offset: 0, size: bytes }];
 }
 
 /** Workgroups for one invocation per block of `rowsPerBlock` rows of each (batch, head). */
@@ -173,7 +265,7 @@ export function causalAttention(
   const mask = opts.keyMask;
   const constants = kernelConstants(g, mask);
   // Empty tensors need no kernel (and a vec4 binding cannot be smaller than one vec4).
-  const windows = q.size > 0 ? rowWindows(e, g.batches, g.T * g.D * 4) : [];
+  const windows = sequenceWindows(e, g, q);
   const out = e.zeros(q.shape, "f32", "attention");
   const lse = e.empty([g.batches, g.heads, g.T], "f32", "attention lse");
   for (const w of windows) {
@@ -183,14 +275,14 @@ export function causalAttention(
       entry: "forward",
       constants,
       params: windowParams(g, w),
-      bindings: [
+      bindings: withSegments(g, w, q, [
         win(q, w),
         win(k, w),
         win(v, w),
         mask ? mask.storage : win(q, w),
         win(out, w),
         lse.storage,
-      ],
+      ]),
       workgroups: grid(e, g, w, QUERY_ROWS),
     });
   }
@@ -236,7 +328,7 @@ function attentionBackward(
         entry,
         constants,
         params: windowParams(g, w),
-        bindings,
+        bindings: withSegments(g, w, q, bindings),
         workgroups: grid(e, g, w, rowsPerBlock),
       });
     const gradOut = win(dout, w);
