@@ -30,13 +30,12 @@ export interface BatchOptions {
 }
 
 /**
- * A batch without padding: the rows' real positions back to back. Row r owns positions
+ * Rows without padding: their real positions back to back. Row r owns positions
  * [offsets[r], offsets[r + 1]); `positions` holds each one's index in the left-padded row
- * (seqLen − length + j), so a model reads the same position embeddings as from the padded batch.
+ * (seqLen − length + j), so a model reads the same position embeddings as from the padded rows.
  */
-export interface PackedBatch {
+export interface PackedRows {
   inputs: Int32Array;
-  targets: Int32Array;
   positions: Int32Array;
   offsets: Int32Array;
   rows: number;
@@ -45,30 +44,52 @@ export interface PackedBatch {
   seqLen: number;
 }
 
-/** The packed form of a padded training batch (rows keep their order). */
-export function packBatch(batch: Batch): PackedBatch {
-  const { seqLen } = batch;
-  const offsets = new Int32Array(batch.batch + 1);
+/** A packed training batch: the targets beside their inputs. */
+export interface PackedBatch extends PackedRows {
+  targets: Int32Array;
+}
+
+/**
+ * Packs `rows` left-padded rows of `seqLen` ids (0 = padding; real ids are ≥ 1, so a row's real
+ * part is its nonzero tail), keeping their order; `extra` arrays laid out like `inputs` are
+ * packed alongside.
+ */
+export function packRows(
+  inputs: Int32Array,
+  rows: number,
+  seqLen: number,
+  extra: Int32Array[] = [],
+): { packed: PackedRows; extra: Int32Array[] } {
+  const offsets = new Int32Array(rows + 1);
   let maxLength = 0;
-  for (let r = 0; r < batch.batch; r++) {
+  for (let r = 0; r < rows; r++) {
     let first = seqLen;
-    while (first > 0 && batch.targets[r * seqLen + first - 1] !== 0) first--;
+    while (first > 0 && inputs[r * seqLen + first - 1] !== 0) first--;
     const length = seqLen - first;
     offsets[r + 1] = offsets[r] + length;
     maxLength = Math.max(maxLength, length);
   }
-  const total = offsets[batch.batch];
-  const inputs = new Int32Array(total);
-  const targets = new Int32Array(total);
+  const total = offsets[rows];
+  const out = [inputs, ...extra].map(() => new Int32Array(total));
   const positions = new Int32Array(total);
-  for (let r = 0; r < batch.batch; r++) {
+  for (let r = 0; r < rows; r++) {
     const length = offsets[r + 1] - offsets[r];
     const from = r * seqLen + seqLen - length;
-    inputs.set(batch.inputs.subarray(from, from + length), offsets[r]);
-    targets.set(batch.targets.subarray(from, from + length), offsets[r]);
+    [inputs, ...extra].forEach((src, i) =>
+      out[i].set(src.subarray(from, from + length), offsets[r])
+    );
     for (let j = 0; j < length; j++) positions[offsets[r] + j] = seqLen - length + j;
   }
-  return { inputs, targets, positions, offsets, rows: batch.batch, maxLength, seqLen };
+  return {
+    packed: { inputs: out[0], positions, offsets, rows, maxLength, seqLen },
+    extra: out.slice(1),
+  };
+}
+
+/** The packed form of a padded training batch (rows keep their order). */
+export function packBatch(batch: Batch): PackedBatch {
+  const { packed, extra } = packRows(batch.inputs, batch.batch, batch.seqLen, [batch.targets]);
+  return { ...packed, targets: extra[0] };
 }
 
 /**

@@ -9,8 +9,7 @@ import { add } from "../tensor/ops/elementwise.ts";
 import { embedding } from "../tensor/ops/embedding.ts";
 import { gatherRows } from "../tensor/ops/gather.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
-import { reshape } from "../tensor/ops/shape.ts";
-import type { EvalBatch, PackedBatch } from "../data/batches.ts";
+import { type EvalBatch, type PackedRows, packRows } from "../data/batches.ts";
 import type { AttentionLayout } from "../tensor/ops/attention.ts";
 import type { Scorer } from "./scorer.ts";
 import { normalInit } from "../nn/init.ts";
@@ -72,13 +71,19 @@ export class SasRec extends Module implements Scorer {
     return this.config.maxLen;
   }
 
-  /** Scores of every item after each history: last hidden state · item table. */
+  /**
+   * Scores of every item after each history: last hidden state · item table. The histories are
+   * packed, so only their real positions run through the blocks (every history has one).
+   */
   score(batch: EvalBatch): Tensor {
-    const e = this.engine;
-    const { dim, maxLen } = this.config;
-    const ids = e.tensor(batch.inputs, [batch.batch, maxLen], "i32", "eval histories");
-    const h = reshape(this.forward(ids, EVAL), [batch.batch * maxLen, dim]);
-    const last = Int32Array.from({ length: batch.batch }, (_, u) => u * maxLen + maxLen - 1);
+    const { packed } = packRows(batch.inputs, batch.batch, batch.seqLen);
+    const h = this.forwardPacked(packed, EVAL);
+    const last = Int32Array.from({ length: batch.batch }, (_, u) => {
+      if (packed.offsets[u + 1] === packed.offsets[u]) {
+        throw new RangeError(`SASRec.score: the history of user ${batch.users[u]} is empty`);
+      }
+      return packed.offsets[u + 1] - 1;
+    });
     return matmul(gatherRows(h, last), this.itemEmbedding, { transB: true });
   }
 
@@ -116,7 +121,7 @@ export class SasRec extends Module implements Scorer {
    * sequence attends within itself, and positions are those of the left-padded rows, so every
    * row equals the padded forward's row for the same position (dropout masks aside).
    */
-  forwardPacked(batch: PackedBatch, ctx: ForwardContext): Tensor {
+  forwardPacked(batch: PackedRows, ctx: ForwardContext): Tensor {
     if (batch.seqLen > this.config.maxLen) {
       throw new RangeError(
         `sequence length ${batch.seqLen} exceeds the model's maxLen ${this.config.maxLen}`,

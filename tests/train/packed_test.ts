@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { DEFAULTS, type TrainConfig } from "../../src/train/config.ts";
 import { batchOptions, prepareData, RecommenderTraining } from "../../src/train/recommender.ts";
-import { BatchIterator } from "../../src/data/batches.ts";
+import { BatchIterator, evalBatches } from "../../src/data/batches.ts";
+import { SasRec } from "../../src/models/sasrec.ts";
+import { EVAL } from "../../src/nn/module.ts";
+import { gatherRows } from "../../src/tensor/ops/gather.ts";
+import { matmul } from "../../src/tensor/ops/matmul.ts";
+import { reshape } from "../../src/tensor/ops/shape.ts";
 import { coalesceSparseGrads, sparseRowsToDense } from "../../src/tensor/ops/embedding.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 import { assertClose, gpuTest } from "../support/check.ts";
@@ -61,3 +66,28 @@ for (const loss of ["ce", "cce-"] as const) {
     await Deno.remove(dir, { recursive: true });
   });
 }
+
+gpuTest("scoring packed histories equals scoring their padded rows", async (e) => {
+  const model = new SasRec(e, {
+    items: 40,
+    maxLen: 12,
+    dim: 8,
+    blocks: 2,
+    heads: 2,
+    dropout: 0.2,
+    seed: 3,
+  });
+  const examples = [3, 1, 12, 7].map((n, user) => ({
+    user,
+    history: Int32Array.from({ length: 20 }, (_, j) => 1 + ((user * 7 + j) % 40)).subarray(0, n),
+    target: 5,
+  }));
+  const [batch] = evalBatches(examples, 4, 12);
+  const packed = await e.noGrad(() => model.score(batch)).read();
+  const ids = e.tensor(batch.inputs, [4, 12], "i32");
+  const h = reshape(e.noGrad(() => model.forward(ids, EVAL)), [48, 8]);
+  const last = gatherRows(h, Int32Array.from([11, 23, 35, 47]));
+  const padded = await matmul(last, model.itemEmbedding, { transB: true }).read();
+  assertClose(packed, padded, "scores", 1e-5, 1e-6);
+  model.dispose();
+});
