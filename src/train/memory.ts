@@ -21,6 +21,8 @@ export interface MemoryShape {
   settings: ObjectiveSettings;
   /** Users scored at once during evaluation. */
   evalChunk: number;
+  /** The most real history positions an evaluation chunk is expected to hold. */
+  evalPositions: number;
 }
 
 export interface MemoryEstimate {
@@ -87,9 +89,8 @@ export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
   });
   // Evaluation frees each block's intermediates when the block ends (no tape): one block's worth
   // plus the embeddings and the blocks' outputs are live beside the chunk's scores.
-  const evalPositions = s.evalChunk * s.seqLen;
   const evaluation = s.evalChunk * (s.items + 1) * F32 +
-    (SAVED_PER_BLOCK + s.blocks) * evalPositions * d * F32;
+    (SAVED_PER_BLOCK + s.blocks) * s.evalPositions * d * F32;
   const withSlack = (bytes: number, exact: number) =>
     RUNTIME_BYTES + exact + Math.ceil((bytes - exact) * SIZE_CLASS_SLACK);
   const step = withSlack(parameters + optimizer + gradients + activations + loss, tableBuffers);

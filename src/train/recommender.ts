@@ -161,6 +161,11 @@ export function expectedMaxPositions(
   batches: number,
 ): number {
   const lengths = train.map((s) => Math.min(Math.max(s.length - 1, 0), seqLen));
+  return expectedMaxSum(lengths, batchSize, batches);
+}
+
+/** The largest sum of `rows` of `lengths` drawn without replacement expected over `draws` draws. */
+function expectedMaxSum(lengths: number[], batchSize: number, batches: number): number {
   const rows = Math.min(batchSize, lengths.length);
   const worst = [...lengths].sort((a, b) => b - a).slice(0, rows).reduce((a, b) => a + b, 0);
   if (!lengths.length) return 0;
@@ -187,6 +192,7 @@ export function estimateFor(
   batches = Math.ceil(data.split.train.length / c.batchSize) * c.epochs,
 ): MemoryEstimate {
   const expected = expectedMaxPositions(data.split.train, c.batchSize, c.seqLen, batches);
+  const evalChunk = evalChunkSize(data.dataset.items);
   return estimateTrainingMemory({
     items: data.dataset.items,
     dim: c.dim,
@@ -197,7 +203,13 @@ export function estimateFor(
     packed: !c.padded,
     objective: objectiveOf(c.loss),
     settings: objectiveSettings(c),
-    evalChunk: evalChunkSize(data.dataset.items),
+    evalChunk,
+    // Evaluation packs each chunk's histories (the test ones, one item longer than validation's).
+    evalPositions: c.padded ? evalChunk * c.seqLen : expectedMaxSum(
+      data.split.test.map((e) => Math.min(e.history.length, c.seqLen)),
+      evalChunk,
+      Math.ceil(data.split.test.length / evalChunk),
+    ),
   });
 }
 
