@@ -23,7 +23,8 @@
  */
 import { deriveSeed } from "./dataset.ts";
 import type { Dataset } from "./dataset.ts";
-import { type AliasTable, buildAliasTable, drawAlias } from "./samplers.ts";
+import type { AliasTable } from "../loss/negatives.ts";
+import { buildAliasTable, drawAlias } from "./samplers.ts";
 import { seededRandom } from "../nn/init.ts";
 
 export type Catalog = "small" | "medium" | "large" | number;

@@ -9,8 +9,8 @@ import type { Engine } from "../engine.ts";
 import {
   assertDType,
   assertSameShape,
+  declareKernel,
   groupsFor,
-  params,
   type RowWindow,
   rowWindows,
 } from "../kernel.ts";
@@ -19,21 +19,46 @@ import { withRandom } from "../random.ts";
 import { dropoutThreshold } from "./dropout.ts";
 import { assertCounterWord } from "./random.ts";
 
+/** attention_common.wgsl's uniform. */
+const ATTENTION_PARAMS = {
+  batches: "u32",
+  T: "u32",
+  D: "u32",
+  heads: "u32",
+  dh: "u32",
+  b0: "u32",
+  scale: "f32",
+  seed: "u32",
+  step: "u32",
+  threshold: "u32",
+  keepScale: "f32",
+} as const;
+/** attention_common.wgsl's inputs; keyMask is bound (to anything) even without a mask. */
+const INPUTS = ["q", "k", "v", "keyMask"] as const;
+
 /**
- * Each kernel in two element types: vec4 loads when the head dimension allows them. The random
- * generator is always prepended: without dropout the override constant HAS_DROPOUT leaves it
- * unused.
+ * The forward and backward kernels of one element type: vec4 loads when the head dimension
+ * allows them. The random generator is always prepended: without dropout the override constant
+ * HAS_DROPOUT leaves it unused.
  */
-const SHADERS = {
-  scalar: {
-    forward: withRandom(scalarElements + common + forwardBody),
-    backward: withRandom(scalarElements + common + backwardBody),
-  },
-  vec4: {
-    forward: withRandom(vec4Elements + common + forwardBody),
-    backward: withRandom(vec4Elements + common + backwardBody),
-  },
-};
+function kernels(elements: string, type: string) {
+  return {
+    forward: declareKernel({
+      name: `causal attention forward (${type})`,
+      source: withRandom(elements + common + forwardBody),
+      params: ATTENTION_PARAMS,
+      buffers: [...INPUTS, "out", "lse"],
+    }),
+    backward: declareKernel({
+      name: `causal attention backward (${type})`,
+      source: withRandom(elements + common + backwardBody),
+      params: ATTENTION_PARAMS,
+      buffers: [...INPUTS, "dout", "out", "lse", "stats", "dq", "dk", "dv"],
+    }),
+  };
+}
+
+const KERNELS = { scalar: kernels(scalarElements, "scalar"), vec4: kernels(vec4Elements, "vec4") };
 
 /** Must match QR, KR and WG in attention_common.wgsl. */
 const QUERY_ROWS = 16;
@@ -65,7 +90,7 @@ interface Geometry {
   D: number;
   heads: number;
   headDim: number;
-  shaders: { forward: string; backward: string };
+  kernels: typeof KERNELS.scalar;
   dropout?: AttentionDropout;
 }
 
@@ -97,10 +122,10 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: CausalAttentionOptio
     }
   }
   const headDim = D / heads;
-  const shaders = headDim % 4 === 0 ? SHADERS.vec4 : SHADERS.scalar;
+  const kernels = headDim % 4 === 0 ? KERNELS.vec4 : KERNELS.scalar;
   const dropout = opts.dropout && opts.dropout.p > 0 ? opts.dropout : undefined;
   if (opts.dropout) checkDropout(opts.dropout, batches * heads * T * T);
-  return { batches, T, D, heads, headDim, shaders, dropout };
+  return { batches, T, D, heads, headDim, kernels, dropout };
 }
 
 function checkDropout({ p, seed, step }: AttentionDropout, pairs: number): void {
@@ -123,21 +148,26 @@ const win = (t: Tensor, w: RowWindow): Binding => ({
 });
 
 /** The uniform parameters of one batch window. */
-function windowParams(g: Geometry, w: RowWindow): ArrayBuffer {
+function windowParams(g: Geometry, w: RowWindow) {
   const d = g.dropout;
-  return params(
-    w.rows,
-    g.T,
-    g.D,
-    g.heads,
-    g.headDim,
-    w.row,
-    { f32: 1 / Math.sqrt(g.headDim) },
-    d?.seed ?? 0,
-    d?.step ?? 0,
-    d ? dropoutThreshold(d.p) : 0,
-    { f32: d ? 1 / (1 - d.p) : 1 },
-  );
+  return {
+    batches: w.rows,
+    T: g.T,
+    D: g.D,
+    heads: g.heads,
+    dh: g.headDim,
+    b0: w.row,
+    scale: 1 / Math.sqrt(g.headDim),
+    seed: d?.seed ?? 0,
+    step: d?.step ?? 0,
+    threshold: d ? dropoutThreshold(d.p) : 0,
+    keepScale: d ? 1 / (1 - d.p) : 1,
+  };
+}
+
+/** q, k, v and the key mask of a batch window (q stands in for a missing mask). */
+function inputs(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | undefined, w: RowWindow) {
+  return { q: win(q, w), k: win(k, w), v: win(v, w), keyMask: mask ? mask.storage : win(q, w) };
 }
 
 function kernelConstants(g: Geometry, mask: Tensor | undefined): Record<string, number> {
@@ -177,20 +207,16 @@ export function causalAttention(
   const out = e.zeros(q.shape, "f32", "attention");
   const lse = e.empty([g.batches, g.heads, g.T], "f32", "attention lse");
   for (const w of windows) {
-    e.gpu.dispatch({
-      kernel: "causal attention forward",
-      shader: g.shaders.forward,
+    g.kernels.forward.dispatch(e.gpu, {
+      label: "causal attention forward",
       entry: "forward",
       constants,
       params: windowParams(g, w),
-      bindings: [
-        win(q, w),
-        win(k, w),
-        win(v, w),
-        mask ? mask.storage : win(q, w),
-        win(out, w),
-        lse.storage,
-      ],
+      buffers: {
+        ...inputs(q, k, v, mask, w),
+        out: win(out, w),
+        lse: lse.storage,
+      },
       workgroups: grid(e, g, w, QUERY_ROWS),
     });
   }
@@ -228,42 +254,39 @@ function attentionBackward(
   const dk = wantKV ? e.zeros(q.shape, "f32", "attention dk") : null;
   const dv = wantKV ? e.zeros(q.shape, "f32", "attention dv") : null;
   for (const w of windows) {
-    const inputs = [win(q, w), win(k, w), win(v, w), mask ? mask.storage : win(q, w)];
-    const dispatch = (entry: string, rowsPerBlock: number, bindings: (Binding | null)[]) =>
-      e.gpu.dispatch({
-        kernel: `causal attention backward ${entry}`,
-        shader: g.shaders.backward,
+    type Buffers = Parameters<typeof g.kernels.backward.dispatch>[1]["buffers"];
+    const dispatch = (entry: string, rowsPerBlock: number, buffers: Buffers) =>
+      g.kernels.backward.dispatch(e.gpu, {
+        label: `causal attention backward ${entry}`,
         entry,
         constants,
         params: windowParams(g, w),
-        bindings,
+        buffers,
         workgroups: grid(e, g, w, rowsPerBlock),
       });
     const gradOut = win(dout, w);
-    dispatch("delta", 1, [
-      null,
-      null,
-      null,
-      null,
-      gradOut,
-      win(out, w),
-      lse.storage,
-      stats.storage,
-    ]);
+    dispatch("delta", 1, {
+      dout: gradOut,
+      out: win(out, w),
+      lse: lse.storage,
+      stats: stats.storage,
+    });
     if (dq) {
-      dispatch("dq_rows", QUERY_ROWS, [...inputs, gradOut, null, null, stats.storage, win(dq, w)]);
+      dispatch("dq_rows", QUERY_ROWS, {
+        ...inputs(q, k, v, mask, w),
+        dout: gradOut,
+        stats: stats.storage,
+        dq: win(dq, w),
+      });
     }
     if (dk && dv) {
-      dispatch("dkv_rows", KEY_ROWS, [
-        ...inputs,
-        gradOut,
-        null,
-        null,
-        stats.storage,
-        null,
-        win(dk, w),
-        win(dv, w),
-      ]);
+      dispatch("dkv_rows", KEY_ROWS, {
+        ...inputs(q, k, v, mask, w),
+        dout: gradOut,
+        stats: stats.storage,
+        dk: win(dk, w),
+        dv: win(dv, w),
+      });
     }
   }
   stats.dispose();
