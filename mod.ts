@@ -26,11 +26,12 @@ export { globalTemporalSplit, leaveOneOut } from "./src/data/split.ts";
 export { syntheticDataset } from "./src/data/synthetic.ts";
 export {
   drawNegatives,
-  makeSampler,
+  type LogQ,
+  logQOf,
   negativeId,
-  NegativeSampler,
   type NegativeSpec,
-} from "./src/data/samplers.ts";
+} from "./src/loss/negatives.ts";
+export { makeSampler, NegativeSampler } from "./src/data/samplers.ts";
 export { Adam } from "./src/train/optim.ts";
 export { clipGradNorm } from "./src/train/clip.ts";
 export { evaluateRanking } from "./src/train/evaluate.ts";

@@ -15,7 +15,7 @@ import type { Engine } from "../src/tensor/engine.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { cceRows, cceSampledRows } from "../src/loss/cce.ts";
 import { fullCrossEntropy, sampledCrossEntropy } from "../src/loss/losses.ts";
-import { drawNegatives, type NegativeSpec } from "../src/data/samplers.ts";
+import { drawNegatives, type NegativeSpec } from "../src/loss/negatives.ts";
 import { scale } from "../src/tensor/ops/elementwise.ts";
 import { sum } from "../src/tensor/ops/reduce.ts";
 import { formatBytes, OutOfMemoryError, sizeClass } from "../src/gpu/allocator.ts";

@@ -8,14 +8,14 @@
 // Σ_j P_ij M_ij dO_i · v_j = dO_i · O_i.
 // dq, dk and dv must be zero on entry: rows without an allowed key (and masked keys) are never
 // written.
-@group(0) @binding(5) var<storage, read> dout: array<Vec>;
-@group(0) @binding(6) var<storage, read> out: array<Vec>;
-@group(0) @binding(7) var<storage, read> lse: array<f32>;
+@group(0) @binding(6) var<storage, read> dout: array<Vec>;
+@group(0) @binding(7) var<storage, read> out: array<Vec>;
+@group(0) @binding(8) var<storage, read> lse: array<f32>;
 // [B, heads, T, 2]: (lse, Δ) per query row.
-@group(0) @binding(8) var<storage, read_write> stats: array<f32>;
-@group(0) @binding(9) var<storage, read_write> dq: array<Vec>;
-@group(0) @binding(10) var<storage, read_write> dk: array<Vec>;
-@group(0) @binding(11) var<storage, read_write> dv: array<Vec>;
+@group(0) @binding(9) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(10) var<storage, read_write> dq: array<Vec>;
+@group(0) @binding(11) var<storage, read_write> dk: array<Vec>;
+@group(0) @binding(12) var<storage, read_write> dv: array<Vec>;
 
 // One invocation per (batch, head, query row).
 @compute @workgroup_size(WG)

@@ -34,7 +34,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> keyMask: array<u32>;
 // PACKED: sequence b owns rows [segments[b], segments[b + 1]) of q, k, v, out and their gradients
 // ([rows, D], no padding), and p.T is the longest sequence. Bound to a stand-in buffer otherwise.
-@group(0) @binding(12) var<storage, read> segments: array<u32>;
+@group(0) @binding(5) var<storage, read> segments: array<u32>;
 
 override HAS_MASK: bool = false;
 override PACKED: bool = false;

@@ -3,8 +3,8 @@
 // T × T scores exist anywhere; with HAS_DROPOUT the output is Σ_j P_ij · drop_ij · v_j. out must
 // be zero on entry (rows without an allowed key stay zero); it holds the normalised output after
 // every key tile. lse receives max + log(sum) per row, BIG for rows without an allowed key.
-@group(0) @binding(5) var<storage, read_write> out: array<Vec>;
-@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<Vec>;
+@group(0) @binding(7) var<storage, read_write> lse: array<f32>;
 
 // s[i][j] = q_i · k_j over the head's dimensions. Rows past the end and masked keys are not
 // fetched (their scores stay 0 and are never used): short sequences waste no loads on the tile.

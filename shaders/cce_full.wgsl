@@ -1,9 +1,10 @@
-// Fused full-catalogue softmax cross-entropy (Cut Cross-Entropy): the N×(C+1) logits are never
-// stored. The forward walks tiles of TM positions × TN items with an online log-sum-exp per row,
-// the item range cut into splits whose partial (max, sum) a second kernel merges. The backward
-// recomputes each tile's logits and turns them into gradients in place: dh position-major and
-// dtable item-major, every output row summed by one invocation in a fixed order (no atomics).
-// TM and TN come from the host.
+// Fused full-catalogue softmax cross-entropy (Cut Cross-Entropy) over items 1..C: the N×C logits
+// are never stored. Item 0 is padding: the host starts the walks over items at 1, and grad_rows
+// leaves its gradient row at zero. The forward walks tiles of TM positions × TN items with an
+// online log-sum-exp per row, the item range cut into splits whose partial (max, sum) a second
+// kernel merges. The backward recomputes each tile's logits and turns them into gradients in
+// place: dh position-major and dtable item-major, every output row summed by one invocation in a
+// fixed order (no atomics). TM and TN come from the host.
 //
 // llvmpipe runs the 8 lanes of a workgroup as one SIMD vector: lanes own different rows and walk
 // the same tiles of the other operand, so those loads are one address for all lanes. Tiles live
@@ -20,7 +21,8 @@ struct Params {
   d: u32,
   row0: u32,
   rows: u32,
-  // The part of the walked operand in this pass: window-relative items, or positions.
+  // The part of the walked operand in this pass: window-relative items (never item 0), or
+  // positions.
   lo: u32,
   hi: u32,
   // Forward: items per split (a multiple of TN); split s starts at lo + s·span.
@@ -235,8 +237,9 @@ fn grad_rows(
           item = p.row0 + other;
         }
         let d = exp(g[i][j] - pos.lse) - select(0.0, 1.0, item == pos.target_id);
-        keep = keep || (live && abs(d) >= p.eps);
-        g[i][j] = select(0.0, pos.dloss * d, live);
+        let scored = live && item != 0u;
+        keep = keep || (scored && abs(d) >= p.eps);
+        g[i][j] = select(0.0, pos.dloss * d, scored);
       }
     }
     if (!keep) { continue; }

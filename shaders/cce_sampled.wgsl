@@ -22,7 +22,7 @@ struct Params {
   rows: u32,
   first: u32,
   last: u32,
-  // logQ correction added to every negative's logit.
+  // logQ correction added to every negative's logit (less log q_id with LOG_Q_PER_ID).
   shift: f32,
   // Backward: scatter the negatives' table gradients with atomics (per-position negatives).
   scatter: u32,
@@ -43,17 +43,29 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> loss: array<f32>;
 // Per position: the forward's running (max, sum) [n, 2]; the backward's block sum of dh [n, d].
 @group(0) @binding(7) var<storage, read_write> scratch: array<f32>;
-@group(0) @binding(9) var<storage, read_write> dh: array<f32>;
-// The table gradient's window: as bits for the atomic scatter, as floats for ordered sums.
-@group(0) @binding(10) var<storage, read_write> dtable_bits: array<atomic<u32>>;
-@group(0) @binding(10) var<storage, read_write> dtable: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dh: array<f32>;
+// The table gradient's window: as floats for ordered sums, as bits for the atomic scatter.
+@group(0) @binding(9) var<storage, read_write> dtable: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dtable_bits: array<atomic<u32>>;
 // Shared negatives: (id, multiplicity) per distinct id, ascending.
-@group(0) @binding(11) var<storage, read> shared_ids: array<vec2u>;
+@group(0) @binding(10) var<storage, read> shared_ids: array<vec2u>;
 // Targets: distinct ids ascending (uniques), CSR offsets (uniques + 1), then positions.
-@group(0) @binding(12) var<storage, read> target_csr: array<u32>;
+@group(0) @binding(11) var<storage, read> target_csr: array<u32>;
+// log q_i of ids i = 1..items (at i − 1), read with LOG_Q_PER_ID; a placeholder otherwise.
+@group(0) @binding(12) var<storage, read> negative_log_q: array<f32>;
+
+// The sampler's probabilities differ per id (popularity), and so does its logQ correction
+// −log(K·q_id); off, every negative adds the one constant p.shift and never reads negative_log_q.
+override LOG_Q_PER_ID: bool = false;
 
 const NEG_HUGE: f32 = -3.4e38;
 const BLOCK: u32 = 64u;
+
+// What negative `id` adds to its logit: the logQ correction (0 without one).
+fn negative_shift(id: u32) -> f32 {
+  if (LOG_Q_PER_ID) { return p.shift - negative_log_q[id - 1u]; }
+  return p.shift;
+}
 
 fn flat_index(gid: vec3u, nwg: vec3u) -> u32 {
   return gid.x + gid.y * nwg.x * 64u;
@@ -159,7 +171,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     for (var slot = block; slot < min(block + BLOCK, p.hi); slot++) {
       let id = negative_id(negatives, n, slot);
       if (id != target_id && in_window(id)) {
-        part = running_add(part, logit(n, id - p.row0) + p.shift);
+        part = running_add(part, logit(n, id - p.row0) + negative_shift(id));
       }
     }
     run = running_merge(run, part);
@@ -217,7 +229,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
       let id = negative_id(negatives, n, slot);
       if (id != target_id && in_window(id)) {
         let row = id - p.row0;
-        let coef = g * exp(logit(n, row) + p.shift - l);
+        let coef = g * exp(logit(n, row) + negative_shift(id) - l);
         add_to_scratch(n, row, coef);
         if (p.scatter != 0u) { scatter_row(row, n, coef); }
       }
@@ -240,7 +252,8 @@ fn shared_table_grad(
   let weight = f32(entry.y);
   for (var n = p.lo; n < p.hi; n++) {
     if (u32(targets[n]) != entry.x) {
-      add_to_dtable(row, n, weight * dloss(n) * exp(logit(n, row) + p.shift - stats[n]));
+      let coef = weight * dloss(n) * exp(logit(n, row) + negative_shift(entry.x) - stats[n]);
+      add_to_dtable(row, n, coef);
     }
   }
 }

@@ -1,8 +1,9 @@
 // Materialised softmax cross-entropy over logits [rows, cols]: the reference every fused loss is
 // checked against. One workgroup per row; rows with target == ignore give loss 0 and no gradient.
-// Columns from `valid` on are row padding (a row stride rounded up for vec4 matmuls): no share of
-// the softmax and a zero gradient.
-struct Params { rows: u32, cols: u32, ignore: i32, row0: u32, valid: u32 }
+// Only columns [first_valid, valid) take part: those from `valid` on are row padding (a row stride
+// rounded up for vec4 matmuls), those before `first_valid` the padding item of a recommender's
+// logits (column 0). They get no share of the softmax and a zero gradient.
+struct Params { rows: u32, cols: u32, ignore: i32, row0: u32, first_valid: u32, valid: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> targets: array<i32>;
@@ -48,10 +49,10 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   if (r >= p.rows) { return; }
   let base = r * p.cols;
   var m = -3.4e38;
-  for (var c = lid; c < p.valid; c += WG) { m = max(m, logits[base + c]); }
+  for (var c = p.first_valid + lid; c < p.valid; c += WG) { m = max(m, logits[base + c]); }
   m = reduce_max(lid, m);
   var z = 0.0;
-  for (var c = lid; c < p.valid; c += WG) { z += exp(logits[base + c] - m); }
+  for (var c = p.first_valid + lid; c < p.valid; c += WG) { z += exp(logits[base + c] - m); }
   z = reduce_sum(lid, z);
   if (lid == 0u) {
     let row = p.row0 + r;
@@ -74,7 +75,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   let c = i % p.cols;
   let row = p.row0 + r;
   let t = targets[row];
-  if (t == p.ignore || c >= p.valid) { dlogits[i] = 0.0; return; }
+  if (t == p.ignore || c >= p.valid || c < p.first_valid) { dlogits[i] = 0.0; return; }
   let prob = exp(logits[i] - lse[row]);
   dlogits[i] = dloss[row] * (prob - select(0.0, 1.0, i32(c) == t));
 }

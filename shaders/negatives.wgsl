@@ -7,7 +7,7 @@ const NEGATIVE_STREAM: u32 = 0x4E454731u;
 const NEGATIVES_SHARED: u32 = 1u;
 const NEGATIVES_POPULARITY: u32 = 2u;
 
-// kind: 0 uniform, 1 shared, 2 popularity (src/loss/negatives.ts's KIND_CODES).
+// kind: 0 uniform, 1 shared, 2 popularity (src/loss/negatives.ts's NEGATIVE_KIND_CODES).
 struct NegativeSpec { kind: u32, k: u32, items: u32, seed: u32 }
 
 // Column c of a Walker alias table over items 0..items-1: (bits of the f32 keep-probability,

@@ -1,22 +1,20 @@
 /**
  * Negative samplers for sampled-softmax losses: dense item ids in 1..items, drawn with replacement
- * as a pure function of (seed, position, slot) from the counter-based generator. The fused CE-
- * kernels draw the same ids on the GPU (shaders/negatives.wgsl) where they score them, so the
- * materialised losses and the fused ones see identical negatives. A negative may equal the
- * position's target: the loss masks such collisions (methods.md §1).
+ * as a pure function of (seed, position, slot) from the counter-based generator. A sampler hands
+ * the losses a NegativeSpec (the interface src/loss/negatives.ts owns): the fused CE- kernels draw
+ * the same ids on the GPU where they score them, so the materialised losses and the fused ones see
+ * identical negatives. A negative may equal the position's target: the loss masks such
+ * collisions (methods.md §1).
  */
-import { mulHi32, randomBits, randomInt } from "../tensor/random.ts";
+import {
+  type AliasTable,
+  drawNegatives,
+  logQOf,
+  type NegativeKind,
+  type NegativeSpec,
+} from "../loss/negatives.ts";
+import type { Negatives } from "../loss/losses.ts";
 import { deriveSeed } from "./dataset.ts";
-
-/**
- * Walker/Vose alias table over indices 0..n-1: draw column c uniformly, keep c with probability
- * `prob[c]`, else take `alias[c]`. O(n) to build, O(1) per draw; a GPU kernel samples the same
- * table with two uniforms per draw.
- */
-export interface AliasTable {
-  prob: Float32Array;
-  alias: Int32Array;
-}
 
 /** Builds the alias table of non-negative `weights` (not necessarily normalised; sum > 0). */
 export function buildAliasTable(weights: ArrayLike<number>): AliasTable {
@@ -71,107 +69,6 @@ function fillSelf(i: number, prob: Float32Array, alias: Int32Array): void {
 export function drawAlias(table: AliasTable, random: () => number): number {
   const c = Math.floor(random() * table.prob.length);
   return random() < table.prob[c] ? c : table.alias[c];
-}
-
-/** The probability of each index implied by a table (for checks: equals the normalised weights). */
-export function aliasProbabilities(table: AliasTable): Float64Array {
-  const n = table.prob.length;
-  const p = new Float64Array(n);
-  for (let c = 0; c < n; c++) {
-    p[c] += table.prob[c] / n;
-    p[table.alias[c]] += (1 - table.prob[c]) / n;
-  }
-  return p;
-}
-
-export type NegativeKind = "uniform" | "shared" | "popularity";
-
-export interface NegativeSpec {
-  kind: NegativeKind;
-  /** Negatives per position (per batch when shared). */
-  k: number;
-  /** Ids are drawn from 1..items. */
-  items: number;
-  /** A u32, one per training step (the caller derives it). */
-  seed: number;
-  /**
-   * Popularity: the alias table over indices 0..items-1 of ids 1..items. It is uploaded once per
-   * engine and then reused, so it must not change after its first use.
-   */
-  alias?: AliasTable;
-}
-
-/** Counter stream of the negatives: keeps their draws apart from other users of a seed. */
-export const NEGATIVE_STREAM = 0x4e454731;
-
-export const NEGATIVE_KIND_CODES: Record<NegativeKind, number> = {
-  uniform: 0,
-  shared: 1,
-  popularity: 2,
-};
-const TWO_POW_MINUS_24 = 5.9604644775390625e-8;
-
-/**
- * Checks a spec for draws at `positions` positions, naming `op`: k ≥ 1, a u32 seed, every counter
- * index below 2^32 and, for popularity, an alias table over exactly `items` columns.
- */
-export function assertNegativeSpec(op: string, spec: NegativeSpec, positions: number): void {
-  const { kind, k, items, seed } = spec;
-  if (!(kind in NEGATIVE_KIND_CODES)) throw new RangeError(`${op}: unknown negative kind ${kind}`);
-  if (!(Number.isInteger(k) && k >= 1)) throw new RangeError(`${op}: K must be ≥ 1, got ${k}`);
-  if (!(Number.isInteger(items) && items >= 1 && items < 2 ** 31 - 1)) {
-    throw new RangeError(`${op}: items must be in [1, 2^31 - 1), got ${items}`);
-  }
-  if (!(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
-    throw new RangeError(`${op}: seed must be an integer in [0, 2^32), got ${seed}`);
-  }
-  const draws = kind === "shared" ? k : positions * k;
-  if (draws > 2 ** 32) {
-    throw new RangeError(
-      `${op}: ${positions} positions × K=${k} negatives exceed the generator's 2^32 counters`,
-    );
-  }
-  if (kind === "popularity") {
-    const n = spec.alias?.prob.length;
-    if (n !== items || spec.alias?.alias.length !== items) {
-      throw new RangeError(
-        `${op}: popularity negatives need an alias table over ${items} items, got ${n ?? "none"}`,
-      );
-    }
-  }
-}
-
-/** The id (1..items) in `slot` of `position`: exactly what negative_id draws on the GPU. */
-export function negativeId(spec: NegativeSpec, position: number, slot: number): number {
-  const index = spec.kind === "shared" ? slot : position * spec.k + slot;
-  if (!(index >= 0 && index < 2 ** 32)) {
-    throw new RangeError(
-      `negativeId: position ${position} slot ${slot} (K=${spec.k}) is counter ${index}, ` +
-        "outside [0, 2^32)",
-    );
-  }
-  if (spec.kind !== "popularity") {
-    return randomInt(spec.seed, NEGATIVE_STREAM, index, 1, spec.items + 1);
-  }
-  const table = spec.alias;
-  if (!table) throw new RangeError("negativeId: popularity negatives need an alias table");
-  const [x, y] = randomBits(spec.seed, NEGATIVE_STREAM, index);
-  const column = mulHi32(x, spec.items);
-  const u = (y >>> 8) * TWO_POW_MINUS_24;
-  return (u < table.prob[column] ? column : table.alias[column]) + 1;
-}
-
-/** Every negative of `positions` positions: [positions·k] row-major, or [k] when shared. */
-export function drawNegatives(spec: NegativeSpec, positions: number): Int32Array {
-  assertNegativeSpec("drawNegatives", spec, positions);
-  if (spec.kind === "shared") {
-    return Int32Array.from({ length: spec.k }, (_, slot) => negativeId(spec, 0, slot));
-  }
-  const out = new Int32Array(positions * spec.k);
-  for (let n = 0; n < positions; n++) {
-    for (let slot = 0; slot < spec.k; slot++) out[n * spec.k + slot] = negativeId(spec, n, slot);
-  }
-  return out;
 }
 
 /** The alias table of popularity negatives ∝ count^alpha over items 1..items (index i-1). */
@@ -248,9 +145,20 @@ export class NegativeSampler {
     return drawNegatives(this.spec(step), positions);
   }
 
+  /** Step `step`'s negatives for the materialised losses, with this sampler's logQ correction. */
+  negatives(positions: number, step: number): Negatives {
+    const spec = this.spec(step);
+    return {
+      ids: drawNegatives(spec, positions),
+      k: this.k,
+      shared: this.shared,
+      logQ: logQOf(spec),
+    };
+  }
+
   /** The logical shape of `sample(positions)`: [positions, k] or [k]. */
   shape(positions: number): number[] {
-    return this.kind === "shared" ? [this.k] : [positions, this.k];
+    return this.shared ? [this.k] : [positions, this.k];
   }
 }
 

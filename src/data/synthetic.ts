@@ -22,7 +22,8 @@
  * clamp(N, 1,000, 100,000) users × 25 events.
  */
 import { type Dataset, deriveSeed, excerpt, fileError, MIN_CATALOG } from "./dataset.ts";
-import { type AliasTable, buildAliasTable, drawAlias } from "./samplers.ts";
+import type { AliasTable } from "../loss/negatives.ts";
+import { buildAliasTable, drawAlias } from "./samplers.ts";
 import { seededRandom } from "../tensor/random.ts";
 
 export type Catalog = "small" | "medium" | "large" | number;

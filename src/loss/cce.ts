@@ -9,22 +9,37 @@
  * an invocation's loops after 65,535 iterations in all: the host counts the iterations a step of
  * each kernel costs and cuts the slots, items or positions it walks into ranges under a budget.
  *
- * Inputs: h f32 [N, d] (d ≤ 4096), table f32 [C+1, d] (row 0 = padding), targets i32 [N] in 1..C
- * made with engine.tensor (their host copy orders the table gradient's sums). The table may exceed
- * one storage binding: every kernel runs once per window of its rows.
+ * Inputs: h f32 [N, d] (d ≤ 4096), table f32 [C+1, d] (row 0 = padding, never scored: its
+ * gradient is 0), targets i32 [N] in 1..C made with engine.tensor (their host copy orders the
+ * table gradient's sums). The table may exceed one storage binding: every kernel runs once per
+ * window of its rows.
  */
 import sampledShader from "../../shaders/cce_sampled.wgsl" with { type: "text" };
 import fullShader from "../../shaders/cce_full.wgsl" with { type: "text" };
 import type { Binding } from "../gpu/gpu.ts";
 import type { Engine } from "../tensor/engine.ts";
-import { assertDType, groupsFor, params, type RowWindow, rowWindows } from "../tensor/kernel.ts";
+import {
+  assertDType,
+  declareKernel,
+  groupsFor,
+  type RowWindow,
+  rowWindows,
+} from "../tensor/kernel.ts";
 import { idsToCsr } from "../tensor/ops/embedding.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
-import { assertNegativeSpec, drawNegatives, type NegativeSpec } from "../data/samplers.ts";
-import { negativeAliasBuffer, negativeParams, withNegatives } from "./negatives.ts";
+import {
+  assertNegativeSpec,
+  drawNegatives,
+  logQOf,
+  negativeAliasBuffer,
+  negativeLogQBuffer,
+  negativeParams,
+  type NegativeSpec,
+  withNegatives,
+} from "./negatives.ts";
 
 export interface CceSampledOptions {
-  /** Add log((C−1)/K) to negative logits (uniform sampling's logQ correction). */
+  /** Add the sampler's logQ correction −log(K·q_id) to negative logits (see logQOf). */
   logQ?: boolean;
 }
 
@@ -55,7 +70,18 @@ const TN = 16;
 const LANES = 8;
 /** Workgroups the full forward aims for by splitting the item range (enough for 16+ cores). */
 const TARGET_GROUPS = 256;
-export const MAX_SPLITS = 64;
+/** Item splits of one full forward pass at most: its partial (max, sum) are [splits, N, 2]. */
+const MAX_SPLITS = 64;
+
+/** The kernels' shape constants, for estimates of the memory and work of a call. */
+export {
+  BLOCK as CCE_SAMPLED_BLOCK,
+  LANES as CCE_FULL_LANES,
+  MAX_SPLITS as CCE_FULL_MAX_SPLITS,
+  TARGET_GROUPS as CCE_FULL_TARGET_GROUPS,
+  TM as CCE_FULL_TILE_ROWS,
+  TN as CCE_FULL_TILE_COLS,
+};
 
 interface LossInputs {
   n: number;
@@ -99,8 +125,64 @@ function checkInputs(op: string, h: Tensor, table: Tensor, targets: Tensor): Los
   return { n, d, items, targets: host };
 }
 
-const fullVariant = `const TM: u32 = ${TM}u;\nconst TN: u32 = ${TN}u;\n${fullShader}`;
-const sampledVariant = withNegatives(sampledShader);
+const SAMPLED_KERNEL = declareKernel({
+  name: "cce-",
+  source: withNegatives(sampledShader),
+  params: {
+    n: "u32",
+    d: "u32",
+    kind: "u32",
+    k: "u32",
+    items: "u32",
+    seed: "u32",
+    row0: "u32",
+    rows: "u32",
+    first: "u32",
+    last: "u32",
+    shift: "f32",
+    scatter: "u32",
+    start: "u32",
+    count: "u32",
+    uniques: "u32",
+    lo: "u32",
+    hi: "u32",
+  },
+  buffers: [
+    "negative_alias",
+    "h",
+    "table",
+    "targets",
+    "stats",
+    "loss",
+    "scratch",
+    "dh",
+    "dtable",
+    "shared_ids",
+    "target_csr",
+    "negative_log_q",
+  ],
+});
+type SampledBuffer = (typeof SAMPLED_KERNEL.buffers)[number];
+type SampledBuffers = { [K in SampledBuffer]?: Binding };
+
+const FULL_KERNEL = declareKernel({
+  name: "cce",
+  source: `const TM: u32 = ${TM}u;\nconst TN: u32 = ${TN}u;\n${fullShader}`,
+  params: {
+    n: "u32",
+    d: "u32",
+    row0: "u32",
+    rows: "u32",
+    lo: "u32",
+    hi: "u32",
+    span: "u32",
+    splits: "u32",
+    first: "u32",
+    last: "u32",
+    eps: "f32",
+  },
+  buffers: ["h", "table", "targets", "lse", "loss", "partials", "state", "dloss", "grad"],
+});
 
 function windowOf(t: Tensor, w: RowWindow): Binding {
   return { alloc: t.storage, offset: w.offset, size: w.size };
@@ -115,14 +197,17 @@ function rangeIn(sorted: ArrayLike<number>, lo: number, hi: number): [number, nu
   return [start, end];
 }
 
-/** [from, to) ranges of `total` of at most `size` each (one empty range when total is 0). */
-function chunks(total: number, size: number): [number, number][] {
+/** [from, to) ranges of [lo, hi) of at most `size` each (one empty range when it is empty). */
+function chunks(lo: number, hi: number, size: number): [number, number][] {
   const out: [number, number][] = [];
-  for (let from = 0; from < total || out.length === 0; from += size) {
-    out.push([from, Math.min(from + size, total)]);
+  for (let from = lo; from < hi || out.length === 0; from += size) {
+    out.push([from, Math.min(from + size, hi)]);
   }
   return out;
 }
+
+/** The first window-relative row of a table window that is scored: row 0 is padding. */
+const firstScored = (w: RowWindow) => (w.row === 0 ? 1 : 0);
 
 /** How many steps of `perStep` loop iterations fit the budget after `setup` iterations. */
 function stepsPerPass(op: string, d: number, perStep: number, setup: number): number {
@@ -134,16 +219,11 @@ function stepsPerPass(op: string, d: number, perStep: number, setup: number): nu
 /** Loop iterations of a dot product and of a row update over d columns (4 per step, then 1s). */
 const dotLoops = (d: number) => Math.floor(d / 4) + (d % 4) + 2;
 
-/** Positional bindings 1..max from binding numbers; the numbers missing are skipped (null). */
-function numbered(map: Record<number, Binding>): (Binding | null)[] {
-  const last = Math.max(...Object.keys(map).map(Number));
-  return Array.from({ length: last }, (_, i) => map[i + 1] ?? null);
-}
-
 /**
  * Per-position CE- losses [N]: log(e^{s_t} + Σ_k e^{s̃_{n,k}}) − s_t over the negatives that
- * `spec` (items = C) draws, a negative equal to the target left out. Equals sampledCrossEntropy's
- * rows fed with drawNegatives(spec, N). Gradients reach h and table.
+ * `spec` (items = C) draws, a negative equal to the target left out; with `logQ`, s̃ includes the
+ * spec's correction (logQOf). Equals sampledCrossEntropy's rows fed with drawNegatives(spec, N)
+ * and that correction. Gradients reach h and table.
  */
 export function cceSampledRows(
   h: Tensor,
@@ -166,21 +246,23 @@ export function cceSampledRows(
   const e = h.engine;
   // [2, N]: the LSE of each position, then the upstream gradient, copied in by the backward.
   const stats = e.empty([2, n], "f32", "cce- lse and dloss");
+  const logQ = opts.logQ ? logQOf(spec) : null;
   const pass: SampledPass = {
     e,
     op,
     spec,
     n,
     d,
-    shift: opts.logQ ? Math.log(Math.max(items - 1, 1) / spec.k) : 0,
+    shift: logQ?.shift ?? 0,
+    constants: { LOG_Q_PER_ID: logQ?.logProbabilities ? 1 : 0 },
     windows: rowWindows(e, items + 1, d * 4),
-    // Bindings 1..5 of cce_sampled.wgsl for a window.
     inputs: (w) => ({
-      1: negativeAliasBuffer(e, spec).storage,
-      2: h.storage,
-      3: windowOf(table, w),
-      4: targets.storage,
-      5: stats.storage,
+      negative_alias: negativeAliasBuffer(e, spec).storage,
+      h: h.storage,
+      table: windowOf(table, w),
+      targets: targets.storage,
+      stats: stats.storage,
+      negative_log_q: negativeLogQBuffer(e, spec, logQ).storage,
     }),
   };
   const loss = e.empty([n], "f32", "cce- loss");
@@ -192,7 +274,7 @@ export function cceSampledRows(
     spec.k,
     stepsPerPass(op, d, dot + 2, dot),
     () => n,
-    () => ({ 6: loss.storage, 7: running.storage }),
+    () => ({ loss: loss.storage, scratch: running.storage }),
   );
   running.dispose();
   return e.record({
@@ -215,12 +297,12 @@ export function cceSampledRows(
         spec.k,
         stepsPerPass(op, d, perSlot, 2 * dot + d + 2),
         () => n,
-        (w) => ({ 7: blockSums.storage, 9: dh.storage, 10: dtableIn(w) }),
-        [scatter ? 1 : 0, 0, 0, 0],
+        (w) => ({ scratch: blockSums.storage, dh: dh.storage, dtable: dtableIn(w) }),
+        { ...NO_EXTRA, scatter: scatter ? 1 : 0 },
       );
       blockSums.dispose();
       if (wantTable) {
-        const outputs = (w: RowWindow) => ({ 10: dtableIn(w) });
+        const outputs = (w: RowWindow) => ({ dtable: dtableIn(w) });
         if (spec.kind === "shared") sharedTableGrad(pass, drawNegatives(spec, n), outputs);
         targetTableGrad(pass, inputs.targets, outputs);
       }
@@ -238,14 +320,24 @@ interface SampledPass {
   n: number;
   d: number;
   shift: number;
+  constants: Record<string, number>;
   windows: RowWindow[];
-  inputs: (w: RowWindow) => Record<number, Binding>;
+  inputs: (w: RowWindow) => SampledBuffers;
 }
+
+/** The uniform's fields for the item-major kernels (zeros elsewhere) and the backward's scatter. */
+interface SampledExtra {
+  scatter: number;
+  start: number;
+  count: number;
+  uniques: number;
+}
+const NO_EXTRA: SampledExtra = { scatter: 0, start: 0, count: 0, uniques: 0 };
 
 /**
  * Runs `entry` in passes: per table window, per range of at most `perPass` of the `walk` steps
- * its invocations loop over, with `invocations(w)` invocations. Bindings: the inputs, minus the
- * `unused` ones, and `outputs`; `extra`: the uniform's scatter, start, count and uniques.
+ * its invocations loop over, with `invocations(w)` invocations. Buffers: the inputs, minus the
+ * `unused` ones, and `outputs`.
  */
 function runSampled(
   s: SampledPass,
@@ -253,35 +345,35 @@ function runSampled(
   walk: number,
   perPass: number,
   invocations: (w: RowWindow) => number,
-  outputs: (w: RowWindow) => Record<number, Binding>,
-  extra: number[] | ((w: RowWindow) => number[]) = [0, 0, 0, 0],
-  unused: number[] = [],
+  outputs: (w: RowWindow) => SampledBuffers,
+  extra: SampledExtra | ((w: RowWindow) => SampledExtra) = NO_EXTRA,
+  unused: SampledBuffer[] = [],
 ): void {
-  const ranges = chunks(walk, perPass);
+  const ranges = chunks(0, walk, perPass);
   s.windows.forEach((w, k) => {
     const count = invocations(w);
     if (count === 0) return;
-    const bindings = { ...s.inputs(w), ...outputs(w) };
-    for (const b of unused) delete bindings[b];
+    const buffers: SampledBuffers = { ...s.inputs(w), ...outputs(w) };
+    for (const b of unused) delete buffers[b];
     ranges.forEach(([from, to], r) => {
-      s.e.gpu.dispatch({
-        kernel: `cce- ${entry}`,
-        shader: sampledVariant,
+      SAMPLED_KERNEL.dispatch(s.e.gpu, {
+        label: `cce- ${entry}`,
         entry,
-        params: params(
-          s.n,
-          s.d,
+        constants: s.constants,
+        params: {
+          n: s.n,
+          d: s.d,
           ...negativeParams(s.spec),
-          w.row,
-          w.rows,
-          k === 0 && r === 0 ? 1 : 0,
-          k === s.windows.length - 1 && r === ranges.length - 1 ? 1 : 0,
-          { f32: s.shift },
+          row0: w.row,
+          rows: w.rows,
+          first: k === 0 && r === 0 ? 1 : 0,
+          last: k === s.windows.length - 1 && r === ranges.length - 1 ? 1 : 0,
+          shift: s.shift,
           ...(typeof extra === "function" ? extra(w) : extra),
-          from,
-          to,
-        ),
-        bindings: numbered(bindings),
+          lo: from,
+          hi: to,
+        },
+        buffers,
         workgroups: groupsFor(s.e, count, 64),
       });
     });
@@ -290,8 +382,8 @@ function runSampled(
 
 /**
  * Adds the table-gradient rows of `ids` (ascending, distinct), an invocation per id of each
- * window walking `walk` steps (positions or list entries); the kernel reads `list` at `binding`
- * and does not declare the `unused` input bindings.
+ * window walking `walk` steps (positions or list entries); the kernel reads `list` as buffer
+ * `binding` and does not use the `unused` inputs.
  */
 function sumRows(
   s: SampledPass,
@@ -299,9 +391,9 @@ function sumRows(
   ids: ArrayLike<number>,
   walk: number,
   list: Tensor,
-  binding: number,
-  outputs: (w: RowWindow) => Record<number, Binding>,
-  unused: number[],
+  binding: "shared_ids" | "target_csr",
+  outputs: (w: RowWindow) => SampledBuffers,
+  unused: SampledBuffer[],
 ): void {
   const range = (w: RowWindow) => rangeIn(ids, w.row, w.row + w.rows);
   const perStep = 2 * dotLoops(s.d) + 1;
@@ -312,7 +404,12 @@ function sumRows(
     stepsPerPass(s.op, s.d, perStep, 0),
     (w) => range(w)[1] - range(w)[0],
     (w) => ({ ...outputs(w), [binding]: list.storage }),
-    (w) => [0, range(w)[0], range(w)[1] - range(w)[0], ids.length],
+    (w) => ({
+      scatter: 0,
+      start: range(w)[0],
+      count: range(w)[1] - range(w)[0],
+      uniques: ids.length,
+    }),
     unused,
   );
   list.dispose();
@@ -322,7 +419,7 @@ function sumRows(
 function sharedTableGrad(
   s: SampledPass,
   drawn: Int32Array,
-  outputs: (w: RowWindow) => Record<number, Binding>,
+  outputs: (w: RowWindow) => SampledBuffers,
 ): void {
   const distinct: number[] = [];
   const cells: number[] = [];
@@ -334,14 +431,14 @@ function sharedTableGrad(
     }
   }
   const list = s.e.tensor(new Uint32Array(cells), [distinct.length, 2], "u32", "shared negatives");
-  sumRows(s, "shared_table_grad", distinct, s.n, list, 11, outputs, [1]);
+  sumRows(s, "shared_table_grad", distinct, s.n, list, "shared_ids", outputs, ["negative_alias"]);
 }
 
 /** The targets' gradient rows, each target's positions summed in ascending order. */
 function targetTableGrad(
   s: SampledPass,
   targets: Int32Array,
-  outputs: (w: RowWindow) => Record<number, Binding>,
+  outputs: (w: RowWindow) => SampledBuffers,
 ): void {
   const { unique, csr } = idsToCsr(targets);
   let most = 0;
@@ -350,12 +447,17 @@ function targetTableGrad(
   packed.set(unique);
   packed.set(csr, unique.length);
   const list = s.e.tensor(packed, [packed.length], "u32", "cce- target csr");
-  sumRows(s, "target_table_grad", unique, most, list, 12, outputs, [1, 4]);
+  sumRows(s, "target_table_grad", unique, most, list, "target_csr", outputs, [
+    "negative_alias",
+    "targets",
+    "negative_log_q",
+  ]);
 }
 
 /**
- * Per-position full-catalogue CE losses [N]: LSE over all table rows 0..C of h_n·E_i, minus the
- * target's logit (fullCrossEntropy's rows). Gradients reach h and table.
+ * Per-position full-catalogue CE losses [N]: LSE over the items 1..C of h_n·E_i, minus the
+ * target's logit (fullCrossEntropy's rows). Gradients reach h and table; the padding row 0 is not
+ * scored and its gradient row is 0.
  */
 export function cceRows(
   h: Tensor,
@@ -373,10 +475,17 @@ export function cceRows(
   const aligned = d % 4 === 0 ? 1 : 0;
   const forwardTiles = stepsPerPass(op, d, vec4s + 2, TM * (vec4s + 1));
   const passes = windows.flatMap((w) =>
-    forwardPasses(e, op, n, w.rows, forwardTiles * TN).map((pass) => ({ w, ...pass }))
+    forwardPasses(e, op, n, firstScored(w), w.rows, forwardTiles * TN).map((pass) => ({
+      w,
+      ...pass,
+    }))
   );
-  const uniform = (w: RowWindow, from: number, to: number, extra: number[] = [0, 0, 0, 0]) =>
-    params(n, d, w.row, w.rows, from, to, ...extra, { f32: eps });
+  const uniform = (
+    w: RowWindow,
+    from: number,
+    to: number,
+    flags = { span: 0, splits: 0, first: 0, last: 0 },
+  ) => ({ n, d, row0: w.row, rows: w.rows, lo: from, hi: to, ...flags, eps });
   const lse = e.empty([n], "f32", "cce lse");
   const loss = e.empty([n], "f32", "cce loss");
   const state = e.empty([n, 2], "f32", "cce running max and sum");
@@ -386,29 +495,31 @@ export function cceRows(
     "cce partial max and sum",
   );
   passes.forEach(({ w, from, to, span, splits }, i) => {
-    const flags = [span, splits, i === 0 ? 1 : 0, i === passes.length - 1 ? 1 : 0];
-    e.gpu.dispatch({
-      kernel: "cce forward tiles",
-      shader: fullVariant,
+    const flags = { span, splits, first: i === 0 ? 1 : 0, last: i === passes.length - 1 ? 1 : 0 };
+    FULL_KERNEL.dispatch(e.gpu, {
+      label: "cce forward tiles",
       entry: "forward_partial",
       constants: { ALIGNED: aligned },
       params: uniform(w, from, to, flags),
-      bindings: [
-        h.storage,
-        windowOf(table, w),
-        targets.storage,
-        null,
-        loss.storage,
-        partials.storage,
-      ],
+      buffers: {
+        h: h.storage,
+        table: windowOf(table, w),
+        targets: targets.storage,
+        loss: loss.storage,
+        partials: partials.storage,
+      },
       workgroups: [...groupsFor(e, n, LANES * TM), splits],
     });
-    e.gpu.dispatch({
-      kernel: "cce forward merge",
-      shader: fullVariant,
+    FULL_KERNEL.dispatch(e.gpu, {
+      label: "cce forward merge",
       entry: "merge",
       params: uniform(w, from, to, flags),
-      bindings: [null, null, null, lse.storage, loss.storage, partials.storage, state.storage],
+      buffers: {
+        lse: lse.storage,
+        loss: loss.storage,
+        partials: partials.storage,
+        state: state.storage,
+      },
       workgroups: groupsFor(e, n, 64),
     });
   });
@@ -423,24 +534,23 @@ export function cceRows(
       const gradRows = (out: Tensor, itemMajor: boolean) => {
         for (const w of windows) {
           const own = itemMajor ? w.rows : n;
-          for (const [from, to] of chunks(itemMajor ? n : w.rows, gradTiles * TN)) {
-            e.gpu.dispatch({
-              kernel: itemMajor ? "cce dtable" : "cce dh",
-              shader: fullVariant,
+          const walked = itemMajor
+            ? chunks(0, n, gradTiles * TN)
+            : chunks(firstScored(w), w.rows, gradTiles * TN);
+          for (const [from, to] of walked) {
+            FULL_KERNEL.dispatch(e.gpu, {
+              label: itemMajor ? "cce dtable" : "cce dh",
               entry: "grad_rows",
               constants: { ITEM_MAJOR: itemMajor ? 1 : 0, ALIGNED: aligned },
               params: uniform(w, from, to),
-              bindings: [
-                h.storage,
-                windowOf(table, w),
-                targets.storage,
-                lse.storage,
-                null,
-                null,
-                null,
-                dloss.storage,
-                itemMajor ? windowOf(out, w) : out.storage,
-              ],
+              buffers: {
+                h: h.storage,
+                table: windowOf(table, w),
+                targets: targets.storage,
+                lse: lse.storage,
+                dloss: dloss.storage,
+                grad: itemMajor ? windowOf(out, w) : out.storage,
+              },
               workgroups: groupsFor(e, own, LANES * TM),
             });
           }
@@ -464,23 +574,25 @@ interface ForwardPass {
 }
 
 /**
- * Cuts a window of `rows` items into splits of at most `maxSpan` items (the loop budget), small
- * enough that about TARGET_GROUPS workgroups run, grouped into passes of at most MAX_SPLITS
- * splits whose partial sums [splits, N, 2] fit one binding.
+ * Cuts the items [lo, rows) of a window into splits of at most `maxSpan` items (the loop budget),
+ * small enough that about TARGET_GROUPS workgroups run, grouped into passes of at most
+ * MAX_SPLITS splits whose partial sums [splits, N, 2] fit one binding.
  */
 function forwardPasses(
   e: Engine,
   op: string,
   n: number,
+  lo: number,
   rows: number,
   maxSpan: number,
 ): ForwardPass[] {
+  if (lo >= rows) return [];
   const fit = Math.floor(e.gpu.limits.maxStorageBufferBindingSize / (n * 8));
   if (fit < 1) throw new ShapeError(op, `${n} positions' partial sums do not fit one binding`);
   const perPass = Math.min(MAX_SPLITS, fit);
   const wanted = Math.min(perPass, Math.ceil(TARGET_GROUPS / Math.ceil(n / (LANES * TM))));
-  const span = Math.min(maxSpan, Math.ceil(rows / wanted / TN) * TN);
-  return chunks(rows, span * perPass).map(([from, to]) => ({
+  const span = Math.min(maxSpan, Math.ceil((rows - lo) / wanted / TN) * TN);
+  return chunks(lo, rows, span * perPass).map(([from, to]) => ({
     from,
     to,
     span,

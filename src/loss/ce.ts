@@ -5,18 +5,37 @@
 import shader from "../../shaders/cross_entropy.wgsl" with { type: "text" };
 import type { Tensor } from "../tensor/tensor.ts";
 import { ShapeError, shapeString } from "../tensor/tensor.ts";
-import { assertDType, groupsFor, params, rowWindows } from "../tensor/kernel.ts";
+import { assertDType, declareKernel, groupsFor, rowWindows } from "../tensor/kernel.ts";
+
+const CROSS_ENTROPY_KERNEL = declareKernel({
+  name: "cross entropy",
+  source: shader,
+  params: {
+    rows: "u32",
+    cols: "u32",
+    ignore: "i32",
+    row0: "u32",
+    first_valid: "u32",
+    valid: "u32",
+  },
+  buffers: ["logits", "targets", "lse", "loss", "dloss", "dlogits"],
+});
 
 export interface CrossEntropyOptions {
   /** Rows whose target equals this id contribute no loss and no gradient (padding). */
   ignoreIndex?: number;
+  /**
+   * Columns before this one (default 0) are outside the softmax, with a zero gradient: the
+   * padding item 0 of logits against a whole item table.
+   */
+  firstValidCol?: number;
   /** Columns from this one on are padding of the row stride: outside the softmax, zero gradient. */
   validCols?: number;
 }
 
 /**
- * Per-row losses [rows]: LSE(logits[r]) − logits[r, targets[r]], 0 for ignored rows.
- * Targets are i32 [rows] in [0, cols) or the ignore index.
+ * Per-row losses [rows]: LSE(logits[r, first..valid)) − logits[r, targets[r]], 0 for ignored
+ * rows. Targets are i32 [rows] in [firstValidCol, validCols) or the ignore index.
  */
 export function crossEntropyRows(
   logits: Tensor,
@@ -40,23 +59,34 @@ export function crossEntropyRows(
   if (!(Number.isInteger(valid) && valid >= 1 && valid <= cols)) {
     throw new RangeError(`crossEntropy: validCols ${valid} is outside [1, ${cols}]`);
   }
-  checkTargets(targets, valid, ignore);
+  const first = opts.firstValidCol ?? 0;
+  if (!(Number.isInteger(first) && first >= 0 && first < valid)) {
+    throw new RangeError(`crossEntropy: firstValidCol ${first} is outside [0, ${valid})`);
+  }
+  checkTargets(targets, first, valid, ignore);
+  const uniform = (w: { rows: number; row: number }) => ({
+    rows: w.rows,
+    cols,
+    ignore,
+    row0: w.row,
+    first_valid: first,
+    valid,
+  });
   const e = logits.engine;
   const lse = e.empty([rows], "f32", "ce lse");
   const loss = e.empty([rows], "f32", "ce loss");
   const windows = rowWindows(e, rows, cols * 4);
   for (const w of windows) {
-    e.gpu.dispatch({
-      kernel: "cross entropy forward",
-      shader,
+    CROSS_ENTROPY_KERNEL.dispatch(e.gpu, {
+      label: "cross entropy forward",
       entry: "forward",
-      params: params(w.rows, cols, { i32: ignore }, w.row, valid),
-      bindings: [
-        { alloc: logits.storage, offset: w.offset, size: w.size },
-        targets.storage,
-        lse.storage,
-        loss.storage,
-      ],
+      params: uniform(w),
+      buffers: {
+        logits: { alloc: logits.storage, offset: w.offset, size: w.size },
+        targets: targets.storage,
+        lse: lse.storage,
+        loss: loss.storage,
+      },
       workgroups: groupsFor(e, w.rows, 1),
     });
   }
@@ -67,19 +97,17 @@ export function crossEntropyRows(
     backward: (dloss) => {
       const dlogits = e.empty(logits.shape, "f32", "ce dlogits");
       for (const w of windows) {
-        e.gpu.dispatch({
-          kernel: "cross entropy backward",
-          shader,
+        CROSS_ENTROPY_KERNEL.dispatch(e.gpu, {
+          label: "cross entropy backward",
           entry: "backward",
-          params: params(w.rows, cols, { i32: ignore }, w.row, valid),
-          bindings: [
-            { alloc: logits.storage, offset: w.offset, size: w.size },
-            targets.storage,
-            lse.storage,
-            null,
-            dloss.storage,
-            { alloc: dlogits.storage, offset: w.offset, size: w.size },
-          ],
+          params: uniform(w),
+          buffers: {
+            logits: { alloc: logits.storage, offset: w.offset, size: w.size },
+            targets: targets.storage,
+            lse: lse.storage,
+            dloss: dloss.storage,
+            dlogits: { alloc: dlogits.storage, offset: w.offset, size: w.size },
+          },
           workgroups: groupsFor(e, w.rows * cols),
         });
       }
@@ -88,12 +116,14 @@ export function crossEntropyRows(
   });
 }
 
-function checkTargets(targets: Tensor, cols: number, ignore: number): void {
+function checkTargets(targets: Tensor, first: number, valid: number, ignore: number): void {
   if (!targets.host) return;
   const t = targets.host;
   for (let i = 0; i < t.length; i++) {
-    if (t[i] !== ignore && (t[i] < 0 || t[i] >= cols)) {
-      throw new RangeError(`crossEntropy: target ${t[i]} at row ${i} is outside [0, ${cols})`);
+    if (t[i] !== ignore && (t[i] < first || t[i] >= valid)) {
+      throw new RangeError(
+        `crossEntropy: target ${t[i]} at row ${i} is outside [${first}, ${valid})`,
+      );
     }
   }
 }

@@ -4,7 +4,8 @@
  * the tape, and they are the references the fused kernels are checked against.
  *
  * Inputs everywhere: h [N, d] the hidden states of the non-padded positions, table [C+1, d] the
- * tied item embeddings (row 0 = padding), targets [N] item ids in 1..C.
+ * tied item embeddings (row 0 = padding), targets [N] item ids in 1..C. Row 0 is never scored:
+ * the full softmax runs over items 1..C and negatives are drawn from 1..C, so its gradient is 0.
  */
 import type { Tensor } from "../tensor/tensor.ts";
 import { ShapeError, shapeString } from "../tensor/tensor.ts";
@@ -15,6 +16,7 @@ import { sum } from "../tensor/ops/reduce.ts";
 import { reshape } from "../tensor/ops/shape.ts";
 import { concat } from "../tensor/ops/slice.ts";
 import { crossEntropyRows } from "./ce.ts";
+import { type LogQ, logQShift, uniformLogQ } from "./negatives.ts";
 
 /** cce- and cce are the fused kernels of src/loss/cce.ts; the others are materialised here. */
 export type LossKind = "cce-" | "cce" | "ce" | "ce-" | "bce" | "gbce";
@@ -22,13 +24,19 @@ export const LOSS_KINDS: LossKind[] = ["cce-", "cce", "ce", "ce-", "bce", "gbce"
 
 /** Negatives of one batch: [N·K] per position, or [K] shared by every position. */
 export interface Negatives {
+  /** Item ids in 1..C. */
   ids: Int32Array;
   k: number;
   shared: boolean;
+  /**
+   * The logQ correction of the sampler that drew them (NegativeSampler.negatives, or logQOf of
+   * its spec); without one they count as uniform draws over 1..C.
+   */
+  logQ?: LogQ;
 }
 
 export interface SampledOptions {
-  /** Add log((C−1)/K) to negative logits (uniform sampling's logQ correction). */
+  /** Add the sampler's logQ correction −log(K·q_id) to negative logits (see Negatives.logQ). */
   logQ?: boolean;
 }
 
@@ -45,12 +53,23 @@ function checkInputs(op: string, h: Tensor, table: Tensor, targets: Int32Array):
         "do not match (want [N, d], [C+1, d], N)",
     );
   }
+  checkIds(op, "target", targets, table.shape[0] - 1);
+}
+
+/** Every id in 1..C: the padding row 0 is never scored. */
+function checkIds(op: string, what: string, ids: Int32Array, items: number): void {
+  for (let i = 0; i < ids.length; i++) {
+    if (!(ids[i] >= 1 && ids[i] <= items)) {
+      throw new RangeError(`${op}: ${what} ${ids[i]} at ${i} is outside 1..${items}`);
+    }
+  }
 }
 
 /**
- * Mean over positions of LSE over all items − the target's logit. The logits' row stride is
- * rounded up to a multiple of 4 (zero rows appended to the table, outside the softmax) so that
- * both backward products run on the vec4 matmul kernel.
+ * Mean over positions of LSE over items 1..C − the target's logit. Column 0 (the padding row) is
+ * outside the softmax and gets a zero gradient. The logits' row stride is rounded up to a
+ * multiple of 4 (zero rows appended to the table, outside the softmax too) so that both backward
+ * products run on the vec4 matmul kernel.
  */
 export function fullCrossEntropy(h: Tensor, table: Tensor, targets: Int32Array): Tensor {
   checkInputs("ce", h, table, targets);
@@ -62,14 +81,14 @@ export function fullCrossEntropy(h: Tensor, table: Tensor, targets: Int32Array):
   const losses = crossEntropyRows(
     logits,
     e.tensor(targets, [targets.length], "i32", "targets"),
-    { validCols: rows },
+    { firstValidCol: 1, validCols: rows },
   );
   return scale(sum(losses), 1 / targets.length);
 }
 
 /**
- * Logits [N, 1+K]: column 0 the target, then the K negatives. A negative equal to the target is
- * masked to −∞ (no share of the softmax, no gradient).
+ * Logits [N, 1+K]: column 0 the target, then the K negatives, each plus its logQ correction when
+ * asked. A negative equal to the target is masked to −∞ (no share of the softmax, no gradient).
  */
 export function sampledLogits(
   h: Tensor,
@@ -85,6 +104,8 @@ export function sampledLogits(
   if (neg.ids.length !== (neg.shared ? k : n * k)) {
     throw new ShapeError("sampled logits", `${neg.ids.length} negative ids for N=${n}, K=${k}`);
   }
+  const items = table.shape[0] - 1;
+  checkIds("sampled logits", "negative", neg.ids, items);
   const pos = embedding(table, e.tensor(targets, [n], "i32", "targets"));
   const posLogit = reshape(sum(mul(h, pos), -1), [n, 1]);
   let negLogits: Tensor;
@@ -95,13 +116,12 @@ export function sampledLogits(
     const negRows = embedding(table, e.tensor(neg.ids, [n, k], "i32", "negatives"));
     negLogits = reshape(matmul(reshape(h, [n, 1, d]), negRows, { transB: true }), [n, k]);
   }
-  const items = table.shape[0] - 1;
-  const shift = opts.logQ ? Math.log(Math.max(items - 1, 1) / k) : 0;
+  const logQ = opts.logQ ? (neg.logQ ?? uniformLogQ(items, k)) : null;
   const offsets = new Float32Array(n * (k + 1));
   for (let r = 0; r < n; r++) {
     for (let j = 0; j < k; j++) {
       const id = neg.ids[neg.shared ? j : r * k + j];
-      offsets[r * (k + 1) + 1 + j] = id === targets[r] ? -Infinity : shift;
+      offsets[r * (k + 1) + 1 + j] = id === targets[r] ? -Infinity : logQ ? logQShift(logQ, id) : 0;
     }
   }
   return add(

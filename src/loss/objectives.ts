@@ -7,7 +7,7 @@
 import type { Tensor } from "../tensor/tensor.ts";
 import { scale } from "../tensor/ops/elementwise.ts";
 import { sum } from "../tensor/ops/reduce.ts";
-import { cceRows, cceSampledRows, MAX_SPLITS } from "./cce.ts";
+import { CCE_FULL_MAX_SPLITS, cceRows, cceSampledRows } from "./cce.ts";
 import {
   binaryCrossEntropy,
   fullCrossEntropy,
@@ -15,7 +15,7 @@ import {
   type Negatives,
   sampledCrossEntropy,
 } from "./losses.ts";
-import type { NegativeSpec } from "../data/samplers.ts";
+import type { NegativeSpec } from "./negatives.ts";
 
 export type SamplerKind = "uniform" | "shared" | "popularity";
 export const SAMPLER_KINDS: readonly SamplerKind[] = ["uniform", "shared", "popularity"];
@@ -25,12 +25,10 @@ export const SAMPLER_KINDS: readonly SamplerKind[] = ["uniform", "shared", "popu
  * kernels draw from the spec themselves; the materialised losses take the ids.
  */
 export interface NegativeSource {
-  /** Negatives per position, or per batch when shared. */
-  readonly k: number;
-  readonly shared: boolean;
+  /** What the fused kernels draw step `step`'s negatives from. */
   spec(step: number): NegativeSpec;
-  /** [positions·k] ids in 1..C, or [k] when shared. */
-  sample(positions: number, step: number): Int32Array;
+  /** Step `step`'s negatives of `positions` positions, with the sampler's own logQ correction. */
+  negatives(positions: number, step: number): Negatives;
 }
 
 /** The settings an objective may read (each reads only its own; see `flags`). */
@@ -96,12 +94,7 @@ function needNegatives(name: string, inputs: ObjectiveInputs): NegativeSource {
 
 /** The negatives of a materialised loss, drawn on the host exactly as the fused kernels draw. */
 function hostNegatives(name: string, inputs: ObjectiveInputs): Negatives {
-  const source = needNegatives(name, inputs);
-  return {
-    ids: source.sample(inputs.targets.length, inputs.step),
-    k: source.k,
-    shared: source.shared,
-  };
+  return needNegatives(name, inputs).negatives(inputs.targets.length, inputs.step);
 }
 
 /**
@@ -145,8 +138,8 @@ const objectives: RecommenderObjective[] = [
     flags: ["filter-eps"],
     negativesPerPosition: () => null,
     denseTableGradient: true,
-    // Per row: LSE, loss, max and sum, ≤ MAX_SPLITS partial (max, sum) pairs, dh.
-    memoryBytes: ({ positions: n, dim: d }) => n * (4 + 2 * MAX_SPLITS + 2 * d) * F32,
+    // Per row: LSE, loss, max and sum, ≤ CCE_FULL_MAX_SPLITS partial (max, sum) pairs, dh.
+    memoryBytes: ({ positions: n, dim: d }) => n * (4 + 2 * CCE_FULL_MAX_SPLITS + 2 * d) * F32,
     loss({ h, table, targets }, s) {
       const t = h.engine.tensor(targets, [targets.length], "i32", "targets");
       return mean(cceRows(h, table, t, { filterEps: s.filterEps }), targets.length);

@@ -1,19 +1,138 @@
-/** Helpers shared by every op: uniform packing, grids, binding windows for big tensors. */
-import { grid2d } from "../gpu/gpu.ts";
+/**
+ * Kernel declarations, and helpers shared by every op: grids, binding windows for big tensors.
+ *
+ * A kernel is declared once, beside the code that runs it: its composed WGSL source, the fields
+ * of its `struct Params` in order and its storage bindings in order. Call sites name their
+ * parameters and buffers; the declaration packs the uniform and numbers the bindings the way
+ * Gpu.dispatch binds them (the uniform at 0, then storage 1, 2, …). The declarations are checked
+ * against every shader's text by tests/tensor/kernel_declarations_test.ts.
+ */
+import { type Binding, type Gpu, grid2d } from "../gpu/gpu.ts";
 import type { Engine } from "./engine.ts";
 import type { Tensor } from "./tensor.ts";
 import { ShapeError, shapeString } from "./tensor.ts";
 
-/** Packs 4-byte scalars in WGSL struct order. */
-export function params(...fields: (number | { f32: number } | { i32: number })[]): ArrayBuffer {
-  const buf = new ArrayBuffer(Math.max(16, Math.ceil((fields.length * 4) / 16) * 16));
-  const view = new DataView(buf);
-  fields.forEach((f, i) => {
-    if (typeof f === "number") view.setUint32(i * 4, f >>> 0, true);
-    else if ("f32" in f) view.setFloat32(i * 4, f.f32, true);
-    else view.setInt32(i * 4, f.i32, true);
-  });
-  return buf;
+/** The WGSL scalar types of uniform fields: 4 bytes each. */
+export type UniformType = "u32" | "i32" | "f32";
+
+export interface KernelDeclaration<P extends string, B extends string> {
+  /** Names the kernel in errors and, unless a call gives a label, in profiles. */
+  name: string;
+  /** The WGSL that is compiled: the shader file with the pieces it is composed with. */
+  source: string;
+  /** The fields of `struct Params`, in struct order (omitted when the shader has none). */
+  params?: { readonly [K in P]: UniformType };
+  /** Every storage binding of the source, in binding order. */
+  buffers: readonly B[];
+}
+
+export interface KernelCall<P extends string, B extends string> {
+  /** Entry point; "main" by default. */
+  entry?: string;
+  /** The name in errors and profiles, when one declaration runs as several ops. */
+  label?: string;
+  constants?: Record<string, number>;
+  /** Every uniform field by name. */
+  params: { readonly [K in P]: number };
+  /** The buffers the entry point uses, by name; the others are left out. */
+  buffers: { readonly [K in B]?: Binding };
+  workgroups: [number, number?, number?];
+}
+
+const declared: Kernel<string, string>[] = [];
+
+/** A declared kernel: packs named parameters and binds named buffers for Gpu.dispatch. */
+export class Kernel<P extends string, B extends string> {
+  readonly name: string;
+  readonly source: string;
+  readonly params: readonly (readonly [P, UniformType])[];
+  readonly buffers: readonly B[];
+  /** A buffer's place among the storage bindings (Gpu.dispatch numbers them after the uniform). */
+  private readonly slot = new Map<string, number>();
+  private readonly uniformBytes: number;
+
+  constructor(decl: KernelDeclaration<P, B>) {
+    this.name = decl.name;
+    this.source = decl.source;
+    this.params = decl.params ? Object.entries(decl.params) as [P, UniformType][] : [];
+    this.buffers = decl.buffers;
+    decl.buffers.forEach((b, i) => {
+      if (this.slot.has(b)) throw new Error(`kernel ${this.name}: buffer ${b} declared twice`);
+      this.slot.set(b, i);
+    });
+    // WGSL rounds a uniform struct of 4-byte fields up to 16 bytes.
+    this.uniformBytes = Math.max(16, Math.ceil((this.params.length * 4) / 16) * 16);
+  }
+
+  /** Records one dispatch of `call.entry` (see Gpu.dispatch). */
+  dispatch(gpu: Gpu, call: KernelCall<P, B>): void {
+    const label = call.label ?? this.name;
+    const who = label === this.name ? label : `${label} (${this.name})`;
+    gpu.dispatch({
+      kernel: label,
+      shader: this.source,
+      entry: call.entry,
+      constants: call.constants,
+      params: this.params.length > 0 ? this.pack(who, call.params) : undefined,
+      bindings: this.bind(who, call.buffers),
+      workgroups: call.workgroups,
+    });
+  }
+
+  private pack(who: string, values: { readonly [K in P]: number }): ArrayBuffer {
+    const buf = new ArrayBuffer(this.uniformBytes);
+    const view = new DataView(buf);
+    this.params.forEach(([name, type], i) => {
+      const v = values[name];
+      if (typeof v !== "number") throw new Error(`kernel ${who}: parameter ${name} is missing`);
+      if (type === "f32") {
+        view.setFloat32(i * 4, v, true);
+        return;
+      }
+      const [lo, hi, range] = type === "u32"
+        ? [0, 0xffffffff, "[0, 2^32)"]
+        : [-(2 ** 31), 2 ** 31 - 1, "[-2^31, 2^31)"];
+      if (!(Number.isInteger(v) && v >= lo && v <= hi)) {
+        throw new RangeError(
+          `kernel ${who}: parameter ${name} (${type}) must be an integer in ${range}, got ${v}`,
+        );
+      }
+      if (type === "u32") view.setUint32(i * 4, v, true);
+      else view.setInt32(i * 4, v, true);
+    });
+    if (Object.keys(values).length > this.params.length) {
+      const unknown = Object.keys(values).filter((k) => !this.params.some(([n]) => n === k));
+      throw new Error(`kernel ${who}: unknown parameter ${unknown.join(", ")}`);
+    }
+    return buf;
+  }
+
+  /** Storage bindings in order, null where the entry point uses no buffer of that slot. */
+  private bind(who: string, buffers: { readonly [K in B]?: Binding }): (Binding | null)[] {
+    const out: (Binding | null)[] = [];
+    for (const [name, b] of Object.entries(buffers) as [string, Binding | undefined][]) {
+      const at = this.slot.get(name);
+      if (at === undefined) throw new Error(`kernel ${who}: unknown buffer ${name}`);
+      if (!b) continue;
+      while (out.length <= at) out.push(null);
+      out[at] = b;
+    }
+    return out;
+  }
+}
+
+/** Declares a kernel and registers it for the declaration test. */
+export function declareKernel<P extends string = never, B extends string = never>(
+  decl: KernelDeclaration<P, B>,
+): Kernel<P, B> {
+  const k = new Kernel(decl);
+  declared.push(k as unknown as Kernel<string, string>);
+  return k;
+}
+
+/** Every kernel declared by the modules loaded so far. */
+export function declaredKernels(): readonly Kernel<string, string>[] {
+  return declared;
 }
 
 /** Workgroups for `n` items at `perGroup` items each, folded into 2-D past the grid limit. */

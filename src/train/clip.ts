@@ -1,8 +1,15 @@
 /** Gradient clipping by the global L2 norm, entirely on the GPU. */
 import shader from "../../shaders/grad_norm.wgsl" with { type: "text" };
 import { coalesceSparseGrads } from "../tensor/ops/embedding.ts";
-import { groupsFor, params as packParams, rowWindows } from "../tensor/kernel.ts";
+import { declareKernel, groupsFor, rowWindows } from "../tensor/kernel.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+
+const GRAD_NORM_KERNEL = declareKernel({
+  name: "grad norm",
+  source: shader,
+  params: { n: "u32", at: "u32", maxNorm: "f32" },
+  buffers: ["grad", "partials", "norm"],
+});
 
 /** Elements one workgroup of `partial_sums` covers (its 256 threads × PER_THREAD). */
 const CHUNK = 256 * 16;
@@ -29,31 +36,31 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): Tensor {
   let at = 0;
   for (const { g, w } of windows) {
     const groups = Math.ceil(w.rows / CHUNK);
-    e.gpu.dispatch({
-      kernel: "grad norm partial sums",
-      shader,
+    GRAD_NORM_KERNEL.dispatch(e.gpu, {
+      label: "grad norm partial sums",
       entry: "partial_sums",
-      params: packParams(w.rows, at),
-      bindings: [{ alloc: g.storage, offset: w.offset, size: w.size }, partials.storage, null],
+      params: { n: w.rows, at, maxNorm: 0 },
+      buffers: {
+        grad: { alloc: g.storage, offset: w.offset, size: w.size },
+        partials: partials.storage,
+      },
       workgroups: groupsFor(e, w.rows, CHUNK),
     });
     at += groups;
   }
-  e.gpu.dispatch({
-    kernel: "grad norm finish",
-    shader,
+  GRAD_NORM_KERNEL.dispatch(e.gpu, {
+    label: "grad norm finish",
     entry: "finish",
-    params: packParams(partialCount),
-    bindings: [null, partials.storage, norm.storage],
+    params: { n: partialCount, at: 0, maxNorm: 0 },
+    buffers: { partials: partials.storage, norm: norm.storage },
     workgroups: [1],
   });
   for (const { g, w } of windows) {
-    e.gpu.dispatch({
-      kernel: "grad norm scale",
-      shader,
+    GRAD_NORM_KERNEL.dispatch(e.gpu, {
+      label: "grad norm scale",
       entry: "scale",
-      params: packParams(w.rows, 0, { f32: maxNorm }),
-      bindings: [{ alloc: g.storage, offset: w.offset, size: w.size }, null, norm.storage],
+      params: { n: w.rows, at: 0, maxNorm },
+      buffers: { grad: { alloc: g.storage, offset: w.offset, size: w.size }, norm: norm.storage },
       workgroups: groupsFor(e, w.rows),
     });
   }

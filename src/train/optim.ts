@@ -14,8 +14,39 @@
 import adamShader from "../../shaders/adam.wgsl" with { type: "text" };
 import { coalesceSparseGrads, rowScatterParts } from "../tensor/ops/embedding.ts";
 import { dispatchFlat } from "../tensor/ops/elementwise.ts";
-import { assertDType, assertSameShape, groupsFor, params } from "../tensor/kernel.ts";
+import { assertDType, assertSameShape, declareKernel, groupsFor } from "../tensor/kernel.ts";
 import { ShapeError, shapeString, type SparseRows, type Tensor } from "../tensor/tensor.ts";
+
+const ADAM_KERNEL = declareKernel({
+  name: "adam",
+  source: adamShader,
+  params: {
+    n: "u32",
+    lr: "f32",
+    beta1: "f32",
+    beta2: "f32",
+    eps: "f32",
+    weightDecay: "f32",
+    stepSize: "f32",
+    invSqrtBc2: "f32",
+    cols: "u32",
+    rowBase: "u32",
+    gradSkip: "u32",
+    idsAt: "u32",
+  },
+  buffers: ["param", "grad", "m", "v", "ids"],
+});
+
+/** The hyperparameters of one step, in the shader's terms. */
+interface StepParams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  stepSize: number;
+  invSqrtBc2: number;
+}
 
 export interface AdamOptions {
   lr: number;
@@ -66,20 +97,19 @@ export class Adam {
     this.stepCount++;
     const { lr, beta1, beta2, eps, weightDecay } = this.options;
     const t = this.stepCount;
-    const hyper = [
-      { f32: lr },
-      { f32: beta1 },
-      { f32: beta2 },
-      { f32: eps },
-      { f32: weightDecay },
-      { f32: lr / (1 - beta1 ** t) },
-      { f32: 1 / Math.sqrt(1 - beta2 ** t) },
-    ];
+    const hyper: StepParams = {
+      lr,
+      beta1,
+      beta2,
+      eps,
+      weightDecay,
+      stepSize: lr / (1 - beta1 ** t),
+      invSqrtBc2: 1 / Math.sqrt(1 - beta2 ** t),
+    };
     for (const p of this.params) {
       const table = p.sparseGrads.length > 0;
       coalesceSparseGrads(p);
-      if (p.grad && table) this.nonzeroStep(p, p.grad, hyper);
-      else if (p.grad) this.denseStep(p, p.grad, hyper);
+      if (p.grad) this.flatStep(table ? "nonzero" : "dense", p, p.grad, hyper);
       else if (p.sparseGrads.length) this.lazyStep(p, p.sparseGrads[0], hyper);
     }
   }
@@ -125,26 +155,21 @@ export class Adam {
     return s;
   }
 
-  private denseStep(p: Tensor, grad: Tensor, hyper: { f32: number }[]): void {
+  /** `dense` or `nonzero` over every element of p. */
+  private flatStep(entry: "dense" | "nonzero", p: Tensor, grad: Tensor, hyper: StepParams): void {
     assertSameShape("Adam gradient", p, grad);
     const { m, v } = this.momentsOf(p);
-    // Zeros fill the row fields of the shader's Params, which `dense` does not read.
-    const fields = [...hyper, 0, 0, 0, 0];
-    dispatchFlat(p.engine, "adam dense", adamShader, "dense", [p, grad, m, v], fields, {
-      DECOUPLED: this.options.decoupled ? 1 : 0,
+    dispatchFlat(p.engine, ADAM_KERNEL, {
+      entry,
+      label: `adam ${entry}`,
+      constants: { DECOUPLED: this.options.decoupled ? 1 : 0 },
+      // Zeros fill the row fields, which only `rows` reads.
+      params: { ...hyper, cols: 0, rowBase: 0, gradSkip: 0, idsAt: 0 },
+      tensors: { param: p, grad, m, v },
     });
   }
 
-  private nonzeroStep(p: Tensor, grad: Tensor, hyper: { f32: number }[]): void {
-    assertSameShape("Adam gradient", p, grad);
-    const { m, v } = this.momentsOf(p);
-    const fields = [...hyper, 0, 0, 0, 0];
-    dispatchFlat(p.engine, "adam nonzero", adamShader, "nonzero", [p, grad, m, v], fields, {
-      DECOUPLED: this.options.decoupled ? 1 : 0,
-    });
-  }
-
-  private lazyStep(p: Tensor, g: SparseRows, hyper: { f32: number }[]): void {
+  private lazyStep(p: Tensor, g: SparseRows, hyper: StepParams): void {
     const [rows, cols] = p.shape;
     if (p.rank !== 2 || g.rows.shape[1] !== cols) {
       throw new ShapeError(
@@ -157,26 +182,25 @@ export class Adam {
     const { m, v } = this.momentsOf(p);
     for (const part of rowScatterParts(e, g.ids, rows, cols)) {
       const dst = { offset: part.dst.offset, size: part.dst.size };
-      e.gpu.dispatch({
-        kernel: "adam rows",
-        shader: adamShader,
+      ADAM_KERNEL.dispatch(e.gpu, {
+        label: "adam rows",
         entry: "rows",
         constants: { DECOUPLED: this.options.decoupled ? 1 : 0 },
-        params: params(
-          part.count * cols,
+        params: {
+          n: part.count * cols,
           ...hyper,
           cols,
-          part.dst.row,
-          part.first - part.src.row,
-          part.first,
-        ),
-        bindings: [
-          { alloc: p.storage, ...dst },
-          { alloc: g.rows.storage, offset: part.src.offset, size: part.src.size },
-          { alloc: m.storage, ...dst },
-          { alloc: v.storage, ...dst },
-          g.idsGpu.storage,
-        ],
+          rowBase: part.dst.row,
+          gradSkip: part.first - part.src.row,
+          idsAt: part.first,
+        },
+        buffers: {
+          param: { alloc: p.storage, ...dst },
+          grad: { alloc: g.rows.storage, offset: part.src.offset, size: part.src.size },
+          m: { alloc: m.storage, ...dst },
+          v: { alloc: v.storage, ...dst },
+          ids: g.idsGpu.storage,
+        },
         workgroups: groupsFor(e, part.count * cols),
       });
     }

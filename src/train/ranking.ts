@@ -14,7 +14,32 @@ import rankShader from "../../shaders/target_rank.wgsl" with { type: "text" };
 import topkShader from "../../shaders/topk.wgsl" with { type: "text" };
 import type { Tensor } from "../tensor/tensor.ts";
 import { ShapeError, shapeString } from "../tensor/tensor.ts";
-import { assertDType, groupsFor, params, type RowWindow, rowWindows } from "../tensor/kernel.ts";
+import {
+  assertDType,
+  declareKernel,
+  groupsFor,
+  type RowWindow,
+  rowWindows,
+} from "../tensor/kernel.ts";
+
+const MASK_KERNEL = declareKernel({
+  name: "mask scores",
+  source: maskShader,
+  params: { rows: "u32", cols: "u32", row0: "u32" },
+  buffers: ["scores", "offsets", "items"],
+});
+const RANK_KERNEL = declareKernel({
+  name: "target rank",
+  source: rankShader,
+  params: { rows: "u32", cols: "u32", row0: "u32" },
+  buffers: ["scores", "targets", "ranks"],
+});
+const TOP_K_KERNEL = declareKernel({
+  name: "top k",
+  source: topkShader,
+  params: { rows: "u32", cols: "u32", k: "u32", keff: "u32", out_shift: "u32" },
+  buffers: ["scores", "out"],
+});
 
 /** The largest k that topK supports (its candidates are sorted in workgroup memory). */
 export const MAX_TOP_K = 128;
@@ -42,16 +67,14 @@ export function maskScores(scores: Tensor, exclude?: ExcludedItems): void {
     const offs = e.tensor(offsets, [rows + 1], "i32", "mask offsets");
     const ids = e.tensor(items, [items.length], "i32", "mask items");
     for (const w of rowWindows(e, rows, cols * 4)) {
-      e.gpu.dispatch({
-        kernel: "mask scores",
-        shader: maskShader,
+      MASK_KERNEL.dispatch(e.gpu, {
         entry: "mask",
-        params: params(w.rows, cols, w.row),
-        bindings: [
-          { alloc: scores.storage, offset: w.offset, size: w.size },
-          offs.storage,
-          ids.storage,
-        ],
+        params: { rows: w.rows, cols, row0: w.row },
+        buffers: {
+          scores: { alloc: scores.storage, offset: w.offset, size: w.size },
+          offsets: offs.storage,
+          items: ids.storage,
+        },
         workgroups: groupsFor(e, w.rows, 1),
       });
     }
@@ -83,16 +106,14 @@ export function targetRanks(scores: Tensor, targets: Int32Array): Tensor {
   e.tidy(() => {
     const t = e.tensor(targets, [rows], "i32", "rank targets");
     for (const w of rowWindows(e, rows, cols * 4)) {
-      e.gpu.dispatch({
-        kernel: "target rank",
-        shader: rankShader,
+      RANK_KERNEL.dispatch(e.gpu, {
         entry: "target_rank",
-        params: params(w.rows, cols, w.row),
-        bindings: [
-          { alloc: scores.storage, offset: w.offset, size: w.size },
-          t.storage,
-          ranks.storage,
-        ],
+        params: { rows: w.rows, cols, row0: w.row },
+        buffers: {
+          scores: { alloc: scores.storage, offset: w.offset, size: w.size },
+          targets: t.storage,
+          ranks: ranks.storage,
+        },
         workgroups: groupsFor(e, w.rows, 1),
       });
     }
@@ -115,15 +136,13 @@ export function topK(scores: Tensor, k: number): Tensor {
   const out = e.empty([rows, k], "i32", "top k ids");
   if (rows === 0) return out;
   for (const w of topKWindows(scores, k)) {
-    e.gpu.dispatch({
-      kernel: "top k",
-      shader: topkShader,
+    TOP_K_KERNEL.dispatch(e.gpu, {
       entry: "topk",
-      params: params(w.rows, cols, k, Math.min(k, cols), w.outShift),
-      bindings: [
-        { alloc: scores.storage, offset: w.offset, size: w.size },
-        { alloc: out.storage, offset: w.outOffset, size: w.outSize },
-      ],
+      params: { rows: w.rows, cols, k, keff: Math.min(k, cols), out_shift: w.outShift },
+      buffers: {
+        scores: { alloc: scores.storage, offset: w.offset, size: w.size },
+        out: { alloc: out.storage, offset: w.outOffset, size: w.outSize },
+      },
       workgroups: groupsFor(e, w.rows, 1),
     });
   }

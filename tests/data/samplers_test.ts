@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { seededRandom } from "../../src/tensor/random.ts";
 import {
-  aliasProbabilities,
   buildAliasTable,
   drawAlias,
-  drawNegatives,
   makeSampler,
   popularityWeights,
 } from "../../src/data/samplers.ts";
+import { aliasProbabilities, drawNegatives, logQShift } from "../../src/loss/negatives.ts";
 
 /** Pearson chi-square of observed counts against expected probabilities. */
 function chiSquare(observed: ArrayLike<number>, expected: ArrayLike<number>, n: number): number {
@@ -136,5 +135,26 @@ Deno.test("a step's draw is a pure function of the run's seed and the step", () 
     assert.notDeepEqual(s.sample(3, 43), a, kind);
     assert.notDeepEqual(make(2).sample(3, 42), a, kind);
     assert.deepEqual(s.sample(3, 42), drawNegatives(s.spec(42), 3), kind);
+  }
+});
+
+Deno.test("each sampler's negatives carry its own logQ correction", () => {
+  const [items, k] = [40, 8];
+  const counts = Float64Array.from({ length: items + 1 }, (_, i) => (i === 0 ? 0 : 1 + (i % 7)));
+  for (const kind of ["uniform", "shared"] as const) {
+    const neg = makeSampler({ kind, items, k, seed: 3 }).negatives(5, 2);
+    assert.deepEqual(neg.logQ, { shift: Math.log((items - 1) / k) }, kind);
+    assert.equal(neg.shared, kind === "shared");
+  }
+  const s = makeSampler({ kind: "popularity", items, k, seed: 3, counts, alpha: 0.5 });
+  const neg = s.negatives(5, 2);
+  assert.deepEqual(neg.ids, s.sample(5, 2));
+  assert.equal(neg.k, k);
+  const w = popularityWeights(counts, items, 0.5);
+  const total = w.reduce((a, b) => a + b, 0);
+  // −log(K·q_id) with q the sampler's probability of drawing id.
+  for (const id of neg.ids) {
+    const want = -Math.log((k * w[id - 1]) / total);
+    assert.ok(Math.abs(logQShift(neg.logQ!, id) - want) < 1e-6, `id ${id}`);
   }
 });

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { Gpu, GpuValidationError } from "../../src/gpu/gpu.ts";
 import { acquireDevice, adapterSlug, NoAdapterError } from "../../src/gpu/device.ts";
 import { formatBytes, OutOfMemoryError, parseBytes, sizeClass } from "../../src/gpu/allocator.ts";
-import { params } from "../../src/tensor/kernel.ts";
 
 const gpuTest = (name: string, fn: () => Promise<void> | void) =>
   Deno.test({ name, sanitizeOps: false, sanitizeResources: false, fn });
@@ -18,6 +17,15 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (gid.x < p.n) { dst[gid.x] = src[gid.x] * FACTOR + p.add; }
 }`;
 
+/** copyShader's uniform: n (u32) and add (f32), padded to WGSL's 16 bytes. */
+function copyParams(n: number, add: number): ArrayBuffer {
+  const buf = new ArrayBuffer(16);
+  const view = new DataView(buf);
+  view.setUint32(0, n, true);
+  view.setFloat32(4, add, true);
+  return buf;
+}
+
 gpuTest("dispatches batch into one submit and read back", async () => {
   const gpu = await Gpu.create();
   try {
@@ -29,7 +37,7 @@ gpuTest("dispatches batch into one submit and read back", async () => {
       gpu.dispatch({
         kernel: "copy",
         shader: copyShader,
-        params: params(10, { f32: 1 }),
+        params: copyParams(10, 1),
         bindings: [i % 2 ? b : a, i % 2 ? a : b],
         workgroups: [1],
       });
@@ -53,7 +61,7 @@ gpuTest("pipelines are cached by shader and constants", async () => {
         kernel: "scaled copy",
         shader: copyShader,
         constants: { FACTOR: factor },
-        params: params(4, { f32: 0 }),
+        params: copyParams(4, 0),
         bindings: [a, b],
         workgroups: [1],
       });
@@ -98,7 +106,7 @@ gpuTest("a binding mismatch is an exception naming the kernel", async () => {
         gpu.dispatch({
           kernel: "copy with a missing buffer",
           shader: copyShader,
-          params: params(4, { f32: 0 }),
+          params: copyParams(4, 0),
           bindings: [a],
           workgroups: [1],
         }),
@@ -163,7 +171,7 @@ gpuTest(
       gpu.dispatch({
         kernel: "copy",
         shader: copyShader,
-        params: params(10, { f32: 1 }),
+        params: copyParams(10, 1),
         bindings: [src, dst],
         workgroups: [1],
       });
@@ -233,7 +241,7 @@ gpuTest("profiling times each kernel with timestamp queries", async () => {
       gpu.dispatch({
         kernel: "timed copy",
         shader: copyShader,
-        params: params(1024, { f32: 0 }),
+        params: copyParams(1024, 0),
         bindings: [a, b],
         workgroups: [16],
       });

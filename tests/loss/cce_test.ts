@@ -1,12 +1,16 @@
 import assert from "node:assert/strict";
 import { cceRows, cceSampledRows } from "../../src/loss/cce.ts";
-import { sampledCrossEntropy } from "../../src/loss/losses.ts";
+import { fullCrossEntropy, type Negatives, sampledCrossEntropy } from "../../src/loss/losses.ts";
 import {
+  aliasProbabilities,
   drawNegatives,
+  logQOf,
   type NegativeKind,
   type NegativeSpec,
-  popularityAlias,
-} from "../../src/data/samplers.ts";
+} from "../../src/loss/negatives.ts";
+import { popularityAlias } from "../../src/data/samplers.ts";
+import { scale } from "../../src/tensor/ops/elementwise.ts";
+import { sum } from "../../src/tensor/ops/reduce.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 import { assertClose, checkOp, gpuTest, randomArray, randomInts } from "../support/check.ts";
@@ -98,25 +102,39 @@ function reference(p: Inputs, candidates: (n: number) => [number, number][]): Re
   return { loss, dh, dtable };
 }
 
+/** The logQ correction of `spec`'s draws in float64: −log(K·q_id), q uniform over C − 1 items. */
+function logQReference(spec: NegativeSpec): (id: number) => number {
+  if (spec.kind !== "popularity") return () => Math.log(Math.max(spec.items - 1, 1) / spec.k);
+  const q = aliasProbabilities(spec.alias!);
+  return (id) => -Math.log(spec.k * q[id - 1]);
+}
+
 function sampledReference(p: Inputs, spec: NegativeSpec, logQ: boolean): Result {
   const ids = drawNegatives(spec, p.n);
-  const shift = logQ ? Math.log(Math.max(p.items - 1, 1) / spec.k) : 0;
+  const shift = logQ ? logQReference(spec) : () => 0;
   return reference(p, (r) => {
     const list: [number, number][] = [[p.targets[r], 0]];
     for (let j = 0; j < spec.k; j++) {
       const id = ids[spec.kind === "shared" ? j : r * spec.k + j];
-      if (id !== p.targets[r]) list.push([id, shift]);
+      if (id !== p.targets[r]) list.push([id, shift(id)]);
     }
     return list;
   });
 }
 
+/** Softmax over the items 1..C: row 0 is padding. */
 function fullReference(p: Inputs): Result {
   return reference(p, (r) => {
     const list: [number, number][] = [[p.targets[r], 0]];
-    for (let i = 0; i <= p.items; i++) if (i !== p.targets[r]) list.push([i, 0]);
+    for (let i = 1; i <= p.items; i++) if (i !== p.targets[r]) list.push([i, 0]);
     return list;
   });
+}
+
+/** The padding row's gradient is exactly zero: it is never scored. */
+function assertRowZeroUntouched(got: Result, d: number, what: string): void {
+  const row = Array.from({ length: d }, (_, c) => got.dtable[c]);
+  assert.deepEqual(row, new Array(d).fill(0), `${what} dtable row 0`);
 }
 
 function maxAbs(xs: ArrayLike<number>): number {
@@ -154,9 +172,10 @@ const sampledCases: {
   { n: 19, d: 13, items: 30, k: 9, kind: "shared", logQ: false },
   { n: 19, d: 13, items: 30, k: 9, kind: "shared", logQ: true },
   { n: 23, d: 8, items: 40, k: 12, kind: "popularity", logQ: false },
+  { n: 23, d: 8, items: 40, k: 12, kind: "popularity", logQ: true },
   { n: 5, d: 45, items: 20, k: 4096, kind: "uniform", logQ: true },
   { n: 6, d: 4, items: 10, k: 4096, kind: "shared", logQ: false },
-  { n: 3, d: 7, items: 12, k: 4096, kind: "popularity", logQ: false },
+  { n: 3, d: 7, items: 12, k: 4096, kind: "popularity", logQ: true },
 ];
 
 for (const { n, d, items, k, kind, logQ } of sampledCases) {
@@ -167,25 +186,38 @@ for (const { n, d, items, k, kind, logQ } of sampledCases) {
       const spec = specOf(kind, k, items, 1000 + n);
       const got = await runGpu(e, p, (h, t, y) => cceSampledRows(h, t, y, spec, { logQ }));
       assertResultsClose(got, sampledReference(p, spec, logQ), "cce-");
+      assertRowZeroUntouched(got, d, "cce-");
     },
   );
 }
 
 gpuTest("cce- rows average to the materialised sampled CE", async (e) => {
   const p = problem(29, 6, 25, 5);
-  for (const kind of ["uniform", "shared"] as const) {
+  const runs = [
+    ["uniform", false],
+    ["shared", false],
+    ["uniform", true],
+    ["popularity", true],
+  ] as const;
+  for (const [kind, logQ] of runs) {
     const spec = specOf(kind, 11, p.items, 77);
     const [fused, materialised] = await e.tidyAsync(async () => {
       const h = e.tensor(p.h, [p.n, p.d]);
       const table = e.tensor(p.table, [p.items + 1, p.d]);
-      const rows = await cceSampledRows(h, table, e.tensor(p.targets, [p.n]), spec).readF32();
-      const neg = { ids: drawNegatives(spec, p.n), k: spec.k, shared: kind === "shared" };
-      const mean = await sampledCrossEntropy(h, table, p.targets, neg).readF32();
+      const targets = e.tensor(p.targets, [p.n]);
+      const rows = await cceSampledRows(h, table, targets, spec, { logQ }).readF32();
+      const neg: Negatives = {
+        ids: drawNegatives(spec, p.n),
+        k: spec.k,
+        shared: kind === "shared",
+        logQ: logQOf(spec),
+      };
+      const mean = await sampledCrossEntropy(h, table, p.targets, neg, { logQ }).readF32();
       return [rows.reduce((s, v) => s + v, 0) / p.n, mean[0]];
     });
     assert.ok(
       Math.abs(fused - materialised) <= 1e-5 * Math.abs(materialised),
-      `${fused} vs ${materialised}`,
+      `${kind}${logQ ? " logQ" : ""}: ${fused} vs ${materialised}`,
     );
   }
 });
@@ -220,8 +252,41 @@ for (const { n, d, items } of fullCases) {
     const p = problem(n, d, items, n + d + items);
     const got = await runGpu(e, p, (h, t, y) => cceRows(h, t, y));
     assertResultsClose(got, fullReference(p), "cce");
+    assertRowZeroUntouched(got, d, "cce");
   });
 }
+
+gpuTest("cce equals the materialised full CE, row 0 left out of both", async (e) => {
+  // C = 5: the padding row's share would be visible in the loss.
+  const p = problem(11, 6, 5, 91);
+  p.dloss.fill(1 / p.n);
+  const want = fullReference(p);
+  const wantMean = Array.from(want.loss).reduce((s, v) => s + v, 0) / p.n;
+  const run = (op: (h: Tensor, table: Tensor) => Tensor) =>
+    e.tidyAsync(async () => {
+      const h = e.tensor(p.h, [p.n, p.d]);
+      const table = e.tensor(p.table, [p.items + 1, p.d]);
+      h.requiresGrad = table.requiresGrad = true;
+      e.startTape();
+      const loss = op(h, table);
+      const value = (await loss.read())[0];
+      e.backward(loss);
+      const result = { loss: [value], dh: await h.grad!.read(), dtable: await table.grad!.read() };
+      h.zeroGrad();
+      table.zeroGrad();
+      return result;
+    });
+  const results = [
+    ["cce", await run((h, t) => scale(sum(cceRows(h, t, e.tensor(p.targets, [p.n]))), 1 / p.n))],
+    ["ce", await run((h, t) => fullCrossEntropy(h, t, p.targets))],
+  ] as const;
+  for (const [name, got] of results) {
+    assert.ok(Math.abs(got.loss[0] - wantMean) < 1e-5 * wantMean, `${name} ${got.loss[0]}`);
+    assertClose(got.dh, want.dh, `${name} dh`, 1e-5, 1e-5 * maxAbs(want.dh));
+    assertClose(got.dtable, want.dtable, `${name} dtable`, 1e-5, 1e-5 * maxAbs(want.dtable));
+    assertRowZeroUntouched(got, p.d, name);
+  }
+});
 
 gpuTest("cce gradients match finite differences", async (e) => {
   const [n, d, items] = [5, 3, 9];

@@ -34,28 +34,42 @@ for (const [rows, cols] of [[1, 1], [1, 7], [13, 5], [37, 130]]) {
   });
 }
 
-for (const [rows, cols, valid] of [[1, 4, 1], [9, 8, 7], [6, 12, 10]]) {
+for (
+  const [rows, cols, first, valid] of [
+    [1, 4, 0, 1],
+    [9, 8, 0, 7],
+    [6, 12, 0, 10],
+    [5, 6, 1, 6],
+    [7, 12, 1, 10],
+    [3, 3, 2, 3],
+  ]
+) {
   gpuTest(
-    `cross entropy ${rows}x${cols} with ${valid} valid columns ignores the padding`,
+    `cross entropy ${rows}x${cols} over columns [${first}, ${valid}) ignores the others`,
     async (e) => {
-      const targets = randomInts(rows, rows + valid, 0, valid);
+      const targets = randomInts(rows, rows + valid, first, valid);
+      const width = valid - first;
+      // The float64 reference sees only the columns in the softmax; the others get no gradient.
       const slice = (logits: Float64Array) => {
-        const out = new Float64Array(rows * valid);
+        const out = new Float64Array(rows * width);
         for (let r = 0; r < rows; r++) {
-          out.set(logits.subarray(r * cols, r * cols + valid), r * valid);
+          out.set(logits.subarray(r * cols + first, r * cols + valid), r * width);
         }
         return out;
       };
       await checkOp(e, {
-        name: "crossEntropyRows validCols",
+        name: "crossEntropyRows firstValidCol validCols",
         inputs: [{
           data: randomArray(rows * cols, rows * cols + valid, -6, 6),
           shape: [rows, cols],
           grad: true,
         }],
         gpu: ([logits]) =>
-          crossEntropyRows(logits, e.tensor(targets, [rows]), { validCols: valid }),
-        ref: ([logits]) => ceRef(slice(logits), targets, valid, -1),
+          crossEntropyRows(logits, e.tensor(targets, [rows]), {
+            firstValidCol: first,
+            validCols: valid,
+          }),
+        ref: ([logits]) => ceRef(slice(logits), targets.map((t) => t - first), width, -1),
         rtol: 1e-4,
         atol: 1e-5,
       });
@@ -87,5 +101,17 @@ gpuTest("cross entropy refuses a target outside the catalogue and mismatched sha
   assert.throws(
     () => crossEntropyRows(logits, e.tensor(new Int32Array([0, 0]), [2]), { validCols: 4 }),
     /validCols 4 is outside \[1, 3\]/,
+  );
+  assert.throws(
+    () => crossEntropyRows(logits, e.tensor(new Int32Array([0, 2]), [2]), { firstValidCol: 1 }),
+    /target 0 at row 0 is outside \[1, 3\)/,
+  );
+  assert.throws(
+    () =>
+      crossEntropyRows(logits, e.tensor(new Int32Array([1, 1]), [2]), {
+        firstValidCol: 2,
+        validCols: 2,
+      }),
+    /firstValidCol 2 is outside \[0, 2\)/,
   );
 });

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
-import { drawNegativesGpu } from "../../src/loss/negatives.ts";
 import {
   aliasProbabilities,
   drawNegatives,
+  drawNegativesGpu,
   NEGATIVE_STREAM,
   negativeId,
   type NegativeSpec,
-  popularityAlias,
-} from "../../src/data/samplers.ts";
+} from "../../src/loss/negatives.ts";
+import { popularityAlias } from "../../src/data/samplers.ts";
 import { mulHi32, randomBits, randomInt } from "../../src/tensor/random.ts";
 import { gpuTest } from "../support/check.ts";
 import { withBindingLimit } from "../support/small_bindings.ts";

@@ -245,6 +245,54 @@ gpuTest(
   (e) => withBindingLimit(e, 256, () => checkDenseTableStep(e, 23, 5)),
 );
 
+/**
+ * The item table's padding row 0: zero-initialised (as SasRec does) and never scored, so its
+ * gradient is zero in every form it arrives in. One step of each update path must leave it, and
+ * its moments, exactly zero, weight decay included: decoupled decay scales 0, coupled decay adds
+ * wd·0 to a zero gradient.
+ */
+const PADDING_ROW_PATHS = ["dense", "dense + sparse rows", "sparse rows"] as const;
+
+for (const decoupled of [false, true]) {
+  for (const path of PADDING_ROW_PATHS) {
+    const name = `${decoupled ? "AdamW" : "Adam"} (${path})`;
+    gpuTest(`${name} leaves a zero row with a zero gradient bit-identical`, async (e) => {
+      const [rows, cols] = [6, 5];
+      const init = randomArray(rows * cols, 180);
+      init.fill(0, 0, cols);
+      const table = e.parameter(init, [rows, cols], "table");
+      if (path !== "dense") {
+        // Padding positions look row 0 up; their upstream gradient is zero.
+        const ids = Int32Array.from([0, 3, 0, 5, 1]);
+        const seed = randomArray(ids.length * cols, 181);
+        ids.forEach((id, p) => id === 0 && seed.fill(0, p * cols, (p + 1) * cols));
+        lookupBackward(e, table, ids, seed);
+      }
+      if (path !== "sparse rows") {
+        const g = randomArray(rows * cols, 182);
+        g.fill(0, 0, cols);
+        table.grad = e.tensor(g, [rows, cols]);
+        e.keep(table.grad);
+      }
+      const opt = new Adam([table], { ...DECAY, decoupled });
+      opt.step();
+      const bits = (t: Tensor) => t.read().then((v) => [...new Uint32Array(v.buffer, 0, cols)]);
+      const zeros = new Array(cols).fill(0);
+      const state = opt.stateTensors();
+      assert.deepEqual(await bits(table), zeros, "row 0");
+      assert.deepEqual(await bits(state["m.0"]), zeros, "row 0 of m");
+      assert.deepEqual(await bits(state["v.0"]), zeros, "row 0 of v");
+      const w = await table.read();
+      assert.notDeepEqual([...w.subarray(3 * cols, 4 * cols)], [
+        ...init.subarray(3 * cols, 4 * cols),
+      ]);
+      table.zeroGrad();
+      opt.dispose();
+      table.dispose();
+    });
+  }
+}
+
 /** One dense param, one table with two lookups, one table with dense + sparse gradients. */
 function mixedGradients(e: Engine) {
   const dense = e.parameter(randomArray(91, 130), [7, 13], "dense");

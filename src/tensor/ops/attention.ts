@@ -9,8 +9,8 @@ import type { Engine } from "../engine.ts";
 import {
   assertDType,
   assertSameShape,
+  declareKernel,
   groupsFor,
-  params,
   type RowWindow,
   rowWindows,
 } from "../kernel.ts";
@@ -19,21 +19,49 @@ import { withRandom } from "../random.ts";
 import { dropoutThreshold } from "./dropout.ts";
 import { assertCounterWord } from "./random.ts";
 
+/** attention_common.wgsl's uniform. */
+const ATTENTION_PARAMS = {
+  batches: "u32",
+  T: "u32",
+  D: "u32",
+  heads: "u32",
+  dh: "u32",
+  b0: "u32",
+  scale: "f32",
+  seed: "u32",
+  step: "u32",
+  threshold: "u32",
+  keepScale: "f32",
+} as const;
 /**
- * Each kernel in two element types: vec4 loads when the head dimension allows them. The random
- * generator is always prepended: without dropout the override constant HAS_DROPOUT leaves it
- * unused.
+ * attention_common.wgsl's inputs; keyMask and segments are bound (to anything) even without a
+ * mask or packing.
  */
-const SHADERS = {
-  scalar: {
-    forward: withRandom(scalarElements + common + forwardBody),
-    backward: withRandom(scalarElements + common + backwardBody),
-  },
-  vec4: {
-    forward: withRandom(vec4Elements + common + forwardBody),
-    backward: withRandom(vec4Elements + common + backwardBody),
-  },
-};
+const INPUTS = ["q", "k", "v", "keyMask", "segments"] as const;
+
+/**
+ * The forward and backward kernels of one element type: vec4 loads when the head dimension
+ * allows them. The random generator is always prepended: without dropout the override constant
+ * HAS_DROPOUT leaves it unused.
+ */
+function kernels(elements: string, type: string) {
+  return {
+    forward: declareKernel({
+      name: `causal attention forward (${type})`,
+      source: withRandom(elements + common + forwardBody),
+      params: ATTENTION_PARAMS,
+      buffers: [...INPUTS, "out", "lse"],
+    }),
+    backward: declareKernel({
+      name: `causal attention backward (${type})`,
+      source: withRandom(elements + common + backwardBody),
+      params: ATTENTION_PARAMS,
+      buffers: [...INPUTS, "dout", "out", "lse", "stats", "dq", "dk", "dv"],
+    }),
+  };
+}
+
+const KERNELS = { scalar: kernels(scalarElements, "scalar"), vec4: kernels(vec4Elements, "vec4") };
 
 /** Must match QR, KR and WG in attention_common.wgsl. */
 const QUERY_ROWS = 16;
@@ -83,7 +111,7 @@ interface Geometry {
   D: number;
   heads: number;
   headDim: number;
-  shaders: { forward: string; backward: string };
+  kernels: typeof KERNELS.scalar;
   dropout?: AttentionDropout;
   segments?: Tensor;
 }
@@ -163,10 +191,10 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: CausalAttentionOptio
     }
   }
   const headDim = D / heads;
-  const shaders = headDim % 4 === 0 ? SHADERS.vec4 : SHADERS.scalar;
+  const kernels = headDim % 4 === 0 ? KERNELS.vec4 : KERNELS.scalar;
   const dropout = opts.dropout && opts.dropout.p > 0 ? opts.dropout : undefined;
   if (opts.dropout) checkDropout(opts.dropout, batches * heads * T * T);
-  return { batches, T, D, heads, headDim, shaders, dropout, segments: opts.segments?.offsets };
+  return { batches, T, D, heads, headDim, kernels, dropout, segments: opts.segments?.offsets };
 }
 
 function checkDropout({ p, seed, step }: AttentionDropout, pairs: number): void {
@@ -189,33 +217,48 @@ const win = (t: Tensor, w: RowWindow): Binding => ({
 });
 
 /** The uniform parameters of one batch window. */
-function windowParams(g: Geometry, w: RowWindow): ArrayBuffer {
+function windowParams(g: Geometry, w: RowWindow) {
   const d = g.dropout;
-  return params(
-    w.rows,
-    g.T,
-    g.D,
-    g.heads,
-    g.headDim,
-    w.row,
-    { f32: 1 / Math.sqrt(g.headDim) },
-    d?.seed ?? 0,
-    d?.step ?? 0,
-    d ? dropoutThreshold(d.p) : 0,
-    { f32: d ? 1 / (1 - d.p) : 1 },
-  );
+  return {
+    batches: w.rows,
+    T: g.T,
+    D: g.D,
+    heads: g.heads,
+    dh: g.headDim,
+    b0: w.row,
+    scale: 1 / Math.sqrt(g.headDim),
+    seed: d?.seed ?? 0,
+    step: d?.step ?? 0,
+    threshold: d ? dropoutThreshold(d.p) : 0,
+    keepScale: d ? 1 / (1 - d.p) : 1,
+  };
+}
+
+/** The packed offsets, or q standing in for them: block_of reads them only when PACKED. */
+function segmentsOf(g: Geometry, q: Tensor, w: RowWindow): Binding {
+  return g.segments ? g.segments.storage : win(q, w);
+}
+
+/** q, k, v, key mask and segments of a window (q stands in for a missing mask). */
+function inputs(
+  g: Geometry,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor | undefined,
+  w: RowWindow,
+) {
+  return {
+    q: win(q, w),
+    k: win(k, w),
+    v: win(v, w),
+    keyMask: mask ? mask.storage : win(q, w),
+    segments: segmentsOf(g, q, w),
+  };
 }
 
 function kernelConstants(g: Geometry, mask: Tensor | undefined): Record<string, number> {
   return { HAS_MASK: mask ? 1 : 0, HAS_DROPOUT: g.dropout ? 1 : 0, PACKED: g.segments ? 1 : 0 };
-}
-
-/** Binding 12 (segment offsets) after a kernel's bindings 1..n; a stand-in when not packed. */
-function withSegments(g: Geometry, w: RowWindow, q: Tensor, bindings: (Binding | null)[]) {
-  const padded: (Binding | null)[] = [...bindings];
-  while (padded.length < 11) padded.push(null);
-  padded.push(g.segments ? g.segments.storage : win(q, w));
-  return padded;
 }
 
 /**
@@ -269,20 +312,16 @@ export function causalAttention(
   const out = e.zeros(q.shape, "f32", "attention");
   const lse = e.empty([g.batches, g.heads, g.T], "f32", "attention lse");
   for (const w of windows) {
-    e.gpu.dispatch({
-      kernel: "causal attention forward",
-      shader: g.shaders.forward,
+    g.kernels.forward.dispatch(e.gpu, {
+      label: "causal attention forward",
       entry: "forward",
       constants,
       params: windowParams(g, w),
-      bindings: withSegments(g, w, q, [
-        win(q, w),
-        win(k, w),
-        win(v, w),
-        mask ? mask.storage : win(q, w),
-        win(out, w),
-        lse.storage,
-      ]),
+      buffers: {
+        ...inputs(g, q, k, v, mask, w),
+        out: win(out, w),
+        lse: lse.storage,
+      },
       workgroups: grid(e, g, w, QUERY_ROWS),
     });
   }
@@ -320,42 +359,40 @@ function attentionBackward(
   const dk = wantKV ? e.zeros(q.shape, "f32", "attention dk") : null;
   const dv = wantKV ? e.zeros(q.shape, "f32", "attention dv") : null;
   for (const w of windows) {
-    const inputs = [win(q, w), win(k, w), win(v, w), mask ? mask.storage : win(q, w)];
-    const dispatch = (entry: string, rowsPerBlock: number, bindings: (Binding | null)[]) =>
-      e.gpu.dispatch({
-        kernel: `causal attention backward ${entry}`,
-        shader: g.shaders.backward,
+    type Buffers = Parameters<typeof g.kernels.backward.dispatch>[1]["buffers"];
+    const dispatch = (entry: string, rowsPerBlock: number, buffers: Buffers) =>
+      g.kernels.backward.dispatch(e.gpu, {
+        label: `causal attention backward ${entry}`,
         entry,
         constants,
         params: windowParams(g, w),
-        bindings: withSegments(g, w, q, bindings),
+        buffers,
         workgroups: grid(e, g, w, rowsPerBlock),
       });
     const gradOut = win(dout, w);
-    dispatch("delta", 1, [
-      null,
-      null,
-      null,
-      null,
-      gradOut,
-      win(out, w),
-      lse.storage,
-      stats.storage,
-    ]);
+    dispatch("delta", 1, {
+      segments: segmentsOf(g, q, w),
+      dout: gradOut,
+      out: win(out, w),
+      lse: lse.storage,
+      stats: stats.storage,
+    });
     if (dq) {
-      dispatch("dq_rows", QUERY_ROWS, [...inputs, gradOut, null, null, stats.storage, win(dq, w)]);
+      dispatch("dq_rows", QUERY_ROWS, {
+        ...inputs(g, q, k, v, mask, w),
+        dout: gradOut,
+        stats: stats.storage,
+        dq: win(dq, w),
+      });
     }
     if (dk && dv) {
-      dispatch("dkv_rows", KEY_ROWS, [
-        ...inputs,
-        gradOut,
-        null,
-        null,
-        stats.storage,
-        null,
-        win(dk, w),
-        win(dv, w),
-      ]);
+      dispatch("dkv_rows", KEY_ROWS, {
+        ...inputs(g, q, k, v, mask, w),
+        dout: gradOut,
+        stats: stats.storage,
+        dk: win(dk, w),
+        dv: win(dv, w),
+      });
     }
   }
   stats.dispose();

@@ -1,9 +1,16 @@
 /** Bias addition over the last axis; its bias gradient is a deterministic column sum. */
 import biasShader from "../../../shaders/bias.wgsl" with { type: "text" };
-import { assertDType, params, rowWindows } from "../kernel.ts";
+import { assertDType, declareKernel, rowWindows } from "../kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
 import { columnSums } from "./reduce.ts";
 import { chunkRowsFor, columnChunkGrid } from "./windowed.ts";
+
+const BIAS_KERNEL = declareKernel({
+  name: "add bias",
+  source: biasShader,
+  params: { rows: "u32", cols: "u32", chunk_rows: "u32" },
+  buffers: ["x", "out", "b"],
+});
 
 /** x [..., N] + b [N]. Backward: dx = g, db = g summed over every row. */
 export function addBias(x: Tensor, b: Tensor): Tensor {
@@ -21,15 +28,13 @@ export function addBias(x: Tensor, b: Tensor): Tensor {
   const rows = cols === 0 ? 0 : x.size / cols;
   for (const w of rowWindows(e, rows, cols * 4)) {
     const chunkRows = chunkRowsFor(e, w.rows);
-    e.gpu.dispatch({
-      kernel: "add bias",
-      shader: biasShader,
-      params: params(w.rows, cols, chunkRows),
-      bindings: [
-        { alloc: x.storage, offset: w.offset, size: w.size },
-        { alloc: out.storage, offset: w.offset, size: w.size },
-        b.storage,
-      ],
+    BIAS_KERNEL.dispatch(e.gpu, {
+      params: { rows: w.rows, cols, chunk_rows: chunkRows },
+      buffers: {
+        x: { alloc: x.storage, offset: w.offset, size: w.size },
+        out: { alloc: out.storage, offset: w.offset, size: w.size },
+        b: b.storage,
+      },
       workgroups: columnChunkGrid(e, cols, w.rows, chunkRows),
     });
   }

@@ -3,13 +3,18 @@
  * counter-based generator: no mask tensor is stored, backward draws the same mask again.
  */
 import dropoutShader from "../../../shaders/dropout.wgsl" with { type: "text" };
-import { assertDType } from "../kernel.ts";
+import { assertDType, declareKernel } from "../kernel.ts";
 import { randomU32, withRandom } from "../random.ts";
 import type { Tensor } from "../tensor.ts";
 import { assertCounterWord } from "./random.ts";
 import { dispatchWindowed } from "./windowed.ts";
 
-const shader = withRandom(dropoutShader);
+const DROPOUT_KERNEL = declareKernel({
+  name: "dropout",
+  source: withRandom(dropoutShader),
+  params: { n: "u32", first: "u32", seed: "u32", step: "u32", threshold: "u32", scale: "f32" },
+  buffers: ["x", "y"],
+});
 
 /** Draws below this u32 drop their element: P(drop) = threshold / 2^32 ≈ p. */
 export function dropoutThreshold(p: number): number {
@@ -34,12 +39,11 @@ export function dropout(x: Tensor, p: number, seed: number, step: number): Tenso
   const e = x.engine;
   const apply = (src: Tensor, name: string): Tensor => {
     const out = e.empty(src.shape, "f32", name);
-    dispatchWindowed(e, { kernel: name, shader, entry: "main" }, src.size, [src, out], [], [
-      seed,
-      step,
-      dropoutThreshold(p),
-      { f32: 1 / (1 - p) },
-    ]);
+    dispatchWindowed(e, DROPOUT_KERNEL, src.size, {
+      label: name,
+      params: { seed, step, threshold: dropoutThreshold(p), scale: 1 / (1 - p) },
+      windowed: { x: src, y: out },
+    });
     return out;
   };
   return e.record({

@@ -3,32 +3,73 @@ import unaryShader from "../../../shaders/unary.wgsl" with { type: "text" };
 import binaryShader from "../../../shaders/binary.wgsl" with { type: "text" };
 import accumulateShader from "../../../shaders/accumulate.wgsl" with { type: "text" };
 import fillShader from "../../../shaders/fill.wgsl" with { type: "text" };
+import type { BufferWindow } from "../../gpu/gpu.ts";
 import type { Engine } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
-import { assertDType, assertSameShape, groupsFor, params, rowWindows } from "../kernel.ts";
+import {
+  assertDType,
+  assertSameShape,
+  declareKernel,
+  groupsFor,
+  type Kernel,
+  type KernelCall,
+  rowWindows,
+} from "../kernel.ts";
+
+const UNARY_KERNEL = declareKernel({
+  name: "unary",
+  source: unaryShader,
+  params: { n: "u32", alpha: "f32" },
+  buffers: ["x", "y", "dx"],
+});
+const BINARY_KERNEL = declareKernel({
+  name: "binary",
+  source: binaryShader,
+  params: { n: "u32", alpha: "f32" },
+  buffers: ["a", "b", "out"],
+});
+const ACCUMULATE_KERNEL = declareKernel({
+  name: "accumulate",
+  source: accumulateShader,
+  params: { n: "u32", alpha: "f32" },
+  buffers: ["acc", "g"],
+});
+const FILL_KERNEL = declareKernel({
+  name: "fill",
+  source: fillShader,
+  params: { n: "u32", value: "f32" },
+  buffers: ["out"],
+});
+
+/** A flat kernel's call: its parameter `n` (elements in the window) and grid come from the size. */
+export type FlatCall<P extends string, B extends string> =
+  & Omit<KernelCall<P, B>, "params" | "buffers" | "workgroups">
+  & {
+    params: Omit<KernelCall<P, B>["params"], "n">;
+    /** Tensors of equal size, bound one window at a time. */
+    tensors: { readonly [K in B]?: Tensor };
+  };
 
 /**
  * Dispatches a flat elementwise kernel over tensors of equal size, one binding window at a time,
  * so tensors larger than one storage binding work.
  */
-export function dispatchFlat(
+export function dispatchFlat<P extends string, B extends string>(
   engine: Engine,
-  kernel: string,
-  shader: string,
-  entry: string,
-  tensors: Tensor[],
-  extra: (number | { f32: number })[],
-  constants?: Record<string, number>,
+  kernel: Kernel<P, B>,
+  { tensors, params, ...call }: FlatCall<P, B>,
 ): void {
-  const n = tensors[0].size;
+  const named = Object.entries(tensors) as [B, Tensor][];
+  const n = named[0][1].size;
   for (const w of rowWindows(engine, n, 4)) {
-    engine.gpu.dispatch({
-      kernel,
-      shader,
-      entry,
-      constants,
-      params: params(w.rows, ...extra),
-      bindings: tensors.map((t) => ({ alloc: t.storage, offset: w.offset, size: w.size })),
+    const buffers: { [K in B]?: BufferWindow } = {};
+    for (const [name, t] of named) {
+      buffers[name] = { alloc: t.storage, offset: w.offset, size: w.size };
+    }
+    kernel.dispatch(engine.gpu, {
+      ...call,
+      params: { ...params, n: w.rows } as KernelCall<P, B>["params"],
+      buffers,
       workgroups: groupsFor(engine, w.rows),
     });
   }
@@ -42,22 +83,27 @@ function unary(op: UnaryOp, x: Tensor, alpha = 0): Tensor {
   const e = x.engine;
   const y = e.empty(x.shape, "f32", op);
   const constants = { OP: UNARY[op] };
-  dispatchFlat(e, `${op} forward`, unaryShader, "forward", [x, y], [{ f32: alpha }], constants);
+  dispatchFlat(e, UNARY_KERNEL, {
+    entry: "forward",
+    label: `${op} forward`,
+    constants,
+    params: { alpha },
+    tensors: { x, y },
+  });
   return e.record({
     op,
     inputs: [x],
     output: y,
     backward: (dy) => {
       const dx = e.empty(x.shape, "f32", `d${op}`);
-      dispatchFlat(
-        e,
-        `${op} backward`,
-        unaryShader,
-        "backward",
-        [x, dy, dx],
-        [{ f32: alpha }],
+      // dy is bound where the forward's output was.
+      dispatchFlat(e, UNARY_KERNEL, {
+        entry: "backward",
+        label: `${op} backward`,
         constants,
-      );
+        params: { alpha },
+        tensors: { x, y: dy, dx },
+      });
       return [dx];
     },
   });
@@ -79,7 +125,13 @@ function binary(op: keyof typeof BINARY, a: Tensor, b: Tensor): Tensor {
   assertSameShape(op, a, b);
   const e = a.engine;
   const out = e.empty(a.shape, "f32", op);
-  dispatchFlat(e, op, binaryShader, "forward", [a, b, out], [0], { OP: BINARY[op] });
+  dispatchFlat(e, BINARY_KERNEL, {
+    entry: "forward",
+    label: op,
+    constants: { OP: BINARY[op] },
+    params: { alpha: 0 },
+    tensors: { a, b, out },
+  });
   return e.record({
     op,
     inputs: [a, b],
@@ -99,13 +151,13 @@ export const mul = (a: Tensor, b: Tensor) => binary("mul", a, b);
 /** acc += alpha · g in place (no tape). */
 export function accumulate(acc: Tensor, g: Tensor, alpha = 1): void {
   assertSameShape("accumulate", acc, g);
-  dispatchFlat(acc.engine, "accumulate", accumulateShader, "main", [acc, g], [{ f32: alpha }]);
+  dispatchFlat(acc.engine, ACCUMULATE_KERNEL, { params: { alpha }, tensors: { acc, g } });
 }
 
 /** Sets every element of t to value in place (no tape). */
 export function fill(t: Tensor, value: number): void {
   assertDType("fill", t, "f32");
-  dispatchFlat(t.engine, "fill", fillShader, "main", [t], [{ f32: value }]);
+  dispatchFlat(t.engine, FILL_KERNEL, { params: { value }, tensors: { out: t } });
 }
 
 /** A copy with its own buffer (no tape). */

@@ -8,7 +8,34 @@ import backwardShader from "../../../shaders/embedding_backward.wgsl" with { typ
 import scatterShader from "../../../shaders/embedding_scatter_add.wgsl" with { type: "text" };
 import type { Engine } from "../engine.ts";
 import { ShapeError, shapeString, type SparseRows, type Tensor } from "../tensor.ts";
-import { assertDType, groupsFor, params, type RowWindow, rowWindows } from "../kernel.ts";
+import { assertDType, declareKernel, groupsFor, type RowWindow, rowWindows } from "../kernel.ts";
+
+const FORWARD_KERNEL = declareKernel({
+  name: "embedding forward",
+  source: forwardShader,
+  params: { n: "u32", cols: "u32", rowBase: "u32", rows: "u32", posBase: "u32" },
+  buffers: ["table", "ids", "out"],
+});
+const BACKWARD_KERNEL = declareKernel({
+  name: "embedding backward",
+  source: backwardShader,
+  params: {
+    n: "u32",
+    cols: "u32",
+    uniqueBase: "u32",
+    posLo: "u32",
+    posHi: "u32",
+    positionsAt: "u32",
+    accumulate: "u32",
+  },
+  buffers: ["csr", "dy", "rows"],
+});
+const SCATTER_KERNEL = declareKernel({
+  name: "scatter add rows",
+  source: scatterShader,
+  params: { n: "u32", cols: "u32", first: "u32", srcSkip: "u32", dstBase: "u32" },
+  buffers: ["targets", "src", "dst"],
+});
 
 /** table f32 [rows, cols], ids i32 [...] made with engine.tensor (host copy) → f32 [..., cols]. */
 export function embedding(table: Tensor, ids: Tensor): Tensor {
@@ -36,11 +63,9 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   tableWindows.forEach((tw, k) => {
     if (!hit[k]) return;
     for (const ow of outWindows) {
-      e.gpu.dispatch({
-        kernel: "embedding forward",
-        shader: forwardShader,
-        params: params(ow.rows * cols, cols, tw.row, tw.rows, ow.row),
-        bindings: [windowOf(table, tw), ids.storage, windowOf(out, ow)],
+      FORWARD_KERNEL.dispatch(e.gpu, {
+        params: { n: ow.rows * cols, cols, rowBase: tw.row, rows: tw.rows, posBase: ow.row },
+        buffers: { table: windowOf(table, tw), ids: ids.storage, out: windowOf(out, ow) },
         workgroups: groupsFor(e, ow.rows * cols),
       });
     }
@@ -95,19 +120,17 @@ function embeddingBackward(dy: Tensor, ids: Int32Array, cols: number): SparseRow
   const dyWindows = rowWindows(e, ids.length, cols * 4);
   for (const rw of rowWindows(e, n, cols * 4)) {
     dyWindows.forEach((dw, k) => {
-      e.gpu.dispatch({
-        kernel: "embedding backward",
-        shader: backwardShader,
-        params: params(
-          rw.rows * cols,
+      BACKWARD_KERNEL.dispatch(e.gpu, {
+        params: {
+          n: rw.rows * cols,
           cols,
-          rw.row,
-          dw.row,
-          dw.row + dw.rows,
-          n + 1,
-          k > 0 ? 1 : 0,
-        ),
-        bindings: [csrGpu.storage, windowOf(dy, dw), windowOf(rows, rw)],
+          uniqueBase: rw.row,
+          posLo: dw.row,
+          posHi: dw.row + dw.rows,
+          positionsAt: n + 1,
+          accumulate: k > 0 ? 1 : 0,
+        },
+        buffers: { csr: csrGpu.storage, dy: windowOf(dy, dw), rows: windowOf(rows, rw) },
         workgroups: groupsFor(e, rw.rows * cols),
       });
     });
@@ -208,17 +231,19 @@ function scatterAddRows(
   const e = dst.engine;
   const cols = dst.shape[1];
   for (const part of rowScatterParts(e, targets, dst.shape[0], cols)) {
-    e.gpu.dispatch({
-      kernel: "scatter add rows",
-      shader: scatterShader,
-      params: params(
-        part.count * cols,
+    SCATTER_KERNEL.dispatch(e.gpu, {
+      params: {
+        n: part.count * cols,
         cols,
-        targetsAt + part.first,
-        part.first - part.src.row,
-        part.dst.row,
-      ),
-      bindings: [targetsGpu.storage, windowOf(src, part.src), windowOf(dst, part.dst)],
+        first: targetsAt + part.first,
+        srcSkip: part.first - part.src.row,
+        dstBase: part.dst.row,
+      },
+      buffers: {
+        targets: targetsGpu.storage,
+        src: windowOf(src, part.src),
+        dst: windowOf(dst, part.dst),
+      },
       workgroups: groupsFor(e, part.count * cols),
     });
   }

@@ -2,7 +2,14 @@
 import shader from "../../../shaders/gather_rows.wgsl" with { type: "text" };
 import type { Tensor } from "../tensor.ts";
 import { ShapeError, shapeString } from "../tensor.ts";
-import { assertDType, groupsFor, params } from "../kernel.ts";
+import { assertDType, declareKernel, groupsFor } from "../kernel.ts";
+
+const GATHER_KERNEL = declareKernel({
+  name: "gather rows",
+  source: shader,
+  params: { rows: "u32", cols: "u32" },
+  buffers: ["index", "src", "dst"],
+});
 
 /** x [N, D], rows: distinct row numbers in [0, N) → [rows.length, D]. */
 export function gatherRows(x: Tensor, rows: Int32Array): Tensor {
@@ -24,12 +31,11 @@ export function gatherRows(x: Tensor, rows: Int32Array): Tensor {
   const index = e.tensor(rows, [rows.length], "i32", "gather index");
   const out = e.empty([rows.length, d], "f32", "gathered rows");
   const run = (entry: string, src: Tensor, dst: Tensor) =>
-    e.gpu.dispatch({
-      kernel: `gather rows ${entry}`,
-      shader,
+    GATHER_KERNEL.dispatch(e.gpu, {
+      label: `gather rows ${entry}`,
       entry,
-      params: params(rows.length, d),
-      bindings: [index.storage, src.storage, dst.storage],
+      params: { rows: rows.length, cols: d },
+      buffers: { index: index.storage, src: src.storage, dst: dst.storage },
       workgroups: groupsFor(e, rows.length * d),
     });
   if (rows.length) run("gather", x, out);

@@ -1,10 +1,24 @@
 /** Layer normalisation over the last axis, with deterministic parameter gradients. */
 import shader from "../../../shaders/layernorm.wgsl" with { type: "text" };
 import type { Engine } from "../engine.ts";
-import { assertDType, groupsFor, params, type RowWindow, rowWindows } from "../kernel.ts";
+import { assertDType, declareKernel, groupsFor, type RowWindow, rowWindows } from "../kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
 import { columnChunks, finishColumnSums } from "./reduce.ts";
 import { columnChunkGrid } from "./windowed.ts";
+
+const LAYER_NORM_KERNEL = declareKernel({
+  name: "layer norm",
+  source: shader,
+  params: {
+    rows: "u32",
+    cols: "u32",
+    eps: "f32",
+    row0: "u32",
+    chunk_rows: "u32",
+    chunk0: "u32",
+  },
+  buffers: ["x", "gamma", "beta", "y", "mean", "rstd", "g", "dx", "partial_sums"],
+});
 
 const WG = 64;
 /**
@@ -57,13 +71,19 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
   const mean = e.empty([rows], "f32", "layerNorm mean");
   const rstd = e.empty([rows], "f32", "layerNorm rstd");
   for (const w of windows) {
-    e.gpu.dispatch({
-      kernel: "layer norm forward",
-      shader,
+    LAYER_NORM_KERNEL.dispatch(e.gpu, {
+      label: "layer norm forward",
       entry: "forward",
       constants,
-      params: params(w.rows, cols, { f32: eps }, w.row, 0, 0),
-      bindings: [win(x, w), gamma.storage, beta.storage, win(y, w), mean.storage, rstd.storage],
+      params: { rows: w.rows, cols, eps, row0: w.row, chunk_rows: 0, chunk0: 0 },
+      buffers: {
+        x: win(x, w),
+        gamma: gamma.storage,
+        beta: beta.storage,
+        y: win(y, w),
+        mean: mean.storage,
+        rstd: rstd.storage,
+      },
       workgroups: groupsFor(e, w.rows, rowsPerGroup),
     });
   }
@@ -76,22 +96,19 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
       if (x.requiresGrad) {
         dx = e.empty(x.shape, "f32", "layerNorm dx");
         for (const w of windows) {
-          e.gpu.dispatch({
-            kernel: "layer norm backward",
-            shader,
+          LAYER_NORM_KERNEL.dispatch(e.gpu, {
+            label: "layer norm backward",
             entry: "backward_x",
             constants,
-            params: params(w.rows, cols, { f32: eps }, w.row, 0, 0),
-            bindings: [
-              win(x, w),
-              gamma.storage,
-              null,
-              null,
-              mean.storage,
-              rstd.storage,
-              win(g, w),
-              win(dx, w),
-            ],
+            params: { rows: w.rows, cols, eps, row0: w.row, chunk_rows: 0, chunk0: 0 },
+            buffers: {
+              x: win(x, w),
+              gamma: gamma.storage,
+              mean: mean.storage,
+              rstd: rstd.storage,
+              g: win(g, w),
+              dx: win(dx, w),
+            },
             workgroups: groupsFor(e, w.rows, rowsPerGroup),
           });
         }
@@ -125,22 +142,24 @@ function parameterGrads(
   const plan = columnChunks(e, rows, cols);
   const partials = e.empty([plan.chunks, 2 * cols], "f32", "layerNorm partials");
   for (const w of plan.windows) {
-    e.gpu.dispatch({
-      kernel: "layer norm parameter partials",
-      shader,
+    LAYER_NORM_KERNEL.dispatch(e.gpu, {
+      label: "layer norm parameter partials",
       entry: "param_partials",
-      params: params(w.rows, cols, 0, w.row, plan.chunkRows, w.chunk0),
-      bindings: [
-        win(x, w),
-        null,
-        null,
-        null,
-        mean.storage,
-        rstd.storage,
-        win(g, w),
-        null,
-        partials.storage,
-      ],
+      params: {
+        rows: w.rows,
+        cols,
+        eps: 0,
+        row0: w.row,
+        chunk_rows: plan.chunkRows,
+        chunk0: w.chunk0,
+      },
+      buffers: {
+        x: win(x, w),
+        mean: mean.storage,
+        rstd: rstd.storage,
+        g: win(g, w),
+        partial_sums: partials.storage,
+      },
       workgroups: columnChunkGrid(e, cols, w.rows, plan.chunkRows),
     });
   }

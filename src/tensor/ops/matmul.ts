@@ -8,8 +8,44 @@ import reduceShader from "../../../shaders/matmul_reduce.wgsl" with { type: "tex
 import type { GpuAllocation } from "../../gpu/allocator.ts";
 import { type BufferWindow, grid2d } from "../../gpu/gpu.ts";
 import type { Engine } from "../engine.ts";
-import { assertDType, groupsFor, params } from "../kernel.ts";
+import { assertDType, declareKernel, groupsFor } from "../kernel.ts";
 import { numel, ShapeError, shapeString, type Tensor } from "../tensor.ts";
+
+/** The product kernels' uniform: sizes, strides and origins (see matmul.wgsl). */
+const PRODUCT_PARAMS = {
+  M: "u32",
+  N: "u32",
+  K: "u32",
+  batches: "u32",
+  lda: "u32",
+  ldb: "u32",
+  ldc: "u32",
+  kLast: "u32",
+  offA: "u32",
+  offB: "u32",
+  offC: "u32",
+  batchA: "u32",
+  batchB: "u32",
+  batchC: "u32",
+} as const;
+const SCALAR_KERNEL = declareKernel({
+  name: "matmul scalar",
+  source: scalarShader,
+  params: PRODUCT_PARAMS,
+  buffers: ["a", "b", "c"],
+});
+const VEC4_KERNEL = declareKernel({
+  name: "matmul vec4",
+  source: vec4Shader,
+  params: PRODUCT_PARAMS,
+  buffers: ["a", "b", "c"],
+});
+const REDUCE_KERNEL = declareKernel({
+  name: "matmul sum of partial products",
+  source: reduceShader,
+  params: { rows: "u32", cols: "u32", slices: "u32", ldc: "u32", offC: "u32" },
+  buffers: ["parts", "c"],
+});
 
 /** "scalar" forces the one-float-per-load kernel (the benchmark's baseline); "auto" picks. */
 export type MatmulKernel = "auto" | "scalar";
@@ -335,12 +371,10 @@ function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): 
     batches: count,
     kLast: k - (count - 1) * kSlice,
   });
-  e.gpu.dispatch({
-    kernel: "matmul sum of partial products",
-    shader: reduceShader,
+  REDUCE_KERNEL.dispatch(e.gpu, {
     constants: { ACCUMULATE: accumulate ? 1 : 0 },
-    params: params(m, n, count, c.ld, c.shift),
-    bindings: [{ alloc: parts, offset: 0, size: partsBytes }, c.binding],
+    params: { rows: m, cols: n, slices: count, ldc: c.ld, offC: c.shift },
+    buffers: { parts: { alloc: parts, offset: 0, size: partsBytes }, c: c.binding },
     workgroups: groupsFor(e, m * n),
   });
   e.gpu.release(parts);
@@ -376,28 +410,27 @@ function launch(e: Engine, kc: KernelChoice, l: Launch): void {
     Math.ceil(tiles / WORKGROUP),
     e.gpu.limits.maxComputeWorkgroupsPerDimension,
   );
-  e.gpu.dispatch({
-    kernel: `matmul ${variant} ${name}`,
-    shader: kc.vec4 ? vec4Shader : scalarShader,
+  (kc.vec4 ? VEC4_KERNEL : SCALAR_KERNEL).dispatch(e.gpu, {
+    label: `matmul ${variant} ${name}`,
     entry: kc.vec4 && !vec4C ? "scalar_c" : "main",
     constants: { TRANS_A: kc.transA ? 1 : 0, TRANS_B: kc.transB ? 1 : 0 },
-    params: params(
-      l.m,
-      l.n,
-      l.k,
-      l.batches,
-      l.a.ld / unit,
-      l.b.ld / unit,
-      l.c.ld,
-      l.kLast,
-      l.a.shift / unit,
-      l.b.shift / unit,
-      l.c.shift,
-      l.a.batchStride / unit,
-      l.b.batchStride / unit,
-      l.c.batchStride,
-    ),
-    bindings: [l.a.binding, l.b.binding, l.c.binding],
+    params: {
+      M: l.m,
+      N: l.n,
+      K: l.k,
+      batches: l.batches,
+      lda: l.a.ld / unit,
+      ldb: l.b.ld / unit,
+      ldc: l.c.ld,
+      kLast: l.kLast,
+      offA: l.a.shift / unit,
+      offB: l.b.shift / unit,
+      offC: l.c.shift,
+      batchA: l.a.batchStride / unit,
+      batchB: l.b.batchStride / unit,
+      batchC: l.c.batchStride,
+    },
+    buffers: { a: l.a.binding, b: l.b.binding, c: l.c.binding },
     workgroups: [groups[0], groups[1], l.batches],
   });
 }

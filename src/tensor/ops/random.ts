@@ -6,10 +6,16 @@
 import fillShader from "../../../shaders/random_fill.wgsl" with { type: "text" };
 import type { Engine } from "../engine.ts";
 import { numel, type Tensor } from "../tensor.ts";
+import { declareKernel } from "../kernel.ts";
 import { withRandom } from "../random.ts";
 import { dispatchWindowed } from "./windowed.ts";
 
-const shader = withRandom(fillShader);
+const RANDOM_FILL_KERNEL = declareKernel({
+  name: "random fill",
+  source: withRandom(fillShader),
+  params: { n: "u32", first: "u32", seed: "u32", stream: "u32", lo: "i32", hi: "i32" },
+  buffers: ["out"],
+});
 
 /** Checks a seed, stream or step: the generator takes unsigned 32-bit integers. */
 export function assertCounterWord(op: string, what: string, v: number): void {
@@ -23,8 +29,12 @@ export function randomBitsTensor(engine: Engine, n: number, seed: number, stream
   assertCounterWord("randomBits", "seed", seed);
   assertCounterWord("randomBits", "stream", stream);
   const out = engine.empty([n, 2], "u32", "random bits");
-  const k = { kernel: "random bits", shader, entry: "fill_bits" };
-  dispatchWindowed(engine, k, n, [out], [], [seed, stream, 0, 0], 8);
+  dispatchWindowed(engine, RANDOM_FILL_KERNEL, n, {
+    entry: "fill_bits",
+    label: "random bits",
+    params: { seed, stream, lo: 0, hi: 0 },
+    windowed: { out },
+  }, 8);
   return out;
 }
 
@@ -38,8 +48,12 @@ export function randomUniformTensor(
   assertCounterWord("randomUniform", "seed", seed);
   assertCounterWord("randomUniform", "stream", stream);
   const out = engine.empty(shape, "f32", "random uniform");
-  const k = { kernel: "random uniform", shader, entry: "fill_uniform" };
-  dispatchWindowed(engine, k, numel(shape), [out], [], [seed, stream, 0, 0]);
+  dispatchWindowed(engine, RANDOM_FILL_KERNEL, numel(shape), {
+    entry: "fill_uniform",
+    label: "random uniform",
+    params: { seed, stream, lo: 0, hi: 0 },
+    windowed: { out },
+  });
   return out;
 }
 
@@ -61,7 +75,11 @@ export function randomIntTensor(
     throw new RangeError(`randomInt: [${lo}, ${hi}) is not a non-empty i32 range`);
   }
   const out = engine.empty(shape, "i32", "random int");
-  const k = { kernel: "random int", shader, entry: "fill_int" };
-  dispatchWindowed(engine, k, numel(shape), [out], [], [seed, stream, { i32: lo }, { i32: hi }]);
+  dispatchWindowed(engine, RANDOM_FILL_KERNEL, numel(shape), {
+    entry: "fill_int",
+    label: "random int",
+    params: { seed, stream, lo, hi },
+    windowed: { out },
+  });
   return out;
 }

@@ -7,9 +7,35 @@ import reduceShader from "../../../shaders/reduce.wgsl" with { type: "text" };
 import columnShader from "../../../shaders/column_sum.wgsl" with { type: "text" };
 import broadcastShader from "../../../shaders/broadcast.wgsl" with { type: "text" };
 import type { Engine } from "../engine.ts";
-import { assertDType, groupsFor, params, type RowWindow, rowWindows } from "../kernel.ts";
+import { assertDType, declareKernel, groupsFor, type RowWindow, rowWindows } from "../kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
 import { columnChunkGrid, dispatchWindowed } from "./windowed.ts";
+
+const REDUCE_KERNEL = declareKernel({
+  name: "sum rows",
+  source: reduceShader,
+  params: { rows: "u32", cols: "u32", blocks: "u32", out0: "u32", scale: "f32" },
+  buffers: ["x", "out"],
+});
+const COLUMN_SUM_KERNEL = declareKernel({
+  name: "column sums",
+  source: columnShader,
+  params: {
+    rows: "u32",
+    cols: "u32",
+    chunk_rows: "u32",
+    chunk0: "u32",
+    stride: "u32",
+    offset: "u32",
+  },
+  buffers: ["a", "partial_sums", "out"],
+});
+const BROADCAST_KERNEL = declareKernel({
+  name: "sum backward",
+  source: broadcastShader,
+  params: { n: "u32", first: "u32", inner: "u32", outer: "u32", scale: "f32" },
+  buffers: ["dx", "g"],
+});
 
 const WG = 256;
 const ITEMS = 256;
@@ -64,12 +90,10 @@ function reduceRows(
 function rowPass(e: Engine, src: Tensor, l: Launch, dst: Tensor, scale: number): void {
   const seg = segmentFor(l.cols);
   const blocks = blocksFor(l.cols);
-  e.gpu.dispatch({
-    kernel: "sum rows",
-    shader: reduceShader,
+  REDUCE_KERNEL.dispatch(e.gpu, {
     constants: { SEG: seg, ITEMS },
-    params: params(l.rows, l.cols, blocks, l.out0, { f32: scale }),
-    bindings: [{ alloc: src.storage, offset: l.offset, size: l.size }, dst.storage],
+    params: { rows: l.rows, cols: l.cols, blocks, out0: l.out0, scale },
+    buffers: { x: { alloc: src.storage, offset: l.offset, size: l.size }, out: dst.storage },
     workgroups: groupsFor(e, l.rows * blocks, WG / seg),
   });
 }
@@ -100,8 +124,11 @@ function rowLaunches(e: Engine, rows: number, cols: number): Launch[] {
 function broadcast(g: Tensor, like: Tensor, inner: number, outer: number, scale: number): Tensor {
   const e = g.engine;
   const dx = e.empty(like.shape, "f32", "sum backward");
-  const k = { kernel: "sum backward", shader: broadcastShader, entry: "main" };
-  dispatchWindowed(e, k, like.size, [dx], [g], [inner, outer, { f32: scale }]);
+  dispatchWindowed(e, BROADCAST_KERNEL, like.size, {
+    params: { inner, outer, scale },
+    windowed: { dx },
+    whole: { g },
+  });
   return dx;
 }
 
@@ -177,12 +204,11 @@ export function finishColumnSums(
   out: Tensor,
 ): void {
   const e = partials.engine;
-  e.gpu.dispatch({
-    kernel: "column sums finish",
-    shader: columnShader,
+  COLUMN_SUM_KERNEL.dispatch(e.gpu, {
+    label: "column sums finish",
     entry: "finish",
-    params: params(chunks, cols, 0, 0, stride, offset),
-    bindings: [null, partials.storage, out.storage],
+    params: { rows: chunks, cols, chunk_rows: 0, chunk0: 0, stride, offset },
+    buffers: { partial_sums: partials.storage, out: out.storage },
     workgroups: groupsFor(e, cols, 64),
   });
 }
@@ -201,12 +227,21 @@ export function columnSums(x: Tensor): Tensor {
     const plan = columnChunks(e, rows, cols);
     const partials = e.empty([plan.chunks, cols], "f32", "column partials");
     for (const w of plan.windows) {
-      e.gpu.dispatch({
-        kernel: "column sums partials",
-        shader: columnShader,
+      COLUMN_SUM_KERNEL.dispatch(e.gpu, {
+        label: "column sums partials",
         entry: "partials",
-        params: params(w.rows, cols, plan.chunkRows, w.chunk0, 0, 0),
-        bindings: [{ alloc: x.storage, offset: w.offset, size: w.size }, partials.storage],
+        params: {
+          rows: w.rows,
+          cols,
+          chunk_rows: plan.chunkRows,
+          chunk0: w.chunk0,
+          stride: 0,
+          offset: 0,
+        },
+        buffers: {
+          a: { alloc: x.storage, offset: w.offset, size: w.size },
+          partial_sums: partials.storage,
+        },
         workgroups: columnChunkGrid(e, cols, w.rows, plan.chunkRows),
       });
     }

@@ -4,9 +4,24 @@
  */
 import shader from "../../../shaders/concat_slice.wgsl" with { type: "text" };
 import type { Engine } from "../engine.ts";
-import { params } from "../kernel.ts";
+import { declareKernel } from "../kernel.ts";
 import { numel, ShapeError, shapeString, type Tensor } from "../tensor.ts";
 import { chunkRowsFor, columnChunkGrid } from "./windowed.ts";
+
+const COPY_KERNEL = declareKernel({
+  name: "slice copy",
+  source: shader,
+  params: {
+    rows: "u32",
+    run: "u32",
+    chunk_rows: "u32",
+    src_row: "u32",
+    src_off: "u32",
+    dst_row: "u32",
+    dst_off: "u32",
+  },
+  buffers: ["src", "dst"],
+});
 
 /** Up to this many runs are copied with copyBufferToBuffer (no kernel, no binding limit). */
 const COPY_RUNS_MAX = 16;
@@ -41,14 +56,20 @@ function copyBlock(src: Tensor, dst: Tensor, c: BlockCopy): void {
   }
   for (const w of windows) {
     const chunkRows = chunkRowsFor(e, w.rows);
-    e.gpu.dispatch({
-      kernel: "slice copy",
-      shader,
-      params: params(w.rows, c.run, chunkRows, c.srcRow, c.srcOff, c.dstRow, c.dstOff),
-      bindings: [
-        { alloc: src.storage, offset: w.row * c.srcRow * 4, size: w.rows * c.srcRow * 4 },
-        { alloc: dst.storage, offset: w.row * c.dstRow * 4, size: w.rows * c.dstRow * 4 },
-      ],
+    COPY_KERNEL.dispatch(e.gpu, {
+      params: {
+        rows: w.rows,
+        run: c.run,
+        chunk_rows: chunkRows,
+        src_row: c.srcRow,
+        src_off: c.srcOff,
+        dst_row: c.dstRow,
+        dst_off: c.dstOff,
+      },
+      buffers: {
+        src: { alloc: src.storage, offset: w.row * c.srcRow * 4, size: w.rows * c.srcRow * 4 },
+        dst: { alloc: dst.storage, offset: w.row * c.dstRow * 4, size: w.rows * c.dstRow * 4 },
+      },
       workgroups: columnChunkGrid(e, c.run, w.rows, chunkRows),
     });
   }

@@ -4,39 +4,44 @@
  * column-chunk grids, where a thread owns one column and walks a chunk of rows (coalesced across
  * threads, no integer division, no barriers).
  */
+import type { Binding } from "../../gpu/gpu.ts";
 import type { Engine } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
-import { groupsFor, params, rowWindows } from "../kernel.ts";
+import { groupsFor, type Kernel, type KernelCall, rowWindows } from "../kernel.ts";
 
-export interface WindowedKernel {
-  kernel: string;
-  shader: string;
-  entry: string;
-  constants?: Record<string, number>;
-}
+/** A windowed kernel's call: its parameters `n` (items in the window) and `first` come from it. */
+export type WindowedCall<P extends string, B extends string> =
+  & Omit<KernelCall<P, B>, "params" | "buffers" | "workgroups">
+  & {
+    params: Omit<KernelCall<P, B>["params"], "n" | "first">;
+    /** Tensors of `items` items each, bound one window at a time. */
+    windowed: { readonly [K in B]?: Tensor };
+    /** Tensors bound in full for every window. */
+    whole?: { readonly [K in B]?: Tensor };
+  };
 
 /**
- * Runs `k` over `items` items of `itemBytes` each (256 per workgroup). `windowed` tensors are bound
- * one window at a time (all hold `items` items), then `whole` tensors in full; `extra` follows
- * (count, first index) in the parameters.
+ * Runs `kernel` over `items` items of `itemBytes` each (256 per workgroup), one binding window of
+ * the `windowed` tensors at a time; the kernel reads the window's item count and first index from
+ * its parameters `n` and `first`.
  */
-export function dispatchWindowed(
+export function dispatchWindowed<P extends string, B extends string>(
   engine: Engine,
-  k: WindowedKernel,
+  kernel: Kernel<P, B>,
   items: number,
-  windowed: Tensor[],
-  whole: Tensor[],
-  extra: (number | { f32: number } | { i32: number })[],
+  { windowed, whole = {}, params, ...call }: WindowedCall<P, B>,
   itemBytes = 4,
 ): void {
   for (const w of rowWindows(engine, items, itemBytes)) {
-    engine.gpu.dispatch({
-      ...k,
-      params: params(w.rows, w.row, ...extra),
-      bindings: [
-        ...windowed.map((t) => ({ alloc: t.storage, offset: w.offset, size: w.size })),
-        ...whole.map((t) => t.storage),
-      ],
+    const buffers: { [K in B]?: Binding } = {};
+    for (const [name, t] of Object.entries(whole) as [B, Tensor][]) buffers[name] = t.storage;
+    for (const [name, t] of Object.entries(windowed) as [B, Tensor][]) {
+      buffers[name] = { alloc: t.storage, offset: w.offset, size: w.size };
+    }
+    kernel.dispatch(engine.gpu, {
+      ...call,
+      params: { ...params, n: w.rows, first: w.row } as KernelCall<P, B>["params"],
+      buffers,
       workgroups: groupsFor(engine, w.rows),
     });
   }
