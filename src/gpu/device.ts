@@ -5,7 +5,7 @@ export class NoAdapterError extends Error {
     super(
       "No WebGPU adapter found" + (detail ? ` (${detail})` : "") +
         ". Without a GPU, Deno runs WebGPU on Mesa's software rasteriser: install it with " +
-        "`apt-get install -y libgl1-mesa-dri` (llvmpipe, the faster software path) or " +
+        "`apt-get install -y libegl1 libgl1-mesa-dri` (llvmpipe, the faster software path) or " +
         "`mesa-vulkan-drivers` (lavapipe). On a machine with a GPU, install its Vulkan driver.",
     );
     this.name = "NoAdapterError";

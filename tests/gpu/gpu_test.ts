@@ -212,7 +212,7 @@ gpuTest("no adapter gives an actionable message", async () => {
   try {
     await assert.rejects(() => acquireDevice(), (e: Error) => {
       assert.ok(e instanceof NoAdapterError);
-      assert.match(e.message, /apt-get install -y mesa-vulkan-drivers/);
+      assert.match(e.message, /apt-get install -y libgl1-mesa-dri/);
       return true;
     });
   } finally {
