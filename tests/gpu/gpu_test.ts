@@ -212,7 +212,7 @@ gpuTest("no adapter gives an actionable message", async () => {
   try {
     await assert.rejects(() => acquireDevice(), (e: Error) => {
       assert.ok(e instanceof NoAdapterError);
-      assert.match(e.message, /apt-get install -y libgl1-mesa-dri/);
+      assert.match(e.message, /apt-get install -y libegl1 libgl1-mesa-dri/);
       return true;
     });
   } finally {
