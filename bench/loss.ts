@@ -13,11 +13,15 @@
  */
 import type { Engine } from "../src/tensor/engine.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
-import { cceRows, cceSampledRows } from "../src/loss/cce.ts";
-import { fullCrossEntropy, sampledCrossEntropy } from "../src/loss/losses.ts";
+import { cceFullSplits } from "../src/loss/cce.ts";
 import { drawNegatives, type NegativeSpec } from "../src/loss/negatives.ts";
-import { scale } from "../src/tensor/ops/elementwise.ts";
-import { sum } from "../src/tensor/ops/reduce.ts";
+import {
+  isFullSoftmax,
+  type NegativeSource,
+  objectiveOf,
+  type ObjectiveSettings,
+  type SamplerKind,
+} from "../src/loss/objectives.ts";
 import { formatBytes, OutOfMemoryError, sizeClass } from "../src/gpu/allocator.ts";
 import { ARENA_BYTES } from "../src/gpu/gpu.ts";
 import { seededRandom } from "../src/tensor/random.ts";
@@ -32,9 +36,28 @@ import { type Cell, formatNumber, formatTable, median } from "./util.ts";
 export type LossVariant = "ce" | "cce" | "ce-" | "ce-shared" | "cce-";
 export const LOSS_VARIANTS: LossVariant[] = ["ce", "cce", "ce-", "ce-shared", "cce-"];
 
+/** Each variant is a registered objective with a sampler. */
+const VARIANT_OBJECTIVES: Record<LossVariant, { objective: string; sampler: SamplerKind }> = {
+  "ce": { objective: "ce", sampler: "uniform" },
+  "cce": { objective: "cce", sampler: "uniform" },
+  "ce-": { objective: "ce-", sampler: "uniform" },
+  "ce-shared": { objective: "ce-", sampler: "shared" },
+  "cce-": { objective: "cce-", sampler: "uniform" },
+};
+
+function settingsOf(v: LossVariant, k: number): ObjectiveSettings {
+  return {
+    negatives: k,
+    sampler: VARIANT_OBJECTIVES[v].sampler,
+    logQ: false,
+    gbceT: 0,
+    filterEps: 0,
+  };
+}
+
 /** The full-catalogue variants do not depend on K: one cell per (C, d). */
 export function isFull(v: LossVariant): boolean {
-  return v === "ce" || v === "cce";
+  return isFullSoftmax(VARIANT_OBJECTIVES[v].objective, settingsOf(v, 1));
 }
 
 export interface LossGrid {
@@ -187,7 +210,7 @@ export function cellBuffers(
     // LSE and loss, then either the forward's running max/sum and partial pairs (the kernel
     // splits the items so that about 256 workgroups of 128 positions run, at most 64 splits) or
     // the backward's dense table gradient and dh, whichever is larger.
-    const splits = Math.min(64, Math.ceil(256 / Math.ceil(n / 128)));
+    const splits = cceFullSplits(n);
     const forward = [2 * n * F32, splits * 2 * n * F32];
     const backward = [rows * d * F32, dh];
     const total = (xs: number[]) => xs.reduce((s, b) => s + sizeClass(b), 0);
@@ -365,7 +388,6 @@ interface Inputs {
   h: Tensor;
   table: Tensor;
   targets: Int32Array;
-  targetsGpu: Tensor;
 }
 
 function makeInputs(e: Engine, n: number, c: number, d: number, seed: number): Inputs {
@@ -377,13 +399,10 @@ function makeInputs(e: Engine, n: number, c: number, d: number, seed: number): I
     return out;
   };
   const targets = Int32Array.from({ length: n }, () => 1 + Math.floor(random() * c));
-  const targetsGpu = e.tensor(targets, [n], "i32", "targets");
-  e.keep(targetsGpu);
   return {
     h: e.parameter(values(n * d), [n, d], "h"),
     table: e.parameter(values((c + 1) * d), [c + 1, d], "item table"),
     targets,
-    targetsGpu,
   };
 }
 
@@ -392,28 +411,19 @@ function disposeInputs(inp: Inputs): void {
     t.zeroGrad();
     t.dispose();
   }
-  inp.targetsGpu.dispose();
 }
 
 function meanLoss(inp: Inputs, v: LossVariant, k: number, seed: number): Tensor {
-  const { h, table, targets, targetsGpu } = inp;
-  const n = targets.length;
-  const c = table.shape[0] - 1;
-  const spec: NegativeSpec = { kind: v === "ce-shared" ? "shared" : "uniform", k, items: c, seed };
-  switch (v) {
-    case "ce":
-      return fullCrossEntropy(h, table, targets);
-    case "cce":
-      return scale(sum(cceRows(h, table, targetsGpu)), 1 / n);
-    case "cce-":
-      return scale(sum(cceSampledRows(h, table, targetsGpu, spec)), 1 / n);
-    case "ce-":
-    case "ce-shared": {
-      // Drawn per run, as a training step draws them: part of the materialised loss's cost.
-      const ids = drawNegatives(spec, n);
-      return sampledCrossEntropy(h, table, targets, { ids, k, shared: v === "ce-shared" });
-    }
-  }
+  const { h, table, targets } = inp;
+  const settings = settingsOf(v, k);
+  const spec: NegativeSpec = { kind: settings.sampler, k, items: table.shape[0] - 1, seed };
+  // Drawn per run, as a training step draws them: part of the materialised loss's cost.
+  const negatives: NegativeSource = {
+    spec: () => spec,
+    negatives: (n) => ({ ids: drawNegatives(spec, n), k, shared: settings.sampler === "shared" }),
+  };
+  const objective = objectiveOf(VARIANT_OBJECTIVES[v].objective);
+  return objective.loss({ h, table, targets, negatives, step: 0 }, settings);
 }
 
 /**

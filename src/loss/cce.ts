@@ -565,6 +565,15 @@ export function cceRows(
   });
 }
 
+/**
+ * Splits of the item range the full forward aims for with `n` positions: enough that about
+ * TARGET_GROUPS workgroups of LANES·TM positions run, at most MAX_SPLITS (the binding limit on
+ * the partial sums may lower it further).
+ */
+export function cceFullSplits(n: number): number {
+  return Math.min(MAX_SPLITS, Math.ceil(TARGET_GROUPS / Math.ceil(n / (LANES * TM))));
+}
+
 /** One forward pass of the full kernel: items [from, to) of a window in `splits` splits. */
 interface ForwardPass {
   from: number;
@@ -590,7 +599,7 @@ function forwardPasses(
   const fit = Math.floor(e.gpu.limits.maxStorageBufferBindingSize / (n * 8));
   if (fit < 1) throw new ShapeError(op, `${n} positions' partial sums do not fit one binding`);
   const perPass = Math.min(MAX_SPLITS, fit);
-  const wanted = Math.min(perPass, Math.ceil(TARGET_GROUPS / Math.ceil(n / (LANES * TM))));
+  const wanted = Math.min(perPass, cceFullSplits(n));
   const span = Math.min(maxSpan, Math.ceil((rows - lo) / wanted / TN) * TN);
   return chunks(lo, rows, span * perPass).map(([from, to]) => ({
     from,
