@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { Engine } from "../src/tensor/engine.ts";
 import "../src/tensor/ops/mod.ts";
+import { tuneMatmul } from "../src/tensor/ops/matmul_tune.ts";
 import { DEFAULTS, type TrainConfig } from "../src/train/config.ts";
 import { prepareData } from "../src/train/recommender.ts";
 import { runOpsBenchmark } from "../bench/ops.ts";
@@ -62,7 +63,8 @@ async function main(args: string[]): Promise<number> {
   for (const backend of backends) {
     const engine = await Engine.create({ backend });
     try {
-      console.error(`${backend}: ${engine.gpu.adapterName}`);
+      const tuned = await tuneMatmul(engine, { cacheDir: "runs/cache" });
+      console.error(`${backend}: ${engine.gpu.adapterName}; matmul ${tuned.variant.name}`);
       const ops = await runOpsBenchmark(engine, { repeats });
       const train = [];
       for (const v of VARIANTS) {

@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { Engine } from "../src/tensor/engine.ts";
 import "../src/tensor/ops/mod.ts";
+import { tuneMatmul } from "../src/tensor/ops/matmul_tune.ts";
 import { formatOpsReport, runOpsBenchmark } from "../bench/ops.ts";
 import { writeResult } from "../bench/util.ts";
 
@@ -37,6 +38,8 @@ async function main(args: string[]): Promise<number> {
   }
   const engine = await Engine.create();
   try {
+    const tuned = await tuneMatmul(engine, { cacheDir: "runs/cache" });
+    console.error(`matmul variant ${tuned.variant.name} (${tuned.source})`);
     const report = await runOpsBenchmark(engine, {
       repeats,
       onProgress: values.quiet ? undefined : (line) => console.error(line),

@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { Engine } from "../src/tensor/engine.ts";
 import "../src/tensor/ops/mod.ts";
+import { tuneMatmul } from "../src/tensor/ops/matmul_tune.ts";
 import { DEFAULTS, type TrainConfig } from "../src/train/config.ts";
 import { prepareData } from "../src/train/recommender.ts";
 import {
@@ -83,7 +84,11 @@ async function main(args: string[]): Promise<number> {
   const engine = await Engine.create();
   const rows: TrainFigures[] = [];
   try {
-    console.log(`${engine.gpu.adapterName}; ${data.label}: ${data.dataset.users} users`);
+    const tuned = await tuneMatmul(engine, { cacheDir: "runs/cache" });
+    console.log(
+      `${engine.gpu.adapterName}; matmul ${tuned.variant.name} (${tuned.source}); ` +
+        `${data.label}: ${data.dataset.users} users`,
+    );
     for (const v of variants) {
       const f = await benchTrainVariant(engine, base, data, v, steps, warmup);
       console.log(`${v.label}: ${f.msPerStep.toFixed(0)} ms/step`);

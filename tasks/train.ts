@@ -1,6 +1,12 @@
 /** `deno task train`: trains SASRec and prints the final metrics table. */
 import { ConfigError, parseTrainArgs, resumeConfig, trainHelp } from "../src/train/config.ts";
-import { doneEvent, metricsEvent, prepareData, train } from "../src/train/recommender.ts";
+import {
+  doneEvent,
+  metricsEvent,
+  prepareData,
+  train,
+  tuneKernels,
+} from "../src/train/recommender.ts";
 import { Logger } from "../src/train/log.ts";
 import { stopOnSignals, storedRunConfig } from "../src/train/session.ts";
 import { formatMetricsTable } from "../src/train/metrics.ts";
@@ -39,6 +45,7 @@ async function main(args: string[]): Promise<number> {
   const engine = await Engine.create({ memoryLimit: config.memoryLimit ?? undefined });
   const stop = stopOnSignals();
   try {
+    await tuneKernels(engine, config, logger);
     const r = await train(engine, config, data, { logger, signal: stop.signal });
     logger.emit(doneEvent(r));
     if (r.status === "finished" && !config.json) {

@@ -5,7 +5,7 @@
  * training between two steps, so the run is recorded as stopped rather than left running.
  */
 import { ConfigError, parseTrainArgs } from "../train/config.ts";
-import { doneEvent, metricsEvent, prepareData, train } from "../train/recommender.ts";
+import { doneEvent, metricsEvent, prepareData, train, tuneKernels } from "../train/recommender.ts";
 import { Logger } from "../train/log.ts";
 import { stopOnSignals } from "../train/session.ts";
 import { Engine } from "../tensor/engine.ts";
@@ -40,6 +40,9 @@ async function main(args: string[]): Promise<number> {
     const data = await prepareData(config);
     const engine = await Engine.create({ memoryLimit: config.memoryLimit ?? undefined });
     try {
+      // Trials run side by side: they take the choice an earlier `train --out` cached (or
+      // --retune measures), never time each other.
+      await tuneKernels(engine, config, logger, false);
       const r = await train(engine, config, data, { logger, signal: stop.signal, sweepId });
       logger.emit(doneEvent(r));
       if (r.status === "finished") logger.emit(metricsEvent(r));

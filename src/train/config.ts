@@ -52,6 +52,8 @@ export interface TrainConfig {
   name: string | null;
   resume: string | null;
   memoryLimit: number | null;
+  /** Measure the adapter's fastest kernels again instead of reading runs/cache. */
+  retune: boolean;
   json: boolean;
   serve: boolean;
 }
@@ -104,6 +106,7 @@ export const DEFAULTS: TrainConfig = {
   name: null,
   resume: null,
   memoryLimit: null,
+  retune: false,
   json: false,
   serve: false,
 };
@@ -243,6 +246,11 @@ const FLAGS: Record<string, FlagSpec> = {
     help: "GPU memory budget, e.g. 2GiB",
     shown: "75% of RAM on a software adapter, 8GiB on a GPU",
   } as FlagSpec,
+  retune: {
+    key: "retune",
+    type: "boolean",
+    help: "time the matmul variants on this adapter again (the choice is cached in <out>/cache)",
+  },
   json: { key: "json", type: "boolean", help: "log one JSON object per line" },
   serve: {
     key: "serve",
@@ -432,6 +440,7 @@ const RUNTIME_ONLY: readonly (keyof TrainConfig)[] = [
   "json",
   "serve",
   "memoryLimit",
+  "retune",
 ];
 
 /**

@@ -16,6 +16,7 @@ import { MostPop } from "../models/mostpop.ts";
 import type { Engine } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { gatherRows } from "../tensor/ops/gather.ts";
+import { tuneMatmul } from "../tensor/ops/matmul_tune.ts";
 import { reshape } from "../tensor/ops/shape.ts";
 import {
   objectiveLabel,
@@ -458,6 +459,25 @@ function trimPadding(batch: Batch): { inputs: Int32Array; targets: Int32Array; l
     targets.set(batch.targets.subarray(r * seqLen + first, (r + 1) * seqLen), r * len);
   }
   return { inputs, targets, len };
+}
+
+/**
+ * The adapter's fastest matmul variant for this run's engine: read from `<out>/cache`, or (when
+ * `measure`) timed once and cached there; the first run on an adapter spends up to a minute on
+ * llvmpipe compiling and timing the variants.
+ */
+export async function tuneKernels(
+  engine: Engine,
+  c: TrainConfig,
+  logger: Logger,
+  measure = true,
+): Promise<void> {
+  const tuned = await tuneMatmul(engine, {
+    cacheDir: `${c.out}/cache`,
+    retune: c.retune,
+    measure: measure || c.retune,
+  });
+  logger.event("kernels", { matmul: tuned.variant.name, source: tuned.source });
 }
 
 /** How a run ended, as its process reports it. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import "../../src/tensor/ops/mod.ts";
-import { matmul, type MatmulKernel } from "../../src/tensor/ops/matmul.ts";
+import { matmul, MATMUL_VARIANTS, type MatmulKernel } from "../../src/tensor/ops/matmul.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import { ShapeError, type Tensor } from "../../src/tensor/tensor.ts";
 import { assertClose, checkOp, gpuTest, randomArray, randomInts } from "../support/check.ts";
@@ -320,4 +320,38 @@ gpuTest("matmul with 2,200,000 rows of A, windowed, with backward", async (e) =>
     b.zeroGrad();
   });
   e.gpu.allocator.trimPool();
+});
+
+// Every tuned variant on shapes that are not multiples of its tile, the forward product of a
+// linear layer (x·Wᵀ) and a weight gradient (dyᵀ·x), against the float64 reference.
+for (const v of MATMUL_VARIANTS) {
+  gpuTest(`matmul variant ${v.name} at awkward shapes`, async (e) => {
+    for (
+      const c of [
+        { batch: 1, m: 37, k: 12, n: 20, transA: false, transB: true },
+        { batch: 1, m: 9, k: 33, n: 8, transA: true, transB: false },
+      ]
+    ) {
+      const { a, b } = shapes(c);
+      const x = randomArray(c.m * c.k, 5);
+      const y = randomArray(c.k * c.n, 6);
+      const got = await e.noGrad(() =>
+        matmul(e.tensor(x, a), e.tensor(y, b), {
+          transA: c.transA,
+          transB: c.transB,
+          kernel: v.name,
+        })
+      ).read();
+      const want = reference(c, Float64Array.from(x), Float64Array.from(y));
+      assertClose(got, want, `${v.name} ${variantName(c)} ${c.m}x${c.k}x${c.n}`);
+    }
+  });
+}
+
+gpuTest("an unknown matmul variant is refused with the list", (e) => {
+  const x = e.tensor(randomArray(16, 1), [4, 4]);
+  assert.throws(
+    () => matmul(x, x, { kernel: "vec4 7×7" }),
+    /unknown matmul variant .* one of vec4/,
+  );
 });

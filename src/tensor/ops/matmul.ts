@@ -34,12 +34,68 @@ const SCALAR_KERNEL = declareKernel({
   params: PRODUCT_PARAMS,
   buffers: ["a", "b", "c"],
 });
-const VEC4_KERNEL = declareKernel({
-  name: "matmul vec4",
-  source: vec4Shader,
-  params: PRODUCT_PARAMS,
-  buffers: ["a", "b", "c"],
-});
+
+/**
+ * A vec4 product kernel's shape: the tile of C per invocation and the invocations per workgroup.
+ * 8 lanes and big tiles suit llvmpipe (one SIMD vector per workgroup, loads reused across the
+ * tile); wider workgroups suit a GPU. tuneMatmul measures them on the adapter at hand.
+ */
+export interface MatmulVariant {
+  name: string;
+  rows: number;
+  cols: number;
+  workgroup: number;
+}
+
+const VARIANT_SHAPES: [number, number, number][] = [
+  [32, 16, 8],
+  [16, 16, 8],
+  [32, 8, 8],
+  [16, 16, 64],
+  [32, 16, 64],
+];
+
+const VEC4_KERNELS = new Map(VARIANT_SHAPES.map(([rows, cols, workgroup]) => {
+  const name = `vec4 ${rows}×${cols} wg${workgroup}`;
+  const variant: MatmulVariant = { name, rows, cols, workgroup };
+  const kernel = declareKernel({
+    name: `matmul ${name}`,
+    source: `const WG = ${workgroup}u;\nconst TM = ${rows}u;\nconst TN = ${cols}u;\n${vec4Shader}`,
+    params: PRODUCT_PARAMS,
+    buffers: ["a", "b", "c"],
+  });
+  return [name, { variant, kernel }];
+}));
+
+/** Every vec4 variant, the default (llvmpipe's measured best before tuning existed) first. */
+export const MATMUL_VARIANTS: readonly MatmulVariant[] = [...VEC4_KERNELS.values()].map((v) =>
+  v.variant
+);
+
+const chosenVariant = new WeakMap<Engine, MatmulVariant>();
+
+/** The vec4 variant "auto" products use on this engine (the default until one is chosen). */
+export function matmulVariantOf(e: Engine): MatmulVariant {
+  return chosenVariant.get(e) ?? MATMUL_VARIANTS[0];
+}
+
+/** Makes `name` the engine's vec4 variant. */
+export function useMatmulVariant(e: Engine, name: string): MatmulVariant {
+  const variant = variantNamed(name);
+  chosenVariant.set(e, variant);
+  return variant;
+}
+
+/** The variant called `name`, or an error listing them. */
+function variantNamed(name: string): MatmulVariant {
+  const found = VEC4_KERNELS.get(name);
+  if (!found) {
+    throw new RangeError(
+      `unknown matmul variant "${name}": one of ${MATMUL_VARIANTS.map((v) => v.name).join(", ")}`,
+    );
+  }
+  return found.variant;
+}
 const REDUCE_KERNEL = declareKernel({
   name: "matmul sum of partial products",
   source: reduceShader,
@@ -47,8 +103,11 @@ const REDUCE_KERNEL = declareKernel({
   buffers: ["parts", "c"],
 });
 
-/** "scalar" forces the one-float-per-load kernel (the benchmark's baseline); "auto" picks. */
-export type MatmulKernel = "auto" | "scalar";
+/**
+ * "scalar" forces the one-float-per-load kernel (the benchmark's baseline); "auto" takes the
+ * engine's vec4 variant where the operands allow vec4 loads; a variant's name forces it there.
+ */
+export type MatmulKernel = "auto" | "scalar" | string;
 
 export interface MatmulOptions {
   transA?: boolean;
@@ -208,10 +267,9 @@ interface Window {
   size: Record<Axis, number>;
 }
 
-/** The kernels' tiles (rows × columns of C per invocation) and workgroup size; see the shaders. */
-const VEC4_TILE = { rows: 32, cols: 16 };
+/** The scalar kernel's tile (rows × columns of C per invocation) and workgroup; see matmul.wgsl. */
 const SCALAR_TILE = { rows: 8, cols: 8 };
-const WORKGROUP = 8;
+const SCALAR_WORKGROUP = 8;
 /** Split the reduction when C has fewer tiles than this, in slices of at least MIN_SLICE_K. */
 const SPLIT_BELOW_TILES = 256;
 const MIN_SLICE_K = 64;
@@ -333,9 +391,14 @@ function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): 
   const b = bind(e, opB, w);
   const c = bind(e, opC, w);
   const { m, n, k } = w.size;
-  const vec4 = p.kernel === "auto" && [a.ld, a.shift, b.ld, b.shift].every((v) => v % 4 === 0);
-  const tile = vec4 ? VEC4_TILE : SCALAR_TILE;
-  const kernel = { vec4, tile, transA: p.transA, transB: p.transB };
+  const aligned = [a.ld, a.shift, b.ld, b.shift].every((v) => v % 4 === 0);
+  const variant = p.kernel === "scalar" || !aligned
+    ? null
+    : p.kernel === "auto"
+    ? matmulVariantOf(e)
+    : variantNamed(p.kernel);
+  const kernel: KernelChoice = { variant, transA: p.transA, transB: p.transB };
+  const tile = kernel.variant ?? SCALAR_TILE;
   const tiles = Math.ceil(m / tile.rows) * Math.ceil(n / tile.cols);
   const slicesThatFit = Math.floor(e.gpu.limits.maxStorageBufferBindingSize / (m * n * 4));
   const slices = w.batches === 1
@@ -381,8 +444,8 @@ function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): 
 }
 
 interface KernelChoice {
-  vec4: boolean;
-  tile: { rows: number; cols: number };
+  /** The vec4 variant, or null for the scalar kernel. */
+  variant: MatmulVariant | null;
   transA: boolean;
   transB: boolean;
 }
@@ -401,18 +464,20 @@ interface Launch {
 
 function launch(e: Engine, kc: KernelChoice, l: Launch): void {
   // The vec4 kernel counts A and B in vec4s; C's units are always floats.
-  const unit = kc.vec4 ? 4 : 1;
-  const vec4C = kc.vec4 && [l.n, l.c.ld, l.c.shift].every((v) => v % 4 === 0);
-  const variant = `${kc.transA ? "T" : "N"}${kc.transB ? "T" : "N"}`;
-  const name = kc.vec4 ? (vec4C ? "vec4" : "vec4, scalar C") : "scalar";
-  const tiles = Math.ceil(l.m / kc.tile.rows) * Math.ceil(l.n / kc.tile.cols);
+  const v = kc.variant;
+  const unit = v ? 4 : 1;
+  const vec4C = v !== null && [l.n, l.c.ld, l.c.shift].every((x) => x % 4 === 0);
+  const transposes = `${kc.transA ? "T" : "N"}${kc.transB ? "T" : "N"}`;
+  const name = v ? (vec4C ? v.name : `${v.name}, scalar C`) : "scalar";
+  const tile = v ?? SCALAR_TILE;
+  const tiles = Math.ceil(l.m / tile.rows) * Math.ceil(l.n / tile.cols);
   const groups = grid2d(
-    Math.ceil(tiles / WORKGROUP),
+    Math.ceil(tiles / (v?.workgroup ?? SCALAR_WORKGROUP)),
     e.gpu.limits.maxComputeWorkgroupsPerDimension,
   );
-  (kc.vec4 ? VEC4_KERNEL : SCALAR_KERNEL).dispatch(e.gpu, {
-    label: `matmul ${variant} ${name}`,
-    entry: kc.vec4 && !vec4C ? "scalar_c" : "main",
+  (v ? VEC4_KERNELS.get(v.name)!.kernel : SCALAR_KERNEL).dispatch(e.gpu, {
+    label: `matmul ${transposes} ${name}`,
+    entry: v && !vec4C ? "scalar_c" : "main",
     constants: { TRANS_A: kc.transA ? 1 : 0, TRANS_B: kc.transB ? 1 : 0 },
     params: {
       M: l.m,
