@@ -15,11 +15,23 @@ import {
 } from "../src/train/recommender.ts";
 import { objectiveOf } from "../src/loss/objectives.ts";
 import { formatBytes } from "../src/gpu/allocator.ts";
+import type { KernelTime } from "../src/gpu/profiler.ts";
 import { type Cell, formatTable } from "./util.ts";
 
 export interface TrainVariant {
   label: string;
   overrides: Partial<TrainConfig>;
+}
+
+/** Where a variant's step time goes, from the profiler's per-kernel timestamps. */
+export interface StepProfile {
+  dispatchesPerStep: number;
+  submitsPerStep: number;
+  /** Wall milliseconds per step, and the kernels' share of it. */
+  msPerStep: number;
+  kernelMsPerStep: number;
+  /** The most expensive kernels, milliseconds per step. */
+  kernels: { kernel: string; msPerStep: number; callsPerStep: number }[];
 }
 
 export interface TrainFigures {
@@ -36,6 +48,8 @@ export interface TrainFigures {
   peakLiveBytes: number;
   estimateBytes: number;
   meanLoss: number;
+  /** With a profiling engine: where the timed steps' time went. */
+  profile?: StepProfile;
 }
 
 export async function benchTrainVariant(
@@ -65,6 +79,10 @@ export async function benchTrainVariant(
   }
   let lossSum = 0;
   let sequences = 0;
+  const gpu = engine.gpu;
+  await gpu.sync();
+  gpu.profiler?.reset();
+  const [dispatches0, submits0] = [gpu.dispatches, gpu.submits];
   const start = performance.now();
   for (let i = 0; i < steps; i++) {
     const batch = next();
@@ -72,6 +90,13 @@ export async function benchTrainVariant(
     sequences += batch.batch;
   }
   const seconds = (performance.now() - start) / 1000;
+  await gpu.sync();
+  const profile = gpu.profiler
+    ? stepProfile(gpu.profiler.report(), steps, seconds, {
+      dispatches: gpu.dispatches - dispatches0,
+      submits: gpu.submits - submits0,
+    })
+    : undefined;
   const negatives = objectiveOf(c.loss).negativesPerPosition(objectiveSettings(c));
   const figures: TrainFigures = {
     label: v.label,
@@ -85,6 +110,7 @@ export async function benchTrainVariant(
     peakLiveBytes: allocator.peakLiveBytes,
     estimateBytes: estimateFor(c, data, warmup + steps).total,
     meanLoss: lossSum / steps,
+    profile,
   };
   training.dispose();
   return figures;
@@ -136,4 +162,46 @@ export function formatTrainReport(rows: TrainFigures[], peers: PeerFigures[]): s
     ],
     cells,
   );
+}
+
+function stepProfile(
+  kernels: KernelTime[],
+  steps: number,
+  seconds: number,
+  counts: { dispatches: number; submits: number },
+): StepProfile {
+  const kernelMs = kernels.reduce((a, k) => a + k.totalMs, 0);
+  return {
+    dispatchesPerStep: counts.dispatches / steps,
+    submitsPerStep: counts.submits / steps,
+    msPerStep: (seconds * 1000) / steps,
+    kernelMsPerStep: kernelMs / steps,
+    kernels: kernels.slice(0, 12).map((k) => ({
+      kernel: k.kernel,
+      msPerStep: k.totalMs / steps,
+      callsPerStep: k.count / steps,
+    })),
+  };
+}
+
+/** Per variant: dispatches and submits per step, kernel time against wall time, top kernels. */
+export function formatProfiles(rows: TrainFigures[]): string {
+  const out: string[] = [];
+  for (const f of rows) {
+    const p = f.profile;
+    if (!p) continue;
+    out.push(
+      `${f.label}: ${p.msPerStep.toFixed(0)} ms/step wall, ${p.kernelMsPerStep.toFixed(0)} ms in ` +
+        `kernels (${(100 * p.kernelMsPerStep / p.msPerStep).toFixed(0)}%), ` +
+        `${p.dispatchesPerStep.toFixed(0)} dispatches and ${
+          p.submitsPerStep.toFixed(1)
+        } submits per step`,
+      formatTable(
+        ["kernel", "ms/step", "calls/step"],
+        p.kernels.map((k) => [k.kernel, k.msPerStep, k.callsPerStep]),
+      ),
+      "",
+    );
+  }
+  return out.join("\n");
 }

@@ -8,6 +8,7 @@ import { DEFAULTS, type TrainConfig } from "../src/train/config.ts";
 import { prepareData } from "../src/train/recommender.ts";
 import {
   benchTrainVariant,
+  formatProfiles,
   formatTrainReport,
   type PeerFigures,
   type TrainFigures,
@@ -49,6 +50,8 @@ Flags:
   --warmup N       untimed steps first (pipeline compiles) [default: 3]
   --only LIST      comma-separated variants (${VARIANTS.map((v) => v.label).join(", ")})
                    [default: all]
+  --profile        time every kernel (timestamp queries) and print where each step's time
+                   goes; slower, so its figures are not the throughput table's [default: false]
   --peer           also train one epoch of the PyTorch peer (ce and ce- 256 shared) and print
                    the ratio [default: false]
   --peer-script P  the peer script [default: ${PEER}]
@@ -63,6 +66,7 @@ async function main(args: string[]): Promise<number> {
       warmup: { type: "string", default: "3" },
       only: { type: "string" },
       peer: { type: "boolean", default: false },
+      profile: { type: "boolean", default: false },
       "peer-script": { type: "string", default: PEER },
       help: { type: "boolean", default: false },
     },
@@ -81,7 +85,7 @@ async function main(args: string[]): Promise<number> {
   }
   const base: TrainConfig = { ...DEFAULTS, data: values.data };
   const data = await prepareData(base);
-  const engine = await Engine.create();
+  const engine = await Engine.create({ profile: values.profile });
   const rows: TrainFigures[] = [];
   try {
     const tuned = await tuneMatmul(engine, { cacheDir: "runs/cache" });
@@ -96,14 +100,19 @@ async function main(args: string[]): Promise<number> {
     }
     const peers = values.peer ? await runPeers(values["peer-script"], values.data) : [];
     console.log(formatTrainReport(rows, peers));
-    const path = await writeResult("train", engine.gpu.adapterName, {
-      data: data.label,
-      config: base,
-      steps,
-      warmup,
-      variants: rows,
-      peer: peers,
-    });
+    if (values.profile) console.log(`\n${formatProfiles(rows)}`);
+    const path = await writeResult(
+      values.profile ? "train-profile" : "train",
+      engine.gpu.adapterName,
+      {
+        data: data.label,
+        config: base,
+        steps,
+        warmup,
+        variants: rows,
+        peer: peers,
+      },
+    );
     console.log(`wrote ${path}`);
   } finally {
     engine.destroy();
