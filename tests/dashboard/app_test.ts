@@ -148,9 +148,16 @@ Deno.test("run page: config, final metrics, epochs, chart figures", async () => 
     assert.doesNotMatch(page, /data-live=/);
     assert.match(page, /<th>lr<\/th><td>0.001<\/td>/);
     assert.match(page, /<script src="\/static\/uPlot.iife.min.js">/);
-    for (const key of ["train_loss_step", "train_loss", "valid_ndcg@10", "peak_bytes"]) {
+    for (const key of ["train_loss_step", "train_loss", "valid_{metric}", "peak_bytes"]) {
       assert.match(page, new RegExp(`data-chart="[^"]*&quot;key&quot;:&quot;${key}&quot;`));
     }
+    // Series carry what the x axes need: the batch size and the run's start.
+    assert.match(page, /&quot;batch&quot;:128,&quot;start&quot;:\d+/);
+    // Test against MostPop at a glance: 0.31 × 0.95 against 0.027.
+    assert.match(
+      page,
+      /<dd data-field="versus">0.2945 <span class="vs">vs 0.0270<\/span> <span class="ratio">\(10.9×\)/,
+    );
     // Final table: NDCG row of the test split, 0.31 × 0.95 at @10.
     const testNdcg = rowOf(page, "<td></td><td>NDCG</td>");
     assert.ok(testNdcg.length);
@@ -193,7 +200,10 @@ Deno.test("run names and config strings render as text", async () => {
       assert.ok(page.includes("&lt;script&gt;alert(&quot;name&quot;)&lt;/script&gt;"), path);
       // The only scripts are the app's own files.
       for (const m of page.matchAll(/<script[^>]*>/g)) {
-        assert.match(m[0], /^<script src="\/static\/(uPlot\.iife\.min|dashboard)\.js">$/);
+        assert.match(
+          m[0],
+          /^<script (src="\/static\/uPlot\.iife\.min\.js"|type="module" src="\/static\/dashboard\.js")>$/,
+        );
       }
     }
     const page = await html(await app.request(`/runs/${fx.ids.running}`));
@@ -253,7 +263,11 @@ Deno.test("/api/runs/:id/metrics: columnar series, key filter and cursor", async
     const more = await json(
       await app.request(`/api/runs/${fx.ids.finished}/metrics?after=${all.cursor}`),
     );
-    assert.deepEqual(more.series, { extra: { epoch: [3], step: [30], value: [1] } });
+    assert.deepEqual(Object.keys(more.series), ["extra"]);
+    const { time, ...extra } = more.series.extra;
+    assert.deepEqual(extra, { epoch: [3], step: [30], value: [1] });
+    // When the row was written, for charts by wall time.
+    assert.ok(Math.abs(time[0] - Date.now() / 1000) < 60);
     assert.ok(more.cursor > all.cursor);
 
     const bad = await json(await app.request(`/api/runs/${fx.ids.finished}/metrics?after=-1`), 400);
@@ -338,7 +352,12 @@ Deno.test("compare page: 2–5 runs side by side", async () => {
     assert.match(page, /<tr><th>batchSize<\/th><td\s*>128<\/td><td\s*>256<\/td><\/tr>/);
     assert.match(
       page,
-      /<tr><th>test NDCG@10<\/th><td class="num">0.2945<\/td><td class="num">0.2565<\/td>/,
+      /<tr><th>test NDCG@10 vs MostPop<\/th><td class="num">0.2945 <span class="vs">vs 0.0270<\/span> <span class="ratio">\(10.9×\)<\/span><\/td><td class="num">0.2565 /,
+    );
+    // The full softmax did not read --negatives: it differs as "not read", not as 256.
+    assert.match(
+      page,
+      /<tr><th>negatives<\/th><td\s*><span class="hint">not read by ce<\/span><\/td><td\s*>128<\/td><\/tr>/,
     );
     assert.match(
       page,
@@ -370,8 +389,22 @@ Deno.test("unknown ids and paths give 404 pages; the API answers JSON", async ()
     const head = await app.request("/", { method: "HEAD" });
     assert.equal(head.status, 200);
     assert.equal(await head.text(), "");
-    assert.equal((await app.request("/", { method: "POST" })).status, 404);
-    assert.equal((await app.request("/api/runs", { method: "DELETE" })).status, 404);
+    for (
+      const [method, path, allow] of [
+        ["POST", "/", "GET, HEAD"],
+        ["DELETE", "/api/runs", "GET, HEAD"],
+        ["PUT", "/runs/20261129-100000-aaaaaa", "GET, HEAD"],
+        ["GET", "/runs/20261129-100000-aaaaaa/notes", "POST"],
+        ["OPTIONS", "/sweeps/x/trials.csv", "GET, HEAD"],
+      ]
+    ) {
+      const res = await app.request(path, { method });
+      assert.equal(res.status, 405, `${method} ${path}`);
+      assert.equal(res.headers.get("allow"), allow, `${method} ${path}`);
+      assert.equal(res.headers.get("x-frame-options"), "DENY");
+      await res.body?.cancel();
+    }
+    assert.equal((await app.request("/nothing", { method: "POST" })).status, 404);
   });
 });
 
