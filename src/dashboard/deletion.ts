@@ -33,7 +33,8 @@ export function folderSize(path: string): FolderSize {
       if (e.isDirectory) walk(p);
       else {
         files++;
-        bytes += Deno.lstatSync(p).size;
+        // A link's own size is the length of the path it holds: not data that goes.
+        if (e.isFile) bytes += Deno.lstatSync(p).size;
       }
     }
   };

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import type { Hono } from "hono";
 import { createApp } from "../../src/dashboard/app.tsx";
 import { RunStore } from "../../src/store/runs.ts";
+import { trialsCsv } from "../../src/sweep/report.ts";
 import { type Fixture, HOSTILE_CONFIG, HOSTILE_NAME, makeFixture, MiB } from "./fixtures.ts";
 
 async function withApp(fn: (app: Hono, fx: Fixture) => Promise<void>): Promise<void> {
@@ -477,6 +478,11 @@ Deno.test("loopback-only apps refuse other Host names (DNS rebinding)", async ()
   for (const host of ["evil.example", "evil.example:8787", "127.0.0.1.evil.example"]) {
     const res = await app.request("http://x/api/runs", { headers: { host } });
     assert.equal(res.status, 421, host);
+    // The refusal carries the same security headers as every other answer.
+    assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+    assert.match(res.headers.get("content-security-policy")!, /default-src 'none'/);
+    assert.equal(res.headers.get("x-frame-options"), "DENY");
+    assert.equal(res.headers.get("referrer-policy"), "same-origin");
     await res.body?.cancel();
   }
   abort.abort();
@@ -570,5 +576,66 @@ Deno.test("objectives read through the registry; config bytes in units; human st
     );
     // The status code appears in class names only, never as text.
     assert.doesNotMatch(sweep.replace(/class="[^"]*"/g, ""), /exceeds_budget/);
+  });
+});
+
+Deno.test("sweep CSV: the CLI's export of every trial, as a download", async () => {
+  await withApp(async (app, fx) => {
+    const res = await app.request(`/sweeps/${fx.ids.sweep}/trials.csv`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "text/csv; charset=utf-8");
+    assert.equal(
+      res.headers.get("content-disposition"),
+      `attachment; filename="${fx.ids.sweep}-trials.csv"`,
+    );
+    const text = await res.text();
+    assert.equal(text, trialsCsv(fx.sweeps.getSweep(fx.ids.sweep)!));
+    const lines = text.trimEnd().split("\r\n");
+    assert.equal(lines.length, 7);
+    assert.match(lines[1], /^sweep-20261129-a1,"negatives=512,batchSize=64",512,64,finished,/);
+    const page = await html(await app.request(`/sweeps/${fx.ids.sweep}`));
+    assert.ok(page.includes(`href="/sweeps/${fx.ids.sweep}/trials.csv"`));
+    assert.equal((await app.request("/sweeps/nope/trials.csv")).status, 404);
+  });
+});
+
+Deno.test("sweep page: the CLI's columns, a numeric colour scale, parallel coordinates", async () => {
+  await withApp(async (app, fx) => {
+    const page = await html(await app.request(`/sweeps/${fx.ids.sweep}`));
+    // Trials best first, a column per grid axis, then NDCG, HR, Coverage@10 and s/epoch.
+    const best = rowOf(page, ' class="best">');
+    assert.deepEqual(best.slice(0, 8), [
+      "512",
+      "64",
+      "finished",
+      "0.2700",
+      "0.4320",
+      "1.0000",
+      "22",
+      "95.0 MiB",
+    ]);
+    assert.match(
+      page,
+      /<span class="ticks"><span>0.2100<\/span><span>0.2400<\/span><span>0.2700<\/span>/,
+    );
+    assert.match(page, /style="background:rgb\(253, 231, 37\);color:#1a1a1a"/);
+    assert.equal(page.match(/<polyline /g)!.length, 6);
+    assert.equal(page.match(/<polyline class="line unscored"/g)!.length, 2);
+  });
+});
+
+Deno.test("runs list: live runs mark the list for refreshing and their durations tick", async () => {
+  await withApp(async (app, fx) => {
+    const page = await html(await app.request("/"));
+    assert.match(page, /data-region="runs" data-live-runs="1"/);
+    assert.match(page, /refreshes while 1 train/);
+    assert.match(page, /<script type="module" src="\/static\/dashboard.js">/);
+    const live = rowOf(page, `value="${fx.ids.running}"`);
+    assert.ok(live.length);
+    assert.match(page, /<td class="num" data-since="\d{4}-\d\d-\d\dT[^"]+">/);
+    fx.store.update(fx.ids.running, { status: "finished", wallSeconds: 5, finished: true });
+    const after = await html(await app.request("/"));
+    assert.match(after, /data-live-runs="0"/);
+    assert.doesNotMatch(after, /data-since=/);
   });
 });
