@@ -628,7 +628,7 @@ Deno.test("runs list: live runs mark the list for refreshing and their durations
   await withApp(async (app, fx) => {
     const page = await html(await app.request("/"));
     assert.match(page, /data-region="runs" data-live-runs="1"/);
-    assert.match(page, /refreshes while 1 train/);
+    assert.match(page, /refreshes while 1 run trains/);
     assert.match(page, /<script type="module" src="\/static\/dashboard.js">/);
     const live = rowOf(page, `value="${fx.ids.running}"`);
     assert.ok(live.length);

@@ -20,7 +20,7 @@ const COLUMNS: [SortColumn, string, boolean][] = [
   ["ndcg", "best NDCG@10", true],
   ["peak", "peak memory", true],
   ["duration", "duration", true],
-  ["created", "started", false],
+  ["created", "started (UTC)", false],
 ];
 
 export const STATUSES = ["running", "lost", "finished", "failed", "stopped"];
@@ -115,7 +115,13 @@ export function RunsPage(props: RunsPageProps) {
             <p class="count">
               {props.runs.length} of {props.total} runs{" "}
               <button type="submit">compare selected (2–5)</button>
-              {live ? <span class="hint">refreshes while {live} train</span> : null}
+              {live
+                ? (
+                  <span class="hint">
+                    refreshes while {live === 1 ? "1 run trains" : `${live} runs train`}
+                  </span>
+                )
+                : null}
             </p>
             <Scroll>
               <table class="runs">
@@ -169,7 +175,7 @@ function RunRow(props: { run: RunView }) {
       <td>
         <Badge status={r.status} />
       </td>
-      <td>{r.dataset}</td>
+      <td class="nowrap">{r.dataset}</td>
       <td class="nowrap">{r.loss ?? fmt.DASH}</td>
       <td class="num">{r.objective ?? fmt.DASH}</td>
       <td class="num">{fmt.number(r.batchSize)}</td>
@@ -178,7 +184,7 @@ function RunRow(props: { run: RunView }) {
       <td class="num" data-since={r.status === "running" ? r.createdAt : undefined}>
         {fmt.duration(r.durationSeconds)}
       </td>
-      <td class="nowrap">{fmt.time(r.createdAt)}</td>
+      <td class="nowrap">{fmt.shortTime(r.createdAt)}</td>
     </tr>
   );
 }
@@ -198,7 +204,7 @@ function SweepsTable(props: { sweeps: SweepSummary[] }) {
             <th>axes</th>
             <th class="num">trials</th>
             <th class="num">memory budget</th>
-            <th>started</th>
+            <th>started (UTC)</th>
           </tr>
         </thead>
         <tbody>
@@ -214,7 +220,7 @@ function SweepsTable(props: { sweeps: SweepSummary[] }) {
               <td>{Object.keys(s.grid).join(" × ") || fmt.DASH}</td>
               <td class="num">{s.counts.finished} / {trialCount(s)}</td>
               <td class="num">{fmt.bytes(s.budgetBytes)}</td>
-              <td class="nowrap">{fmt.time(s.createdAt)}</td>
+              <td class="nowrap">{fmt.shortTime(s.createdAt)}</td>
             </tr>
           ))}
         </tbody>

@@ -144,8 +144,9 @@ function TrialsTable(props: { view: SweepView; best: TrialView | null }) {
               <td class="num">{fmt.number(t.secondsPerEpoch, 1)}</td>
               <td class="num">{fmt.bytes(trialPeak(t))}</td>
               <td class="num">{fmt.bytes(t.estimateBytes)}</td>
-              <td class="name">
-                {t.runId ? <a href={runHref(t.runId)}>{t.run?.name ?? t.runId}</a> : fmt.DASH}
+              <td class="nowrap">
+                {/* The id, not the name: a trial's run is named after the parameters beside it. */}
+                {t.runId ? <a class="sub" href={runHref(t.runId)}>{t.runId}</a> : fmt.DASH}
               </td>
               <td class="error-cell">{t.error ?? ""}</td>
             </tr>

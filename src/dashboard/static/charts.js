@@ -167,24 +167,28 @@ export class ChartView {
     };
   }
 
-  /** MostPop's test value of the picked metric, per run, drawn as a dashed line. */
+  /**
+   * MostPop's test value of the picked metric as a dashed line: one per distinct value, named
+   * after the runs it belongs to unless every line shares it (runs on the same users do).
+   */
   references(lines) {
-    if (!this.spec.picker) return [];
+    if (!this.spec.picker || !lines.length) return [];
     const key = `mostpop_test_${this.controls.metric}`;
-    const seen = new Set();
-    const out = [];
+    const byValue = new Map();
     this.spec.series.forEach((s, i) => {
       const v = this.metrics.get(s.run)?.[key]?.value.at(-1);
-      if (v === undefined || seen.has(v) || (this.controls.log && v <= 0)) return;
-      seen.add(v);
-      const many = this.spec.series.length > 1;
-      out.push({
-        value: v,
-        color: many ? COLORS[i % COLORS.length] : cssVar("--muted"),
-        label: many ? `MostPop test (${s.label})` : "MostPop test",
-      });
+      if (v === undefined || (this.controls.log && v <= 0)) return;
+      if (!byValue.has(v)) byValue.set(v, []);
+      byValue.get(v).push({ label: s.label, color: COLORS[i % COLORS.length] });
     });
-    return lines.length ? out : [];
+    return [...byValue].map(([value, owners]) => {
+      const all = owners.length === this.spec.series.length;
+      return {
+        value,
+        color: all ? cssVar("--muted") : owners[0].color,
+        label: all ? "MostPop test" : `MostPop test (${owners.map((o) => o.label).join(", ")})`,
+      };
+    });
   }
 
   /** Redraws; the plot is rebuilt only when what it draws changes shape. */
