@@ -146,7 +146,7 @@ function TrialsTable(props: { view: SweepView; best: TrialView | null }) {
               <td class="num">{fmt.bytes(t.estimateBytes)}</td>
               <td class="nowrap">
                 {/* The id, not the name: a trial's run is named after the parameters beside it. */}
-                {t.runId ? <a class="sub" href={runHref(t.runId)}>{t.runId}</a> : fmt.DASH}
+                {t.runId ? <a class="mono" href={runHref(t.runId)}>{t.runId}</a> : fmt.DASH}
               </td>
               <td class="error-cell">{t.error ?? ""}</td>
             </tr>
