@@ -1,8 +1,14 @@
 /**
  * Deleting a run: when it may be deleted, what its folder holds, and removing that folder.
  */
-import type { FolderSize } from "./pages/delete.tsx";
 import type { RunView } from "./runs.ts";
+
+export interface FolderSize {
+  path: string;
+  /** Null when the folder does not exist. */
+  files: number | null;
+  bytes: number;
+}
 
 /** Why a run may not be deleted, or null. */
 export function deleteRefusal(run: RunView): string | null {

@@ -51,7 +51,7 @@ export function value(v: unknown): string {
  * Config keys that hold byte counts: the training memory limit and any key named `…Bytes`. Their
  * values read as "100 MiB", not 104857600.
  */
-export function isByteKey(key: string): boolean {
+function isByteKey(key: string): boolean {
   return key === "memoryLimit" || /Bytes$/.test(key);
 }
 

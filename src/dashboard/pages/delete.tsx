@@ -2,16 +2,10 @@
  * The confirmation before a run is deleted: what goes (its records and its folder, with how many
  * files and bytes) and a form that must be sent on purpose. Without JavaScript, and no dialog.
  */
+import type { FolderSize } from "../deletion.ts";
 import * as fmt from "../format.ts";
 import type { RunView } from "../runs.ts";
 import { CsrfField, Layout, runHref } from "./layout.tsx";
-
-export interface FolderSize {
-  path: string;
-  /** Null when the folder does not exist. */
-  files: number | null;
-  bytes: number;
-}
 
 export function DeletePage(props: { run: RunView; folder: FolderSize; csrf: string }) {
   const { run, folder } = props;

@@ -98,13 +98,6 @@ export const FAMILY_NAMES: Record<string, string> = {
   coverage: "Coverage",
 };
 
-/** "ndcg@10" → "NDCG@10". */
-export function metricName(key: string): string {
-  const m = /^(.+)@(\d+)$/.exec(key);
-  if (!m) return key;
-  return `${Object.hasOwn(FAMILY_NAMES, m[1]) ? FAMILY_NAMES[m[1]] : m[1]}@${m[2]}`;
-}
-
 export const RANKING_KS = [1, 5, 10, 20, 100];
 
 /** What a chart's y axis measures; the client script titles and formats the axis from it. */

@@ -30,7 +30,7 @@ export function pageRoutes(app: Hono, d: Dash): void {
         sweeps={d.reader.listSweeps()}
         q={q}
         runsDir={d.runsDir}
-        // Said only of a run that is gone indeed, so a link cannot claim one was deleted.
+        // Never said of a run that still exists, so a link cannot claim a live run was deleted.
         deleted={validId(deleted) && !d.reader.getRun(deleted) ? deleted : null}
       />,
     );

@@ -26,7 +26,7 @@ const X_TITLES = {
 const FAMILIES = { hr: "HR", ndcg: "NDCG", mrr: "MRR", coverage: "Coverage" };
 
 /** "ndcg@10" → "NDCG@10" */
-export function metricName(metric) {
+function metricName(metric) {
   const [family, k] = metric.split("@");
   return `${Object.hasOwn(FAMILIES, family) ? FAMILIES[family] : family}@${k}`;
 }
@@ -203,8 +203,13 @@ export class ChartView {
       this.plot = null;
       this.shape = "";
       this.legendBox.textContent = "";
-      this.note.textContent = this.controls.x === "time" && this.anyPoints()
-        ? "no wall times recorded for these points (written before the store kept them)"
+      // Points that exist but have no x under this axis say why.
+      const missing = {
+        time: "no wall times recorded for these points (written before the store kept them)",
+        sequences: "no batch size recorded for these runs",
+      };
+      this.note.textContent = this.anyPoints() && Object.hasOwn(missing, this.controls.x)
+        ? missing[this.controls.x]
         : "no points yet";
       this.el.dataset.points = "0";
       return;
