@@ -48,7 +48,13 @@ export function runEvents(opts: EventOptions): ReadableStream<Uint8Array> {
     first = false;
     if (rows.length) {
       cursor = rows[rows.length - 1].rowid;
-      const points = rows.map(({ epoch, step, key, value }) => ({ epoch, step, key, value }));
+      const points = rows.map(({ epoch, step, key, value, recordedAt }) => ({
+        epoch,
+        step,
+        key,
+        value,
+        time: recordedAt,
+      }));
       text += message("metrics", { cursor, points }, cursor);
     }
     const status = statusOf(run);

@@ -35,6 +35,12 @@ export function time(iso: string | null | undefined): string {
   return `${d.toISOString().slice(0, 16).replace("T", " ")} UTC`;
 }
 
+/** An ISO time without the zone, for table columns whose header says UTC. */
+export function shortTime(iso: string | null | undefined): string {
+  const t = time(iso);
+  return t.endsWith(" UTC") ? t.slice(0, -4) : t;
+}
+
 /** A config value as text: strings as they are, everything else as JSON. */
 export function value(v: unknown): string {
   if (v === null || v === undefined) return DASH;
@@ -45,7 +51,7 @@ export function value(v: unknown): string {
  * Config keys that hold byte counts: the training memory limit and any key named `…Bytes`. Their
  * values read as "100 MiB", not 104857600.
  */
-export function isByteKey(key: string): boolean {
+function isByteKey(key: string): boolean {
   return key === "memoryLimit" || /Bytes$/.test(key);
 }
 

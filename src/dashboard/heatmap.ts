@@ -113,3 +113,38 @@ function same(a: unknown, b: unknown): boolean {
 export function show(v: unknown): string {
   return typeof v === "string" ? v : JSON.stringify(v);
 }
+
+/** Viridis stops: perceptually even, readable in light and dark mode, and for colour-blind eyes. */
+const VIRIDIS: [number, number, number][] = [
+  [68, 1, 84],
+  [59, 82, 139],
+  [33, 145, 140],
+  [94, 201, 98],
+  [253, 231, 37],
+];
+
+/** Where a score sits in the range, 0 (lowest) to 1 (highest); 1 when all scores are equal. */
+export function scalePosition(v: number, range: { min: number; max: number }): number {
+  if (!(range.max > range.min)) return 1;
+  return Math.min(1, Math.max(0, (v - range.min) / (range.max - range.min)));
+}
+
+/** The colour of position t on the numeric scale, as `rgb(…)`. */
+export function scaleColor(t: number): string {
+  const x = Math.min(1, Math.max(0, t)) * (VIRIDIS.length - 1);
+  const i = Math.min(VIRIDIS.length - 2, Math.floor(x));
+  const f = x - i;
+  const [r, g, b] = VIRIDIS[i].map((c, j) => Math.round(c + (VIRIDIS[i + 1][j] - c) * f));
+  return `rgb(${r}, ${g}, ${b})`;
+}
+
+/** Dark text on the light (yellow, green) end of the scale, white on the dark end. */
+export function scaleText(t: number): string {
+  return t > 0.62 ? "#1a1a1a" : "#ffffff";
+}
+
+/** The CSS gradient of the whole scale, for its legend. */
+export function scaleGradient(): string {
+  const stops = VIRIDIS.map((_, i) => scaleColor(i / (VIRIDIS.length - 1)));
+  return `linear-gradient(to right, ${stops.join(", ")})`;
+}

@@ -9,15 +9,19 @@ export interface Series {
   epoch: number[];
   step: number[];
   value: number[];
+  /** When each point was written (Unix seconds; null before the store kept it). */
+  time: (number | null)[];
 }
 
 export function toSeries(rows: readonly MetricRow[]): Record<string, Series> {
-  const out: Record<string, Series> = {};
+  // No prototype: a metric key is data, and "__proto__" or "constructor" may be one.
+  const out: Record<string, Series> = Object.create(null);
   for (const r of rows) {
-    const s = out[r.key] ??= { epoch: [], step: [], value: [] };
+    const s = out[r.key] ??= { epoch: [], step: [], value: [], time: [] };
     s.epoch.push(r.epoch);
     s.step.push(r.step);
     s.value.push(r.value);
+    s.time.push(r.recordedAt);
   }
   return out;
 }

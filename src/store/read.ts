@@ -372,7 +372,7 @@ function summarise(points: { epoch: number; key: string; value: number }[]) {
   };
 }
 
-export function emptyCounts(): Record<TrialStatus, number> {
+function emptyCounts(): Record<TrialStatus, number> {
   return { pending: 0, running: 0, finished: 0, failed: 0, exceeds_budget: 0 };
 }
 

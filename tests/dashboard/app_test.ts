@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import type { Hono } from "hono";
 import { createApp } from "../../src/dashboard/app.tsx";
 import { RunStore } from "../../src/store/runs.ts";
+import { trialsCsv } from "../../src/sweep/report.ts";
 import { type Fixture, HOSTILE_CONFIG, HOSTILE_NAME, makeFixture, MiB } from "./fixtures.ts";
 
 async function withApp(fn: (app: Hono, fx: Fixture) => Promise<void>): Promise<void> {
@@ -148,9 +149,16 @@ Deno.test("run page: config, final metrics, epochs, chart figures", async () => 
     assert.doesNotMatch(page, /data-live=/);
     assert.match(page, /<th>lr<\/th><td>0.001<\/td>/);
     assert.match(page, /<script src="\/static\/uPlot.iife.min.js">/);
-    for (const key of ["train_loss_step", "train_loss", "valid_ndcg@10", "peak_bytes"]) {
+    for (const key of ["train_loss_step", "train_loss", "valid_{metric}", "peak_bytes"]) {
       assert.match(page, new RegExp(`data-chart="[^"]*&quot;key&quot;:&quot;${key}&quot;`));
     }
+    // Series carry what the x axes need: the batch size and the run's start.
+    assert.match(page, /&quot;batch&quot;:128,&quot;start&quot;:\d+/);
+    // Test against MostPop at a glance: 0.31 × 0.95 against 0.027.
+    assert.match(
+      page,
+      /<dd data-field="versus">0.2945 <span class="vs">vs 0.0270<\/span> <span class="ratio">\(10.9×\)/,
+    );
     // Final table: NDCG row of the test split, 0.31 × 0.95 at @10.
     const testNdcg = rowOf(page, "<td></td><td>NDCG</td>");
     assert.ok(testNdcg.length);
@@ -193,7 +201,10 @@ Deno.test("run names and config strings render as text", async () => {
       assert.ok(page.includes("&lt;script&gt;alert(&quot;name&quot;)&lt;/script&gt;"), path);
       // The only scripts are the app's own files.
       for (const m of page.matchAll(/<script[^>]*>/g)) {
-        assert.match(m[0], /^<script src="\/static\/(uPlot\.iife\.min|dashboard)\.js">$/);
+        assert.match(
+          m[0],
+          /^<script (src="\/static\/uPlot\.iife\.min\.js"|type="module" src="\/static\/dashboard\.js")>$/,
+        );
       }
     }
     const page = await html(await app.request(`/runs/${fx.ids.running}`));
@@ -253,7 +264,11 @@ Deno.test("/api/runs/:id/metrics: columnar series, key filter and cursor", async
     const more = await json(
       await app.request(`/api/runs/${fx.ids.finished}/metrics?after=${all.cursor}`),
     );
-    assert.deepEqual(more.series, { extra: { epoch: [3], step: [30], value: [1] } });
+    assert.deepEqual(Object.keys(more.series), ["extra"]);
+    const { time, ...extra } = more.series.extra;
+    assert.deepEqual(extra, { epoch: [3], step: [30], value: [1] });
+    // When the row was written, for charts by wall time.
+    assert.ok(Math.abs(time[0] - Date.now() / 1000) < 60);
     assert.ok(more.cursor > all.cursor);
 
     const bad = await json(await app.request(`/api/runs/${fx.ids.finished}/metrics?after=-1`), 400);
@@ -338,7 +353,12 @@ Deno.test("compare page: 2–5 runs side by side", async () => {
     assert.match(page, /<tr><th>batchSize<\/th><td\s*>128<\/td><td\s*>256<\/td><\/tr>/);
     assert.match(
       page,
-      /<tr><th>test NDCG@10<\/th><td class="num">0.2945<\/td><td class="num">0.2565<\/td>/,
+      /<tr><th>test NDCG@10 vs MostPop<\/th><td class="num">0.2945 <span class="vs">vs 0.0270<\/span> <span class="ratio">\(10.9×\)<\/span><\/td><td class="num">0.2565 /,
+    );
+    // The full softmax did not read --negatives: it differs as "not read", not as 256.
+    assert.match(
+      page,
+      /<tr><th>negatives<\/th><td\s*><span class="hint">not read by ce<\/span><\/td><td\s*>128<\/td><\/tr>/,
     );
     assert.match(
       page,
@@ -370,8 +390,22 @@ Deno.test("unknown ids and paths give 404 pages; the API answers JSON", async ()
     const head = await app.request("/", { method: "HEAD" });
     assert.equal(head.status, 200);
     assert.equal(await head.text(), "");
-    assert.equal((await app.request("/", { method: "POST" })).status, 404);
-    assert.equal((await app.request("/api/runs", { method: "DELETE" })).status, 404);
+    for (
+      const [method, path, allow] of [
+        ["POST", "/", "GET, HEAD"],
+        ["DELETE", "/api/runs", "GET, HEAD"],
+        ["PUT", "/runs/20261129-100000-aaaaaa", "GET, HEAD"],
+        ["GET", "/runs/20261129-100000-aaaaaa/notes", "POST"],
+        ["OPTIONS", "/sweeps/x/trials.csv", "GET, HEAD"],
+      ]
+    ) {
+      const res = await app.request(path, { method });
+      assert.equal(res.status, 405, `${method} ${path}`);
+      assert.equal(res.headers.get("allow"), allow, `${method} ${path}`);
+      assert.equal(res.headers.get("x-frame-options"), "DENY");
+      await res.body?.cancel();
+    }
+    assert.equal((await app.request("/nothing", { method: "POST" })).status, 404);
   });
 });
 
@@ -444,6 +478,11 @@ Deno.test("loopback-only apps refuse other Host names (DNS rebinding)", async ()
   for (const host of ["evil.example", "evil.example:8787", "127.0.0.1.evil.example"]) {
     const res = await app.request("http://x/api/runs", { headers: { host } });
     assert.equal(res.status, 421, host);
+    // The refusal carries the same security headers as every other answer.
+    assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+    assert.match(res.headers.get("content-security-policy")!, /default-src 'none'/);
+    assert.equal(res.headers.get("x-frame-options"), "DENY");
+    assert.equal(res.headers.get("referrer-policy"), "same-origin");
     await res.body?.cancel();
   }
   abort.abort();
@@ -537,5 +576,66 @@ Deno.test("objectives read through the registry; config bytes in units; human st
     );
     // The status code appears in class names only, never as text.
     assert.doesNotMatch(sweep.replace(/class="[^"]*"/g, ""), /exceeds_budget/);
+  });
+});
+
+Deno.test("sweep CSV: the CLI's export of every trial, as a download", async () => {
+  await withApp(async (app, fx) => {
+    const res = await app.request(`/sweeps/${fx.ids.sweep}/trials.csv`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "text/csv; charset=utf-8");
+    assert.equal(
+      res.headers.get("content-disposition"),
+      `attachment; filename="${fx.ids.sweep}-trials.csv"`,
+    );
+    const text = await res.text();
+    assert.equal(text, trialsCsv(fx.sweeps.getSweep(fx.ids.sweep)!));
+    const lines = text.trimEnd().split("\r\n");
+    assert.equal(lines.length, 7);
+    assert.match(lines[1], /^sweep-20261129-a1,"negatives=512,batchSize=64",512,64,finished,/);
+    const page = await html(await app.request(`/sweeps/${fx.ids.sweep}`));
+    assert.ok(page.includes(`href="/sweeps/${fx.ids.sweep}/trials.csv"`));
+    assert.equal((await app.request("/sweeps/nope/trials.csv")).status, 404);
+  });
+});
+
+Deno.test("sweep page: the CLI's columns, a numeric colour scale, parallel coordinates", async () => {
+  await withApp(async (app, fx) => {
+    const page = await html(await app.request(`/sweeps/${fx.ids.sweep}`));
+    // Trials best first, a column per grid axis, then NDCG, HR, Coverage@10 and s/epoch.
+    const best = rowOf(page, ' class="best">');
+    assert.deepEqual(best.slice(0, 8), [
+      "512",
+      "64",
+      "finished",
+      "0.2700",
+      "0.4320",
+      "1.0000",
+      "22",
+      "95.0 MiB",
+    ]);
+    assert.match(
+      page,
+      /<span class="ticks"><span>0.2100<\/span><span>0.2400<\/span><span>0.2700<\/span>/,
+    );
+    assert.match(page, /style="background:rgb\(253, 231, 37\);color:#1a1a1a"/);
+    assert.equal(page.match(/<polyline /g)!.length, 6);
+    assert.equal(page.match(/<polyline class="line unscored"/g)!.length, 2);
+  });
+});
+
+Deno.test("runs list: live runs mark the list for refreshing and their durations tick", async () => {
+  await withApp(async (app, fx) => {
+    const page = await html(await app.request("/"));
+    assert.match(page, /data-region="runs" data-live-runs="1"/);
+    assert.match(page, /refreshes while 1 run trains/);
+    assert.match(page, /<script type="module" src="\/static\/dashboard.js">/);
+    const live = rowOf(page, `value="${fx.ids.running}"`);
+    assert.ok(live.length);
+    assert.match(page, /<td class="num" data-since="\d{4}-\d\d-\d\dT[^"]+">/);
+    fx.store.update(fx.ids.running, { status: "finished", wallSeconds: 5, finished: true });
+    const after = await html(await app.request("/"));
+    assert.match(after, /data-live-runs="0"/);
+    assert.doesNotMatch(after, /data-since=/);
   });
 });

@@ -1,209 +1,177 @@
-// The dashboard's only script. It draws every `figure.chart` with uPlot from
-// `/api/runs/:id/metrics`, and on the page of a run that is training (`body[data-live]`) it
-// appends the points that arrive over Server-Sent Events. Pages work without it: tables are
-// rendered on the server.
-(() => {
-  "use strict";
-  const COLORS = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2"];
-  /** Whole epochs and steps on the x axis. */
-  const COUNT_INCRS = [1, 2, 5]
-    .flatMap((m) => [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7].map((d) => m * d))
-    .sort((a, b) => a - b);
-  /** Round binary sizes (50 MiB, 1 GiB) on a memory axis. */
-  const BYTE_INCRS = [1, 2, 5, 10, 20, 50, 100, 200, 500]
-    .flatMap((m) => [1, 1024, 1024 ** 2, 1024 ** 3, 1024 ** 4].map((u) => m * u))
-    .sort((a, b) => a - b);
-  /** run id → metric key → {epoch: [], step: [], value: []} */
-  const metrics = new Map();
-  const cursors = new Map();
+// The dashboard's page script. It draws every `figure.chart` (charts.js) from
+// `/api/runs/:id/metrics` and wires the chart controls; on the page of a run that is training
+// (`body[data-live]`) it appends the points that arrive over Server-Sent Events and refreshes the
+// page's `data-region` blocks (cards, final metrics, epochs) from the server as epochs end; on the
+// runs list it refreshes the list while runs train; and it keeps live durations ticking. Pages
+// work without it: every table is rendered on the server.
+import { ChartView, duration } from "./charts.js";
 
-  function bytes(n) {
-    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let v = n;
-    let u = 0;
-    while (Math.abs(v) >= 1024 && u < units.length - 1) {
-      v /= 1024;
-      u++;
-    }
-    return `${u === 0 ? v : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[u]}`;
+/** How often the runs list is fetched again while a run in it trains. */
+const LIST_REFRESH_MS = 5000;
+/** Per-step keys: they move the charts and counters but change no server-rendered block. */
+const STEP_KEYS = new Set(["train_loss_step"]);
+
+/** run id → metric key → {epoch: [], step: [], value: [], time: []} */
+const metrics = new Map();
+const cursors = new Map();
+
+async function load(run) {
+  const res = await fetch(`/api/runs/${encodeURIComponent(run)}/metrics`);
+  if (!res.ok) throw new Error(`${res.status} ${res.statusText}`);
+  const body = await res.json();
+  metrics.set(run, body.series);
+  cursors.set(run, body.cursor);
+}
+
+function append(run, points) {
+  const byKey = metrics.get(run);
+  for (const p of points) {
+    const s = byKey[p.key] ??= { epoch: [], step: [], value: [], time: [] };
+    s.epoch.push(p.epoch);
+    s.step.push(p.step);
+    s.value.push(p.value);
+    s.time.push(p.time);
   }
+}
 
-  function seriesOf(run, key) {
-    return metrics.get(run)?.[key];
+function setField(name, text) {
+  for (const el of document.querySelectorAll(`[data-field="${name}"]`)) el.textContent = text;
+}
+
+/** Durations of runs in training count up between two refreshes. */
+function tick() {
+  for (const el of document.querySelectorAll("[data-since]")) {
+    const since = Date.parse(el.dataset.since);
+    if (Number.isFinite(since)) el.textContent = duration(Math.max(0, (Date.now() - since) / 1000));
   }
+}
 
-  /** uPlot wants one shared x array: the union of the series' x values, gaps as null. */
-  function align(pairs) {
-    if (pairs.length === 1) return [pairs[0][0].slice(), pairs[0][1].slice()];
-    const xs = [...new Set(pairs.flatMap(([x]) => x))].sort((a, b) => a - b);
-    const index = new Map(xs.map((x, i) => [x, i]));
-    return [
-      xs,
-      ...pairs.map(([x, y]) => {
-        const out = new Array(xs.length).fill(null);
-        x.forEach((xi, i) => (out[index.get(xi)] = y[i]));
-        return out;
-      }),
-    ];
+/**
+ * Replaces each `data-region` block with the same block of a fresh copy of this page, keeping
+ * the compare checkboxes ticked. Calls made while one is on its way run once after it.
+ */
+let refreshing = null;
+let again = false;
+function refreshRegions() {
+  if (refreshing) {
+    again = true;
+    return refreshing;
   }
-
-  class ChartView {
-    constructor(el) {
-      this.el = el;
-      this.spec = JSON.parse(el.dataset.chart);
-      this.box = el.querySelector(".plot");
-      this.plot = null;
-      this.shown = "";
-    }
-
-    runs() {
-      return this.spec.series.map((s) => s.run);
-    }
-
-    /** Redraws; the plot is rebuilt only when the set of series that have points changes. */
-    draw() {
-      const present = this.spec.series
-        .map((s, i) => ({ ...s, color: COLORS[i % COLORS.length] }))
-        .filter((s) => seriesOf(s.run, s.key)?.value.length);
-      let points = 0;
-      for (const s of present) points += seriesOf(s.run, s.key).value.length;
-      this.el.dataset.points = String(points);
-      if (!present.length) return;
-      const data = align(present.map((s) => {
-        const d = seriesOf(s.run, s.key);
-        return [d[this.spec.x], d.value];
-      }));
-      const shown = present.map((s) => `${s.run} ${s.key}`).join("|");
-      if (this.plot && shown === this.shown) {
-        this.plot.setData(data);
-        return;
-      }
-      this.plot?.destroy();
-      this.shown = shown;
-      this.plot = new uPlot(this.options(present, data[0].length), data, this.box);
-    }
-
-    options(present, n) {
-      const unit = this.spec.unit;
-      return {
-        width: this.width(),
-        height: 220,
-        scales: { x: { time: false } },
-        axes: [
-          { label: this.spec.x, incrs: COUNT_INCRS },
-          {
-            size: unit === "bytes" ? 72 : 56,
-            incrs: unit === "bytes" ? BYTE_INCRS : undefined,
-            values: unit === "bytes"
-              ? (_, ticks) => ticks.map((v) => (v === null ? "" : bytes(v)))
-              : undefined,
-          },
-        ],
-        series: [
-          { label: this.spec.x },
-          ...present.map((s) => ({
-            label: s.label,
-            stroke: s.color,
-            width: 1.5,
-            spanGaps: true,
-            points: { show: n <= 60 },
-            value: unit === "bytes"
-              ? (_, v) => (v === null ? "—" : bytes(v))
-              : (_, v) => (v === null ? "—" : Number(v.toPrecision(5)).toString()),
-          })),
-        ],
-      };
-    }
-
-    width() {
-      return Math.max(this.box.clientWidth, 240);
-    }
-
-    resize() {
-      this.plot?.setSize({ width: this.width(), height: 220 });
-    }
-  }
-
-  async function load(run) {
-    const res = await fetch(`/api/runs/${encodeURIComponent(run)}/metrics`);
-    if (!res.ok) throw new Error(`${res.status} ${res.statusText}`);
-    const body = await res.json();
-    metrics.set(run, body.series);
-    cursors.set(run, body.cursor);
-  }
-
-  function append(run, points) {
-    const byKey = metrics.get(run);
-    for (const p of points) {
-      const s = byKey[p.key] ??= { epoch: [], step: [], value: [] };
-      s.epoch.push(p.epoch);
-      s.step.push(p.step);
-      s.value.push(p.value);
-    }
-  }
-
-  function setField(name, text) {
-    for (const el of document.querySelectorAll(`[data-field="${name}"]`)) el.textContent = text;
-  }
-
-  /** The run page's step and epoch counters, from the points received so far. */
-  function progress(run) {
-    const steps = seriesOf(run, "train_loss_step")?.step;
-    if (steps?.length) setField("steps", String(steps[steps.length - 1]));
-    const epochs = seriesOf(run, "train_loss")?.epoch;
-    if (epochs?.length) setField("epochs", String(epochs[epochs.length - 1]));
-  }
-
-  function follow(run, charts) {
-    let queued = false;
-    const redraw = () => {
-      if (queued) return;
-      queued = true;
-      requestAnimationFrame(() => {
-        queued = false;
-        for (const c of charts) c.draw();
-        progress(run);
-      });
-    };
-    const url = `/api/runs/${encodeURIComponent(run)}/events?after=${cursors.get(run) ?? 0}`;
-    const source = new EventSource(url);
-    document.body.dataset.stream = "open";
-    source.addEventListener("metrics", (e) => {
-      append(run, JSON.parse(e.data).points);
-      redraw();
-    });
-    source.addEventListener("status", (e) => {
-      const s = JSON.parse(e.data);
-      for (const el of document.querySelectorAll('[data-field="status"]')) {
-        el.textContent = s.status;
-        el.className = `badge status-${s.status}`;
-      }
-      if (s.bestValidNdcg10 !== null) setField("bestValidNdcg10", s.bestValidNdcg10.toFixed(4));
-      if (s.peakBytes !== null) setField("peakBytes", bytes(s.peakBytes));
-    });
-    source.addEventListener("end", () => {
-      source.close();
-      document.body.dataset.stream = "ended";
-      // The server renders the final tables; a reload shows them.
-      setTimeout(() => location.reload(), 1500);
-    });
-  }
-
-  async function main() {
-    const charts = [...document.querySelectorAll("figure.chart")].map((el) => new ChartView(el));
-    if (!charts.length) return;
-    const runs = [...new Set(charts.flatMap((c) => c.runs()))];
+  refreshing = (async () => {
     try {
-      await Promise.all(runs.map(load));
-    } catch (e) {
-      for (const c of charts) c.el.querySelector(".chart-note").textContent = `error: ${e}`;
-      return;
+      const res = await fetch(location.href, { headers: { accept: "text/html" } });
+      if (!res.ok) return;
+      const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+      const checked = new Set(
+        [...document.querySelectorAll("input[name=ids]:checked")].map((el) => el.value),
+      );
+      for (const el of document.querySelectorAll("[data-region]")) {
+        const fresh = doc.querySelector(`[data-region="${el.dataset.region}"]`);
+        if (fresh) el.replaceWith(document.importNode(fresh, true));
+      }
+      for (const el of document.querySelectorAll("input[name=ids]")) {
+        if (checked.has(el.value)) el.checked = true;
+      }
+      tick();
+    } finally {
+      refreshing = null;
+      if (again) {
+        again = false;
+        refreshRegions();
+      }
     }
-    for (const c of charts) c.draw();
-    addEventListener("resize", () => charts.forEach((c) => c.resize()));
-    const live = document.body.dataset.live;
-    if (live && metrics.has(live)) follow(live, charts);
-  }
+  })();
+  return refreshing;
+}
 
-  main();
-})();
+/** The chart controls: shown once this script runs, their state shared by every chart. */
+function controlsOf(form, redraw) {
+  const state = { x: "step", smooth: 0, log: false, metric: "ndcg@10" };
+  if (!form) return state;
+  const read = () => {
+    state.x = form.elements.x.value;
+    state.smooth = Number(form.elements.smooth.value);
+    state.log = form.elements.log.checked;
+    state.metric = `${form.elements.family.value}@${form.elements.k.value}`;
+    form.elements.smoothValue.value = state.smooth.toFixed(2);
+  };
+  read();
+  form.hidden = false;
+  form.addEventListener("input", () => {
+    read();
+    redraw();
+  });
+  form.addEventListener("submit", (e) => e.preventDefault());
+  return state;
+}
+
+function follow(run, charts) {
+  let queued = false;
+  const redraw = () => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => {
+      queued = false;
+      for (const c of charts) c.draw();
+      const steps = metrics.get(run).train_loss_step?.step;
+      if (steps?.length) setField("steps", String(steps[steps.length - 1]));
+      const epochs = metrics.get(run).train_loss?.epoch;
+      if (epochs?.length) setField("epochs", String(epochs[epochs.length - 1]));
+    });
+  };
+  const url = `/api/runs/${encodeURIComponent(run)}/events?after=${cursors.get(run) ?? 0}`;
+  const source = new EventSource(url);
+  document.body.dataset.stream = "open";
+  source.addEventListener("metrics", (e) => {
+    const points = JSON.parse(e.data).points;
+    append(run, points);
+    redraw();
+    // An epoch ended (its loss, validation or test rows): the tables and cards change.
+    if (points.some((p) => !STEP_KEYS.has(p.key))) refreshRegions();
+  });
+  source.addEventListener("status", () => refreshRegions());
+  source.addEventListener("end", async () => {
+    source.close();
+    await refreshRegions();
+    document.body.dataset.stream = "ended";
+  });
+}
+
+function followList(region) {
+  const live = () => Number(document.querySelector("[data-region=runs]")?.dataset.liveRuns ?? 0);
+  if (!region || !live()) return;
+  const timer = setInterval(async () => {
+    await refreshRegions();
+    if (!live()) clearInterval(timer);
+  }, LIST_REFRESH_MS);
+}
+
+async function main() {
+  setInterval(tick, 1000);
+  followList(document.querySelector("[data-region=runs]"));
+  const figures = [...document.querySelectorAll("figure.chart")];
+  if (!figures.length) return;
+  let charts = [];
+  const controls = controlsOf(
+    document.querySelector("form.chart-controls"),
+    () => charts.forEach((c) => c.draw()),
+  );
+  charts = figures.map((el) => new ChartView(el, metrics, controls));
+  const runs = [...new Set(charts.flatMap((c) => c.runs()))];
+  try {
+    await Promise.all(runs.map(load));
+  } catch (e) {
+    for (const c of charts) c.note.textContent = `error: ${e}`;
+    return;
+  }
+  for (const c of charts) c.draw();
+  const resized = new ResizeObserver(() => charts.forEach((c) => c.resize()));
+  for (const c of charts) resized.observe(c.box);
+  // Axis and grid colours come from the colour scheme: a change of scheme redraws them.
+  matchMedia("(prefers-color-scheme: dark)")
+    .addEventListener("change", () => charts.forEach((c) => c.rebuild()));
+  const live = document.body.dataset.live;
+  if (live && metrics.has(live)) follow(live, charts);
+}
+
+main();
