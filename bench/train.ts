@@ -118,19 +118,14 @@ export async function benchTrainVariant(
 
 export interface PeerFigures {
   label: string;
-  loss: string;
-  /** Null for a full softmax; the peer's sampled softmax shares its negatives in the batch. */
-  negatives: number | null;
+  /** The variants (by label) that this peer run is the reference for. */
+  against: string[];
   secondsPerEpoch: number;
   sequencesPerSecond: number;
 }
 
 export function formatTrainReport(rows: TrainFigures[], peers: PeerFigures[]): string {
-  const peerFor = (f: TrainFigures) =>
-    peers.find((p) =>
-      p.loss === f.loss && p.negatives === f.negatives &&
-      (f.negatives === null || f.sampler === "shared")
-    );
+  const peerFor = (f: TrainFigures) => peers.find((p) => p.against.includes(f.label));
   const cells: Cell[][] = rows.map((f) => {
     const peer = peerFor(f);
     return [

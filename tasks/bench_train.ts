@@ -52,8 +52,8 @@ Flags:
                    [default: all]
   --profile        time every kernel (timestamp queries) and print where each step's time
                    goes; slower, so its figures are not the throughput table's [default: false]
-  --peer           also train one epoch of the PyTorch peer (ce and ce- 256 shared) and print
-                   the ratio [default: false]
+  --peer           also train one epoch of the PyTorch peer (ce, ce- 256 shared, ce-pp 256)
+                   and print the ratio [default: false]
   --peer-script P  the peer script [default: ${PEER}]
   --help           print this help`;
 
@@ -133,7 +133,7 @@ async function pythonWithTorch(): Promise<string | null> {
   return null;
 }
 
-/** One epoch of the peer for full CE and for CE- with 256 batch-shared negatives. */
+/** One epoch of the peer for full CE, CE- with 256 batch-shared and 256 per-position negatives. */
 async function runPeers(script: string, data: string): Promise<PeerFigures[]> {
   const python = await pythonWithTorch();
   if (!python) {
@@ -144,12 +144,17 @@ async function runPeers(script: string, data: string): Promise<PeerFigures[]> {
     return [];
   }
   const runs = [
-    { label: "peer ce", loss: "ce", negatives: null, extra: ["--loss", "ce"] },
+    { label: "peer ce", against: ["ce", "cce", "ce padded"], extra: ["--loss", "ce"] },
     {
       label: "peer ce- 256 shared",
-      loss: "ce-",
-      negatives: 256,
+      against: ["ce- 256 shared", "cce- 256 shared", "ce- 256 shared padded"],
       extra: ["--loss", "ce-", "--negatives", "256"],
+    },
+    {
+      // CE- with 256 negatives per position, the CCE- paper's baseline.
+      label: "peer ce-pp 256",
+      against: ["cce- 256 uniform", "ce- 256 uniform"],
+      extra: ["--loss", "ce-pp", "--negatives", "256"],
     },
   ];
   const out: PeerFigures[] = [];
@@ -171,8 +176,7 @@ async function runPeers(script: string, data: string): Promise<PeerFigures[]> {
     const summary = lines.find((l) => "users" in l);
     out.push({
       label: r.label,
-      loss: r.loss,
-      negatives: r.negatives,
+      against: r.against,
       secondsPerEpoch: epoch.epoch_s,
       sequencesPerSecond: summary.users / epoch.epoch_s,
     });
