@@ -147,12 +147,11 @@ export class NegativeSampler {
 
   /** Step `step`'s negatives for the materialised losses, with this sampler's logQ correction. */
   negatives(positions: number, step: number): Negatives {
-    const spec = this.spec(step);
     return {
-      ids: drawNegatives(spec, positions),
+      ids: this.sample(positions, step),
       k: this.k,
       shared: this.shared,
-      logQ: logQOf(spec),
+      logQ: logQOf(this.spec(step)),
     };
   }
 
