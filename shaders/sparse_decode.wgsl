@@ -13,7 +13,7 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> values: array<f32>;
-@group(0) @binding(2) var<storage, read> meta: array<u32>;
+@group(0) @binding(2) var<storage, read> nm_meta: array<u32>;
 @group(0) @binding(3) var<storage, read> binomials: array<u32>;
 @group(0) @binding(4) var<storage, read_write> dense: array<f32>;
 

@@ -1,6 +1,6 @@
 // Reading N:M metadata (src/sparse/format.ts): a lane's fields are packed from bit 0 of its first
 // word, p.width bits each, free to straddle two words. A composed piece: the shader defines
-// `meta` (u32 words), `binomials` (C(c, i) at c·33 + i) and the Params fields n, m, width, words.
+// `nm_meta` (u32 words), `binomials` (C(c, i) at c·33 + i) and the Params fields n, m, width, words.
 override COMBINATORIAL: bool = false;
 
 // Field `field` of lane `lane`.
@@ -8,8 +8,8 @@ fn nm_field(lane: u32, field: u32) -> u32 {
   let bit = field * p.width;
   let at = lane * p.words + (bit >> 5u);
   let off = bit & 31u;
-  var v = meta[at] >> off;
-  if (off + p.width > 32u) { v |= meta[at + 1u] << (32u - off); }
+  var v = nm_meta[at] >> off;
+  if (off + p.width > 32u) { v |= nm_meta[at + 1u] << (32u - off); }
   return select(v & ((1u << p.width) - 1u), v, p.width == 32u);
 }
 

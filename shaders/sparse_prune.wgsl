@@ -25,7 +25,7 @@ struct Params {
 // Bound to x when the scores are magnitudes (use_scores = 0).
 @group(0) @binding(2) var<storage, read> scores: array<f32>;
 @group(0) @binding(3) var<storage, read_write> values: array<f32>;
-@group(0) @binding(4) var<storage, read_write> meta: array<atomic<u32>>;
+@group(0) @binding(4) var<storage, read_write> nm_meta: array<atomic<u32>>;
 // A one-float placeholder when write_masked = 0.
 @group(0) @binding(5) var<storage, read_write> masked: array<f32>;
 @group(0) @binding(6) var<storage, read> binomials: array<u32>;
@@ -49,8 +49,8 @@ fn put_field(lane: u32, field: u32, value: u32) {
   let bit = field * p.width;
   let at = lane * p.words + (bit >> 5u);
   let off = bit & 31u;
-  atomicOr(&meta[at], value << off);
-  if (off + p.width > 32u) { atomicOr(&meta[at + 1u], value >> (32u - off)); }
+  atomicOr(&nm_meta[at], value << off);
+  if (off + p.width > 32u) { atomicOr(&nm_meta[at + 1u], value >> (32u - off)); }
 }
 
 // An invocation per group: a position is kept when fewer than N others of its group beat it (a
@@ -88,9 +88,11 @@ fn prune_groups(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
   if (COMBINATORIAL) { put_field(lane, g, code); }
 }
 
-// Scores as u32 keys in the same order (flip the sign bit of positives, every bit of negatives).
+// Scores as u32 keys in the same order (flip the sign bit of positives, every bit of negatives;
+// −0 counts as +0, as the float comparisons of prune_groups and the host have it).
 fn key(i: u32) -> u32 {
-  let b = bitcast<u32>(score(i));
+  let s = score(i);
+  let b = select(bitcast<u32>(s), 0u, s == 0.0);
   return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
 }
 

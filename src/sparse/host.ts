@@ -2,11 +2,13 @@
  * The float64 host reference of the N:M formats and the prune kernels: what the GPU kernels are
  * tested against, element for element and bit for bit on the metadata.
  */
+import type { Engine } from "../tensor/engine.ts";
 import {
   type NmEncoding,
   type NmLayout,
   nmLayout,
   type NmPattern,
+  NmTensor,
   rankOf,
   readField,
   unrank,
@@ -36,7 +38,7 @@ export function topPositions(scores: ArrayLike<number>, n: number): number[] {
   return order.slice(0, n).sort((a, b) => a - b);
 }
 
-/** Compresses lanes whose kept positions `keep(lane, group, scoresOfGroup)` chooses. */
+/** Compresses every lane, keeping the top N of each group by `scores`. */
 function compress(
   l: NmLayout,
   x: ArrayLike<number>,
@@ -90,7 +92,14 @@ export function pruneUnstructuredHost(
   k: number,
   scores: ArrayLike<number> | null = null,
 ): { nm: HostNm; masked: Float64Array } {
-  const l = nmLayout("pruneUnstructuredHost", shape, axis, { n: k, m: shape[axis] }, "indices", true);
+  const l = nmLayout(
+    "pruneUnstructuredHost",
+    shape,
+    axis,
+    { n: k, m: shape[axis] },
+    "indices",
+    true,
+  );
   return compress(l, x, scores ?? Array.from(x, Math.abs));
 }
 
@@ -141,4 +150,16 @@ export function matmulTransposedHost(
     }
   }
   return y;
+}
+
+/** Uploads a host compressed tensor (values as f32). */
+export function uploadNm(e: Engine, nm: HostNm, name = "nm"): NmTensor {
+  const values = e.tensor(
+    Float32Array.from(nm.values),
+    nm.layout.valuesShape,
+    "f32",
+    `${name} values`,
+  );
+  const meta = e.tensor(nm.meta, [nm.layout.lanes, nm.layout.words], "u32", `${name} metadata`);
+  return new NmTensor(nm.layout, values, meta);
 }

@@ -33,7 +33,7 @@ const SPARSE_MATMUL_KERNEL = declareKernel({
     lo: "u32",
     hi: "u32",
   },
-  buffers: ["values", "meta", "binomials", "dense", "y", "dy", "dx", "dvalues"],
+  buffers: ["values", "nm_meta", "binomials", "dense", "y", "dy", "dx", "dvalues"],
 });
 type SparseBuffers = Parameters<typeof SPARSE_MATMUL_KERNEL.dispatch>[1]["buffers"];
 
@@ -81,9 +81,8 @@ function checkOperands(op: string, nm: NmTensor, dense: Tensor, activation: bool
       throw new ShapeError(op, `${name} of ${floats} floats does not fit one storage binding`);
     }
   }
-  const perDot = Math.floor(l.kept / 4) + (l.kept % 4) + (l.encoding === "combinatorial"
-    ? l.groups * l.pattern.m
-    : 0) + 2;
+  const perDot = Math.floor(l.kept / 4) + (l.kept % 4) +
+    (l.encoding === "combinatorial" ? l.groups * l.pattern.m : 0) + 2;
   if (perDot > LOOP_BUDGET) {
     throw new ShapeError(op, `rows of ${cIn} features are too long for one dot's loop budget`);
   }
@@ -119,7 +118,7 @@ function dispatch(
     params: params(p, lo, hi),
     buffers: {
       values: p.nm.values.storage,
-      meta: p.nm.meta.storage,
+      nm_meta: p.nm.meta.storage,
       binomials: binomialBuffer(p.e).storage,
       ...buffers,
     },

@@ -29,14 +29,14 @@ const PRUNE_KERNEL = declareKernel({
   name: "sparse prune",
   source: pruneShader,
   params: { ...LAYOUT_PARAMS, use_scores: "u32", write_masked: "u32" },
-  buffers: ["x", "scores", "values", "meta", "masked", "binomials"],
+  buffers: ["x", "scores", "values", "nm_meta", "masked", "binomials"],
 });
 
 const DECODE_KERNEL = declareKernel({
   name: "sparse decode",
   source: withNmReader(decodeShader),
   params: LAYOUT_PARAMS,
-  buffers: ["values", "meta", "binomials", "dense"],
+  buffers: ["values", "nm_meta", "binomials", "dense"],
 });
 
 /** Longest lane of unstructured pruning: its 32 counting rounds over a 64th of it stay short. */
@@ -109,7 +109,7 @@ function prune(
       x: x.storage,
       scores: (opts.scores ?? x).storage,
       values: nm.values.storage,
-      meta: nm.meta.storage,
+      nm_meta: nm.meta.storage,
       masked: (masked ?? placeholder)!.storage,
       binomials: entry === "prune_groups" ? binomialBuffer(e).storage : undefined,
     },
@@ -180,7 +180,7 @@ export function decodeNm(nm: NmTensor): Tensor {
     params: layoutParams(l),
     buffers: {
       values: nm.values.storage,
-      meta: nm.meta.storage,
+      nm_meta: nm.meta.storage,
       binomials: binomialBuffer(e).storage,
       dense: dense.storage,
     },
