@@ -90,8 +90,14 @@ function checkOperands(op: string, nm: NmTensor, dense: Tensor, activation: bool
 }
 
 function params(p: Product, lo: number, hi: number) {
+  const { n, m, width, words, groups, kept } = layoutParams(p.nm.layout);
   return {
-    ...layoutParams(p.nm.layout),
+    n,
+    m,
+    width,
+    words,
+    groups,
+    kept,
     rows: p.rows,
     cols: p.cols,
     in_features: p.inFeatures,
@@ -117,7 +123,8 @@ function dispatch(
     },
     params: params(p, lo, hi),
     buffers: {
-      values: p.nm.values.storage,
+      // dW only needs where the kept values are, not the values.
+      values: entry === "grad_values" ? undefined : p.nm.values.storage,
       nm_meta: p.nm.meta.storage,
       binomials: binomialBuffer(p.e).storage,
       ...buffers,
