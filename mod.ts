@@ -1,6 +1,7 @@
 /**
  * cutrec's public API: the WebGPU runtime, tensors with autograd and their ops, layers, SASRec,
- * N:M sparse tensors and products, losses (materialised and fused), data, training, evaluation, sweeps and the dashboard.
+ * N:M sparse tensors and products, losses (materialised and fused), data, training, evaluation,
+ * sweeps and the dashboard.
  */
 export { acquireDevice, adapterSlug, NoAdapterError } from "./src/gpu/device.ts";
 export { defaultMemoryLimit, Gpu, GpuValidationError } from "./src/gpu/gpu.ts";
