@@ -1,6 +1,7 @@
 /**
  * cutrec's public API: the WebGPU runtime, tensors with autograd and their ops, layers, SASRec,
- * losses (materialised and fused), data, training, evaluation, sweeps and the dashboard.
+ * N:M sparse tensors and products, losses (materialised and fused), data, training, evaluation,
+ * sweeps and the dashboard.
  */
 export { acquireDevice, adapterSlug, NoAdapterError } from "./src/gpu/device.ts";
 export { defaultMemoryLimit, Gpu, GpuValidationError } from "./src/gpu/gpu.ts";
@@ -20,6 +21,7 @@ export { MostPop } from "./src/models/mostpop.ts";
 export { crossEntropyRows } from "./src/loss/ce.ts";
 export * from "./src/loss/losses.ts";
 export { cceRows, cceSampledRows } from "./src/loss/cce.ts";
+export * from "./src/sparse/mod.ts";
 export { loadDataset } from "./src/data/load.ts";
 export { readInteractions, readSequences } from "./src/data/readers.ts";
 export { globalTemporalSplit, leaveOneOut } from "./src/data/split.ts";

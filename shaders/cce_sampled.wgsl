@@ -1,6 +1,7 @@
 // Fused sampled softmax cross-entropy (CCE-): each position scores its target and K negatives
 // that negative_id draws on the fly, keeping a running max and sum (online log-sum-exp), so no
-// N×K logits, ids or gradients exist. Needs random.wgsl and negatives.wgsl prepended.
+// N×K logits, ids or gradients exist. Needs random.wgsl and negatives.wgsl prepended and
+// sparse_gathered_dot.wgsl (its logits) appended.
 //
 // The host cuts the work into passes: one per window of table rows [row0, row0 + rows) (the table
 // and its gradient may exceed one binding; ids outside the window are skipped) and range of slots
@@ -79,19 +80,23 @@ fn dloss(n: u32) -> f32 {
   return stats[p.n + n];
 }
 
-// h_n · table row (window-relative), four columns per step.
+// The gathered dot's state (sparse_gathered_dot.wgsl): h_n against the table row a logit picks.
+struct Gather { h: u32, row: u32, c: u32 }
+
+fn gather_a(g: ptr<function, Gather>, c: u32) -> f32 {
+  return h[(*g).h + c];
+}
+
+fn gather_next(g: ptr<function, Gather>) -> f32 {
+  let v = table[(*g).row + (*g).c];
+  (*g).c += 1u;
+  return v;
+}
+
+// h_n · table row (window-relative).
 fn logit(n: u32, row: u32) -> f32 {
-  let hb = n * p.d;
-  let tb = row * p.d;
-  var s = vec4f(0.0);
-  var c = 0u;
-  for (; c + 4u <= p.d; c += 4u) {
-    let x = vec4f(h[hb + c], h[hb + c + 1u], h[hb + c + 2u], h[hb + c + 3u]);
-    s = fma(x, vec4f(table[tb + c], table[tb + c + 1u], table[tb + c + 2u], table[tb + c + 3u]), s);
-  }
-  var tail = 0.0;
-  for (; c < p.d; c++) { tail = fma(h[hb + c], table[tb + c], tail); }
-  return (s.x + s.y) + (s.z + s.w) + tail;
+  var g = Gather(n * p.d, row * p.d, 0u);
+  return gathered_dot(&g, p.d);
 }
 
 // scratch_n += coef · table row.

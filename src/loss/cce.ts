@@ -17,6 +17,7 @@
 import sampledShader from "../../shaders/cce_sampled.wgsl" with { type: "text" };
 import fullShader from "../../shaders/cce_full.wgsl" with { type: "text" };
 import type { Binding } from "../gpu/gpu.ts";
+import { withGatheredDot } from "../sparse/gathered_dot.ts";
 import type { Engine } from "../tensor/engine.ts";
 import {
   assertDType,
@@ -127,7 +128,7 @@ function checkInputs(op: string, h: Tensor, table: Tensor, targets: Tensor): Los
 
 const SAMPLED_KERNEL = declareKernel({
   name: "cce-",
-  source: withNegatives(sampledShader),
+  source: withGatheredDot(withNegatives(sampledShader)),
   params: {
     n: "u32",
     d: "u32",

@@ -10,6 +10,7 @@ import "../../src/tensor/ops/mod.ts";
 import "../../src/loss/ce.ts";
 import "../../src/loss/cce.ts";
 import "../../src/loss/negatives.ts";
+import "../../src/sparse/mod.ts";
 import "../../src/train/clip.ts";
 import "../../src/train/optim.ts";
 import "../../src/train/ranking.ts";
