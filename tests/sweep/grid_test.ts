@@ -55,7 +55,7 @@ Deno.test("list flags become axes, single values fixed flags, sweep flags the sw
     ["keepSeen", [true, false]],
   ]);
   assert.deepEqual(argsOf(cmd), { data: resolve("d/tiny.txt"), loss: "ce-", logQ: true });
-  assert.deepEqual(gridOf(cmd), {
+  assert.deepEqual(gridOf(cmd, expandGrid(cmd)), {
     negatives: [32, 128, 512],
     batchSize: [64, 256],
     keepSeen: [true, false],

@@ -14,6 +14,8 @@ function trial(over: Partial<TrialRecord> & { key: string }): TrialRecord {
     error: null,
     startedAt: null,
     finishedAt: null,
+    worker: null,
+    attempt: 0,
     ...over,
   };
 }
@@ -101,6 +103,7 @@ Deno.test("sweeps and trials round-trip, joined with their runs' best metrics", 
     finished: 1,
     failed: 0,
     exceeds_budget: 1,
+    pruned: 0,
   });
   assert.equal(store.getSweep("nope"), null);
   store.close();
@@ -152,7 +155,7 @@ for (let i = 0; i < ${WRITES}; i++) {
   store.runs.addMetrics("run-" + who, [{ epoch: 1, step: i, key: "train_loss_step", value: i }]);
   store.upsertTrial({ sweepId: "s-" + who, key: "k" + i, params: { i }, status: "finished",
     runId: "run-" + who, estimateBytes: i, peakBytes: i, error: null, startedAt: null,
-    finishedAt: null });
+    finishedAt: null, worker: null, attempt: 1 });
   store.runs.update("run-" + who, { peakBytes: i });
 }
 store.close();
