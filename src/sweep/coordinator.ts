@@ -115,7 +115,7 @@ async function add(ctx: SweepContext, job: Job, tq: TrialQueue, jobId: string, a
 
 /** Reads the job once: announces a new worker or run, records an end. True once recorded. */
 async function poll(ctx: SweepContext, f: Followed, tq: TrialQueue): Promise<boolean> {
-  const qjob = await tq.queue.getJob(f.jobId) as QueueJob<TrialJobData, TrialJobResult> | undefined;
+  let qjob = await tq.queue.getJob(f.jobId) as QueueJob<TrialJobData, TrialJobResult> | undefined;
   if (!qjob) {
     // Gone from Redis (flushed, or a Redis without its AOF restarted): queue it again.
     await add(ctx, f.job, tq, f.jobId, f.record.attempt);
@@ -127,6 +127,10 @@ async function poll(ctx: SweepContext, f: Followed, tq: TrialQueue): Promise<boo
     return false;
   }
   const state = await qjob.getState();
+  if (state === "completed" || state === "failed") {
+    // Read again: the copy above may predate the end, without its return value or reason.
+    qjob = await tq.queue.getJob(f.jobId) as QueueJob<TrialJobData, TrialJobResult>;
+  }
   const progress = typeof qjob.progress === "object" ? qjob.progress as TrialJobProgress : null;
   if (progress) announce(ctx, f, progress);
   if (state === "completed") {
