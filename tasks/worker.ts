@@ -50,7 +50,9 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (!values.queue) {
-    console.error("error: --queue redis://HOST:PORT[/DB] is required (see deno task worker --help)");
+    console.error(
+      "error: --queue redis://HOST:PORT[/DB] is required (see deno task worker --help)",
+    );
     return 2;
   }
   let concurrency, leaseSeconds, budget = null;

@@ -280,7 +280,12 @@ export function liveStatus(
 }
 
 /** Adds a column that a store written by an older version lacks. */
-export function addMissingColumn(db: DatabaseSync, table: string, column: string, type: string): void {
+export function addMissingColumn(
+  db: DatabaseSync,
+  table: string,
+  column: string,
+  type: string,
+): void {
   const cols = db.prepare(`pragma table_info(${table})`).all() as { name: string }[];
   if (!cols.some((c) => c.name === column)) {
     db.exec(`alter table ${table} add column ${column} ${type}`);

@@ -8,14 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Job as QueueJob } from "bullmq";
 import { formatBytes } from "../gpu/allocator.ts";
 import type { TrialRecord } from "../store/sweeps.ts";
-import {
-  finishTrial,
-  type Job,
-  pendingRecord,
-  type SweepContext,
-  tag,
-  where,
-} from "./record.ts";
+import { finishTrial, type Job, pendingRecord, type SweepContext, tag, where } from "./record.ts";
 import {
   jobIdOf,
   type TrialJobData,

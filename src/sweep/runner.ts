@@ -105,7 +105,7 @@ export async function runSweep(
       });
       store.ensureTrials(id, trials);
       const total = trials.length;
-      const where = queue ? `on the queue ${cmd.queue}` : `${cmd.parallel} at once`;
+      const placement = queue ? `on the queue ${cmd.queue}` : `${cmd.parallel} at once`;
       progress.event(
         "sweep",
         {
@@ -118,7 +118,7 @@ export async function runSweep(
           ...(queue ? { queue: cmd.queue } : { parallel: cmd.parallel }),
         },
         `sweep ${id} "${sweep.name}": ${total} trial${total === 1 ? "" : "s"} (${cmd.search}), ` +
-          `budget ${formatBytes(budget)}, ${where}${created ? "" : " (resumed)"}`,
+          `budget ${formatBytes(budget)}, ${placement}${created ? "" : " (resumed)"}`,
       );
       const ctx: SweepContext = { cmd, id, name: sweep.name, budget, total, store, progress };
       const jobs = await planJobs(ctx, trials, signal);

@@ -93,7 +93,13 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       await job.updateProgress({ ...started });
       progress.event(
         "job_started",
-        { job: job.id, sweep: d.sweepId, key: d.key, attempt: d.attempt, try: job.attemptsMade + 1 },
+        {
+          job: job.id,
+          sweep: d.sweepId,
+          key: d.key,
+          attempt: d.attempt,
+          try: job.attemptsMade + 1,
+        },
         `${label}: started (attempt ${d.attempt}, try ${job.attemptsMade + 1})`,
       );
       const outcome = await runTrialProcess({
@@ -149,8 +155,10 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     autorun: false,
   });
   // Connection trouble after the start (Redis restarting) is retried by BullMQ; say it once each.
-  worker.on("error", (e) =>
-    progress.event("worker_error", { error: e.message }, `worker: ${e.message}`));
+  worker.on(
+    "error",
+    (e) => progress.event("worker_error", { error: e.message }, `worker: ${e.message}`),
+  );
   const ended = worker.run().then(() => null, (error: unknown) => ({ error }));
   await worker.waitUntilReady();
   progress.event(

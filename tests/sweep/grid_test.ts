@@ -141,7 +141,10 @@ Deno.test("bad sweep command lines are refused with the flag named", () => {
     [["negatives"], /unexpected argument "negatives"/],
     [["--lr", "1e-4..1e-2:log"], /--lr 1e-4\.\.1e-2:log is a range: .*--search random or asha/],
     [["--lr", "1e-2..1e-4", "--search", "random", "--trials", "2"], /--lr: range .*HIGH/],
-    [["--lr", "0..1:log", "--search", "random", "--trials", "2"], /--lr: .*:log range needs LOW > 0/],
+    [
+      ["--lr", "0..1:log", "--search", "random", "--trials", "2"],
+      /--lr: .*:log range needs LOW > 0/,
+    ],
     [["--lr", "a..b", "--search", "random", "--trials", "2"], /--lr: "a\.\.b" is not a range/],
     [["--search", "bayes"], /--search: "bayes" is not a search \(allowed: grid, random, asha\)/],
     [["--search", "random"], /--search random needs --trials N/],
@@ -230,7 +233,13 @@ Deno.test("asha keeps the grid (or random points) and its own sweep id", async (
   assert.deepEqual([asha.search, asha.eta, asha.minEpochs, asha.trials], ["asha", 2, 2, null]);
   assert.deepEqual(planTrials(asha), expandGrid(parseSweepArgs(grid)));
   assert.notEqual(await sweepId(asha), await sweepId(parseSweepArgs(grid)));
-  const queued = parseSweepArgs([...grid, "--queue", "redis://127.0.0.1:6379/2", "--attempts", "3"]);
+  const queued = parseSweepArgs([
+    ...grid,
+    "--queue",
+    "redis://127.0.0.1:6379/2",
+    "--attempts",
+    "3",
+  ]);
   assert.deepEqual([queued.queue, queued.attempts], ["redis://127.0.0.1:6379/2", 3]);
   assert.equal(
     await sweepId(queued),

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseSweepArgs } from "../../src/sweep/grid.ts";
 import { runSweep } from "../../src/sweep/runner.ts";
 import { runWorker } from "../../src/sweep/worker.ts";
-import { parseRedisUrl } from "../../src/sweep/queue.ts";
+import { connectQueue, parseRedisUrl } from "../../src/sweep/queue.ts";
 import { SweepStore } from "../../src/store/sweeps.ts";
 import { RunStore } from "../../src/store/runs.ts";
 import { Redis } from "ioredis";
@@ -21,13 +21,19 @@ const TINY = ["--dim", "8", "--seq-len", "8", "--batch-size", "32"];
 const queueTest = { ignore: redisMissing !== null, sanitizeOps: false, sanitizeResources: false };
 
 /** A worker in this process, stopped by `stop()`. */
-function worker(url: string, name: string, artifacts: string, leaseMs = 30_000) {
+function worker(
+  url: string,
+  name: string,
+  artifacts: string,
+  leaseMs = 30_000,
+  budget: number | null = null,
+) {
   const abort = new AbortController();
   const lines: string[] = [];
   const done = runWorker({
     queue: url,
     concurrency: 1,
-    budget: null,
+    budget,
     artifacts,
     leaseMs,
     name,
@@ -170,7 +176,10 @@ Deno.test({
       // A coordinator that ended on its own (a bad command) leaves worker A to stop here.
       if (!killedRun) workerA.kill("SIGKILL");
       await Promise.all([coordinator.status, workerA.status]);
-      assert.ok(killedRun, `worker A started the trial; the coordinator said ${await coordinatorErr}`);
+      assert.ok(
+        killedRun,
+        `worker A started the trial; the coordinator said ${await coordinatorErr}`,
+      );
       const before = SweepStore.open(`${dir}/runs`);
       const [lost] = before.listTrials(before.listSweeps()[0].id);
       assert.deepEqual([lost.status, lost.worker, lost.attempt], ["running", "wa", 1]);
@@ -217,6 +226,100 @@ Deno.test({
       store.close();
     } finally {
       await b?.stop();
+      await redis.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "a failing trial gets --attempts tries, a refused command line one; the error is kept",
+  ...queueTest,
+  fn: async () => {
+    const redis = await startRedis();
+    const dir = await Deno.makeTempDir();
+    let w: ReturnType<typeof worker> | null = null;
+    try {
+      const data = await tinyData(dir);
+      // The data is there when the sweep plans the trial and gone when the worker runs it, so the
+      // trial fails at once, each time (a machine without the data file).
+      const events: Event[] = [];
+      const result = await runSweep(
+        parseSweepArgs([
+          ...["--data", data, "--out", `${dir}/runs`, ...TINY, "--epochs", "1"],
+          ...["--memory-budget", "64MiB", "--queue", redis.url, "--attempts", "2", "--json"],
+        ]),
+        {
+          write: (line) => {
+            const e = JSON.parse(line);
+            events.push(e);
+            if (e.event === "queue_waiting") {
+              Deno.removeSync(data);
+              w = worker(redis.url, "wa", `${dir}/wa`);
+            }
+          },
+          pollMs: 200,
+        },
+      );
+      const [t] = result.view.trials;
+      assert.equal(t.status, "failed");
+      assert.match(t.error!, new RegExp(`${data}.*\\(after 2 tries\\)$`));
+      assert.deepEqual([t.worker, t.attempt], ["wa", 1]);
+      assert.equal(result.view.sweep.status, "failed");
+      // A command line the trainer refuses (exit code 2) is not retried: no try can mend it.
+      const tq = await connectQueue(redis.url, "--queue");
+      const job = await tq.queue.add("bad", {
+        sweepId: "s-bad",
+        key: "k",
+        attempt: 1,
+        argv: ["--no-such-flag"],
+        estimateBytes: 1,
+        asha: null,
+      }, { jobId: "s-bad.1.k", attempts: 5 });
+      const deadline = Date.now() + 30_000;
+      while ((await job.getState()) !== "failed" && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const failed = (await tq.queue.getJob("s-bad.1.k"))!;
+      assert.equal(failed.attemptsMade, 1);
+      assert.match(failed.failedReason, /--no-such-flag/);
+      await tq.close();
+    } finally {
+      await (w as ReturnType<typeof worker> | null)?.stop();
+      await redis.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "a worker leaves a trial over its --memory-budget on the queue for another",
+  ...queueTest,
+  fn: async () => {
+    const redis = await startRedis();
+    const dir = await Deno.makeTempDir();
+    const small = worker(redis.url, "small", `${dir}/small`, 30_000, 1024 ** 2);
+    const tq = await connectQueue(redis.url, "--queue");
+    try {
+      const job = await tq.queue.add("big", {
+        sweepId: "s-big",
+        key: "k",
+        attempt: 1,
+        argv: ["--epochs", "1"],
+        estimateBytes: 64 * 1024 ** 2,
+        asha: null,
+      }, { jobId: "s-big.1.k" });
+      const deadline = Date.now() + 10_000;
+      while (!small.lines.some((l) => l.includes('"job_too_big"')) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(small.lines.some((l) => l.includes('"job_too_big"')), small.lines.join("\n"));
+      assert.ok(["delayed", "waiting", "prioritized"].includes(await job.getState()));
+      assert.ok(!small.lines.some((l) => l.includes('"job_started"')), "it never ran here");
+      assert.equal((await tq.queue.getJob("s-big.1.k"))!.attemptsMade, 0, "no attempt spent");
+    } finally {
+      await tq.close();
+      await small.stop();
       await redis.stop();
       await Deno.remove(dir, { recursive: true });
     }
