@@ -18,6 +18,7 @@ SIGINT/SIGTERM stop the running trials and put them back to pending.
 --negatives 32..2048:log); --search asha stops the worst trials at rungs of epochs (successive
 halving). --queue redis://HOST:PORT[/DB] enqueues the trials for \`deno task worker\` processes on
 any machine and records what they send back; rerunning the command resumes from the queue.
+
 Exit code: 0 when every trial finished or exceeds the budget, 1 when a trial failed,
 2 for a bad command line, 130 when interrupted.
 
