@@ -13,6 +13,12 @@ Each trial runs in its own process and is a run in the run store, linked to the 
 estimated peak memory exceeds the budget are recorded as "exceeds budget" and not started.
 Rerunning the same command resumes the sweep: finished trials are skipped, the others rerun.
 SIGINT/SIGTERM stop the running trials and put them back to pending.
+
+--search random --trials N draws N points from the lists and from ranges (--lr 1e-4..1e-2:log,
+--negatives 32..2048:log); --search asha stops the worst trials at rungs of epochs (successive
+halving). --queue redis://HOST:PORT[/DB] enqueues the trials for \`deno task worker\` processes on
+any machine and records what they send back; rerunning the command resumes from the queue.
+
 Exit code: 0 when every trial finished or exceeds the budget, 1 when a trial failed,
 2 for a bad command line, 130 when interrupted.
 
@@ -28,8 +34,7 @@ async function main(args: string[]): Promise<number> {
     cmd = parseSweepArgs(args);
   } catch (e) {
     if (!(e instanceof SweepArgsError)) throw e;
-    console.error(`error: ${e.message}\n(see deno task sweep --help)`);
-    return 2;
+    return badCommand(e);
   }
   if (cmd.help) {
     console.log(HELP);
@@ -44,7 +49,14 @@ async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
-    const result = await runSweep(cmd, { signal: abort.signal });
+    let result;
+    try {
+      result = await runSweep(cmd, { signal: abort.signal });
+    } catch (e) {
+      // Drawing random points can find the command asks for more than its ranges hold.
+      if (!(e instanceof SweepArgsError)) throw e;
+      return badCommand(e);
+    }
     if (cmd.exportPath) await exportCsv(result.view, cmd.exportPath);
     if (cmd.json) console.log(JSON.stringify({ event: "result", ...reportJson(result.view) }));
     else {
@@ -57,6 +69,11 @@ async function main(args: string[]): Promise<number> {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
+}
+
+function badCommand(e: SweepArgsError): number {
+  console.error(`error: ${e.message}\n(see deno task sweep --help)`);
+  return 2;
 }
 
 if (import.meta.main) await runMain(main);

@@ -55,6 +55,16 @@ export interface RunNotes {
 
 export const NO_NOTES: RunNotes = Object.freeze({ tags: [], note: "", archivedAt: null });
 
+/** One recorded attempt of a trial (a queue delivers an outcome at least once). */
+export interface OutcomeView {
+  key: string;
+  attempt: number;
+  status: TrialStatus;
+  worker: string | null;
+  runId: string | null;
+  recordedAt: string;
+}
+
 export interface MetricPoint {
   epoch: number;
   step: number;
@@ -244,6 +254,24 @@ export class StoreReader {
     return row ? toTrial(row as Row) : null;
   }
 
+  /** The outcome ledger of a sweep's trials, in the order the attempts were recorded. */
+  listOutcomes(sweepId: string): OutcomeView[] {
+    const db = this.#ready("trial_outcomes");
+    if (!db) return [];
+    return db.prepare("select * from trial_outcomes where sweep_id = ? order by rowid")
+      .all(sweepId).map((row) => {
+        const r = row as Row;
+        return {
+          key: r.key as string,
+          attempt: num(r.attempt) ?? 0,
+          status: r.status as TrialStatus,
+          worker: str(r.worker),
+          runId: str(r.run_id),
+          recordedAt: str(r.recorded_at) ?? "",
+        };
+      });
+  }
+
   /** Every sweep, newest first, with its trial counts per status. */
   listSweeps(): SweepSummary[] {
     const db = this.#ready("sweeps");
@@ -373,7 +401,7 @@ function summarise(points: { epoch: number; key: string; value: number }[]) {
 }
 
 function emptyCounts(): Record<TrialStatus, number> {
-  return { pending: 0, running: 0, finished: 0, failed: 0, exceeds_budget: 0 };
+  return { pending: 0, running: 0, finished: 0, failed: 0, exceeds_budget: 0, pruned: 0 };
 }
 
 function toSweep(r: Row): SweepRecord {
@@ -404,6 +432,9 @@ function toTrial(r: Row): TrialRecord {
     error: str(r.error),
     startedAt: str(r.started_at),
     finishedAt: str(r.finished_at),
+    // Stores written before queue workers have neither column.
+    worker: str(r.worker),
+    attempt: num(r.attempt) ?? 0,
   };
 }
 

@@ -150,6 +150,46 @@ export class RunStore {
     this.db.prepare(`update runs set ${cols.join(", ")} where id = ?`).run(...vals, id);
   }
 
+  /**
+   * Writes a run recorded by another store (a queue worker's) with its metrics, replacing what
+   * this store holds for that id, so importing the same run twice leaves one copy. Call it inside
+   * a transaction: the row and its metrics belong together.
+   */
+  importRun(run: RunRecord, metrics: MetricPoint[]): void {
+    this.db.prepare(
+      `insert into runs (id, name, status, dataset, config, created_at, finished_at, wall_seconds,
+         peak_bytes, best_valid_ndcg10, error, checkpoint, sweep_id, heartbeat_at)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       on conflict (id) do update set name = excluded.name, status = excluded.status,
+         dataset = excluded.dataset, config = excluded.config, created_at = excluded.created_at,
+         finished_at = excluded.finished_at, wall_seconds = excluded.wall_seconds,
+         peak_bytes = excluded.peak_bytes, best_valid_ndcg10 = excluded.best_valid_ndcg10,
+         error = excluded.error, checkpoint = excluded.checkpoint, sweep_id = excluded.sweep_id,
+         heartbeat_at = excluded.heartbeat_at`,
+    ).run(
+      run.id,
+      run.name,
+      // A lost run is stored as running with its stale heartbeat, which reads back as lost.
+      run.status === "lost" ? "running" : run.status,
+      run.dataset,
+      JSON.stringify(run.config),
+      run.createdAt,
+      run.finishedAt,
+      run.wallSeconds,
+      run.peakBytes,
+      run.bestValidNdcg10,
+      run.error,
+      run.checkpoint,
+      run.sweepId,
+      run.heartbeatAt,
+    );
+    this.db.prepare("delete from metrics where run_id = ?").run(run.id);
+    const insert = this.db.prepare(
+      "insert into metrics (run_id, epoch, step, key, value) values (?, ?, ?, ?, ?)",
+    );
+    for (const p of metrics) insert.run(run.id, p.epoch, p.step, p.key, p.value);
+  }
+
   getRun(id: string): RunRecord | null {
     return this.read.getRun(id);
   }
@@ -208,7 +248,12 @@ export class RunStore {
 }
 
 /** Adds a column that a store written by an older version lacks. */
-function addMissingColumn(db: DatabaseSync, table: string, column: string, type: string): void {
+export function addMissingColumn(
+  db: DatabaseSync,
+  table: string,
+  column: string,
+  type: string,
+): void {
   const cols = db.prepare(`pragma table_info(${table})`).all() as { name: string }[];
   if (!cols.some((c) => c.name === column)) {
     db.exec(`alter table ${table} add column ${column} ${type}`);

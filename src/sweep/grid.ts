@@ -1,6 +1,7 @@
 /**
- * The sweep command line: sweep flags, training flags whose values may be comma-separated lists,
- * the grid those lists span, canonical trial keys and the deterministic sweep id.
+ * The sweep command line: sweep flags, training flags whose values may be comma-separated lists
+ * or, for a random search, ranges; the trials they give (a grid, or random points), canonical
+ * trial keys and the deterministic sweep id.
  */
 import { resolve } from "node:path";
 import {
@@ -11,6 +12,7 @@ import {
   trainHelp,
 } from "../train/config.ts";
 import { parseBytes } from "../gpu/allocator.ts";
+import { type Dimension, parseRange, type Range, samplePoints } from "./search.ts";
 
 /** A bad sweep command line (the whole command is refused, nothing starts). */
 export class SweepArgsError extends Error {
@@ -41,11 +43,35 @@ export interface Axis extends TrainFlag {
   values: FlagValue[];
 }
 
+/** A numeric training flag given a range (`--lr 1e-4..1e-2:log`): a random search samples it. */
+export interface RangeAxis extends TrainFlag {
+  /** The range as given. */
+  raw: string;
+  range: Range;
+}
+
+/** grid: every combination; random: `--trials` points; asha: either, stopped early at rungs. */
+export type SearchMode = "grid" | "random" | "asha";
+
 export interface SweepCommand {
   /** Training flags given a list of two or more values, in command-line order. */
   axes: Axis[];
   /** Training flags with a single value, in command-line order. */
   fixed: FixedFlag[];
+  /** Training flags given a range, in command-line order. */
+  ranges: RangeAxis[];
+  search: SearchMode;
+  /** --trials: how many random points; null: the grid. */
+  trials: number | null;
+  /** --search-seed: the random points drawn. */
+  searchSeed: number;
+  /** ASHA's reduction factor and first rung. */
+  eta: number;
+  minEpochs: number;
+  /** --queue: the Redis URL whose workers run the trials; null: trials run here. */
+  queue: string | null;
+  /** --attempts: runs a queued trial gets before it is recorded as failed. */
+  attempts: number;
   /** --memory-budget in bytes; null: the device limit. */
   budget: number | null;
   parallel: number;
@@ -69,6 +95,13 @@ export interface Trial {
 const SWEEP_FLAGS: Record<string, boolean> = {
   "memory-budget": true,
   parallel: true,
+  search: true,
+  trials: true,
+  "search-seed": true,
+  eta: true,
+  "min-epochs": true,
+  queue: true,
+  attempts: true,
   export: true,
   name: true,
   out: true,
@@ -82,7 +115,17 @@ const REFUSED: Record<string, string> = {
   resume: "a sweep resumes by rerunning the same command",
 };
 
-export const SWEEP_DEFAULTS = { parallel: 1, out: "runs" } as const;
+export const SWEEP_DEFAULTS = {
+  parallel: 1,
+  out: "runs",
+  search: "grid",
+  searchSeed: 0,
+  eta: 3,
+  minEpochs: 1,
+  attempts: 2,
+} as const;
+
+const SEARCH_MODES: SearchMode[] = ["grid", "random", "asha"];
 
 let trainFlagTable: Map<string, TrainFlag> | null = null;
 
@@ -146,6 +189,7 @@ export function parseSweepArgs(args: string[]): SweepCommand {
   const train = trainFlags();
   const sweep: Record<string, string | boolean> = {};
   const given: { f: TrainFlag; raws: string[] }[] = [];
+  const ranges: RangeAxis[] = [];
   const seen = new Set<string>();
   for (let i = 0; i < args.length; i++) {
     const token = args[i];
@@ -189,6 +233,11 @@ export function parseSweepArgs(args: string[]): SweepCommand {
     if (f!.kind === "boolean" && !BOOL_LIST.test(text)) {
       throw new SweepArgsError(`--${flag}: "${text}" is not true, false or a list of them`);
     }
+    const range = f!.kind === "number" ? rangeOf(f!.flag, text) : null;
+    if (range) {
+      ranges.push({ ...f!, raw: text, range });
+      continue;
+    }
     const raws = text.split(",").map((s) => s.trim());
     if (raws.some((s) => s === "")) {
       throw new SweepArgsError(`--${flag}: empty value in the list "${text}"`);
@@ -220,24 +269,79 @@ export function parseSweepArgs(args: string[]): SweepCommand {
     }
     if (budget <= 0) throw new SweepArgsError("--memory-budget must be more than 0 bytes");
   }
-  let parallel: number = SWEEP_DEFAULTS.parallel;
-  if (typeof sweep.parallel === "string") {
-    parallel = Number(sweep.parallel);
-    if (!Number.isInteger(parallel) || parallel < 1) {
-      throw new SweepArgsError(`--parallel must be a whole number ≥ 1, got "${sweep.parallel}"`);
+  const count = (flag: string, min: number, def: number | null) => {
+    const text = sweep[flag];
+    if (typeof text !== "string") return def;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min) {
+      throw new SweepArgsError(`--${flag} must be a whole number ≥ ${min}, got "${text}"`);
     }
+    return n;
+  };
+  const search = (sweep.search ?? SWEEP_DEFAULTS.search) as SearchMode;
+  if (!SEARCH_MODES.includes(search)) {
+    throw new SweepArgsError(
+      `--search: "${sweep.search}" is not a search (allowed: ${SEARCH_MODES.join(", ")})`,
+    );
+  }
+  const trials = count("trials", 1, null);
+  if (trials !== null && search === "grid") {
+    throw new SweepArgsError("--trials is for --search random or asha (a grid runs every point)");
+  }
+  if (search === "random" && trials === null) {
+    throw new SweepArgsError("--search random needs --trials N (how many points to draw)");
+  }
+  if (ranges.length && trials === null) {
+    const r = ranges[0];
+    throw new SweepArgsError(
+      `--${r.flag} ${r.raw} is a range: ranges are sampled by --search random or asha with ` +
+        "--trials N (a grid takes comma-separated values)",
+    );
+  }
+  for (const flag of ["eta", "min-epochs"]) {
+    if (sweep[flag] !== undefined && search !== "asha") {
+      throw new SweepArgsError(`--${flag} is for --search asha`);
+    }
+  }
+  const queue = typeof sweep.queue === "string" ? sweep.queue : null;
+  if (queue !== null && sweep.parallel !== undefined) {
+    throw new SweepArgsError(
+      "--parallel is for trials run here: with --queue each worker's --concurrency decides",
+    );
+  }
+  if (queue === null && sweep.attempts !== undefined) {
+    throw new SweepArgsError(
+      "--attempts is for --queue (a local sweep runs a trial once; rerunning it retries failures)",
+    );
   }
   return {
     axes,
     fixed,
+    ranges,
+    search,
+    trials,
+    searchSeed: count("search-seed", 0, SWEEP_DEFAULTS.searchSeed)!,
+    eta: count("eta", 2, SWEEP_DEFAULTS.eta)!,
+    minEpochs: count("min-epochs", 1, SWEEP_DEFAULTS.minEpochs)!,
+    queue,
+    attempts: count("attempts", 1, SWEEP_DEFAULTS.attempts)!,
     budget,
-    parallel,
+    parallel: count("parallel", 1, SWEEP_DEFAULTS.parallel)!,
     json: sweep.json === true,
     exportPath: typeof sweep.export === "string" ? sweep.export : null,
     name: typeof sweep.name === "string" ? sweep.name : null,
     out: typeof sweep.out === "string" ? sweep.out : SWEEP_DEFAULTS.out,
     help: sweep.help === true,
   };
+}
+
+/** A flag's range, or null when its value is no range; a malformed range names the flag. */
+function rangeOf(flag: string, text: string): Range | null {
+  try {
+    return parseRange(text);
+  } catch (e) {
+    throw new SweepArgsError(`--${flag}: ${(e as Error).message}`);
+  }
 }
 
 /** The flags a value contributes to a trial's argv (a false boolean is the flag left out). */
@@ -272,9 +376,58 @@ export function expandGrid(cmd: SweepCommand): Trial[] {
   });
 }
 
-/** The `grid` column: config key → values, in command-line order. */
-export function gridOf(cmd: SweepCommand): Record<string, ParamValue[]> {
-  return Object.fromEntries(cmd.axes.map((a) => [a.key, a.values.map((v) => v.value)]));
+/**
+ * `--trials` random points: each list flag's value drawn from its list, each range flag's from its
+ * range, all distinct, the same ones for the same command and --search-seed.
+ */
+export function sampleTrials(cmd: SweepCommand): Trial[] {
+  const base = cmd.fixed.flatMap((f) => argvOf(f, f));
+  const flags: TrainFlag[] = [...cmd.axes, ...cmd.ranges];
+  const dims: Dimension<FlagValue>[] = [
+    ...cmd.axes.map((a) => ({ choices: a.values })),
+    ...cmd.ranges.map((r) => ({ range: r.range })),
+  ];
+  const asValue = (v: FlagValue | number): FlagValue =>
+    typeof v === "number" ? { raw: String(v), value: v } : v;
+  const keyOf = (point: FlagValue[]) =>
+    trialKey(point.map((v, i) => ({ flag: flags[i].flag, value: v.value })));
+  let points;
+  try {
+    points = samplePoints(dims, cmd.trials!, cmd.searchSeed, (p) => keyOf(p.map(asValue)));
+  } catch (e) {
+    throw new SweepArgsError((e as Error).message);
+  }
+  return points.map((p) => {
+    const point = p.map(asValue);
+    const params: Record<string, ParamValue> = {};
+    const argv = [...base];
+    flags.forEach((f, i) => {
+      params[f.key] = point[i].value;
+      argv.push(...argvOf(f, point[i]));
+    });
+    return { key: keyOf(point), params, argv };
+  });
+}
+
+/** The sweep's trials: random points with --trials, else the grid. */
+export function planTrials(cmd: SweepCommand): Trial[] {
+  return cmd.trials === null ? expandGrid(cmd) : sampleTrials(cmd);
+}
+
+/**
+ * The `grid` column: config key → values, in command-line order. For random points, the values
+ * drawn (sorted), so that a table or heatmap of the trials has its axes.
+ */
+export function gridOf(cmd: SweepCommand, trials: Trial[]): Record<string, ParamValue[]> {
+  if (cmd.trials === null) {
+    return Object.fromEntries(cmd.axes.map((a) => [a.key, a.values.map((v) => v.value)]));
+  }
+  return Object.fromEntries(
+    [...cmd.axes, ...cmd.ranges].map((f) => {
+      const values = [...new Set(trials.map((t) => t.params[f.key]))];
+      return [f.key, values.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))];
+    }),
+  );
 }
 
 /** The `args` column: config key → value of every single-valued training flag. */
@@ -293,6 +446,16 @@ export async function sweepId(cmd: SweepCommand): Promise<string> {
   const canonical = JSON.stringify({
     fixed: byFlag(cmd.fixed).map((f) => [f.flag, f.value]),
     grid: byFlag(cmd.axes).map((a) => [a.flag, a.values.map((v) => show(v.value)).sort()]),
+    // Only a search other than the grid adds itself, so a grid sweep keeps the id it always had.
+    ...(cmd.search === "grid" ? {} : {
+      search: {
+        mode: cmd.search,
+        trials: cmd.trials,
+        seed: cmd.searchSeed,
+        ranges: byFlag(cmd.ranges).map((r) => [r.flag, r.raw]),
+        ...(cmd.search === "asha" ? { eta: cmd.eta, minEpochs: cmd.minEpochs } : {}),
+      },
+    }),
   });
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical));
   const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -308,7 +471,7 @@ export function defaultSweepName(cmd: SweepCommand): string {
     : cmd.axes.some((a) => a.key === "data")
     ? "data"
     : `synthetic-${catalog?.value ?? DEFAULTS.catalog}`;
-  const axes = cmd.axes.map((a) => a.flag).join("×");
+  const axes = [...cmd.axes, ...cmd.ranges].map((a) => a.flag).join("×");
   return axes ? `${label} ${axes}` : label!;
 }
 
@@ -321,6 +484,30 @@ export function sweepHelp(): string {
       "the device limit",
     ],
     ["parallel", "trials run at once, each in its own process", String(SWEEP_DEFAULTS.parallel)],
+    [
+      "search",
+      "grid (every combination), random (--trials points from lists and ranges such as " +
+      "--lr 1e-4..1e-2:log) or asha (either, stopping the worst trials at rungs of epochs)",
+      SWEEP_DEFAULTS.search,
+    ],
+    ["trials", "random points to train (--search random or asha)", "none: the grid"],
+    ["search-seed", "seed of the random points", String(SWEEP_DEFAULTS.searchSeed)],
+    [
+      "eta",
+      "asha: the top 1/eta of the trials at a rung go on; rungs at min-epochs × eta^k",
+      String(SWEEP_DEFAULTS.eta),
+    ],
+    ["min-epochs", "asha: the first rung, in epochs", String(SWEEP_DEFAULTS.minEpochs)],
+    [
+      "queue",
+      "redis://HOST:PORT[/DB]: enqueue the trials for `deno task worker` processes and follow them",
+      "none: trials run here",
+    ],
+    [
+      "attempts",
+      "with --queue: runs of a failing trial before it is recorded as failed",
+      String(SWEEP_DEFAULTS.attempts),
+    ],
     ["json", "progress as JSON lines and the result as one JSON object", "false"],
     ["export", "also write every trial to this CSV file, e.g. trials.csv", "none"],
     ["name", "sweep name (trials' runs are named after it)", "<dataset> <axes>"],

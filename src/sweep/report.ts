@@ -12,10 +12,11 @@ export const ESTIMATE_TOLERANCE = 0.2;
 /** Order of trials that have no NDCG@10 yet, after all finished ones. */
 const STATUS_ORDER: Record<TrialStatus, number> = {
   finished: 0,
-  running: 1,
-  pending: 2,
-  failed: 3,
-  exceeds_budget: 4,
+  pruned: 1,
+  running: 2,
+  pending: 3,
+  failed: 4,
+  exceeds_budget: 5,
 };
 
 /** Finished trials by validation NDCG@10 (best first), then the others by status, then key. */
@@ -89,6 +90,9 @@ export function formatReport(view: SweepView): string {
     "est-err",
     "s/epoch",
   ];
+  // Trials run on queue workers say where; a local sweep's table stays as it was.
+  const workers = view.trials.some((t) => t.worker !== null);
+  if (workers) head.push("worker");
   const trials = sortTrials(view.trials);
   const rows = trials.map((t) => [
     ...axes.map((a) => (a in t.params ? String(t.params[a]) : "-")),
@@ -100,8 +104,11 @@ export function formatReport(view: SweepView): string {
     bytes(t.estimateBytes),
     percent(estimateError(t)),
     fixed(t.secondsPerEpoch, 2),
+    ...(workers ? [t.worker ?? "-"] : []),
   ]);
-  const numeric = new Set(head.map((_, i) => i).filter((i) => i >= axes.length + 1));
+  const numeric = new Set(
+    head.map((_, i) => i).filter((i) => i >= axes.length + 1 && head[i] !== "worker"),
+  );
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) =>
     cells.map((c, i) => (numeric.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i])))
@@ -158,6 +165,8 @@ function trialJson(t: TrialView) {
     error: t.error,
     started_at: t.startedAt,
     finished_at: t.finishedAt,
+    worker: t.worker,
+    attempt: t.attempt,
   };
 }
 
@@ -211,6 +220,7 @@ export function trialsCsv(view: SweepView): string {
     "error",
     "started_at",
     "finished_at",
+    "worker",
   ];
   const rows = sortTrials(view.trials).map((t) => [
     view.sweep.id,
@@ -228,6 +238,7 @@ export function trialsCsv(view: SweepView): string {
     t.error,
     t.startedAt,
     t.finishedAt,
+    t.worker,
   ]);
   return [head, ...rows].map((r) => r.map(csvField).join(",") + "\r\n").join("");
 }

@@ -1,9 +1,10 @@
 /**
- * Runs a sweep: every trial of the grid is validated and its peak memory estimated here, trials
- * over the budget are recorded and never started, the others run in their own processes
- * (`trial.ts`), at most `parallel` at once. State lives in the sweep store, so rerunning the same
- * command skips finished trials and retries the rest, and an interrupted sweep leaves every
- * trial either complete or pending.
+ * Runs a sweep: every trial (the grid's, or random points) is validated and its peak memory
+ * estimated here, trials over the budget are recorded and never started, the others run in their
+ * own processes (`trial.ts`): here, at most `parallel` at once, or with --queue on the workers of a
+ * BullMQ queue (coordinator.ts). State lives in the sweep store, so rerunning the same command
+ * skips finished trials and retries the rest, and an interrupted sweep leaves every trial either
+ * complete or pending.
  */
 import { ConfigError, parseTrainArgs, type TrainConfig } from "../train/config.ts";
 import { estimateFor, prepareData, type PreparedData } from "../train/recommender.ts";
@@ -14,17 +15,25 @@ import { SweepStore, type SweepView, type TrialRecord } from "../store/sweeps.ts
 import {
   argsOf,
   defaultSweepName,
-  expandGrid,
   gridOf,
+  planTrials,
   type SweepCommand,
   sweepId,
   type Trial,
 } from "./grid.ts";
-import { ESTIMATE_TOLERANCE } from "./report.ts";
-import { parseTrainEvent, type TrainEvent } from "../train/events.ts";
-
-/** The worker entry point each trial runs. */
-export const TRIAL_SCRIPT = new URL("./trial.ts", import.meta.url).pathname;
+import { runTrialProcess } from "./process.ts";
+import {
+  finishTrial,
+  type Job,
+  pendingRecord,
+  Progress,
+  type SweepContext,
+  tag,
+  where,
+} from "./record.ts";
+import { ashaPlan, type RungBoard, rungCutoff } from "./search.ts";
+import { connectQueue } from "./queue.ts";
+import { runOnQueue } from "./coordinator.ts";
 
 export interface RunSweepOptions {
   /** Where progress lines go; stdout by default. */
@@ -33,6 +42,8 @@ export interface RunSweepOptions {
   signal?: AbortSignal;
   /** How long a stopped trial may take to record its run before it is killed. */
   killGraceMs?: number;
+  /** With --queue: how often the coordinator looks at its jobs. */
+  pollMs?: number;
 }
 
 export interface SweepResult {
@@ -40,27 +51,6 @@ export interface SweepResult {
   /** True when the signal stopped the sweep before every trial had run. */
   interrupted: boolean;
   view: SweepView;
-}
-
-interface Job {
-  trial: Trial;
-  index: number;
-  argv: string[];
-  estimate: number;
-}
-
-/** One line per event: text for people, or JSON objects with --json. */
-export class Progress {
-  constructor(
-    private readonly json: boolean,
-    private readonly write: (line: string) => void = (line) => console.log(line),
-  ) {}
-
-  event(type: string, fields: Record<string, unknown>, text: string): void {
-    this.write(
-      this.json ? JSON.stringify({ event: type, time: new Date().toISOString(), ...fields }) : text,
-    );
-  }
 }
 
 /** The budget when none is given: what `deno task train` uses by default on this adapter. */
@@ -95,111 +85,76 @@ export async function runSweep(
 ): Promise<SweepResult> {
   const progress = new Progress(cmd.json, opts.write);
   const { signal } = opts;
-  const trials = expandGrid(cmd);
+  const trials = planTrials(cmd);
   const id = await sweepId(cmd);
-  const budget = cmd.budget ?? await deviceMemoryLimit();
-  // Held open until every trial has ended: with a connection open, trial processes opening the
-  // store never find the WAL being set up (RunStore sets journal_mode before busy_timeout).
-  const store = SweepStore.open(cmd.out);
+  // An unreachable queue is refused before anything is written.
+  const queue = cmd.queue ? await connectQueue(cmd.queue, "--queue") : null;
   try {
-    const { sweep, created } = store.createOrGetSweep({
-      id,
-      name: cmd.name,
-      defaultName: defaultSweepName(cmd),
-      args: argsOf(cmd),
-      grid: gridOf(cmd),
-      budgetBytes: budget,
-    });
-    store.ensureTrials(id, trials);
-    const total = trials.length;
-    progress.event(
-      "sweep",
-      {
-        sweep: id,
-        name: sweep.name,
-        trials: total,
-        resumed: !created,
-        budget_bytes: budget,
-        parallel: cmd.parallel,
-      },
-      `sweep ${id} "${sweep.name}": ${total} trial${total === 1 ? "" : "s"}, budget ` +
-        `${formatBytes(budget)}, ${cmd.parallel} at once${created ? "" : " (resumed)"}`,
-    );
-    const ctx: SweepContext = { cmd, id, name: sweep.name, budget, total, store, progress };
-    const jobs = await planJobs(ctx, trials, signal);
-    await runJobs(ctx, jobs, opts);
-    const interrupted = signal?.aborted ?? false;
-    if (interrupted) {
-      const reset = store.markInterrupted(id);
+    const budget = cmd.budget ?? await deviceMemoryLimit();
+    // Held open until every trial has ended: with a connection open, trial processes opening the
+    // store never find the WAL being set up (RunStore sets journal_mode before busy_timeout).
+    const store = SweepStore.open(cmd.out);
+    try {
+      const { sweep, created } = store.createOrGetSweep({
+        id,
+        name: cmd.name,
+        defaultName: defaultSweepName(cmd),
+        args: argsOf(cmd),
+        grid: gridOf(cmd, trials),
+        budgetBytes: budget,
+      });
+      store.ensureTrials(id, trials);
+      const total = trials.length;
+      const placement = queue ? `on the queue ${cmd.queue}` : `${cmd.parallel} at once`;
       progress.event(
-        "interrupted",
-        { sweep: id, reset },
-        `interrupted: ${reset} running trial${reset === 1 ? "" : "s"} back to pending; ` +
-          "rerun the same command to resume",
+        "sweep",
+        {
+          sweep: id,
+          name: sweep.name,
+          trials: total,
+          resumed: !created,
+          budget_bytes: budget,
+          search: cmd.search,
+          ...(queue ? { queue: cmd.queue } : { parallel: cmd.parallel }),
+        },
+        `sweep ${id} "${sweep.name}": ${total} trial${total === 1 ? "" : "s"} (${cmd.search}), ` +
+          `budget ${formatBytes(budget)}, ${placement}${created ? "" : " (resumed)"}`,
       );
-    } else {
-      const failed = store.listTrials(id).some((t) => t.status === "failed");
-      store.setSweepStatus(id, failed ? "failed" : "finished");
+      const ctx: SweepContext = { cmd, id, name: sweep.name, budget, total, store, progress };
+      const jobs = await planJobs(ctx, trials, signal);
+      if (queue) await runOnQueue(ctx, jobs, queue, opts);
+      else await runJobs(ctx, jobs, opts);
+      const interrupted = signal?.aborted ?? false;
+      if (interrupted) {
+        const reset = store.markInterrupted(id);
+        progress.event(
+          "interrupted",
+          { sweep: id, reset },
+          `interrupted: ${reset} running trial${reset === 1 ? "" : "s"} back to pending; ` +
+            (queue ? "queued trials go on on the workers; " : "") +
+            "rerun the same command to resume",
+        );
+      } else {
+        const failed = store.listTrials(id).some((t) => t.status === "failed");
+        store.setSweepStatus(id, failed ? "failed" : "finished");
+      }
+      return { sweepId: id, interrupted, view: store.getSweep(id)! };
+    } finally {
+      store.close();
     }
-    return { sweepId: id, interrupted, view: store.getSweep(id)! };
   } finally {
-    store.close();
+    await queue?.close();
   }
 }
 
-/** What every step of a sweep needs to know about it. */
-interface SweepContext {
-  cmd: SweepCommand;
-  id: string;
-  name: string;
-  budget: number;
-  total: number;
-  store: SweepStore;
-  progress: Progress;
-}
-
-const tag = (ctx: SweepContext, job: { index: number; trial: Trial }) =>
-  `[${job.index + 1}/${ctx.total}] ${job.trial.key || "(single trial)"}`;
-
-const where = (ctx: SweepContext, job: { index: number; trial: Trial }) => ({
-  sweep: ctx.id,
-  key: job.trial.key,
-  index: job.index + 1,
-  of: ctx.total,
-});
-
-function pendingRecord(ctx: SweepContext, t: Trial): TrialRecord {
-  return {
-    sweepId: ctx.id,
-    key: t.key,
-    params: t.params,
-    status: "pending",
-    runId: null,
-    estimateBytes: null,
-    peakBytes: null,
-    error: null,
-    startedAt: null,
-    finishedAt: null,
-  };
-}
-
-/** Every trial gets these: the sweep's runs folder and budget, JSON logging, a named run. */
-function sweepArgv(ctx: SweepContext, t: Trial): string[] {
-  return [
-    "--out",
-    ctx.cmd.out,
-    "--memory-limit",
-    String(ctx.budget),
-    "--json",
-    "--name",
-    t.key ? `${ctx.name} ${t.key}` : ctx.name,
-  ];
-}
-
-function failBeforeStart(ctx: SweepContext, job: { index: number; trial: Trial }, error: string) {
+function failBeforeStart(
+  ctx: SweepContext,
+  job: { index: number; trial: Trial; attempt: number },
+  error: string,
+) {
   const now = new Date().toISOString();
   ctx.store.upsertTrial({
-    ...pendingRecord(ctx, job.trial),
+    ...pendingRecord(ctx, job.trial, job.attempt),
     status: "failed",
     error,
     startedAt: now,
@@ -212,9 +167,21 @@ function failBeforeStart(ctx: SweepContext, job: { index: number; trial: Trial }
   );
 }
 
+/** Every trial gets these: the sweep's budget, JSON logging, a named run. */
+function sweepArgv(ctx: SweepContext, t: Trial): string[] {
+  return [
+    "--memory-limit",
+    String(ctx.budget),
+    "--json",
+    "--name",
+    t.key ? `${ctx.name} ${t.key}` : ctx.name,
+  ];
+}
+
 /**
- * Validates each trial and estimates its peak: finished trials are skipped, bad configurations
- * fail, trials over the budget are recorded and never started; the rest become jobs.
+ * Validates each trial and estimates its peak: finished and pruned trials are skipped, bad
+ * configurations fail, trials over the budget are recorded and never started; the rest become
+ * jobs.
  */
 async function planJobs(
   ctx: SweepContext,
@@ -227,20 +194,20 @@ async function planJobs(
   const prepared = new Map<string, PreparedData | Error>();
   for (const [index, trial] of trials.entries()) {
     if (signal?.aborted) break;
-    const at = { index, trial };
     const record = store.getTrial(id, trial.key)!;
-    if (record.status === "finished") {
+    const at = { index, trial, attempt: record.attempt };
+    if (record.status === "finished" || record.status === "pruned") {
       progress.event(
         "trial_skipped",
         { ...where(ctx, at), run: record.runId },
-        `${tag(ctx, at)}  skipped: finished earlier (run ${record.runId})`,
+        `${tag(ctx, at)}  skipped: ${record.status} earlier (run ${record.runId})`,
       );
       continue;
     }
     const argv = [...trial.argv, ...sweepArgv(ctx, trial)];
     let config: TrainConfig;
     try {
-      config = parseTrainArgs(argv).config;
+      config = parseTrainArgs([...argv, "--out", ctx.cmd.out]).config;
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       failBeforeStart(ctx, at, e.message);
@@ -256,7 +223,7 @@ async function planJobs(
     const estimate = estimateFor(config, data).total;
     if (estimate > ctx.budget) {
       store.upsertTrial({
-        ...pendingRecord(ctx, trial),
+        ...pendingRecord(ctx, trial, record.attempt),
         status: "exceeds_budget",
         estimateBytes: estimate,
       });
@@ -269,62 +236,55 @@ async function planJobs(
       );
       continue;
     }
-    store.upsertTrial({ ...pendingRecord(ctx, trial), estimateBytes: estimate });
-    jobs.push({ trial, index, argv, estimate });
+    store.upsertTrial({ ...pendingRecord(ctx, trial, record.attempt), estimateBytes: estimate });
+    jobs.push({
+      trial,
+      index,
+      argv,
+      estimate,
+      asha: ctx.cmd.search === "asha"
+        ? ashaPlan(config.epochs, ctx.cmd.minEpochs, ctx.cmd.eta)
+        : null,
+      prior: { status: record.status, attempt: record.attempt },
+    });
   }
   return jobs;
 }
 
 /**
- * Runs the jobs, at most `parallel` at once. A lane that throws (the store, a failed spawn) stops
- * the others from starting trials, and the sweep waits for the running ones before it closes the
- * store they write to. The signal stops every running trial (SIGTERM, then SIGKILL after grace).
+ * Runs the jobs here, at most `parallel` at once. A lane that throws (the store, a failed spawn)
+ * stops the others from starting trials, and the sweep waits for the running ones before it closes
+ * the store they write to. The signal stops every running trial (SIGTERM, then SIGKILL after grace).
  */
 async function runJobs(ctx: SweepContext, jobs: Job[], opts: RunSweepOptions): Promise<void> {
   const { signal } = opts;
-  const children = new Set<Deno.ChildProcess>();
-  let killTimer: ReturnType<typeof setTimeout> | undefined;
-  const onAbort = () => {
-    for (const child of children) kill(child, "SIGTERM");
-    killTimer = setTimeout(() => {
-      for (const child of children) kill(child, "SIGKILL");
-    }, opts.killGraceMs ?? 15_000);
-  };
-  signal?.addEventListener("abort", onAbort);
   let next = 0;
   let broken: { error: unknown } | null = null;
   const lanes = Array.from({ length: Math.min(ctx.cmd.parallel, jobs.length) }, async () => {
     try {
       while (next < jobs.length && !signal?.aborted && !broken) {
-        await runJob(ctx, jobs[next++], children, signal);
+        await runJob(ctx, jobs[next++], opts);
       }
     } catch (error) {
       broken ??= { error };
     }
   });
   await Promise.all(lanes);
-  signal?.removeEventListener("abort", onAbort);
-  clearTimeout(killTimer);
   if (broken) throw (broken as { error: unknown }).error;
 }
 
-/** What a trial process reported, read from its event lines (src/train/events.ts). */
-interface TrialReport {
-  runId: string | null;
-  done: Extract<TrainEvent, { event: "done" }> | null;
-  trainError: string | null;
-  bestNdcg: number | null;
+/** ASHA's rung table for trials run here: the sweep store. */
+function storeBoard(ctx: SweepContext, eta: number): RungBoard {
+  return {
+    report: (rung, key, value) =>
+      Promise.resolve({ cutoff: rungCutoff(ctx.store.reportRung(ctx.id, rung, key, value), eta) }),
+  };
 }
 
-/** Starts one trial's process, follows its events and records how it ended. */
-async function runJob(
-  ctx: SweepContext,
-  job: Job,
-  children: Set<Deno.ChildProcess>,
-  signal: AbortSignal | undefined,
-): Promise<void> {
+/** Starts one trial's process here, follows it and records how it ended. */
+async function runJob(ctx: SweepContext, job: Job, opts: RunSweepOptions): Promise<void> {
   const running: TrialRecord = {
-    ...pendingRecord(ctx, job.trial),
+    ...pendingRecord(ctx, job.trial, job.prior.attempt + 1),
     status: "running",
     estimateBytes: job.estimate,
     startedAt: new Date().toISOString(),
@@ -335,155 +295,21 @@ async function runJob(
     { ...where(ctx, job), estimate_bytes: job.estimate },
     `${tag(ctx, job)}  started (estimate ${formatBytes(job.estimate)})`,
   );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", TRIAL_SCRIPT, ...job.argv, "--sweep-id", ctx.id],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  children.add(child);
-  if (signal?.aborted) kill(child, "SIGTERM");
-  const stderr = tail(child.stderr, 8192);
-  const report = await followTrial(ctx, job, running, child.stdout);
-  const status = await child.status;
-  children.delete(child);
-  const errText = await stderr;
-  const finishedAt = new Date().toISOString();
-  const { runId, done } = report;
-  if (status.success && done?.status === "finished" && runId) {
-    recordFinished(ctx, job, running, runId, done, report.bestNdcg, finishedAt);
-    return;
-  }
+  const outcome = await runTrialProcess({
+    argv: [...job.argv, "--out", ctx.cmd.out, "--sweep-id", ctx.id],
+    signal: opts.signal,
+    killGraceMs: opts.killGraceMs,
+    onRun: (run) => {
+      running.runId = run;
+      ctx.store.upsertTrial(running);
+      ctx.progress.event("trial_run", { ...where(ctx, job), run }, `${tag(ctx, job)}  run ${run}`);
+    },
+    asha: job.asha
+      ? { plan: job.asha, board: storeBoard(ctx, job.asha.eta), key: job.trial.key }
+      : undefined,
+  });
   // Stopped by the sweep's signal: the trial stays running until markInterrupted, which
   // turns every such trial back to pending in one transaction.
-  if (signal?.aborted) return;
-  const error = report.trainError ?? done?.error ?? lastErrorLine(errText) ??
-    (status.signal ? `killed by ${status.signal}` : `exited with code ${status.code}`);
-  const run = runId ? ctx.store.runs.getRun(runId) : null;
-  ctx.store.upsertTrial({
-    ...running,
-    status: "failed",
-    runId,
-    peakBytes: run?.peakBytes ?? null,
-    error,
-    finishedAt,
-  });
-  ctx.progress.event(
-    "trial_failed",
-    { ...where(ctx, job), run: runId, error },
-    `${tag(ctx, job)}  failed: ${error}`,
-  );
-}
-
-/** Reads a trial's events to their end, linking its run to the trial as soon as it is known. */
-async function followTrial(
-  ctx: SweepContext,
-  job: Job,
-  running: TrialRecord,
-  stdout: ReadableStream<Uint8Array>,
-): Promise<TrialReport> {
-  const report: TrialReport = { runId: null, done: null, trainError: null, bestNdcg: null };
-  for await (const line of lines(stdout)) {
-    const ev = parseTrainEvent(line);
-    if (ev?.event === "run") {
-      report.runId = ev.run;
-      ctx.store.upsertTrial({ ...running, runId: ev.run });
-      ctx.progress.event(
-        "trial_run",
-        { ...where(ctx, job), run: ev.run },
-        `${tag(ctx, job)}  run ${ev.run}`,
-      );
-    } else if (ev?.event === "epoch" && ev.valid?.["ndcg@10"] !== undefined) {
-      report.bestNdcg = Math.max(report.bestNdcg ?? -Infinity, ev.valid["ndcg@10"]);
-    } else if (ev?.event === "failed") {
-      report.trainError = ev.error;
-    } else if (ev?.event === "done") {
-      report.done = ev;
-    }
-  }
-  return report;
-}
-
-function recordFinished(
-  ctx: SweepContext,
-  job: Job,
-  running: TrialRecord,
-  runId: string,
-  done: Extract<TrainEvent, { event: "done" }>,
-  bestNdcg: number | null,
-  finishedAt: string,
-): void {
-  const peak = ctx.store.runs.getRun(runId)?.peakBytes ?? done.peak_bytes;
-  ctx.store.upsertTrial({ ...running, status: "finished", runId, peakBytes: peak, finishedAt });
-  const spe = done.seconds_per_epoch;
-  ctx.progress.event(
-    "trial_finished",
-    {
-      ...where(ctx, job),
-      run: runId,
-      valid_ndcg10: bestNdcg,
-      peak_bytes: peak,
-      estimate_bytes: job.estimate,
-      seconds_per_epoch: spe,
-    },
-    `${tag(ctx, job)}  finished: valid NDCG@10 ${bestNdcg?.toFixed(4) ?? "-"}, peak ${
-      formatBytes(peak)
-    } (estimate ${formatBytes(job.estimate)}), ${spe?.toFixed(2) ?? "-"} s/epoch`,
-  );
-  const off = peak ? (job.estimate - peak) / peak : 0;
-  if (Math.abs(off) > ESTIMATE_TOLERANCE) {
-    ctx.progress.event(
-      "estimate_off",
-      {
-        sweep: ctx.id,
-        key: job.trial.key,
-        estimate_bytes: job.estimate,
-        peak_bytes: peak,
-        relative_error: off,
-      },
-      `warning: ${job.trial.key || "trial"}: the estimate ${formatBytes(job.estimate)} is ${
-        Math.abs(off * 100).toFixed(0)
-      }% ${off < 0 ? "below" : "above"} the measured peak ${formatBytes(peak)} (tolerance ${
-        ESTIMATE_TOLERANCE * 100
-      }%)`,
-    );
-  }
-}
-
-function kill(child: Deno.ChildProcess, sig: Deno.Signal): void {
-  try {
-    child.kill(sig);
-  } catch {
-    // It has exited already: nothing to stop.
-  }
-}
-
-/** The text lines of a byte stream. */
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buffered = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buffered += chunk;
-    let nl: number;
-    while ((nl = buffered.indexOf("\n")) >= 0) {
-      yield buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-    }
-  }
-  if (buffered) yield buffered;
-}
-
-/** The last `max` characters of a stream, read to its end (a child blocks on a full pipe). */
-async function tail(stream: ReadableStream<Uint8Array>, max: number): Promise<string> {
-  let text = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    text = (text + chunk).slice(-max);
-  }
-  return text;
-}
-
-/** The message of a child's last `error:` line (tasks print errors so), else its last line. */
-function lastErrorLine(stderr: string): string | null {
-  const all = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
-  const error = all.findLast((l) => l.startsWith("error: "));
-  return error ? error.slice("error: ".length) : all.at(-1) ?? null;
+  if (outcome.status === "interrupted") return;
+  finishTrial(ctx, job, running, outcome, null);
 }

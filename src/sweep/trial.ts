@@ -2,7 +2,9 @@
  * One sweep trial, in its own process: `deno run -A src/sweep/trial.ts <train flags> --sweep-id X`.
  * It trains like `deno task train --json`, links the run to the sweep, and writes JSON lines on
  * stdout that the sweep runner reads (src/train/events.ts). Errors go to stderr as one `error:` line. SIGINT/SIGTERM stop
- * training between two steps, so the run is recorded as stopped rather than left running.
+ * training between two steps, so the run is recorded as stopped rather than left running, and so
+ * does the end of stdin: the sweep or worker that started it holds that pipe open, and a parent
+ * killed without a word (SIGKILL) closes it, so no trial trains on for a parent that is gone.
  */
 import { ConfigError, parseTrainArgs } from "../train/config.ts";
 import { doneEvent, metricsEvent, prepareData, train, tuneKernels } from "../train/recommender.ts";
@@ -36,6 +38,9 @@ async function main(args: string[]): Promise<number> {
   const config = { ...parsed.config, json: true };
   const logger = new Logger({ json: true, progress: false });
   const stop = stopOnSignals();
+  const orphaned = new AbortController();
+  void Deno.stdin.readable.pipeTo(new WritableStream()).finally(() => orphaned.abort());
+  const signal = AbortSignal.any([stop.signal, orphaned.signal]);
   try {
     const data = await prepareData(config);
     const engine = await Engine.create({ memoryLimit: config.memoryLimit ?? undefined });
@@ -43,7 +48,7 @@ async function main(args: string[]): Promise<number> {
       // Trials run side by side: they take the choice an earlier `train --out` cached (or
       // --retune measures), never time each other.
       await tuneKernels(engine, config, logger, false);
-      const r = await train(engine, config, data, { logger, signal: stop.signal, sweepId });
+      const r = await train(engine, config, data, { logger, signal, sweepId });
       logger.emit(doneEvent(r));
       if (r.status === "finished") logger.emit(metricsEvent(r));
       return r.status === "finished" ? 0 : r.status === "stopped" ? STOPPED_EXIT : 1;

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import type { Hono } from "hono";
 import { createApp } from "../../src/dashboard/app.tsx";
 import { RunStore } from "../../src/store/runs.ts";
+import { SweepStore } from "../../src/store/sweeps.ts";
 import { trialsCsv } from "../../src/sweep/report.ts";
 import { type Fixture, HOSTILE_CONFIG, HOSTILE_NAME, makeFixture, MiB } from "./fixtures.ts";
 
@@ -308,6 +309,7 @@ Deno.test("/api/sweeps and /api/sweeps/:id", async () => {
       finished: 4,
       failed: 1,
       exceeds_budget: 1,
+      pruned: 0,
     });
 
     const body = await json(await app.request(`/api/sweeps/${fx.ids.sweep}`));
@@ -637,5 +639,19 @@ Deno.test("runs list: live runs mark the list for refreshing and their durations
     const after = await html(await app.request("/"));
     assert.match(after, /data-live-runs="0"/);
     assert.doesNotMatch(after, /data-since=/);
+  });
+});
+
+Deno.test("sweep page: a worker column appears once a queue worker ran a trial", async () => {
+  await withApp(async (app, fx) => {
+    const before = await html(await app.request(`/sweeps/${fx.ids.sweep}`));
+    assert.doesNotMatch(before, /<th>worker<\/th>/, "local sweeps have no worker column");
+    const store = SweepStore.open(fx.dir);
+    const [trial] = store.listTrials(fx.ids.sweep);
+    store.upsertTrial({ ...trial, worker: "gpu-box-2:4242", attempt: 2 });
+    store.close();
+    const after = await html(await app.request(`/sweeps/${fx.ids.sweep}`));
+    assert.match(after, /<th>worker<\/th>/);
+    assert.match(after, /<td class="nowrap mono">gpu-box-2:4242<\/td>/);
   });
 });

@@ -247,6 +247,8 @@ export async function makeFixture(): Promise<Fixture> {
       error: status === "failed" ? "out of GPU memory" : null,
       startedAt: "2026-11-29T11:01:00.000Z",
       finishedAt: status === "pending" ? null : "2026-11-29T11:02:00.000Z",
+      worker: null,
+      attempt: status === "pending" ? 0 : 1,
     });
   });
   return {

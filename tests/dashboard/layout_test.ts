@@ -37,6 +37,8 @@ function trial(params: Record<string, Param>, over: Partial<TrialView> = {}): Tr
     error: null,
     startedAt: null,
     finishedAt: null,
+    worker: null,
+    attempt: 1,
     ...over,
   };
 }

@@ -159,6 +159,7 @@ Deno.test("writers read through the same model: a sweep's trials joined with the
     finished: 0,
     failed: 0,
     exceeds_budget: 0,
+    pruned: 0,
   });
   assert.deepEqual(reader.getSweep("s"), sweeps.getSweep("s"));
   reader.close();

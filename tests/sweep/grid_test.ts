@@ -6,6 +6,8 @@ import {
   expandGrid,
   gridOf,
   parseSweepArgs,
+  planTrials,
+  sampleTrials,
   SweepArgsError,
   sweepHelp,
   sweepId,
@@ -55,7 +57,7 @@ Deno.test("list flags become axes, single values fixed flags, sweep flags the sw
     ["keepSeen", [true, false]],
   ]);
   assert.deepEqual(argsOf(cmd), { data: resolve("d/tiny.txt"), loss: "ce-", logQ: true });
-  assert.deepEqual(gridOf(cmd), {
+  assert.deepEqual(gridOf(cmd, expandGrid(cmd)), {
     negatives: [32, 128, 512],
     batchSize: [64, 256],
     keepSeen: [true, false],
@@ -137,6 +139,20 @@ Deno.test("bad sweep command lines are refused with the flag named", () => {
     [["--json=yes"], /--json takes no value/],
     [["--log-q=maybe"], /--log-q: "maybe" is not true, false/],
     [["negatives"], /unexpected argument "negatives"/],
+    [["--lr", "1e-4..1e-2:log"], /--lr 1e-4\.\.1e-2:log is a range: .*--search random or asha/],
+    [["--lr", "1e-2..1e-4", "--search", "random", "--trials", "2"], /--lr: range .*HIGH/],
+    [
+      ["--lr", "0..1:log", "--search", "random", "--trials", "2"],
+      /--lr: .*:log range needs LOW > 0/,
+    ],
+    [["--lr", "a..b", "--search", "random", "--trials", "2"], /--lr: "a\.\.b" is not a range/],
+    [["--search", "bayes"], /--search: "bayes" is not a search \(allowed: grid, random, asha\)/],
+    [["--search", "random"], /--search random needs --trials N/],
+    [["--trials", "4"], /--trials is for --search random or asha/],
+    [["--eta", "2"], /--eta is for --search asha/],
+    [["--search", "asha", "--eta", "1"], /--eta must be a whole number ≥ 2/],
+    [["--queue", "redis://h:1", "--parallel", "2"], /--parallel .*--concurrency/],
+    [["--attempts", "3"], /--attempts is for --queue/],
   ];
   for (const [args, pattern] of cases) {
     assert.throws(() => parseSweepArgs(args), (e: Error) => {
@@ -152,7 +168,8 @@ Deno.test("bad sweep command lines are refused with the flag named", () => {
 
 Deno.test("--help documents every sweep flag and the sweepable training flags with defaults", () => {
   const help = sweepHelp();
-  for (const flag of ["memory-budget", "parallel", "json", "export", "name", "out", "help"]) {
+  const flags = ["memory-budget", "parallel", "json", "export", "name", "out", "help"];
+  for (const flag of [...flags, "search", "trials", "search-seed", "eta", "min-epochs", "queue"]) {
     assert.match(help, new RegExp(`--${flag} .*\\[default: [^\\]]+\\]`), flag);
   }
   assert.match(help, /--memory-budget .*\[default: the device limit\]/);
@@ -163,4 +180,70 @@ Deno.test("--help documents every sweep flag and the sweepable training flags wi
   for (const own of ["memory-limit", "resume", "out", "name", "json", "help"]) {
     assert.doesNotMatch(train, new RegExp(`^ {2}--${own} `, "m"), own);
   }
+});
+
+Deno.test("random search: ranges and lists sampled, distinct, the same for the same seed", async () => {
+  const args = [
+    ...["--search", "random", "--trials", "6", "--lr", "1e-4..1e-2:log"],
+    ...["--negatives", "32..2048:log", "--dropout", "0.1..0.5", "--loss", "ce-,cce-"],
+  ];
+  const cmd = parseSweepArgs(args);
+  assert.deepEqual(cmd.ranges.map((r) => [r.flag, r.range]), [
+    ["lr", { low: 1e-4, high: 1e-2, log: true, integer: false }],
+    ["negatives", { low: 32, high: 2048, log: true, integer: true }],
+    ["dropout", { low: 0.1, high: 0.5, log: false, integer: false }],
+  ]);
+  const trials = planTrials(cmd);
+  assert.equal(trials.length, 6);
+  assert.equal(new Set(trials.map((t) => t.key)).size, 6);
+  for (const t of trials) {
+    const c = parseTrainArgs(t.argv).config;
+    assert.ok(c.lr >= 1e-4 && c.lr <= 1e-2, `lr ${c.lr}`);
+    assert.ok(Number.isInteger(c.negatives) && c.negatives >= 32 && c.negatives <= 2048);
+    assert.ok(c.dropout >= 0.1 && c.dropout <= 0.5);
+    assert.ok(["ce-", "cce-"].includes(c.loss));
+    assert.deepEqual(t.params, {
+      loss: c.loss,
+      lr: c.lr,
+      negatives: c.negatives,
+      dropout: c.dropout,
+    });
+    assert.match(t.key, /^dropout=[\d.]+,loss=c?ce-,lr=[\d.e-]+,negatives=\d+$/);
+  }
+  assert.deepEqual(sampleTrials(parseSweepArgs(args)), trials, "the same command, the same points");
+  const other = parseSweepArgs([...args, "--search-seed", "1"]);
+  assert.notDeepEqual(planTrials(other), trials);
+  assert.notEqual(await sweepId(other), await sweepId(cmd));
+  // The grid column holds the values drawn, so a table of the trials has its axes.
+  assert.deepEqual(
+    gridOf(cmd, trials).negatives,
+    [...new Set(trials.map((t) => t.params.negatives))].sort((a, b) => (a < b ? -1 : 1)),
+  );
+  assert.equal(defaultSweepName(cmd), "synthetic-small loss×lr×negatives×dropout");
+  // A space smaller than --trials is refused, naming both.
+  assert.throws(
+    () => planTrials(parseSweepArgs(["--search", "random", "--trials", "5", "--heads", "1..2"])),
+    /--trials 5: the ranges and lists give only 2 distinct trials/,
+  );
+});
+
+Deno.test("asha keeps the grid (or random points) and its own sweep id", async () => {
+  const grid = ["--lr", "0.01,0.001"];
+  const asha = parseSweepArgs([...grid, "--search", "asha", "--eta", "2", "--min-epochs", "2"]);
+  assert.deepEqual([asha.search, asha.eta, asha.minEpochs, asha.trials], ["asha", 2, 2, null]);
+  assert.deepEqual(planTrials(asha), expandGrid(parseSweepArgs(grid)));
+  assert.notEqual(await sweepId(asha), await sweepId(parseSweepArgs(grid)));
+  const queued = parseSweepArgs([
+    ...grid,
+    "--queue",
+    "redis://127.0.0.1:6379/2",
+    "--attempts",
+    "3",
+  ]);
+  assert.deepEqual([queued.queue, queued.attempts], ["redis://127.0.0.1:6379/2", 3]);
+  assert.equal(
+    await sweepId(queued),
+    await sweepId(parseSweepArgs(grid)),
+    "where trials run is not part of what is trained: a local sweep resumes on a queue",
+  );
 });

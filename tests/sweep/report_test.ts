@@ -23,6 +23,8 @@ function trial(over: Partial<TrialView> & { key: string }): TrialView {
     error: null,
     startedAt: null,
     finishedAt: null,
+    worker: null,
+    attempt: 0,
     run: null,
     validNdcg10: null,
     validHr10: null,

@@ -224,3 +224,35 @@ Deno.test("a bad command line exits with 2 and names the flag", async () => {
   assert.equal(o.code, 2);
   assert.match(new TextDecoder().decode(o.stderr), /error: --negatives: empty value/);
 });
+
+Deno.test("asha here: a trial below the rung's cutoff is stopped there and not rerun", async () => {
+  const dir = await Deno.makeTempDir();
+  const data = await tinyData(dir);
+  // One at a time, so the order is fixed: lr 0.05 reaches rung 1 (epoch 1) first; lr 1e-7 barely
+  // moves from its initialisation and is below it there (0.42 against 0.18 here).
+  const args = [
+    ...["--data", data, "--out", `${dir}/runs`, "--epochs", "2", "--dim", "8", "--seq-len", "8"],
+    ...["--batch-size", "32", "--lr", "0.05,1e-7", "--search", "asha", "--eta", "2"],
+    ...["--memory-budget", "64MiB", "--json"],
+  ];
+  const events: Event[] = [];
+  const result = await runSweep(parseSweepArgs(args), {
+    write: (line) => events.push(JSON.parse(line)),
+  });
+  const byKey = new Map(result.view.trials.map((t) => [t.key, t]));
+  const good = byKey.get("lr=0.05")!;
+  assert.equal(good.status, "finished", good.error ?? "");
+  const slow = byKey.get("lr=1e-7")!;
+  assert.equal(slow.status, "pruned", slow.error ?? "");
+  assert.match(slow.error!, /^stopped by ASHA at epoch 1 \(rung 1\): valid NDCG@10 [\d.]+ below/);
+  assert.equal(slow.run?.status, "stopped", "the trial stopped between two steps");
+  assert.equal(slow.bestEpoch, 1);
+  assert.ok(slow.validNdcg10! < good.validNdcg10!);
+  assert.deepEqual(events.filter((e) => e.event === "trial_pruned").map((e) => e.key), [slow.key]);
+  assert.equal(result.view.sweep.status, "finished", "pruning is no failure");
+  // Pruned is an end, like finished: the same command starts nothing.
+  const again: Event[] = [];
+  await runSweep(parseSweepArgs(args), { write: (line) => again.push(JSON.parse(line)) });
+  assert.equal(again.filter((e) => e.event === "trial_started").length, 0);
+  await Deno.remove(dir, { recursive: true });
+});

@@ -14,6 +14,8 @@ function trial(over: Partial<TrialRecord> & { key: string }): TrialRecord {
     error: null,
     startedAt: null,
     finishedAt: null,
+    worker: null,
+    attempt: 0,
     ...over,
   };
 }
@@ -101,6 +103,7 @@ Deno.test("sweeps and trials round-trip, joined with their runs' best metrics", 
     finished: 1,
     failed: 0,
     exceeds_budget: 1,
+    pruned: 0,
   });
   assert.equal(store.getSweep("nope"), null);
   store.close();
@@ -152,7 +155,7 @@ for (let i = 0; i < ${WRITES}; i++) {
   store.runs.addMetrics("run-" + who, [{ epoch: 1, step: i, key: "train_loss_step", value: i }]);
   store.upsertTrial({ sweepId: "s-" + who, key: "k" + i, params: { i }, status: "finished",
     runId: "run-" + who, estimateBytes: i, peakBytes: i, error: null, startedAt: null,
-    finishedAt: null });
+    finishedAt: null, worker: null, attempt: 1 });
   store.runs.update("run-" + who, { peakBytes: i });
 }
 store.close();
@@ -177,6 +180,103 @@ store.close();
   assert.equal(store.listSweeps().length, 4);
   const mode = store.db.prepare("pragma journal_mode").get() as { journal_mode: string };
   assert.equal(mode.journal_mode, "wal");
+  store.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("an outcome is recorded once per sweep, trial and attempt, with its imported run", async () => {
+  const dir = await Deno.makeTempDir();
+  const store = SweepStore.open(dir);
+  store.createOrGetSweep({
+    id: "s1",
+    name: "x",
+    defaultName: "x",
+    args: {},
+    grid: { seed: [0] },
+    budgetBytes: null,
+  });
+  store.ensureTrials("s1", [{ key: "seed=0", params: { seed: 0 } }]);
+  // The run as a worker's own store holds it: not in this store until the outcome brings it.
+  const run = {
+    id: "w-run",
+    name: "x seed=0",
+    status: "finished" as const,
+    dataset: "tiny",
+    config: { seed: 0 },
+    createdAt: "2026-01-01T00:00:00.000Z",
+    finishedAt: "2026-01-01T00:01:00.000Z",
+    wallSeconds: 60,
+    peakBytes: 999,
+    bestValidNdcg10: 0.25,
+    error: null,
+    checkpoint: "/worker/disk/w-run/last.safetensors",
+    sweepId: "s1",
+    heartbeatAt: "2026-01-01T00:01:00.000Z",
+  };
+  const metrics = [{ epoch: 1, step: 3, key: "valid_ndcg@10", value: 0.25 }];
+  const outcome = {
+    trial: trial({
+      key: "seed=0",
+      params: { seed: 0 },
+      status: "finished",
+      runId: "w-run",
+      peakBytes: 999,
+      worker: "host-b:42",
+      attempt: 1,
+    }),
+    imported: { run, metrics },
+  };
+  assert.equal(store.recordOutcome(outcome), true);
+  // The same attempt delivered again (a restarted coordinator reading the job) changes nothing.
+  assert.equal(
+    store.recordOutcome({ ...outcome, trial: { ...outcome.trial, worker: "other", peakBytes: 1 } }),
+    false,
+  );
+  const view = store.getSweep("s1")!;
+  const [t] = view.trials;
+  assert.deepEqual([t.status, t.worker, t.attempt, t.peakBytes], ["finished", "host-b:42", 1, 999]);
+  assert.equal(t.run?.checkpoint, run.checkpoint);
+  assert.equal(t.validNdcg10, 0.25, "the imported metrics join the trial");
+  assert.deepEqual(store.runs.metrics("w-run").map((m) => m.value), [0.25]);
+  assert.deepEqual(
+    store.listOutcomes("s1").map((o) => [o.key, o.attempt, o.status, o.worker, o.runId]),
+    [["seed=0", 1, "finished", "host-b:42", "w-run"]],
+  );
+  // A later attempt is a new entry; importing the same run again keeps one copy of its metrics.
+  assert.equal(
+    store.recordOutcome({ ...outcome, trial: { ...outcome.trial, attempt: 2 } }),
+    true,
+  );
+  assert.equal(store.runs.metrics("w-run").length, 1);
+  assert.equal(store.listOutcomes("s1").length, 2);
+  store.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a store written before workers existed gains the worker and attempt columns", async () => {
+  const dir = await Deno.makeTempDir();
+  const { DatabaseSync } = await import("node:sqlite");
+  const old = new DatabaseSync(`${dir}/runs.sqlite`);
+  old.exec(`create table trials (sweep_id text not null, key text not null, params text not null,
+    status text not null, run_id text, estimate_bytes integer, peak_bytes integer, error text,
+    started_at text, finished_at text, primary key (sweep_id, key));
+    insert into trials (sweep_id, key, params, status) values ('s0', 'k', '{}', 'finished');`);
+  old.close();
+  const store = SweepStore.open(dir);
+  const [t] = store.listTrials("s0");
+  assert.deepEqual([t.key, t.status, t.worker, t.attempt], ["k", "finished", null, 0]);
+  store.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("the rung table gives each trial the others' values and keeps its latest", async () => {
+  const dir = await Deno.makeTempDir();
+  const store = SweepStore.open(dir);
+  assert.deepEqual(store.reportRung("s1", 1, "a", 0.5), []);
+  assert.deepEqual(store.reportRung("s1", 1, "b", 0.2), [0.5]);
+  assert.deepEqual(store.reportRung("s1", 1, "a", 0.4), [0.2], "a rerun replaces its own value");
+  assert.deepEqual(store.reportRung("s1", 3, "a", 0.6), [], "rungs are apart");
+  assert.deepEqual(store.reportRung("s1", 1, "c", 0.1).sort(), [0.2, 0.4]);
   store.close();
   await Deno.remove(dir, { recursive: true });
 });

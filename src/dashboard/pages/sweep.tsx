@@ -114,6 +114,8 @@ function Parallel(props: { layout: ParallelLayout }) {
 /** Every trial, one column per grid axis, then the CLI's result columns; best first. */
 function TrialsTable(props: { view: SweepView; best: TrialView | null }) {
   const axes = Object.keys(props.view.sweep.grid);
+  // Sweeps run on a queue say which worker ran each trial; local ones have no such column.
+  const workers = props.view.trials.some((t) => t.worker !== null);
   return (
     <Scroll>
       <table class="trials">
@@ -128,6 +130,7 @@ function TrialsTable(props: { view: SweepView; best: TrialView | null }) {
             <th class="num">peak memory</th>
             <th class="num">estimate</th>
             <th>run</th>
+            {workers && <th>worker</th>}
             <th>error</th>
           </tr>
         </thead>
@@ -148,6 +151,7 @@ function TrialsTable(props: { view: SweepView; best: TrialView | null }) {
                 {/* The id, not the name: a trial's run is named after the parameters beside it. */}
                 {t.runId ? <a class="mono" href={runHref(t.runId)}>{t.runId}</a> : fmt.DASH}
               </td>
+              {workers && <td class="nowrap mono">{t.worker ?? fmt.DASH}</td>}
               <td class="error-cell">{t.error ?? ""}</td>
             </tr>
           ))}
