@@ -13,7 +13,6 @@ import {
   Llama,
   type LlamaConfig,
   type StoredWeight,
-  WeightError,
 } from "../models/llama.ts";
 import type { Engine } from "../tensor/engine.ts";
 import {
