@@ -8,12 +8,7 @@
  * 2i + c here. Loading and exporting apply that permutation, so a round trip gives back the same
  * tensors and identical logits.
  */
-import {
-  assignWeights,
-  Llama,
-  type LlamaConfig,
-  type StoredWeight,
-} from "../models/llama.ts";
+import { assignWeights, Llama, type LlamaConfig, type StoredWeight } from "../models/llama.ts";
 import type { Engine } from "../tensor/engine.ts";
 import {
   atomicWriteText,

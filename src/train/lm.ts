@@ -12,8 +12,12 @@ import {
   tilingWindows,
   type TokenBatch,
   type Tokenizer,
+  tokenizerFromSpec,
 } from "../data/text.ts";
 import { Llama, type LlamaConfig } from "../models/llama.ts";
+import { loadLlama2c } from "../models/llama2c.ts";
+import { loadCheckpoint } from "./checkpoint.ts";
+import { loadHfLlama } from "./hf.ts";
 import type { Engine } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { reshape } from "../tensor/ops/shape.ts";
@@ -321,4 +325,34 @@ export function lmDoneEvent(r: LmTrainResult): TrainEvent {
     peak_bytes: r.peakBytes,
     estimate_bytes: r.estimateBytes,
   };
+}
+
+/** A trained run's model (its best or last checkpoint), tokenizer and recorded configuration. */
+export async function loadLmRun(
+  engine: Engine,
+  out: string,
+  runId: string,
+  checkpoint: "best" | "last" = "best",
+): Promise<{ model: Llama; tokenizer: Tokenizer; run: LmRunFile }> {
+  const dir = `${out}/${runId}`;
+  let run: LmRunFile;
+  try {
+    run = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+  } catch (e) {
+    throw new Error(`run ${runId}: cannot read ${dir}/config.json (${(e as Error).message})`);
+  }
+  if (run.task !== "lm") throw new Error(`run ${runId} (${dir}) is not a language-model run`);
+  const model = new Llama(engine, run.model, run.seed);
+  try {
+    await loadCheckpoint(`${dir}/${checkpoint}.safetensors`, model, null);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, tokenizer: tokenizerFromSpec(run.tokenizerSpec), run };
+}
+
+/** A model file: a llama2.c checkpoint (.bin) or a Hugging Face folder or config.json. */
+export function loadModelPath(engine: Engine, path: string): Promise<Llama> {
+  return path.endsWith(".bin") ? loadLlama2c(engine, path) : loadHfLlama(engine, path);
 }
