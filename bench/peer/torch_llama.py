@@ -115,9 +115,9 @@ def windows(tokens, B, T, gen):
 
 
 @torch.no_grad()
-def valid_loss(model, tokens, T, B, limit):
-    n = (min(limit + 1, len(tokens)) if limit > 0 else len(tokens)) - 1
-    count = n // T
+def valid_loss(model, tokens, T, B):
+    """Mean nats per token over the windows of T targets that tile tokens (as lm:eval)."""
+    count = (len(tokens) - 1) // T
     total, seen = 0.0, 0
     for w in range(0, count, B):
         rows = torch.stack([tokens[i * T:i * T + T + 1] for i in range(w, min(w + B, count))])
@@ -144,7 +144,7 @@ def main():
     p.add_argument("--clip", type=float, default=1.0)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--eval-tokens", type=int, default=0, help="validation tokens after training (0: none)")
+    p.add_argument("--eval", action="store_true", help="score the whole validation split after training")
     p.add_argument("--prompt-tokens", type=int, default=64)
     p.add_argument("--decode-tokens", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
@@ -187,8 +187,8 @@ def main():
         "ms_per_step": 1000 * train_s / max(a.steps, 1),
         "train_tokens_per_second": a.steps * a.batch_size * a.seq_len / train_s,
     }
-    if valid is not None and a.eval_tokens != 0:
-        out["valid_loss"] = valid_loss(model, valid, a.seq_len, a.batch_size, max(a.eval_tokens, 0))
+    if valid is not None and a.eval:
+        out["valid_loss"] = valid_loss(model, valid, a.seq_len, a.batch_size)
     model.eval()
     with torch.no_grad():
         prompt = torch.randint(0, a.vocab, (1, a.prompt_tokens), generator=gen)
