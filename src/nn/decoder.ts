@@ -46,6 +46,8 @@ export class RotaryAttention extends Module {
   readonly v: Linear;
   readonly o: Linear;
   readonly headDim: number;
+  readonly heads: number;
+  readonly kvHeads: number;
 
   constructor(engine: Engine, o: DecoderLayerOptions, random: () => number, name: string) {
     super();
@@ -55,6 +57,8 @@ export class RotaryAttention extends Module {
       );
     }
     this.headDim = o.dim / o.heads;
+    this.heads = o.heads;
+    this.kvHeads = o.kvHeads;
     const kvDim = this.headDim * o.kvHeads;
     const linear = (i: number, out: number, n: string) =>
       new Linear(engine, i, out, random, { bias: false, name: `${name}.${n}` });
@@ -66,13 +70,7 @@ export class RotaryAttention extends Module {
   }
 
   /** x [B, T, dim], every sequence from position 0; fills `cache` from row 0 when given. */
-  forward(
-    x: Tensor,
-    pos: Positions,
-    heads: number,
-    kvHeads: number,
-    cache?: LayerCache,
-  ): Tensor {
+  forward(x: Tensor, pos: Positions, cache?: LayerCache): Tensor {
     const q = rope(this.q.forward(x), pos.ids, pos.table);
     const k = rope(this.k.forward(x), pos.ids, pos.table);
     const v = this.v.forward(x);
@@ -80,28 +78,21 @@ export class RotaryAttention extends Module {
       appendToCache(cache.k, k, 0);
       appendToCache(cache.v, v, 0);
     }
-    return this.o.forward(causalAttention(q, k, v, { heads, kvHeads }));
+    return this.o.forward(causalAttention(q, k, v, { heads: this.heads, kvHeads: this.kvHeads }));
   }
 
   /**
    * One new position per sequence: x [B, 1, dim] at position `at` (pos.ids holds it for every
    * row); its key and value join the cache, and the query attends to positions [0, at].
    */
-  step(
-    x: Tensor,
-    pos: Positions,
-    heads: number,
-    kvHeads: number,
-    cache: LayerCache,
-    at: number,
-  ): Tensor {
+  step(x: Tensor, pos: Positions, cache: LayerCache, at: number): Tensor {
     const [B, , dim] = x.shape;
     const q = rope(this.q.forward(x), pos.ids, pos.table);
     appendToCache(cache.k, rope(this.k.forward(x), pos.ids, pos.table), at);
     appendToCache(cache.v, this.v.forward(x), at);
     const a = attendToCache(reshape(q, [B, dim]), cache.k, cache.v, {
-      heads,
-      kvHeads,
+      heads: this.heads,
+      kvHeads: this.kvHeads,
       length: at + 1,
     });
     return this.o.forward(reshape(a, [B, 1, dim]));
@@ -136,7 +127,7 @@ export class DecoderLayer extends Module {
 
   constructor(
     engine: Engine,
-    readonly options: DecoderLayerOptions,
+    options: DecoderLayerOptions,
     random: () => number,
     name: string,
   ) {
@@ -156,18 +147,13 @@ export class DecoderLayer extends Module {
 
   /** x [B, T, dim] from position 0 of every sequence; fills `cache` when given. */
   forward(x: Tensor, pos: Positions, cache?: LayerCache): Tensor {
-    const { heads, kvHeads } = this.options;
-    const h = add(x, this.attn.forward(this.inputNorm.forward(x), pos, heads, kvHeads, cache));
+    const h = add(x, this.attn.forward(this.inputNorm.forward(x), pos, cache));
     return add(h, this.mlp.forward(this.postNorm.forward(h)));
   }
 
   /** x [B, 1, dim]: the next position `at` of every sequence, through the cache. */
   step(x: Tensor, pos: Positions, cache: LayerCache, at: number): Tensor {
-    const { heads, kvHeads } = this.options;
-    const h = add(
-      x,
-      this.attn.step(this.inputNorm.forward(x), pos, heads, kvHeads, cache, at),
-    );
+    const h = add(x, this.attn.step(this.inputNorm.forward(x), pos, cache, at));
     return add(h, this.mlp.forward(this.postNorm.forward(h)));
   }
 }

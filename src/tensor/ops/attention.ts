@@ -231,7 +231,7 @@ function checkDropout({ p, seed, step }: AttentionDropout, pairs: number): void 
   }
 }
 
-/** A window of whole sequences: batches [row, row + rows), or every packed row when row is -1. */
+/** A window of whole sequences: batches [row, row + rows) (packed sequences: all of them). */
 interface SequenceWindow {
   row: number;
   rows: number;
