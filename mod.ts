@@ -1,7 +1,7 @@
 /**
  * cutrec's public API: the WebGPU runtime, tensors with autograd and their ops, layers, SASRec,
- * N:M sparse tensors and products, losses (materialised and fused), data, training, evaluation,
- * sweeps and the dashboard.
+ * N:M sparse tensors and products, a Llama-style language model, losses (materialised and fused),
+ * data, training, evaluation, sweeps and the dashboard.
  */
 export { acquireDevice, adapterSlug, NoAdapterError } from "./src/gpu/device.ts";
 export { defaultMemoryLimit, Gpu, GpuValidationError } from "./src/gpu/gpu.ts";
@@ -11,13 +11,35 @@ export { Engine } from "./src/tensor/engine.ts";
 export { ShapeError, type SparseRows, Tensor } from "./src/tensor/tensor.ts";
 export * from "./src/tensor/ops/mod.ts";
 export * from "./src/tensor/random.ts";
+export { rmsNorm } from "./src/tensor/ops/rmsnorm.ts";
+export { rope, rotaryTable } from "./src/tensor/ops/rope.ts";
+export { siluGate } from "./src/tensor/ops/swiglu.ts";
+export { appendToCache, attendToCache } from "./src/tensor/ops/attention_cache.ts";
 export { Module } from "./src/nn/module.ts";
 export { Linear } from "./src/nn/linear.ts";
 export { LayerNorm } from "./src/nn/layernorm.ts";
 export { SelfAttention } from "./src/nn/attention.ts";
 export { FeedForward, TransformerBlock } from "./src/nn/transformer.ts";
+export { RMSNorm } from "./src/nn/rmsnorm.ts";
+export { DecoderLayer, GatedFeedForward, RotaryAttention } from "./src/nn/decoder.ts";
 export { SasRec, type SasRecConfig } from "./src/models/sasrec.ts";
 export { MostPop } from "./src/models/mostpop.ts";
+export {
+  assignWeights,
+  KvCache,
+  Llama,
+  type LlamaConfig,
+  WeightError,
+} from "./src/models/llama.ts";
+export { loadLlama2c, parseLlama2c } from "./src/models/llama2c.ts";
+export { generate } from "./src/models/generate.ts";
+export { sampleToken } from "./src/models/sampling.ts";
+export { tokenObjectiveOf } from "./src/loss/token_objectives.ts";
+export { ByteTokenizer, CharTokenizer, splitText } from "./src/data/text.ts";
+export { Llama2cTokenizer } from "./src/data/llama2c_tokenizer.ts";
+export { HfTokenizer } from "./src/data/hf_tokenizer.ts";
+export { evaluateText, loadLmRun, loadModelPath, trainLm } from "./src/train/lm.ts";
+export { exportHfLlama, loadHfLlama } from "./src/train/hf.ts";
 export { crossEntropyRows } from "./src/loss/ce.ts";
 export * from "./src/loss/losses.ts";
 export { cceRows, cceSampledRows } from "./src/loss/cce.ts";

@@ -2,8 +2,9 @@
 // (FlashAttention-2 style, without atomics):
 //   delta: Δ_i = dO_i · O_i per query row, stored next to lse_i in stats.
 //   dq:    one invocation per QR query rows walks their keys:  dq_i = scale Σ_j dS_ij k_j.
-//   dkv:   one invocation per KR key rows walks their queries: dv_j = Σ_i P_ij M_ij dO_i,
-//          dk_j = scale Σ_i dS_ij q_i, where dS_ij = P_ij (M_ij dO_i · v_j − Δ_i).
+//   dkv:   one invocation per KR key rows of a key-value head walks their queries in every query
+//          head that reads it: dv_j = Σ_i P_ij M_ij dO_i, dk_j = scale Σ_i dS_ij q_i, where
+//          dS_ij = P_ij (M_ij dO_i · v_j − Δ_i) (sums over the group's heads too).
 // M_ij is the dropout factor (1 without dropout); Δ_i = dO_i · O_i holds with it too, since
 // Σ_j P_ij M_ij dO_i · v_j = dO_i · O_i.
 // dq, dk and dv must be zero on entry: rows without an allowed key (and masked keys) are never
@@ -20,12 +21,12 @@
 // One invocation per (batch, head, query row).
 @compute @workgroup_size(WG)
 fn delta(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let blk = block_of(gid, nwg, 1u, false);
+  let blk = block_of(gid, nwg, 1u, false, p.heads);
   if (!blk.valid) { return; }
-  let at = row_offset(blk, blk.row0);
+  let at = q_offset(blk, blk.h, blk.row0);
   var sum = 0.0;
   for (var d = 0u; d < p.dh / VW; d++) { sum += vdot(dout[at + d], out[at + d]); }
-  let s = stat_index(blk, blk.row0);
+  let s = stat_index(blk, blk.h, blk.row0);
   stats[2u * s] = lse[s];
   stats[2u * s + 1u] = sum;
 }
@@ -73,16 +74,17 @@ fn row_tiles(
 
 @compute @workgroup_size(WG)
 fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let blk = block_of(gid, nwg, QR, true);
+  let blk = block_of(gid, nwg, QR, true, p.heads);
   if (!blk.valid) { return; }
+  let g = kv_head(blk.h);
   var qAt: array<u32, QR>;
   var qOk: array<bool, QR>;
   var rowLse: array<f32, QR>;
   var rowDelta: array<f32, QR>;
   for (var i = 0u; i < QR; i++) {
-    qAt[i] = row_offset(blk, blk.row0 + i);
+    qAt[i] = q_offset(blk, blk.h, blk.row0 + i);
     qOk[i] = blk.row0 + i < blk.len;
-    let s = stat_index(blk, blk.row0 + i);
+    let s = stat_index(blk, blk.h, blk.row0 + i);
     rowLse[i] = stats[2u * s];
     rowDelta[i] = stats[2u * s + 1u];
   }
@@ -94,13 +96,13 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     var allowed: array<bool, KC>;
     var any = false;
     for (var j = 0u; j < KC; j++) {
-      kAt[j] = row_offset(blk, c0 + j);
+      kAt[j] = kv_offset(blk, g, c0 + j);
       allowed[j] = c0 + j < keyEnd && key_allowed(blk, c0 + j);
       any = any || allowed[j];
     }
     if (!any) { continue; }
     var t = row_tiles(qAt, qOk, kAt, allowed);
-    let bits = keep_bits(blk, blk.row0, c0);
+    let bits = keep_bits(blk, blk.h, blk.row0, c0);
     // t.s becomes scale · dS.
     for (var i = 0u; i < QR; i++) {
       for (var j = 0u; j < KC; j++) {
@@ -172,66 +174,73 @@ fn key_tiles(
 
 @compute @workgroup_size(WG)
 fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let blk = block_of(gid, nwg, KR, false);
+  let blk = block_of(gid, nwg, KR, false, p.kvHeads);
   if (!blk.valid) { return; }
   var kAt: array<u32, KR>;
   var allowed: array<bool, KR>;
   var any = false;
   for (var j = 0u; j < KR; j++) {
-    kAt[j] = row_offset(blk, blk.row0 + j);
+    kAt[j] = kv_offset(blk, blk.h, blk.row0 + j);
     allowed[j] = key_allowed(blk, blk.row0 + j);
     any = any || allowed[j];
   }
   if (!any) { return; }
-  // Queries before the first key of the block see none of its keys.
-  for (var r0 = blk.row0; r0 < blk.len; r0 += KQ) {
-    var qAt: array<u32, KQ>;
-    var qOk: array<bool, KQ>;
-    var rowLse: array<f32, KQ>;
-    var rowDelta: array<f32, KQ>;
-    for (var i = 0u; i < KQ; i++) {
-      qAt[i] = row_offset(blk, r0 + i);
-      qOk[i] = r0 + i < blk.len;
-      let s = stat_index(blk, r0 + i);
-      rowLse[i] = stats[2u * s];
-      rowDelta[i] = stats[2u * s + 1u];
-    }
-    var t = key_tiles(kAt, allowed, qAt, qOk);
-    let bits = keep_bits(blk, r0, blk.row0);
-    // t.s becomes P and t.dp becomes scale · dS.
-    for (var j = 0u; j < KR; j++) {
+  // The query heads that read this key-value head, one after another, so that their sums reach
+  // dk and dv in a fixed order.
+  let group = p.heads / p.kvHeads;
+  for (var h = blk.h * group; h < (blk.h + 1u) * group; h++) {
+    // Queries before the first key of the block see none of its keys.
+    for (var r0 = blk.row0; r0 < blk.len; r0 += KQ) {
+      var qAt: array<u32, KQ>;
+      var qOk: array<bool, KQ>;
+      var rowLse: array<f32, KQ>;
+      var rowDelta: array<f32, KQ>;
       for (var i = 0u; i < KQ; i++) {
-        let live = allowed[j] && qOk[i] && blk.row0 + j <= r0 + i;
-        let prob = select(0.0, exp(t.s[j][i] * p.scale - rowLse[i]), live);
-        var factor = 1.0;
-        if (HAS_DROPOUT) { factor = drop_factor(bits, i, j); }
-        t.s[j][i] = prob * factor;
-        t.dp[j][i] = prob * (factor * t.dp[j][i] - rowDelta[i]) * p.scale;
+        qAt[i] = q_offset(blk, h, r0 + i);
+        qOk[i] = r0 + i < blk.len;
+        let s = stat_index(blk, h, r0 + i);
+        rowLse[i] = stats[2u * s];
+        rowDelta[i] = stats[2u * s + 1u];
       }
-    }
-    for (var d = 0u; d < p.dh / VW; d++) {
-      var qd: array<Vec, KQ>;
-      var gd: array<Vec, KQ>;
-      for (var i = 0u; i < KQ; i++) {
-        if (qOk[i]) {
-          qd[i] = q[qAt[i] + d];
-          gd[i] = dout[qAt[i] + d];
+      var t = key_tiles(kAt, allowed, qAt, qOk);
+      let bits = keep_bits(blk, h, r0, blk.row0);
+      // t.s becomes P and t.dp becomes scale · dS.
+      for (var j = 0u; j < KR; j++) {
+        for (var i = 0u; i < KQ; i++) {
+          let live = allowed[j] && qOk[i] && blk.row0 + j <= r0 + i;
+          let prob = select(0.0, exp(t.s[j][i] * p.scale - rowLse[i]), live);
+          var factor = 1.0;
+          if (HAS_DROPOUT) { factor = drop_factor(bits, i, j); }
+          t.s[j][i] = prob * factor;
+          t.dp[j][i] = prob * (factor * t.dp[j][i] - rowDelta[i]) * p.scale;
         }
       }
-      for (var j = 0u; j < KR; j++) {
-        if (allowed[j]) {
-          var accK = Vec(0.0);
-          var accV = Vec(0.0);
-          if (r0 != blk.row0) {
-            accK = dk[kAt[j] + d];
-            accV = dv[kAt[j] + d];
+      // dk and dv are zero on entry: the first tile of the first head need not read them back.
+      let first = h == blk.h * group && r0 == blk.row0;
+      for (var d = 0u; d < p.dh / VW; d++) {
+        var qd: array<Vec, KQ>;
+        var gd: array<Vec, KQ>;
+        for (var i = 0u; i < KQ; i++) {
+          if (qOk[i]) {
+            qd[i] = q[qAt[i] + d];
+            gd[i] = dout[qAt[i] + d];
           }
-          for (var i = 0u; i < KQ; i++) {
-            accK = fma(Vec(t.dp[j][i]), qd[i], accK);
-            accV = fma(Vec(t.s[j][i]), gd[i], accV);
+        }
+        for (var j = 0u; j < KR; j++) {
+          if (allowed[j]) {
+            var accK = Vec(0.0);
+            var accV = Vec(0.0);
+            if (!first) {
+              accK = dk[kAt[j] + d];
+              accV = dv[kAt[j] + d];
+            }
+            for (var i = 0u; i < KQ; i++) {
+              accK = fma(Vec(t.dp[j][i]), qd[i], accK);
+              accV = fma(Vec(t.s[j][i]), gd[i], accV);
+            }
+            dk[kAt[j] + d] = accK;
+            dv[kAt[j] + d] = accV;
           }
-          dk[kAt[j] + d] = accK;
-          dv[kAt[j] + d] = accV;
         }
       }
     }

@@ -3,9 +3,12 @@
 // file + attention_forward.wgsl or attention_backward.wgsl; the [B, T, D] tensors are arrays of
 // Vec and every loop over a head's dimensions steps VW floats at a time.
 //
-// q, k, v, out and their gradients are [B, T, D] bound as a window of p.batches batches starting
-// at batch p.b0; the key mask [B, T] and the per-row statistics [B, heads, T] are bound whole and
-// indexed with p.b0 added. Head h is the column slice [h·dh, (h+1)·dh) of D.
+// q, out and their gradients are [B, T, D], k, v and theirs [B, T, kvHeads · dh], bound as a
+// window of p.batches batches starting at batch p.b0; the key mask [B, T] and the per-row
+// statistics [B, heads, T] are bound whole and indexed with p.b0 added. Query head h is the
+// column slice [h·dh, (h+1)·dh) of D; grouped-query attention (kvHeads < heads) gives each key and
+// value head to heads / kvHeads consecutive query heads: query head h reads kv head
+// h / (heads / kvHeads).
 //
 // llvmpipe fetches every storage load lane by lane, so loads, not arithmetic, bound the speed: an
 // invocation owns a register tile of QR query rows × KC keys and reuses every loaded value across
@@ -25,6 +28,7 @@ struct Params {
   step: u32,
   threshold: u32,
   keepScale: f32,
+  kvHeads: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<Vec>;
@@ -53,10 +57,11 @@ const WG: u32 = 64u;
 // Stands for an empty set of keys: finite, so exp(x − BIG) is 0 and never inf − inf.
 const BIG: f32 = 3.0e38;
 
-// A block is QR query rows (or KR key rows) of one (batch, head). Block-major order keeps the
-// lanes of a SIMD group on blocks that loop over the same number of tiles; with lastFirst the
-// blocks are numbered from the end of the sequence, so that the longest workgroups start first
-// (the last query blocks see the most keys, the first key blocks the most queries).
+// A block is QR query rows (or KR key rows) of one (batch, head): a query head, or in the dk/dv
+// kernel a key-value head. Block-major order keeps the lanes of a SIMD group on blocks that loop
+// over the same number of tiles; with lastFirst the blocks are numbered from the end of the
+// sequence, so that the longest workgroups start first (the last query blocks see the most keys,
+// the first key blocks the most queries).
 struct Block {
   b: u32,
   h: u32,
@@ -67,15 +72,16 @@ struct Block {
   valid: bool,
 }
 
-fn block_of(gid: vec3u, nwg: vec3u, rowsPerBlock: u32, lastFirst: bool) -> Block {
+// heads: p.heads for blocks of query rows, p.kvHeads for blocks of key rows.
+fn block_of(gid: vec3u, nwg: vec3u, rowsPerBlock: u32, lastFirst: bool, heads: u32) -> Block {
   let item = gid.x + gid.y * nwg.x * WG;
-  let pairs = p.batches * p.heads;
+  let pairs = p.batches * heads;
   let blocks = (p.T + rowsPerBlock - 1u) / rowsPerBlock;
   var blk: Block;
   blk.valid = item < blocks * pairs;
   let pair = item % pairs;
-  blk.b = pair / p.heads;
-  blk.h = pair % p.heads;
+  blk.b = pair / heads;
+  blk.h = pair % heads;
   let block = item / pairs;
   blk.row0 = select(block, blocks - 1u - block, lastFirst) * rowsPerBlock;
   blk.len = p.T;
@@ -89,16 +95,26 @@ fn block_of(gid: vec3u, nwg: vec3u, rowsPerBlock: u32, lastFirst: bool) -> Block
   return blk;
 }
 
-// Offset in Vec units of element 0 of (b, t, head h) in a [B, T, D] window (PACKED: of row t of
-// sequence b). Kernels read and write rows past the end (t ≥ blk.len) of a partial tile never.
-fn row_offset(blk: Block, t: u32) -> u32 {
-  return ((blk.start + t) * p.D + blk.h * p.dh) / VW;
+// Offsets in Vec units of element 0 of (b, t) in query head h of a [B, T, D] window, and in
+// key-value head g of a [B, T, kvHeads · dh] window (PACKED: of row t of sequence b). Kernels read
+// and write rows past the end (t ≥ blk.len) of a partial tile never.
+fn q_offset(blk: Block, h: u32, t: u32) -> u32 {
+  return ((blk.start + t) * p.D + h * p.dh) / VW;
 }
 
-// Index of (b, h, t) in the whole [B, heads, T] statistics; t is clamped because the tiles read
-// the statistics of all their rows, valid or not.
-fn stat_index(blk: Block, t: u32) -> u32 {
-  return ((p.b0 + blk.b) * p.heads + blk.h) * p.T + min(t, p.T - 1u);
+fn kv_offset(blk: Block, g: u32, t: u32) -> u32 {
+  return ((blk.start + t) * p.kvHeads * p.dh + g * p.dh) / VW;
+}
+
+// The key-value head that query head h reads.
+fn kv_head(h: u32) -> u32 {
+  return h / (p.heads / p.kvHeads);
+}
+
+// Index of (b, query head h, t) in the whole [B, heads, T] statistics; t is clamped because the
+// tiles read the statistics of all their rows, valid or not.
+fn stat_index(blk: Block, h: u32, t: u32) -> u32 {
+  return ((p.b0 + blk.b) * p.heads + h) * p.T + min(t, p.T - 1u);
 }
 
 fn key_allowed(blk: Block, t: u32) -> bool {
@@ -108,14 +124,14 @@ fn key_allowed(blk: Block, t: u32) -> bool {
 }
 
 // Dropout bits of one 16 × 16 tile: bit (key − k0) of word (query − q0) says whether probability
-// (query, key) of the block's (batch, head) survives, for the live pairs (causal, key allowed);
+// (query, key) of the block's batch and query head h survives, for the live pairs (causal, key allowed);
 // the other bits are 0. The loops run to bounds known only at run time, so that the compiler
 // keeps one copy of the generator: unrolled into all 256 pairs of a tile, as the kernels' own
 // loops are, it took LLVM about a minute to compile each kernel on llvmpipe.
-fn keep_bits(blk: Block, q0: u32, k0: u32) -> array<u32, 16> {
+fn keep_bits(blk: Block, h: u32, q0: u32, k0: u32) -> array<u32, 16> {
   var bits: array<u32, 16>;
   if (!HAS_DROPOUT) { return bits; }
-  let base = ((p.b0 + blk.b) * p.heads + blk.h) * p.T;
+  let base = ((p.b0 + blk.b) * p.heads + h) * p.T;
   for (var key = k0; key < min(k0 + 16u, blk.len); key++) {
     if (!key_allowed(blk, key)) { continue; }
     for (var query = max(q0, key); query < min(q0 + 16u, blk.len); query++) {

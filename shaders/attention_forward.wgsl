@@ -33,14 +33,15 @@ fn tile_scores(
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let blk = block_of(gid, nwg, QR, true);
+  let blk = block_of(gid, nwg, QR, true, p.heads);
+  let g = kv_head(blk.h);
   if (!blk.valid) { return; }
   var qAt: array<u32, QR>;
   var qOk: array<bool, QR>;
   var m: array<f32, QR>;
   var l: array<f32, QR>;
   for (var i = 0u; i < QR; i++) {
-    qAt[i] = row_offset(blk, blk.row0 + i);
+    qAt[i] = q_offset(blk, blk.h, blk.row0 + i);
     qOk[i] = blk.row0 + i < blk.len;
     m[i] = -BIG;
   }
@@ -50,14 +51,14 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     var allowed: array<bool, KC>;
     var any = false;
     for (var j = 0u; j < KC; j++) {
-      kAt[j] = row_offset(blk, c0 + j);
+      kAt[j] = kv_offset(blk, g, c0 + j);
       allowed[j] = c0 + j < keyEnd && key_allowed(blk, c0 + j);
       any = any || allowed[j];
     }
     // Left padding: whole tiles of masked keys cost one mask read.
     if (!any) { continue; }
     var s = tile_scores(qAt, qOk, kAt, allowed);
-    let bits = keep_bits(blk, blk.row0, c0);
+    let bits = keep_bits(blk, blk.h, blk.row0, c0);
     // After this loop s holds the tile's probabilities already divided by the new row sum, and
     // keep[i] rescales the output accumulated so far to the new max and sum.
     var keep: array<f32, QR>;
@@ -105,7 +106,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   }
   for (var i = 0u; i < QR; i++) {
     if (qOk[i]) {
-      lse[stat_index(blk, blk.row0 + i)] = select(BIG, m[i] + log(l[i]), l[i] > 0.0);
+      lse[stat_index(blk, blk.h, blk.row0 + i)] = select(BIG, m[i] + log(l[i]), l[i] > 0.0);
     }
   }
 }

@@ -15,6 +15,7 @@ import {
   type TrainVariant,
 } from "../bench/train.ts";
 import { writeResult } from "../bench/util.ts";
+import { peerEnv, pythonWithTorch } from "../bench/python.ts";
 import { positiveInt, runMain } from "./cli.ts";
 
 const BEAUTY = fileURLToPath(new URL("../data/Beauty.txt", import.meta.url));
@@ -120,19 +121,6 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-/**
- * The first Python that imports torch: the one on PATH, else Debian's (python3-torch installs
- * into /usr/bin/python3, which a pyenv or venv on PATH hides).
- */
-async function pythonWithTorch(): Promise<string | null> {
-  for (const python of ["python3", "/usr/bin/python3"]) {
-    const probe = await new Deno.Command(python, { args: ["-c", "import torch"], stderr: "null" })
-      .output().catch(() => null);
-    if (probe?.success) return python;
-  }
-  return null;
-}
-
 /** One epoch of the peer for full CE, CE- with 256 batch-shared and 256 per-position negatives. */
 async function runPeers(script: string, data: string): Promise<PeerFigures[]> {
   const python = await pythonWithTorch();
@@ -160,9 +148,7 @@ async function runPeers(script: string, data: string): Promise<PeerFigures[]> {
   const out: PeerFigures[] = [];
   for (const r of runs) {
     console.log(`${r.label}: one epoch…`);
-    const env = { ...Deno.env.toObject() };
-    delete env.OPENBLAS_CORETYPE;
-    delete env.OPENBLAS_L2_SIZE;
+    const env = peerEnv();
     const res = await new Deno.Command(python, {
       args: [script, data, "--epochs", "1", "--seq", "50", "--dim", "64", ...r.extra],
       env,

@@ -22,6 +22,8 @@ export type TrainEvent =
     epoch: number;
     loss: number;
     seconds: number;
+    /** Training throughput, for models that count tokens (language models). */
+    tokens_per_second?: number;
     /** Validation metrics, on the epochs that evaluate. */
     valid?: MetricGroup;
   }

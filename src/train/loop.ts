@@ -42,6 +42,8 @@ export interface LoopParts<B> {
   /** The objective's mean loss on one batch, recorded on the tape. */
   loss: (batch: B, step: number) => Tensor;
   evaluator: Evaluator;
+  /** Tokens a batch trains on: when given, each epoch records its tokens per second. */
+  tokensOf?: (batch: B) => number;
 }
 
 export interface LoopSettings {
@@ -100,6 +102,7 @@ export async function runLoop<B>(
       const t0 = performance.now();
       let lossSum = 0;
       let done = 0;
+      let tokens = 0;
       for (const batch of batches.epoch(epoch - 1)) {
         if (opts.signal?.aborted) {
           status = "stopped";
@@ -119,6 +122,7 @@ export async function runLoop<B>(
         position.step = step;
         lossSum += value;
         done++;
+        tokens += parts.tokensOf?.(batch) ?? 0;
         session.recordStep({ epoch, step, key: "train_loss_step", value });
         logger.progress(
           `epoch ${epoch}`,
@@ -138,6 +142,8 @@ export async function runLoop<B>(
         at("epoch_seconds", seconds),
         at("peak_bytes", engine.gpu.allocator.peakReservedBytes),
       ];
+      const tokensPerSecond = parts.tokensOf ? tokens / seconds : undefined;
+      if (tokensPerSecond !== undefined) points.push(at("tokens_per_second", tokensPerSecond));
       position.epoch = epoch;
       let headline: MetricGroup | undefined;
       if (epoch % settings.evalEvery === 0 || epoch === settings.epochs) {
@@ -163,6 +169,7 @@ export async function runLoop<B>(
         epoch,
         loss: trainLoss,
         seconds,
+        ...(tokensPerSecond !== undefined ? { tokens_per_second: tokensPerSecond } : {}),
         ...(headline ? { valid: headline } : {}),
       });
       if (position.evalsWithoutGain >= settings.patience) {

@@ -1,6 +1,7 @@
 /**
  * The safetensors format (8-byte little-endian header length, JSON header, raw little-endian
  * data), written atomically: a temp file in the same folder, fsynced, then renamed over the target.
+ * Reading also takes F16 and BF16 tensors (most Hugging Face checkpoints), widened to F32.
  */
 
 export type SafeDType = "F32" | "I32";
@@ -84,18 +85,48 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
       continue;
     }
     const [begin, end] = entry.data_offsets;
-    if (entry.dtype !== "F32" && entry.dtype !== "I32") {
-      throw new SafetensorsError(path, `${name}: dtype ${entry.dtype} is not supported (F32, I32)`);
+    if (!["F32", "I32", "F16", "BF16"].includes(entry.dtype)) {
+      throw new SafetensorsError(
+        path,
+        `${name}: dtype ${entry.dtype} is not supported (F32, I32, F16, BF16)`,
+      );
     }
     if (base + end > bytes.length || begin > end) {
       throw new SafetensorsError(path, `${name}: data offsets [${begin}, ${end}] are out of range`);
     }
     // Copy: the view into the file buffer may be misaligned for a typed array.
     const raw = bytes.slice(base + begin, base + end).buffer;
+    if (entry.dtype === "F16" || entry.dtype === "BF16") {
+      const data = widen(new Uint16Array(raw), entry.dtype);
+      tensors[name] = { dtype: "F32", shape: entry.shape, data };
+      continue;
+    }
     const data = entry.dtype === "F32" ? new Float32Array(raw) : new Int32Array(raw);
-    tensors[name] = { dtype: entry.dtype, shape: entry.shape, data };
+    tensors[name] = { dtype: entry.dtype as SafeDType, shape: entry.shape, data };
   }
   return { tensors, metadata };
+}
+
+/** Half-precision bits to float32: BF16 is float32's upper half; F16 is IEEE binary16. */
+function widen(half: Uint16Array, dtype: "F16" | "BF16"): Float32Array {
+  const out = new Float32Array(half.length);
+  if (dtype === "BF16") {
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < half.length; i++) bits[i] = half[i] << 16;
+    return out;
+  }
+  for (let i = 0; i < half.length; i++) {
+    const h = half[i];
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    out[i] = exp === 0
+      ? sign * frac * 2 ** -24
+      : exp === 31
+      ? (frac ? NaN : sign * Infinity)
+      : sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  return out;
 }
 
 /** Runs `write` on a temp file next to `path`, then renames it over `path`. */

@@ -7,6 +7,10 @@
 import assert from "node:assert/strict";
 import type { Gpu } from "../../src/gpu/gpu.ts";
 import "../../src/tensor/ops/mod.ts";
+import "../../src/tensor/ops/attention_cache.ts";
+import "../../src/tensor/ops/rmsnorm.ts";
+import "../../src/tensor/ops/rope.ts";
+import "../../src/tensor/ops/swiglu.ts";
 import "../../src/loss/ce.ts";
 import "../../src/loss/cce.ts";
 import "../../src/loss/negatives.ts";

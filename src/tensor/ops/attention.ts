@@ -1,4 +1,4 @@
-/** Fused causal multi-head self-attention with a key-padding mask. */
+/** Fused causal multi-head (or grouped-query) self-attention with a key-padding mask. */
 import scalarElements from "../../../shaders/attention_scalar.wgsl" with { type: "text" };
 import vec4Elements from "../../../shaders/attention_vec4.wgsl" with { type: "text" };
 import common from "../../../shaders/attention_common.wgsl" with { type: "text" };
@@ -6,14 +6,7 @@ import forwardBody from "../../../shaders/attention_forward.wgsl" with { type: "
 import backwardBody from "../../../shaders/attention_backward.wgsl" with { type: "text" };
 import type { Binding } from "../../gpu/gpu.ts";
 import type { Engine } from "../engine.ts";
-import {
-  assertDType,
-  assertSameShape,
-  declareKernel,
-  groupsFor,
-  type RowWindow,
-  rowWindows,
-} from "../kernel.ts";
+import { assertDType, assertSameShape, declareKernel, groupsFor } from "../kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
 import { withRandom } from "../random.ts";
 import { dropoutThreshold } from "./dropout.ts";
@@ -32,6 +25,7 @@ const ATTENTION_PARAMS = {
   step: "u32",
   threshold: "u32",
   keepScale: "f32",
+  kvHeads: "u32",
 } as const;
 /**
  * attention_common.wgsl's inputs; keyMask and segments are bound (to anything) even without a
@@ -88,6 +82,11 @@ export interface AttentionLayout {
 
 export interface CausalAttentionOptions extends AttentionLayout {
   heads: number;
+  /**
+   * Key and value heads (grouped-query attention): k and v have kvHeads · D / heads columns and
+   * each of their heads serves heads / kvHeads consecutive query heads. Default: heads.
+   */
+  kvHeads?: number;
   /** Dropout of the attention probabilities (as nn.MultiheadAttention's `dropout`). */
   dropout?: AttentionDropout;
 }
@@ -110,6 +109,7 @@ interface Geometry {
   T: number;
   D: number;
   heads: number;
+  kvHeads: number;
   headDim: number;
   kernels: typeof KERNELS.scalar;
   dropout?: AttentionDropout;
@@ -155,8 +155,6 @@ function checkSegments(q: Tensor, segments: PackedSegments): { batches: number; 
 function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: CausalAttentionOptions): Geometry {
   const op = "causalAttention";
   for (const t of [q, k, v]) assertDType(op, t, "f32");
-  assertSameShape(op, q, k);
-  assertSameShape(op, q, v);
   if (opts.segments && opts.keyMask) {
     throw new ShapeError(
       op,
@@ -177,6 +175,19 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: CausalAttentionOptio
       `D = ${D} of ${shapeString(q.shape)} is not divisible by ${heads} heads`,
     );
   }
+  const kvHeads = opts.kvHeads ?? heads;
+  if (!Number.isInteger(kvHeads) || kvHeads < 1 || heads % kvHeads !== 0) {
+    throw new ShapeError(op, `${heads} query heads do not form groups of ${kvHeads} kv heads`);
+  }
+  const kvShape = [...q.shape.slice(0, -1), (D / heads) * kvHeads];
+  if (k.shape.join() !== kvShape.join()) {
+    throw new ShapeError(
+      op,
+      `q ${shapeString(q.shape)} and k ${shapeString(k.shape)} do not match with ${heads} ` +
+        `heads and ${kvHeads} kv heads (want k ${shapeString(kvShape)})`,
+    );
+  }
+  assertSameShape(op, k, v);
   if (keyMask) {
     if (keyMask.dtype === "f32") {
       throw new ShapeError(op, `keyMask must be i32 or u32, got f32 ${shapeString(keyMask.shape)}`);
@@ -194,7 +205,17 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: CausalAttentionOptio
   const kernels = headDim % 4 === 0 ? KERNELS.vec4 : KERNELS.scalar;
   const dropout = opts.dropout && opts.dropout.p > 0 ? opts.dropout : undefined;
   if (opts.dropout) checkDropout(opts.dropout, batches * heads * T * T);
-  return { batches, T, D, heads, headDim, kernels, dropout, segments: opts.segments?.offsets };
+  return {
+    batches,
+    T,
+    D,
+    heads,
+    kvHeads,
+    headDim,
+    kernels,
+    dropout,
+    segments: opts.segments?.offsets,
+  };
 }
 
 function checkDropout({ p, seed, step }: AttentionDropout, pairs: number): void {
@@ -210,14 +231,21 @@ function checkDropout({ p, seed, step }: AttentionDropout, pairs: number): void 
   }
 }
 
-const win = (t: Tensor, w: RowWindow): Binding => ({
-  alloc: t.storage,
-  offset: w.offset,
-  size: w.size,
-});
+/** A window of whole sequences: batches [row, row + rows) (packed sequences: all of them). */
+interface SequenceWindow {
+  row: number;
+  rows: number;
+}
+
+/** The window's part of t, whatever t's width: q's [B, T, D] or k's [B, T, kvHeads · dh]. */
+function win(g: Geometry, t: Tensor, w: SequenceWindow): Binding {
+  if (g.segments) return { alloc: t.storage, offset: 0, size: Math.max(t.size * 4, 4) };
+  const perBatch = (t.size / g.batches) * 4;
+  return { alloc: t.storage, offset: w.row * perBatch, size: w.rows * perBatch };
+}
 
 /** The uniform parameters of one batch window. */
-function windowParams(g: Geometry, w: RowWindow) {
+function windowParams(g: Geometry, w: SequenceWindow) {
   const d = g.dropout;
   return {
     batches: w.rows,
@@ -231,12 +259,13 @@ function windowParams(g: Geometry, w: RowWindow) {
     step: d?.step ?? 0,
     threshold: d ? dropoutThreshold(d.p) : 0,
     keepScale: d ? 1 / (1 - d.p) : 1,
+    kvHeads: g.kvHeads,
   };
 }
 
 /** The packed offsets, or q standing in for them: block_of reads them only when PACKED. */
-function segmentsOf(g: Geometry, q: Tensor, w: RowWindow): Binding {
-  return g.segments ? g.segments.storage : win(q, w);
+function segmentsOf(g: Geometry, q: Tensor, w: SequenceWindow): Binding {
+  return g.segments ? g.segments.storage : win(g, q, w);
 }
 
 /** q, k, v, key mask and segments of a window (q stands in for a missing mask). */
@@ -246,13 +275,13 @@ function inputs(
   k: Tensor,
   v: Tensor,
   mask: Tensor | undefined,
-  w: RowWindow,
+  w: SequenceWindow,
 ) {
   return {
-    q: win(q, w),
-    k: win(k, w),
-    v: win(v, w),
-    keyMask: mask ? mask.storage : win(q, w),
+    q: win(g, q, w),
+    k: win(g, k, w),
+    v: win(g, v, w),
+    keyMask: mask ? mask.storage : win(g, q, w),
     segments: segmentsOf(g, q, w),
   };
 }
@@ -262,12 +291,34 @@ function kernelConstants(g: Geometry, mask: Tensor | undefined): Record<string, 
 }
 
 /**
- * Windows of whole sequences under the binding limit: [B, T, D] is cut by batches; packed rows
- * are one window (the offsets index them directly).
+ * Windows of whole sequences under the binding limit: [B, T, D] is cut by batches, at batch
+ * offsets aligned for q's width and for k's; packed rows are one window (the offsets index them
+ * directly).
  */
-function sequenceWindows(e: Engine, g: Geometry, q: Tensor): RowWindow[] {
+function sequenceWindows(e: Engine, g: Geometry, q: Tensor): SequenceWindow[] {
   if (q.size === 0) return [];
-  if (!g.segments) return rowWindows(e, g.batches, g.T * g.D * 4);
+  if (!g.segments) {
+    const { maxStorageBufferBindingSize: maxBind, minStorageBufferOffsetAlignment: align } =
+      e.gpu.limits;
+    const qBytes = g.T * g.D * 4;
+    if (g.batches * qBytes <= maxBind) return [{ row: 0, rows: g.batches }];
+    // Every window starts at a batch whose byte offset is aligned in q and in k.
+    const kvBytes = g.T * g.kvHeads * g.headDim * 4;
+    const aligned = lcm(align / gcd(align, qBytes), align / gcd(align, kvBytes));
+    let step = Math.floor(maxBind / qBytes);
+    step -= step % aligned;
+    if (step <= 0) {
+      throw new ShapeError(
+        "causalAttention",
+        `one sequence of q ${shapeString(q.shape)} does not fit a storage binding`,
+      );
+    }
+    const out: SequenceWindow[] = [];
+    for (let row = 0; row < g.batches; row += step) {
+      out.push({ row, rows: Math.min(step, g.batches - row) });
+    }
+    return out;
+  }
   const bytes = q.size * 4;
   if (bytes > e.gpu.limits.maxStorageBufferBindingSize) {
     throw new ShapeError(
@@ -276,18 +327,37 @@ function sequenceWindows(e: Engine, g: Geometry, q: Tensor): RowWindow[] {
         "use fewer tokens per batch",
     );
   }
-  return [{ row: 0, rows: g.batches, offset: 0, size: bytes }];
+  return [{ row: 0, rows: g.batches }];
 }
 
-/** Workgroups for one invocation per block of `rowsPerBlock` rows of each (batch, head). */
-function grid(e: Engine, g: Geometry, w: RowWindow, rowsPerBlock: number): [number, number] {
-  return groupsFor(e, w.rows * g.heads * Math.ceil(g.T / rowsPerBlock), WG);
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+function lcm(a: number, b: number): number {
+  return (a / gcd(a, b)) * b;
+}
+
+/**
+ * Workgroups for one invocation per block of `rowsPerBlock` rows of each (batch, head): `heads`
+ * query heads, or key-value heads for the dk/dv kernel.
+ */
+function grid(
+  e: Engine,
+  g: Geometry,
+  w: SequenceWindow,
+  rowsPerBlock: number,
+  heads = g.heads,
+): [number, number] {
+  return groupsFor(e, w.rows * heads * Math.ceil(g.T / rowsPerBlock), WG);
 }
 
 /**
  * softmax(q_h k_hᵀ / sqrt(D / heads) + causal and key mask) v_h for every head h, concatenated:
  * q, k, v are f32 [B, T, D] (already projected; head h is the column slice [h·D/heads,
  * (h+1)·D/heads), as in PyTorch's batch_first nn.MultiheadAttention); the result is [B, T, D].
+ * With kvHeads < heads (grouped-query attention, Llama 2/3), k and v are [B, T, kvHeads·D/heads]
+ * and query head h uses their head h / (heads / kvHeads).
  * Query t attends to the keys s ≤ t whose keyMask[b, s] is nonzero. A query with no such key
  * (with left padding: exactly the padded queries) outputs zeros and passes no gradient.
  *
@@ -319,7 +389,7 @@ export function causalAttention(
       params: windowParams(g, w),
       buffers: {
         ...inputs(g, q, k, v, mask, w),
-        out: win(out, w),
+        out: win(g, out, w),
         lse: lse.storage,
       },
       workgroups: grid(e, g, w, QUERY_ROWS),
@@ -341,7 +411,7 @@ export function causalAttention(
 
 function attentionBackward(
   g: Geometry,
-  windows: RowWindow[],
+  windows: SequenceWindow[],
   q: Tensor,
   k: Tensor,
   v: Tensor,
@@ -356,24 +426,24 @@ function attentionBackward(
   const wantQ = q.requiresGrad;
   const wantKV = k.requiresGrad || v.requiresGrad;
   const dq = wantQ ? e.zeros(q.shape, "f32", "attention dq") : null;
-  const dk = wantKV ? e.zeros(q.shape, "f32", "attention dk") : null;
-  const dv = wantKV ? e.zeros(q.shape, "f32", "attention dv") : null;
+  const dk = wantKV ? e.zeros(k.shape, "f32", "attention dk") : null;
+  const dv = wantKV ? e.zeros(v.shape, "f32", "attention dv") : null;
   for (const w of windows) {
     type Buffers = Parameters<typeof g.kernels.backward.dispatch>[1]["buffers"];
-    const dispatch = (entry: string, rowsPerBlock: number, buffers: Buffers) =>
+    const dispatch = (entry: string, rowsPerBlock: number, buffers: Buffers, heads = g.heads) =>
       g.kernels.backward.dispatch(e.gpu, {
         label: `causal attention backward ${entry}`,
         entry,
         constants,
         params: windowParams(g, w),
         buffers,
-        workgroups: grid(e, g, w, rowsPerBlock),
+        workgroups: grid(e, g, w, rowsPerBlock, heads),
       });
-    const gradOut = win(dout, w);
+    const gradOut = win(g, dout, w);
     dispatch("delta", 1, {
       segments: segmentsOf(g, q, w),
       dout: gradOut,
-      out: win(out, w),
+      out: win(g, out, w),
       lse: lse.storage,
       stats: stats.storage,
     });
@@ -382,7 +452,7 @@ function attentionBackward(
         ...inputs(g, q, k, v, mask, w),
         dout: gradOut,
         stats: stats.storage,
-        dq: win(dq, w),
+        dq: win(g, dq, w),
       });
     }
     if (dk && dv) {
@@ -390,9 +460,9 @@ function attentionBackward(
         ...inputs(g, q, k, v, mask, w),
         dout: gradOut,
         stats: stats.storage,
-        dk: win(dk, w),
-        dv: win(dv, w),
-      });
+        dk: win(g, dk, w),
+        dv: win(g, dv, w),
+      }, g.kvHeads);
     }
   }
   stats.dispose();

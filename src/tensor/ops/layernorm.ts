@@ -31,9 +31,9 @@ const MAX_THREADS_PER_ROW = 8;
 /**
  * Threads per row: about 32 elements each, a power of two up to MAX_THREADS_PER_ROW. Fewer
  * threads per row mean fewer barrier levels, which llvmpipe pays for on every row; a GPU is
- * memory-bound on rows this short either way.
+ * memory-bound on rows this short either way. RMSNorm shares it.
  */
-function threadsPerRow(cols: number): number {
+export function threadsPerRow(cols: number): number {
   let tpr = 1;
   while (tpr < MAX_THREADS_PER_ROW && tpr * 32 < cols) tpr *= 2;
   return tpr;

@@ -1,0 +1,191 @@
+/**
+ * Language-model throughput and memory: training tokens/s (optimiser steps on random windows),
+ * prefill tokens/s (one forward of a prompt into a kv cache) and batch-1 decoding tokens/s (one
+ * cached step per token, each read back to pick the next), with the allocator's peaks.
+ */
+import type { Engine } from "../src/tensor/engine.ts";
+import type { Llama } from "../src/models/llama.ts";
+import { generate } from "../src/models/generate.ts";
+import { RandomWindows } from "../src/data/text.ts";
+import { tokenObjectiveOf } from "../src/loss/token_objectives.ts";
+import { windowLoss } from "../src/train/lm.ts";
+import { Adam } from "../src/train/optim.ts";
+import { optimiserStep } from "../src/train/loop.ts";
+import { formatBytes } from "../src/gpu/allocator.ts";
+import { type Cell, formatTable } from "./util.ts";
+
+export interface LmBenchCase {
+  label: string;
+  /** Builds the model (random or loaded weights); the bench disposes it. */
+  model: () => Promise<Llama>;
+  /** The token stream training windows are drawn from. */
+  tokens: Int32Array;
+  batchSize: number;
+  seqLen: number;
+  lr: number;
+  clip: number;
+  promptTokens: number;
+  decodeTokens: number;
+}
+
+export interface LmBenchFigures {
+  label: string;
+  parameters: number;
+  batchSize: number;
+  seqLen: number;
+  msPerStep: number;
+  trainTokensPerSecond: number;
+  trainPeakBytes: number;
+  meanLoss: number;
+  promptTokens: number;
+  prefillTokensPerSecond: number;
+  decodeTokens: number;
+  decodeTokensPerSecond: number;
+  inferencePeakBytes: number;
+}
+
+export interface PeerLmFigures {
+  label: string;
+  parameters: number;
+  trainTokensPerSecond: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  trainLoss: number;
+}
+
+export async function benchLm(
+  engine: Engine,
+  c: LmBenchCase,
+  steps: number,
+  warmup: number,
+): Promise<LmBenchFigures> {
+  const allocator = engine.gpu.allocator;
+  allocator.trimPool();
+  await engine.gpu.sync();
+  allocator.resetPeaks();
+  const model = await c.model();
+  const optimizer = new Adam(model.parameters(), { lr: c.lr, decoupled: true });
+  const objective = tokenObjectiveOf("ce");
+  const batches = new RandomWindows(c.tokens, {
+    batchSize: c.batchSize,
+    seqLen: c.seqLen,
+    stepsPerEpoch: warmup + steps,
+    seed: 0,
+  })
+    .epoch(0)[Symbol.iterator]();
+  const step = () =>
+    optimiserStep(
+      engine,
+      model,
+      optimizer,
+      c.clip,
+      () => windowLoss(model, objective, batches.next().value),
+    );
+  for (let i = 0; i < warmup; i++) await step();
+  let lossSum = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) lossSum += await step();
+  const trainSeconds = (performance.now() - t0) / 1000;
+  const trainPeakBytes = allocator.peakReservedBytes;
+  optimizer.dispose();
+
+  allocator.trimPool();
+  await engine.gpu.sync();
+  allocator.resetPeaks();
+  const prompt = Array.from(c.tokens.subarray(0, c.promptTokens));
+  const prefillOnce = async () => {
+    const cache = model.newCache(1, c.promptTokens);
+    const logits = model.prefill(
+      engine.tensor(Int32Array.from(prompt), [1, prompt.length], "i32"),
+      cache,
+    );
+    await logits.read();
+    logits.dispose();
+    cache.dispose();
+  };
+  await prefillOnce();
+  const reps = 3;
+  const t1 = performance.now();
+  for (let i = 0; i < reps; i++) await prefillOnce();
+  const prefillSeconds = (performance.now() - t1) / 1000 / reps;
+  // A warm-up generation compiles the step kernels; the timed one decodes decodeTokens.
+  await generate(model, prompt, { maxTokens: 3, temperature: 0, topK: 0, seed: 0 });
+  const g = await generate(model, prompt, {
+    maxTokens: c.decodeTokens + 1,
+    temperature: 0,
+    topK: 0,
+    seed: 0,
+  });
+  const inferencePeakBytes = allocator.peakReservedBytes;
+  const parameters = model.parameters().reduce((n, t) => n + t.size, 0);
+  model.dispose();
+  return {
+    label: c.label,
+    parameters,
+    batchSize: c.batchSize,
+    seqLen: c.seqLen,
+    msPerStep: (trainSeconds / steps) * 1000,
+    trainTokensPerSecond: (steps * c.batchSize * c.seqLen) / trainSeconds,
+    trainPeakBytes,
+    meanLoss: lossSum / steps,
+    promptTokens: c.promptTokens,
+    prefillTokensPerSecond: c.promptTokens / prefillSeconds,
+    decodeTokens: g.ids.length - 1,
+    decodeTokensPerSecond: (g.ids.length - 1) / g.decodeSeconds,
+    inferencePeakBytes,
+  };
+}
+
+export function formatLmReport(rows: LmBenchFigures[], peers: PeerLmFigures[]): string {
+  const ratio = (ours: number, peer: number | undefined) => (peer ? ours / peer : "-");
+  const cells: Cell[][] = rows.map((f) => {
+    const p = peers.find((x) => x.label === f.label);
+    return [
+      f.label,
+      f.parameters,
+      `${f.batchSize}×${f.seqLen}`,
+      f.msPerStep,
+      f.trainTokensPerSecond,
+      ratio(f.trainTokensPerSecond, p?.trainTokensPerSecond),
+      f.prefillTokensPerSecond,
+      ratio(f.prefillTokensPerSecond, p?.prefillTokensPerSecond),
+      f.decodeTokensPerSecond,
+      ratio(f.decodeTokensPerSecond, p?.decodeTokensPerSecond),
+      formatBytes(f.trainPeakBytes),
+      formatBytes(f.inferencePeakBytes),
+    ];
+  });
+  for (const p of peers) {
+    cells.push([
+      `peer ${p.label}`,
+      p.parameters,
+      "-",
+      "-",
+      p.trainTokensPerSecond,
+      1,
+      p.prefillTokensPerSecond,
+      1,
+      p.decodeTokensPerSecond,
+      1,
+      "-",
+      "-",
+    ]);
+  }
+  return formatTable(
+    [
+      "model",
+      "params",
+      "B×T",
+      "ms/step",
+      "train tok/s",
+      "×peer",
+      "prefill tok/s",
+      "×peer",
+      "decode tok/s",
+      "×peer",
+      "peak train",
+      "peak infer",
+    ],
+    cells,
+  );
+}

@@ -1,0 +1,94 @@
+// RMS normalisation over the last axis of x [rows, cols] (Llama's RMSNorm):
+// y = x · rstd · gamma, rstd = 1 / sqrt(mean(x²) + eps); no mean is subtracted and there is no
+// shift. A segment of TPR threads (a power of two) handles one row and WG / TPR rows share a
+// workgroup; row sums are trees in workgroup memory, so the order is fixed. x, y, g and dx are
+// bound as a window of rows starting at row p.row0; rstd and the partials are bound whole.
+struct Params { rows: u32, cols: u32, eps: f32, row0: u32, chunk_rows: u32, chunk0: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> gamma: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(5) var<storage, read> g: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(7) var<storage, read_write> partial_sums: array<f32>;
+
+override TPR: u32;
+const WG: u32 = 64u;
+var<workgroup> red: array<f32, WG>;
+
+// The sum of v over the calling thread's segment (t is its index in the segment), for every
+// thread of it. Must be reached by the whole workgroup.
+fn segment_sum(lid: u32, t: u32, v: f32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var k = TPR / 2u; k > 0u; k = k / 2u) {
+    if (t < k) { red[lid] += red[lid + k]; }
+    workgroupBarrier();
+  }
+  let total = red[lid - t];
+  workgroupBarrier();
+  return total;
+}
+
+fn row_of(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
+  return (wid.x + wid.y * nwg.x) * (WG / TPR) + lid / TPR;
+}
+
+@compute @workgroup_size(WG)
+fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+           @builtin(local_invocation_index) lid: u32) {
+  let r = row_of(wid, nwg, lid);
+  let t = lid % TPR;
+  let live = r < p.rows;
+  let base = r * p.cols;
+  var q = 0.0;
+  if (live) {
+    for (var c = t; c < p.cols; c += TPR) {
+      let v = x[base + c];
+      q += v * v;
+    }
+  }
+  let inv = 1.0 / sqrt(segment_sum(lid, t, q) / f32(p.cols) + p.eps);
+  if (!live) { return; }
+  for (var c = t; c < p.cols; c += TPR) { y[base + c] = x[base + c] * inv * gamma[c]; }
+  if (t == 0u) { rstd[p.row0 + r] = inv; }
+}
+
+// dx = rstd · (ĝ − x̂ · mean(ĝ · x̂)) with ĝ = g · gamma and x̂ = x · rstd.
+@compute @workgroup_size(WG)
+fn backward_x(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+              @builtin(local_invocation_index) lid: u32) {
+  let r = row_of(wid, nwg, lid);
+  let t = lid % TPR;
+  let live = r < p.rows;
+  let base = r * p.cols;
+  var inv = 0.0;
+  var acc = 0.0;
+  if (live) {
+    inv = rstd[p.row0 + r];
+    for (var c = t; c < p.cols; c += TPR) { acc += g[base + c] * gamma[c] * x[base + c] * inv; }
+  }
+  let m = segment_sum(lid, t, acc) / f32(p.cols);
+  if (!live) { return; }
+  for (var c = t; c < p.cols; c += TPR) {
+    dx[base + c] = inv * (g[base + c] * gamma[c] - x[base + c] * inv * m);
+  }
+}
+
+// First stage of dgamma = Σ_rows g · x̂: chunk k of chunk_rows rows writes row p.chunk0 + k of
+// partials [chunks, cols]; column_sum.wgsl's `finish` adds the chunks. Grid: x, y over column
+// blocks of WG; z over this window's chunks.
+@compute @workgroup_size(WG)
+fn param_partials(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_index) lid: u32) {
+  let col = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (col >= p.cols) { return; }
+  let r0 = wid.z * p.chunk_rows;
+  let r1 = min(r0 + p.chunk_rows, p.rows);
+  var dgamma = 0.0;
+  for (var r = r0; r < r1; r++) {
+    dgamma += g[r * p.cols + col] * x[r * p.cols + col] * rstd[p.row0 + r];
+  }
+  partial_sums[(p.chunk0 + wid.z) * p.cols + col] = dgamma;
+}

@@ -1,0 +1,133 @@
+/** RMS normalisation over the last axis (Llama's RMSNorm), with a deterministic gamma gradient. */
+import shader from "../../../shaders/rmsnorm.wgsl" with { type: "text" };
+import type { Engine } from "../engine.ts";
+import { assertDType, declareKernel, groupsFor, type RowWindow, rowWindows } from "../kernel.ts";
+import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
+import { threadsPerRow } from "./layernorm.ts";
+import { columnChunks, finishColumnSums } from "./reduce.ts";
+import { columnChunkGrid } from "./windowed.ts";
+
+const RMS_NORM_KERNEL = declareKernel({
+  name: "rms norm",
+  source: shader,
+  params: {
+    rows: "u32",
+    cols: "u32",
+    eps: "f32",
+    row0: "u32",
+    chunk_rows: "u32",
+    chunk0: "u32",
+  },
+  buffers: ["x", "gamma", "y", "rstd", "g", "dx", "partial_sums"],
+});
+
+const WG = 64;
+
+const win = (t: Tensor, w: RowWindow) => ({ alloc: t.storage, offset: w.offset, size: w.size });
+
+/**
+ * x · rstd · gamma over the last axis of x [..., D], rstd = 1 / sqrt(mean(x²) + eps); gamma [D].
+ * Backward gives dx and dgamma (summed over rows in a fixed order).
+ */
+export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-5): Tensor {
+  assertDType("rmsNorm", x, "f32");
+  assertDType("rmsNorm", gamma, "f32");
+  const cols = x.rank === 0 ? 0 : x.shape[x.rank - 1];
+  if (cols === 0 || gamma.rank !== 1 || gamma.shape[0] !== cols) {
+    throw new ShapeError(
+      "rmsNorm",
+      `gamma ${shapeString(gamma.shape)} does not match the last axis of x ${shapeString(x.shape)}`,
+    );
+  }
+  const e = x.engine;
+  const rows = x.size / cols;
+  const tpr = threadsPerRow(cols);
+  const constants = { TPR: tpr };
+  const windows = rowWindows(e, rows, cols * 4);
+  const y = e.empty(x.shape, "f32", "rmsNorm");
+  const rstd = e.empty([rows], "f32", "rmsNorm rstd");
+  const params = (w: RowWindow) => ({
+    rows: w.rows,
+    cols,
+    eps,
+    row0: w.row,
+    chunk_rows: 0,
+    chunk0: 0,
+  });
+  for (const w of windows) {
+    RMS_NORM_KERNEL.dispatch(e.gpu, {
+      label: "rms norm forward",
+      entry: "forward",
+      constants,
+      params: params(w),
+      buffers: { x: win(x, w), gamma: gamma.storage, y: win(y, w), rstd: rstd.storage },
+      workgroups: groupsFor(e, w.rows, WG / tpr),
+    });
+  }
+  const out = e.record({
+    op: "rmsNorm",
+    inputs: [x, gamma],
+    output: y,
+    backward: (g) => {
+      let dx: Tensor | null = null;
+      if (x.requiresGrad) {
+        dx = e.empty(x.shape, "f32", "rmsNorm dx");
+        for (const w of windows) {
+          RMS_NORM_KERNEL.dispatch(e.gpu, {
+            label: "rms norm backward",
+            entry: "backward_x",
+            constants,
+            params: params(w),
+            buffers: {
+              x: win(x, w),
+              gamma: gamma.storage,
+              rstd: rstd.storage,
+              g: win(g, w),
+              dx: win(dx, w),
+            },
+            workgroups: groupsFor(e, w.rows, WG / tpr),
+          });
+        }
+      }
+      const dgamma = gamma.requiresGrad ? gammaGrad(e, x, g, rstd, rows, cols) : null;
+      rstd.dispose();
+      return [dx, dgamma];
+    },
+  });
+  // Only backward reads the statistics.
+  if (!out.requiresGrad) rstd.dispose();
+  return out;
+}
+
+/** dgamma = Σ_rows g · x · rstd, through partial sums per chunk of rows. */
+function gammaGrad(
+  e: Engine,
+  x: Tensor,
+  g: Tensor,
+  rstd: Tensor,
+  rows: number,
+  cols: number,
+): Tensor {
+  const plan = columnChunks(e, rows, cols);
+  const partials = e.empty([plan.chunks, cols], "f32", "rmsNorm partials");
+  for (const w of plan.windows) {
+    RMS_NORM_KERNEL.dispatch(e.gpu, {
+      label: "rms norm gamma partials",
+      entry: "param_partials",
+      params: {
+        rows: w.rows,
+        cols,
+        eps: 0,
+        row0: w.row,
+        chunk_rows: plan.chunkRows,
+        chunk0: w.chunk0,
+      },
+      buffers: { x: win(x, w), rstd: rstd.storage, g: win(g, w), partial_sums: partials.storage },
+      workgroups: columnChunkGrid(e, cols, w.rows, plan.chunkRows),
+    });
+  }
+  const dgamma = e.empty([cols], "f32", "rmsNorm dgamma");
+  finishColumnSums(partials, plan.chunks, cols, cols, 0, dgamma);
+  partials.dispose();
+  return dgamma;
+}

@@ -1,0 +1,176 @@
+/**
+ * `deno task bench:lm`: training, prefill and batch-1 decoding tokens/s and peak GPU bytes of the
+ * default lm:train model and of stories260K; `--peer` runs the PyTorch peer beside them.
+ */
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { Engine } from "../src/tensor/engine.ts";
+import "../src/tensor/ops/mod.ts";
+import { Llama } from "../src/models/llama.ts";
+import { loadLlama2c, parseLlama2c } from "../src/models/llama2c.ts";
+import { LM_DEFAULTS } from "../src/train/lm_config.ts";
+import { llamaConfigOf, prepareText } from "../src/train/lm.ts";
+import { seededRandom } from "../src/tensor/random.ts";
+import {
+  benchLm,
+  formatLmReport,
+  type LmBenchCase,
+  type LmBenchFigures,
+  type PeerLmFigures,
+} from "../bench/lm.ts";
+import { peerEnv, pythonWithTorch } from "../bench/python.ts";
+import { writeResult } from "../bench/util.ts";
+import { positiveInt, runMain } from "./cli.ts";
+
+const SHAKESPEARE = fileURLToPath(new URL("../data/tinyshakespeare.txt", import.meta.url));
+const STORIES = fileURLToPath(new URL("../data/stories260K/stories260K.bin", import.meta.url));
+const PEER = fileURLToPath(new URL("../bench/peer/torch_llama.py", import.meta.url));
+
+const HELP = `Usage: deno task bench:lm [flags]
+
+Measures the default lm:train model (on ${SHAKESPEARE}) and stories260K (on random token ids):
+training tokens/s (Adam steps after warm-up), prefill tokens/s (one forward of a prompt into a
+kv cache), batch-1 decoding tokens/s (greedy, one cached step and one readback per token) and
+peak GPU bytes of training and of inference. Prints a table and writes
+bench/results/lm-<adapter>.json.
+
+Flags:
+  --steps N          timed training steps per model [default: 10]
+  --warmup N         untimed steps first (pipeline compiles) [default: 2]
+  --decode N         tokens decoded at batch 1 [default: 64]
+  --only LIST        default, stories260K [default: both]
+  --peer             also run the PyTorch peer (bench/peer/torch_llama.py) on the same
+                     shapes and print the ratios [default: false]
+  --help             print this help`;
+
+async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      steps: { type: "string", default: "10" },
+      warmup: { type: "string", default: "2" },
+      decode: { type: "string", default: "64" },
+      only: { type: "string", default: "default,stories260K" },
+      peer: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const steps = positiveInt("--steps", values.steps);
+  const warmup = Number(values.warmup);
+  const decode = positiveInt("--decode", values.decode);
+  const only = values.only.split(",").map((s) => s.trim());
+  const cases: (LmBenchCase & { peerArgs: string[] })[] = [];
+  const engine = await Engine.create();
+  if (only.includes("default")) {
+    const c = { ...LM_DEFAULTS, data: SHAKESPEARE };
+    const data = await prepareText(c);
+    const config = llamaConfigOf(c, data.tokenizer.vocabSize);
+    cases.push({
+      label: "default",
+      model: () => Promise.resolve(new Llama(engine, config, c.seed)),
+      tokens: data.split.train,
+      batchSize: c.batchSize,
+      seqLen: c.seqLen,
+      lr: c.lr,
+      clip: c.clip,
+      // The model's context is its training window: half prompt, the rest decoded.
+      promptTokens: c.seqLen / 2,
+      decodeTokens: Math.min(decode, c.seqLen / 2 - 1),
+      peerArgs: [
+        "--data",
+        SHAKESPEARE,
+        ...["--dim", c.dim, "--hidden", c.hidden, "--layers", c.layers].map(String),
+        ...["--heads", c.heads, "--kv-heads", c.kvHeads, "--seq-len", c.seqLen].map(String),
+        ...["--batch-size", c.batchSize, "--lr", c.lr, "--clip", c.clip].map(String),
+      ],
+    });
+  }
+  if (only.includes("stories260K")) {
+    const { config } = parseLlama2c(await Deno.readFile(STORIES), STORIES);
+    const random = seededRandom(1);
+    const tokens = Int32Array.from({ length: 1 << 18 }, () => Math.floor(random() * config.vocab));
+    cases.push({
+      label: "stories260K",
+      model: () => loadLlama2c(engine, STORIES),
+      tokens,
+      batchSize: 16,
+      seqLen: 256,
+      lr: 1e-3,
+      clip: 1,
+      promptTokens: 64,
+      decodeTokens: decode,
+      peerArgs: [
+        ...["--vocab", config.vocab, "--dim", config.dim, "--hidden", config.hidden].map(String),
+        ...["--layers", config.layers, "--heads", config.heads].map(String),
+        ...["--kv-heads", config.kvHeads, "--seq-len", 256, "--batch-size", 16].map(String),
+        ...["--lr", 1e-3, "--clip", 1].map(String),
+      ],
+    });
+  }
+  try {
+    const rows: LmBenchFigures[] = [];
+    const peers: PeerLmFigures[] = [];
+    const python = values.peer ? await pythonWithTorch() : null;
+    if (values.peer && !python) {
+      console.log(
+        "peer skipped: PyTorch is not installed " +
+          "(apt-get install -y python3-torch python3-numpy libopenblas0-pthread)",
+      );
+    }
+    for (const c of cases) {
+      console.log(`${c.label}: ${warmup} + ${steps} training steps, prefill, decoding…`);
+      rows.push(await benchLm(engine, c, steps, warmup));
+      if (python) {
+        console.log(`peer ${c.label}…`);
+        peers.push(await runPeer(python, c, steps, warmup));
+      }
+    }
+    console.log(formatLmReport(rows, peers));
+    const path = await writeResult("lm", engine.gpu.adapterName, {
+      steps,
+      warmup,
+      rows,
+      peer: peers,
+    });
+    console.log(`wrote ${path}`);
+  } finally {
+    engine.destroy();
+  }
+  return 0;
+}
+
+async function runPeer(
+  python: string,
+  c: LmBenchCase & { peerArgs: string[] },
+  steps: number,
+  warmup: number,
+): Promise<PeerLmFigures> {
+  const res = await new Deno.Command(python, {
+    args: [
+      PEER,
+      ...c.peerArgs,
+      ...["--steps", String(steps), "--warmup", String(warmup)],
+      ...["--prompt-tokens", String(c.promptTokens), "--decode-tokens", String(c.decodeTokens)],
+    ],
+    env: peerEnv(),
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!res.success) throw new Error(`peer ${c.label} failed (exit ${res.code})`);
+  const out = JSON.parse(new TextDecoder().decode(res.stdout).trim().split("\n").at(-1)!);
+  return {
+    label: c.label,
+    parameters: out.parameters,
+    trainTokensPerSecond: out.train_tokens_per_second,
+    prefillTokensPerSecond: out.prefill_tokens_per_second,
+    decodeTokensPerSecond: out.decode_tokens_per_second,
+    trainLoss: out.train_loss,
+  };
+}
+
+if (import.meta.main) await runMain(main);

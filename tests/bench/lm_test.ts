@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { benchLm, formatLmReport } from "../../bench/lm.ts";
+import { Llama } from "../../src/models/llama.ts";
+import { gpuTest } from "../support/check.ts";
+
+gpuTest("bench:lm measures training, prefill and decoding of a tiny model", async (e) => {
+  const config = {
+    vocab: 13,
+    dim: 8,
+    hidden: 12,
+    layers: 1,
+    heads: 2,
+    kvHeads: 1,
+    maxLen: 16,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+    tied: true,
+  };
+  const f = await benchLm(
+    e,
+    {
+      label: "tiny",
+      model: () => Promise.resolve(new Llama(e, config)),
+      tokens: Int32Array.from({ length: 200 }, (_, i) => i % 13),
+      batchSize: 2,
+      seqLen: 8,
+      lr: 1e-3,
+      clip: 1,
+      promptTokens: 5,
+      decodeTokens: 4,
+    },
+    2,
+    1,
+  );
+  assert.equal(f.decodeTokens, 4);
+  assert.equal(f.parameters, 13 * 8 + 8 + 2 * 8 + 8 * 8 * 2 + 2 * 4 * 8 + 3 * 12 * 8);
+  for (
+    const k of ["trainTokensPerSecond", "prefillTokensPerSecond", "decodeTokensPerSecond"] as const
+  ) {
+    assert.ok(f[k] > 0 && Number.isFinite(f[k]), k);
+  }
+  assert.ok(f.trainPeakBytes > 0 && f.inferencePeakBytes > 0);
+  const table = formatLmReport([f], [{
+    label: "tiny",
+    parameters: f.parameters,
+    trainTokensPerSecond: f.trainTokensPerSecond / 2,
+    prefillTokensPerSecond: f.prefillTokensPerSecond,
+    decodeTokensPerSecond: f.decodeTokensPerSecond * 2,
+    trainLoss: 1,
+  }]);
+  assert.match(table, /tiny/);
+  assert.match(table, /peer tiny/);
+  assert.match(table, /\b2(\.0+)?\b/, "the training ratio is 2");
+});

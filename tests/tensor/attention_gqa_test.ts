@@ -1,0 +1,163 @@
+/**
+ * Grouped-query attention in the fused causal kernels: k and v have fewer heads than q, and each
+ * of their heads serves a group of consecutive query heads (padded, masked, packed, dropout).
+ */
+import assert from "node:assert/strict";
+import "../../src/tensor/ops/mod.ts";
+import { type AttentionDropout, causalAttention } from "../../src/tensor/ops/attention.ts";
+import { dropoutKeeps } from "../../src/tensor/ops/dropout.ts";
+import { ShapeError } from "../../src/tensor/tensor.ts";
+import { checkOp, gpuTest, randomArray } from "../support/check.ts";
+import { withBindingLimit } from "../support/small_bindings.ts";
+
+interface Case {
+  /** Sequence lengths: equal ones form [B, T, ·] (with `pads`), unequal ones are packed. */
+  lengths: number[];
+  heads: number;
+  kvHeads: number;
+  dh: number;
+  pads?: number[];
+  dropout?: AttentionDropout;
+  packed?: boolean;
+}
+
+/**
+ * Materialised attention in float64 over sequences laid back to back (row offset `start` each):
+ * query head h reads key-value head h / (heads / kvHeads). Dropout counters are those of
+ * [B, heads, T, T] with T the longest sequence.
+ */
+function reference(c: Case, q: Float64Array, k: Float64Array, v: Float64Array): Float64Array {
+  const { heads, kvHeads, dh } = c;
+  const D = heads * dh;
+  const Dkv = kvHeads * dh;
+  const T = Math.max(...c.lengths);
+  const out = new Float64Array(q.length);
+  let start = 0;
+  c.lengths.forEach((len, b) => {
+    const pad = c.pads?.[b] ?? 0;
+    for (let h = 0; h < heads; h++) {
+      const g = Math.floor(h / (heads / kvHeads));
+      for (let t = 0; t < len; t++) {
+        const keys = [...Array(t + 1).keys()].filter((s) => s >= pad);
+        if (!keys.length) continue;
+        const scores = keys.map((s) => {
+          let dot = 0;
+          for (let d = 0; d < dh; d++) {
+            dot += q[(start + t) * D + h * dh + d] * k[(start + s) * Dkv + g * dh + d];
+          }
+          return dot / Math.sqrt(dh);
+        });
+        const max = Math.max(...scores);
+        const w = scores.map((x) => Math.exp(x - max));
+        const sum = w.reduce((a, b) => a + b, 0);
+        keys.forEach((s, n) => {
+          let factor = 1;
+          if (c.dropout) {
+            const { p, seed, step } = c.dropout;
+            const index = ((b * heads + h) * T + t) * T + s;
+            factor = dropoutKeeps(p, seed, step, index) ? 1 / (1 - p) : 0;
+          }
+          for (let d = 0; d < dh; d++) {
+            out[(start + t) * D + h * dh + d] += (w[n] / sum) * factor *
+              v[(start + s) * Dkv + g * dh + d];
+          }
+        });
+      }
+    }
+    start += len;
+  });
+  return out;
+}
+
+/** Runs the case, with storage bindings capped at `bindingLimit` bytes when given. */
+function check(name: string, c: Case, bindingLimit?: number): void {
+  gpuTest(`grouped-query attention: ${name}`, async (e) => {
+    const rows = c.lengths.reduce((a, b) => a + b, 0);
+    const B = c.lengths.length;
+    const T = c.lengths[0];
+    const lead = c.packed ? [rows] : [B, T];
+    const D = c.heads * c.dh;
+    const Dkv = c.kvHeads * c.dh;
+    const inputs = [D, Dkv, Dkv].map((width, i) => ({
+      data: randomArray(rows * width, 31 * i + rows, -1.5, 1.5),
+      shape: [...lead, width],
+      grad: true,
+    }));
+    const offsets = Int32Array.from([
+      0,
+      ...c.lengths.map((_, i) => c.lengths.slice(0, i + 1).reduce((a, b) => a + b, 0)),
+    ]);
+    const mask = c.pads
+      ? Int32Array.from({ length: B * T }, (_, i) => (i % T >= c.pads![Math.floor(i / T)] ? 1 : 0))
+      : undefined;
+    const run = () =>
+      checkOp(e, {
+        name: `gqa ${name}`,
+        inputs,
+        gpu: ([q, k, v]) =>
+          causalAttention(q, k, v, {
+            heads: c.heads,
+            kvHeads: c.kvHeads,
+            dropout: c.dropout,
+            keyMask: mask && e.tensor(mask, [B, T], "i32"),
+            segments: c.packed
+              ? { offsets: e.tensor(offsets, [B + 1], "i32"), maxLength: Math.max(...c.lengths) }
+              : undefined,
+          }),
+        ref: ([q, k, v]) => reference(c, q, k, v),
+        maxFdElements: 150,
+      });
+    await (bindingLimit ? withBindingLimit(e, bindingLimit, run) : run());
+  });
+}
+
+check("one token, two query heads on one kv head (scalar)", {
+  lengths: [1],
+  heads: 2,
+  kvHeads: 1,
+  dh: 3,
+});
+check("B=2 T=19, 6 heads on 2 kv heads, left padding (vec4)", {
+  lengths: [19, 19],
+  heads: 6,
+  kvHeads: 2,
+  dh: 4,
+  pads: [0, 7],
+});
+check("packed lengths 3, 17, 1: 4 heads on 2 kv heads", {
+  lengths: [3, 17, 1],
+  heads: 4,
+  kvHeads: 2,
+  dh: 2,
+  packed: true,
+});
+check("dropout, 4 heads on one kv head over two key tiles", {
+  lengths: [18, 18],
+  heads: 4,
+  kvHeads: 1,
+  dh: 2,
+  pads: [3, 0],
+  dropout: { p: 0.3, seed: 11, step: 5 },
+});
+
+// q holds 1,024 bytes per sequence and k 512: windows of 4 sequences (4 + 4 + 1), each starting
+// at an offset aligned in q and in k (statistics, 2,304 bytes, stay whole).
+check("9 sequences in binding windows of 4, 4 heads on 2 kv heads", {
+  lengths: Array(9).fill(8),
+  heads: 4,
+  kvHeads: 2,
+  dh: 8,
+  pads: [0, 1, 2, 3, 4, 5, 6, 7, 8],
+}, 4096);
+
+gpuTest("grouped-query attention refuses kv heads that do not group the query heads", (e) => {
+  const q = e.tensor(new Float32Array(2 * 3 * 6), [2, 3, 6]);
+  const k = e.tensor(new Float32Array(2 * 3 * 4), [2, 3, 4]);
+  assert.throws(() => causalAttention(q, k, k, { heads: 3, kvHeads: 2 }), /groups of 2 kv heads/);
+  assert.throws(
+    () => causalAttention(q, k, k, { heads: 3, kvHeads: 1 }),
+    (err: unknown) => err instanceof ShapeError && /want k \[2, 3, 2\]/.test(err.message),
+  );
+  const k2 = e.tensor(new Float32Array(2 * 3 * 2), [2, 3, 2]);
+  assert.throws(() => causalAttention(q, k2, k, { heads: 3, kvHeads: 1 }), /differ/);
+});

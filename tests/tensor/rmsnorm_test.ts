@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import "../../src/tensor/ops/mod.ts";
+import { rmsNorm } from "../../src/tensor/ops/rmsnorm.ts";
+import { ShapeError } from "../../src/tensor/tensor.ts";
+import { checkOp, gpuTest, randomArray } from "../support/check.ts";
+import { SMALL_BINDING_BYTES, smallBindingTest } from "../support/small_bindings.ts";
+
+const EPS = 1e-5;
+
+function rmsNormRef([x, gamma]: Float64Array[]): Float64Array {
+  const cols = gamma.length;
+  const y = new Float64Array(x.length);
+  for (let r = 0; r < x.length / cols; r++) {
+    let q = 0;
+    for (let c = 0; c < cols; c++) q += x[r * cols + c] ** 2;
+    const rstd = 1 / Math.sqrt(q / cols + EPS);
+    for (let c = 0; c < cols; c++) y[r * cols + c] = x[r * cols + c] * rstd * gamma[c];
+  }
+  return y;
+}
+
+for (const shape of [[1, 1], [5, 1], [1, 7], [7, 13], [3, 5, 17], [4, 129], [70, 3]]) {
+  gpuTest(`rmsNorm ${shape.join("x")} matches float64 and finite differences`, async (e) => {
+    const cols = shape[shape.length - 1];
+    const n = shape.reduce((a, b) => a * b);
+    await checkOp(e, {
+      name: "rmsNorm",
+      inputs: [
+        { data: randomArray(n, n, -2, 2), shape, grad: true },
+        { data: randomArray(cols, cols + 1, 0.5, 1.5), shape: [cols], grad: true },
+      ],
+      gpu: ([x, gamma]) => rmsNorm(x, gamma, EPS),
+      ref: rmsNormRef,
+      maxFdElements: 120,
+    });
+  });
+}
+
+smallBindingTest("rmsNorm over more rows than one binding holds", async (e) => {
+  const cols = 37;
+  const rows = Math.ceil((2 * SMALL_BINDING_BYTES) / (cols * 4)) + 7;
+  await checkOp(e, {
+    name: "windowed rmsNorm",
+    inputs: [
+      { data: randomArray(rows * cols, 5, -2, 2), shape: [rows, cols], grad: true },
+      { data: randomArray(cols, 6, 0.5, 1.5), shape: [cols], grad: true },
+    ],
+    gpu: ([x, gamma]) => rmsNorm(x, gamma, EPS),
+    ref: rmsNormRef,
+    maxFdElements: 60,
+  });
+});
+
+gpuTest("rmsNorm refuses a gamma that does not match the last axis", (e) => {
+  const x = e.tensor(new Float32Array(6), [2, 3]);
+  assert.throws(() => rmsNorm(x, e.tensor(new Float32Array(2), [2])), ShapeError);
+});

@@ -1,0 +1,139 @@
+/** Language-model training through the generic loop: run store, checkpoints, resume, curves. */
+import assert from "node:assert/strict";
+import {
+  LM_DEFAULTS,
+  type LmConfig,
+  parseLmTrainArgs,
+  resumeLmConfig,
+} from "../../src/train/lm_config.ts";
+import { evaluateText, loadLmRun, prepareText, trainLm } from "../../src/train/lm.ts";
+import { tokenObjectiveOf } from "../../src/loss/token_objectives.ts";
+import { generate } from "../../src/models/generate.ts";
+import { Logger } from "../../src/train/log.ts";
+import { RunStore } from "../../src/store/runs.ts";
+import { readSafetensors } from "../../src/train/safetensors.ts";
+import { gpuTest } from "../support/check.ts";
+
+const quiet = () => new Logger({ json: true, write: () => {}, progress: false });
+
+/** A repetitive text a tiny model learns within a few dozen steps. */
+async function tinyText(dir: string): Promise<string> {
+  const path = `${dir}/text.txt`;
+  await Deno.writeTextFile(path, "the cat sat on the mat. ".repeat(60));
+  return path;
+}
+
+function tinyConfig(data: string, out: string, over: Partial<LmConfig> = {}): LmConfig {
+  return {
+    ...LM_DEFAULTS,
+    data,
+    out,
+    dim: 16,
+    layers: 1,
+    heads: 2,
+    kvHeads: 1,
+    hidden: 24,
+    seqLen: 16,
+    batchSize: 4,
+    stepsPerEpoch: 20,
+    epochs: 3,
+    lr: 2e-2,
+    evalTokens: 0,
+    ...over,
+  };
+}
+
+gpuTest("an LM run records losses, tokens/s and checkpoints, and learns the text", async (e) => {
+  const dir = await Deno.makeTempDir();
+  const c = tinyConfig(await tinyText(dir), `${dir}/runs`);
+  const data = await prepareText(c);
+  assert.equal(data.tokenizer.vocabSize, 11);
+  const r = await trainLm(e, c, data, { logger: quiet() });
+  assert.equal(r.status, "finished", r.error ?? "");
+  assert.ok(r.valid.loss < Math.log(11) - 0.5, `valid loss ${r.valid.loss}`);
+  assert.ok(Math.abs(r.valid.ppl - Math.exp(r.valid.loss)) < 1e-9);
+  assert.ok(Math.abs(r.valid.bpc - r.valid.loss / Math.LN2) < 1e-9, "one char per token");
+  const store = RunStore.open(c.out);
+  for (const key of ["train_loss", "valid_loss", "valid_bpc", "tokens_per_second"]) {
+    assert.equal(store.metrics(r.runId, key).length, 3, key);
+  }
+  assert.equal(store.metrics(r.runId, "valid_all_loss").length, 1);
+  assert.ok(store.metrics(r.runId, "tokens_per_second")[0].value > 0);
+  store.close();
+  const ckpt = await readSafetensors(`${r.runDir}/last.safetensors`);
+  assert.ok("model.layers.0.self_attn.q_proj.weight" in ckpt.tensors);
+  assert.ok("optimizer.m.0" in ckpt.tensors);
+  // The run's model and tokenizer come back from its folder and score the same.
+  const { model, tokenizer, run } = await loadLmRun(e, c.out, r.runId);
+  const again = await evaluateText(model, tokenObjectiveOf(run.loss), data.split.valid, {
+    seqLen: run.seqLen,
+    batchSize: run.batchSize,
+    charsPerToken: 1,
+  });
+  assert.equal(again.loss, r.valid.loss);
+  const g = await generate(model, tokenizer.encode("the "), {
+    maxTokens: 8,
+    temperature: 0,
+    topK: 0,
+    seed: 0,
+  });
+  assert.equal(g.ids.length, 8);
+  assert.equal(tokenizer.decode(g.ids), "cat sat ", "greedy continues the pattern");
+  model.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
+gpuTest("a resumed LM run matches an uninterrupted one bit for bit", async (e) => {
+  const dir = await Deno.makeTempDir();
+  const text = await tinyText(dir);
+  const straight = tinyConfig(text, `${dir}/a`, { epochs: 2 });
+  const a = await trainLm(e, straight, await prepareText(straight), { logger: quiet() });
+  const first = tinyConfig(text, `${dir}/b`, { epochs: 1 });
+  const b1 = await trainLm(e, first, await prepareText(first), { logger: quiet() });
+  const { config: requested, given } = parseLmTrainArgs([
+    "--resume",
+    b1.runId,
+    "--out",
+    `${dir}/b`,
+    "--epochs",
+    "2",
+  ]);
+  const second = resumeLmConfig({ ...first, task: "lm" }, requested, given);
+  assert.equal(second.dim, 16);
+  const b2 = await trainLm(e, second, await prepareText(second), { logger: quiet() });
+  assert.equal(b2.runId, b1.runId);
+  const ta = (await readSafetensors(`${a.runDir}/last.safetensors`)).tensors;
+  const tb = (await readSafetensors(`${b2.runDir}/last.safetensors`)).tensors;
+  for (const name of Object.keys(ta)) {
+    assert.deepEqual(
+      new Uint32Array(tb[name].data.buffer),
+      new Uint32Array(ta[name].data.buffer),
+      name,
+    );
+  }
+  assert.deepEqual(b2.valid, a.valid);
+  const { config: wrong, given: wrongGiven } = parseLmTrainArgs([
+    "--resume",
+    b1.runId,
+    "--dim",
+    "32",
+  ]);
+  assert.throws(
+    () => resumeLmConfig({ ...first }, wrong, wrongGiven),
+    /--dim 32 \(the run has 16\)/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("lm:train flags: data required, head widths checked", () => {
+  assert.throws(() => parseLmTrainArgs([]), /--data FILE is required/);
+  assert.throws(
+    () => parseLmTrainArgs(["--data", "x", "--dim", "30", "--heads", "4"]),
+    /even head width/,
+  );
+  assert.throws(
+    () => parseLmTrainArgs(["--data", "x", "--kv-heads", "3"]),
+    /multiple of --kv-heads 3/,
+  );
+  assert.equal(parseLmTrainArgs(["--data", "x", "--untied"]).config.untied, true);
+});
