@@ -151,8 +151,13 @@ const objectives: RecommenderObjective[] = [
     flags: [],
     negativesPerPosition: () => null,
     denseTableGradient: true,
-    // The logits and their gradient, rows padded to a multiple of 4 for the vec4 matmul.
-    memoryBytes: ({ positions: n, items }) => 2 * n * (Math.ceil((items + 1) / 4) * 4) * F32,
+    // The logits and their gradient, rows padded to a multiple of 4 for the vec4 matmul; when
+    // C + 1 is not such a multiple, the zero-padded copy of the table and its gradient too.
+    memoryBytes: ({ positions: n, items, dim: d }) => {
+      const cols = Math.ceil((items + 1) / 4) * 4;
+      const paddedTable = cols === items + 1 ? 0 : 2 * cols * d * F32;
+      return 2 * n * cols * F32 + paddedTable;
+    },
     loss: ({ h, table, targets }) => fullCrossEntropy(h, table, targets),
   },
   {
