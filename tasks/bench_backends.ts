@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { Engine } from "../src/tensor/engine.ts";
+import { openAllBackends } from "../src/gpu/device.ts";
 import "../src/tensor/ops/mod.ts";
 import { tuneMatmul } from "../src/tensor/ops/matmul_tune.ts";
 import { DEFAULTS, type TrainConfig } from "../src/train/config.ts";
@@ -60,6 +61,7 @@ async function main(args: string[]): Promise<number> {
   const base: TrainConfig = { ...DEFAULTS, data: values.data };
   const data = await prepareData(base);
   const runs: BackendFigures[] = [];
+  await openAllBackends();
   for (const backend of backends) {
     const engine = await Engine.create({ backend });
     try {

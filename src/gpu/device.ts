@@ -112,13 +112,18 @@ function mayHaveHardwareGpu(): boolean {
   }
 }
 
-/** An adapter request with DENO_WEBGPU_BACKEND set to `backend` (null: as it is) for its duration. */
+/**
+ * An adapter request with DENO_WEBGPU_BACKEND set to `backend` for its duration (null: as it is;
+ * "": unset, every backend).
+ */
 async function requestAdapterOn(
   backend: string | null,
   opts: AcquireOptions,
 ): Promise<GPUAdapter | null> {
   const before = Deno.env.get(BACKEND_VARIABLE);
-  if (backend !== null) Deno.env.set(BACKEND_VARIABLE, backend);
+  // "" asks for every backend: the variable is removed for the request.
+  if (backend === "") Deno.env.delete(BACKEND_VARIABLE);
+  else if (backend !== null) Deno.env.set(BACKEND_VARIABLE, backend);
   try {
     return await navigator.gpu.requestAdapter({
       powerPreference: opts.powerPreference ?? "high-performance",
@@ -129,6 +134,15 @@ async function requestAdapterOn(
     if (before === undefined) Deno.env.delete(BACKEND_VARIABLE);
     else Deno.env.set(BACKEND_VARIABLE, before);
   }
+}
+
+/**
+ * Deno creates its WebGPU instance at the first adapter request, with the backends
+ * DENO_WEBGPU_BACKEND names then; later requests can only choose among those. Called before any
+ * other request, this makes the instance hold every backend, so one process can compare them.
+ */
+export async function openAllBackends(): Promise<void> {
+  await requestAdapterOn("", {});
 }
 
 function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
