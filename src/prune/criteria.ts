@@ -90,8 +90,8 @@ export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
   return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
 }
 
-/** Per-column ‖W_{:,j}‖₂ of w [out, in]. */
-function columnNorms(w: ArrayLike<number>, out: number, inF: number): Float64Array {
+/** Per-column ‖W_{:,j}‖₂ of w [out, in] (the float64 side of columnNorms). */
+export function columnNormsHost(w: ArrayLike<number>, out: number, inF: number): Float64Array {
   const n = new Float64Array(inF);
   for (let o = 0; o < out; o++) for (let j = 0; j < inF; j++) n[j] += w[o * inF + j] ** 2;
   return n.map(Math.sqrt);
@@ -110,7 +110,7 @@ export function weightFactor(
   if (w.length !== out * inF) {
     throw new ShapeError(c, `W has ${w.length} values, not [${out}, ${inF}]`);
   }
-  if (c === "weight-aware") return columnNorms(w, out, inF);
+  if (c === "weight-aware") return columnNormsHost(w, out, inF);
   if (c === "variance") {
     const mean = new Float64Array(inF);
     for (let o = 0; o < out; o++) for (let j = 0; j < inF; j++) mean[j] += w[o * inF + j] / out;
@@ -128,7 +128,7 @@ export function weightFactor(
     const mean = clipped.reduce((a, b) => a + b, 0) / clipped.length;
     const std = Math.sqrt(clipped.reduce((a, b) => a + (b - mean) ** 2, 0) / clipped.length);
     if (!(std > 0)) throw new RangeError("amber: W is constant after clipping; Ŵ is undefined");
-    const norms = columnNorms(clipped.map((v) => (v - mean) / std), out, inF);
+    const norms = columnNormsHost(clipped.map((v) => (v - mean) / std), out, inF);
     const least = norms.reduce((a, b) => Math.min(a, b), Infinity);
     if (!(least > 0)) {
       throw new RangeError("amber: a column of Ŵ has norm 0; the ratio is undefined");
@@ -217,53 +217,85 @@ export class ActivationScorer {
       );
     }
     if (this.criterion === "magnitude") return null;
-    const e = x.engine;
-    const [tokens, features] = x.shape;
-    const clact = this.criterion === "clact";
-    if (clact && Math.max(tokens, features) > LOOP_BUDGET) {
-      throw new ShapeError(op, `${shapeString(x.shape)} is too long for one norm loop`);
-    }
-    const params = { tokens, features, use_factor: this.factor ? 1 : 0, clact: clact ? 1 : 0 };
-    const scores = e.empty(x.shape, "f32", op);
-    // The score entry binds every buffer it names: the norms exist (unfilled) without CLACT, and x
-    // stands in for a missing factor (both read-only, never read when use_factor is 0).
-    const cols = e.empty([features], "f32", "clact column norms");
-    const rows = e.empty([tokens], "f32", "clact row norms");
-    if (clact) {
-      SCORES_KERNEL.dispatch(e.gpu, {
-        label: "clact column norms",
-        entry: "columns",
-        params,
-        buffers: { x: x.storage, col_norms: cols.storage },
-        workgroups: groupsFor(e, features, 64),
-      });
-      SCORES_KERNEL.dispatch(e.gpu, {
-        label: "clact row norms",
-        entry: "rows",
-        params,
-        buffers: { x: x.storage, row_norms: rows.storage },
-        workgroups: groupsFor(e, tokens, 64),
-      });
-    }
-    SCORES_KERNEL.dispatch(e.gpu, {
-      label: op,
-      entry: "score",
-      params,
-      buffers: {
-        x: x.storage,
-        factor: (this.factor ?? x).storage,
-        col_norms: cols.storage,
-        row_norms: rows.storage,
-        scores: scores.storage,
-      },
-      workgroups: groupsFor(e, tokens * features, 64),
-    });
-    cols.dispose();
-    rows.dispose();
-    return scores;
+    return computeScores(op, x, this.factor, this.criterion === "clact");
   }
 
   dispose(): void {
     this.factor?.dispose();
   }
+}
+
+/** |x|·factor[j], times ‖X_{:,j}‖/‖X_{t,:}‖ with `clact`, for x [rows, features]. */
+function computeScores(op: string, x: Tensor, factor: Tensor | null, clact: boolean): Tensor {
+  const e = x.engine;
+  const [tokens, features] = x.shape;
+  if (clact && Math.max(tokens, features) > LOOP_BUDGET) {
+    throw new ShapeError(op, `${shapeString(x.shape)} is too long for one norm loop`);
+  }
+  const params = { tokens, features, use_factor: factor ? 1 : 0, clact: clact ? 1 : 0 };
+  const scores = e.empty(x.shape, "f32", op);
+  // The score entry binds every buffer it names: the norms exist (unfilled) without CLACT, and x
+  // stands in for a missing factor (both read-only, never read when use_factor is 0).
+  const cols = clact ? columnNorms(x) : e.empty([features], "f32", "unused column norms");
+  const rows = e.empty([tokens], "f32", "clact row norms");
+  if (clact) {
+    SCORES_KERNEL.dispatch(e.gpu, {
+      label: "clact row norms",
+      entry: "rows",
+      params,
+      buffers: { x: x.storage, row_norms: rows.storage },
+      workgroups: groupsFor(e, tokens, 64),
+    });
+  }
+  SCORES_KERNEL.dispatch(e.gpu, {
+    label: op,
+    entry: "score",
+    params,
+    buffers: {
+      x: x.storage,
+      factor: (factor ?? x).storage,
+      col_norms: cols.storage,
+      row_norms: rows.storage,
+      scores: scores.storage,
+    },
+    workgroups: groupsFor(e, tokens * features, 64),
+  });
+  cols.dispose();
+  rows.dispose();
+  return scores;
+}
+
+/** ‖X_{:,j}‖₂ over the rows of x [rows, features] → [features]. */
+export function columnNorms(x: Tensor): Tensor {
+  const op = "column norms";
+  assertDType(op, x, "f32");
+  if (x.rank !== 2) throw new ShapeError(op, `x must be 2-D, got ${shapeString(x.shape)}`);
+  const [tokens, features] = x.shape;
+  if (tokens > LOOP_BUDGET) {
+    throw new ShapeError(op, `${tokens} rows are too many for one norm loop`);
+  }
+  const e = x.engine;
+  const cols = e.empty([features], "f32", op);
+  SCORES_KERNEL.dispatch(e.gpu, {
+    label: op,
+    entry: "columns",
+    params: { tokens, features, use_factor: 0, clact: 0 },
+    buffers: { x: x.storage, col_norms: cols.storage },
+    workgroups: groupsFor(e, features, 64),
+  });
+  return cols;
+}
+
+/** |v_ij|·factor[j] for v [rows, features] and factor [features] (Wanda's score of W). */
+export function scaledMagnitude(v: Tensor, factor: Tensor): Tensor {
+  const op = "scaled magnitude";
+  assertDType(op, v, "f32");
+  assertDType(op, factor, "f32");
+  if (v.rank !== 2 || factor.rank !== 1 || factor.shape[0] !== v.shape[1]) {
+    throw new ShapeError(
+      op,
+      `v ${shapeString(v.shape)} and factor ${shapeString(factor.shape)} do not match`,
+    );
+  }
+  return computeScores(op, v, factor, false);
 }
