@@ -37,8 +37,20 @@ export interface ActivationSpec {
   mitigation: Mitigation;
 }
 
+/** "8:16", or "u50" for unstructured 50%: the names a command line and a table use. */
 export const sparsityName = (s: Sparsity) =>
-  "pattern" in s ? patternName(s.pattern) : `unstructured ${s.unstructured}`;
+  "pattern" in s ? patternName(s.pattern) : `u${+(s.unstructured * 100).toFixed(4)}`;
+
+/** The inverse of sparsityName; the error says what is accepted. */
+export function parseSparsity(text: string): Sparsity {
+  const nm = /^(\d+):(\d+)$/.exec(text);
+  if (nm) return { pattern: { n: Number(nm[1]), m: Number(nm[2]) } };
+  const u = /^u(\d+(?:\.\d+)?)$/.exec(text);
+  if (u && Number(u[1]) < 100) return { unstructured: Number(u[1]) / 100 };
+  throw new RangeError(
+    `sparsity ${text}: expected N:M (e.g. 8:16) or uP, P% unstructured (e.g. u50)`,
+  );
+}
 
 /** Loop iterations one invocation may spend: half of llvmpipe's 65,535, as src/sparse does. */
 const LOOP_BUDGET = 32768;

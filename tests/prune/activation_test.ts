@@ -15,7 +15,9 @@ import {
   keptUnstructured,
   linearLayers,
   medianHost,
+  parseSparsity,
   removeActivationPruning,
+  sparsityName,
 } from "../../src/prune/activation.ts";
 import { ActivationScorer, CRITERIA } from "../../src/prune/criteria.ts";
 import { NM_PATTERNS } from "../../src/sparse/format.ts";
@@ -50,6 +52,12 @@ Deno.test("host helpers: median of even and odd counts, values kept at a ratio",
   assert.equal(medianHost([4, 1, 3, 2]), 2.5);
   assert.equal(keptUnstructured(32, 0.5), 16);
   assert.equal(keptUnstructured(32, 0), 32);
+  for (const name of ["2:4", "16:32", "u50", "u0", "u12.5"]) {
+    assert.equal(sparsityName(parseSparsity(name)), name);
+  }
+  assert.deepEqual(parseSparsity("u50"), { unstructured: 0.5 });
+  assert.throws(() => parseSparsity("u100"), /N:M \(e\.g\. 8:16\) or uP/);
+  assert.throws(() => parseSparsity("8/16"), /sparsity 8\/16/);
 });
 
 gpuTest("every criterion in every pattern and unstructured 50% matches the host", async (e) => {
