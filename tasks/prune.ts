@@ -96,7 +96,7 @@ function tableOf(rows: Row[]): string {
   return [line(head), ...body.map(line), ...notes].join("\n");
 }
 
-async function main(args: string[]): Promise<number> {
+export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
