@@ -44,11 +44,11 @@ Flags:
   --checkpoint NAME    best or last [default: best]
   --patterns LIST      N:M patterns and uP (P% unstructured) [default: 2:4,4:8,8:16,16:32,u50]
   --criteria LIST      magnitude,weight-aware,variance,clact,amber [default: all]
-  --mitigations LIST   none,variance,median-token,median-static [default: none]
+  --mitigations LIST   none,variance,median-token,median-static,smoothquant [default: none]
   --weights LIST       weight-pruning criteria: magnitude,wanda [default: none]
   --layers LIST        q,k,v,o,gate,up,down [default: all seven]
   --eval-tokens N      validation tokens per evaluation (0: all) [default: 0]
-  --calib-tokens N     training tokens for median-static and Wanda calibration [default: 8192]
+  --calib-tokens N     training tokens calibrating median-static, smoothquant, Wanda [default: 8192]
   --json-out FILE      JSON of every row [default: <run folder>/prune.json]
   --csv-out FILE       CSV of every row [default: <run folder>/prune.csv]
   --help               print this help`;
@@ -212,7 +212,7 @@ export async function main(args: string[]): Promise<number> {
               mitigation,
               layers,
             });
-            if (mitigation === "median-static") {
+            if (mitigation === "median-static" || mitigation === "smoothquant") {
               pruners.forEach((p) => p.startCalibration());
               await calibrate();
               for (const p of pruners.values()) await p.finishCalibration();

@@ -8,7 +8,10 @@
  * - "median-token": y = (P(x−η) + η)Wᵀ = P(x−η)Wᵀ + η_t·Σ_j W_{:,j}, η_t the median of x_t
  *   (the mean of the two middle values for an even width, as numpy takes it);
  * - "median-static": the same with one η for every token: the per-token medians of the dense
- *   layer's inputs averaged over calibration batches (ours: one scalar per layer).
+ *   layer's inputs averaged over calibration batches (ours: one scalar per layer);
+ * - "smoothquant": y = P(x/s)(W·diag(s))ᵀ, s_j = sqrt(max|x_j| / max|W_{:,j}|), max|x_j| over the
+ *   dense layer's inputs on calibration batches (s_j = 1 where either maximum is 0, ours); the
+ *   criterion scores x/s against W·diag(s).
  * The transform hooks into `Linear` (LinearInputTransform); `applyActivationPruning` walks a
  * model and sets it on the chosen layers. The float64 host reference is here too.
  */
@@ -25,7 +28,13 @@ import { reshape } from "../tensor/ops/shape.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
 import { ActivationScorer, assertCriterion, type Criterion, scoresHost } from "./criteria.ts";
 
-export const MITIGATIONS = ["none", "variance", "median-token", "median-static"] as const;
+export const MITIGATIONS = [
+  "none",
+  "variance",
+  "median-token",
+  "median-static",
+  "smoothquant",
+] as const;
 export type Mitigation = typeof MITIGATIONS[number];
 
 /** An N:M pattern, or unstructured pruning of a fraction (0 ≤ ratio < 1) of each token's values. */
@@ -66,6 +75,7 @@ struct Params { tokens: u32, features: u32, outs: u32, kept: u32 }
 @group(0) @binding(5) var<storage, read_write> shifted: array<f32>;
 @group(0) @binding(6) var<storage, read_write> row_scale: array<f32>;
 @group(0) @binding(7) var<storage, read_write> y: array<f32>;
+@group(0) @binding(8) var<storage, read_write> col_vec: array<f32>;
 
 fn flat(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * 64u; }
 
@@ -128,6 +138,24 @@ fn variance_scale(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
   row_scale[t] = select(1.0, sqrt(vx / vp), vp > 0.0);
 }
 
+// max_t |x_tj|, one invocation per feature (SmoothQuant's calibration).
+@compute @workgroup_size(64)
+fn column_absmax(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = flat(gid, nwg);
+  if (j >= p.features) { return; }
+  var m = 0.0;
+  for (var t = 0u; t < p.tokens; t++) { m = max(m, abs(x[t * p.features + j])); }
+  col_vec[j] = m;
+}
+
+// x_tj · col_vec[j]: SmoothQuant's x/s, col_vec holding 1/s.
+@compute @workgroup_size(64)
+fn scale_columns(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = flat(gid, nwg);
+  if (i >= p.tokens * p.features) { return; }
+  shifted[i] = x[i] * col_vec[i % p.features];
+}
+
 @compute @workgroup_size(64)
 fn scale_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = flat(gid, nwg);
@@ -140,7 +168,7 @@ const MITIGATION_KERNEL = declareKernel({
   name: "activation mitigation",
   source: MITIGATION_SHADER,
   params: { tokens: "u32", features: "u32", outs: "u32", kept: "u32" },
-  buffers: ["x", "kept_values", "w_sums", "medians", "shifted", "row_scale", "y"],
+  buffers: ["x", "kept_values", "w_sums", "medians", "shifted", "row_scale", "y", "col_vec"],
 });
 
 /** Checks a spec against a layer's input width; the error names the layer, width and pattern. */
@@ -166,8 +194,8 @@ export function checkSpec(spec: ActivationSpec, inFeatures: number, layer: strin
   } else if (!(s.unstructured >= 0 && s.unstructured < 1)) {
     throw new RangeError(`${layer}: unstructured ratio ${s.unstructured} is not in [0, 1)`);
   }
-  if (spec.mitigation.startsWith("median") && inFeatures > LOOP_BUDGET) {
-    throw new RangeError(`${layer}: width ${inFeatures} is too long for one median loop`);
+  if (spec.mitigation !== "none" && inFeatures > LOOP_BUDGET) {
+    throw new RangeError(`${layer}: width ${inFeatures} is too long for one mitigation loop`);
   }
 }
 
@@ -187,9 +215,29 @@ export function medianHost(v: ArrayLike<number>): number {
   return 0.5 * (s[(s.length - 1) >> 1] + s[s.length >> 1]);
 }
 
+/** SmoothQuant's s_j = sqrt(max|x_j| / max_o |W_oj|) (1 where either is 0), in float64. */
+export function smoothScalesHost(
+  xAbsMax: ArrayLike<number>,
+  w: ArrayLike<number>,
+  out: number,
+  inF: number,
+): Float64Array {
+  return Float64Array.from({ length: inF }, (_, j) => {
+    let wm = 0;
+    for (let o = 0; o < out; o++) wm = Math.max(wm, Math.abs(w[o * inF + j]));
+    return xAbsMax[j] > 0 && wm > 0 ? Math.sqrt(xAbsMax[j] / wm) : 1;
+  });
+}
+
+/** What a layer learned from calibration batches: median-static's η, SmoothQuant's s. */
+export interface Calibration {
+  shift?: number;
+  smooth?: ArrayLike<number>;
+}
+
 /**
- * The float64 reference: T(x)·Wᵀ for x [T, in], W [out, in] ([T, out], no bias). `staticShift`
- * is the calibrated η of "median-static".
+ * The float64 reference: T(x)·Wᵀ for x [T, in], W [out, in] ([T, out], no bias), with the
+ * calibrated values of "median-static" and "smoothquant".
  */
 export function activationProductHost(
   x: ArrayLike<number>,
@@ -198,11 +246,19 @@ export function activationProductHost(
   w: ArrayLike<number>,
   out: number,
   spec: ActivationSpec,
-  staticShift = 0,
+  calibration: Calibration = {},
 ): Float64Array {
   checkSpec(spec, inF, "host reference");
   const s = spec.sparsity;
   if (prunesNothing(s, inF)) return matmulTransposedHost(x, w, tokens, out, inF);
+  if (spec.mitigation === "smoothquant") {
+    const sm = calibration.smooth;
+    if (!sm) throw new RangeError("smoothquant needs the calibrated scales");
+    const xs = Float64Array.from(x, (v, i) => v / sm[i % inF]);
+    const ws = Float64Array.from(w, (v, i) => v * sm[i % inF]);
+    return activationProductHost(xs, tokens, inF, ws, out, { ...spec, mitigation: "none" });
+  }
+  const staticShift = calibration.shift ?? 0;
   const median = spec.mitigation.startsWith("median");
   const eta = Array.from(
     { length: tokens },
@@ -246,13 +302,24 @@ export class ActivationPruner implements LinearInputTransform {
   /** Σ_j W_{o,j} [out], for the median shifts. */
   private readonly wSums: Tensor | null;
   private staticShift: number | null = null;
-  /** Per-token median halves [T, 2] of the batches seen while calibrating. */
+  /** SmoothQuant once calibrated: 1/s [in], W·diag(s) and the criterion's scorer of it. */
+  private smooth: {
+    scales: Float64Array;
+    inverse: Tensor;
+    weight: Tensor;
+    scorer: ActivationScorer;
+  } | null = null;
+  /**
+   * While calibrating, per batch: per-token median halves [T, 2] (median-static) or column
+   * max |x| [in] (smoothquant).
+   */
   private calibration: Tensor[] | null = null;
 
   private constructor(
     readonly spec: ActivationSpec,
     readonly layer: string,
     readonly inFeatures: number,
+    private readonly weight: Tensor,
     private readonly scorer: ActivationScorer,
     wSums: Float64Array | null,
     e: Engine,
@@ -278,7 +345,7 @@ export class ActivationPruner implements LinearInputTransform {
       for (let o = 0; o < out; o++) for (let j = 0; j < inF; j++) sums[o] += w[o * inF + j];
     }
     const scorer = await ActivationScorer.create(spec.criterion, weight);
-    return new ActivationPruner(spec, layer, inF, scorer, sums, weight.engine);
+    return new ActivationPruner(spec, layer, inF, weight, scorer, sums, weight.engine);
   }
 
   /** The static shift once calibrated (null before). */
@@ -286,16 +353,20 @@ export class ActivationPruner implements LinearInputTransform {
     return this.staticShift;
   }
 
-  /** From now until finishCalibration, products are dense and their inputs' medians recorded. */
+  /** From now until finishCalibration, products are dense and their inputs' statistics kept. */
   startCalibration(): void {
     this.calibration = [];
   }
 
-  /** Sets the static η: the mean over every calibration token of its median. */
-  async finishCalibration(): Promise<number> {
+  /**
+   * Sets the static η (the mean over every calibration token of its median) or SmoothQuant's s
+   * (from the column maxima over every calibration batch), and returns it.
+   */
+  async finishCalibration(): Promise<Calibration> {
     const seen = this.calibration;
     if (!seen?.length) throw new Error(`${this.layer}: no calibration batch was seen`);
     this.calibration = null;
+    if (this.spec.mitigation === "smoothquant") return { smooth: await this.fitSmooth(seen) };
     let sum = 0;
     let count = 0;
     for (const m of seen) {
@@ -305,7 +376,32 @@ export class ActivationPruner implements LinearInputTransform {
       m.dispose();
     }
     this.staticShift = sum / count;
-    return this.staticShift;
+    return { shift: this.staticShift };
+  }
+
+  private async fitSmooth(seen: Tensor[]): Promise<Float64Array> {
+    const inF = this.inFeatures;
+    const xMax = new Float64Array(inF);
+    for (const m of seen) {
+      const batch = await m.read();
+      for (let j = 0; j < inF; j++) xMax[j] = Math.max(xMax[j], batch[j]);
+      m.dispose();
+    }
+    const w = await this.weight.read();
+    const out = w.length / inF;
+    const scales = smoothScalesHost(xMax, w, out, inF);
+    const e = this.weight.engine;
+    const scaled = Float32Array.from(w, (v, i) => v * scales[i % inF]);
+    const weight = e.tensor(scaled, [out, inF], "f32", `${this.layer} W·diag(s)`);
+    const inverse = e.tensor(Float32Array.from(scales, (v) => 1 / v), [inF], "f32", "1/s");
+    // Both live as long as the pruner, whatever tidy scope calibrated it.
+    e.keep(weight, inverse);
+    this.smooth?.scorer.dispose();
+    this.smooth?.weight.dispose();
+    this.smooth?.inverse.dispose();
+    const scorer = await ActivationScorer.create(this.spec.criterion, weight);
+    this.smooth = { scales, inverse, weight, scorer };
+    return scales;
   }
 
   product(x: Tensor, weight: Tensor): Tensor {
@@ -323,7 +419,8 @@ export class ActivationPruner implements LinearInputTransform {
     const params = { tokens, features: inF, outs: out, kept: 0 };
     const s = this.spec.sparsity;
     if (this.calibration) {
-      this.calibration.push(this.medianHalves(x2, params));
+      const smooth = this.spec.mitigation === "smoothquant";
+      this.calibration.push(smooth ? this.columnAbsMax(x2, params) : this.medianHalves(x2, params));
       e.keep(this.calibration.at(-1)!);
     }
     // Nothing pruned: every mitigation reduces to x·Wᵀ, which the dense kernel computes exactly as
@@ -342,6 +439,21 @@ export class ActivationPruner implements LinearInputTransform {
       medians = e.tensor(eta, [tokens, 2], "f32", "static median");
     }
     let input = x2;
+    let scorer = this.scorer;
+    let w = weight;
+    if (mit === "smoothquant") {
+      if (!this.smooth) {
+        throw new Error(`${this.layer}: smoothquant needs calibration batches first`);
+      }
+      ({ scorer, weight: w } = this.smooth);
+      input = e.empty(x2.shape, "f32", "x/s");
+      MITIGATION_KERNEL.dispatch(e.gpu, {
+        entry: "scale_columns",
+        params,
+        buffers: { x: x2.storage, col_vec: this.smooth.inverse.storage, shifted: input.storage },
+        workgroups: groupsFor(e, tokens * inF, 64),
+      });
+    }
     if (medians) {
       input = e.empty(x2.shape, "f32", "shifted input");
       MITIGATION_KERNEL.dispatch(e.gpu, {
@@ -351,11 +463,11 @@ export class ActivationPruner implements LinearInputTransform {
         workgroups: groupsFor(e, tokens * inF, 64),
       });
     }
-    const scores = this.scorer.scores(input) ?? undefined;
+    const scores = scorer.scores(input) ?? undefined;
     const { nm } = "pattern" in s
       ? pruneNm(input, s.pattern, { scores })
       : pruneUnstructured(input, keptUnstructured(inF, s.unstructured), { scores });
-    const y = sparseActivationMatmul(nm, weight);
+    const y = sparseActivationMatmul(nm, w);
     const all = { ...params, kept: nm.layout.kept };
     if (medians) {
       MITIGATION_KERNEL.dispatch(e.gpu, {
@@ -383,6 +495,18 @@ export class ActivationPruner implements LinearInputTransform {
     return reshape(y, [...lead, out]);
   }
 
+  private columnAbsMax(x2: Tensor, params: Record<string, number>): Tensor {
+    const e = x2.engine;
+    const absMax = e.empty([this.inFeatures], "f32", "column max |x|");
+    MITIGATION_KERNEL.dispatch(e.gpu, {
+      entry: "column_absmax",
+      params: params as { tokens: number; features: number; outs: number; kept: number },
+      buffers: { x: x2.storage, col_vec: absMax.storage },
+      workgroups: groupsFor(e, this.inFeatures, 64),
+    });
+    return absMax;
+  }
+
   private medianHalves(x2: Tensor, params: Record<string, number>): Tensor {
     const e = x2.engine;
     const tokens = x2.shape[0];
@@ -400,6 +524,9 @@ export class ActivationPruner implements LinearInputTransform {
     this.scorer.dispose();
     this.wSums?.dispose();
     this.calibration?.forEach((t) => t.dispose());
+    this.smooth?.scorer.dispose();
+    this.smooth?.weight.dispose();
+    this.smooth?.inverse.dispose();
   }
 }
 

@@ -12,11 +12,14 @@ import {
   ActivationPruner,
   type ActivationSpec,
   applyActivationPruning,
+  type Calibration,
   keptUnstructured,
   linearLayers,
   medianHost,
+  MITIGATIONS,
   parseSparsity,
   removeActivationPruning,
+  smoothScalesHost,
   sparsityName,
 } from "../../src/prune/activation.ts";
 import { ActivationScorer, CRITERIA } from "../../src/prune/criteria.ts";
@@ -30,18 +33,35 @@ const [T, IN, OUT] = [3, 32, 5];
 const X = randomArray(T * IN, 11);
 const W = randomArray(OUT * IN, 12);
 
-async function checkAgainstHost(e: Engine, spec: ActivationSpec, shift = 0, x = X) {
+/** Column max |x| of X in float64: SmoothQuant's calibration statistic. */
+const X_ABS_MAX = Array.from(
+  { length: IN },
+  (_, j) => Math.max(...Array.from({ length: T }, (_, t) => Math.abs(X[t * IN + j]))),
+);
+
+async function checkAgainstHost(e: Engine, spec: ActivationSpec, x = X) {
   const what = JSON.stringify(spec);
   await e.tidyAsync(async () => {
     const p = await ActivationPruner.create(e.tensor(W, [OUT, IN]), spec, what);
-    if (spec.mitigation === "median-static") {
+    let calibration: Calibration = {};
+    if (spec.mitigation === "median-static" || spec.mitigation === "smoothquant") {
       p.startCalibration();
       p.product(e.tensor(X, [T, IN]), e.tensor(W, [OUT, IN]));
-      shift = await p.finishCalibration();
+      calibration = await p.finishCalibration();
+    }
+    if (spec.mitigation === "median-static") {
+      const medians = Array.from(
+        { length: T },
+        (_, t) => medianHost(X.slice(t * IN, (t + 1) * IN)),
+      );
+      assertClose([calibration.shift!], [medians.reduce((a, b) => a + b) / T], "η", 1e-6, 1e-7);
+    }
+    if (spec.mitigation === "smoothquant") {
+      assertClose(calibration.smooth!, smoothScalesHost(X_ABS_MAX, W, OUT, IN), "s", 1e-6, 0);
     }
     const y = p.product(e.tensor(x, [1, T, IN]), e.tensor(W, [OUT, IN]));
     assert.deepEqual(y.shape, [1, T, OUT]);
-    const want = activationProductHost(x, T, IN, W, OUT, spec, shift);
+    const want = activationProductHost(x, T, IN, W, OUT, spec, calibration);
     assertClose(await y.read(), want, what, 1e-4, 1e-5);
     p.dispose();
   });
@@ -52,6 +72,8 @@ Deno.test("host helpers: median of even and odd counts, values kept at a ratio",
   assert.equal(medianHost([4, 1, 3, 2]), 2.5);
   assert.equal(keptUnstructured(32, 0.5), 16);
   assert.equal(keptUnstructured(32, 0), 32);
+  // Column maxima |W| 9 and 2: s = sqrt(4/9), and 1 where the input never moved.
+  assert.deepEqual(Array.from(smoothScalesHost([4, 0], [1, 2, -9, 1], 2, 2)), [2 / 3, 1]);
   for (const name of ["2:4", "16:32", "u50", "u0", "u12.5"]) {
     assert.equal(sparsityName(parseSparsity(name)), name);
   }
@@ -70,14 +92,15 @@ gpuTest("every criterion in every pattern and unstructured 50% matches the host"
   }
 });
 
-gpuTest("mitigations match the host: variance, median per token, static median", async (e) => {
+gpuTest("mitigations match the host: variance, medians, SmoothQuant", async (e) => {
   for (const sparsity of [{ pattern: { n: 8, m: 16 } }, { unstructured: 0.5 }]) {
-    for (const mitigation of ["variance", "median-token", "median-static"] as const) {
-      // The static shift is calibrated on X and applied to another batch.
+    for (
+      const mitigation of ["variance", "median-token", "median-static", "smoothquant"] as const
+    ) {
+      // Static statistics are calibrated on X and applied to another batch.
       await checkAgainstHost(
         e,
         { sparsity, criterion: "weight-aware", mitigation },
-        0,
         randomArray(T * IN, 13),
       );
     }
@@ -123,7 +146,7 @@ gpuTest("the walker: unstructured 0% is dense bit for bit, 8:16 changes the outp
   const ids = e.tensor(randomInts(2 * 6, 2, 0, LM.vocab), [2, 6], "i32");
   const run = () => e.tidyAsync(() => model.forward(ids).read());
   const dense = await run();
-  for (const mitigation of ["none", "variance", "median-token"] as const) {
+  for (const mitigation of MITIGATIONS) {
     const pruners = await applyActivationPruning(model, {
       sparsity: { unstructured: 0 },
       criterion: "clact",
