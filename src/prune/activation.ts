@@ -355,6 +355,10 @@ export class ActivationPruner implements LinearInputTransform {
 
   /** From now until finishCalibration, products are dense and their inputs' statistics kept. */
   startCalibration(): void {
+    const m = this.spec.mitigation;
+    if (m !== "median-static" && m !== "smoothquant") {
+      throw new Error(`${this.layer}: mitigation ${m} has nothing to calibrate`);
+    }
     this.calibration = [];
   }
 

@@ -121,6 +121,7 @@ gpuTest("the sparse product equals mask-then-dense-matmul", async (e) => {
     const { masked } = pruneNm(x, { n: 8, m: 16 }, { scores: scorer.scores(x)!, masked: true });
     const emulated = await matmul(masked!, w, { transB: true }).read();
     assertClose(await p.product(x, w).read(), emulated, "sparse vs emulation", 1e-5, 1e-6);
+    assert.throws(() => p.startCalibration(), /mitigation none has nothing to calibrate/);
     p.dispose();
     scorer.dispose();
   });
