@@ -181,7 +181,25 @@ export async function main(args: string[]): Promise<number> {
       }));
     const rows: Row[] = [];
     const dense = await score();
-    rows.push({
+    const dir = `${out}/${id}`;
+    const jsonOut = values["json-out"] ?? `${dir}/prune.json`;
+    const csvOut = values["csv-out"] ?? `${dir}/prune.csv`;
+    // Written after every row, so that a long sweep cut short keeps what it scored.
+    const save = async (row: Row) => {
+      rows.push(row);
+      const report = {
+        run: id,
+        checkpoint: values.checkpoint,
+        data: data.label,
+        layers,
+        evalTokens: dense.tokens,
+        calibTokens,
+        rows,
+      };
+      await Deno.writeTextFile(jsonOut, JSON.stringify(report, null, 2) + "\n");
+      await Deno.writeTextFile(csvOut, csvOf(rows));
+    };
+    await save({
       kind: "dense",
       sparsity: "-",
       criterion: "-",
@@ -226,7 +244,7 @@ export async function main(args: string[]): Promise<number> {
           } finally {
             if (pruners) removeActivationPruning(model, pruners);
           }
-          rows.push(row);
+          await save(row);
           console.error(
             `${row.kind} ${row.sparsity} ${criterion} ${mitigation}: ${row.loss ?? "refused"}`,
           );
@@ -269,24 +287,10 @@ export async function main(args: string[]): Promise<number> {
           if (!(e instanceof RangeError)) throw e;
           row.refused = e.message;
         }
-        rows.push(row);
+        await save(row);
         console.error(`${row.kind} ${row.sparsity} ${criterion}: ${row.loss ?? "refused"}`);
       }
     }
-    const dir = `${out}/${id}`;
-    const jsonOut = values["json-out"] ?? `${dir}/prune.json`;
-    const csvOut = values["csv-out"] ?? `${dir}/prune.csv`;
-    const report = {
-      run: id,
-      checkpoint: values.checkpoint,
-      data: data.label,
-      layers,
-      evalTokens: dense.tokens,
-      calibTokens,
-      rows,
-    };
-    await Deno.writeTextFile(jsonOut, JSON.stringify(report, null, 2) + "\n");
-    await Deno.writeTextFile(csvOut, csvOf(rows));
     console.log(
       `run ${id} (${values.checkpoint}), ${dense.tokens} validation tokens of ${data.label}, ` +
         `layers ${layers.join(",")}:`,
