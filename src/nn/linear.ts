@@ -6,9 +6,20 @@ import { matmul } from "../tensor/ops/matmul.ts";
 import { uniformInit } from "./init.ts";
 import { Module } from "./module.ts";
 
+/**
+ * Replaces a layer's dense product x·Wᵀ by another computed from its input (activation pruning,
+ * src/prune): set by a model walker, never by the layer itself.
+ */
+export interface LinearInputTransform {
+  /** T(x)·Wᵀ for x [..., in] and W [out, in] → [..., out], the bias left to the layer. */
+  product(x: Tensor, weight: Tensor): Tensor;
+}
+
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
+  /** The input transform a walker set; null (the default) keeps the dense product. */
+  inputTransform: LinearInputTransform | null = null;
 
   constructor(
     engine: Engine,
@@ -39,7 +50,9 @@ export class Linear extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const y = matmul(x, this.weight, { transB: true });
+    const y = this.inputTransform
+      ? this.inputTransform.product(x, this.weight)
+      : matmul(x, this.weight, { transB: true });
     return this.bias ? addBias(y, this.bias) : y;
   }
 }

@@ -1,0 +1,611 @@
+/**
+ * Activation pruning at inference (methods.md §3): the input x [T, in] of a linear layer is pruned
+ * per token — top N of every M consecutive features, or the top k of all of them — by a criterion
+ * (criteria.ts), and multiplied by W while compressed (src/sparse's prune kernel and
+ * sparseActivationMatmul). Error mitigations:
+ * - "variance": y_t = c_t · P(x_t)Wᵀ, c_t = sqrt(Var(x_t)/Var(P(x_t))) (variances over the in
+ *   features, pruned ones counting as zeros), which is the kept values scaled by c_t;
+ * - "median-token": y = (P(x−η) + η)Wᵀ = P(x−η)Wᵀ + η_t·Σ_j W_{:,j}, η_t the median of x_t
+ *   (the mean of the two middle values for an even width, as numpy takes it);
+ * - "median-static": the same with one η for every token: the per-token medians of the dense
+ *   layer's inputs averaged over calibration batches (ours: one scalar per layer);
+ * - "smoothquant": y = P(x/s)(W·diag(s))ᵀ, s_j = sqrt(max|x_j| / max|W_{:,j}|), max|x_j| over the
+ *   dense layer's inputs on calibration batches (s_j = 1 where either maximum is 0, ours); the
+ *   criterion scores x/s against W·diag(s).
+ * The transform hooks into `Linear` (LinearInputTransform); `applyActivationPruning` walks a
+ * model and sets it on the chosen layers. The float64 host reference is here too.
+ */
+import type { Linear, LinearInputTransform } from "../nn/linear.ts";
+import type { Module } from "../nn/module.ts";
+import { type NmPattern, patternName } from "../sparse/format.ts";
+import { matmulTransposedHost, pruneHost, pruneUnstructuredHost } from "../sparse/host.ts";
+import { sparseActivationMatmul } from "../sparse/matmul.ts";
+import { pruneNm, pruneUnstructured } from "../sparse/prune.ts";
+import type { Engine } from "../tensor/engine.ts";
+import { assertDType, declareKernel, groupsFor } from "../tensor/kernel.ts";
+import { matmul } from "../tensor/ops/matmul.ts";
+import { reshape } from "../tensor/ops/shape.ts";
+import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
+import { ActivationScorer, assertCriterion, type Criterion, scoresHost } from "./criteria.ts";
+
+export const MITIGATIONS = [
+  "none",
+  "variance",
+  "median-token",
+  "median-static",
+  "smoothquant",
+] as const;
+export type Mitigation = typeof MITIGATIONS[number];
+
+/** An N:M pattern, or unstructured pruning of a fraction (0 ≤ ratio < 1) of each token's values. */
+export type Sparsity = { pattern: NmPattern } | { unstructured: number };
+
+export interface ActivationSpec {
+  sparsity: Sparsity;
+  criterion: Criterion;
+  mitigation: Mitigation;
+}
+
+/** "8:16", or "u50" for unstructured 50%: the names a command line and a table use. */
+export const sparsityName = (s: Sparsity) =>
+  "pattern" in s ? patternName(s.pattern) : `u${+(s.unstructured * 100).toFixed(4)}`;
+
+/** The inverse of sparsityName; the error says what is accepted. */
+export function parseSparsity(text: string): Sparsity {
+  const nm = /^(\d+):(\d+)$/.exec(text);
+  if (nm) return { pattern: { n: Number(nm[1]), m: Number(nm[2]) } };
+  const u = /^u(\d+(?:\.\d+)?)$/.exec(text);
+  if (u && Number(u[1]) < 100) return { unstructured: Number(u[1]) / 100 };
+  throw new RangeError(
+    `sparsity ${text}: expected N:M (e.g. 8:16) or uP, P% unstructured (e.g. u50)`,
+  );
+}
+
+/** Loop iterations one invocation may spend: half of llvmpipe's 65,535, as src/sparse does. */
+const LOOP_BUDGET = 32768;
+
+const MITIGATION_SHADER = /* wgsl */ `
+// Mitigations of activation pruning (src/prune/activation.ts); x [tokens, features], y [tokens, outs].
+struct Params { tokens: u32, features: u32, outs: u32, kept: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> kept_values: array<f32>;
+@group(0) @binding(3) var<storage, read> w_sums: array<f32>;
+@group(0) @binding(4) var<storage, read_write> medians: array<f32>;
+@group(0) @binding(5) var<storage, read_write> shifted: array<f32>;
+@group(0) @binding(6) var<storage, read_write> row_scale: array<f32>;
+@group(0) @binding(7) var<storage, read_write> y: array<f32>;
+@group(0) @binding(8) var<storage, read_write> col_vec: array<f32>;
+
+fn flat(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * 64u; }
+
+// One invocation per value: its rank in its token (ties to the lower position, so ranks are a
+// permutation); the one or two middle ranks write the token's median halves [t, 2].
+@compute @workgroup_size(64)
+fn median_halves(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = flat(gid, nwg);
+  if (i >= p.tokens * p.features) { return; }
+  let t = i / p.features;
+  let c = i % p.features;
+  let v = x[i];
+  var rank = 0u;
+  for (var j = 0u; j < p.features; j++) {
+    let u = x[t * p.features + j];
+    if (u < v || (u == v && j < c)) { rank++; }
+  }
+  let lo = (p.features - 1u) / 2u;
+  let hi = p.features / 2u;
+  if (rank == lo) { medians[2u * t] = v; }
+  if (rank == hi) { medians[2u * t + 1u] = v; }
+}
+
+// x − η_t, η_t the mean of the token's median halves.
+@compute @workgroup_size(64)
+fn shift(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = flat(gid, nwg);
+  if (i >= p.tokens * p.features) { return; }
+  let t = i / p.features;
+  shifted[i] = x[i] - 0.5 * (medians[2u * t] + medians[2u * t + 1u]);
+}
+
+// y += η_t · Σ_j W_{o,j}: adds back the shift the pruned product left out.
+@compute @workgroup_size(64)
+fn add_shift(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = flat(gid, nwg);
+  if (i >= p.tokens * p.outs) { return; }
+  let t = i / p.outs;
+  y[i] += 0.5 * (medians[2u * t] + medians[2u * t + 1u]) * w_sums[i % p.outs];
+}
+
+// c_t = sqrt(Var(x_t) / Var(P(x_t))) over the features, the pruned ones zeros; 1 when P(x_t) is
+// constant (nothing to rescale).
+@compute @workgroup_size(64)
+fn variance_scale(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = flat(gid, nwg);
+  if (t >= p.tokens) { return; }
+  let f = f32(p.features);
+  var mx = 0.0;
+  for (var j = 0u; j < p.features; j++) { mx += x[t * p.features + j]; }
+  mx /= f;
+  var vx = 0.0;
+  for (var j = 0u; j < p.features; j++) { let d = x[t * p.features + j] - mx; vx += d * d; }
+  var mp = 0.0;
+  for (var j = 0u; j < p.kept; j++) { mp += kept_values[t * p.kept + j]; }
+  mp /= f;
+  // The pruned zeros each add mp² to the sum of squared deviations.
+  var vp = f32(p.features - p.kept) * mp * mp;
+  for (var j = 0u; j < p.kept; j++) { let d = kept_values[t * p.kept + j] - mp; vp += d * d; }
+  row_scale[t] = select(1.0, sqrt(vx / vp), vp > 0.0);
+}
+
+// max_t |x_tj|, one invocation per feature (SmoothQuant's calibration).
+@compute @workgroup_size(64)
+fn column_absmax(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = flat(gid, nwg);
+  if (j >= p.features) { return; }
+  var m = 0.0;
+  for (var t = 0u; t < p.tokens; t++) { m = max(m, abs(x[t * p.features + j])); }
+  col_vec[j] = m;
+}
+
+// x_tj · col_vec[j]: SmoothQuant's x/s, col_vec holding 1/s.
+@compute @workgroup_size(64)
+fn scale_columns(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = flat(gid, nwg);
+  if (i >= p.tokens * p.features) { return; }
+  shifted[i] = x[i] * col_vec[i % p.features];
+}
+
+@compute @workgroup_size(64)
+fn scale_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = flat(gid, nwg);
+  if (i >= p.tokens * p.outs) { return; }
+  y[i] *= row_scale[i / p.outs];
+}
+`;
+
+const MITIGATION_KERNEL = declareKernel({
+  name: "activation mitigation",
+  source: MITIGATION_SHADER,
+  params: { tokens: "u32", features: "u32", outs: "u32", kept: "u32" },
+  buffers: ["x", "kept_values", "w_sums", "medians", "shifted", "row_scale", "y", "col_vec"],
+});
+
+/** Checks a spec against a layer's input width; the error names the layer, width and pattern. */
+export function checkSpec(spec: ActivationSpec, inFeatures: number, layer: string): void {
+  assertCriterion(spec.criterion);
+  if (!(MITIGATIONS as readonly string[]).includes(spec.mitigation)) {
+    throw new RangeError(
+      `unknown mitigation ${spec.mitigation} (one of ${MITIGATIONS.join(", ")})`,
+    );
+  }
+  const s = spec.sparsity;
+  if ("pattern" in s) {
+    const { n, m } = s.pattern;
+    if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m && m <= 32)) {
+      throw new RangeError(`${layer}: pattern ${patternName(s.pattern)} needs 1 ≤ N < M ≤ 32`);
+    }
+    if (inFeatures % m !== 0) {
+      throw new RangeError(
+        `${layer}: input width ${inFeatures} is not a multiple of M = ${m}, so pattern ` +
+          `${patternName(s.pattern)} cannot group it`,
+      );
+    }
+  } else if (!(s.unstructured >= 0 && s.unstructured < 1)) {
+    throw new RangeError(`${layer}: unstructured ratio ${s.unstructured} is not in [0, 1)`);
+  }
+  if (spec.mitigation !== "none" && inFeatures > LOOP_BUDGET) {
+    throw new RangeError(`${layer}: width ${inFeatures} is too long for one mitigation loop`);
+  }
+}
+
+/** Values kept per token of width `d` when pruning a fraction `ratio` unstructured. */
+export function keptUnstructured(d: number, ratio: number): number {
+  return d - Math.round(d * ratio);
+}
+
+/** Whether a sparsity prunes nothing (unstructured at ratio 0, or one that rounds to it). */
+function prunesNothing(s: Sparsity, d: number): boolean {
+  return !("pattern" in s) && keptUnstructured(d, s.unstructured) === d;
+}
+
+/** The median of values (the mean of the two middle ones for an even count). */
+export function medianHost(v: ArrayLike<number>): number {
+  const s = Float64Array.from(v).sort();
+  return 0.5 * (s[(s.length - 1) >> 1] + s[s.length >> 1]);
+}
+
+/** SmoothQuant's s_j = sqrt(max|x_j| / max_o |W_oj|) (1 where either is 0), in float64. */
+export function smoothScalesHost(
+  xAbsMax: ArrayLike<number>,
+  w: ArrayLike<number>,
+  out: number,
+  inF: number,
+): Float64Array {
+  return Float64Array.from({ length: inF }, (_, j) => {
+    let wm = 0;
+    for (let o = 0; o < out; o++) wm = Math.max(wm, Math.abs(w[o * inF + j]));
+    return xAbsMax[j] > 0 && wm > 0 ? Math.sqrt(xAbsMax[j] / wm) : 1;
+  });
+}
+
+/** What a layer learned from calibration batches: median-static's η, SmoothQuant's s. */
+export interface Calibration {
+  shift?: number;
+  smooth?: ArrayLike<number>;
+}
+
+/**
+ * The float64 reference: T(x)·Wᵀ for x [T, in], W [out, in] ([T, out], no bias), with the
+ * calibrated values of "median-static" and "smoothquant".
+ */
+export function activationProductHost(
+  x: ArrayLike<number>,
+  tokens: number,
+  inF: number,
+  w: ArrayLike<number>,
+  out: number,
+  spec: ActivationSpec,
+  calibration: Calibration = {},
+): Float64Array {
+  checkSpec(spec, inF, "host reference");
+  const s = spec.sparsity;
+  if (prunesNothing(s, inF)) return matmulTransposedHost(x, w, tokens, out, inF);
+  if (spec.mitigation === "smoothquant") {
+    const sm = calibration.smooth;
+    if (!sm) throw new RangeError("smoothquant needs the calibrated scales");
+    const xs = Float64Array.from(x, (v, i) => v / sm[i % inF]);
+    const ws = Float64Array.from(w, (v, i) => v * sm[i % inF]);
+    return activationProductHost(xs, tokens, inF, ws, out, { ...spec, mitigation: "none" });
+  }
+  const staticShift = calibration.shift ?? 0;
+  const median = spec.mitigation.startsWith("median");
+  const eta = Array.from(
+    { length: tokens },
+    (_, t) =>
+      spec.mitigation === "median-token"
+        ? medianHost(Array.from(x).slice(t * inF, (t + 1) * inF))
+        : median
+        ? staticShift
+        : 0,
+  );
+  const xs = Float64Array.from(x, (v, i) => v - eta[Math.floor(i / inF)]);
+  const scores = scoresHost(spec.criterion, xs, tokens, inF, w, out);
+  const masked = "pattern" in s
+    ? pruneHost(xs, [tokens, inF], 1, s.pattern, "combinatorial", scores).masked
+    : pruneUnstructuredHost(xs, [tokens, inF], 1, keptUnstructured(inF, s.unstructured), scores)
+      .masked;
+  const y = matmulTransposedHost(masked, w, tokens, out, inF);
+  for (let t = 0; t < tokens; t++) {
+    let c = 1;
+    if (spec.mitigation === "variance") {
+      const row = Array.from(x).slice(t * inF, (t + 1) * inF);
+      const vp = variance(Array.from(masked).slice(t * inF, (t + 1) * inF));
+      c = vp > 0 ? Math.sqrt(variance(row) / vp) : 1;
+    }
+    for (let o = 0; o < out; o++) {
+      let add = 0;
+      if (median) { for (let j = 0; j < inF; j++) add += eta[t] * w[o * inF + j]; }
+      y[t * out + o] = y[t * out + o] * c + add;
+    }
+  }
+  return y;
+}
+
+function variance(v: number[]): number {
+  const m = v.reduce((a, b) => a + b, 0) / v.length;
+  return v.reduce((a, b) => a + (b - m) ** 2, 0) / v.length;
+}
+
+/** The transform one layer runs: activation pruning by a spec, with its criterion's scorer. */
+export class ActivationPruner implements LinearInputTransform {
+  /** Σ_j W_{o,j} [out], for the median shifts. */
+  private readonly wSums: Tensor | null;
+  private staticShift: number | null = null;
+  /** SmoothQuant once calibrated: 1/s [in], W·diag(s) and the criterion's scorer of it. */
+  private smooth: {
+    scales: Float64Array;
+    inverse: Tensor;
+    weight: Tensor;
+    scorer: ActivationScorer;
+  } | null = null;
+  /**
+   * While calibrating, per batch: per-token median halves [T, 2] (median-static) or column
+   * max |x| [in] (smoothquant).
+   */
+  private calibration: Tensor[] | null = null;
+
+  private constructor(
+    readonly spec: ActivationSpec,
+    readonly layer: string,
+    readonly inFeatures: number,
+    private readonly weight: Tensor,
+    private readonly scorer: ActivationScorer,
+    wSums: Float64Array | null,
+    e: Engine,
+  ) {
+    this.wSums = wSums ? e.tensor(Float32Array.from(wSums), [wSums.length], "f32", "W sums") : null;
+    // The sums live as long as the pruner, whatever tidy scope made it.
+    if (this.wSums) e.keep(this.wSums);
+  }
+
+  /** A pruner for W [out, in]; the spec is checked against the width first. */
+  static async create(
+    weight: Tensor,
+    spec: ActivationSpec,
+    layer = "linear",
+  ): Promise<ActivationPruner> {
+    assertDType(layer, weight, "f32");
+    const [out, inF] = weight.shape;
+    checkSpec(spec, inF, layer);
+    let sums: Float64Array | null = null;
+    if (spec.mitigation.startsWith("median")) {
+      const w = await weight.read();
+      sums = new Float64Array(out);
+      for (let o = 0; o < out; o++) for (let j = 0; j < inF; j++) sums[o] += w[o * inF + j];
+    }
+    const scorer = await ActivationScorer.create(spec.criterion, weight);
+    return new ActivationPruner(spec, layer, inF, weight, scorer, sums, weight.engine);
+  }
+
+  /** The static shift once calibrated (null before). */
+  get shift(): number | null {
+    return this.staticShift;
+  }
+
+  /** From now until finishCalibration, products are dense and their inputs' statistics kept. */
+  startCalibration(): void {
+    const m = this.spec.mitigation;
+    if (m !== "median-static" && m !== "smoothquant") {
+      throw new Error(`${this.layer}: mitigation ${m} has nothing to calibrate`);
+    }
+    this.calibration = [];
+  }
+
+  /**
+   * Sets the static η (the mean over every calibration token of its median) or SmoothQuant's s
+   * (from the column maxima over every calibration batch), and returns it.
+   */
+  async finishCalibration(): Promise<Calibration> {
+    const seen = this.calibration;
+    if (!seen?.length) throw new Error(`${this.layer}: no calibration batch was seen`);
+    this.calibration = null;
+    if (this.spec.mitigation === "smoothquant") return { smooth: await this.fitSmooth(seen) };
+    let sum = 0;
+    let count = 0;
+    for (const m of seen) {
+      const halves = await m.read();
+      for (let t = 0; t < halves.length; t += 2) sum += 0.5 * (halves[t] + halves[t + 1]);
+      count += halves.length / 2;
+      m.dispose();
+    }
+    this.staticShift = sum / count;
+    return { shift: this.staticShift };
+  }
+
+  private async fitSmooth(seen: Tensor[]): Promise<Float64Array> {
+    const inF = this.inFeatures;
+    const xMax = new Float64Array(inF);
+    for (const m of seen) {
+      const batch = await m.read();
+      for (let j = 0; j < inF; j++) xMax[j] = Math.max(xMax[j], batch[j]);
+      m.dispose();
+    }
+    const w = await this.weight.read();
+    const out = w.length / inF;
+    const scales = smoothScalesHost(xMax, w, out, inF);
+    const e = this.weight.engine;
+    const scaled = Float32Array.from(w, (v, i) => v * scales[i % inF]);
+    const weight = e.tensor(scaled, [out, inF], "f32", `${this.layer} W·diag(s)`);
+    const inverse = e.tensor(Float32Array.from(scales, (v) => 1 / v), [inF], "f32", "1/s");
+    // Both live as long as the pruner, whatever tidy scope calibrated it.
+    e.keep(weight, inverse);
+    this.smooth?.scorer.dispose();
+    this.smooth?.weight.dispose();
+    this.smooth?.inverse.dispose();
+    const scorer = await ActivationScorer.create(this.spec.criterion, weight);
+    this.smooth = { scales, inverse, weight, scorer };
+    return scales;
+  }
+
+  product(x: Tensor, weight: Tensor): Tensor {
+    const op = `${this.layer} activation pruning`;
+    assertDType(op, x, "f32");
+    const inF = this.inFeatures;
+    if (x.rank < 2 || x.shape[x.rank - 1] !== inF || weight.shape[1] !== inF) {
+      throw new ShapeError(op, `x ${shapeString(x.shape)} does not end in ${inF} features`);
+    }
+    const e = x.engine;
+    const lead = x.shape.slice(0, -1);
+    const out = weight.shape[0];
+    const x2 = reshape(x, [x.size / inF, inF]);
+    const tokens = x2.shape[0];
+    const params = { tokens, features: inF, outs: out, kept: 0 };
+    const s = this.spec.sparsity;
+    if (this.calibration) {
+      const smooth = this.spec.mitigation === "smoothquant";
+      this.calibration.push(smooth ? this.columnAbsMax(x2, params) : this.medianHalves(x2, params));
+      e.keep(this.calibration.at(-1)!);
+    }
+    // Nothing pruned: every mitigation reduces to x·Wᵀ, which the dense kernel computes exactly as
+    // an unpruned layer does (so 0% equals dense bit for bit). Calibration sees the dense layer.
+    if (this.calibration || prunesNothing(s, inF)) {
+      return reshape(matmul(x2, weight, { transB: true }), [...lead, out]);
+    }
+    const mit = this.spec.mitigation;
+    let medians: Tensor | null = null;
+    if (mit === "median-token") medians = this.medianHalves(x2, params);
+    if (mit === "median-static") {
+      if (this.staticShift === null) {
+        throw new Error(`${this.layer}: median-static needs calibration batches first`);
+      }
+      const eta = new Float32Array(2 * tokens).fill(this.staticShift);
+      medians = e.tensor(eta, [tokens, 2], "f32", "static median");
+    }
+    let input = x2;
+    let scorer = this.scorer;
+    let w = weight;
+    if (mit === "smoothquant") {
+      if (!this.smooth) {
+        throw new Error(`${this.layer}: smoothquant needs calibration batches first`);
+      }
+      ({ scorer, weight: w } = this.smooth);
+      input = e.empty(x2.shape, "f32", "x/s");
+      MITIGATION_KERNEL.dispatch(e.gpu, {
+        entry: "scale_columns",
+        params,
+        buffers: { x: x2.storage, col_vec: this.smooth.inverse.storage, shifted: input.storage },
+        workgroups: groupsFor(e, tokens * inF, 64),
+      });
+    }
+    if (medians) {
+      input = e.empty(x2.shape, "f32", "shifted input");
+      MITIGATION_KERNEL.dispatch(e.gpu, {
+        entry: "shift",
+        params,
+        buffers: { x: x2.storage, medians: medians.storage, shifted: input.storage },
+        workgroups: groupsFor(e, tokens * inF, 64),
+      });
+    }
+    const scores = scorer.scores(input) ?? undefined;
+    const { nm } = "pattern" in s
+      ? pruneNm(input, s.pattern, { scores })
+      : pruneUnstructured(input, keptUnstructured(inF, s.unstructured), { scores });
+    const y = sparseActivationMatmul(nm, w);
+    const all = { ...params, kept: nm.layout.kept };
+    if (medians) {
+      MITIGATION_KERNEL.dispatch(e.gpu, {
+        entry: "add_shift",
+        params: all,
+        buffers: { medians: medians.storage, w_sums: this.wSums!.storage, y: y.storage },
+        workgroups: groupsFor(e, tokens * out, 64),
+      });
+    }
+    if (mit === "variance") {
+      const scale = e.empty([tokens], "f32", "variance correction");
+      MITIGATION_KERNEL.dispatch(e.gpu, {
+        entry: "variance_scale",
+        params: all,
+        buffers: { x: x2.storage, kept_values: nm.values.storage, row_scale: scale.storage },
+        workgroups: groupsFor(e, tokens, 64),
+      });
+      MITIGATION_KERNEL.dispatch(e.gpu, {
+        entry: "scale_rows",
+        params: all,
+        buffers: { row_scale: scale.storage, y: y.storage },
+        workgroups: groupsFor(e, tokens * out, 64),
+      });
+    }
+    return reshape(y, [...lead, out]);
+  }
+
+  private columnAbsMax(x2: Tensor, params: Record<string, number>): Tensor {
+    const e = x2.engine;
+    const absMax = e.empty([this.inFeatures], "f32", "column max |x|");
+    MITIGATION_KERNEL.dispatch(e.gpu, {
+      entry: "column_absmax",
+      params: params as { tokens: number; features: number; outs: number; kept: number },
+      buffers: { x: x2.storage, col_vec: absMax.storage },
+      workgroups: groupsFor(e, this.inFeatures, 64),
+    });
+    return absMax;
+  }
+
+  private medianHalves(x2: Tensor, params: Record<string, number>): Tensor {
+    const e = x2.engine;
+    const tokens = x2.shape[0];
+    const halves = e.empty([tokens, 2], "f32", "median halves");
+    MITIGATION_KERNEL.dispatch(e.gpu, {
+      entry: "median_halves",
+      params: params as { tokens: number; features: number; outs: number; kept: number },
+      buffers: { x: x2.storage, medians: halves.storage },
+      workgroups: groupsFor(e, tokens * this.inFeatures, 64),
+    });
+    return halves;
+  }
+
+  dispose(): void {
+    this.scorer.dispose();
+    this.wSums?.dispose();
+    this.calibration?.forEach((t) => t.dispose());
+    this.smooth?.scorer.dispose();
+    this.smooth?.weight.dispose();
+    this.smooth?.inverse.dispose();
+  }
+}
+
+/** The layers a config may name: q, k, v, o, gate, up, down (LM), fc1, fc2 (SASRec). */
+export const LAYER_ROLES = ["q", "k", "v", "o", "gate", "up", "down", "fc1", "fc2"] as const;
+export type LayerRole = typeof LAYER_ROLES[number];
+
+/** A child's name → its role: the LM's Hugging Face names and SASRec's own. */
+const ROLE_OF: Record<string, LayerRole> = {
+  q_proj: "q",
+  k_proj: "k",
+  v_proj: "v",
+  o_proj: "o",
+  gate_proj: "gate",
+  up_proj: "up",
+  down_proj: "down",
+  q: "q",
+  k: "k",
+  v: "v",
+  out: "o",
+  fc1: "fc1",
+  fc2: "fc2",
+};
+
+/** Every `Linear` of a model with its dotted name (the checkpoint's) and role, in tree order. */
+export function linearLayers(model: Module): { name: string; role: LayerRole; layer: Linear }[] {
+  const found: { name: string; role: LayerRole; layer: Linear }[] = [];
+  const walk = (m: Module, prefix: string) => {
+    // Module keeps its tree protected; this walks the same children namedParameters does.
+    const children = (m as unknown as { children: Record<string, Module> }).children;
+    for (const [k, child] of Object.entries(children)) {
+      const role = ROLE_OF[k];
+      if (role && "inputTransform" in child) {
+        found.push({ name: `${prefix}${k}`, role, layer: child as Linear });
+      } else walk(child, `${prefix}${k}.`);
+    }
+  };
+  walk(model, "");
+  return found;
+}
+
+export interface ActivationPruningConfig extends ActivationSpec {
+  layers: readonly LayerRole[];
+}
+
+/**
+ * Sets an activation-pruning transform on every layer of `model` whose role is in config.layers;
+ * every layer is checked before any is changed, so a refused config leaves the model dense.
+ * Returns the pruners, by layer name, for calibration and disposal.
+ */
+export async function applyActivationPruning(
+  model: Module,
+  config: ActivationPruningConfig,
+): Promise<Map<string, ActivationPruner>> {
+  for (const r of config.layers) {
+    if (!(LAYER_ROLES as readonly string[]).includes(r)) {
+      throw new RangeError(`unknown layer ${r} (one of ${LAYER_ROLES.join(", ")})`);
+    }
+  }
+  const chosen = linearLayers(model).filter((l) => config.layers.includes(l.role));
+  if (!chosen.length) throw new RangeError(`no layer of the model is one of ${config.layers}`);
+  for (const l of chosen) checkSpec(config, l.layer.inFeatures, l.name);
+  const pruners = new Map<string, ActivationPruner>();
+  for (const l of chosen) {
+    const p = await ActivationPruner.create(l.layer.weight, config, l.name);
+    l.layer.inputTransform = p;
+    pruners.set(l.name, p);
+  }
+  return pruners;
+}
+
+/** Puts every layer of `model` back on the dense path and frees the pruners. */
+export function removeActivationPruning(model: Module, pruners: Map<string, ActivationPruner>) {
+  for (const l of linearLayers(model)) {
+    if (pruners.has(l.name)) l.layer.inputTransform = null;
+  }
+  pruners.forEach((p) => p.dispose());
+}

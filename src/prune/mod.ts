@@ -1,0 +1,4 @@
+/** Activation and weight pruning of transformer backbones (methods.md §3). */
+export * from "./criteria.ts";
+export * from "./activation.ts";
+export * from "./weights.ts";

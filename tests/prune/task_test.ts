@@ -1,0 +1,84 @@
+/**
+ * `deno task prune` end to end on a tiny trained run: a row per combination beside the dense one,
+ * 2:4 scored, 0% equal to dense, refused combinations reported, the CSV with a line per row.
+ */
+import assert from "node:assert/strict";
+import { prepareText, trainLm } from "../../src/train/lm.ts";
+import { LM_DEFAULTS, type LmConfig } from "../../src/train/lm_config.ts";
+import { Logger } from "../../src/train/log.ts";
+import { main } from "../../tasks/prune.ts";
+import { gpuTest } from "../support/check.ts";
+
+gpuTest("prune task: dense, activation and weight rows, JSON and CSV", async (e) => {
+  const dir = await Deno.makeTempDir();
+  const data = `${dir}/text.txt`;
+  await Deno.writeTextFile(data, "the cat sat on the mat. ".repeat(60));
+  // hidden 24: 8:16 divides the projections' width 16 but not down_proj's input 24.
+  const c: LmConfig = {
+    ...LM_DEFAULTS,
+    data,
+    out: `${dir}/runs`,
+    dim: 16,
+    layers: 1,
+    heads: 2,
+    kvHeads: 1,
+    hidden: 24,
+    seqLen: 16,
+    batchSize: 4,
+    stepsPerEpoch: 20,
+    epochs: 1,
+    evalTokens: 0,
+  };
+  const quiet = new Logger({ json: true, write: () => {}, progress: false });
+  const r = await trainLm(e, c, await prepareText(c), { logger: quiet });
+  const json = `${dir}/p.json`;
+  const csv = `${dir}/p.csv`;
+  const log = console.log;
+  const err = console.error;
+  console.log = console.error = () => {};
+  let code: number;
+  try {
+    code = await main([
+      "--model",
+      `${dir}/runs/${r.runId}`,
+      "--patterns",
+      "8:16,2:4,u0",
+      "--criteria",
+      "clact",
+      "--mitigations",
+      "none,median-static,smoothquant",
+      "--weights",
+      "wanda",
+      "--calib-tokens",
+      "64",
+      "--json-out",
+      json,
+      "--csv-out",
+      csv,
+    ]);
+  } finally {
+    console.log = log;
+    console.error = err;
+  }
+  assert.equal(code, 0);
+  const report = JSON.parse(await Deno.readTextFile(json));
+  const rows = report.rows as { kind: string; sparsity: string; loss: number; refused: string }[];
+  const of = (kind: string, sparsity: string) =>
+    rows.filter((x) => x.kind === kind && x.sparsity === sparsity);
+  assert.equal(rows.length, 13);
+  assert.equal(rows[0].kind, "dense");
+  for (const sparsity of ["8:16", "2:4", "u0"]) {
+    assert.equal(of("activation", sparsity).length, 3, sparsity);
+    assert.equal(of("weight", sparsity).length, 1, sparsity);
+  }
+  for (const row of [...of("activation", "8:16"), ...of("weight", "8:16")]) {
+    assert.match(row.refused, /down_proj: input width 24 is not a multiple of M = 16/);
+  }
+  for (const row of [...of("activation", "2:4"), ...of("weight", "2:4")]) {
+    assert.ok(Number.isFinite(row.loss) && row.loss !== rows[0].loss, JSON.stringify(row));
+  }
+  for (const row of of("activation", "u0")) assert.equal(row.loss, rows[0].loss);
+  assert.match(of("weight", "u0")[0].refused, /ratio 0 keeps W dense/);
+  assert.equal((await Deno.readTextFile(csv)).trim().split("\n").length, rows.length + 1);
+  await Deno.remove(dir, { recursive: true });
+});
