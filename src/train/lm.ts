@@ -26,7 +26,7 @@ import type { LmConfig } from "./lm_config.ts";
 import { Adam } from "./optim.ts";
 import type { MetricGroup, TrainEvent } from "./events.ts";
 import type { Logger } from "./log.ts";
-import { type Evaluator, optimiserStep, runLoop, START } from "./loop.ts";
+import { type Evaluator, optimiserStep, runInSession, runLoop, START } from "./loop.ts";
 import { RunSession } from "./session.ts";
 
 export interface LmData {
@@ -239,63 +239,52 @@ export async function trainLm(
     logger,
     onMetrics: opts.onMetrics,
   });
-  const start = performance.now();
-  engine.gpu.allocator.resetPeaks();
   const training = new LmTraining(engine, c, vocab);
-  let result;
-  try {
-    const position = session.resumed
-      ? await session.restore(training.model, training.optimizer)
-      : START;
-    const params = training.model.parameters().reduce((n, t) => n + t.size, 0);
-    logger.emit({
-      event: "run",
-      run: session.runId,
-      dataset: data.label,
-      objective: `${c.loss} (${tokenObjectiveOf(c.loss).help})`,
-      estimate_bytes: estimateLmTrainingBytes(c, vocab),
-      adapter: engine.gpu.adapterName,
-      resumed: session.resumed,
-      vocab,
-      parameters: params,
-      train_tokens: data.split.train.length,
-      valid_tokens: data.split.valid.length,
-    });
-    const batches = new RandomWindows(data.split.train, {
-      batchSize: c.batchSize,
-      seqLen: c.seqLen,
-      stepsPerEpoch: c.stepsPerEpoch,
-      seed: c.seed,
-    });
-    result = await runLoop(
-      engine,
-      {
-        model: training.model,
-        optimizer: training.optimizer,
-        batches,
-        loss: (batch) => training.loss(batch),
-        evaluator: new TextEvaluator(training, data, c),
-        tokensOf: (batch) => batch.targets.length,
-      },
-      { epochs: c.epochs, evalEvery: c.evalEvery, patience: c.patience, clip: c.clip },
-      session,
-      position,
-      opts,
-    );
-  } catch (e) {
-    session.finish({
-      status: "failed",
-      error: (e as Error).message,
-      wallSeconds: (performance.now() - start) / 1000,
-      peakBytes: engine.gpu.allocator.peakReservedBytes,
-    });
-    training.dispose();
-    throw e;
-  }
-  const wallSeconds = (performance.now() - start) / 1000;
-  const peakBytes = engine.gpu.allocator.peakReservedBytes;
-  session.finish({ status: result.status, error: result.error, wallSeconds, peakBytes });
-  training.dispose();
+  const { result, wallSeconds, peakBytes } = await runInSession(
+    engine,
+    session,
+    () => training.dispose(),
+    async () => {
+      const position = session.resumed
+        ? await session.restore(training.model, training.optimizer)
+        : START;
+      const params = training.model.parameters().reduce((n, t) => n + t.size, 0);
+      logger.emit({
+        event: "run",
+        run: session.runId,
+        dataset: data.label,
+        objective: `${c.loss} (${tokenObjectiveOf(c.loss).help})`,
+        estimate_bytes: estimateLmTrainingBytes(c, vocab),
+        adapter: engine.gpu.adapterName,
+        resumed: session.resumed,
+        vocab,
+        parameters: params,
+        train_tokens: data.split.train.length,
+        valid_tokens: data.split.valid.length,
+      });
+      const batches = new RandomWindows(data.split.train, {
+        batchSize: c.batchSize,
+        seqLen: c.seqLen,
+        stepsPerEpoch: c.stepsPerEpoch,
+        seed: c.seed,
+      });
+      return await runLoop(
+        engine,
+        {
+          model: training.model,
+          optimizer: training.optimizer,
+          batches,
+          loss: (batch) => training.loss(batch),
+          evaluator: new TextEvaluator(training, data, c),
+          tokensOf: (batch) => batch.targets.length,
+        },
+        { epochs: c.epochs, evalEvery: c.evalEvery, patience: c.patience, clip: c.clip },
+        session,
+        position,
+        opts,
+      );
+    },
+  );
   return {
     runId: session.runId,
     runDir: session.runDir,

@@ -202,6 +202,43 @@ export async function runLoop<B>(
   };
 }
 
+/** How a run inside a session ended, with its wall time and the allocator's peak. */
+export interface SessionRun {
+  result: LoopResult;
+  wallSeconds: number;
+  peakBytes: number;
+}
+
+/**
+ * Runs `body` (restore, log, the loop) with the allocator's peaks reset, records in the session
+ * how it ended (a thrown error as a failed run, then rethrown) and disposes the model's parts.
+ */
+export async function runInSession(
+  engine: Engine,
+  session: RunSession,
+  dispose: () => void,
+  body: () => Promise<LoopResult>,
+): Promise<SessionRun> {
+  const start = performance.now();
+  engine.gpu.allocator.resetPeaks();
+  const ended = () => ({
+    wallSeconds: (performance.now() - start) / 1000,
+    peakBytes: engine.gpu.allocator.peakReservedBytes,
+  });
+  let result: LoopResult;
+  try {
+    result = await body();
+  } catch (e) {
+    session.finish({ status: "failed", error: (e as Error).message, ...ended() });
+    dispose();
+    throw e;
+  }
+  const { wallSeconds, peakBytes } = ended();
+  session.finish({ status: result.status, error: result.error, wallSeconds, peakBytes });
+  dispose();
+  return { result, wallSeconds, peakBytes };
+}
+
 function improves(evaluator: Evaluator, valid: MetricGroup, best: number | null): boolean {
   const value = valid[evaluator.select.key];
   if (best === null) return true;

@@ -31,7 +31,7 @@ import { evalChunkSize, evaluateRanking } from "./evaluate.ts";
 import { estimateTrainingMemory, type MemoryEstimate } from "./memory.ts";
 import type { MetricGroup, TrainEvent } from "./events.ts";
 import type { Logger } from "./log.ts";
-import { type Evaluator, optimiserStep, runLoop, START } from "./loop.ts";
+import { type Evaluator, optimiserStep, runInSession, runLoop, START } from "./loop.ts";
 import { RunSession, storedRunConfig } from "./session.ts";
 
 export class MemoryBudgetError extends Error {
@@ -371,56 +371,45 @@ export async function train(
     logger,
     onMetrics: opts.onMetrics,
   });
-  const start = performance.now();
-  engine.gpu.allocator.resetPeaks();
   const training = new RecommenderTraining(engine, c, data);
-  let result;
-  try {
-    const position = session.resumed
-      ? await session.restore(training.model, training.optimizer)
-      : START;
-    logger.emit({
-      event: "run",
-      run: session.runId,
-      dataset: data.label,
-      users: dataset.users,
-      items: dataset.items,
-      objective: `${c.loss} (${objectiveLabel(c.loss, objectiveSettings(c))})`,
-      estimate_bytes: estimate.total,
-      adapter: engine.gpu.adapterName,
-      resumed: session.resumed,
-      validation_users: split.valid.length,
-      test_users: split.test.length,
-    });
-    const batches = new BatchIterator(split.train, batchOptions(c));
-    result = await runLoop(
-      engine,
-      {
-        model: training.model,
-        optimizer: training.optimizer,
-        batches,
-        loss: (batch, step) => training.loss(batch, step),
-        evaluator: new RankingEvaluator(training.model, data, c),
-      },
-      { epochs: c.epochs, evalEvery: c.evalEvery, patience: c.patience, clip: c.clip },
-      session,
-      position,
-      opts,
-    );
-  } catch (e) {
-    session.finish({
-      status: "failed",
-      error: (e as Error).message,
-      wallSeconds: (performance.now() - start) / 1000,
-      peakBytes: engine.gpu.allocator.peakReservedBytes,
-    });
-    training.dispose();
-    throw e;
-  }
-  const wallSeconds = (performance.now() - start) / 1000;
-  const peakBytes = engine.gpu.allocator.peakReservedBytes;
-  session.finish({ status: result.status, error: result.error, wallSeconds, peakBytes });
-  training.dispose();
+  const { result, wallSeconds, peakBytes } = await runInSession(
+    engine,
+    session,
+    () => training.dispose(),
+    async () => {
+      const position = session.resumed
+        ? await session.restore(training.model, training.optimizer)
+        : START;
+      logger.emit({
+        event: "run",
+        run: session.runId,
+        dataset: data.label,
+        users: dataset.users,
+        items: dataset.items,
+        objective: `${c.loss} (${objectiveLabel(c.loss, objectiveSettings(c))})`,
+        estimate_bytes: estimate.total,
+        adapter: engine.gpu.adapterName,
+        resumed: session.resumed,
+        validation_users: split.valid.length,
+        test_users: split.test.length,
+      });
+      const batches = new BatchIterator(split.train, batchOptions(c));
+      return await runLoop(
+        engine,
+        {
+          model: training.model,
+          optimizer: training.optimizer,
+          batches,
+          loss: (batch, step) => training.loss(batch, step),
+          evaluator: new RankingEvaluator(training.model, data, c),
+        },
+        { epochs: c.epochs, evalEvery: c.evalEvery, patience: c.patience, clip: c.clip },
+        session,
+        position,
+        opts,
+      );
+    },
+  );
   return {
     runId: session.runId,
     runDir: session.runDir,
