@@ -1,5 +1,4 @@
 /** Training configuration: every flag of `deno task train`, its default and its help text. */
-import { parseArgs } from "node:util";
 import {
   OBJECTIVE_NAMES,
   objectiveOf,
@@ -7,7 +6,7 @@ import {
   SAMPLER_KINDS,
   type SamplerKind,
 } from "../loss/objectives.ts";
-import { parseBytes } from "../gpu/allocator.ts";
+import { ConfigError, flagOf, type FlagSpec, mergeResume, parseFlags } from "./flags.ts";
 import { parseCatalog } from "../data/synthetic.ts";
 
 export interface TrainConfig {
@@ -58,15 +57,6 @@ export interface TrainConfig {
   serve: boolean;
 }
 
-interface FlagSpec {
-  key: keyof TrainConfig;
-  type: "string" | "number" | "boolean";
-  help: string;
-  choices?: readonly string[];
-  /** How --help shows the default when it is not the value itself. */
-  shown?: string;
-}
-
 export const DEFAULTS: TrainConfig = {
   data: null,
   format: "auto",
@@ -111,7 +101,7 @@ export const DEFAULTS: TrainConfig = {
   serve: false,
 };
 
-const FLAGS: Record<string, FlagSpec> = {
+const FLAGS: Record<string, FlagSpec<keyof TrainConfig>> = {
   data: {
     key: "data",
     type: "string",
@@ -245,7 +235,8 @@ const FLAGS: Record<string, FlagSpec> = {
     type: "string",
     help: "GPU memory budget, e.g. 2GiB",
     shown: "75% of RAM on a software adapter, 8GiB on a GPU",
-  } as FlagSpec,
+    bytes: true,
+  },
   retune: {
     key: "retune",
     type: "boolean",
@@ -260,13 +251,6 @@ const FLAGS: Record<string, FlagSpec> = {
   },
 };
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
-
 /** Parses argv into a full config; unknown flags and bad values are ConfigErrors. */
 export function parseTrainArgs(args: string[], extra: Record<string, FlagSpec> = {}): {
   config: TrainConfig;
@@ -275,94 +259,14 @@ export function parseTrainArgs(args: string[], extra: Record<string, FlagSpec> =
   /** The config keys the arguments set (the others hold defaults). */
   given: Set<keyof TrainConfig>;
 } {
-  const specs = { ...FLAGS, ...extra };
-  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
-  for (const [flag, spec] of Object.entries(specs)) {
-    options[flag] = { type: spec.type === "boolean" ? "boolean" : "string" };
-  }
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: attachNegativeValues(args, options),
-      options,
-      strict: true,
-      allowPositionals: false,
-    }).values as Record<string, string | boolean | undefined>;
-  } catch (e) {
-    throw new ConfigError((e as Error).message);
-  }
-  const config = { ...DEFAULTS } as Record<string, unknown>;
-  const rest: Record<string, string | boolean | undefined> = {};
-  const given = new Set<keyof TrainConfig>();
-  for (const [flag, raw] of Object.entries(values)) {
-    if (flag === "help" || raw === undefined) continue;
-    const spec = specs[flag];
-    if (!(flag in FLAGS)) {
-      rest[flag] = raw;
-      continue;
-    }
-    config[spec.key] = convert(flag, spec, raw);
-    given.add(spec.key);
-  }
+  const { config, given, help, rest } = parseFlags(args, FLAGS, DEFAULTS, extra);
   if (given.has("data") && given.has("catalog")) {
     throw new ConfigError(
       "--data and --catalog both name the training data: give --data FILE for a file or " +
         "--catalog small|medium|large|<items> for synthetic data, not both",
     );
   }
-  return {
-    config: validate(config as unknown as TrainConfig),
-    help: values.help === true,
-    rest,
-    given,
-  };
-}
-
-/**
- * `--lr -1` as `--lr=-1`: a value flag followed by a negative number takes it as its value, so
- * the range check names the flag instead of the parser calling the value ambiguous.
- */
-function attachNegativeValues(
-  args: string[],
-  options: Record<string, { type: "string" | "boolean" }>,
-): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const flag = /^--([a-z][a-z0-9-]*)$/.exec(args[i])?.[1];
-    const next = args[i + 1];
-    if (
-      flag && options[flag]?.type === "string" && next !== undefined && /^-[\d.]/.test(next)
-    ) {
-      out.push(`${args[i]}=${next}`);
-      i++;
-    } else {
-      out.push(args[i]);
-    }
-  }
-  return out;
-}
-
-function convert(flag: string, spec: FlagSpec, raw: string | boolean): unknown {
-  if (spec.type === "boolean") return raw;
-  const text = String(raw);
-  if (spec.choices && !spec.choices.includes(text)) {
-    throw new ConfigError(`--${flag}: "${text}" is not one of ${spec.choices.join(", ")}`);
-  }
-  if (flag === "memory-limit") {
-    try {
-      return parseBytes(text);
-    } catch (e) {
-      throw new ConfigError(`--${flag}: ${(e as Error).message}`);
-    }
-  }
-  if (spec.type === "number") {
-    const v = Number(text);
-    if (text.trim() === "" || !Number.isFinite(v)) {
-      throw new ConfigError(`--${flag}: "${text}" is not a number`);
-    }
-    return v;
-  }
-  return text;
+  return { config: validate(config), help, rest, given };
 }
 
 function validate(c: TrainConfig): TrainConfig {
@@ -380,7 +284,7 @@ function validate(c: TrainConfig): TrainConfig {
   for (const k of positiveInts) {
     const v = c[k] as number;
     if (!Number.isInteger(v) || v < 1) {
-      throw new ConfigError(`--${flagOf(k)} must be a whole number ≥ 1, got ${v}`);
+      throw new ConfigError(`--${flagOf(FLAGS, k)} must be a whole number ≥ 1, got ${v}`);
     }
   }
   if (!(c.filterEps >= 0 && c.filterEps < 1)) {
@@ -395,7 +299,7 @@ function validate(c: TrainConfig): TrainConfig {
   }
   for (const k of ["kCore", "evalUsers", "seed"] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 0) {
-      throw new ConfigError(`--${flagOf(k)} must be a whole number ≥ 0, got ${c[k]}`);
+      throw new ConfigError(`--${flagOf(FLAGS, k)} must be a whole number ≥ 0, got ${c[k]}`);
     }
   }
   if (!(c.lr > 0)) throw new ConfigError(`--lr must be > 0, got ${c.lr}`);
@@ -433,52 +337,28 @@ export const RESUME_MAY_CHANGE: readonly (keyof TrainConfig)[] = [
   "patience",
   "evalEvery",
 ];
-/** How to run, not what is trained: never stored as a difference. */
-const RUNTIME_ONLY: readonly (keyof TrainConfig)[] = [
-  "out",
-  "resume",
-  "json",
-  "serve",
-  "memoryLimit",
-  "retune",
-];
 
 /**
  * The configuration a resumed run continues with: the stored one, with the `given` flags that
- * may change on resume and the runtime flags applied. A given flag that contradicts the stored
- * configuration is refused, listing every difference.
+ * may change on resume and the runtime flags applied; see mergeResume.
  */
 export function resumeConfig(
   stored: Record<string, unknown>,
   requested: TrainConfig,
   given: Iterable<keyof TrainConfig>,
 ): TrainConfig {
-  const base = { ...DEFAULTS, ...stored } as Record<string, unknown>;
-  const req = requested as unknown as Record<string, unknown>;
-  const differences: string[] = [];
-  for (const key of given) {
-    if (RUNTIME_ONLY.includes(key) || RESUME_MAY_CHANGE.includes(key)) {
-      base[key] = req[key];
-    } else if (JSON.stringify(base[key]) !== JSON.stringify(req[key])) {
-      differences.push(
-        `--${flagOf(key)} ${JSON.stringify(req[key])} (the run has ${JSON.stringify(base[key])})`,
-      );
-    }
-  }
-  for (const key of RUNTIME_ONLY) base[key] = req[key];
-  if (differences.length) {
-    throw new ConfigError(
-      `--resume ${requested.resume}: these flags contradict the run's stored configuration: ` +
-        `${differences.join("; ")}. Only ${
-          RESUME_MAY_CHANGE.map((k) => `--${flagOf(k)}`).join(", ")
-        } may change on resume`,
-    );
-  }
-  return validate(base as unknown as TrainConfig);
-}
-
-function flagOf(key: keyof TrainConfig): string {
-  return Object.entries(FLAGS).find(([, s]) => s.key === key)?.[0] ?? key;
+  return validate(mergeResume(
+    FLAGS,
+    DEFAULTS,
+    {
+      mayChange: RESUME_MAY_CHANGE,
+      // How to run, not what is trained.
+      runtimeOnly: ["out", "resume", "json", "serve", "memoryLimit", "retune"],
+    },
+    stored,
+    requested,
+    given,
+  ));
 }
 
 /** --help text: every flag with its default. */
@@ -493,3 +373,5 @@ export function trainHelp(command = "deno task train", intro = ""): string {
   lines.push(`  --${"help".padEnd(14)} print this help`);
   return lines.join("\n");
 }
+
+export { ConfigError };

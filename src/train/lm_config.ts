@@ -1,9 +1,7 @@
 /** `deno task lm:train`'s configuration: every flag, its default and help, and resume rules. */
-import { parseArgs } from "node:util";
-import { parseBytes } from "../gpu/allocator.ts";
 import { TEXT_TOKENIZERS, type TextTokenizerKind } from "../data/text.ts";
 import { TOKEN_OBJECTIVE_NAMES, tokenObjectiveOf } from "../loss/token_objectives.ts";
-import { ConfigError } from "./config.ts";
+import { ConfigError, flagOf, type FlagSpec, mergeResume, parseFlags } from "./flags.ts";
 
 export interface LmConfig {
   data: string | null;
@@ -70,14 +68,7 @@ export const LM_DEFAULTS: LmConfig = {
   json: false,
 };
 
-interface FlagSpec {
-  key: keyof LmConfig;
-  type: "string" | "number" | "boolean";
-  help: string;
-  choices?: readonly string[];
-}
-
-const FLAGS: Record<string, FlagSpec> = {
+const FLAGS: Record<string, FlagSpec<keyof LmConfig>> = {
   data: { key: "data", type: "string", help: "a plain-text file (required unless --resume)" },
   tokenizer: {
     key: "tokenizer",
@@ -124,7 +115,12 @@ const FLAGS: Record<string, FlagSpec> = {
   out: { key: "out", type: "string", help: "runs folder" },
   name: { key: "name", type: "string", help: "run name" },
   resume: { key: "resume", type: "string", help: "continue this run from its last checkpoint" },
-  "memory-limit": { key: "memoryLimit", type: "string", help: "GPU memory budget (e.g. 2GiB)" },
+  "memory-limit": {
+    key: "memoryLimit",
+    type: "string",
+    help: "GPU memory budget (e.g. 2GiB)",
+    bytes: true,
+  },
   json: { key: "json", type: "boolean", help: "one JSON object per event" },
 };
 
@@ -140,57 +136,11 @@ export interface ParsedLmArgs {
 }
 
 export function parseLmTrainArgs(args: string[]): ParsedLmArgs {
-  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
-  for (const [flag, spec] of Object.entries(FLAGS)) {
-    options[flag] = { type: spec.type === "boolean" ? "boolean" : "string" };
-  }
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args, options, strict: true, allowPositionals: false })
-      .values as Record<string, string | boolean | undefined>;
-  } catch (e) {
-    throw new ConfigError((e as Error).message);
-  }
-  const config = { ...LM_DEFAULTS } as Record<string, unknown>;
-  const given = new Set<keyof LmConfig>();
-  for (const [flag, raw] of Object.entries(values)) {
-    if (flag === "help" || raw === undefined) continue;
-    const spec = FLAGS[flag];
-    config[spec.key] = convert(flag, spec, raw);
-    given.add(spec.key);
-  }
-  const c = config as unknown as LmConfig;
-  if (values.help !== true && !c.data && !c.resume) {
+  const { config: c, given, help } = parseFlags(args, FLAGS, LM_DEFAULTS);
+  if (!help && !c.data && !c.resume) {
     throw new ConfigError("--data FILE is required (a plain-text file), or --resume ID");
   }
-  return { config: values.help === true ? c : validateLm(c), given, help: values.help === true };
-}
-
-function convert(flag: string, spec: FlagSpec, raw: string | boolean): unknown {
-  if (spec.type === "boolean") return raw;
-  const text = String(raw);
-  if (spec.choices && !spec.choices.includes(text)) {
-    throw new ConfigError(`--${flag}: "${text}" is not one of ${spec.choices.join(", ")}`);
-  }
-  if (flag === "memory-limit") {
-    try {
-      return parseBytes(text);
-    } catch (e) {
-      throw new ConfigError(`--${flag}: ${(e as Error).message}`);
-    }
-  }
-  if (spec.type === "number") {
-    const v = Number(text);
-    if (text.trim() === "" || !Number.isFinite(v)) {
-      throw new ConfigError(`--${flag}: "${text}" is not a number`);
-    }
-    return v;
-  }
-  return text;
-}
-
-function flagOf(key: keyof LmConfig): string {
-  return Object.entries(FLAGS).find(([, s]) => s.key === key)?.[0] ?? key;
+  return { config: help ? c : validateLm(c), given, help };
 }
 
 export function validateLm(c: LmConfig): LmConfig {
@@ -210,12 +160,12 @@ export function validateLm(c: LmConfig): LmConfig {
   for (const k of positive) {
     const v = c[k] as number;
     if (!Number.isInteger(v) || v < 1) {
-      throw new ConfigError(`--${flagOf(k)} must be a whole number ≥ 1, got ${v}`);
+      throw new ConfigError(`--${flagOf(FLAGS, k)} must be a whole number ≥ 1, got ${v}`);
     }
   }
   for (const k of ["seed", "evalTokens"] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 0) {
-      throw new ConfigError(`--${flagOf(k)} must be a whole number ≥ 0, got ${c[k]}`);
+      throw new ConfigError(`--${flagOf(FLAGS, k)} must be a whole number ≥ 0, got ${c[k]}`);
     }
   }
   if (c.dim % c.heads !== 0 || (c.dim / c.heads) % 2 !== 0) {
@@ -237,36 +187,23 @@ export function validateLm(c: LmConfig): LmConfig {
 
 /**
  * The configuration a resumed run continues with: the stored one, with the given flags that may
- * change on resume and the runtime flags applied; any other given flag that contradicts the
- * stored value is refused, listing every difference.
+ * change on resume and the runtime flags applied; see mergeResume.
  */
 export function resumeLmConfig(
   stored: Record<string, unknown>,
   requested: LmConfig,
   given: Iterable<keyof LmConfig>,
 ): LmConfig {
-  const base = { ...LM_DEFAULTS, ...stored } as Record<string, unknown>;
-  const req = requested as unknown as Record<string, unknown>;
-  const differences: string[] = [];
-  for (const key of given) {
-    if (RUNTIME_ONLY.includes(key) || RESUME_MAY_CHANGE.includes(key)) {
-      base[key] = req[key];
-    } else if (JSON.stringify(base[key]) !== JSON.stringify(req[key])) {
-      differences.push(
-        `--${flagOf(key)} ${JSON.stringify(req[key])} (the run has ${JSON.stringify(base[key])})`,
-      );
-    }
-  }
-  for (const key of RUNTIME_ONLY) base[key] = req[key];
-  if (differences.length) {
-    throw new ConfigError(
-      `--resume ${requested.resume}: these flags contradict the run's stored configuration: ` +
-        `${differences.join("; ")}. Only ${
-          RESUME_MAY_CHANGE.map((k) => `--${flagOf(k)}`).join(", ")
-        } may change on resume`,
-    );
-  }
-  return validateLm(base as unknown as LmConfig);
+  return validateLm(
+    mergeResume(
+      FLAGS,
+      LM_DEFAULTS,
+      { mayChange: RESUME_MAY_CHANGE, runtimeOnly: RUNTIME_ONLY },
+      stored,
+      requested,
+      given,
+    ),
+  );
 }
 
 export function lmTrainHelp(): string {
