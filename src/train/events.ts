@@ -44,8 +44,6 @@ export type TrainEvent =
   }
   | { event: "metrics"; groups: Record<string, MetricGroup> };
 
-export type TrainEventName = TrainEvent["event"];
-
 /** Reads one line of a training process's output: its event, or null for anything else. */
 export function parseTrainEvent(line: string): TrainEvent | null {
   let value: unknown;

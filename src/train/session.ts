@@ -102,7 +102,7 @@ export class RunSession {
     return position;
   }
 
-  checkpointPath(kind: "best" | "last"): string {
+  private checkpointPath(kind: "best" | "last"): string {
     return `${this.runDir}/${kind}.safetensors`;
   }
 

@@ -17,7 +17,7 @@ export interface TuneShape {
 }
 
 /** A linear layer of SASRec's width over a batch's positions: y = x·Wᵀ, dx = dy·W, dW = dyᵀ·x. */
-export const TRAINING_SHAPES: readonly TuneShape[] = [
+const TRAINING_SHAPES: readonly TuneShape[] = [
   { m: 4096, k: 64, n: 64, transA: false, transB: true },
   { m: 4096, k: 64, n: 64, transA: false, transB: false },
   { m: 64, k: 4096, n: 64, transA: true, transB: false },
