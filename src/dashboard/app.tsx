@@ -11,12 +11,14 @@ import uplotJs from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
 import uplotCss from "uplot/dist/uPlot.min.css" with { type: "text" };
 import chartsJs from "./static/charts.js" with { type: "text" };
 import clientJs from "./static/dashboard.js" with { type: "text" };
+import embeddingsJs from "./static/embeddings.js" with { type: "text" };
 import styleCss from "./static/style.css" with { type: "text" };
 import { StoreReader } from "../store/read.ts";
 import { RunStore } from "../store/runs.ts";
 import { CsrfGuard } from "./csrf.ts";
 import { actionRoutes } from "./routes/actions.ts";
 import { apiRoutes } from "./routes/api.ts";
+import { embeddingRoutes } from "./routes/embeddings.tsx";
 import { type Dash, fail, isApi } from "./routes/common.tsx";
 import { pageRoutes } from "./routes/pages.tsx";
 
@@ -61,6 +63,7 @@ const STATIC: Record<string, { body: string; type: string }> = {
   "uPlot.min.css": { body: uplotCss, type: "text/css; charset=utf-8" },
   "charts.js": { body: chartsJs, type: JS },
   "dashboard.js": { body: clientJs, type: JS },
+  "embeddings.js": { body: embeddingsJs, type: JS },
   "style.css": { body: styleCss, type: "text/css; charset=utf-8" },
 };
 
@@ -116,8 +119,10 @@ export function createApp(opts: AppOptions): Hono {
   pageRoutes(app, d);
   apiRoutes(app, d);
   actionRoutes(app, d);
+  const embeddingMaps = embeddingRoutes(app, d);
 
   opts.signal?.addEventListener("abort", () => {
+    embeddingMaps.close();
     reader.close();
     writer?.close();
   }, { once: true });

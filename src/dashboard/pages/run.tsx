@@ -3,10 +3,12 @@
  * A run's page: headline figures, curves, final metrics, epochs, notes and config. While the run
  * trains, the script refreshes the `data-region` blocks from this same page as epochs arrive.
  */
+import type { EmbeddingKind } from "../../store/embeddings.ts";
 import type { SweepRecord } from "../../store/sweeps.ts";
 import * as fmt from "../format.ts";
 import { type EpochRow, type FinalMetrics, metricGrid } from "../metrics.ts";
 import { type RunView, unusedObjectiveKeys } from "../runs.ts";
+import { embeddingsHref } from "./embeddings.tsx";
 import {
   Badge,
   Chart,
@@ -31,6 +33,8 @@ export interface RunPageProps {
   /** Whether `<runs>/<id>/last.safetensors` exists where this dashboard reads the runs. */
   checkpointOnDisk: boolean;
   csrf: string;
+  /** The kinds of embeddings its embeddings page maps (none: no link). */
+  embeddings?: EmbeddingKind[];
 }
 
 export function RunPage(props: RunPageProps) {
@@ -103,6 +107,19 @@ export function RunPage(props: RunPageProps) {
           </div>
         </dl>
       </div>
+      {props.embeddings?.length
+        ? (
+          <p class="embeddings-link">
+            Embeddings map:{" "}
+            {props.embeddings.map((k, i) => (
+              <>
+                {i ? " · " : ""}
+                <a href={embeddingsHref(run.id, k)}>{k}</a>
+              </>
+            ))}
+          </p>
+        )
+        : null}
       <h2>Curves</h2>
       <ChartControls />
       <div class="charts">

@@ -9,6 +9,7 @@ import { RunPage } from "../pages/run.tsx";
 import { RunsPage } from "../pages/runs.tsx";
 import { SweepPage } from "../pages/sweep.tsx";
 import { applyRunQuery, parseRunQuery } from "../query.ts";
+import { embeddingKindsOf } from "../embedding_view.ts";
 import { getRunView, listRunViews, type RunView } from "../runs.ts";
 import { type Dash, fail, isRefusal, page, runDetail, runOf, sweepOf, validId } from "./common.tsx";
 
@@ -50,6 +51,7 @@ export function pageRoutes(app: Hono, d: Dash): void {
         sweep={sweep}
         runsDir={d.runsDir}
         checkpointOnDisk={exists(`${d.runsDir}/${run.id}/last.safetensors`)}
+        embeddings={embeddingKindsOf(d.runsDir, run)}
         csrf={d.csrf.token}
       />,
     );
