@@ -64,5 +64,11 @@ export { RankingMetrics } from "./src/train/metrics.ts";
 export { prepareData, train } from "./src/train/recommender.ts";
 export { RunStore } from "./src/store/runs.ts";
 export { SweepStore } from "./src/store/sweeps.ts";
+export {
+  type EmbeddingKind,
+  type Embeddings,
+  readEmbeddings,
+  writeEmbeddings,
+} from "./src/store/embeddings.ts";
 export { serveDashboard } from "./src/dashboard/serve.ts";
 export { createApp } from "./src/dashboard/app.tsx";

@@ -65,7 +65,7 @@ export async function makeEmbeddingsFixture(): Promise<EmbeddingsFixture> {
   };
 }
 
-/** Clients of class c sit around 4·e_c, the class is the colour, ids c0000…. */
+/** Clients of class c sit around 2.5·e_c with overlapping noise, the class is the colour, ids c0000…. */
 function writeClientEmbeddings(runDir: string): void {
   const random = seededRandom(7);
   const vectors = new Float32Array(CLIENTS * CLIENT_DIM);
@@ -74,7 +74,8 @@ function writeClientEmbeddings(runDir: string): void {
     const c = i % CLASSES;
     target.push(c);
     for (let j = 0; j < CLIENT_DIM; j++) {
-      vectors[i * CLIENT_DIM + j] = (j === c ? 4 : 0) + (random() + random() + random() - 1.5);
+      vectors[i * CLIENT_DIM + j] = (j === c ? 2.5 : 0) +
+        1.2 * (random() + random() + random() - 1.5);
     }
   }
   writeEmbeddings(runDir, {

@@ -110,8 +110,7 @@ export function RunPage(props: RunPageProps) {
       {props.embeddings?.length
         ? (
           <p class="embeddings-link">
-            Embeddings map:{" "}
-            {props.embeddings.map((k, i) => (
+            Embeddings map: {props.embeddings.map((k, i) => (
               <>
                 {i ? " · " : ""}
                 <a href={embeddingsHref(run.id, k)}>{k}</a>

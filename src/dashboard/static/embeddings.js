@@ -45,7 +45,7 @@ function start(figure) {
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, width, height);
     screen = place(data.x, data.y, width, height);
-    const r = data.count > 20000 ? 1.2 : data.count > 2000 ? 2 : 3.2;
+    const r = data.count > 20000 ? 1.2 : data.count > 2000 ? 2 : data.count > 200 ? 3.2 : 4.5;
     ctx.globalAlpha = data.count > 2000 ? 0.7 : 0.85;
     // One path per colour: a few fills instead of one per point.
     const { palette, index } = data.colour;
@@ -108,7 +108,7 @@ function start(figure) {
     }
     const value = data.colour.values ? data.colour.values[i] : null;
     tip.textContent = `${data.kind === "items" ? "item" : "client"} ${data.ids[i]}` +
-      (value === null ? "" : ` · ${data.colour.name} ${value}`);
+      (value === null ? "" : ` · ${data.colour.name}: ${value}`);
     tip.hidden = false;
     // Beside the pointer, kept inside the figure.
     const left = Math.min(px + 12, box.width - tip.offsetWidth - 4);
