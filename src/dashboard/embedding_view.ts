@@ -26,6 +26,9 @@ import {
 import { isSasRecRun, itemEmbeddingsDue, writeItemEmbeddings } from "./item_embeddings.ts";
 import type { UmapReply, UmapRequest } from "./umap_worker.ts";
 
+/** PCA maps kept in memory (by the vectors' fingerprint). */
+const PCA_KEPT = 8;
+
 export interface MapState {
   map: EmbeddingMap;
   /** A worker is computing UMAP: the map will switch to it. */
@@ -47,6 +50,7 @@ export class EmbeddingMaps {
   /** UMAP failures by job key (the vectors' fingerprint in it): not tried again for them. */
   private readonly failures = new Map<string, string>();
   private readonly deriving = new Map<string, Promise<Embeddings>>();
+  private readonly pcaMaps = new Map<string, EmbeddingMap>();
 
   constructor(private readonly runsDir: string) {}
 
@@ -81,7 +85,8 @@ export class EmbeddingMaps {
           `${UMAP_SEED}), computed once and cached in embeddings-${kind}.map-umap.json.`,
       };
     }
-    const map = pcaMap(e);
+    const key = `${dir}|${kind}|${fingerprint(e)}`;
+    const map = this.pca(key, e);
     const pca = `PCA: the two leading components hold ${
       Math.round((map.explained ?? 0) * 100)
     }% of the variance`;
@@ -91,7 +96,6 @@ export class EmbeddingMaps {
         : `UMAP is not computed for more than ${UMAP_MAX_COUNT.toLocaleString("en")} points`;
       return { map, pending: false, note: `${pca}; ${why}.` };
     }
-    const key = `${dir}|${kind}|${fingerprint(e)}`;
     const failed = this.failures.get(key);
     if (failed) return { map, pending: false, note: `${pca}; UMAP failed: ${failed}.` };
     this.start(key, { dir, kind });
@@ -100,6 +104,18 @@ export class EmbeddingMaps {
       pending: true,
       note: `${pca}. UMAP is being computed in the background; the map switches to it when ready.`,
     };
+  }
+
+  /** PCA of these vectors, kept for the next requests (the page, then its JSON, then polls). */
+  private pca(key: string, e: Embeddings): EmbeddingMap {
+    let map = this.pcaMaps.get(key);
+    if (!map) {
+      map = pcaMap(e);
+      this.pcaMaps.set(key, map);
+      // The few most recent maps: Map keeps insertion order, the first is the oldest.
+      if (this.pcaMaps.size > PCA_KEPT) this.pcaMaps.delete(this.pcaMaps.keys().next().value!);
+    }
+    return map;
   }
 
   private start(key: string, request: UmapRequest): void {
