@@ -46,7 +46,7 @@ export function embeddingKindsOf(runsDir: string, run: RunRecord): EmbeddingKind
 }
 
 export class EmbeddingMaps {
-  private readonly workers = new Map<string, { worker: Worker; done: Promise<void> }>();
+  private readonly workers = new Map<string, Worker>();
   /** UMAP failures by job key (the vectors' fingerprint in it): not tried again for them. */
   private readonly failures = new Map<string, string>();
   private readonly deriving = new Map<string, Promise<Embeddings>>();
@@ -123,34 +123,26 @@ export class EmbeddingMaps {
     const worker = new Worker(new URL("./umap_worker.ts", import.meta.url).href, {
       type: "module",
     });
-    const done = new Promise<void>((resolve) => {
-      const finish = (error: string | null) => {
-        if (error) {
-          this.failures.set(key, error);
-          console.error(`dashboard: UMAP of ${request.dir} ${request.kind}: ${error}`);
-        }
-        worker.terminate();
-        this.workers.delete(key);
-        resolve();
-      };
-      worker.onmessage = (ev: MessageEvent<UmapReply>) => finish(ev.data.ok ? null : ev.data.error);
-      worker.onerror = (ev) => {
-        ev.preventDefault();
-        finish(ev.message);
-      };
-    });
-    this.workers.set(key, { worker, done });
+    const finish = (error: string | null) => {
+      if (error) {
+        this.failures.set(key, error);
+        console.error(`dashboard: UMAP of ${request.dir} ${request.kind}: ${error}`);
+      }
+      worker.terminate();
+      this.workers.delete(key);
+    };
+    worker.onmessage = (ev: MessageEvent<UmapReply>) => finish(ev.data.ok ? null : ev.data.error);
+    worker.onerror = (ev) => {
+      ev.preventDefault();
+      finish(ev.message);
+    };
+    this.workers.set(key, worker);
     worker.postMessage(request);
-  }
-
-  /** Resolves once every UMAP computation started so far has ended. */
-  async settled(): Promise<void> {
-    while (this.workers.size) await Promise.all([...this.workers.values()].map((w) => w.done));
   }
 
   /** Stops the workers (the server is closing). */
   close(): void {
-    for (const { worker } of this.workers.values()) worker.terminate();
+    for (const worker of this.workers.values()) worker.terminate();
     this.workers.clear();
   }
 }

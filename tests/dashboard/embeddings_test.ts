@@ -3,7 +3,11 @@ import assert from "node:assert/strict";
 import type { Hono } from "hono";
 import { createApp } from "../../src/dashboard/app.tsx";
 import { POPULARITY } from "../../src/dashboard/item_embeddings.ts";
-import { embeddingsHeaderPath, readEmbeddings } from "../../src/store/embeddings.ts";
+import {
+  embeddingsHeaderPath,
+  readEmbeddings,
+  writeEmbeddings,
+} from "../../src/store/embeddings.ts";
 import {
   CLASSES,
   CLIENTS,
@@ -156,4 +160,25 @@ Deno.test({
       assert.match(moved, /item popularity needs run .* training data \(.*gone\.txt\)/);
     });
   },
+});
+
+Deno.test("a few points stay PCA and say why; embeddings written later are linked", async () => {
+  await withApp(async (app, fx) => {
+    const id = fx.ids.plain;
+    writeEmbeddings(`${fx.dir}/${id}`, {
+      kind: "items",
+      ids: ["a", "b", "c", "d", "e"],
+      dim: 2,
+      vectors: Float32Array.from([0, 0, 1, 0, 2, 0, 3, 1, 4, 1]),
+    });
+    assert.match(await text(await app.request(`/runs/${id}`)), /embeddings\?kind=items/);
+    const body = await (await app.request(`/api/runs/${id}/embeddings/items`)).json();
+    assert.equal(body.method, "pca");
+    assert.equal(body.pending, false);
+    assert.match(body.note, /; 5 points are too few for UMAP \(it needs 16\)\.$/);
+    assert.equal(body.colour.kind, "plain");
+    assert.equal(body.colour.name, null);
+    const page = await text(await app.request(`/runs/${id}/embeddings`));
+    assert.doesNotMatch(page, /coloured by/);
+  });
 });
