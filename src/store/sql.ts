@@ -59,12 +59,9 @@ export class SqliteSql implements Sql {
     return new SqliteSql(db);
   }
 
-  async #free(): Promise<void> {
-    while (this.#busy) await this.#busy;
-  }
-
   async all(sql: string, params: SqlValue[] = []): Promise<Row[]> {
-    if (this.#busy) await this.#free();
+    // The check and the statement in one synchronous stretch: nothing can begin in between.
+    while (this.#busy) await this.#busy;
     return this.#direct.all(sql, params);
   }
 
@@ -73,12 +70,14 @@ export class SqliteSql implements Sql {
   }
 
   async run(sql: string, params: SqlValue[] = []): Promise<number> {
-    if (this.#busy) await this.#free();
+    while (this.#busy) await this.#busy;
     return this.#direct.run(sql, params);
   }
 
   async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
-    await this.#free();
+    // Checked and taken in one synchronous stretch, so two waiters woken together cannot both
+    // begin.
+    while (this.#busy) await this.#busy;
     const done = Promise.withResolvers<void>();
     this.#busy = done.promise;
     try {

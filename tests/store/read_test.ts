@@ -1,4 +1,4 @@
-/** The read model: lazy read-only opening, older stores, lost runs, notes, archive, delete. */
+/** The read model on SQLite: lazy read-only opening, older stores, a sweep read two ways (the rest is contract_test.ts). */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { StoreReader } from "../../src/store/read.ts";
@@ -85,53 +85,6 @@ Deno.test("a store from before heartbeats and row times reads back; reading writ
   assert.equal((await store.getRun("old"))!.status, "lost");
   await store.heartbeat("old");
   assert.equal((await store.getRun("old"))!.status, "running");
-  await store.close();
-  await Deno.remove(dir, { recursive: true });
-});
-
-Deno.test("lost is derived from the heartbeat and never for runs that ended", async () => {
-  const dir = Deno.makeTempDirSync({ prefix: "cutrec-read-" });
-  const store = await RunStore.open(dir);
-  await store.createRun({ id: "r", name: "r", dataset: "d", config: {} });
-  const reader = StoreReader.open(dir);
-  assert.equal((await reader.getRun("r"))!.status, "running");
-  await store.heartbeat("r", new Date(Date.now() - (LOST_AFTER_SECONDS + 1) * 1000));
-  assert.equal((await reader.getRun("r"))!.status, "lost");
-  await store.update("r", { status: "failed", error: "x", finished: true });
-  assert.equal((await reader.getRun("r"))!.status, "failed");
-  await store.reopenRun("r");
-  assert.equal((await reader.getRun("r"))!.status, "running");
-  await reader.close();
-  await store.close();
-  Deno.removeSync(dir, { recursive: true });
-});
-
-Deno.test("tags, notes and the archive mark; deleting a run removes its records", async () => {
-  const dir = await tempDir();
-  const store = await RunStore.open(dir);
-  for (const id of ["a", "b"]) await store.createRun({ id, name: id, dataset: "d", config: {} });
-  await store.addMetrics("a", [{ epoch: 1, step: 1, key: "train_loss", value: 1 }]);
-  const reader = StoreReader.open(dir);
-  await store.annotate("a", { tags: ["baseline", "beauty"], note: "first try" });
-  await store.setArchived("a", true);
-  // Notes again keep the archive mark; archiving keeps the notes.
-  await store.annotate("a", { tags: ["baseline"], note: "first try, kept" });
-  const notes = await reader.notes("a");
-  assert.deepEqual(notes.tags, ["baseline"]);
-  assert.equal(notes.note, "first try, kept");
-  assert.ok(notes.archivedAt);
-  await store.setArchived("a", false);
-  assert.equal((await reader.notes("a")).archivedAt, null);
-  await store.setArchived("b", true);
-  assert.deepEqual([...(await reader.allNotes()).keys()].sort(), ["a", "b"]);
-
-  assert.equal(await store.deleteRun("a"), true);
-  assert.equal(await reader.getRun("a"), null);
-  assert.deepEqual(await reader.metricRows("a"), []);
-  assert.equal((await reader.notes("a")).note, "");
-  assert.equal(await store.deleteRun("a"), false);
-  assert.deepEqual((await reader.listRuns()).map((r) => r.id), ["b"]);
-  await reader.close();
   await store.close();
   await Deno.remove(dir, { recursive: true });
 });

@@ -3,6 +3,7 @@
  * folder, no snapshots and the append-only file on (as a queue's Redis should run), stopped and
  * removed by `stop()`. Tests skip, saying why, where redis-server is not installed.
  */
+import { freePort } from "../support/free_port.ts";
 
 /** Why queue tests are skipped here, or null when redis-server is on PATH. */
 export const redisMissing: string | null = await new Deno.Command("redis-server", {
@@ -23,13 +24,7 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-/** A loopback port nothing listens on (taken from the OS, then released). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
+export { freePort };
 
 export async function startRedis(): Promise<RedisServer> {
   const dir = await Deno.makeTempDir({ prefix: "cutrec-redis-" });
