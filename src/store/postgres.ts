@@ -15,10 +15,11 @@ const INT8_OID = 20;
 
 /** bigint (counts, byte sizes, rowids) as a number: every value the store keeps fits in 2^53. */
 const TYPES = {
-  getTypeParser: ((oid: number, format?: string) =>
-    oid === INT8_OID
-      ? (v: string) => Number(v)
-      : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
+  getTypeParser:
+    ((oid: number, format?: string) =>
+      oid === INT8_OID
+        ? (v: string) => Number(v)
+        : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
 };
 
 /** `?` placeholders as PostgreSQL's `$1, $2, …` (the store's statements hold no `?` literal). */

@@ -157,7 +157,9 @@ export async function runLoop<B>(
           position.bestEpoch = epoch;
           position.evalsWithoutGain = 0;
           await session.saveBest(model, position);
-          if (evaluator.select.key === "ndcg@10") await session.recordBestNdcg10(position.bestValid);
+          if (evaluator.select.key === "ndcg@10") {
+            await session.recordBestNdcg10(position.bestValid);
+          }
         } else {
           position.evalsWithoutGain++;
         }

@@ -358,7 +358,11 @@ export async function train(
   // A programmatic resume gets the same check as the command line's: nothing but the settings
   // that may change on resume differs from what the run was trained with.
   if (c.resume) {
-    resumeConfig(await storedRunConfig(c.out, c.resume, c.store), c, Object.keys(c) as (keyof TrainConfig)[]);
+    resumeConfig(
+      await storedRunConfig(c.out, c.resume, c.store),
+      c,
+      Object.keys(c) as (keyof TrainConfig)[],
+    );
   }
   const { dataset, split } = data;
   // The store's URL is recorded without its password.

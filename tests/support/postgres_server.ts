@@ -6,7 +6,7 @@
  * `runuser`. Tests skip, saying why, where the binaries are not installed.
  */
 import { PostgresSql } from "../../src/store/postgres.ts";
-import { freePort } from "./free_port.ts";
+import { freePort } from "../../bench/redis.ts";
 
 const ROOTS = ["/usr/lib/postgresql"];
 

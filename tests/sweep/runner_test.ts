@@ -166,7 +166,10 @@ Deno.test("a sweep killed mid-trial leaves no half-recorded trial, and the same 
   const killed = (await store.runs.getRun(killedRun))!;
   assert.equal(killed.sweepId, sweepId, "the partial run stays in the run store");
   assert.equal(killed.status, "stopped", "the trial process recorded its run as stopped");
-  assert.ok((await store.getSweepRecord(sweepId))!.budgetBytes! > 0, "the device limit is the budget");
+  assert.ok(
+    (await store.getSweepRecord(sweepId))!.budgetBytes! > 0,
+    "the device limit is the budget",
+  );
   await store.close();
 
   // The same command (plus output flags, which do not change the sweep) resumes it.

@@ -84,7 +84,11 @@ gpuTest("a programmatic resume with a different objective is refused", async (e)
   });
   assert.equal(more.epochs, 2);
   const store = await RunStore.open(config.out);
-  assert.equal((await store.getRun(first.runId))!.config.epochs, 2, "the new epoch count is recorded");
+  assert.equal(
+    (await store.getRun(first.runId))!.config.epochs,
+    2,
+    "the new epoch count is recorded",
+  );
   await store.close();
   await Deno.remove(dir, { recursive: true });
 });
