@@ -22,7 +22,7 @@ bench/results/queue-<adapter>.json.
 
 Flags:
   --data PATH     sequence file, one user per line [default: ${BEAUTY}]
-  --users N       train on the file's first N users (all: 0) [default: 1000]
+  --users N       train on the file's first N users (all: 0) [default: 500]
   --epochs N      epochs per trial [default: 1]
   --workers LIST  worker counts to time on the queue [default: 1,2,3]
   --help          print this help`;
@@ -32,7 +32,7 @@ async function main(args: string[]): Promise<number> {
     args,
     options: {
       data: { type: "string", default: BEAUTY },
-      users: { type: "string", default: "1000" },
+      users: { type: "string", default: "500" },
       epochs: { type: "string", default: "1" },
       workers: { type: "string", default: "1,2,3" },
       help: { type: "boolean", default: false },

@@ -130,10 +130,17 @@ export class StoreReader {
   }
 
   async #open(): Promise<Sql | null> {
-    this.#db ??= this.#connect();
-    const db = await this.#db;
+    const pending = this.#db ??= this.#connect();
+    let db: Sql | null;
+    try {
+      db = await pending;
+    } catch (e) {
+      // A server that refused us now may answer the next request: connect again then.
+      if (this.#db === pending) this.#db = null;
+      throw e;
+    }
     // No file yet: look again next time.
-    if (!db) this.#db = null;
+    if (!db && this.#db === pending) this.#db = null;
     return db;
   }
 
