@@ -103,9 +103,10 @@ function config(over: Record<string, unknown>): Record<string, unknown> {
   };
 }
 
-export async function makeFixture(): Promise<Fixture> {
+/** The fixture in `<dir>/runs.sqlite`, or in the PostgreSQL store `storeUrl` names. */
+export async function makeFixture(storeUrl: string | null = null): Promise<Fixture> {
   const dir = await Deno.makeTempDir({ prefix: "cutrec-dash-" });
-  const sweeps = await SweepStore.open(dir);
+  const sweeps = await SweepStore.open(dir, storeUrl);
   const store = sweeps.runs;
   const add = async (
     id: string,
