@@ -70,5 +70,9 @@ export {
   readEmbeddings,
   writeEmbeddings,
 } from "./src/store/embeddings.ts";
+export { StoreReader } from "./src/store/read.ts";
+export { type Sql, SqliteSql } from "./src/store/sql.ts";
+export { PostgresSql } from "./src/store/postgres.ts";
+export { openSql } from "./src/store/open.ts";
 export { serveDashboard } from "./src/dashboard/serve.ts";
 export { createApp } from "./src/dashboard/app.tsx";

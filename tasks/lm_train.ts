@@ -18,7 +18,7 @@ async function main(args: string[]): Promise<number> {
     }
     config = parsed.config.resume
       ? resumeLmConfig(
-        storedRunConfig(parsed.config.out, parsed.config.resume),
+        await storedRunConfig(parsed.config.out, parsed.config.resume),
         parsed.config,
         parsed.given,
       )

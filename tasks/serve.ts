@@ -1,6 +1,7 @@
 /** `deno task serve`: the dashboard of a runs folder, in a browser. */
 import { parseArgs } from "node:util";
 import { DEFAULT_HOST, DEFAULT_PORT, isLoopback, serveDashboard } from "../src/dashboard/serve.ts";
+import { isPostgresUrl, storeLabel } from "../src/store/open.ts";
 import { runMain } from "./cli.ts";
 
 const HELP = `Usage: deno task serve [flags]
@@ -9,7 +10,8 @@ Serves the dashboard of a runs folder: runs, live training curves, sweeps, memor
 
 Flags:
   --port   TCP port (0: any free port) [default: ${DEFAULT_PORT}]
-  --runs   runs folder holding runs.sqlite [default: runs]
+  --runs   runs folder holding runs.sqlite and the checkpoints [default: runs]
+  --store  read the runs of this PostgreSQL store instead: postgres://USER@HOST:PORT/DB
   --host   address to bind; anything but loopback exposes your runs to the network [default: ${DEFAULT_HOST}]
   --help   print this help`;
 
@@ -21,6 +23,7 @@ async function main(args: string[]): Promise<number> {
       options: {
         port: { type: "string", default: String(DEFAULT_PORT) },
         runs: { type: "string", default: "runs" },
+        store: { type: "string" },
         host: { type: "string", default: DEFAULT_HOST },
         help: { type: "boolean", default: false },
       },
@@ -40,9 +43,16 @@ async function main(args: string[]): Promise<number> {
     console.error(`error: --port must be a port number, got "${values.port}"`);
     return 2;
   }
+  const store = values.store ?? null;
+  if (store !== null && !isPostgresUrl(store)) {
+    console.error(`error: --store must be postgres://USER@HOST:PORT/DB, got "${store}"`);
+    return 2;
+  }
   const runsDir = values.runs.replace(/\/+$/, "") || "/";
-  const dashboard = serveDashboard({ runsDir, port, host: values.host });
-  console.log(`dashboard: ${dashboard.url} (runs: ${runsDir}; Ctrl-C stops it)`);
+  const dashboard = serveDashboard({ runsDir, store, port, host: values.host });
+  console.log(
+    `dashboard: ${dashboard.url} (runs: ${storeLabel(runsDir, store)}; Ctrl-C stops it)`,
+  );
   if (!isLoopback(values.host)) {
     console.log(`warning: bound to ${values.host}: anyone who can reach it can read these runs`);
   }

@@ -28,7 +28,7 @@ async function main(args: string[]): Promise<number> {
     }
     config = parsed.config.resume
       ? resumeConfig(
-        storedRunConfig(parsed.config.out, parsed.config.resume),
+        await storedRunConfig(parsed.config.out, parsed.config.resume, parsed.config.store),
         parsed.config,
         parsed.given,
       )
@@ -39,7 +39,7 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   const logger = new Logger({ json: config.json });
-  const dashboard = config.serve ? startDashboard(config.out) : null;
+  const dashboard = config.serve ? startDashboard(config.out, config.store) : null;
   if (dashboard) logger.event("dashboard", { url: dashboard.url });
   const data = await prepareData(config);
   const engine = await Engine.create({ memoryLimit: config.memoryLimit ?? undefined });
@@ -61,12 +61,12 @@ async function main(args: string[]): Promise<number> {
 }
 
 /** The dashboard on its usual port, or on a free one when another process holds 8787. */
-function startDashboard(runsDir: string): Dashboard {
+function startDashboard(runsDir: string, store: string | null): Dashboard {
   try {
-    return serveDashboard({ runsDir });
+    return serveDashboard({ runsDir, store });
   } catch (e) {
     if (!(e instanceof Deno.errors.AddrInUse)) throw e;
-    return serveDashboard({ runsDir, port: 0 });
+    return serveDashboard({ runsDir, store, port: 0 });
   }
 }
 

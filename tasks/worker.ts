@@ -1,6 +1,7 @@
 /** `deno task worker`: runs sweep trials from a queue (see `deno task sweep --queue`). */
 import { parseArgs } from "node:util";
 import { parseBytes } from "../src/gpu/allocator.ts";
+import { checkStoreUrl } from "../src/store/open.ts";
 import { runWorker } from "../src/sweep/worker.ts";
 import { positiveInt, positiveNumber, runMain } from "./cli.ts";
 
@@ -19,6 +20,8 @@ Flags:
                        e.g. 4GiB; a trial that does not fit is left for another worker [default: none]
   --artifacts DIR      runs folder for the trials' store and checkpoints; a shared folder keeps the
                        checkpoints where the sweep can read them [default: runs]
+  --store URL          postgres://USER@HOST:PORT/DB: trials record their runs in this PostgreSQL
+                       store (the sweep's --store) [default: <artifacts>/runs.sqlite]
   --lease SECONDS      how long a trial of a worker that died waits before it runs elsewhere; the
                        lock is renewed every lease/2 while it runs [default: 30]
   --name NAME          how the sweep's store names this worker [default: <hostname>:<pid>]
@@ -35,6 +38,7 @@ async function main(args: string[]): Promise<number> {
         concurrency: { type: "string", default: "1" },
         "memory-budget": { type: "string" },
         artifacts: { type: "string", default: "runs" },
+        store: { type: "string" },
         lease: { type: "string", default: "30" },
         name: { type: "string" },
         json: { type: "boolean", default: false },
@@ -59,6 +63,7 @@ async function main(args: string[]): Promise<number> {
   try {
     concurrency = positiveInt("--concurrency", values.concurrency);
     leaseSeconds = positiveNumber("--lease", values.lease);
+    if (values.store !== undefined) checkStoreUrl(values.store);
     if (values["memory-budget"] !== undefined) {
       budget = parseBytes(values["memory-budget"]);
       if (!(budget > 0)) throw new Error("must be more than 0 bytes");
@@ -85,6 +90,7 @@ async function main(args: string[]): Promise<number> {
       concurrency,
       budget,
       artifacts: values.artifacts,
+      store: values.store ?? null,
       leaseMs: leaseSeconds * 1000,
       name: values.name ?? `${Deno.hostname()}:${Deno.pid}`,
       json: values.json,

@@ -23,8 +23,10 @@ import { type Dash, fail, isApi } from "./routes/common.tsx";
 import { pageRoutes } from "./routes/pages.tsx";
 
 export interface AppOptions {
-  /** The runs folder: `<runsDir>/runs.sqlite` is the run store. */
+  /** The runs folder: checkpoints, and `<runsDir>/runs.sqlite` unless `store` names another. */
   runsDir: string;
+  /** The run store: a postgres:// URL; null or absent: `<runsDir>/runs.sqlite`. */
+  store?: string | null;
   /** How often the live-update stream looks for new metric rows. */
   pollMs?: number;
   /** Aborting it ends open event streams (server shutdown). */
@@ -70,15 +72,15 @@ const STATIC: Record<string, { body: string; type: string }> = {
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i;
 
 export function createApp(opts: AppOptions): Hono {
-  const reader = StoreReader.open(opts.runsDir);
-  let writer: RunStore | null = null;
+  const reader = StoreReader.open(opts.runsDir, opts.store ?? null);
+  let writer: Promise<RunStore> | null = null;
   const d: Dash = {
     reader,
     runsDir: opts.runsDir,
     csrf: new CsrfGuard(),
     pollMs: opts.pollMs ?? 500,
     signal: opts.signal,
-    writer: () => writer ??= RunStore.open(opts.runsDir),
+    writer: () => writer ??= RunStore.open(opts.runsDir, opts.store ?? null),
   };
   const app = new Hono();
 
@@ -123,8 +125,8 @@ export function createApp(opts: AppOptions): Hono {
 
   opts.signal?.addEventListener("abort", () => {
     embeddingMaps.close();
-    reader.close();
-    writer?.close();
+    reader.close().catch(() => {});
+    writer?.then((w) => w.close()).catch(() => {});
   }, { once: true });
   return app;
 }

@@ -37,13 +37,13 @@ export function runEvents(opts: EventOptions): ReadableStream<Uint8Array> {
     `event: ${event}\n${id === undefined ? "" : `id: ${id}\n`}data: ${JSON.stringify(payload)}\n\n`;
 
   /** One poll: the text to send now ("" when nothing changed) and whether the run is over. */
-  const poll = (): { text: string; done: boolean } => {
-    const run = getRunView(reader, runId);
+  const poll = async (): Promise<{ text: string; done: boolean }> => {
+    const run = await getRunView(reader, runId);
     if (!run) return { text: message("end", { status: "deleted" }), done: true };
     // Status first, rows second: a run seen as over has written all its rows by then. A lost run
     // is over too: its process is gone and nothing more will come.
     const over = run.status !== "running";
-    const rows = reader.metricRows(runId, { after: cursor, limit: BATCH });
+    const rows = await reader.metricRows(runId, { after: cursor, limit: BATCH });
     let text = first ? "retry: 2000\n\n" : "";
     first = false;
     if (rows.length) {
@@ -74,7 +74,7 @@ export function runEvents(opts: EventOptions): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       while (!stop.signal.aborted) {
-        const { text, done } = poll();
+        const { text, done } = await poll();
         const beat = !text && Date.now() - idleSince >= HEARTBEAT_MS;
         if (text || beat) {
           idleSince = Date.now();

@@ -20,12 +20,12 @@ export interface RunView extends RunRecord, RunNotes {
   durationSeconds: number | null;
 }
 
-export function viewRun(
+export async function viewRun(
   run: RunRecord,
   notes: RunNotes,
   reader: StoreReader,
   now = Date.now(),
-): RunView {
+): Promise<RunView> {
   const objective = describeStoredObjective(run.config);
   const created = Date.parse(run.createdAt);
   const live = run.status === "running" || run.status === "lost";
@@ -36,7 +36,7 @@ export function viewRun(
     ...run,
     ...notes,
     // A live run has written no peak of its own yet: its epochs' peaks are the figure so far.
-    peakBytes: run.peakBytes ?? (live ? reader.recordedPeak(run.id) : null),
+    peakBytes: run.peakBytes ?? (live ? await reader.recordedPeak(run.id) : null),
     loss: objective?.name ?? (typeof run.config.loss === "string" ? run.config.loss : null),
     objective: objective?.label ?? null,
     negatives: objective?.negatives ?? null,
@@ -47,14 +47,18 @@ export function viewRun(
 }
 
 /** Every run of the store, newest first. */
-export function listRunViews(reader: StoreReader): RunView[] {
-  const notes = reader.allNotes();
-  return reader.listRuns().map((r) => viewRun(r, notes.get(r.id) ?? NO_NOTES, reader));
+export async function listRunViews(reader: StoreReader): Promise<RunView[]> {
+  const notes = await reader.allNotes();
+  const views: RunView[] = [];
+  for (const r of await reader.listRuns()) {
+    views.push(await viewRun(r, notes.get(r.id) ?? NO_NOTES, reader));
+  }
+  return views;
 }
 
-export function getRunView(reader: StoreReader, id: string): RunView | null {
-  const run = reader.getRun(id);
-  return run ? viewRun(run, reader.notes(id), reader) : null;
+export async function getRunView(reader: StoreReader, id: string): Promise<RunView | null> {
+  const run = await reader.getRun(id);
+  return run ? await viewRun(run, await reader.notes(id), reader) : null;
 }
 
 /** "log-q" → "logQ": objectives name their flags; configs store camel-case keys. */

@@ -3,6 +3,8 @@ import { createApp } from "./app.tsx";
 
 export interface ServeOptions {
   runsDir: string;
+  /** The run store: a postgres:// URL; null or absent: `<runsDir>/runs.sqlite`. */
+  store?: string | null;
   /** 0 picks a free port. */
   port?: number;
   /** 127.0.0.1 unless a wider address is asked for explicitly. */
@@ -28,6 +30,7 @@ export function serveDashboard(opts: ServeOptions): Dashboard {
   const abort = new AbortController();
   const app = createApp({
     runsDir: opts.runsDir,
+    store: opts.store,
     pollMs: opts.pollMs,
     signal: abort.signal,
     loopbackOnly: isLoopback(host),

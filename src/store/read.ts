@@ -1,11 +1,13 @@
 /**
  * The store's read model: every query that reads runs, metrics, sweeps and trials, and the types
  * they answer with. Writers (RunStore, SweepStore) read through it on their own connection; the
- * dashboard opens it read-only on a runs folder with `StoreReader.open`, which never writes (no
- * schema, no `alter table`), so it tolerates what a writer has not created yet: no file, no sweep
- * tables, columns that an older writer's store lacks.
+ * dashboard opens it on a runs folder (or a --store PostgreSQL URL) with `StoreReader.open`, which
+ * never writes (no schema, no `alter table`), so it tolerates what a writer has not created yet: no
+ * file, no sweep tables, columns that an older writer's store lacks.
  */
-import { DatabaseSync } from "node:sqlite";
+import { isPostgresUrl, sqlitePath } from "./open.ts";
+import { PostgresSql } from "./postgres.ts";
+import { type Row, type Sql, SqliteSql } from "./sql.ts";
 import type {
   SweepRecord,
   SweepStatus,
@@ -92,89 +94,96 @@ export interface MetricQuery {
 /** The metric the trainer writes once per epoch: its peak reserved GPU bytes so far. */
 export const PEAK_KEY = "peak_bytes";
 
-type Row = Record<string, unknown>;
-
 export class StoreReader {
-  #connect: () => DatabaseSync | null;
-  #db: DatabaseSync | null = null;
+  #connect: () => Promise<Sql | null>;
+  #db: Promise<Sql | null> | null = null;
   #owned: boolean;
 
-  private constructor(connect: () => DatabaseSync | null, owned: boolean) {
+  private constructor(connect: () => Promise<Sql | null>, owned: boolean) {
     this.#connect = connect;
     this.#owned = owned;
   }
 
   /** Reads through a writer's connection (the tables exist; the writer closes it). */
-  static over(db: DatabaseSync): StoreReader {
-    return new StoreReader(() => db, false);
+  static over(db: Sql): StoreReader {
+    return new StoreReader(() => Promise.resolve(db), false);
   }
 
   /**
-   * Reads `<dir>/runs.sqlite` through its own read-only connection, opened on first use: the
-   * file may appear after the reader was made (a dashboard started before the first run).
+   * Reads `store` (a postgres:// URL) when given, else `<dir>/runs.sqlite` through its own
+   * read-only connection, opened on first use: the file may appear after the reader was made (a
+   * dashboard started before the first run).
    */
-  static open(dir: string): StoreReader {
-    const path = `${dir}/runs.sqlite`;
+  static open(dir: string, store: string | null = null): StoreReader {
+    if (store !== null && isPostgresUrl(store)) {
+      return new StoreReader(() => PostgresSql.connect(store), true);
+    }
+    const path = sqlitePath(dir);
     return new StoreReader(() => {
       try {
         Deno.statSync(path);
       } catch {
-        return null;
+        return Promise.resolve(null);
       }
-      const db = new DatabaseSync(path, { readOnly: true });
-      db.exec("pragma busy_timeout = 5000");
-      return db;
+      return Promise.resolve(SqliteSql.openReadOnly(path));
     }, true);
   }
 
-  #open(): DatabaseSync | null {
-    return this.#db ??= this.#connect();
+  async #open(): Promise<Sql | null> {
+    const pending = this.#db ??= this.#connect();
+    let db: Sql | null;
+    try {
+      db = await pending;
+    } catch (e) {
+      // A server that refused us now may answer the next request: connect again then.
+      if (this.#db === pending) this.#db = null;
+      throw e;
+    }
+    // No file yet: look again next time.
+    if (!db && this.#db === pending) this.#db = null;
+    return db;
   }
 
   /** The connection when every table named is present (sweep tables appear with a sweep). */
-  #ready(...tables: string[]): DatabaseSync | null {
-    const db = this.#open();
+  async #ready(...tables: string[]): Promise<Sql | null> {
+    const db = await this.#open();
     if (!db) return null;
-    const present = new Set(
-      db.prepare("select name from sqlite_master where type = 'table'").all()
-        .map((r) => (r as Row).name as string),
-    );
+    const present = await db.tables();
     return tables.every((t) => present.has(t)) ? db : null;
   }
 
-  listRuns(): RunRecord[] {
-    const db = this.#ready("runs");
+  async listRuns(): Promise<RunRecord[]> {
+    const db = await this.#ready("runs");
     if (!db) return [];
-    return db.prepare("select * from runs order by created_at desc, id desc").all()
-      .map((r) => toRecord(r as Row));
+    return (await db.all("select * from runs order by created_at desc, id desc")).map(toRecord);
   }
 
-  getRun(id: string): RunRecord | null {
-    const db = this.#ready("runs");
-    const row = db?.prepare("select * from runs where id = ?").get(id);
-    return row ? toRecord(row as Row) : null;
+  async getRun(id: string): Promise<RunRecord | null> {
+    const db = await this.#ready("runs");
+    const row = await db?.get("select * from runs where id = ?", [id]);
+    return row ? toRecord(row) : null;
   }
 
   /** Tags, note and archive mark of every run that has any. */
-  allNotes(): Map<string, RunNotes> {
-    const db = this.#ready("run_notes");
+  async allNotes(): Promise<Map<string, RunNotes>> {
+    const db = await this.#ready("run_notes");
     const out = new Map<string, RunNotes>();
     if (!db) return out;
-    for (const r of db.prepare("select * from run_notes").all() as Row[]) {
+    for (const r of await db.all("select * from run_notes")) {
       out.set(r.run_id as string, toNotes(r));
     }
     return out;
   }
 
-  notes(runId: string): RunNotes {
-    const row = this.#ready("run_notes")?.prepare("select * from run_notes where run_id = ?")
-      .get(runId);
-    return row ? toNotes(row as Row) : NO_NOTES;
+  async notes(runId: string): Promise<RunNotes> {
+    const db = await this.#ready("run_notes");
+    const row = await db?.get("select * from run_notes where run_id = ?", [runId]);
+    return row ? toNotes(row) : NO_NOTES;
   }
 
   /** A run's metric rows in write order. */
-  metricRows(runId: string, q: MetricQuery = {}): MetricRow[] {
-    const db = this.#ready("metrics");
+  async metricRows(runId: string, q: MetricQuery = {}): Promise<MetricRow[]> {
+    const db = await this.#ready("metrics");
     if (!db) return [];
     const where = ["run_id = ?", "rowid > ?"];
     const args: (string | number)[] = [runId, q.after ?? 0];
@@ -192,94 +201,106 @@ export class StoreReader {
     }
     const limit = q.limit ? ` limit ${Math.max(1, Math.floor(q.limit))}` : "";
     // `*` rather than named columns: recorded_at is missing from stores an older writer made.
-    return db.prepare(
+    const rows = await db.all(
       `select rowid as rowid_, * from metrics where ${where.join(" and ")} order by rowid${limit}`,
-    ).all(...args).map((r) => {
-      const row = r as Row;
-      return {
-        rowid: Number(row.rowid_),
-        epoch: Number(row.epoch),
-        step: Number(row.step),
-        key: row.key as string,
-        value: Number(row.value),
-        recordedAt: num(row.recorded_at),
-      };
-    });
+      args,
+    );
+    return rows.map((row) => ({
+      rowid: Number(row.rowid_),
+      epoch: Number(row.epoch),
+      step: Number(row.step),
+      key: row.key as string,
+      value: Number(row.value),
+      recordedAt: num(row.recorded_at),
+    }));
   }
 
   /** A run's metric points, in step order (the writers' view). */
-  metrics(runId: string, key?: string): MetricPoint[] {
-    const db = this.#ready("metrics");
+  async metrics(runId: string, key?: string): Promise<MetricPoint[]> {
+    const db = await this.#ready("metrics");
     if (!db) return [];
     const rows = key
-      ? db.prepare(
+      ? await db.all(
         "select epoch, step, key, value from metrics where run_id = ? and key = ? order by step, rowid",
-      ).all(runId, key)
-      : db.prepare(
+        [runId, key],
+      )
+      : await db.all(
         "select epoch, step, key, value from metrics where run_id = ? order by step, rowid",
-      ).all(runId);
-    return rows.map((r) => ({ ...(r as unknown as MetricPoint) }));
+        [runId],
+      );
+    return rows.map((r) => ({
+      epoch: Number(r.epoch),
+      step: Number(r.step),
+      key: r.key as string,
+      value: Number(r.value),
+    }));
   }
 
   /** The newest metric rowid of a run (0 when it has none). */
-  metricsCursor(runId: string): number {
-    const row = this.#ready("metrics")
-      ?.prepare("select max(rowid) as c from metrics where run_id = ?").get(runId);
-    return num((row as Row | undefined)?.c) ?? 0;
+  async metricsCursor(runId: string): Promise<number> {
+    const db = await this.#ready("metrics");
+    const row = await db?.get("select max(rowid) as c from metrics where run_id = ?", [runId]);
+    return num(row?.c) ?? 0;
   }
 
   /** The highest per-epoch peak a run recorded so far (its peak before the run records one). */
-  recordedPeak(runId: string): number | null {
-    const row = this.#ready("metrics")
-      ?.prepare("select max(value) as v from metrics where run_id = ? and key = ?")
-      .get(runId, PEAK_KEY);
-    return num((row as Row | undefined)?.v);
+  async recordedPeak(runId: string): Promise<number | null> {
+    const db = await this.#ready("metrics");
+    const row = await db?.get(
+      "select max(value) as v from metrics where run_id = ? and key = ?",
+      [runId, PEAK_KEY],
+    );
+    return num(row?.v);
   }
 
-  getSweepRecord(id: string): SweepRecord | null {
-    const row = this.#ready("sweeps")?.prepare("select * from sweeps where id = ?").get(id);
-    return row ? toSweep(row as Row) : null;
+  async getSweepRecord(id: string): Promise<SweepRecord | null> {
+    const db = await this.#ready("sweeps");
+    const row = await db?.get("select * from sweeps where id = ?", [id]);
+    return row ? toSweep(row) : null;
   }
 
-  listTrials(sweepId: string): TrialRecord[] {
-    const db = this.#ready("trials");
+  async listTrials(sweepId: string): Promise<TrialRecord[]> {
+    const db = await this.#ready("trials");
     if (!db) return [];
-    return db.prepare("select * from trials where sweep_id = ? order by rowid").all(sweepId)
-      .map((r) => toTrial(r as Row));
+    return (await db.all("select * from trials where sweep_id = ? order by rowid", [sweepId]))
+      .map(toTrial);
   }
 
-  getTrial(sweepId: string, key: string): TrialRecord | null {
-    const row = this.#ready("trials")
-      ?.prepare("select * from trials where sweep_id = ? and key = ?").get(sweepId, key);
-    return row ? toTrial(row as Row) : null;
+  async getTrial(sweepId: string, key: string): Promise<TrialRecord | null> {
+    const db = await this.#ready("trials");
+    const row = await db?.get("select * from trials where sweep_id = ? and key = ?", [
+      sweepId,
+      key,
+    ]);
+    return row ? toTrial(row) : null;
   }
 
   /** The outcome ledger of a sweep's trials, in the order the attempts were recorded. */
-  listOutcomes(sweepId: string): OutcomeView[] {
-    const db = this.#ready("trial_outcomes");
+  async listOutcomes(sweepId: string): Promise<OutcomeView[]> {
+    const db = await this.#ready("trial_outcomes");
     if (!db) return [];
-    return db.prepare("select * from trial_outcomes where sweep_id = ? order by rowid")
-      .all(sweepId).map((row) => {
-        const r = row as Row;
-        return {
-          key: r.key as string,
-          attempt: num(r.attempt) ?? 0,
-          status: r.status as TrialStatus,
-          worker: str(r.worker),
-          runId: str(r.run_id),
-          recordedAt: str(r.recorded_at) ?? "",
-        };
-      });
+    const rows = await db.all(
+      "select * from trial_outcomes where sweep_id = ? order by rowid",
+      [sweepId],
+    );
+    return rows.map((r) => ({
+      key: r.key as string,
+      attempt: num(r.attempt) ?? 0,
+      status: r.status as TrialStatus,
+      worker: str(r.worker),
+      runId: str(r.run_id),
+      recordedAt: str(r.recorded_at) ?? "",
+    }));
   }
 
   /** Every sweep, newest first, with its trial counts per status. */
-  listSweeps(): SweepSummary[] {
-    const db = this.#ready("sweeps");
+  async listSweeps(): Promise<SweepSummary[]> {
+    const db = await this.#ready("sweeps");
     if (!db) return [];
     const counts = new Map<string, Record<TrialStatus, number>>();
-    const rows = this.#ready("trials")?.prepare(
+    const rows = await (await this.#ready("trials"))?.all(
       "select sweep_id, status, count(*) as n from trials group by sweep_id, status",
-    ).all() as Row[] | undefined;
+    );
     for (const r of rows ?? []) {
       const id = r.sweep_id as string;
       if (!counts.has(id)) counts.set(id, emptyCounts());
@@ -289,26 +310,26 @@ export class StoreReader {
         counts.get(id)![status as TrialStatus] = num(r.n)!;
       }
     }
-    return db.prepare("select * from sweeps order by created_at desc, id desc").all()
-      .map((r) => {
-        const s = toSweep(r as Row);
-        return { ...s, counts: counts.get(s.id) ?? emptyCounts() };
-      });
+    return (await db.all("select * from sweeps order by created_at desc, id desc")).map((r) => {
+      const s = toSweep(r);
+      return { ...s, counts: counts.get(s.id) ?? emptyCounts() };
+    });
   }
 
   /** A sweep with every trial, its run and the run's best validation metrics and s/epoch. */
-  getSweep(id: string): SweepView | null {
-    const sweep = this.getSweepRecord(id);
+  async getSweep(id: string): Promise<SweepView | null> {
+    const sweep = await this.getSweepRecord(id);
     if (!sweep) return null;
-    const trials = this.listTrials(id);
+    const trials = await this.listTrials(id);
     const metrics = new Map<string, { epoch: number; key: string; value: number }[]>();
-    const rows = this.#ready("metrics", "trials")?.prepare(
+    const rows = await (await this.#ready("metrics", "trials"))?.all(
       `select m.run_id, m.epoch, m.key, m.value from metrics m
        join trials t on t.run_id = m.run_id
        where t.sweep_id = ? and m.key in
          ('valid_ndcg@10', 'valid_hr@10', 'valid_coverage@10', 'epoch_seconds')
        order by m.rowid`,
-    ).all(id) as Row[] | undefined;
+      [id],
+    );
     for (const r of rows ?? []) {
       const run = r.run_id as string;
       if (!metrics.has(run)) metrics.set(run, []);
@@ -318,19 +339,19 @@ export class StoreReader {
         value: Number(r.value),
       });
     }
-    return {
-      sweep,
-      trials: trials.map((t): TrialView => {
-        const run = t.runId ? this.getRun(t.runId) : null;
-        return { ...t, run, ...summarise(metrics.get(t.runId ?? "") ?? []) };
-      }),
-    };
+    const views: TrialView[] = [];
+    for (const t of trials) {
+      const run = t.runId ? await this.getRun(t.runId) : null;
+      views.push({ ...t, run, ...summarise(metrics.get(t.runId ?? "") ?? []) });
+    }
+    return { sweep, trials: views };
   }
 
   /** Closes a connection this reader opened; a writer's stays with the writer. */
-  close(): void {
-    if (this.#owned) this.#db?.close();
+  async close(): Promise<void> {
+    const db = this.#db;
     this.#db = null;
+    if (this.#owned) await (await db?.catch(() => null))?.close();
   }
 }
 

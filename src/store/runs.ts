@@ -1,9 +1,13 @@
 /**
- * The run store: one SQLite database (node:sqlite, WAL mode so that several training processes
- * can write while the dashboard reads) under the runs folder.
+ * The run store: runs, their metrics and notes, in one database: the runs folder's SQLite file
+ * (node:sqlite, WAL mode so that several training processes can write while the dashboard reads)
+ * or, with `--store postgres://…`, a PostgreSQL database shared by many machines. Every method is
+ * asynchronous, as a PostgreSQL client is; the tables are defined once in schema.ts.
  */
-import { DatabaseSync } from "node:sqlite";
 import { type MetricPoint, type RunRecord, type RunStatus, StoreReader } from "./read.ts";
+import { openSql } from "./open.ts";
+import { ensureTables, RUN_TABLES } from "./schema.ts";
+import type { Sql } from "./sql.ts";
 
 export {
   HEARTBEAT_SECONDS,
@@ -15,63 +19,31 @@ export {
   type RunStatus,
 } from "./read.ts";
 
-const SCHEMA = `
-create table if not exists runs (
-  id text primary key,
-  name text not null,
-  status text not null,
-  dataset text not null,
-  config text not null,
-  created_at text not null,
-  finished_at text,
-  wall_seconds real,
-  peak_bytes integer,
-  best_valid_ndcg10 real,
-  error text,
-  checkpoint text,
-  sweep_id text,
-  heartbeat_at text
-);
-create table if not exists metrics (
-  run_id text not null references runs(id),
-  epoch integer not null,
-  step integer not null,
-  key text not null,
-  value real not null,
-  recorded_at real
-);
-create index if not exists metrics_run on metrics(run_id, key, step);
-create table if not exists run_notes (
-  run_id text primary key references runs(id),
-  tags text not null default '[]',
-  note text not null default '',
-  archived_at text
-);
-`;
-
 export class RunStore {
-  readonly db: DatabaseSync;
   /** The read model over this connection (src/store/read.ts holds every read query). */
   readonly read: StoreReader;
 
-  constructor(readonly path: string) {
-    this.db = new DatabaseSync(path);
-    this.db.exec(
-      "pragma busy_timeout = 10000; pragma journal_mode = wal; pragma synchronous = normal;",
-    );
-    this.db.exec(SCHEMA);
-    addMissingColumn(this.db, "runs", "heartbeat_at", "text");
-    addMissingColumn(this.db, "metrics", "recorded_at", "real");
-    this.read = StoreReader.over(this.db);
+  /** A store over a connection whose tables exist (`open`, or a transaction's connection). */
+  constructor(readonly db: Sql) {
+    this.read = StoreReader.over(db);
   }
 
-  /** Opens `<dir>/runs.sqlite`, creating the folder when needed. */
-  static open(dir: string): RunStore {
-    Deno.mkdirSync(dir, { recursive: true });
-    return new RunStore(`${dir}/runs.sqlite`);
+  /**
+   * Opens the store: `store` (a postgres:// URL) when given, else `<dir>/runs.sqlite`, creating
+   * the folder and the tables when needed.
+   */
+  static async open(dir: string, store: string | null = null): Promise<RunStore> {
+    const db = await openSql(dir, store);
+    try {
+      await ensureTables(db, RUN_TABLES);
+    } catch (e) {
+      await db.close();
+      throw e;
+    }
+    return new RunStore(db);
   }
 
-  createRun(
+  async createRun(
     r: {
       id: string;
       name: string;
@@ -79,49 +51,54 @@ export class RunStore {
       config: Record<string, unknown>;
       sweepId?: string;
     },
-  ) {
+  ): Promise<void> {
     const now = new Date().toISOString();
-    this.db.prepare(
+    await this.db.run(
       `insert into runs (id, name, status, dataset, config, created_at, sweep_id, heartbeat_at)
        values (?, ?, 'running', ?, ?, ?, ?, ?)`,
-    ).run(r.id, r.name, r.dataset, JSON.stringify(r.config), now, r.sweepId ?? null, now);
+      [r.id, r.name, r.dataset, JSON.stringify(r.config), now, r.sweepId ?? null, now],
+    );
   }
 
   /** Resumes a run: back to running, its error cleared. */
-  reopenRun(id: string): void {
-    this.db.prepare(
+  async reopenRun(id: string): Promise<void> {
+    await this.db.run(
       `update runs set status = 'running', error = null, finished_at = null, heartbeat_at = ?
        where id = ?`,
-    ).run(new Date().toISOString(), id);
+      [new Date().toISOString(), id],
+    );
   }
 
   /** A resumed run's configuration, with the settings that may change on resume applied. */
-  updateConfig(id: string, config: Record<string, unknown>): void {
-    this.db.prepare("update runs set config = ? where id = ?").run(JSON.stringify(config), id);
+  async updateConfig(id: string, config: Record<string, unknown>): Promise<void> {
+    await this.db.run("update runs set config = ? where id = ?", [JSON.stringify(config), id]);
   }
 
   /** The training process is alive (called every HEARTBEAT_SECONDS). */
-  heartbeat(id: string, now = new Date()): void {
-    this.db.prepare("update runs set heartbeat_at = ? where id = ?").run(now.toISOString(), id);
+  async heartbeat(id: string, now = new Date()): Promise<void> {
+    await this.db.run("update runs set heartbeat_at = ? where id = ?", [now.toISOString(), id]);
   }
 
   /** Records points; each row keeps the time it was written (charts by wall time read it). */
-  addMetrics(runId: string, points: MetricPoint[]): void {
-    const insert = this.db.prepare(
-      "insert into metrics (run_id, epoch, step, key, value, recorded_at) values (?, ?, ?, ?, ?, ?)",
-    );
+  async addMetrics(runId: string, points: MetricPoint[]): Promise<void> {
     const now = Date.now() / 1000;
-    this.transaction(() => {
-      for (const p of points) insert.run(runId, p.epoch, p.step, p.key, p.value, now);
+    await this.transaction(async (tx) => {
+      for (const p of points) {
+        await tx.db.run(
+          `insert into metrics (run_id, epoch, step, key, value, recorded_at)
+           values (?, ?, ?, ?, ?, ?)`,
+          [runId, p.epoch, p.step, p.key, p.value, now],
+        );
+      }
     });
   }
 
   /** Drops metrics recorded after `step` (a resumed run replays them). */
-  truncateMetrics(runId: string, step: number): void {
-    this.db.prepare("delete from metrics where run_id = ? and step > ?").run(runId, step);
+  async truncateMetrics(runId: string, step: number): Promise<void> {
+    await this.db.run("delete from metrics where run_id = ? and step > ?", [runId, step]);
   }
 
-  update(
+  async update(
     id: string,
     fields: Partial<{
       status: RunStatus;
@@ -132,7 +109,7 @@ export class RunStore {
       checkpoint: string;
       finished: boolean;
     }>,
-  ): void {
+  ): Promise<void> {
     const cols: string[] = [];
     const vals: (string | number | null)[] = [];
     const set = (col: string, v: string | number | null) => {
@@ -147,16 +124,16 @@ export class RunStore {
     if (fields.checkpoint !== undefined) set("checkpoint", fields.checkpoint);
     if (fields.finished) set("finished_at", new Date().toISOString());
     if (!cols.length) return;
-    this.db.prepare(`update runs set ${cols.join(", ")} where id = ?`).run(...vals, id);
+    await this.db.run(`update runs set ${cols.join(", ")} where id = ?`, [...vals, id]);
   }
 
   /**
    * Writes a run recorded by another store (a queue worker's) with its metrics, replacing what
-   * this store holds for that id, so importing the same run twice leaves one copy. Call it inside
-   * a transaction: the row and its metrics belong together.
+   * this store holds for that id, so importing the same run twice leaves one copy. Call it on a
+   * transaction's store: the row and its metrics belong together.
    */
-  importRun(run: RunRecord, metrics: MetricPoint[]): void {
-    this.db.prepare(
+  async importRun(run: RunRecord, metrics: MetricPoint[]): Promise<void> {
+    await this.db.run(
       `insert into runs (id, name, status, dataset, config, created_at, finished_at, wall_seconds,
          peak_bytes, best_valid_ndcg10, error, checkpoint, sweep_id, heartbeat_at)
        values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -166,97 +143,82 @@ export class RunStore {
          peak_bytes = excluded.peak_bytes, best_valid_ndcg10 = excluded.best_valid_ndcg10,
          error = excluded.error, checkpoint = excluded.checkpoint, sweep_id = excluded.sweep_id,
          heartbeat_at = excluded.heartbeat_at`,
-    ).run(
-      run.id,
-      run.name,
-      // A lost run is stored as running with its stale heartbeat, which reads back as lost.
-      run.status === "lost" ? "running" : run.status,
-      run.dataset,
-      JSON.stringify(run.config),
-      run.createdAt,
-      run.finishedAt,
-      run.wallSeconds,
-      run.peakBytes,
-      run.bestValidNdcg10,
-      run.error,
-      run.checkpoint,
-      run.sweepId,
-      run.heartbeatAt,
+      [
+        run.id,
+        run.name,
+        // A lost run is stored as running with its stale heartbeat, which reads back as lost.
+        run.status === "lost" ? "running" : run.status,
+        run.dataset,
+        JSON.stringify(run.config),
+        run.createdAt,
+        run.finishedAt,
+        run.wallSeconds,
+        run.peakBytes,
+        run.bestValidNdcg10,
+        run.error,
+        run.checkpoint,
+        run.sweepId,
+        run.heartbeatAt,
+      ],
     );
-    this.db.prepare("delete from metrics where run_id = ?").run(run.id);
-    const insert = this.db.prepare(
-      "insert into metrics (run_id, epoch, step, key, value) values (?, ?, ?, ?, ?)",
-    );
-    for (const p of metrics) insert.run(run.id, p.epoch, p.step, p.key, p.value);
+    await this.db.run("delete from metrics where run_id = ?", [run.id]);
+    for (const p of metrics) {
+      await this.db.run(
+        "insert into metrics (run_id, epoch, step, key, value) values (?, ?, ?, ?, ?)",
+        [run.id, p.epoch, p.step, p.key, p.value],
+      );
+    }
   }
 
-  getRun(id: string): RunRecord | null {
+  getRun(id: string): Promise<RunRecord | null> {
     return this.read.getRun(id);
   }
 
-  listRuns(): RunRecord[] {
+  listRuns(): Promise<RunRecord[]> {
     return this.read.listRuns();
   }
 
-  metrics(runId: string, key?: string): MetricPoint[] {
+  metrics(runId: string, key?: string): Promise<MetricPoint[]> {
     return this.read.metrics(runId, key);
   }
 
   /** Replaces a run's tags and note, keeping its archive mark. */
-  annotate(id: string, notes: { tags: string[]; note: string }): void {
-    this.db.prepare(
+  async annotate(id: string, notes: { tags: string[]; note: string }): Promise<void> {
+    await this.db.run(
       `insert into run_notes (run_id, tags, note) values (?, ?, ?)
        on conflict (run_id) do update set tags = excluded.tags, note = excluded.note`,
-    ).run(id, JSON.stringify(notes.tags), notes.note);
+      [id, JSON.stringify(notes.tags), notes.note],
+    );
   }
 
   /** Archives a run (hidden from the runs list by default) or brings it back. */
-  setArchived(id: string, archived: boolean): void {
-    this.db.prepare(
+  async setArchived(id: string, archived: boolean): Promise<void> {
+    await this.db.run(
       `insert into run_notes (run_id, archived_at) values (?, ?)
        on conflict (run_id) do update set archived_at = excluded.archived_at`,
-    ).run(id, archived ? new Date().toISOString() : null);
+      [id, archived ? new Date().toISOString() : null],
+    );
   }
 
   /**
    * Deletes a run's records (metrics, notes, the run) in one transaction. Its files are the
    * caller's to remove; a sweep trial that named it keeps its own record.
    */
-  deleteRun(id: string): boolean {
-    return this.transaction(() => {
-      this.db.prepare("delete from metrics where run_id = ?").run(id);
-      this.db.prepare("delete from run_notes where run_id = ?").run(id);
-      return Number(this.db.prepare("delete from runs where id = ?").run(id).changes) > 0;
+  deleteRun(id: string): Promise<boolean> {
+    return this.transaction(async (tx) => {
+      await tx.db.run("delete from metrics where run_id = ?", [id]);
+      await tx.db.run("delete from run_notes where run_id = ?", [id]);
+      return await tx.db.run("delete from runs where id = ?", [id]) > 0;
     });
   }
 
-  transaction<T>(fn: () => T): T {
-    this.db.exec("begin immediate");
-    try {
-      const out = fn();
-      this.db.exec("commit");
-      return out;
-    } catch (e) {
-      this.db.exec("rollback");
-      throw e;
-    }
+  /** Runs `fn` in one write transaction, over a store bound to it. */
+  transaction<T>(fn: (tx: RunStore) => Promise<T>): Promise<T> {
+    return this.db.transaction((db) => fn(new RunStore(db)));
   }
 
-  close(): void {
-    this.db.close();
-  }
-}
-
-/** Adds a column that a store written by an older version lacks. */
-export function addMissingColumn(
-  db: DatabaseSync,
-  table: string,
-  column: string,
-  type: string,
-): void {
-  const cols = db.prepare(`pragma table_info(${table})`).all() as { name: string }[];
-  if (!cols.some((c) => c.name === column)) {
-    db.exec(`alter table ${table} add column ${column} ${type}`);
+  close(): Promise<void> {
+    return this.db.close();
   }
 }
 

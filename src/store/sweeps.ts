@@ -1,13 +1,14 @@
 /**
- * The sweep store: sweeps and their trials, in the run store's SQLite file (`<runs>/runs.sqlite`)
- * so that a trial joins its run, and a dashboard reads both with one connection. It shares the
- * RunStore's connection (WAL, busy_timeout): sweep runners and their trial processes write at once.
- * Each recorded outcome is entered in a ledger keyed by sweep, trial and attempt, so an outcome
- * delivered twice (a queue job read again after a restart) is recorded once.
+ * The sweep store: sweeps and their trials, in the run store's database (`<runs>/runs.sqlite` or
+ * the --store PostgreSQL database) so that a trial joins its run, and a dashboard reads both with
+ * one connection. It shares the RunStore's connection: sweep runners and their trial processes
+ * write at once. Each recorded outcome is entered in a ledger keyed by sweep, trial and attempt, so
+ * an outcome delivered twice (a queue job read again after a restart) is recorded once.
  */
-import type { DatabaseSync } from "node:sqlite";
 import type { OutcomeView, StoreReader } from "./read.ts";
-import { addMissingColumn, type MetricPoint, type RunRecord, RunStore } from "./runs.ts";
+import { type MetricPoint, type RunRecord, RunStore } from "./runs.ts";
+import { ensureTables, SWEEP_TABLES } from "./schema.ts";
+import type { Sql } from "./sql.ts";
 
 export type SweepStatus = "running" | "finished" | "failed" | "interrupted";
 /** "pruned": stopped early by the search (ASHA) at a rung; its run has the epochs it trained. */
@@ -78,38 +79,30 @@ export interface SweepView {
   trials: TrialView[];
 }
 
-const SCHEMA = `
-create table if not exists sweeps (id text primary key, name text not null, args text not null,
-  grid text not null, budget_bytes integer, created_at text not null, status text not null);
-create table if not exists trials (sweep_id text not null references sweeps(id), key text not null,
-  params text not null, status text not null, run_id text, estimate_bytes integer,
-  peak_bytes integer, error text, started_at text, finished_at text,
-  primary key (sweep_id, key));
-create table if not exists trial_outcomes (sweep_id text not null, key text not null,
-  attempt integer not null, status text not null, worker text, run_id text,
-  recorded_at text not null, primary key (sweep_id, key, attempt));
-create table if not exists rungs (sweep_id text not null, rung integer not null, key text not null,
-  value real not null, primary key (sweep_id, rung, key));
-`;
-
 export class SweepStore {
-  readonly runs: RunStore;
-  readonly db: DatabaseSync;
+  readonly db: Sql;
   /** The read model over the shared connection: sweep reads are queries of src/store/read.ts. */
   readonly read: StoreReader;
 
-  private constructor(runs: RunStore) {
-    this.runs = runs;
+  /** A store over a run store whose sweep tables exist (`open`, or a transaction's). */
+  constructor(readonly runs: RunStore) {
     this.db = runs.db;
     this.read = runs.read;
-    this.db.exec(SCHEMA);
-    addMissingColumn(this.db, "trials", "worker", "text");
-    addMissingColumn(this.db, "trials", "attempt", "integer not null default 0");
   }
 
-  /** Opens the store of `<runsDir>/runs.sqlite` (creating the folder, the file and the tables). */
-  static open(runsDir: string): SweepStore {
-    return new SweepStore(RunStore.open(runsDir));
+  /**
+   * Opens the store of `store` (a postgres:// URL) when given, else of `<runsDir>/runs.sqlite`,
+   * creating the folder, the file and the tables.
+   */
+  static async open(runsDir: string, store: string | null = null): Promise<SweepStore> {
+    const runs = await RunStore.open(runsDir, store);
+    try {
+      await ensureTables(runs.db, SWEEP_TABLES);
+    } catch (e) {
+      await runs.close();
+      throw e;
+    }
+    return new SweepStore(runs);
   }
 
   /**
@@ -124,48 +117,55 @@ export class SweepStore {
     args: Record<string, Param>;
     grid: Record<string, Param[]>;
     budgetBytes: number | null;
-  }): { sweep: SweepRecord; created: boolean } {
-    return this.transaction(() => {
-      const existing = this.getSweepRecord(s.id);
+  }): Promise<{ sweep: SweepRecord; created: boolean }> {
+    return this.transaction(async (tx) => {
+      const existing = await tx.getSweepRecord(s.id);
       if (existing) {
-        this.db.prepare(
+        await tx.db.run(
           "update sweeps set status = 'running', budget_bytes = ?, name = coalesce(?, name) where id = ?",
-        ).run(s.budgetBytes, s.name, s.id);
+          [s.budgetBytes, s.name, s.id],
+        );
       } else {
-        this.db.prepare(
+        await tx.db.run(
           `insert into sweeps (id, name, args, grid, budget_bytes, created_at, status)
            values (?, ?, ?, ?, ?, ?, 'running')`,
-        ).run(
-          s.id,
-          s.name ?? s.defaultName,
-          JSON.stringify(s.args),
-          JSON.stringify(s.grid),
-          s.budgetBytes,
-          new Date().toISOString(),
+          [
+            s.id,
+            s.name ?? s.defaultName,
+            JSON.stringify(s.args),
+            JSON.stringify(s.grid),
+            s.budgetBytes,
+            new Date().toISOString(),
+          ],
         );
       }
-      return { sweep: this.getSweepRecord(s.id)!, created: !existing };
+      return { sweep: (await tx.getSweepRecord(s.id))!, created: !existing };
     });
   }
 
-  setSweepStatus(id: string, status: SweepStatus): void {
-    this.db.prepare("update sweeps set status = ? where id = ?").run(status, id);
+  async setSweepStatus(id: string, status: SweepStatus): Promise<void> {
+    await this.db.run("update sweeps set status = ? where id = ?", [status, id]);
   }
 
   /** Adds the trials that are not in the sweep yet as pending; existing trials stay as they are. */
-  ensureTrials(sweepId: string, trials: { key: string; params: Record<string, Param> }[]): void {
-    const insert = this.db.prepare(
-      `insert into trials (sweep_id, key, params, status) values (?, ?, ?, 'pending')
-       on conflict (sweep_id, key) do nothing`,
-    );
-    this.transaction(() => {
-      for (const t of trials) insert.run(sweepId, t.key, JSON.stringify(t.params));
+  async ensureTrials(
+    sweepId: string,
+    trials: { key: string; params: Record<string, Param> }[],
+  ): Promise<void> {
+    await this.transaction(async (tx) => {
+      for (const t of trials) {
+        await tx.db.run(
+          `insert into trials (sweep_id, key, params, status) values (?, ?, ?, 'pending')
+           on conflict (sweep_id, key) do nothing`,
+          [sweepId, t.key, JSON.stringify(t.params)],
+        );
+      }
     });
   }
 
   /** Writes a trial's whole record in one statement, so no reader sees half of an update. */
-  upsertTrial(t: TrialRecord): void {
-    this.db.prepare(
+  async upsertTrial(t: TrialRecord): Promise<void> {
+    await this.db.run(
       `insert into trials (sweep_id, key, params, status, run_id, estimate_bytes, peak_bytes,
          error, started_at, finished_at, worker, attempt)
        values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -175,19 +175,20 @@ export class SweepStore {
          error = excluded.error, started_at = excluded.started_at,
          finished_at = excluded.finished_at, worker = excluded.worker,
          attempt = excluded.attempt`,
-    ).run(
-      t.sweepId,
-      t.key,
-      JSON.stringify(t.params),
-      t.status,
-      t.runId,
-      t.estimateBytes,
-      t.peakBytes,
-      t.error,
-      t.startedAt,
-      t.finishedAt,
-      t.worker,
-      t.attempt,
+      [
+        t.sweepId,
+        t.key,
+        JSON.stringify(t.params),
+        t.status,
+        t.runId,
+        t.estimateBytes,
+        t.peakBytes,
+        t.error,
+        t.startedAt,
+        t.finishedAt,
+        t.worker,
+        t.attempt,
+      ],
     );
   }
 
@@ -196,22 +197,23 @@ export class SweepStore {
    * imported run and the trial's record are written in one transaction, and an attempt already in
    * the ledger changes nothing. Returns whether this call recorded it.
    */
-  recordOutcome(o: OutcomeRecord): boolean {
+  recordOutcome(o: OutcomeRecord): Promise<boolean> {
     const t = o.trial;
-    return this.transaction(() => {
-      const entered = this.db.prepare(
+    return this.transaction(async (tx) => {
+      const entered = await tx.db.run(
         `insert into trial_outcomes (sweep_id, key, attempt, status, worker, run_id, recorded_at)
          values (?, ?, ?, ?, ?, ?, ?) on conflict do nothing`,
-      ).run(t.sweepId, t.key, t.attempt, t.status, t.worker, t.runId, new Date().toISOString());
-      if (Number(entered.changes) === 0) return false;
-      if (o.imported) this.runs.importRun(o.imported.run, o.imported.metrics);
-      this.upsertTrial(t);
+        [t.sweepId, t.key, t.attempt, t.status, t.worker, t.runId, new Date().toISOString()],
+      );
+      if (entered === 0) return false;
+      if (o.imported) await tx.runs.importRun(o.imported.run, o.imported.metrics);
+      await tx.upsertTrial(t);
       return true;
     });
   }
 
   /** The ledger: every recorded attempt of a sweep's trials, in the order they were recorded. */
-  listOutcomes(sweepId: string): OutcomeView[] {
+  listOutcomes(sweepId: string): Promise<OutcomeView[]> {
     return this.read.listOutcomes(sweepId);
   }
 
@@ -219,24 +221,26 @@ export class SweepStore {
    * ASHA's rung table for trials run here: records the trial's value at the rung (replacing its
    * earlier one) and returns the other trials' values there, read in the same transaction.
    */
-  reportRung(sweepId: string, rung: number, key: string, value: number): number[] {
-    return this.transaction(() => {
-      const others = (this.db.prepare(
+  reportRung(sweepId: string, rung: number, key: string, value: number): Promise<number[]> {
+    return this.transaction(async (tx) => {
+      const others = (await tx.db.all(
         "select value from rungs where sweep_id = ? and rung = ? and key != ?",
-      ).all(sweepId, rung, key) as { value: number }[]).map((r) => Number(r.value));
-      this.db.prepare(
+        [sweepId, rung, key],
+      )).map((r) => Number(r.value));
+      await tx.db.run(
         `insert into rungs (sweep_id, rung, key, value) values (?, ?, ?, ?)
          on conflict (sweep_id, rung, key) do update set value = excluded.value`,
-      ).run(sweepId, rung, key, value);
+        [sweepId, rung, key, value],
+      );
       return others;
     });
   }
 
-  getTrial(sweepId: string, key: string): TrialRecord | null {
+  getTrial(sweepId: string, key: string): Promise<TrialRecord | null> {
     return this.read.getTrial(sweepId, key);
   }
 
-  listTrials(sweepId: string): TrialRecord[] {
+  listTrials(sweepId: string): Promise<TrialRecord[]> {
     return this.read.listTrials(sweepId);
   }
 
@@ -245,37 +249,39 @@ export class SweepStore {
    * as stopped or failed runs) and the sweep is marked interrupted, in one transaction, so a
    * reader never sees a trial running in a sweep that is not. Returns how many trials it reset.
    */
-  markInterrupted(sweepId: string): number {
-    return this.transaction(() => {
-      const r = this.db.prepare(
+  markInterrupted(sweepId: string): Promise<number> {
+    return this.transaction(async (tx) => {
+      const reset = await tx.db.run(
         `update trials set status = 'pending', run_id = null, peak_bytes = null, error = null,
            started_at = null, finished_at = null, worker = null
          where sweep_id = ? and status = 'running'`,
-      ).run(sweepId);
-      this.setSweepStatus(sweepId, "interrupted");
-      return Number(r.changes);
+        [sweepId],
+      );
+      await tx.setSweepStatus(sweepId, "interrupted");
+      return reset;
     });
   }
 
-  getSweepRecord(id: string): SweepRecord | null {
+  getSweepRecord(id: string): Promise<SweepRecord | null> {
     return this.read.getSweepRecord(id);
   }
 
   /** Every sweep, newest first, with its trial counts per status. */
-  listSweeps(): SweepSummary[] {
+  listSweeps(): Promise<SweepSummary[]> {
     return this.read.listSweeps();
   }
 
   /** A sweep with every trial, its run and the run's best validation metrics and s/epoch. */
-  getSweep(id: string): SweepView | null {
+  getSweep(id: string): Promise<SweepView | null> {
     return this.read.getSweep(id);
   }
 
-  transaction<T>(fn: () => T): T {
-    return this.runs.transaction(fn);
+  /** Runs `fn` in one write transaction, over a store bound to it. */
+  transaction<T>(fn: (tx: SweepStore) => Promise<T>): Promise<T> {
+    return this.runs.transaction((runs) => fn(new SweepStore(runs)));
   }
 
-  close(): void {
-    this.runs.close();
+  close(): Promise<void> {
+    return this.runs.close();
   }
 }

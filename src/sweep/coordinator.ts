@@ -75,7 +75,7 @@ async function enqueue(ctx: SweepContext, job: Job, tq: TrialQueue): Promise<Fol
     ...pendingRecord(ctx, job.trial, attempt),
     estimateBytes: job.estimate,
   };
-  ctx.store.upsertTrial(record);
+  await ctx.store.upsertTrial(record);
   const jobId = jobIdOf(ctx.id, attempt, job.trial.key);
   const found = await tq.queue.getJob(jobId);
   if (!found) await add(ctx, job, tq, jobId, attempt);
@@ -125,9 +125,9 @@ async function poll(ctx: SweepContext, f: Followed, tq: TrialQueue): Promise<boo
     qjob = await tq.queue.getJob(f.jobId) as QueueJob<TrialJobData, TrialJobResult>;
   }
   const progress = typeof qjob.progress === "object" ? qjob.progress as TrialJobProgress : null;
-  if (progress) announce(ctx, f, progress);
+  if (progress) await announce(ctx, f, progress);
   if (state === "completed") {
-    record(ctx, f, qjob.returnvalue);
+    await record(ctx, f, qjob.returnvalue);
   } else if (state === "failed") {
     // The last attempt's outcome, when the worker got as far as sending it; else the job's reason
     // (a worker lost more often than allowed, an error outside the trial).
@@ -141,7 +141,7 @@ async function poll(ctx: SweepContext, f: Followed, tq: TrialQueue): Promise<boo
       exitCode: null,
     };
     const tries = qjob.attemptsMade;
-    record(ctx, f, {
+    await record(ctx, f, {
       worker: progress?.worker ?? "",
       run: null,
       metrics: [],
@@ -156,7 +156,7 @@ async function poll(ctx: SweepContext, f: Followed, tq: TrialQueue): Promise<boo
 }
 
 /** A worker took the trial, or the trial created its run: written to the store and said once. */
-function announce(ctx: SweepContext, f: Followed, p: TrialJobProgress): void {
+async function announce(ctx: SweepContext, f: Followed, p: TrialJobProgress): Promise<void> {
   const seen = `${p.worker} ${p.startedAt} ${p.run}`;
   if (seen === f.seen) return;
   const rerun = f.seen !== "" && !f.seen.startsWith(`${p.worker} ${p.startedAt} `);
@@ -169,7 +169,7 @@ function announce(ctx: SweepContext, f: Followed, p: TrialJobProgress): void {
     runId: p.run,
     startedAt: p.startedAt,
   };
-  ctx.store.upsertTrial(f.record);
+  await ctx.store.upsertTrial(f.record);
   const at = { ...where(ctx, f.job), worker: p.worker, attempt: f.record.attempt };
   if (started) {
     ctx.progress.event(
@@ -187,8 +187,8 @@ function announce(ctx: SweepContext, f: Followed, p: TrialJobProgress): void {
   }
 }
 
-function record(ctx: SweepContext, f: Followed, result: TrialJobResult): void {
+async function record(ctx: SweepContext, f: Followed, result: TrialJobResult): Promise<void> {
   const { run, metrics, worker, ...outcome } = result;
   const running: TrialRecord = { ...f.record, worker: worker || f.record.worker };
-  finishTrial(ctx, f.job, running, outcome, run ? { run, metrics } : null);
+  await finishTrial(ctx, f.job, running, outcome, run ? { run, metrics } : null);
 }

@@ -12,6 +12,7 @@ import {
   trainHelp,
 } from "../train/config.ts";
 import { parseBytes } from "../gpu/allocator.ts";
+import { isPostgresUrl } from "../store/open.ts";
 import { type Dimension, parseRange, type Range, samplePoints } from "./search.ts";
 
 /** A bad sweep command line (the whole command is refused, nothing starts). */
@@ -79,6 +80,8 @@ export interface SweepCommand {
   exportPath: string | null;
   name: string | null;
   out: string;
+  /** --store: the PostgreSQL run store (postgres://…); null: `<out>/runs.sqlite`. */
+  store: string | null;
   help: boolean;
 }
 
@@ -105,6 +108,7 @@ const SWEEP_FLAGS: Record<string, boolean> = {
   export: true,
   name: true,
   out: true,
+  store: true,
   json: false,
   help: false,
 };
@@ -309,6 +313,12 @@ export function parseSweepArgs(args: string[]): SweepCommand {
       "--parallel is for trials run here: with --queue each worker's --concurrency decides",
     );
   }
+  const store = typeof sweep.store === "string" ? sweep.store : null;
+  if (store !== null && !isPostgresUrl(store)) {
+    throw new SweepArgsError(
+      `--store must be postgres://USER@HOST:PORT/DB (without it: <out>/runs.sqlite), got "${store}"`,
+    );
+  }
   if (queue === null && sweep.attempts !== undefined) {
     throw new SweepArgsError(
       "--attempts is for --queue (a local sweep runs a trial once; rerunning it retries failures)",
@@ -331,6 +341,7 @@ export function parseSweepArgs(args: string[]): SweepCommand {
     exportPath: typeof sweep.export === "string" ? sweep.export : null,
     name: typeof sweep.name === "string" ? sweep.name : null,
     out: typeof sweep.out === "string" ? sweep.out : SWEEP_DEFAULTS.out,
+    store,
     help: sweep.help === true,
   };
 }
@@ -512,6 +523,12 @@ export function sweepHelp(): string {
     ["export", "also write every trial to this CSV file, e.g. trials.csv", "none"],
     ["name", "sweep name (trials' runs are named after it)", "<dataset> <axes>"],
     ["out", "runs folder: run store, checkpoints and the sweep", SWEEP_DEFAULTS.out],
+    [
+      "store",
+      "postgres://USER@HOST:PORT/DB: the sweep, its trials and their runs go to this PostgreSQL " +
+      "store (the one the workers' --store names)",
+      "<out>/runs.sqlite",
+    ],
     ["help", "print this help", "false"],
   ];
   return rows.map(([flag, help, def]) => `  --${flag.padEnd(14)} ${help} [default: ${def}]`)

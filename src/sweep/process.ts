@@ -45,6 +45,11 @@ export interface TrialProcessOptions {
   asha?: { plan: AshaPlan; board: RungBoard; key: string };
 }
 
+/** The runs folder and, when given, the PostgreSQL store a trial records its run in. */
+export function whereTrialsWrite(out: string, store: string | null): string[] {
+  return ["--out", out, ...(store === null ? [] : ["--store", store])];
+}
+
 /** Runs one trial process to its end and reports how it ended. */
 export async function runTrialProcess(opts: TrialProcessOptions): Promise<TrialOutcome> {
   const child = new Deno.Command(Deno.execPath(), {

@@ -85,16 +85,16 @@ export interface ImportedRun {
  * Records how an attempt ended (once: a second delivery of the same attempt changes nothing and
  * says so) and reports it. `running` is the trial's record while it ran.
  */
-export function finishTrial(
+export async function finishTrial(
   ctx: SweepContext,
   job: Job,
   running: TrialRecord,
   outcome: TrialOutcome,
   imported: ImportedRun | null,
-): void {
+): Promise<void> {
   const { runId } = outcome;
   const runPeak = imported?.run.peakBytes ??
-    (runId ? ctx.store.runs.getRun(runId)?.peakBytes ?? null : null);
+    (runId ? (await ctx.store.runs.getRun(runId))?.peakBytes ?? null : null);
   const status = outcome.status === "finished"
     ? "finished"
     : outcome.status === "pruned"
@@ -110,7 +110,7 @@ export function finishTrial(
     finishedAt: new Date().toISOString(),
   };
   const at = { ...where(ctx, job), run: runId, worker: record.worker, attempt: record.attempt };
-  if (!ctx.store.recordOutcome({ trial: record, imported })) {
+  if (!(await ctx.store.recordOutcome({ trial: record, imported }))) {
     ctx.progress.event(
       "trial_duplicate",
       at,

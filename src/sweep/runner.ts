@@ -21,7 +21,7 @@ import {
   sweepId,
   type Trial,
 } from "./grid.ts";
-import { runTrialProcess } from "./process.ts";
+import { runTrialProcess, whereTrialsWrite } from "./process.ts";
 import {
   finishTrial,
   type Job,
@@ -93,9 +93,9 @@ export async function runSweep(
     const budget = cmd.budget ?? await deviceMemoryLimit();
     // Held open until every trial has ended: with a connection open, trial processes opening the
     // store never find the WAL being set up (RunStore sets journal_mode before busy_timeout).
-    const store = SweepStore.open(cmd.out);
+    const store = await SweepStore.open(cmd.out, cmd.store);
     try {
-      const { sweep, created } = store.createOrGetSweep({
+      const { sweep, created } = await store.createOrGetSweep({
         id,
         name: cmd.name,
         defaultName: defaultSweepName(cmd),
@@ -103,7 +103,7 @@ export async function runSweep(
         grid: gridOf(cmd, trials),
         budgetBytes: budget,
       });
-      store.ensureTrials(id, trials);
+      await store.ensureTrials(id, trials);
       const total = trials.length;
       const placement = queue ? `on the queue ${cmd.queue}` : `${cmd.parallel} at once`;
       progress.event(
@@ -126,7 +126,7 @@ export async function runSweep(
       else await runJobs(ctx, jobs, opts);
       const interrupted = signal?.aborted ?? false;
       if (interrupted) {
-        const reset = store.markInterrupted(id);
+        const reset = await store.markInterrupted(id);
         progress.event(
           "interrupted",
           { sweep: id, reset },
@@ -135,25 +135,25 @@ export async function runSweep(
             "rerun the same command to resume",
         );
       } else {
-        const failed = store.listTrials(id).some((t) => t.status === "failed");
-        store.setSweepStatus(id, failed ? "failed" : "finished");
+        const failed = (await store.listTrials(id)).some((t) => t.status === "failed");
+        await store.setSweepStatus(id, failed ? "failed" : "finished");
       }
-      return { sweepId: id, interrupted, view: store.getSweep(id)! };
+      return { sweepId: id, interrupted, view: (await store.getSweep(id))! };
     } finally {
-      store.close();
+      await store.close();
     }
   } finally {
     await queue?.close();
   }
 }
 
-function failBeforeStart(
+async function failBeforeStart(
   ctx: SweepContext,
   job: { index: number; trial: Trial; attempt: number },
   error: string,
 ) {
   const now = new Date().toISOString();
-  ctx.store.upsertTrial({
+  await ctx.store.upsertTrial({
     ...pendingRecord(ctx, job.trial, job.attempt),
     status: "failed",
     error,
@@ -194,7 +194,7 @@ async function planJobs(
   const prepared = new Map<string, PreparedData | Error>();
   for (const [index, trial] of trials.entries()) {
     if (signal?.aborted) break;
-    const record = store.getTrial(id, trial.key)!;
+    const record = (await store.getTrial(id, trial.key))!;
     const at = { index, trial, attempt: record.attempt };
     if (record.status === "finished" || record.status === "pruned") {
       progress.event(
@@ -210,19 +210,19 @@ async function planJobs(
       config = parseTrainArgs([...argv, "--out", ctx.cmd.out]).config;
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
-      failBeforeStart(ctx, at, e.message);
+      await failBeforeStart(ctx, at, e.message);
       continue;
     }
     const key = dataKey(config);
     if (!prepared.has(key)) prepared.set(key, await prepareData(config).catch((e) => e as Error));
     const data = prepared.get(key)!;
     if (data instanceof Error) {
-      failBeforeStart(ctx, at, data.message);
+      await failBeforeStart(ctx, at, data.message);
       continue;
     }
     const estimate = estimateFor(config, data).total;
     if (estimate > ctx.budget) {
-      store.upsertTrial({
+      await store.upsertTrial({
         ...pendingRecord(ctx, trial, record.attempt),
         status: "exceeds_budget",
         estimateBytes: estimate,
@@ -236,7 +236,10 @@ async function planJobs(
       );
       continue;
     }
-    store.upsertTrial({ ...pendingRecord(ctx, trial, record.attempt), estimateBytes: estimate });
+    await store.upsertTrial({
+      ...pendingRecord(ctx, trial, record.attempt),
+      estimateBytes: estimate,
+    });
     jobs.push({
       trial,
       index,
@@ -276,8 +279,9 @@ async function runJobs(ctx: SweepContext, jobs: Job[], opts: RunSweepOptions): P
 /** ASHA's rung table for trials run here: the sweep store. */
 function storeBoard(ctx: SweepContext, eta: number): RungBoard {
   return {
-    report: (rung, key, value) =>
-      Promise.resolve({ cutoff: rungCutoff(ctx.store.reportRung(ctx.id, rung, key, value), eta) }),
+    report: async (rung, key, value) => ({
+      cutoff: rungCutoff(await ctx.store.reportRung(ctx.id, rung, key, value), eta),
+    }),
   };
 }
 
@@ -289,19 +293,19 @@ async function runJob(ctx: SweepContext, job: Job, opts: RunSweepOptions): Promi
     estimateBytes: job.estimate,
     startedAt: new Date().toISOString(),
   };
-  ctx.store.upsertTrial(running);
+  await ctx.store.upsertTrial(running);
   ctx.progress.event(
     "trial_started",
     { ...where(ctx, job), estimate_bytes: job.estimate },
     `${tag(ctx, job)}  started (estimate ${formatBytes(job.estimate)})`,
   );
   const outcome = await runTrialProcess({
-    argv: [...job.argv, "--out", ctx.cmd.out, "--sweep-id", ctx.id],
+    argv: [...job.argv, ...whereTrialsWrite(ctx.cmd.out, ctx.cmd.store), "--sweep-id", ctx.id],
     signal: opts.signal,
     killGraceMs: opts.killGraceMs,
-    onRun: (run) => {
+    onRun: async (run) => {
       running.runId = run;
-      ctx.store.upsertTrial(running);
+      await ctx.store.upsertTrial(running);
       ctx.progress.event("trial_run", { ...where(ctx, job), run }, `${tag(ctx, job)}  run ${run}`);
     },
     asha: job.asha
@@ -311,5 +315,5 @@ async function runJob(ctx: SweepContext, job: Job, opts: RunSweepOptions): Promi
   // Stopped by the sweep's signal: the trial stays running until markInterrupted, which
   // turns every such trial back to pending in one transaction.
   if (outcome.status === "interrupted") return;
-  finishTrial(ctx, job, running, outcome, null);
+  await finishTrial(ctx, job, running, outcome, null);
 }

@@ -14,7 +14,7 @@ import type { Job as QueueJob } from "bullmq";
 import { Redis } from "ioredis";
 import { formatBytes } from "../gpu/allocator.ts";
 import { RunStore } from "../store/runs.ts";
-import { CONFIG_EXIT, runTrialProcess } from "./process.ts";
+import { CONFIG_EXIT, runTrialProcess, whereTrialsWrite } from "./process.ts";
 import {
   checkRedis,
   connectionOf,
@@ -41,6 +41,8 @@ export interface WorkerOptions {
   budget: number | null;
   /** The runs folder trials write (store, checkpoints): a shared folder, or this machine's. */
   artifacts: string;
+  /** The PostgreSQL store trials record their runs in (postgres://…); null: the artifacts'. */
+  store?: string | null;
   /** Lock duration in ms: how long a dead worker's job waits before it is run elsewhere. */
   leaseMs: number;
   /** How this worker is named in the coordinator's store. */
@@ -58,7 +60,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const progress = new Progress(opts.json, opts.write);
   // Held open while trials run, as a sweep holds its store (the WAL is set up before they open it).
   Deno.mkdirSync(opts.artifacts, { recursive: true });
-  const store = RunStore.open(opts.artifacts);
+  const store = await RunStore.open(opts.artifacts, opts.store ?? null);
   const redis = new Redis(connectionOf(target));
   const stopping = new AbortController();
   let reserved = 0;
@@ -103,7 +105,12 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
         `${label}: started (attempt ${d.attempt}, try ${job.attemptsMade + 1})`,
       );
       const outcome = await runTrialProcess({
-        argv: [...d.argv, "--out", opts.artifacts, "--sweep-id", d.sweepId],
+        argv: [
+          ...d.argv,
+          ...whereTrialsWrite(opts.artifacts, opts.store ?? null),
+          "--sweep-id",
+          d.sweepId,
+        ],
         signal: stopping.signal,
         killGraceMs: opts.killGraceMs,
         onRun: async (run) => {
@@ -120,12 +127,12 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
         progress.event("job_returned", { job: job.id }, `${label}: stopped, back on the queue`);
         throw new WaitingError();
       }
-      const run = outcome.runId ? store.getRun(outcome.runId) : null;
+      const run = outcome.runId ? await store.getRun(outcome.runId) : null;
       const result: TrialJobResult = {
         ...outcome,
         worker: opts.name,
         run,
-        metrics: run ? store.metrics(run.id) : [],
+        metrics: run ? await store.metrics(run.id) : [],
       };
       progress.event(
         `job_${outcome.status}`,
@@ -184,7 +191,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     stopping.abort();
     await worker.close();
     redis.disconnect();
-    store.close();
+    await store.close();
   }
   const end = await ended;
   if (end) throw end.error;

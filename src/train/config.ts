@@ -8,6 +8,7 @@ import {
 } from "../loss/objectives.ts";
 import { ConfigError, flagOf, type FlagSpec, mergeResume, parseFlags } from "./flags.ts";
 import { parseCatalog } from "../data/synthetic.ts";
+import { isPostgresUrl } from "../store/open.ts";
 
 export interface TrainConfig {
   data: string | null;
@@ -48,6 +49,8 @@ export interface TrainConfig {
   evalUsers: number;
   keepSeen: boolean;
   out: string;
+  /** The run store: a postgres:// URL; null: `<out>/runs.sqlite`. */
+  store: string | null;
   name: string | null;
   resume: string | null;
   memoryLimit: number | null;
@@ -93,6 +96,7 @@ export const DEFAULTS: TrainConfig = {
   evalUsers: 0,
   keepSeen: false,
   out: "runs",
+  store: null,
   name: null,
   resume: null,
   memoryLimit: null,
@@ -228,6 +232,12 @@ const FLAGS: Record<string, FlagSpec<keyof TrainConfig>> = {
     help: "rank items already in the user's history too",
   },
   out: { key: "out", type: "string", help: "runs folder (run store and checkpoints)" },
+  store: {
+    key: "store",
+    type: "string",
+    help: "run store shared by many machines: postgres://USER@HOST:PORT/DB",
+    shown: "<out>/runs.sqlite",
+  },
   name: { key: "name", type: "string", help: "run name", shown: "<dataset>-<loss>" },
   resume: { key: "resume", type: "string", help: "run id to resume from its last checkpoint" },
   "memory-limit": {
@@ -317,6 +327,11 @@ function validate(c: TrainConfig): TrainConfig {
   if (!(c.weightDecay >= 0) || !(c.clip >= 0)) {
     throw new ConfigError("--weight-decay and --clip must be ≥ 0");
   }
+  if (c.store !== null && !isPostgresUrl(c.store)) {
+    throw new ConfigError(
+      `--store must be postgres://USER@HOST:PORT/DB (without it: <out>/runs.sqlite), got "${c.store}"`,
+    );
+  }
   return c;
 }
 
@@ -353,7 +368,7 @@ export function resumeConfig(
     {
       mayChange: RESUME_MAY_CHANGE,
       // How to run, not what is trained.
-      runtimeOnly: ["out", "resume", "json", "serve", "memoryLimit", "retune"],
+      runtimeOnly: ["out", "store", "resume", "json", "serve", "memoryLimit", "retune"],
     },
     stored,
     requested,

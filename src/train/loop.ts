@@ -123,7 +123,7 @@ export async function runLoop<B>(
         lossSum += value;
         done++;
         tokens += parts.tokensOf?.(batch) ?? 0;
-        session.recordStep({ epoch, step, key: "train_loss_step", value });
+        await session.recordStep({ epoch, step, key: "train_loss_step", value });
         logger.progress(
           `epoch ${epoch}`,
           done,
@@ -131,7 +131,7 @@ export async function runLoop<B>(
           `loss ${value.toFixed(4)}`,
         );
       }
-      session.flush();
+      await session.flush();
       if (status === "stopped") break;
       const seconds = (performance.now() - t0) / 1000;
       epochSeconds.push(seconds);
@@ -157,13 +157,15 @@ export async function runLoop<B>(
           position.bestEpoch = epoch;
           position.evalsWithoutGain = 0;
           await session.saveBest(model, position);
-          if (evaluator.select.key === "ndcg@10") session.recordBestNdcg10(position.bestValid);
+          if (evaluator.select.key === "ndcg@10") {
+            await session.recordBestNdcg10(position.bestValid);
+          }
         } else {
           position.evalsWithoutGain++;
         }
       }
       await session.saveLast(model, optimizer, position);
-      session.record(points);
+      await session.record(points);
       logger.emit({
         event: "epoch",
         epoch,
@@ -180,7 +182,7 @@ export async function runLoop<B>(
   } catch (e) {
     status = "failed";
     error = (e as Error).message;
-    session.flush();
+    await session.flush();
   }
   let valid = lastValid;
   let groups: Record<string, MetricGroup> = {};
@@ -188,7 +190,7 @@ export async function runLoop<B>(
     await session.loadBest(model);
     ({ valid, groups } = await evaluator.final());
     for (const [group, metrics] of Object.entries(groups)) {
-      session.recordGroup(`${group}_`, metrics, position.bestEpoch, position.step);
+      await session.recordGroup(`${group}_`, metrics, position.bestEpoch, position.step);
     }
   }
   return {
@@ -229,12 +231,12 @@ export async function runInSession(
   try {
     result = await body();
   } catch (e) {
-    session.finish({ status: "failed", error: (e as Error).message, ...ended() });
+    await session.finish({ status: "failed", error: (e as Error).message, ...ended() });
     dispose();
     throw e;
   }
   const { wallSeconds, peakBytes } = ended();
-  session.finish({ status: result.status, error: result.error, wallSeconds, peakBytes });
+  await session.finish({ status: result.status, error: result.error, wallSeconds, peakBytes });
   dispose();
   return { result, wallSeconds, peakBytes };
 }

@@ -33,6 +33,7 @@ import type { MetricGroup, TrainEvent } from "./events.ts";
 import type { Logger } from "./log.ts";
 import { type Evaluator, optimiserStep, runInSession, runLoop, START } from "./loop.ts";
 import { RunSession, storedRunConfig } from "./session.ts";
+import { redactUrl } from "../store/postgres.ts";
 
 export class MemoryBudgetError extends Error {
   constructor(readonly estimate: MemoryEstimate, readonly limit: number) {
@@ -357,16 +358,23 @@ export async function train(
   // A programmatic resume gets the same check as the command line's: nothing but the settings
   // that may change on resume differs from what the run was trained with.
   if (c.resume) {
-    resumeConfig(storedRunConfig(c.out, c.resume), c, Object.keys(c) as (keyof TrainConfig)[]);
+    resumeConfig(
+      await storedRunConfig(c.out, c.resume, c.store),
+      c,
+      Object.keys(c) as (keyof TrainConfig)[],
+    );
   }
   const { dataset, split } = data;
+  // The store's URL is recorded without its password.
+  const recorded = { ...c, store: c.store === null ? null : redactUrl(c.store) };
   const session = await RunSession.open({
     out: c.out,
+    store: c.store,
     resume: c.resume,
     name: c.name ?? `${data.label}-${c.loss}`,
     dataset: data.label,
-    config: { ...c },
-    configFile: { ...c, items: dataset.items, users: dataset.users },
+    config: recorded,
+    configFile: { ...recorded, items: dataset.items, users: dataset.users },
     sweepId: opts.sweepId,
     logger,
     onMetrics: opts.onMetrics,

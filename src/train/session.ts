@@ -5,6 +5,7 @@
  * run ended. Any model and objective train inside one (loop.ts).
  */
 import { HEARTBEAT_SECONDS, type MetricPoint, newRunId, RunStore } from "../store/runs.ts";
+import { storeLabel } from "../store/open.ts";
 import type { Module } from "../nn/module.ts";
 import type { Adam } from "./optim.ts";
 import {
@@ -24,6 +25,8 @@ export interface SessionOptions {
   /** A new run's name and dataset label. */
   name: string;
   dataset: string;
+  /** The run store: a postgres:// URL; null: `<out>/runs.sqlite`. */
+  store?: string | null;
   /** The configuration recorded with the run (and, on resume, its updated form). */
   config: Record<string, unknown>;
   /** Written beside the checkpoints as config.json (the config plus data facts). */
@@ -49,29 +52,33 @@ export class RunSession {
     readonly resumed: boolean,
     private readonly opts: SessionOptions,
   ) {
-    this.beat = setInterval(() => this.store.heartbeat(runId), HEARTBEAT_SECONDS * 1000);
+    // A missed beat (the store busy, a database restarting) is made up by the next one.
+    this.beat = setInterval(
+      () => this.store.heartbeat(runId).catch(() => {}),
+      HEARTBEAT_SECONDS * 1000,
+    );
     // A heartbeat must never keep a finished process alive.
     Deno.unrefTimer(this.beat);
   }
 
   /** Opens a new run, or reopens `opts.resume` (an error when the store has no such run). */
   static async open(opts: SessionOptions): Promise<RunSession> {
-    const store = RunStore.open(opts.out);
+    const store = await RunStore.open(opts.out, opts.store ?? null);
     try {
       if (opts.resume) {
-        if (!store.getRun(opts.resume)) {
+        if (!(await store.getRun(opts.resume))) {
           throw new Error(`--resume: no run "${opts.resume}" in ${opts.out}`);
         }
         const runDir = `${opts.out}/${opts.resume}`;
-        store.reopenRun(opts.resume);
-        store.updateConfig(opts.resume, opts.config);
+        await store.reopenRun(opts.resume);
+        await store.updateConfig(opts.resume, opts.config);
         await writeConfig(`${runDir}/config.json`, opts.configFile);
         return new RunSession(store, opts.resume, runDir, true, opts);
       }
       const runId = newRunId();
       const runDir = `${opts.out}/${runId}`;
       Deno.mkdirSync(runDir, { recursive: true });
-      store.createRun({
+      await store.createRun({
         id: runId,
         name: opts.name,
         dataset: opts.dataset,
@@ -81,7 +88,7 @@ export class RunSession {
       await writeConfig(`${runDir}/config.json`, opts.configFile);
       return new RunSession(store, runId, runDir, false, opts);
     } catch (e) {
-      store.close();
+      await store.close();
       throw e;
     }
   }
@@ -92,7 +99,7 @@ export class RunSession {
    */
   async restore(model: Module, optimizer: Adam): Promise<TrainingPosition> {
     const position = await loadCheckpoint(this.checkpointPath("last"), model, optimizer);
-    this.store.truncateMetrics(this.runId, position.step);
+    await this.store.truncateMetrics(this.runId, position.step);
     this.opts.logger.emit({
       event: "resume",
       run: this.runId,
@@ -114,7 +121,7 @@ export class RunSession {
   /** Everything needed to continue: weights, optimiser moments and the position. */
   async saveLast(model: Module, optimizer: Adam, position: TrainingPosition): Promise<void> {
     await saveCheckpoint(this.checkpointPath("last"), model, optimizer, position);
-    this.store.update(this.runId, { checkpoint: this.checkpointPath("last") });
+    await this.store.update(this.runId, { checkpoint: this.checkpointPath("last") });
   }
 
   async loadBest(model: Module): Promise<void> {
@@ -122,61 +129,68 @@ export class RunSession {
   }
 
   /** A step's metric: buffered, written in batches. */
-  recordStep(point: MetricPoint): void {
+  async recordStep(point: MetricPoint): Promise<void> {
     this.pending.push(point);
-    if (this.pending.length >= METRIC_BATCH) this.flush();
+    if (this.pending.length >= METRIC_BATCH) await this.flush();
   }
 
   /** Writes buffered step metrics and `points` together. */
-  record(points: MetricPoint[] = []): void {
+  async record(points: MetricPoint[] = []): Promise<void> {
     const all = [...this.pending.splice(0), ...points];
     if (!all.length) return;
-    this.store.addMetrics(this.runId, all);
+    await this.store.addMetrics(this.runId, all);
     this.opts.onMetrics?.();
   }
 
-  flush(): void {
-    this.record();
+  async flush(): Promise<void> {
+    await this.record();
   }
 
   /** Records a group of metrics as `<prefix><key>` at one epoch and step. */
-  recordGroup(prefix: string, group: MetricGroup, epoch: number, step: number): void {
-    this.record(
+  async recordGroup(prefix: string, group: MetricGroup, epoch: number, step: number) {
+    await this.record(
       Object.entries(group).map(([key, value]) => ({ epoch, step, key: prefix + key, value })),
     );
   }
 
   /** The run's best validation NDCG@10, the runs list's headline figure. */
-  recordBestNdcg10(value: number): void {
-    this.store.update(this.runId, { bestValidNdcg10: value });
+  async recordBestNdcg10(value: number): Promise<void> {
+    await this.store.update(this.runId, { bestValidNdcg10: value });
   }
 
   /** Records how the run ended and releases the store. */
-  finish(r: {
+  async finish(r: {
     status: "finished" | "failed" | "stopped";
     error: string | null;
     wallSeconds: number;
     peakBytes: number;
-  }): void {
+  }): Promise<void> {
     if (this.closed) return;
-    this.flush();
-    clearInterval(this.beat);
-    this.store.update(this.runId, { ...r, finished: true });
-    this.store.close();
     this.closed = true;
+    clearInterval(this.beat);
+    try {
+      await this.flush();
+      await this.store.update(this.runId, { ...r, finished: true });
+    } finally {
+      await this.store.close();
+    }
     if (r.error) this.opts.logger.emit({ event: "failed", run: this.runId, error: r.error });
   }
 }
 
 /** The configuration a run was recorded with, or an error naming the run and the store. */
-export function storedRunConfig(out: string, runId: string): Record<string, unknown> {
-  const store = RunStore.open(out);
+export async function storedRunConfig(
+  out: string,
+  runId: string,
+  storeUrl: string | null = null,
+): Promise<Record<string, unknown>> {
+  const store = await RunStore.open(out, storeUrl);
   try {
-    const run = store.getRun(runId);
-    if (!run) throw new Error(`--resume: no run "${runId}" in ${out}/runs.sqlite`);
+    const run = await store.getRun(runId);
+    if (!run) throw new Error(`--resume: no run "${runId}" in ${storeLabel(out, storeUrl)}`);
     return run.config;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

@@ -22,7 +22,7 @@ async function withApp(
     const token = /name="csrf" value="([0-9a-f]{64})"/.exec(page)![1];
     await fn(app, fx, token, reader);
   } finally {
-    reader.close();
+    await reader.close();
     abort.abort();
     await fx.cleanup();
   }
@@ -48,7 +48,7 @@ Deno.test("notes: tags and a note saved, shown, filtered and searched", async ()
     });
     assert.equal(res.status, 303);
     assert.equal(res.headers.get("location"), `/runs/${fx.ids.finished}`);
-    const notes = reader.notes(fx.ids.finished);
+    const notes = await reader.notes(fx.ids.finished);
     assert.deepEqual(notes.tags, ["baseline", "beauty"]);
     assert.equal(notes.note, "full softmax reference\nfor the sampled runs");
 
@@ -98,7 +98,7 @@ Deno.test("forms without the token, or from another origin, change nothing", asy
       assert.equal(res.status, 403, JSON.stringify(headers));
       assert.match(await res.text(), message);
     }
-    assert.equal(reader.notes(fx.ids.finished).archivedAt, null);
+    assert.equal((await reader.notes(fx.ids.finished)).archivedAt, null);
     // Without Origin or Sec-Fetch-Site (curl), the token alone is enough.
     const res = await post(app, path, { archived: "1", csrf }, {});
     assert.equal(res.status, 303);
@@ -114,7 +114,7 @@ Deno.test("archive hides a run from the list until it is brought back", async ()
         .status,
       303,
     );
-    assert.ok(reader.notes(fx.ids.sampled).archivedAt);
+    assert.ok((await reader.notes(fx.ids.sampled)).archivedAt);
     assert.ok(!(await ids("")).includes(fx.ids.sampled));
     assert.deepEqual(await ids("?show=archived"), [fx.ids.sampled]);
     assert.equal((await ids("?show=all")).length, 11);
@@ -151,13 +151,13 @@ Deno.test("delete: a confirmation page, then the run and its folder go; links st
     const unconfirmed = await post(app, `/runs/${id}/delete`, { csrf });
     assert.equal(unconfirmed.status, 400);
     await unconfirmed.body?.cancel();
-    assert.ok(reader.getRun(id));
+    assert.ok(await reader.getRun(id));
 
     const res = await post(app, `/runs/${id}/delete`, { csrf, confirm: id });
     assert.equal(res.status, 303);
     assert.equal(res.headers.get("location"), `/?deleted=${id}`);
-    assert.equal(reader.getRun(id), null);
-    assert.deepEqual(reader.metricRows(id), []);
+    assert.equal(await reader.getRun(id), null);
+    assert.deepEqual(await reader.metricRows(id), []);
     await assert.rejects(Deno.lstat(folder), Deno.errors.NotFound);
     assert.equal(await Deno.readTextFile(outside), "");
     await Deno.remove(outside);
@@ -207,7 +207,7 @@ Deno.test("delete is refused for a run in training and for a sweep's trial", asy
       const res = await post(app, `/runs/${id}/delete`, { csrf, confirm: id });
       assert.equal(res.status, 409);
       assert.match(await res.text(), message);
-      assert.ok(reader.getRun(id));
+      assert.ok(await reader.getRun(id));
     }
     const live = await (await app.request(`/runs/${fx.ids.running}`)).text();
     assert.match(live, /A run in training cannot be deleted/);

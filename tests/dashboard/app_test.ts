@@ -261,7 +261,7 @@ Deno.test("/api/runs/:id/metrics: columnar series, key filter and cursor", async
       await app.request(`/api/runs/${fx.ids.finished}/metrics?after=${all.cursor}`),
     );
     assert.deepEqual(none.series, {});
-    fx.store.addMetrics(fx.ids.finished, [{ epoch: 3, step: 30, key: "extra", value: 1 }]);
+    await fx.store.addMetrics(fx.ids.finished, [{ epoch: 3, step: 30, key: "extra", value: 1 }]);
     const more = await json(
       await app.request(`/api/runs/${fx.ids.finished}/metrics?after=${all.cursor}`),
     );
@@ -340,7 +340,7 @@ Deno.test("/api/sweeps and /api/sweeps/:id", async () => {
 
 Deno.test("a running sweep refreshes itself without JavaScript", async () => {
   await withApp(async (app, fx) => {
-    fx.sweeps.setSweepStatus(fx.ids.sweep, "running");
+    await fx.sweeps.setSweepStatus(fx.ids.sweep, "running");
     const page = await html(await app.request(`/sweeps/${fx.ids.sweep}`));
     assert.match(page, /<meta http-equiv="refresh" content="10">/);
   });
@@ -501,12 +501,12 @@ Deno.test("an empty runs folder: no database yet, no sweep tables", async () => 
   await html(await app.request("/runs/20261129-100000-aaaaaa"), 404);
 
   // The database appears once a run starts, without the sweep tables.
-  const store = RunStore.open(dir);
-  store.createRun({ id: "20261129-100000-aaaaaa", name: "first", dataset: "d", config: {} });
+  const store = await RunStore.open(dir);
+  await store.createRun({ id: "20261129-100000-aaaaaa", name: "first", dataset: "d", config: {} });
   assert.equal((await json(await app.request("/api/runs"))).total, 1);
   assert.match(await html(await app.request("/")), /No sweeps yet/);
   await html(await app.request("/sweeps/any"), 404);
-  store.close();
+  await store.close();
   abort.abort();
   await Deno.remove(dir, { recursive: true });
 });
@@ -591,7 +591,7 @@ Deno.test("sweep CSV: the CLI's export of every trial, as a download", async () 
       `attachment; filename="${fx.ids.sweep}-trials.csv"`,
     );
     const text = await res.text();
-    assert.equal(text, trialsCsv(fx.sweeps.getSweep(fx.ids.sweep)!));
+    assert.equal(text, trialsCsv((await fx.sweeps.getSweep(fx.ids.sweep))!));
     const lines = text.trimEnd().split("\r\n");
     assert.equal(lines.length, 7);
     assert.match(lines[1], /^sweep-20261129-a1,"negatives=512,batchSize=64",512,64,finished,/);
@@ -635,7 +635,7 @@ Deno.test("runs list: live runs mark the list for refreshing and their durations
     const live = rowOf(page, `value="${fx.ids.running}"`);
     assert.ok(live.length);
     assert.match(page, /<td class="num" data-since="\d{4}-\d\d-\d\dT[^"]+">/);
-    fx.store.update(fx.ids.running, { status: "finished", wallSeconds: 5, finished: true });
+    await fx.store.update(fx.ids.running, { status: "finished", wallSeconds: 5, finished: true });
     const after = await html(await app.request("/"));
     assert.match(after, /data-live-runs="0"/);
     assert.doesNotMatch(after, /data-since=/);
@@ -646,10 +646,10 @@ Deno.test("sweep page: a worker column appears once a queue worker ran a trial",
   await withApp(async (app, fx) => {
     const before = await html(await app.request(`/sweeps/${fx.ids.sweep}`));
     assert.doesNotMatch(before, /<th>worker<\/th>/, "local sweeps have no worker column");
-    const store = SweepStore.open(fx.dir);
-    const [trial] = store.listTrials(fx.ids.sweep);
-    store.upsertTrial({ ...trial, worker: "gpu-box-2:4242", attempt: 2 });
-    store.close();
+    const store = await SweepStore.open(fx.dir);
+    const [trial] = await store.listTrials(fx.ids.sweep);
+    await store.upsertTrial({ ...trial, worker: "gpu-box-2:4242", attempt: 2 });
+    await store.close();
     const after = await html(await app.request(`/sweeps/${fx.ids.sweep}`));
     assert.match(after, /<th>worker<\/th>/);
     assert.match(after, /<td class="nowrap mono">gpu-box-2:4242<\/td>/);

@@ -39,25 +39,25 @@ export interface EmbeddingsFixture {
 
 export async function makeEmbeddingsFixture(): Promise<EmbeddingsFixture> {
   const dir = await Deno.makeTempDir({ prefix: "cutrec-embeddings-" });
-  const store = RunStore.open(dir);
-  const run = (name: string, config: Record<string, unknown>, finished = true) => {
+  const store = await RunStore.open(dir);
+  const run = async (name: string, config: Record<string, unknown>, finished = true) => {
     const id = newRunId();
-    store.createRun({ id, name, dataset: String(config.data ?? "synthetic"), config });
-    if (finished) store.update(id, { status: "finished", wallSeconds: 42, finished: true });
+    await store.createRun({ id, name, dataset: String(config.data ?? "synthetic"), config });
+    if (finished) await store.update(id, { status: "finished", wallSeconds: 42, finished: true });
     return id;
   };
-  const clients = run("coles-synthetic", { method: "coles", encoder: "gru", epochs: 3 });
+  const clients = await run("coles-synthetic", { method: "coles", encoder: "gru", epochs: 3 });
   writeClientEmbeddings(`${dir}/${clients}`);
 
   const data = `${dir}/tiny-sequences.txt`;
   await Deno.writeTextFile(data, SEQUENCES.map((s, u) => `${u + 1} ${s.join(" ")}`).join("\n"));
   const sasrecConfig = { ...DEFAULTS, data, blocks: 1, dim: ITEM_DIM, out: dir };
-  const sasrec = run("tiny-sasrec", sasrecConfig);
-  const training = run("tiny-sasrec-training", sasrecConfig, false);
-  const missingData = run("sasrec-moved-data", { ...sasrecConfig, data: `${dir}/gone.txt` });
+  const sasrec = await run("tiny-sasrec", sasrecConfig);
+  const training = await run("tiny-sasrec-training", sasrecConfig, false);
+  const missingData = await run("sasrec-moved-data", { ...sasrecConfig, data: `${dir}/gone.txt` });
   for (const id of [sasrec, training, missingData]) await writeItemTable(`${dir}/${id}`);
-  const plain = run("no-embeddings", { loss: "ce", epochs: 1 });
-  store.close();
+  const plain = await run("no-embeddings", { loss: "ce", epochs: 1 });
+  await store.close();
   return {
     dir,
     ids: { clients, sasrec, training, plain, missingData },

@@ -55,7 +55,7 @@ function ranking(ndcg10: number): Record<string, number> {
 }
 
 /** Per-step loss, per-epoch loss, validation metrics, peak bytes and seconds, like the trainer. */
-export function seedMetrics(store: RunStore, id: string, o: SeedOptions): void {
+export async function seedMetrics(store: RunStore, id: string, o: SeedOptions): Promise<void> {
   let step = 0;
   for (let epoch = 1; epoch <= o.epochs; epoch++) {
     const points = [];
@@ -70,7 +70,7 @@ export function seedMetrics(store: RunStore, id: string, o: SeedOptions): void {
     for (const [k, v] of Object.entries(valid)) {
       points.push({ epoch, step, key: `valid_${k}`, value: v });
     }
-    store.addMetrics(id, points);
+    await store.addMetrics(id, points);
   }
   if (o.tested) {
     const point = (prefix: string) => ([k, v]: [string, number]) => ({
@@ -79,7 +79,7 @@ export function seedMetrics(store: RunStore, id: string, o: SeedOptions): void {
       key: `${prefix}${k}`,
       value: v,
     });
-    store.addMetrics(id, [
+    await store.addMetrics(id, [
       ...Object.entries(ranking(o.ndcg * 0.95)).map(point("test_")),
       ...Object.entries(ranking(0.027)).map(point("mostpop_test_")),
     ]);
@@ -103,11 +103,12 @@ function config(over: Record<string, unknown>): Record<string, unknown> {
   };
 }
 
-export async function makeFixture(): Promise<Fixture> {
+/** The fixture in `<dir>/runs.sqlite`, or in the PostgreSQL store `storeUrl` names. */
+export async function makeFixture(storeUrl: string | null = null): Promise<Fixture> {
   const dir = await Deno.makeTempDir({ prefix: "cutrec-dash-" });
-  const sweeps = SweepStore.open(dir);
+  const sweeps = await SweepStore.open(dir, storeUrl);
   const store = sweeps.runs;
-  const add = (
+  const add = async (
     id: string,
     name: string,
     cfg: Record<string, unknown>,
@@ -115,23 +116,23 @@ export async function makeFixture(): Promise<Fixture> {
     end: { status: "finished" | "failed" | "running" | "lost"; wall?: number; error?: string },
     sweepId?: string,
   ) => {
-    store.createRun({ id, name, dataset: "synthetic-small", config: config(cfg), sweepId });
-    if (seed) seedMetrics(store, id, seed);
+    await store.createRun({ id, name, dataset: "synthetic-small", config: config(cfg), sweepId });
+    if (seed) await seedMetrics(store, id, seed);
     if (end.status === "running" || end.status === "lost") {
-      if (seed) store.update(id, { bestValidNdcg10: seed.ndcg });
-      if (seed) store.update(id, { checkpoint: `${dir}/${id}/last.safetensors` });
+      if (seed) await store.update(id, { bestValidNdcg10: seed.ndcg });
+      if (seed) await store.update(id, { checkpoint: `${dir}/${id}/last.safetensors` });
       if (end.status === "lost") {
         // Its last beat came two minutes after it started, and nothing since.
-        const created = Date.parse(store.getRun(id)!.createdAt);
-        store.heartbeat(id, new Date(created - (LOST_AFTER_SECONDS + 600) * 1000));
-        store.db.prepare("update runs set created_at = ? where id = ?").run(
+        const created = Date.parse((await store.getRun(id))!.createdAt);
+        await store.heartbeat(id, new Date(created - (LOST_AFTER_SECONDS + 600) * 1000));
+        await store.db.run("update runs set created_at = ? where id = ?", [
           new Date(created - (LOST_AFTER_SECONDS + 720) * 1000).toISOString(),
           id,
-        );
+        ]);
       }
       return;
     }
-    store.update(id, {
+    await store.update(id, {
       status: end.status,
       wallSeconds: end.wall,
       peakBytes: seed?.peak,
@@ -151,28 +152,28 @@ export async function makeFixture(): Promise<Fixture> {
     sweep: "sweep-20261129-a1",
     bestTrialRun: "20261129-110100-s00003",
   };
-  add(
+  await add(
     ids.finished,
     "beauty-ce",
     { loss: "ce" },
     { epochs: 3, stepsPerEpoch: 10, ndcg: 0.31, peak: 120 * MiB, tested: true },
     { status: "finished", wall: 300 },
   );
-  add(
+  await add(
     ids.sampled,
     "beauty-ce-",
     { loss: "ce-", negatives: 128, batchSize: 256 },
     { epochs: 3, stepsPerEpoch: 8, ndcg: 0.27, peak: 60 * MiB, tested: true },
     { status: "finished", wall: 95 },
   );
-  add(
+  await add(
     ids.running,
     HOSTILE_NAME,
     { loss: "bce", data: HOSTILE_CONFIG },
     { epochs: 1, stepsPerEpoch: 5, ndcg: 0.05, peak: 30 * MiB, tested: false },
     { status: "running" },
   );
-  add(
+  await add(
     ids.failed,
     "beauty-gbce",
     { loss: "gbce", negatives: 64 },
@@ -180,14 +181,14 @@ export async function makeFixture(): Promise<Fixture> {
     { status: "failed", wall: 3, error: "loss became NaN at epoch 1, step 3" },
   );
 
-  add(
+  await add(
     ids.lost,
     "killed-cce-",
     { loss: "cce-", negatives: 256, sampler: "shared" },
     { epochs: 2, stepsPerEpoch: 6, ndcg: 0.12, peak: 80 * MiB, tested: false },
     { status: "lost" },
   );
-  add(
+  await add(
     ids.fullSoftmax,
     "beauty-cce",
     { loss: "cce", negatives: 256, memoryLimit: 100 * MiB, filterEps: 0 },
@@ -196,7 +197,7 @@ export async function makeFixture(): Promise<Fixture> {
   );
 
   const grid = { negatives: [32, 128, 512], batchSize: [64, 256] };
-  sweeps.createOrGetSweep({
+  await sweeps.createOrGetSweep({
     id: ids.sweep,
     name: "negatives × batch",
     defaultName: "",
@@ -204,7 +205,7 @@ export async function makeFixture(): Promise<Fixture> {
     grid,
     budgetBytes: 100 * MiB,
   });
-  sweeps.setSweepStatus(ids.sweep, "finished");
+  await sweeps.setSweepStatus(ids.sweep, "finished");
   // [negatives, batchSize, status, ndcg, estimate MiB, peak MiB]
   const cells: [number, number, TrialStatus, number | null, number, number | null][] = [
     [32, 64, "finished", 0.21, 20, 22],
@@ -214,11 +215,11 @@ export async function makeFixture(): Promise<Fixture> {
     [128, 256, "failed", null, 85, null],
     [512, 256, "exceeds_budget", null, 300, null],
   ];
-  cells.forEach(([negatives, batchSize, status, ndcg, estimate, peak], i) => {
+  for (const [i, [negatives, batchSize, status, ndcg, estimate, peak]] of cells.entries()) {
     const key = `negatives=${negatives},batchSize=${batchSize}`;
     const id = status === "exceeds_budget" ? null : `20261129-110100-s0000${i + 1}`;
     if (id) {
-      add(
+      await add(
         id,
         `sweep ${key}`,
         { loss: "ce-", negatives, batchSize },
@@ -236,7 +237,7 @@ export async function makeFixture(): Promise<Fixture> {
       );
     }
     const params: Record<string, Param> = { negatives, batchSize };
-    sweeps.upsertTrial({
+    await sweeps.upsertTrial({
       sweepId: ids.sweep,
       key,
       params,
@@ -250,14 +251,14 @@ export async function makeFixture(): Promise<Fixture> {
       worker: null,
       attempt: status === "pending" ? 0 : 1,
     });
-  });
+  }
   return {
     dir,
     store,
     sweeps,
     ids,
     async cleanup() {
-      sweeps.close();
+      await sweeps.close();
       await Deno.remove(dir, { recursive: true });
     },
   };

@@ -1,4 +1,4 @@
-/** The read model: lazy read-only opening, older stores, lost runs, notes, archive, delete. */
+/** The read model on SQLite: lazy read-only opening, older stores, a sweep read two ways (the rest is contract_test.ts). */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { StoreReader } from "../../src/store/read.ts";
@@ -12,29 +12,29 @@ async function tempDir(): Promise<string> {
 Deno.test("a reader made before the store exists reads nothing, then what a writer adds", async () => {
   const dir = await tempDir();
   const reader = StoreReader.open(dir);
-  assert.deepEqual(reader.listRuns(), []);
-  assert.equal(reader.getRun("r1"), null);
-  assert.deepEqual(reader.metricRows("r1"), []);
-  assert.equal(reader.metricsCursor("r1"), 0);
-  assert.deepEqual(reader.listSweeps(), []);
-  assert.equal(reader.getSweep("s1"), null);
-  assert.equal(reader.allNotes().size, 0);
+  assert.deepEqual(await reader.listRuns(), []);
+  assert.equal(await reader.getRun("r1"), null);
+  assert.deepEqual(await reader.metricRows("r1"), []);
+  assert.equal(await reader.metricsCursor("r1"), 0);
+  assert.deepEqual(await reader.listSweeps(), []);
+  assert.equal(await reader.getSweep("s1"), null);
+  assert.equal((await reader.allNotes()).size, 0);
   // Reading created nothing.
   assert.deepEqual([...Deno.readDirSync(dir)], []);
 
-  const store = RunStore.open(dir);
-  store.createRun({ id: "r1", name: "first", dataset: "d", config: { loss: "ce" } });
+  const store = await RunStore.open(dir);
+  await store.createRun({ id: "r1", name: "first", dataset: "d", config: { loss: "ce" } });
   const before = Date.now() / 1000;
-  store.addMetrics("r1", [{ epoch: 1, step: 3, key: "train_loss", value: 2 }]);
-  assert.equal(reader.getRun("r1")!.status, "running");
-  const [row] = reader.metricRows("r1");
+  await store.addMetrics("r1", [{ epoch: 1, step: 3, key: "train_loss", value: 2 }]);
+  assert.equal((await reader.getRun("r1"))!.status, "running");
+  const [row] = await reader.metricRows("r1");
   assert.equal(row.value, 2);
   assert.ok(row.recordedAt! >= before - 1 && row.recordedAt! <= Date.now() / 1000 + 1);
-  assert.equal(reader.metricsCursor("r1"), row.rowid);
+  assert.equal(await reader.metricsCursor("r1"), row.rowid);
   // No sweep tables yet: still empty, not an error.
-  assert.deepEqual(reader.listSweeps(), []);
-  reader.close();
-  store.close();
+  assert.deepEqual(await reader.listSweeps(), []);
+  await reader.close();
+  await store.close();
   await Deno.remove(dir, { recursive: true });
 });
 
@@ -67,79 +67,32 @@ Deno.test("a store from before heartbeats and row times reads back; reading writ
   const before = schema();
 
   const reader = StoreReader.open(dir);
-  const killed = reader.getRun("old")!;
+  const killed = (await reader.getRun("old"))!;
   // Without a heartbeat column, a run counts from its creation: long ago, so lost.
   assert.equal(killed.status, "lost");
   assert.equal(killed.heartbeatAt, null);
-  assert.equal(reader.getRun("new")!.status, "running");
+  assert.equal((await reader.getRun("new"))!.status, "running");
   // A damaged config reads as empty rather than failing the whole list.
-  assert.deepEqual(reader.getRun("new")!.config, {});
-  assert.equal(reader.recordedPeak("old"), 7);
-  assert.equal(reader.metricRows("old")[0].recordedAt, null);
-  assert.deepEqual(reader.notes("old"), { tags: [], note: "", archivedAt: null });
-  reader.close();
+  assert.deepEqual((await reader.getRun("new"))!.config, {});
+  assert.equal(await reader.recordedPeak("old"), 7);
+  assert.equal((await reader.metricRows("old"))[0].recordedAt, null);
+  assert.deepEqual(await reader.notes("old"), { tags: [], note: "", archivedAt: null });
+  await reader.close();
   assert.equal(schema(), before, "the read-only reader altered the schema");
 
   // A writer opening it afterwards adds what is missing.
-  const store = RunStore.open(dir);
-  assert.equal(store.getRun("old")!.status, "lost");
-  store.heartbeat("old");
-  assert.equal(store.getRun("old")!.status, "running");
-  store.close();
-  await Deno.remove(dir, { recursive: true });
-});
-
-Deno.test("lost is derived from the heartbeat and never for runs that ended", () => {
-  const dir = Deno.makeTempDirSync({ prefix: "cutrec-read-" });
-  const store = RunStore.open(dir);
-  store.createRun({ id: "r", name: "r", dataset: "d", config: {} });
-  const reader = StoreReader.open(dir);
-  assert.equal(reader.getRun("r")!.status, "running");
-  store.heartbeat("r", new Date(Date.now() - (LOST_AFTER_SECONDS + 1) * 1000));
-  assert.equal(reader.getRun("r")!.status, "lost");
-  store.update("r", { status: "failed", error: "x", finished: true });
-  assert.equal(reader.getRun("r")!.status, "failed");
-  store.reopenRun("r");
-  assert.equal(reader.getRun("r")!.status, "running");
-  reader.close();
-  store.close();
-  Deno.removeSync(dir, { recursive: true });
-});
-
-Deno.test("tags, notes and the archive mark; deleting a run removes its records", async () => {
-  const dir = await tempDir();
-  const store = RunStore.open(dir);
-  for (const id of ["a", "b"]) store.createRun({ id, name: id, dataset: "d", config: {} });
-  store.addMetrics("a", [{ epoch: 1, step: 1, key: "train_loss", value: 1 }]);
-  const reader = StoreReader.open(dir);
-  store.annotate("a", { tags: ["baseline", "beauty"], note: "first try" });
-  store.setArchived("a", true);
-  // Notes again keep the archive mark; archiving keeps the notes.
-  store.annotate("a", { tags: ["baseline"], note: "first try, kept" });
-  const notes = reader.notes("a");
-  assert.deepEqual(notes.tags, ["baseline"]);
-  assert.equal(notes.note, "first try, kept");
-  assert.ok(notes.archivedAt);
-  store.setArchived("a", false);
-  assert.equal(reader.notes("a").archivedAt, null);
-  store.setArchived("b", true);
-  assert.deepEqual([...reader.allNotes().keys()].sort(), ["a", "b"]);
-
-  assert.equal(store.deleteRun("a"), true);
-  assert.equal(reader.getRun("a"), null);
-  assert.deepEqual(reader.metricRows("a"), []);
-  assert.equal(reader.notes("a").note, "");
-  assert.equal(store.deleteRun("a"), false);
-  assert.deepEqual(reader.listRuns().map((r) => r.id), ["b"]);
-  reader.close();
-  store.close();
+  const store = await RunStore.open(dir);
+  assert.equal((await store.getRun("old"))!.status, "lost");
+  await store.heartbeat("old");
+  assert.equal((await store.getRun("old"))!.status, "running");
+  await store.close();
   await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("writers read through the same model: a sweep's trials joined with their runs", async () => {
   const dir = await tempDir();
-  const sweeps = SweepStore.open(dir);
-  sweeps.createOrGetSweep({
+  const sweeps = await SweepStore.open(dir);
+  await sweeps.createOrGetSweep({
     id: "s",
     name: null,
     defaultName: "grid",
@@ -147,13 +100,15 @@ Deno.test("writers read through the same model: a sweep's trials joined with the
     grid: { negatives: [1, 2] },
     budgetBytes: null,
   });
-  sweeps.ensureTrials("s", [{ key: "negatives=1", params: { negatives: 1 } }]);
+  await sweeps.ensureTrials("s", [{ key: "negatives=1", params: { negatives: 1 } }]);
   // A status written by a newer version is not counted under a made-up key.
-  sweeps.db.prepare("insert into trials (sweep_id, key, params, status) values (?, ?, ?, ?)")
-    .run("s", "negatives=2", '{"negatives":2}', "toString");
+  await sweeps.db.run(
+    "insert into trials (sweep_id, key, params, status) values (?, ?, ?, ?)",
+    ["s", "negatives=2", '{"negatives":2}', "toString"],
+  );
   const reader = StoreReader.open(dir);
-  assert.deepEqual(reader.listSweeps(), sweeps.listSweeps());
-  assert.deepEqual(reader.listSweeps()[0].counts, {
+  assert.deepEqual(await reader.listSweeps(), await sweeps.listSweeps());
+  assert.deepEqual((await reader.listSweeps())[0].counts, {
     pending: 1,
     running: 0,
     finished: 0,
@@ -161,8 +116,8 @@ Deno.test("writers read through the same model: a sweep's trials joined with the
     exceeds_budget: 0,
     pruned: 0,
   });
-  assert.deepEqual(reader.getSweep("s"), sweeps.getSweep("s"));
-  reader.close();
-  sweeps.close();
+  assert.deepEqual(await reader.getSweep("s"), await sweeps.getSweep("s"));
+  await reader.close();
+  await sweeps.close();
   await Deno.remove(dir, { recursive: true });
 });

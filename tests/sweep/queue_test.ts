@@ -116,13 +116,13 @@ Deno.test({
           assert.equal(t.run?.status, "finished");
         }
       }
-      const store = SweepStore.open(`${dir}/runs`);
+      const store = await SweepStore.open(`${dir}/runs`);
       assert.deepEqual(
-        store.listOutcomes(result.sweepId).map((o) => o.attempt),
+        (await store.listOutcomes(result.sweepId)).map((o) => o.attempt),
         [1, 1],
         "one ledger entry per trial",
       );
-      store.close();
+      await store.close();
       assert.equal(
         events.filter((e) => e.event === "trial_finished" || e.event === "trial_pruned").length,
         2,
@@ -180,10 +180,10 @@ Deno.test({
         killedRun,
         `worker A started the trial; the coordinator said ${await coordinatorErr}`,
       );
-      const before = SweepStore.open(`${dir}/runs`);
-      const [lost] = before.listTrials(before.listSweeps()[0].id);
+      const before = await SweepStore.open(`${dir}/runs`);
+      const [lost] = await before.listTrials((await before.listSweeps())[0].id);
       assert.deepEqual([lost.status, lost.worker, lost.attempt], ["running", "wa", 1]);
-      before.close();
+      await before.close();
 
       // Worker B and the same command again: the job is found, re-queued after A's lease by B's
       // stalled-job check, run by B, and recorded once.
@@ -207,9 +207,9 @@ Deno.test({
       const deadline = Date.now() + 20_000;
       let orphan = "";
       while (Date.now() < deadline) {
-        const wa = RunStore.open(`${dir}/wa`);
-        orphan = wa.getRun(killedRun)?.status ?? "";
-        wa.close();
+        const wa = await RunStore.open(`${dir}/wa`);
+        orphan = (await wa.getRun(killedRun))?.status ?? "";
+        await wa.close();
         if (orphan === "stopped") break;
         await new Promise((r) => setTimeout(r, 250));
       }
@@ -218,12 +218,12 @@ Deno.test({
       // Once more: nothing to run, nothing recorded twice.
       const again = await runSweep(parseSweepArgs(args), { write: () => {}, pollMs: 200 });
       assert.equal(again.view.trials[0].runId, t.runId);
-      const store = SweepStore.open(`${dir}/runs`);
+      const store = await SweepStore.open(`${dir}/runs`);
       assert.deepEqual(
-        store.listOutcomes(result.sweepId).map((o) => [o.attempt, o.worker, o.runId]),
+        (await store.listOutcomes(result.sweepId)).map((o) => [o.attempt, o.worker, o.runId]),
         [[1, "wb", t.runId]],
       );
-      store.close();
+      await store.close();
     } finally {
       await b?.stop();
       await redis.stop();

@@ -148,8 +148,8 @@ Deno.test("a sweep killed mid-trial leaves no half-recorded trial, and the same 
   const sweepId = seen[0].sweep as string;
   assert.ok(seen.some((e) => e.event === "interrupted"));
 
-  const store = SweepStore.open(out);
-  const trials = store.listTrials(sweepId);
+  const store = await SweepStore.open(out);
+  const trials = await store.listTrials(sweepId);
   assert.deepEqual(trials.map((t) => [t.key, t.status]), [
     ["seed=0", "finished"],
     ["seed=1", "pending"],
@@ -161,13 +161,16 @@ Deno.test("a sweep killed mid-trial leaves no half-recorded trial, and the same 
     [reset.runId, reset.peakBytes, reset.startedAt, reset.finishedAt, reset.error],
     [null, null, null, null, null],
   );
-  assert.equal(store.getSweepRecord(sweepId)!.status, "interrupted");
+  assert.equal((await store.getSweepRecord(sweepId))!.status, "interrupted");
   const killedRun = seen.find((e) => e.event === "trial_run" && e.index === 2)!.run as string;
-  const killed = store.runs.getRun(killedRun)!;
+  const killed = (await store.runs.getRun(killedRun))!;
   assert.equal(killed.sweepId, sweepId, "the partial run stays in the run store");
   assert.equal(killed.status, "stopped", "the trial process recorded its run as stopped");
-  assert.ok(store.getSweepRecord(sweepId)!.budgetBytes! > 0, "the device limit is the budget");
-  store.close();
+  assert.ok(
+    (await store.getSweepRecord(sweepId))!.budgetBytes! > 0,
+    "the device limit is the budget",
+  );
+  await store.close();
 
   // The same command (plus output flags, which do not change the sweep) resumes it.
   const csv = `${dir}/trials.csv`;

@@ -53,13 +53,13 @@ gpuTest("an LM run records losses, tokens/s and checkpoints, and learns the text
   assert.ok(r.valid.loss < Math.log(11) - 0.5, `valid loss ${r.valid.loss}`);
   assert.ok(Math.abs(r.valid.ppl - Math.exp(r.valid.loss)) < 1e-9);
   assert.ok(Math.abs(r.valid.bpc - r.valid.loss / Math.LN2) < 1e-9, "one char per token");
-  const store = RunStore.open(c.out);
+  const store = await RunStore.open(c.out);
   for (const key of ["train_loss", "valid_loss", "valid_bpc", "tokens_per_second"]) {
-    assert.equal(store.metrics(r.runId, key).length, 3, key);
+    assert.equal((await store.metrics(r.runId, key)).length, 3, key);
   }
-  assert.equal(store.metrics(r.runId, "valid_all_loss").length, 1);
-  assert.ok(store.metrics(r.runId, "tokens_per_second")[0].value > 0);
-  store.close();
+  assert.equal((await store.metrics(r.runId, "valid_all_loss")).length, 1);
+  assert.ok((await store.metrics(r.runId, "tokens_per_second"))[0].value > 0);
+  await store.close();
   const ckpt = await readSafetensors(`${r.runDir}/last.safetensors`);
   assert.ok("model.layers.0.self_attn.q_proj.weight" in ckpt.tensors);
   assert.ok("optimizer.m.0" in ckpt.tensors);

@@ -83,9 +83,13 @@ gpuTest("a programmatic resume with a different objective is refused", async (e)
     logger: quiet(),
   });
   assert.equal(more.epochs, 2);
-  const store = RunStore.open(config.out);
-  assert.equal(store.getRun(first.runId)!.config.epochs, 2, "the new epoch count is recorded");
-  store.close();
+  const store = await RunStore.open(config.out);
+  assert.equal(
+    (await store.getRun(first.runId))!.config.epochs,
+    2,
+    "the new epoch count is recorded",
+  );
+  await store.close();
   await Deno.remove(dir, { recursive: true });
 });
 
@@ -100,13 +104,13 @@ Deno.test("a run whose process stopped beating reads back as lost, and resumes",
     configFile: {},
     logger: quiet(),
   });
-  const store = RunStore.open(dir);
-  assert.equal(store.getRun(session.runId)!.status, "running");
+  const store = await RunStore.open(dir);
+  assert.equal((await store.getRun(session.runId))!.status, "running");
   // The process dies without finishing: its last beat ages past the limit.
   const past = new Date(Date.now() - (LOST_AFTER_SECONDS + 5) * 1000);
-  store.heartbeat(session.runId, past);
-  assert.equal(store.getRun(session.runId)!.status, "lost");
-  assert.equal(store.listRuns()[0].status, "lost");
+  await store.heartbeat(session.runId, past);
+  assert.equal((await store.getRun(session.runId))!.status, "lost");
+  assert.equal((await store.listRuns())[0].status, "lost");
   const again = await RunSession.open({
     out: dir,
     resume: session.runId,
@@ -116,11 +120,11 @@ Deno.test("a run whose process stopped beating reads back as lost, and resumes",
     configFile: {},
     logger: quiet(),
   });
-  assert.equal(store.getRun(session.runId)!.status, "running");
+  assert.equal((await store.getRun(session.runId))!.status, "running");
   again.finish({ status: "stopped", error: null, wallSeconds: 1, peakBytes: 0 });
-  session.finish({ status: "stopped", error: null, wallSeconds: 1, peakBytes: 0 });
-  assert.equal(store.getRun(session.runId)!.status, "stopped");
-  store.close();
+  await session.finish({ status: "stopped", error: null, wallSeconds: 1, peakBytes: 0 });
+  assert.equal((await store.getRun(session.runId))!.status, "stopped");
+  await store.close();
   await Deno.remove(dir, { recursive: true });
 });
 

@@ -41,14 +41,14 @@ gpuTest("a run records config, metrics and checkpoints, and learns the pattern",
     r.test["ndcg@10"] > 2 * r.mostPopTest["ndcg@10"],
     "SASRec beats MostPop on a sequential pattern",
   );
-  const store = RunStore.open(config.out);
-  const run = store.getRun(r.runId)!;
+  const store = await RunStore.open(config.out);
+  const run = (await store.getRun(r.runId))!;
   assert.equal(run.status, "finished");
   assert.ok(run.peakBytes! > 0 && run.wallSeconds! > 0);
-  assert.equal(store.metrics(r.runId, "train_loss").length, 4);
-  assert.equal(store.metrics(r.runId, "test_ndcg@10").length, 1);
-  assert.equal(store.metrics(r.runId, "mostpop_test_ndcg@10").length, 1);
-  store.close();
+  assert.equal((await store.metrics(r.runId, "train_loss")).length, 4);
+  assert.equal((await store.metrics(r.runId, "test_ndcg@10")).length, 1);
+  assert.equal((await store.metrics(r.runId, "mostpop_test_ndcg@10")).length, 1);
+  await store.close();
   const ckpt = await readSafetensors(`${r.runDir}/last.safetensors`);
   assert.ok("item_embedding" in ckpt.tensors && "optimizer.m.0" in ckpt.tensors);
   await Deno.remove(dir, { recursive: true });
@@ -101,14 +101,14 @@ gpuTest(
     assert.equal(r.status, "failed");
     assert.match(r.error!, /loss became (NaN|Infinity|-Infinity) at epoch 1, step \d+/);
     const step = Number(/step (\d+)/.exec(r.error!)![1]);
-    const store = RunStore.open(config.out);
-    assert.equal(store.getRun(r.runId)!.status, "failed");
+    const store = await RunStore.open(config.out);
+    assert.equal((await store.getRun(r.runId))!.status, "failed");
     assert.equal(
-      store.metrics(r.runId, "train_loss_step").length,
+      (await store.metrics(r.runId, "train_loss_step")).length,
       step - 1,
       "no step after the bad one",
     );
-    store.close();
+    await store.close();
     assert.ok(![...Deno.readDirSync(r.runDir)].some((f) => f.name.endsWith(".safetensors")));
     await Deno.remove(dir, { recursive: true });
   },

@@ -29,7 +29,7 @@ async function form(
   d: Dash,
   c: Context,
 ): Promise<{ run: RunView; fields: Record<string, unknown> } | Response> {
-  const run = runOf(d, c);
+  const run = await runOf(d, c);
   if (isRefusal(run)) return await run;
   let fields: Record<string, unknown>;
   try {
@@ -57,7 +57,7 @@ export function actionRoutes(app: Hono, d: Dash): void {
     if (typeof tags === "string") return fail(c, 400, tags);
     const note = typeof fields.note === "string" ? fields.note.replace(/\r\n/g, "\n").trim() : "";
     if (note.length > MAX_NOTE) return fail(c, 400, `a note has at most ${MAX_NOTE} characters`);
-    d.writer().annotate(run.id, { tags, note });
+    await (await d.writer()).annotate(run.id, { tags, note });
     return c.redirect(`/runs/${encodeURIComponent(run.id)}`, 303);
   });
 
@@ -68,7 +68,7 @@ export function actionRoutes(app: Hono, d: Dash): void {
     if (fields.archived !== "1" && fields.archived !== "0") {
       return fail(c, 400, "archived must be 1 or 0");
     }
-    d.writer().setArchived(run.id, fields.archived === "1");
+    await (await d.writer()).setArchived(run.id, fields.archived === "1");
     return c.redirect(`/runs/${encodeURIComponent(run.id)}`, 303);
   });
 
@@ -81,7 +81,7 @@ export function actionRoutes(app: Hono, d: Dash): void {
     const refused = deleteRefusal(run);
     if (refused) return fail(c, 409, refused);
     await removeRunFolder(`${d.runsDir}/${run.id}`);
-    d.writer().deleteRun(run.id);
+    await (await d.writer()).deleteRun(run.id);
     return c.redirect(`/?deleted=${encodeURIComponent(run.id)}`, 303);
   });
 }

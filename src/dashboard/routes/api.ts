@@ -8,31 +8,31 @@ import { listRunViews } from "../runs.ts";
 import { type Dash, fail, isRefusal, runDetail, runOf, sweepOf } from "./common.tsx";
 
 export function apiRoutes(app: Hono, d: Dash): void {
-  app.get("/api/runs", (c) => {
-    const all = listRunViews(d.reader);
+  app.get("/api/runs", async (c) => {
+    const all = await listRunViews(d.reader);
     const q = parseRunQuery((name) => c.req.query(name));
     return c.json({ total: all.length, runs: applyRunQuery(all, q) });
   });
 
-  app.get("/api/runs/:id", (c) => {
-    const run = runOf(d, c);
+  app.get("/api/runs/:id", async (c) => {
+    const run = await runOf(d, c);
     if (isRefusal(run)) return run;
-    return c.json(runDetail(d, run));
+    return c.json(await runDetail(d, run));
   });
 
-  app.get("/api/runs/:id/metrics", (c) => {
-    const run = runOf(d, c);
+  app.get("/api/runs/:id/metrics", async (c) => {
+    const run = await runOf(d, c);
     if (isRefusal(run)) return run;
     const after = cursorParam(c.req.query("after"));
     if (after === null) return fail(c, 400, "after must be a non-negative integer");
     const keys = c.req.query("keys")?.split(",").filter(Boolean);
-    const cursor = d.reader.metricsCursor(run.id);
-    const rows = d.reader.metricRows(run.id, { after, upTo: cursor, keys });
+    const cursor = await d.reader.metricsCursor(run.id);
+    const rows = await d.reader.metricRows(run.id, { after, upTo: cursor, keys });
     return c.json({ runId: run.id, cursor, series: toSeries(rows) });
   });
 
-  app.get("/api/runs/:id/events", (c) => {
-    const run = runOf(d, c);
+  app.get("/api/runs/:id/events", async (c) => {
+    const run = await runOf(d, c);
     if (isRefusal(run)) return run;
     // EventSource resends the last event id when it reconnects.
     const after = cursorParam(c.req.header("last-event-id") ?? c.req.query("after"));
@@ -50,10 +50,10 @@ export function apiRoutes(app: Hono, d: Dash): void {
     });
   });
 
-  app.get("/api/sweeps", (c) => c.json({ sweeps: d.reader.listSweeps() }));
+  app.get("/api/sweeps", async (c) => c.json({ sweeps: await d.reader.listSweeps() }));
 
-  app.get("/api/sweeps/:id", (c) => {
-    const found = sweepOf(d, c);
+  app.get("/api/sweeps/:id", async (c) => {
+    const found = await sweepOf(d, c);
     if (isRefusal(found)) return found;
     return c.json({ ...found.view, ...sweepJson(found.layout) });
   });

@@ -21,7 +21,7 @@ export interface Dash {
   pollMs: number;
   signal?: AbortSignal;
   /** The store opened for writing, on first use (only notes, archive and delete write). */
-  writer(): RunStore;
+  writer(): Promise<RunStore>;
 }
 
 export type ErrorStatus = 400 | 403 | 404 | 409 | 413;
@@ -62,10 +62,10 @@ export function validId(id: string): boolean {
 type Refusal = Response | Promise<Response>;
 
 /** A run by the `:id` parameter, or the 400/404 response to send. */
-export function runOf(d: Dash, c: Context): RunView | Refusal {
+export async function runOf(d: Dash, c: Context): Promise<RunView | Response> {
   const id = c.req.param("id") ?? "";
-  if (!validId(id)) return fail(c, 400, "invalid run id");
-  return getRunView(d.reader, id) ?? fail(c, 404, `no run "${id}"`);
+  if (!validId(id)) return await fail(c, 400, "invalid run id");
+  return await getRunView(d.reader, id) ?? await fail(c, 404, `no run "${id}"`);
 }
 
 export function isRefusal(v: unknown): v is Refusal {
@@ -73,16 +73,19 @@ export function isRefusal(v: unknown): v is Refusal {
 }
 
 /** A sweep by the `:id` parameter with its heatmap layout, or the 400/404 response to send. */
-export function sweepOf(d: Dash, c: Context): { view: SweepView; layout: SweepLayout } | Refusal {
+export async function sweepOf(
+  d: Dash,
+  c: Context,
+): Promise<{ view: SweepView; layout: SweepLayout } | Response> {
   const id = c.req.param("id") ?? "";
-  if (!validId(id)) return fail(c, 400, "invalid sweep id");
-  const view = d.reader.getSweep(id);
-  if (!view) return fail(c, 404, `no sweep "${id}"`);
+  if (!validId(id)) return await fail(c, 400, "invalid sweep id");
+  const view = await d.reader.getSweep(id);
+  if (!view) return await fail(c, 404, `no sweep "${id}"`);
   return { view, layout: layoutSweep(view.sweep.grid, view.trials, view.sweep.budgetBytes) };
 }
 
 /** A run with its epoch table and final metrics (every key but the per-step ones). */
-export function runDetail(d: Dash, run: RunView) {
-  const rows = d.reader.metricRows(run.id, { exceptKeys: STEP_KEYS });
+export async function runDetail(d: Dash, run: RunView) {
+  const rows = await d.reader.metricRows(run.id, { exceptKeys: STEP_KEYS });
   return { run, epochs: epochRows(rows), final: finalMetrics(rows) };
 }

@@ -68,8 +68,8 @@ async function embeddingsOf(
   c: Context,
   asked: string | undefined,
 ): Promise<Found | Response> {
-  const run = runOf(d, c);
-  if (isRefusal(run)) return await run;
+  const run = await runOf(d, c);
+  if (isRefusal(run)) return run;
   if (asked !== undefined && !(EMBEDDING_KINDS as readonly string[]).includes(asked)) {
     return await fail(c, 400, `kind must be one of ${EMBEDDING_KINDS.join(", ")}`);
   }

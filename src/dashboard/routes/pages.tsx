@@ -14,12 +14,15 @@ import { getRunView, listRunViews, type RunView } from "../runs.ts";
 import { type Dash, fail, isRefusal, page, runDetail, runOf, sweepOf, validId } from "./common.tsx";
 
 export function pageRoutes(app: Hono, d: Dash): void {
-  app.get("/", (c) => {
-    const all = listRunViews(d.reader);
+  app.get("/", async (c) => {
+    const all = await listRunViews(d.reader);
+    const sweeps = await d.reader.listSweeps();
+    const deleted = c.req.query("deleted") ?? "";
+    // Never said of a run that still exists, so a link cannot claim a live run was deleted.
+    const gone = validId(deleted) && !(await d.reader.getRun(deleted)) ? deleted : null;
     const q = parseRunQuery((name) => c.req.query(name));
     const distinct = (values: (string | null)[]) =>
       [...new Set(values.filter((v): v is string => v !== null))].sort();
-    const deleted = c.req.query("deleted") ?? "";
     return page(
       c,
       <RunsPage
@@ -28,20 +31,19 @@ export function pageRoutes(app: Hono, d: Dash): void {
         datasets={distinct(all.map((r) => r.dataset))}
         losses={distinct(all.map((r) => r.loss))}
         tags={distinct(all.flatMap((r) => r.tags))}
-        sweeps={d.reader.listSweeps()}
+        sweeps={sweeps}
         q={q}
         runsDir={d.runsDir}
-        // Never said of a run that still exists, so a link cannot claim a live run was deleted.
-        deleted={validId(deleted) && !d.reader.getRun(deleted) ? deleted : null}
+        deleted={gone}
       />,
     );
   });
 
-  app.get("/runs/:id", (c) => {
-    const run = runOf(d, c);
+  app.get("/runs/:id", async (c) => {
+    const run = await runOf(d, c);
     if (isRefusal(run)) return run;
-    const sweep = run.sweepId ? d.reader.getSweepRecord(run.sweepId) : null;
-    const { epochs, final } = runDetail(d, run);
+    const sweep = run.sweepId ? await d.reader.getSweepRecord(run.sweepId) : null;
+    const { epochs, final } = await runDetail(d, run);
     return page(
       c,
       <RunPage
@@ -57,8 +59,8 @@ export function pageRoutes(app: Hono, d: Dash): void {
     );
   });
 
-  app.get("/runs/:id/delete", (c) => {
-    const run = runOf(d, c);
+  app.get("/runs/:id/delete", async (c) => {
+    const run = await runOf(d, c);
     if (isRefusal(run)) return run;
     const refused = deleteRefusal(run);
     if (refused) return fail(c, 409, refused);
@@ -68,8 +70,8 @@ export function pageRoutes(app: Hono, d: Dash): void {
     );
   });
 
-  app.get("/sweeps/:id", (c) => {
-    const found = sweepOf(d, c);
+  app.get("/sweeps/:id", async (c) => {
+    const found = await sweepOf(d, c);
     if (isRefusal(found)) return found;
     const { view, layout } = found;
     const parallel = layoutParallel(
@@ -81,8 +83,8 @@ export function pageRoutes(app: Hono, d: Dash): void {
     return page(c, <SweepPage view={view} layout={layout} parallel={parallel} />);
   });
 
-  app.get("/sweeps/:id/trials.csv", (c) => {
-    const found = sweepOf(d, c);
+  app.get("/sweeps/:id/trials.csv", async (c) => {
+    const found = await sweepOf(d, c);
     if (isRefusal(found)) return found;
     return c.body(trialsCsv(found.view), 200, {
       "Content-Type": "text/csv; charset=utf-8",
@@ -90,7 +92,7 @@ export function pageRoutes(app: Hono, d: Dash): void {
     });
   });
 
-  app.get("/compare", (c) => {
+  app.get("/compare", async (c) => {
     const ids = [
       ...new Set((c.req.queries("ids") ?? []).flatMap((v) => v.split(",")).filter(Boolean)),
     ];
@@ -100,11 +102,12 @@ export function pageRoutes(app: Hono, d: Dash): void {
     if (!ids.every(validId)) return fail(c, 400, "invalid run id");
     const runs: RunView[] = [];
     for (const id of ids) {
-      const run = getRunView(d.reader, id);
+      const run = await getRunView(d.reader, id);
       if (!run) return fail(c, 404, `no run "${id}"`);
       runs.push(run);
     }
-    const finals = runs.map((r) => runDetail(d, r).final);
+    const finals = [];
+    for (const r of runs) finals.push((await runDetail(d, r)).final);
     return page(c, <ComparePage runs={runs} finals={finals} />);
   });
 }
