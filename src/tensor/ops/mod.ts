@@ -17,3 +17,4 @@ export * from "./random.ts";
 export * from "./matmul.ts";
 export * from "./attention.ts";
 export * from "./gru.ts";
+export * from "./normalize.ts";
