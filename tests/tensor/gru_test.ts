@@ -15,8 +15,8 @@ interface Case {
 const CASES: Case[] = [
   { name: "one step, one unit", lengths: [1], steps: 1, hidden: 1 },
   {
-    name: "hidden 70 (two units per thread), ragged lengths",
-    lengths: [5, 1, 3],
+    name: "hidden 70 (two units per thread), ragged lengths, 5 sequences (two workgroups of 4)",
+    lengths: [5, 1, 3, 2, 4],
     steps: 5,
     hidden: 70,
   },

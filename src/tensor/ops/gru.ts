@@ -1,6 +1,6 @@
 /**
- * The GRU recurrence, fused: one kernel runs a pass of time steps forward with the hidden state
- * in workgroup memory (one workgroup per sequence), one runs them backward; the weight gradients
+ * The GRU recurrence, fused: one kernel runs a pass of time steps forward with the hidden states
+ * in workgroup memory (four sequences per workgroup), one runs them backward; the weight gradients
  * are two reductions over the saved states (a matmul and a column sum).
  */
 import forwardShader from "../../../shaders/gru_forward.wgsl" with { type: "text" };
@@ -25,9 +25,11 @@ const GRU_BACKWARD_KERNEL = declareKernel({
   buffers: ["w_hh", "lengths", "work", "hprev", "dhs", "carry", "dgx", "dgh"],
 });
 
-/** The kernels' workgroup memory holds at most this many hidden units (8 per thread). */
-export const GRU_MAX_HIDDEN = 512;
+/** The kernels' workgroup memory holds at most this many hidden units (4 per thread). */
+export const GRU_MAX_HIDDEN = 256;
 const WG = 64;
+/** Sequences per workgroup (the lanes of a vec4 in the kernels). */
+const SEQ = 4;
 /** Loop iterations one invocation may spend in a pass: half of llvmpipe's 65,535. */
 const PASS_ITERATIONS = 32768;
 
@@ -56,7 +58,7 @@ function checkGru(gx: Tensor, wHH: Tensor, bHH: Tensor, lengths: Int32Array): nu
   if (hidden > GRU_MAX_HIDDEN) {
     throw new RangeError(`gru: hidden ${hidden} is over the kernels' ${GRU_MAX_HIDDEN}`);
   }
-  if (batch > gx.engine.gpu.limits.maxComputeWorkgroupsPerDimension) {
+  if (Math.ceil(batch / SEQ) > gx.engine.gpu.limits.maxComputeWorkgroupsPerDimension) {
     throw new RangeError(`gru: batch ${batch} is over the adapter's workgroups per dimension`);
   }
   lengths.forEach((l, i) => {
@@ -111,7 +113,7 @@ export function gruSequence(
           work: work.storage,
           hprev: hprev.storage,
         },
-        workgroups: [batch],
+        workgroups: [Math.ceil(batch / SEQ)],
       });
     }
   }
@@ -159,7 +161,7 @@ function gruBackward(
           dgx: dgx.storage,
           dgh: dgh.storage,
         },
-        workgroups: [batch],
+        workgroups: [Math.ceil(batch / SEQ)],
       });
     }
   }
