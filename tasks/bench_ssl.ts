@@ -13,7 +13,7 @@ import { EventEncoder } from "../src/models/event_encoder.ts";
 import { seededRandom } from "../src/tensor/random.ts";
 import { optimiserStep } from "../src/train/loop.ts";
 import { Adam } from "../src/train/optim.ts";
-import { encoderConfigOf, prepareEvents, settingsOf, SslModel, sslLoss } from "../src/train/ssl.ts";
+import { encoderConfigOf, prepareEvents, settingsOf, sslLoss, SslModel } from "../src/train/ssl.ts";
 import { SSL_DEFAULTS, type SslConfig } from "../src/train/ssl_config.ts";
 import { formatTable, writeResult } from "../bench/util.ts";
 import { peerEnv, pythonWithTorch } from "../bench/python.ts";
@@ -41,14 +41,25 @@ interface Row {
   peak_bytes: number;
 }
 
-function batchesFor(method: string, c: SslConfig, data: Awaited<ReturnType<typeof prepareEvents>>, n: number) {
+function batchesFor(
+  method: string,
+  c: SslConfig,
+  data: Awaited<ReturnType<typeof prepareEvents>>,
+  n: number,
+) {
   const r = seededRandom(c.seed);
   const out: EventBatch[] = [];
   for (let i = 0; i < n; i++) {
     const clients = data.split.train.subarray(i * c.batchClients, (i + 1) * c.batchClients);
     out.push(
       eventObjectiveOf(method).slices
-        ? randomSlices(data.sequences, clients, { slices: c.slices, minLen: c.minLen, maxLen: c.maxLen }, r, data.stats)
+        ? randomSlices(
+          data.sequences,
+          clients,
+          { slices: c.slices, minLen: c.minLen, maxLen: c.maxLen },
+          r,
+          data.stats,
+        )
         : wholeSequences(data.sequences, clients, c.seqLen, data.stats),
     );
   }
@@ -71,7 +82,13 @@ async function benchMethod(
   try {
     engine.gpu.allocator.resetPeaks();
     const step = (b: EventBatch) =>
-      optimiserStep(engine, model, optimizer, c.clip, () => sslLoss(model, objective, settingsOf(c), teacher, b));
+      optimiserStep(
+        engine,
+        model,
+        optimizer,
+        c.clip,
+        () => sslLoss(model, objective, settingsOf(c), teacher, b),
+      );
     for (let i = 0; i < warmup; i++) await step(batches[i % batches.length]);
     const start = performance.now();
     let clients = 0;
@@ -100,7 +117,13 @@ async function prepareEventsCache(c: SslConfig) {
   return cached.sequences;
 }
 
-async function runPeer(python: string, c: SslConfig, batches: EventBatch[], warmup: number, steps: number) {
+async function runPeer(
+  python: string,
+  c: SslConfig,
+  batches: EventBatch[],
+  warmup: number,
+  steps: number,
+) {
   const config = encoderConfigOf(c, await prepareEventsCache(c));
   const file = await Deno.makeTempFile({ suffix: ".json" });
   try {
@@ -129,7 +152,9 @@ async function runPeer(python: string, c: SslConfig, batches: EventBatch[], warm
       env: peerEnv(),
       clearEnv: true,
     }).output();
-    if (!res.success) throw new Error(`PyTorch peer failed: ${new TextDecoder().decode(res.stderr)}`);
+    if (!res.success) {
+      throw new Error(`PyTorch peer failed: ${new TextDecoder().decode(res.stderr)}`);
+    }
     return JSON.parse(new TextDecoder().decode(res.stdout).trim().split("\n").at(-1)!);
   } finally {
     await Deno.remove(file);
@@ -180,7 +205,9 @@ async function main(args: string[]): Promise<number> {
           r.peak_bytes / 2 ** 20,
           peer && r.method === "coles" ? r.clients_per_second / peer.clients_per_second : "-",
         ]),
-        ...(peer ? [["coles (pytorch)", peer.clients_per_second, peer.seconds / peer.steps, "-", 1]] : []),
+        ...(peer
+          ? [["coles (pytorch)", peer.clients_per_second, peer.seconds / peer.steps, "-", 1]]
+          : []),
       ],
     );
     console.log(table);

@@ -49,7 +49,7 @@ async function main(args: string[]): Promise<number> {
     try {
       const data = await prepareEvents(run);
       const { vectors, groups } = await evaluateEmbeddings(model, data, run);
-      await saveClientEmbeddings(`${values.out}/${values.run}`, vectors, data);
+      saveClientEmbeddings(`${values.out}/${values.run}`, vectors, data);
       if (values.json) {
         console.log(JSON.stringify({ run: values.run, method: run.method, ...groups }));
         return 0;

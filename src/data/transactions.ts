@@ -6,7 +6,7 @@
  * order, numeric when all are integers), and sorts each client's events by time (stable).
  * Bad rows stop with a DataError `file:line: what` naming the field.
  */
-import { DataError, excerpt, Float64Buffer, Int32Buffer } from "./dataset.ts";
+import { DataError, excerpt, Float64Buffer } from "./dataset.ts";
 import { forEachLine, readHead } from "./lines.ts";
 
 export interface CategoricalField {

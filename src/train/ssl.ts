@@ -230,13 +230,9 @@ export async function evaluateEmbeddings(
 }
 
 /** Writes the client embeddings for the dashboard, coloured by the target where known. */
-export async function saveClientEmbeddings(
-  dir: string,
-  vectors: Vectors,
-  data: SslData,
-): Promise<void> {
+export function saveClientEmbeddings(dir: string, vectors: Vectors, data: SslData): void {
   const labels = data.labels;
-  await writeEmbeddings(dir, {
+  writeEmbeddings(dir, {
     kind: "clients",
     ids: data.sequences.clientIds,
     dim: vectors.dim,
@@ -287,7 +283,7 @@ class SslEvaluator implements Evaluator {
   async final(): Promise<{ valid: MetricGroup; groups: Record<string, MetricGroup> }> {
     const valid = await this.validate();
     const { vectors, groups } = await evaluateEmbeddings(this.model, this.data, this.c);
-    await saveClientEmbeddings(this.runDir, vectors, this.data);
+    saveClientEmbeddings(this.runDir, vectors, this.data);
     return { valid, groups };
   }
 }
