@@ -37,8 +37,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let b0 = wid.x * SEQ;
   let H = p.hidden;
   var len: array<u32, SEQ>;
+  // The group's longest sequence: past it every gate gradient is zero, the products are skipped.
+  var longest = 0u;
   for (var s = 0u; s < SEQ; s++) {
     len[s] = length_of(b0 + s);
+    longest = max(longest, len[s]);
   }
   var dh: array<vec4<f32>, UNITS>;
   var u = 0u;
@@ -97,7 +100,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     u = 0u;
     for (var k = lid.x; k < H; k += WG) {
       var acc = vec4<f32>(0.0);
-      for (var i = 0u; i < 3u * H; i++) {
+      for (var i = 0u; i < select(0u, 3u * H, t - 1u < longest); i++) {
         acc += w_hh[i * H + k] * dgh_sh[i];
       }
       for (var s = 0u; s < SEQ; s++) {

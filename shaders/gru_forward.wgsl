@@ -43,8 +43,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let b0 = wid.x * SEQ;
   let H = p.hidden;
   var len: array<u32, SEQ>;
+  // The group's longest sequence: past it no state changes, and the products are skipped.
+  var longest = 0u;
   for (var s = 0u; s < SEQ; s++) {
     len[s] = length_of(b0 + s);
+    longest = max(longest, len[s]);
   }
   for (var j = lid.x; j < H; j += WG) {
     var h = vec4<f32>(0.0);
@@ -66,7 +69,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       let wr = j * H;
       let wz = (H + j) * H;
       let wn = (2u * H + j) * H;
-      for (var k = 0u; k < H; k++) {
+      for (var k = 0u; k < select(0u, H, t < longest); k++) {
         let hk = h_sh[k];
         ar += w_hh[wr + k] * hk;
         az += w_hh[wz + k] * hk;
