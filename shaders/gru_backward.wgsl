@@ -1,5 +1,5 @@
 // Fused GRU recurrence, backward through the time steps [t0, t1) (the host runs the passes from
-// the last step down), four sequences per workgroup as the lanes of a vec4 (as the forward).
+// the last step down), eight sequences per workgroup as the lanes of two vec4 (as the forward).
 // dh is the gradient reaching h_t: the output's dhs[b, t] plus what step t+1 sent back (kept in
 // `carry` [B, H] between passes, zero before the first). For a live step, with the forward's
 // saved r, z, n, hn = W_hn·h + b_hn:
@@ -21,12 +21,12 @@ struct Params { batch: u32, steps: u32, hidden: u32, t0: u32, t1: u32 }
 @group(0) @binding(8) var<storage, read_write> dgh: array<f32>;
 
 const WG: u32 = 64u;
-const SEQ: u32 = 4u;
+const SEQ: u32 = 8u;
 const MAX_HIDDEN: u32 = 256u;
 const UNITS: u32 = 4u;
 
-// dgh_sh[i][s]: gate gradient i (of 3H) of sequence s; zero where s is not live.
-var<workgroup> dgh_sh: array<vec4<f32>, 768>;
+// dgh_sh[2i + s / 4][s % 4]: gate gradient i (of 3H) of sequence s; zero where s is not live.
+var<workgroup> dgh_sh: array<vec4<f32>, 1536>;
 
 fn length_of(b: u32) -> u32 {
   return select(0u, u32(max(lengths[min(b, p.batch - 1u)], 0)), b < p.batch);
@@ -43,26 +43,28 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     len[s] = length_of(b0 + s);
     longest = max(longest, len[s]);
   }
-  var dh: array<vec4<f32>, UNITS>;
+  var dh: array<array<vec4<f32>, 2>, UNITS>;
   var u = 0u;
   for (var j = lid.x; j < H; j += WG) {
     for (var s = 0u; s < SEQ; s++) {
-      if (b0 + s < p.batch) { dh[u][s] = carry[(b0 + s) * H + j]; }
+      if (b0 + s < p.batch) { dh[u][s / 4u][s % 4u] = carry[(b0 + s) * H + j]; }
     }
     u++;
   }
   for (var t = p.t1; t > p.t0; t--) {
     u = 0u;
     for (var j = lid.x; j < H; j += WG) {
-      var gr = vec4<f32>(0.0);
-      var gz = vec4<f32>(0.0);
-      var gn = vec4<f32>(0.0);
+      var gr = array<vec4<f32>, 2>(vec4<f32>(0.0), vec4<f32>(0.0));
+      var gz = gr;
+      var gn = gr;
       for (var s = 0u; s < SEQ; s++) {
         let b = b0 + s;
         if (b >= p.batch) { continue; }
         let row = b * p.steps + t - 1u;
-        let d = dh[u][s] + dhs[row * H + j];
-        dh[u][s] = d;
+        let q = s / 4u;
+        let l = s % 4u;
+        let d = dh[u][q][l] + dhs[row * H + j];
+        dh[u][q][l] = d;
         let g = row * 3u * H;
         var ar = 0.0;
         var az = 0.0;
@@ -81,9 +83,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
           az = dz * z * (1.0 - z);
           hr = an * r;
         }
-        gr[s] = ar;
-        gz[s] = az;
-        gn[s] = hr;
+        gr[q][l] = ar;
+        gz[q][l] = az;
+        gn[q][l] = hr;
         dgx[g + j] = ar;
         dgx[g + H + j] = az;
         dgx[g + 2u * H + j] = an;
@@ -91,23 +93,32 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
         dgh[g + H + j] = az;
         dgh[g + 2u * H + j] = hr;
       }
-      dgh_sh[j] = gr;
-      dgh_sh[H + j] = gz;
-      dgh_sh[2u * H + j] = gn;
+      dgh_sh[2u * j] = gr[0];
+      dgh_sh[2u * j + 1u] = gr[1];
+      dgh_sh[2u * (H + j)] = gz[0];
+      dgh_sh[2u * (H + j) + 1u] = gz[1];
+      dgh_sh[2u * (2u * H + j)] = gn[0];
+      dgh_sh[2u * (2u * H + j) + 1u] = gn[1];
       u++;
     }
     workgroupBarrier();
     u = 0u;
     for (var k = lid.x; k < H; k += WG) {
-      var acc = vec4<f32>(0.0);
+      var acc0 = vec4<f32>(0.0);
+      var acc1 = vec4<f32>(0.0);
       for (var i = 0u; i < select(0u, 3u * H, t - 1u < longest); i++) {
-        acc += w_hh[i * H + k] * dgh_sh[i];
+        let w = w_hh[i * H + k];
+        acc0 += w * dgh_sh[2u * i];
+        acc1 += w * dgh_sh[2u * i + 1u];
       }
+      let acc = array<vec4<f32>, 2>(acc0, acc1);
       for (var s = 0u; s < SEQ; s++) {
         let b = b0 + s;
         if (b >= p.batch || t - 1u >= len[s]) { continue; }
         let row = b * p.steps + t - 1u;
-        dh[u][s] = dh[u][s] * work[row * 4u * H + H + k] + acc[s];
+        let q = s / 4u;
+        let l = s % 4u;
+        dh[u][q][l] = dh[u][q][l] * work[row * 4u * H + H + k] + acc[q][l];
       }
       u++;
     }
@@ -116,7 +127,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   u = 0u;
   for (var j = lid.x; j < H; j += WG) {
     for (var s = 0u; s < SEQ; s++) {
-      if (b0 + s < p.batch) { carry[(b0 + s) * H + j] = dh[u][s]; }
+      if (b0 + s < p.batch) { carry[(b0 + s) * H + j] = dh[u][s / 4u][s % 4u]; }
     }
     u++;
   }

@@ -1,7 +1,7 @@
 // Fused GRU recurrence, forward (PyTorch's gate order r, z, n). The input projection
 // gx = x·W_ihᵀ + b_ih [B, T, 3H] is a matmul done before; this kernel runs the time steps
-// [t0, t1) of four sequences per workgroup, with their hidden states in workgroup memory as one
-// vec4 per unit (a weight read serves the four sequences: llvmpipe pays for every load):
+// [t0, t1) of eight sequences per workgroup, with their hidden states in workgroup memory as two
+// vec4 per unit (a weight read serves the eight sequences: llvmpipe pays for every load):
 //   r = σ(gx_r + W_hr·h + b_hr), z = σ(gx_z + W_hz·h + b_hz),
 //   n = tanh(gx_n + r ⊙ (W_hn·h + b_hn)), h' = (1 − z) ⊙ n + z ⊙ h.
 // Past a sequence's length its state is carried unchanged, so hs[b, T-1] is its last valid one.
@@ -19,14 +19,14 @@ struct Params { batch: u32, steps: u32, hidden: u32, t0: u32, t1: u32 }
 @group(0) @binding(7) var<storage, read_write> hprev: array<f32>;
 
 const WG: u32 = 64u;
-// Sequences per workgroup: the lanes of a vec4.
-const SEQ: u32 = 4u;
+// Sequences per workgroup: the lanes of two vec4.
+const SEQ: u32 = 8u;
 // Largest hidden size: 4 units per thread of a 64-thread workgroup.
 const MAX_HIDDEN: u32 = 256u;
 const UNITS: u32 = 4u;
 
-// h_sh[j][s]: unit j of sequence s of this workgroup.
-var<workgroup> h_sh: array<vec4<f32>, MAX_HIDDEN>;
+// h_sh[2j + s / 4][s % 4]: unit j of sequence s of this workgroup.
+var<workgroup> h_sh: array<vec4<f32>, 512>;
 
 fn stable_sigmoid(v: f32) -> f32 {
   let e = exp(-abs(v));
@@ -50,51 +50,67 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     longest = max(longest, len[s]);
   }
   for (var j = lid.x; j < H; j += WG) {
-    var h = vec4<f32>(0.0);
+    var h = array<vec4<f32>, 2>(vec4<f32>(0.0), vec4<f32>(0.0));
     for (var s = 0u; s < SEQ; s++) {
       if (p.t0 > 0u && b0 + s < p.batch) {
-        h[s] = hs[((b0 + s) * p.steps + p.t0 - 1u) * H + j];
+        h[s / 4u][s % 4u] = hs[((b0 + s) * p.steps + p.t0 - 1u) * H + j];
       }
     }
-    h_sh[j] = h;
+    h_sh[2u * j] = h[0];
+    h_sh[2u * j + 1u] = h[1];
   }
   workgroupBarrier();
-  var h_new: array<vec4<f32>, UNITS>;
+  var h_new: array<array<vec4<f32>, 2>, UNITS>;
   for (var t = p.t0; t < p.t1; t++) {
     var u = 0u;
     for (var j = lid.x; j < H; j += WG) {
-      var ar = vec4<f32>(b_hh[j]);
-      var az = vec4<f32>(b_hh[H + j]);
-      var an = vec4<f32>(b_hh[2u * H + j]);
+      var ar0 = vec4<f32>(b_hh[j]);
+      var az0 = vec4<f32>(b_hh[H + j]);
+      var an0 = vec4<f32>(b_hh[2u * H + j]);
+      var ar1 = ar0;
+      var az1 = az0;
+      var an1 = an0;
       let wr = j * H;
       let wz = (H + j) * H;
       let wn = (2u * H + j) * H;
       for (var k = 0u; k < select(0u, H, t < longest); k++) {
-        let hk = h_sh[k];
-        ar += w_hh[wr + k] * hk;
-        az += w_hh[wz + k] * hk;
-        an += w_hh[wn + k] * hk;
+        let h0 = h_sh[2u * k];
+        let h1 = h_sh[2u * k + 1u];
+        let cr = w_hh[wr + k];
+        let cz = w_hh[wz + k];
+        let cn = w_hh[wn + k];
+        ar0 += cr * h0;
+        ar1 += cr * h1;
+        az0 += cz * h0;
+        az1 += cz * h1;
+        an0 += cn * h0;
+        an1 += cn * h1;
       }
-      var next = h_sh[j];
+      let ar = array<vec4<f32>, 2>(ar0, ar1);
+      let az = array<vec4<f32>, 2>(az0, az1);
+      let an = array<vec4<f32>, 2>(an0, an1);
+      var next = array<vec4<f32>, 2>(h_sh[2u * j], h_sh[2u * j + 1u]);
       for (var s = 0u; s < SEQ; s++) {
         let b = b0 + s;
         if (b >= p.batch) { continue; }
+        let q = s / 4u;
+        let l = s % 4u;
         let row = b * p.steps + t;
-        let h_old = next[s];
+        let h_old = next[q][l];
         hprev[row * H + j] = h_old;
         if (t < len[s]) {
           let g = row * 3u * H;
-          let r = stable_sigmoid(gx[g + j] + ar[s]);
-          let z = stable_sigmoid(gx[g + H + j] + az[s]);
-          let n = tanh(gx[g + 2u * H + j] + r * an[s]);
+          let r = stable_sigmoid(gx[g + j] + ar[q][l]);
+          let z = stable_sigmoid(gx[g + H + j] + az[q][l]);
+          let n = tanh(gx[g + 2u * H + j] + r * an[q][l]);
           let w = row * 4u * H;
           work[w + j] = r;
           work[w + H + j] = z;
           work[w + 2u * H + j] = n;
-          work[w + 3u * H + j] = an[s];
-          next[s] = (1.0 - z) * n + z * h_old;
+          work[w + 3u * H + j] = an[q][l];
+          next[q][l] = (1.0 - z) * n + z * h_old;
         }
-        hs[row * H + j] = next[s];
+        hs[row * H + j] = next[q][l];
       }
       h_new[u] = next;
       u++;
@@ -102,7 +118,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     workgroupBarrier();
     u = 0u;
     for (var j = lid.x; j < H; j += WG) {
-      h_sh[j] = h_new[u];
+      h_sh[2u * j] = h_new[u][0];
+      h_sh[2u * j + 1u] = h_new[u][1];
       u++;
     }
     workgroupBarrier();

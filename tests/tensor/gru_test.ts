@@ -15,8 +15,8 @@ interface Case {
 const CASES: Case[] = [
   { name: "one step, one unit", lengths: [1], steps: 1, hidden: 1 },
   {
-    name: "hidden 70 (two units per thread), ragged lengths, 5 sequences (two workgroups of 4)",
-    lengths: [5, 1, 3, 2, 4],
+    name: "hidden 70 (two units per thread), ragged lengths, 9 sequences (two workgroups of 8)",
+    lengths: [5, 1, 3, 2, 4, 5, 0, 1, 3],
     steps: 5,
     hidden: 70,
   },

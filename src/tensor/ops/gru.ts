@@ -1,6 +1,6 @@
 /**
  * The GRU recurrence, fused: one kernel runs a pass of time steps forward with the hidden states
- * in workgroup memory (four sequences per workgroup), one runs them backward; the weight gradients
+ * in workgroup memory (eight sequences per workgroup), one runs them backward; the weight gradients
  * are two reductions over the saved states (a matmul and a column sum).
  */
 import forwardShader from "../../../shaders/gru_forward.wgsl" with { type: "text" };
@@ -28,8 +28,8 @@ const GRU_BACKWARD_KERNEL = declareKernel({
 /** The kernels' workgroup memory holds at most this many hidden units (4 per thread). */
 export const GRU_MAX_HIDDEN = 256;
 const WG = 64;
-/** Sequences per workgroup (the lanes of a vec4 in the kernels). */
-const SEQ = 4;
+/** Sequences per workgroup (the lanes of two vec4 in the kernels). */
+const SEQ = 8;
 /** Loop iterations one invocation may spend in a pass: half of llvmpipe's 65,535. */
 const PASS_ITERATIONS = 32768;
 
