@@ -51,7 +51,10 @@ def main():
     p.add_argument("--batches", required=True)
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--warmup", type=int, default=1)
+    # Both cores, as llvmpipe uses them (PyTorch's default here is one thread).
+    p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
+    torch.set_num_threads(a.threads)
     spec = json.load(open(a.batches))
     torch.manual_seed(spec["seed"])
     model = Encoder(spec["vocabs"], spec["numericInputs"], spec["categoryDim"], spec["numericDim"], spec["hidden"])
