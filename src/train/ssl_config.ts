@@ -1,6 +1,7 @@
 /** The configuration of event-sequence SSL training (`deno task ssl:train`): flags and checks. */
 import { ConfigError, type FlagSpec, parseFlags } from "./flags.ts";
 import { EVENT_OBJECTIVE_NAMES } from "../loss/event_objectives.ts";
+import { GRU_MAX_HIDDEN } from "../tensor/ops/gru.ts";
 
 export interface SslConfig {
   method: string;
@@ -168,6 +169,11 @@ function check(c: SslConfig): void {
     throw new ConfigError("--slices: coles needs at least 2");
   }
   if (!(c.lr > 0)) throw new ConfigError(`--lr: ${c.lr} is not positive`);
+  if (c.encoder === "gru" && c.hidden > GRU_MAX_HIDDEN) {
+    throw new ConfigError(
+      `--hidden ${c.hidden}: the GRU kernels hold at most ${GRU_MAX_HIDDEN} units`,
+    );
+  }
   if (c.encoder === "transformer" && c.hidden % c.heads !== 0) {
     throw new ConfigError(`--hidden ${c.hidden} is not a multiple of --heads ${c.heads}`);
   }

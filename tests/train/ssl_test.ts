@@ -61,4 +61,5 @@ Deno.test("the objective registry names its objectives; flags are checked", () =
   assert.throws(() => eventObjectiveOf("bert"), /unknown event objective "bert"/);
   assert.throws(() => parseSslArgs(["--method", "mlem"]), ConfigError);
   assert.throws(() => parseSslArgs(["--min-len", "50", "--max-len", "10"]), /--min-len 50/);
+  assert.throws(() => parseSslArgs(["--hidden", "512"]), /at most 256 units/);
 });
