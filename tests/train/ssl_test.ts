@@ -3,7 +3,7 @@ import "../../src/tensor/ops/mod.ts";
 import { readEmbeddings } from "../../src/store/embeddings.ts";
 import { ConfigError } from "../../src/train/flags.ts";
 import { Logger } from "../../src/train/log.ts";
-import { prepareEvents, trainSsl } from "../../src/train/ssl.ts";
+import { evaluateEmbeddings, loadSslRun, prepareEvents, trainSsl } from "../../src/train/ssl.ts";
 import { parseSslArgs, SSL_DEFAULTS, type SslConfig } from "../../src/train/ssl_config.ts";
 import { EVENT_OBJECTIVE_NAMES, eventObjectiveOf } from "../../src/loss/event_objectives.ts";
 import { gpuTest } from "../support/check.ts";
@@ -48,6 +48,14 @@ gpuTest(
       assert.equal(emb.count, 40);
       assert.equal(emb.dim, 8);
       assert.equal(emb.colour?.values.length, 40);
+      // ssl:eval's path: the best checkpoint reloaded gives the figures training ended with.
+      const { model, run } = await loadSslRun(e, out, m.runId);
+      try {
+        const again = await evaluateEmbeddings(model, await prepareEvents(run), run);
+        assert.deepEqual(again.groups, m.groups);
+      } finally {
+        model.dispose();
+      }
     } finally {
       await Deno.remove(out, { recursive: true });
     }
