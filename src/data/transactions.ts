@@ -55,14 +55,6 @@ const SAMPLE_BYTES = 1 << 16;
 
 const norm = (s: string) => s.toLowerCase().replace(/[_\s-]/g, "");
 
-export function eventCount(s: EventSequences): number {
-  return s.time.length;
-}
-
-export function clientCount(s: EventSequences): number {
-  return s.clientIds.length;
-}
-
 /** Columns of `header` (split) from the options, or detected from the names and `sample` rows. */
 export function detectColumns(
   header: string[],

@@ -35,7 +35,7 @@ function sections(s: EventSequences): ArrayBufferView[] {
   ];
 }
 
-export function encodeTransactions(s: EventSequences, key: CacheKey): Uint8Array {
+function encodeTransactions(s: EventSequences, key: CacheKey): Uint8Array {
   const header: Header = {
     key,
     name: s.name,
@@ -63,7 +63,7 @@ export function encodeTransactions(s: EventSequences, key: CacheKey): Uint8Array
 }
 
 /** The sequences in `bytes` when its key equals `key`, else null (stale or not a cache). */
-export function decodeTransactions(bytes: Uint8Array, key: CacheKey): EventSequences | null {
+function decodeTransactions(bytes: Uint8Array, key: CacheKey): EventSequences | null {
   if (bytes.length < 16 || new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) return null;
   const view = new DataView(bytes.buffer, bytes.byteOffset);
   if (view.getUint32(8, true) !== VERSION) return null;

@@ -29,14 +29,6 @@ export interface EventObjectiveSettings {
   alignWeight: number;
 }
 
-export const DEFAULT_EVENT_SETTINGS: EventObjectiveSettings = {
-  contrastive: "margin",
-  margin: 0.5,
-  hardNegatives: 5,
-  temperature: 0.1,
-  alignWeight: 10,
-};
-
 /** What the decoder predicted and what it should have. */
 export interface ReconstructionTargets {
   /** Per categorical field, logits [events, V]. */

@@ -151,7 +151,7 @@ export class EventEncoder extends Module {
 }
 
 /** [rows, rows · steps]: row r averages its valid events. */
-export function meanPoolMatrix(b: EventBatch): Float32Array {
+function meanPoolMatrix(b: EventBatch): Float32Array {
   const n = b.rows * b.steps;
   const m = new Float32Array(b.rows * n);
   b.lengths.forEach((len, r) => {
@@ -161,7 +161,7 @@ export function meanPoolMatrix(b: EventBatch): Float32Array {
 }
 
 /** [rows · steps, rows]: every event row of sequence r copies the sequence's embedding. */
-export function repeatMatrix(rows: number, steps: number): Float32Array {
+function repeatMatrix(rows: number, steps: number): Float32Array {
   const m = new Float32Array(rows * steps * rows);
   for (let r = 0; r < rows; r++) for (let t = 0; t < steps; t++) m[(r * steps + t) * rows + r] = 1;
   return m;
