@@ -1,6 +1,7 @@
 /**
  * cutrec's public API: the WebGPU runtime, tensors with autograd and their ops, layers, SASRec,
  * N:M sparse tensors and products, activation and weight pruning, a Llama-style language model,
+ * event-sequence self-supervised encoders (CoLES, generative, MLEM),
  * losses (materialised and fused), data, training, evaluation, sweeps and the dashboard.
  */
 export { acquireDevice, adapterSlug, NoAdapterError } from "./src/gpu/device.ts";
@@ -57,6 +58,37 @@ export {
   type NegativeSpec,
 } from "./src/loss/negatives.ts";
 export { makeSampler, NegativeSampler } from "./src/data/samplers.ts";
+export { Gru } from "./src/nn/gru.ts";
+export {
+  EventDecoder,
+  EventEncoder,
+  type EventEncoderConfig,
+  EventFeatures,
+} from "./src/models/event_encoder.ts";
+export {
+  contrastiveLoss,
+  eventObjectiveOf,
+  reconstructionLoss,
+  siglipLoss,
+} from "./src/loss/event_objectives.ts";
+export { pairLossRows } from "./src/loss/pair_losses.ts";
+export {
+  type EventSequences,
+  labelClients,
+  readTargets,
+  readTransactions,
+} from "./src/data/transactions.ts";
+export { loadTransactions } from "./src/data/transactions_cache.ts";
+export { splitClients, syntheticEvents } from "./src/data/event_synthetic.ts";
+export { EventBatches, randomSlices, wholeSequences } from "./src/data/event_batches.ts";
+export {
+  anisotropy,
+  crossValidatedAccuracy,
+  fitLogistic,
+  knnAccuracy,
+  probeAccuracy,
+} from "./src/train/probe.ts";
+export { evaluateEmbeddings, loadSslRun, prepareEvents, trainSsl } from "./src/train/ssl.ts";
 export { Adam } from "./src/train/optim.ts";
 export { clipGradNorm } from "./src/train/clip.ts";
 export { evaluateRanking } from "./src/train/evaluate.ts";

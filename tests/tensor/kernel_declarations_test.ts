@@ -14,6 +14,7 @@ import "../../src/tensor/ops/swiglu.ts";
 import "../../src/loss/ce.ts";
 import "../../src/loss/cce.ts";
 import "../../src/loss/negatives.ts";
+import "../../src/loss/pair_losses.ts";
 import "../../src/sparse/mod.ts";
 import "../../src/prune/mod.ts";
 import "../../src/train/clip.ts";

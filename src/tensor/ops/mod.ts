@@ -16,3 +16,5 @@ export * from "./slice.ts";
 export * from "./random.ts";
 export * from "./matmul.ts";
 export * from "./attention.ts";
+export * from "./gru.ts";
+export * from "./normalize.ts";

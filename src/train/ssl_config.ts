@@ -1,0 +1,206 @@
+/** The configuration of event-sequence SSL training (`deno task ssl:train`): flags and checks. */
+import { ConfigError, type FlagSpec, parseFlags } from "./flags.ts";
+import { EVENT_OBJECTIVE_NAMES } from "../loss/event_objectives.ts";
+import { GRU_MAX_HIDDEN } from "../tensor/ops/gru.ts";
+
+export interface SslConfig {
+  method: string;
+  /** "synthetic" or a CSV/TSV transaction log. */
+  data: string;
+  /** Client targets (CSV with a header: client id, target); none for the synthetic data. */
+  targets: string | null;
+  clients: number;
+  teacher: string | null;
+  encoder: "gru" | "transformer";
+  hidden: number;
+  categoryDim: number;
+  numericDim: number;
+  layers: number;
+  heads: number;
+  contrastive: "margin" | "infonce";
+  margin: number;
+  hardNegatives: number;
+  temperature: number;
+  alignWeight: number;
+  slices: number;
+  minLen: number;
+  maxLen: number;
+  seqLen: number;
+  batchClients: number;
+  lr: number;
+  epochs: number;
+  evalEvery: number;
+  patience: number;
+  clip: number;
+  seed: number;
+  out: string;
+  name: string | null;
+  json: boolean;
+}
+
+export const SSL_DEFAULTS: SslConfig = {
+  method: "coles",
+  data: "synthetic",
+  targets: null,
+  clients: 2000,
+  teacher: null,
+  encoder: "gru",
+  hidden: 64,
+  categoryDim: 16,
+  numericDim: 16,
+  layers: 1,
+  heads: 2,
+  contrastive: "margin",
+  margin: 0.5,
+  hardNegatives: 5,
+  temperature: 0.1,
+  alignWeight: 10,
+  slices: 4,
+  minLen: 12,
+  maxLen: 40,
+  seqLen: 64,
+  batchClients: 64,
+  lr: 0.002,
+  epochs: 6,
+  evalEvery: 1,
+  patience: 3,
+  clip: 1,
+  seed: 1,
+  out: "runs",
+  name: null,
+  json: false,
+};
+
+type Key = Extract<keyof SslConfig, string>;
+
+export const SSL_FLAGS: Record<string, FlagSpec<Key>> = {
+  method: { key: "method", type: "string", help: "objective", choices: EVENT_OBJECTIVE_NAMES },
+  data: { key: "data", type: "string", help: "transaction log (CSV/TSV) or synthetic" },
+  targets: { key: "targets", type: "string", help: "client targets CSV (client id, target)" },
+  clients: { key: "clients", type: "number", help: "synthetic clients (up to 100000)" },
+  teacher: { key: "teacher", type: "string", help: "mlem: the CoLES run whose encoder is frozen" },
+  encoder: {
+    key: "encoder",
+    type: "string",
+    help: "sequence encoder",
+    choices: ["gru", "transformer"],
+  },
+  hidden: { key: "hidden", type: "number", help: "embedding size (GRU units, transformer width)" },
+  "category-dim": {
+    key: "categoryDim",
+    type: "number",
+    help: "embedding size per categorical field",
+  },
+  "numeric-dim": {
+    key: "numericDim",
+    type: "number",
+    help: "projection size of numerics and time gap",
+  },
+  layers: { key: "layers", type: "number", help: "transformer blocks" },
+  heads: { key: "heads", type: "number", help: "transformer heads" },
+  contrastive: {
+    key: "contrastive",
+    type: "string",
+    help: "coles loss",
+    choices: ["margin", "infonce"],
+  },
+  margin: { key: "margin", type: "number", help: "coles margin on distances of unit vectors" },
+  "hard-negatives": {
+    key: "hardNegatives",
+    type: "number",
+    help: "coles hard negatives per row (≤ 16)",
+  },
+  temperature: { key: "temperature", type: "number", help: "InfoNCE temperature" },
+  "align-weight": { key: "alignWeight", type: "number", help: "mlem weight of the SigLIP term" },
+  slices: { key: "slices", type: "number", help: "coles slices per client" },
+  "min-len": { key: "minLen", type: "number", help: "coles shortest slice" },
+  "max-len": { key: "maxLen", type: "number", help: "coles longest slice" },
+  "seq-len": {
+    key: "seqLen",
+    type: "number",
+    help: "events kept per client (last ones) otherwise",
+  },
+  "batch-clients": { key: "batchClients", type: "number", help: "clients per batch" },
+  lr: { key: "lr", type: "number", help: "Adam learning rate" },
+  epochs: { key: "epochs", type: "number", help: "epochs" },
+  "eval-every": { key: "evalEvery", type: "number", help: "validate every N epochs" },
+  patience: { key: "patience", type: "number", help: "evaluations without gain before stopping" },
+  clip: { key: "clip", type: "number", help: "global gradient-norm clip (0: off)" },
+  seed: { key: "seed", type: "number", help: "seed of data, splits, weights and batches" },
+  out: { key: "out", type: "string", help: "runs folder" },
+  name: { key: "name", type: "string", help: "run name" },
+  json: { key: "json", type: "boolean", help: "one JSON object per line" },
+};
+
+function check(c: SslConfig): void {
+  const positive: Key[] = [
+    "hidden",
+    "categoryDim",
+    "numericDim",
+    "layers",
+    "heads",
+    "slices",
+    "minLen",
+    "maxLen",
+    "seqLen",
+    "batchClients",
+    "epochs",
+    "evalEvery",
+    "patience",
+  ];
+  for (const k of positive) {
+    const v = c[k] as number;
+    if (!(Number.isInteger(v) && v >= 1)) {
+      throw new ConfigError(`--${k}: ${v} is not a positive integer`);
+    }
+  }
+  if (!EVENT_OBJECTIVE_NAMES.includes(c.method)) {
+    throw new ConfigError(
+      `--method: ${c.method} is not one of ${EVENT_OBJECTIVE_NAMES.join(", ")}`,
+    );
+  }
+  if (c.method === "mlem" && !c.teacher) {
+    throw new ConfigError("--method mlem needs --teacher RUN (a CoLES run)");
+  }
+  if (c.minLen > c.maxLen) {
+    throw new ConfigError(`--min-len ${c.minLen} is over --max-len ${c.maxLen}`);
+  }
+  if (c.slices < 2 && c.method === "coles") {
+    throw new ConfigError("--slices: coles needs at least 2");
+  }
+  if (!(c.lr > 0)) throw new ConfigError(`--lr: ${c.lr} is not positive`);
+  if (c.encoder === "gru" && c.hidden > GRU_MAX_HIDDEN) {
+    throw new ConfigError(
+      `--hidden ${c.hidden}: the GRU kernels hold at most ${GRU_MAX_HIDDEN} units`,
+    );
+  }
+  if (c.encoder === "transformer" && c.hidden % c.heads !== 0) {
+    throw new ConfigError(`--hidden ${c.hidden} is not a multiple of --heads ${c.heads}`);
+  }
+}
+
+export function parseSslArgs(args: string[]): { config: SslConfig; help: boolean } {
+  const { config, help } = parseFlags(args, SSL_FLAGS, SSL_DEFAULTS);
+  if (!help) check(config);
+  return { config, help };
+}
+
+export function sslHelp(): string {
+  const lines = [
+    "Usage: deno task ssl:train [--method coles|generative|mlem] [--data FILE|synthetic] [flags]",
+    "",
+    "Trains an event-sequence encoder without labels (CoLES, generative, MLEM), then scores its",
+    "frozen client embeddings with a logistic-regression probe, kNN and anisotropy against a",
+    "random encoder, and writes them to the run folder (embeddings-clients.f32/.json).",
+    "",
+    "Flags:",
+  ];
+  for (const [flag, spec] of Object.entries(SSL_FLAGS)) {
+    const def = SSL_DEFAULTS[spec.key];
+    const choices = spec.choices ? ` (${spec.choices.join("|")})` : "";
+    lines.push(
+      `  --${flag.padEnd(15)} ${spec.help}${choices} [default: ${def === null ? "none" : def}]`,
+    );
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,252 @@
+/**
+ * `deno task bench:ssl`: training clients/s and peak GPU bytes of each event-sequence objective
+ * (CoLES, generative, MLEM) on the synthetic data with the ssl:train defaults; `--peer` trains
+ * the PyTorch CoLES peer (bench/peer/torch_coles.py: same GRU, the same slices) in the same run.
+ */
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { Engine } from "../src/tensor/engine.ts";
+import "../src/tensor/ops/mod.ts";
+import { type EventBatch, randomSlices, wholeSequences } from "../src/data/event_batches.ts";
+import { eventObjectiveOf } from "../src/loss/event_objectives.ts";
+import { EventEncoder } from "../src/models/event_encoder.ts";
+import { seededRandom } from "../src/tensor/random.ts";
+import { optimiserStep } from "../src/train/loop.ts";
+import { Adam } from "../src/train/optim.ts";
+import { encoderConfigOf, prepareEvents, settingsOf, sslLoss, SslModel } from "../src/train/ssl.ts";
+import { SSL_DEFAULTS, type SslConfig } from "../src/train/ssl_config.ts";
+import { formatTable, writeResult } from "../bench/util.ts";
+import { peerEnv, pythonWithTorch } from "../bench/python.ts";
+import { positiveInt, runMain } from "./cli.ts";
+
+const PEER = fileURLToPath(new URL("../bench/peer/torch_coles.py", import.meta.url));
+
+const HELP = `Usage: deno task bench:ssl [flags]
+
+Training clients per second (Adam steps after warm-up, on batches built beforehand) and peak GPU
+bytes of CoLES, generative and MLEM with the ssl:train defaults on synthetic data (GRU hidden
+${SSL_DEFAULTS.hidden}, ${SSL_DEFAULTS.batchClients} clients a batch, CoLES ${SSL_DEFAULTS.slices} slices of ${SSL_DEFAULTS.minLen}–${SSL_DEFAULTS.maxLen} events, whole
+sequences of up to ${SSL_DEFAULTS.seqLen} events otherwise). Writes bench/results/ssl-<adapter>.json.
+
+Flags:
+  --steps N     timed steps per method [default: 4]
+  --warmup N    untimed steps first [default: 1]
+  --peer        also train the PyTorch CoLES peer on the same slices, with 1 and 2 threads;
+                the ratio is against the faster [default: false]
+  --help        print this help`;
+
+interface PeerFigures {
+  clients_per_second: number;
+  seconds: number;
+  steps: number;
+  threads: number;
+}
+
+interface Row {
+  method: string;
+  clients_per_second: number;
+  seconds_per_step: number;
+  peak_bytes: number;
+}
+
+function batchesFor(
+  method: string,
+  c: SslConfig,
+  data: Awaited<ReturnType<typeof prepareEvents>>,
+  n: number,
+) {
+  const r = seededRandom(c.seed);
+  const out: EventBatch[] = [];
+  for (let i = 0; i < n; i++) {
+    const clients = data.split.train.subarray(i * c.batchClients, (i + 1) * c.batchClients);
+    out.push(
+      eventObjectiveOf(method).slices
+        ? randomSlices(
+          data.sequences,
+          clients,
+          { slices: c.slices, minLen: c.minLen, maxLen: c.maxLen },
+          r,
+          data.stats,
+        )
+        : wholeSequences(data.sequences, clients, c.seqLen, data.stats),
+    );
+  }
+  return out;
+}
+
+async function benchMethod(
+  engine: Engine,
+  method: string,
+  c: SslConfig,
+  batches: EventBatch[],
+  warmup: number,
+  steps: number,
+): Promise<Row> {
+  const objective = eventObjectiveOf(method);
+  const config = encoderConfigOf(c, await prepareEventsCache(c));
+  const model = new SslModel(engine, config, objective, c.seed);
+  const teacher = objective.teacher ? new EventEncoder(engine, config, c.seed + 7) : null;
+  const optimizer = new Adam(model.parameters(), { lr: c.lr });
+  try {
+    engine.gpu.allocator.resetPeaks();
+    const step = (b: EventBatch) =>
+      optimiserStep(
+        engine,
+        model,
+        optimizer,
+        c.clip,
+        () => sslLoss(model, objective, settingsOf(c), teacher, b),
+      );
+    for (let i = 0; i < warmup; i++) await step(batches[i % batches.length]);
+    const start = performance.now();
+    let clients = 0;
+    for (let i = 0; i < steps; i++) {
+      const b = batches[(warmup + i) % batches.length];
+      await step(b);
+      clients += new Set(b.clients).size;
+    }
+    const seconds = (performance.now() - start) / 1000;
+    return {
+      method,
+      clients_per_second: clients / seconds,
+      seconds_per_step: seconds / steps,
+      peak_bytes: engine.gpu.allocator.peakReservedBytes,
+    };
+  } finally {
+    model.dispose();
+    teacher?.dispose();
+    optimizer.dispose();
+  }
+}
+
+let cached: Awaited<ReturnType<typeof prepareEvents>> | null = null;
+async function prepareEventsCache(c: SslConfig) {
+  cached ??= await prepareEvents(c);
+  return cached.sequences;
+}
+
+async function runPeer(
+  python: string,
+  c: SslConfig,
+  batches: EventBatch[],
+  warmup: number,
+  steps: number,
+  threads: number,
+) {
+  const config = encoderConfigOf(c, await prepareEventsCache(c));
+  const file = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({
+        ...config,
+        seed: c.seed,
+        lr: c.lr,
+        clip: c.clip,
+        margin: c.margin,
+        negatives: c.hardNegatives,
+        batches: batches.map((b) => ({
+          rows: b.rows,
+          steps: b.steps,
+          lengths: [...b.lengths],
+          clients: [...b.clients],
+          clientCount: new Set(b.clients).size,
+          categorical: b.categorical.map((x) => [...x]),
+          numeric: [...b.numeric],
+        })),
+      }),
+    );
+    const res = await new Deno.Command(python, {
+      args: [
+        PEER,
+        ...["--batches", file, "--steps", String(steps), "--warmup", String(warmup)],
+        ...["--threads", String(threads)],
+      ],
+      env: peerEnv(),
+      clearEnv: true,
+    }).output();
+    if (!res.success) {
+      throw new Error(`PyTorch peer failed: ${new TextDecoder().decode(res.stderr)}`);
+    }
+    return JSON.parse(
+      new TextDecoder().decode(res.stdout).trim().split("\n").at(-1)!,
+    ) as PeerFigures;
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
+async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      steps: { type: "string", default: "4" },
+      warmup: { type: "string", default: "1" },
+      peer: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const steps = positiveInt("--steps", values.steps!);
+  const warmup = positiveInt("--warmup", values.warmup!);
+  const c: SslConfig = { ...SSL_DEFAULTS, clients: 1000 };
+  const data = cached = await prepareEvents(c);
+  const engine = await Engine.create();
+  try {
+    const rows: Row[] = [];
+    const slices = batchesFor("coles", c, data, warmup + steps);
+    for (const method of ["coles", "generative", "mlem"]) {
+      console.error(`${method}: ${warmup} + ${steps} steps…`);
+      const batches = method === "coles" ? slices : batchesFor(method, c, data, warmup + steps);
+      rows.push(await benchMethod(engine, method, c, batches, warmup, steps));
+    }
+    let peer: PeerFigures | null = null;
+    const peers: PeerFigures[] = [];
+    if (values.peer) {
+      const python = await pythonWithTorch();
+      if (!python) throw new Error("--peer: no Python with torch found");
+      // One and two threads: on a shared machine two can be far slower (a descheduled thread
+      // stalls the other); the ratio is taken against the faster, the conservative choice.
+      for (const threads of [1, 2]) {
+        console.error(`pytorch coles peer, ${threads} thread(s): ${warmup} + ${steps} steps…`);
+        peers.push(await runPeer(python, c, slices, warmup, steps, threads));
+      }
+      peer = peers.reduce((a, b) => (b.clients_per_second > a.clients_per_second ? b : a));
+    }
+    const table = formatTable(
+      ["method", "clients/s", "s/step", "peak GPU MiB", "×peer"],
+      [
+        ...rows.map((r) => [
+          r.method,
+          r.clients_per_second,
+          r.seconds_per_step,
+          r.peak_bytes / 2 ** 20,
+          peer && r.method === "coles" ? r.clients_per_second / peer.clients_per_second : "-",
+        ]),
+        ...peers.map((p) => [
+          `coles (pytorch, ${p.threads} thread${p.threads > 1 ? "s" : ""})`,
+          p.clients_per_second,
+          p.seconds / p.steps,
+          "-",
+          p.clients_per_second / peer!.clients_per_second,
+        ]),
+      ],
+    );
+    console.log(table);
+    const path = await writeResult("ssl", engine.gpu.adapterName, {
+      settings: { ...c, steps, warmup },
+      rows,
+      peer,
+      peers,
+    });
+    console.error(`wrote ${path}`);
+    return 0;
+  } finally {
+    engine.destroy();
+  }
+}
+
+if (import.meta.main) await runMain(main);

@@ -1,0 +1,51 @@
+/** `deno task ssl:train`: trains an event-sequence encoder (CoLES, generative, MLEM). */
+import { ConfigError } from "../src/train/flags.ts";
+import { parseSslArgs, sslHelp } from "../src/train/ssl_config.ts";
+import { prepareEvents, trainSsl } from "../src/train/ssl.ts";
+import { Logger } from "../src/train/log.ts";
+import { stopOnSignals } from "../src/train/session.ts";
+import { Engine } from "../src/tensor/engine.ts";
+import "../src/tensor/ops/mod.ts";
+import { runMain } from "./cli.ts";
+
+async function main(args: string[]): Promise<number> {
+  let config;
+  try {
+    const parsed = parseSslArgs(args);
+    if (parsed.help) {
+      console.log(sslHelp());
+      return 0;
+    }
+    config = parsed.config;
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    console.error(`error: ${e.message}\n(see deno task ssl:train --help)`);
+    return 2;
+  }
+  const logger = new Logger({ json: config.json });
+  const data = await prepareEvents(config);
+  const engine = await Engine.create();
+  const stop = stopOnSignals();
+  try {
+    const r = await trainSsl(engine, config, data, { logger, signal: stop.signal });
+    logger.emit({
+      event: "done",
+      run: r.runId,
+      status: r.status,
+      error: r.error,
+      epochs: r.epochs,
+      best_epoch: r.bestEpoch,
+      seconds_per_epoch: Number.isFinite(r.secondsPerEpoch) ? r.secondsPerEpoch : null,
+      wall_seconds: r.wallSeconds,
+      peak_bytes: r.peakBytes,
+      estimate_bytes: 0,
+    });
+    if (r.status === "finished") logger.emit({ event: "metrics", groups: r.groups });
+    return r.status === "failed" ? 1 : 0;
+  } finally {
+    stop.dispose();
+    engine.destroy();
+  }
+}
+
+if (import.meta.main) await runMain(main);

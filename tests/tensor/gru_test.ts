@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import "../../src/tensor/ops/mod.ts";
+import { gruSequence, gruStepsPerPass } from "../../src/tensor/ops/gru.ts";
+import { checkOp, gpuTest, randomArray } from "../support/check.ts";
+import { gruReference } from "../support/gru_reference.ts";
+
+interface Case {
+  name: string;
+  lengths: number[];
+  steps: number;
+  hidden: number;
+  stepsPerPass?: number;
+}
+
+const CASES: Case[] = [
+  { name: "one step, one unit", lengths: [1], steps: 1, hidden: 1 },
+  {
+    name: "hidden 70 (two units per thread), ragged lengths, 9 sequences (two workgroups of 8)",
+    lengths: [5, 1, 3, 2, 4, 5, 0, 1, 3],
+    steps: 5,
+    hidden: 70,
+  },
+  {
+    name: "empty and full sequences, passes of 2 steps",
+    lengths: [0, 7, 4],
+    steps: 7,
+    hidden: 9,
+    stepsPerPass: 2,
+  },
+];
+
+for (const c of CASES) {
+  gpuTest(`gruSequence ${c.name} matches float64 and finite differences`, async (e) => {
+    const B = c.lengths.length;
+    const H = c.hidden;
+    const lengths = Int32Array.from(c.lengths);
+    await checkOp(e, {
+      name: `gru ${c.name}`,
+      inputs: [
+        {
+          data: randomArray(B * c.steps * 3 * H, 1, -2, 2),
+          shape: [B, c.steps, 3 * H],
+          grad: true,
+        },
+        { data: randomArray(3 * H * H, 2, -0.8, 0.8), shape: [3 * H, H], grad: true },
+        { data: randomArray(3 * H, 3, -0.5, 0.5), shape: [3 * H], grad: true },
+      ],
+      gpu: ([gx, w, b]) => gruSequence(gx, w, b, lengths, { stepsPerPass: c.stepsPerPass }),
+      ref: ([gx, w, b]) => gruReference(gx, w, b, lengths, c.steps, H),
+      maxFdElements: 120,
+    });
+  });
+}
+
+Deno.test("gru passes keep each invocation under the loop budget", () => {
+  for (const h of [1, 64, 65, 512]) {
+    for (const backward of [false, true]) {
+      const per = gruStepsPerPass(h, backward);
+      assert.ok(per >= 1);
+      assert.ok(per * Math.ceil(h / 64) * (backward ? 3 : 1) * h <= 32768);
+    }
+  }
+});
+
+gpuTest("gruSequence rejects a length past the steps, naming the sequence", (e) => {
+  const gx = e.zeros([2, 3, 6]);
+  assert.throws(
+    () => gruSequence(gx, e.zeros([6, 2]), e.zeros([6]), Int32Array.from([3, 4])),
+    /length 4 of sequence 1/,
+  );
+});
