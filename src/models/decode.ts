@@ -1,0 +1,387 @@
+/**
+ * Fused batch-1 decoding: each new token runs one kernel per layer (or five, spread over
+ * workgroups) and one for the output head and the sampler, all recorded into the same command
+ * buffer, with the residual stream, the sampled token and its embedding kept on the GPU. Many
+ * tokens are decoded between readbacks, and a readback is only their ids.
+ *
+ * The fused path computes dense products of the model's own weights: a Linear with an input
+ * transform (activation or weight pruning, src/prune) is decoded layer by layer instead, and so
+ * is anything past the limits `fusedDecodeBlocker` checks.
+ */
+import layerShader from "../../shaders/decode_layer.wgsl" with { type: "text" };
+import sampleShader from "../../shaders/decode_sample.wgsl" with { type: "text" };
+import type { Gpu } from "../gpu/gpu.ts";
+import type { GpuAllocation } from "../gpu/allocator.ts";
+import type { Engine } from "../tensor/engine.ts";
+import { declareKernel } from "../tensor/kernel.ts";
+import { withRandom } from "../tensor/random.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import type { Linear } from "../nn/linear.ts";
+import type { KvCache, Llama } from "./llama.ts";
+import type { SamplingOptions } from "./sampling.ts";
+
+/** The stream of the sampler's Philox draws; decode_sample.wgsl's STREAM. */
+export const SAMPLE_STREAM = 0x5a3d;
+/** decode_sample.wgsl keeps the top-k candidates in workgroup memory: MAX_TOP_K. */
+export const MAX_GPU_TOP_K = 256;
+/** Invocations per workgroup in both shaders. */
+const WG = 64;
+/** Storage buffers the layer kernel binds. */
+const LAYER_BUFFERS = 14;
+
+type LayerBuffer =
+  | "x"
+  | "work"
+  | "kc"
+  | "vc"
+  | "rot"
+  | "n1"
+  | "wq"
+  | "wk"
+  | "wv"
+  | "wo"
+  | "n2"
+  | "wg"
+  | "wu"
+  | "wd";
+type SampleBuffer = "x" | "work" | "nf" | "head_w" | "embed" | "ids";
+
+/** The buffers each entry point reads or writes ("auto" layouts hold only those). */
+const LAYER_USES: Record<string, readonly LayerBuffer[]> = {
+  qkv: ["x", "work", "kc", "vc", "rot", "n1", "wq", "wk", "wv"],
+  attend: ["work", "kc", "vc"],
+  out_proj: ["x", "work", "wo"],
+  ffn_up: ["x", "work", "n2", "wg", "wu"],
+  ffn_down: ["x", "work", "wd"],
+};
+const SAMPLE_USES: Record<string, readonly SampleBuffer[]> = {
+  head: ["x", "work", "nf", "head_w"],
+  sample: ["x", "work", "embed", "ids"],
+  feed: ["x", "embed"],
+};
+
+function pick<B extends string>(
+  all: Record<B, GpuAllocation>,
+  uses: readonly B[] | undefined,
+): Partial<Record<B, GpuAllocation>> {
+  if (!uses) return all;
+  return Object.fromEntries(uses.map((b) => [b, all[b]])) as Partial<Record<B, GpuAllocation>>;
+}
+
+const LAYER_KERNEL = declareKernel({
+  name: "decode layer",
+  source: layerShader,
+  params: {
+    dim: "u32",
+    hidden: "u32",
+    heads: "u32",
+    kv_heads: "u32",
+    dh: "u32",
+    max_len: "u32",
+    pos: "u32",
+    eps: "f32",
+    scale: "f32",
+    q_at: "u32",
+    att_at: "u32",
+    hid_at: "u32",
+    scores_at: "u32",
+  },
+  buffers: ["x", "work", "kc", "vc", "rot", "n1", "wq", "wk", "wv", "wo", "n2", "wg", "wu", "wd"],
+});
+
+const SAMPLE_KERNEL = declareKernel({
+  name: "decode sample",
+  source: withRandom(sampleShader),
+  params: {
+    dim: "u32",
+    vocab: "u32",
+    eps: "f32",
+    logits_at: "u32",
+    temperature: "f32",
+    top_k: "u32",
+    seed: "u32",
+    index: "u32",
+    token: "u32",
+  },
+  buffers: ["x", "work", "nf", "head_w", "embed", "ids"],
+});
+
+/**
+ * How a token's work is laid out: `fused` runs a whole layer in one workgroup (one dispatch per
+ * layer, and one for head and sampler), `split` gives each of a layer's five phases its own
+ * dispatch over many workgroups. `laneRows`: an invocation computes whole rows (llvmpipe: no
+ * barriers), else a workgroup computes a row and sums it in a tree (a GPU).
+ */
+export interface DecodePlan {
+  schedule: "fused" | "split";
+  laneRows: boolean;
+}
+
+/** The plan that pays on this adapter: one workgroup per layer on a CPU rasteriser. */
+export function defaultDecodePlan(gpu: Gpu): DecodePlan {
+  const software = /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName);
+  return software ? { schedule: "fused", laneRows: true } : { schedule: "split", laneRows: false };
+}
+
+function linearsOf(model: Llama): [string, Linear][] {
+  return model.layers.flatMap((l, i) => {
+    const at = `model.layers.${i}`;
+    const { q, k, v, o } = l.attn;
+    const { gate, up, down } = l.mlp;
+    return [
+      [`${at}.self_attn.q_proj`, q],
+      [`${at}.self_attn.k_proj`, k],
+      [`${at}.self_attn.v_proj`, v],
+      [`${at}.self_attn.o_proj`, o],
+      [`${at}.mlp.gate_proj`, gate],
+      [`${at}.mlp.up_proj`, up],
+      [`${at}.mlp.down_proj`, down],
+    ] as [string, Linear][];
+  });
+}
+
+/**
+ * Why the fused path cannot decode `model` with these sampling options (the layer-by-layer path
+ * can), or null: a pruning input transform or a bias on a Linear, a top-k the GPU sampler does
+ * not hold, or a tensor past the adapter's binding limits.
+ */
+export function fusedDecodeBlocker(model: Llama, sampling?: SamplingOptions): string | null {
+  for (const [name, l] of linearsOf(model)) {
+    if (l.inputTransform) {
+      return `${name} has an input transform (pruning); the fused path multiplies dense weights`;
+    }
+    if (l.bias) return `${name} has a bias, which the fused path does not add`;
+  }
+  const topK = sampling?.topK ?? 0;
+  if (topK > MAX_GPU_TOP_K && topK < model.config.vocab) {
+    return `top-k ${topK} is above the GPU sampler's ${MAX_GPU_TOP_K}`;
+  }
+  const limits = model.engine.gpu.limits;
+  if (limits.maxStorageBuffersPerShaderStage < LAYER_BUFFERS) {
+    return `the adapter binds ${limits.maxStorageBuffersPerShaderStage} storage buffers per ` +
+      `stage, the fused layer kernel ${LAYER_BUFFERS}`;
+  }
+  const big = model.parameters().find((t) => t.size * 4 > limits.maxStorageBufferBindingSize);
+  if (big) return `${big.name} is over the adapter's storage binding size`;
+  return null;
+}
+
+/** Offsets (in floats) of the scratch vectors in the work buffer. */
+interface WorkLayout {
+  q: number;
+  att: number;
+  hid: number;
+  scores: number;
+  logits: number;
+  size: number;
+}
+
+function workLayout(model: Llama, cacheLength: number): WorkLayout {
+  const { dim, hidden, heads, vocab } = model.config;
+  const scores = 2 * dim + hidden;
+  const logits = scores + heads * cacheLength;
+  return { q: 0, att: dim, hid: 2 * dim, scores, logits, size: logits + vocab };
+}
+
+/** The sampler's settings: a u32 seed and the options of sampleToken. */
+export interface GpuSampling extends SamplingOptions {
+  seed: number;
+}
+
+/**
+ * Decodes one sequence on the GPU through `cache` (filled by model.prefill): token `index` is
+ * sampled into a GPU list of `capacity` ids, which `readIds` reads back.
+ */
+export class FusedDecoder {
+  private readonly e: Engine;
+  private readonly x: Tensor;
+  private readonly work: Tensor;
+  private readonly ids: Tensor;
+  private readonly layout: WorkLayout;
+  private readonly constants: Record<string, number>;
+
+  constructor(
+    readonly model: Llama,
+    readonly cache: KvCache,
+    readonly capacity: number,
+    readonly sampling: GpuSampling,
+    readonly plan: DecodePlan = defaultDecodePlan(model.engine.gpu),
+  ) {
+    const blocker = fusedDecodeBlocker(model, sampling);
+    if (blocker) throw new Error(`fused decoding: ${blocker}`);
+    if (cache.batch !== 1) throw new RangeError("fused decoding: the cache must hold 1 sequence");
+    if (!(Number.isInteger(capacity) && capacity >= 1)) {
+      throw new RangeError(`fused decoding: capacity ${capacity} is not a positive integer`);
+    }
+    this.e = model.engine;
+    this.layout = workLayout(model, cache.maxLen);
+    this.x = this.e.zeros([model.config.dim], "f32", "decode residual");
+    this.work = this.e.zeros([this.layout.size], "f32", "decode work");
+    this.ids = this.e.zeros([capacity], "u32", "decoded ids");
+    this.e.keep(this.x, this.work, this.ids);
+    this.constants = { LANE_ROWS: plan.laneRows ? 1 : 0 };
+  }
+
+  /** Samples token `index` from logits [1, vocab] (the prefill's) and embeds it as the input. */
+  sampleFrom(logits: Tensor, index: number): void {
+    const { vocab } = this.model.config;
+    if (logits.size !== vocab) {
+      throw new RangeError(`fused decoding: logits of ${logits.size} values, vocabulary ${vocab}`);
+    }
+    this.e.gpu.copy(logits.storage, 0, this.work.storage, this.layout.logits * 4, vocab * 4);
+    this.dispatchSample("sample", index, 0, [1]);
+  }
+
+  /** Sets the input to the embedding of `token` (chosen on the host). */
+  feed(token: number): void {
+    if (!(Number.isInteger(token) && token >= 0 && token < this.model.config.vocab)) {
+      throw new RangeError(`fused decoding: token ${token} is outside the vocabulary`);
+    }
+    this.dispatchSample("feed", 0, token, [1]);
+  }
+
+  /**
+   * Runs the current input through every layer at the cache's next position and the head, then
+   * samples token `index` (which becomes the next input) unless `sample` is false.
+   */
+  step(index: number, sample = true): void {
+    const at = this.cache.length;
+    if (at >= this.cache.maxLen) {
+      throw new RangeError(`fused decoding: the cache of ${this.cache.maxLen} positions is full`);
+    }
+    if (sample && !(index >= 0 && index < this.capacity)) {
+      throw new RangeError(`fused decoding: token ${index} is past the ${this.capacity} ids`);
+    }
+    this.model.layers.forEach((_, i) => this.dispatchLayer(i, at));
+    const fused = this.plan.schedule === "fused";
+    const { vocab } = this.model.config;
+    if (sample && fused) this.dispatchSample("head_sample", index, 0, [1]);
+    else {
+      this.dispatchSample("head", 0, 0, fused ? [1] : [this.groups(vocab)]);
+      if (sample) this.dispatchSample("sample", index, 0, [1]);
+    }
+    this.cache.length = at + 1;
+  }
+
+  /** The logits of the last step, [vocab]. */
+  async logits(): Promise<Float32Array> {
+    const { vocab } = this.model.config;
+    const bytes = await this.e.gpu.read(this.work.storage, this.layout.logits * 4, vocab * 4);
+    return new Float32Array(bytes);
+  }
+
+  /** Ids [from, from + count) sampled so far; submits the recorded steps. */
+  async readIds(from: number, count: number): Promise<number[]> {
+    if (!(from >= 0 && count >= 1 && from + count <= this.capacity)) {
+      throw new RangeError(`fused decoding: ids [${from}, ${from + count}) of ${this.capacity}`);
+    }
+    const bytes = await this.e.gpu.read(this.ids.storage, from * 4, count * 4);
+    return [...new Uint32Array(bytes)];
+  }
+
+  dispose(): void {
+    this.x.dispose();
+    this.work.dispose();
+    this.ids.dispose();
+  }
+
+  /** Workgroups of a split phase over `units` rows, row pairs or heads. */
+  private groups(units: number): number {
+    const n = this.plan.laneRows ? Math.ceil(units / WG) : units;
+    return Math.max(1, Math.min(n, this.e.gpu.limits.maxComputeWorkgroupsPerDimension));
+  }
+
+  private dispatchLayer(i: number, pos: number): void {
+    const m = this.model;
+    const { dim, hidden, heads, kvHeads, normEps } = m.config;
+    const dh = m.headDim;
+    const l = m.layers[i];
+    const c = this.cache.layers[i];
+    const buffers: Record<LayerBuffer, GpuAllocation> = {
+      x: this.x.storage,
+      work: this.work.storage,
+      kc: c.k.storage,
+      vc: c.v.storage,
+      rot: m.rotary.storage,
+      n1: l.inputNorm.weight.storage,
+      wq: l.attn.q.weight.storage,
+      wk: l.attn.k.weight.storage,
+      wv: l.attn.v.weight.storage,
+      wo: l.attn.o.weight.storage,
+      n2: l.postNorm.weight.storage,
+      wg: l.mlp.gate.weight.storage,
+      wu: l.mlp.up.weight.storage,
+      wd: l.mlp.down.weight.storage,
+    };
+    const w = this.layout;
+    const params = {
+      dim,
+      hidden,
+      heads,
+      kv_heads: kvHeads,
+      dh,
+      max_len: this.cache.maxLen,
+      pos,
+      eps: normEps,
+      scale: 1 / Math.sqrt(dh),
+      q_at: w.q,
+      att_at: w.att,
+      hid_at: w.hid,
+      scores_at: w.scores,
+    };
+    const run = (entry: string, units: number) =>
+      LAYER_KERNEL.dispatch(this.e.gpu, {
+        entry,
+        label: `decode ${entry}`,
+        constants: this.constants,
+        params,
+        buffers: pick(buffers, LAYER_USES[entry]),
+        workgroups: [this.plan.schedule === "fused" ? 1 : this.groups(units)],
+      });
+    if (this.plan.schedule === "fused") return run("layer", 1);
+    run("qkv", (dim + 2 * kvHeads * dh) / 2);
+    // Heads take a workgroup each whatever laneRows says: their invocations share the positions.
+    LAYER_KERNEL.dispatch(this.e.gpu, {
+      entry: "attend",
+      label: "decode attend",
+      constants: this.constants,
+      params,
+      buffers: pick(buffers, LAYER_USES.attend),
+      workgroups: [Math.min(heads, this.e.gpu.limits.maxComputeWorkgroupsPerDimension)],
+    });
+    run("out_proj", dim);
+    run("ffn_up", hidden);
+    run("ffn_down", dim);
+  }
+
+  private dispatchSample(entry: string, index: number, token: number, groups: [number]): void {
+    const m = this.model;
+    const { dim, vocab, normEps } = m.config;
+    const s = this.sampling;
+    SAMPLE_KERNEL.dispatch(this.e.gpu, {
+      entry,
+      label: `decode ${entry}`,
+      constants: this.constants,
+      params: {
+        dim,
+        vocab,
+        eps: normEps,
+        logits_at: this.layout.logits,
+        temperature: s.temperature,
+        top_k: s.topK,
+        seed: s.seed >>> 0,
+        index,
+        token,
+      },
+      buffers: pick<SampleBuffer>({
+        x: this.x.storage,
+        work: this.work.storage,
+        nf: m.norm.weight.storage,
+        head_w: m.head.storage,
+        embed: m.embed.storage,
+        ids: this.ids.storage,
+      }, SAMPLE_USES[entry]),
+      workgroups: groups,
+    });
+  }
+}
