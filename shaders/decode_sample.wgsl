@@ -61,15 +61,19 @@ fn part_head(r: u32, c0: u32, step: u32) -> f32 {
 }
 
 fn phase_head(g: u32, ng: u32, lid: u32) {
-  var s = 0.0;
-  for (var c = lid; c < p.dim; c += WG) { s += x[c] * x[c]; }
-  let inv = inverseSqrt(sum1(lid, s) / f32(p.dim) + p.eps);
   if (LANE_ROWS == 1u) {
+    // Every invocation sums x itself: the same addresses for all, and no barrier.
+    var s = 0.0;
+    for (var c = 0u; c < p.dim; c++) { s += x[c] * x[c]; }
+    let inv = inverseSqrt(s / f32(p.dim) + p.eps);
     for (var r = g * WG + lid; r < p.vocab; r += ng * WG) {
       work[p.logits_at + r] = part_head(r, 0u, 1u) * inv;
     }
     return;
   }
+  var s = 0.0;
+  for (var c = lid; c < p.dim; c += WG) { s += x[c] * x[c]; }
+  let inv = inverseSqrt(sum1(lid, s) / f32(p.dim) + p.eps);
   for (var r = g; r < p.vocab; r += ng) {
     let d = sum1(lid, part_head(r, lid, WG)) * inv;
     if (lid == 0u) { work[p.logits_at + r] = d; }
@@ -163,7 +167,13 @@ fn draw_all(lid: u32) {
 }
 
 fn phase_sample(lid: u32) {
-  if (p.temperature == 0.0 || p.top_k == 1u) {
+  if ((p.temperature == 0.0 || p.top_k == 1u) && LANE_ROWS == 1u) {
+    var bi = 0u;
+    for (var v = 1u; v < p.vocab; v++) {
+      if (work[p.logits_at + v] > work[p.logits_at + bi]) { bi = v; }
+    }
+    if (lid == 0u) { chosen = bi; }
+  } else if (p.temperature == 0.0 || p.top_k == 1u) {
     next_best(lid, true, 0.0, 0u);
     if (lid == 0u) { chosen = best_i[0]; }
   } else if (p.top_k == 0u || p.top_k >= p.vocab) {
