@@ -10,6 +10,8 @@
  */
 import layerShader from "../../shaders/decode_layer.wgsl" with { type: "text" };
 import sampleShader from "../../shaders/decode_sample.wgsl" with { type: "text" };
+import phasesShader from "../../shaders/decode_phases.wgsl" with { type: "text" };
+import pickShader from "../../shaders/decode_pick.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/gpu.ts";
 import type { GpuAllocation } from "../gpu/allocator.ts";
 import type { Engine } from "../tensor/engine.ts";
@@ -70,7 +72,7 @@ function pick<B extends string>(
 
 const LAYER_KERNEL = declareKernel({
   name: "decode layer",
-  source: layerShader,
+  source: layerShader + phasesShader,
   params: {
     dim: "u32",
     hidden: "u32",
@@ -91,7 +93,7 @@ const LAYER_KERNEL = declareKernel({
 
 const SAMPLE_KERNEL = declareKernel({
   name: "decode sample",
-  source: withRandom(sampleShader),
+  source: withRandom(sampleShader + pickShader),
   params: {
     dim: "u32",
     vocab: "u32",

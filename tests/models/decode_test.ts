@@ -139,7 +139,8 @@ gpuTest("stories260K: fused greedy ids equal the reference and the layer path", 
   const layers = await generate(model, [1, 5], { ...opts, decode: "layers" });
   assert.equal(layers.path, "layers");
   assert.deepEqual(layers.ids, want);
-  for (const plan of PLANS.slice(1)) {
+  // The GPU's plan (the default here is llvmpipe's).
+  for (const plan of [PLANS[3]]) {
     const cache = model.newCache(1, 2 + count);
     const logits = model.prefill(e.tensor([1, 5], [1, 2], "i32"), cache);
     const d = new FusedDecoder(model, cache, count, opts, plan);
