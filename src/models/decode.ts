@@ -12,7 +12,7 @@ import layerShader from "../../shaders/decode_layer.wgsl" with { type: "text" };
 import sampleShader from "../../shaders/decode_sample.wgsl" with { type: "text" };
 import phasesShader from "../../shaders/decode_phases.wgsl" with { type: "text" };
 import pickShader from "../../shaders/decode_pick.wgsl" with { type: "text" };
-import type { Gpu } from "../gpu/gpu.ts";
+import tokensShader from "../../shaders/decode_tokens.wgsl" with { type: "text" };
 import type { GpuAllocation } from "../gpu/allocator.ts";
 import type { Engine } from "../tensor/engine.ts";
 import { declareKernel } from "../tensor/kernel.ts";
@@ -108,21 +108,75 @@ const SAMPLE_KERNEL = declareKernel({
   buffers: ["x", "work", "nf", "head_w", "embed", "ids"],
 });
 
+const TOKENS_KERNEL = declareKernel({
+  name: "decode tokens",
+  source: withRandom(tokensShader + phasesShader + pickShader),
+  params: {
+    dim: "u32",
+    hidden: "u32",
+    heads: "u32",
+    kv_heads: "u32",
+    dh: "u32",
+    max_len: "u32",
+    pos: "u32",
+    eps: "f32",
+    scale: "f32",
+    q_at: "u32",
+    att_at: "u32",
+    hid_at: "u32",
+    scores_at: "u32",
+    vocab: "u32",
+    logits_at: "u32",
+    temperature: "f32",
+    top_k: "u32",
+    seed: "u32",
+    index: "u32",
+    count: "u32",
+    layers: "u32",
+    nf_at: "u32",
+    head_at: "u32",
+    embed_at: "u32",
+  },
+  buffers: ["x", "work", "rot", "wts", "kv", "ids"],
+});
+
+/** Tokens one `tokens` dispatch decodes at most (its loop's bound, with llvmpipe's cap in mind). */
+export const TOKENS_PER_DISPATCH = 64;
+
 /**
- * How a token's work is laid out: `fused` runs a whole layer in one workgroup (one dispatch per
- * layer, and one for head and sampler), `split` gives each of a layer's five phases its own
- * dispatch over many workgroups. `laneRows`: an invocation computes whole rows (llvmpipe: no
- * barriers), else a workgroup computes a row and sums it in a tree (a GPU).
+ * How a token's work is laid out: `tokens` decodes up to TOKENS_PER_DISPATCH tokens in one
+ * dispatch and one workgroup, from a packed copy of the weights and caches; `fused` runs a whole
+ * layer in one workgroup (one dispatch per layer, one for head and sampler); `split` gives each
+ * of a layer's five phases its own dispatch over many workgroups. `laneRows`: an invocation
+ * computes whole rows (llvmpipe: no barriers), else a workgroup computes a row and sums it in a
+ * tree (a GPU).
  */
 export interface DecodePlan {
-  schedule: "fused" | "split";
+  schedule: "tokens" | "fused" | "split";
   laneRows: boolean;
 }
 
-/** The plan that pays on this adapter: one workgroup per layer on a CPU rasteriser. */
-export function defaultDecodePlan(gpu: Gpu): DecodePlan {
-  const software = /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName);
-  return software ? { schedule: "fused", laneRows: true } : { schedule: "split", laneRows: false };
+/**
+ * The plan that pays on this adapter: on a CPU rasteriser, where every dispatch is a round trip
+ * through its thread pool, many tokens per dispatch (one per layer when the packed copy would
+ * not fit one binding); on a GPU, phases spread over workgroups.
+ */
+export function defaultDecodePlan(model: Llama, cacheLength = model.config.maxLen): DecodePlan {
+  const gpu = model.engine.gpu;
+  if (!/llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName)) {
+    return { schedule: "split", laneRows: false };
+  }
+  const packable = packedBytes(model, cacheLength).every((b) =>
+    b <= gpu.limits.maxStorageBufferBindingSize
+  );
+  return { schedule: packable ? "tokens" : "fused", laneRows: true };
+}
+
+/** Bytes of the packed weights and of the packed caches. */
+function packedBytes(model: Llama, cacheLength: number): [number, number] {
+  const { dim, kvHeads, layers } = model.config;
+  const weights = model.parameters().reduce((n, t) => n + t.size, 0);
+  return [weights * 4, layers * 2 * cacheLength * kvHeads * (dim / model.config.heads) * 4];
 }
 
 function linearsOf(model: Llama): [string, Linear][] {
@@ -190,9 +244,59 @@ export interface GpuSampling extends SamplingOptions {
   seed: number;
 }
 
+/** The `tokens` schedule's copies: weights packed in kernel order, and every layer's caches. */
+interface Packed {
+  weights: Tensor;
+  caches: Tensor;
+  nf: number;
+  head: number;
+  embed: number;
+}
+
+/** Copies the model's weights and `cache` (in order with the recorded work) into two buffers. */
+function pack(model: Llama, cache: KvCache): Packed {
+  const e = model.engine;
+  const order = model.layers.flatMap((l) => [
+    l.inputNorm.weight,
+    l.attn.q.weight,
+    l.attn.k.weight,
+    l.attn.v.weight,
+    l.attn.o.weight,
+    l.postNorm.weight,
+    l.mlp.gate.weight,
+    l.mlp.up.weight,
+    l.mlp.down.weight,
+  ]);
+  const tail = model.config.tied ? [model.norm.weight, model.embed] : [
+    model.norm.weight,
+    model.head,
+    model.embed,
+  ];
+  const all = [...order, ...tail];
+  const weights = e.empty([all.reduce((n, t) => n + t.size, 0)], "f32", "decode packed weights");
+  const at: number[] = [];
+  let offset = 0;
+  for (const t of all) {
+    at.push(offset);
+    e.gpu.copy(t.storage, 0, weights.storage, offset * 4, t.size * 4);
+    offset += t.size;
+  }
+  const layerCache = cache.layers[0].k.size;
+  const caches = e.empty([cache.layers.length * 2 * layerCache], "f32", "decode packed caches");
+  cache.layers.forEach((c, l) => {
+    e.gpu.copy(c.k.storage, 0, caches.storage, 2 * l * layerCache * 4, layerCache * 4);
+    e.gpu.copy(c.v.storage, 0, caches.storage, (2 * l + 1) * layerCache * 4, layerCache * 4);
+  });
+  e.keep(weights, caches);
+  const n = order.length;
+  return { weights, caches, nf: at[n], head: at[n + 1], embed: at[all.length - 1] };
+}
+
 /**
  * Decodes one sequence on the GPU through `cache` (filled by model.prefill): token `index` is
- * sampled into a GPU list of `capacity` ids, which `readIds` reads back.
+ * sampled into a GPU list of `capacity` ids, which `readIds` reads back. The `tokens` schedule
+ * decodes into its own copy of the cache, made here (the model's cache keeps the prefill and
+ * only its length follows); the others append to the model's cache.
  */
 export class FusedDecoder {
   private readonly e: Engine;
@@ -201,13 +305,14 @@ export class FusedDecoder {
   private readonly ids: Tensor;
   private readonly layout: WorkLayout;
   private readonly constants: Record<string, number>;
+  private readonly packed: Packed | null;
 
   constructor(
     readonly model: Llama,
     readonly cache: KvCache,
     readonly capacity: number,
     readonly sampling: GpuSampling,
-    readonly plan: DecodePlan = defaultDecodePlan(model.engine.gpu),
+    readonly plan: DecodePlan = defaultDecodePlan(model, cache.maxLen),
   ) {
     const blocker = fusedDecodeBlocker(model, sampling);
     if (blocker) throw new Error(`fused decoding: ${blocker}`);
@@ -216,12 +321,17 @@ export class FusedDecoder {
       throw new RangeError(`fused decoding: capacity ${capacity} is not a positive integer`);
     }
     this.e = model.engine;
+    const limit = this.e.gpu.limits.maxStorageBufferBindingSize;
+    if (plan.schedule === "tokens" && packedBytes(model, cache.maxLen).some((b) => b > limit)) {
+      throw new RangeError("fused decoding: the packed weights or caches exceed one binding");
+    }
     this.layout = workLayout(model, cache.maxLen);
     this.x = this.e.zeros([model.config.dim], "f32", "decode residual");
     this.work = this.e.zeros([this.layout.size], "f32", "decode work");
     this.ids = this.e.zeros([capacity], "u32", "decoded ids");
     this.e.keep(this.x, this.work, this.ids);
     this.constants = { LANE_ROWS: plan.laneRows ? 1 : 0 };
+    this.packed = plan.schedule === "tokens" ? pack(model, cache) : null;
   }
 
   /** Samples token `index` from logits [1, vocab] (the prefill's) and embeds it as the input. */
@@ -230,6 +340,7 @@ export class FusedDecoder {
     if (logits.size !== vocab) {
       throw new RangeError(`fused decoding: logits of ${logits.size} values, vocabulary ${vocab}`);
     }
+    this.checkIndex(index, 1);
     this.e.gpu.copy(logits.storage, 0, this.work.storage, this.layout.logits * 4, vocab * 4);
     this.dispatchSample("sample", index, 0, [1]);
   }
@@ -243,26 +354,40 @@ export class FusedDecoder {
   }
 
   /**
-   * Runs the current input through every layer at the cache's next position and the head, then
-   * samples token `index` (which becomes the next input) unless `sample` is false.
+   * Records `count` tokens: the current input goes through every layer at the cache's next
+   * position and the head, token `from + i` is sampled and becomes the next input.
    */
-  step(index: number, sample = true): void {
+  decode(from: number, count = 1): void {
     const at = this.cache.length;
-    if (at >= this.cache.maxLen) {
-      throw new RangeError(`fused decoding: the cache of ${this.cache.maxLen} positions is full`);
+    if (at + count > this.cache.maxLen) {
+      throw new RangeError(
+        `fused decoding: ${count} more positions do not fit the cache (${at} of ${this.cache.maxLen})`,
+      );
     }
-    if (sample && !(index >= 0 && index < this.capacity)) {
-      throw new RangeError(`fused decoding: token ${index} is past the ${this.capacity} ids`);
+    this.checkIndex(from, count);
+    if (this.packed) {
+      for (let i = 0; i < count; i += TOKENS_PER_DISPATCH) {
+        this.dispatchTokens(from + i, at + i, Math.min(TOKENS_PER_DISPATCH, count - i));
+      }
+    } else {
+      for (let i = 0; i < count; i++) this.stepLayers(from + i, at + i);
     }
+    this.cache.length = at + count;
+  }
+
+  private checkIndex(from: number, count: number): void {
+    if (!(Number.isInteger(from) && from >= 0 && from + count <= this.capacity)) {
+      throw new RangeError(
+        `fused decoding: tokens [${from}, ${from + count}) are past the ${this.capacity} ids`,
+      );
+    }
+  }
+
+  private stepLayers(index: number, at: number): void {
     this.model.layers.forEach((_, i) => this.dispatchLayer(i, at));
-    const fused = this.plan.schedule === "fused";
-    const { vocab } = this.model.config;
-    if (sample && fused) this.dispatchSample("head_sample", index, 0, [1]);
-    else {
-      this.dispatchSample("head", 0, 0, fused ? [1] : [this.groups(vocab)]);
-      if (sample) this.dispatchSample("sample", index, 0, [1]);
-    }
-    this.cache.length = at + 1;
+    if (this.plan.schedule === "fused") return this.dispatchSample("head_sample", index, 0, [1]);
+    this.dispatchSample("head", 0, 0, [this.groups(this.model.config.vocab)]);
+    this.dispatchSample("sample", index, 0, [1]);
   }
 
   /** The logits of the last step, [vocab]. */
@@ -282,6 +407,8 @@ export class FusedDecoder {
   }
 
   dispose(): void {
+    this.packed?.weights.dispose();
+    this.packed?.caches.dispose();
     this.x.dispose();
     this.work.dispose();
     this.ids.dispose();
@@ -354,6 +481,55 @@ export class FusedDecoder {
     run("out_proj", dim);
     run("ffn_up", hidden);
     run("ffn_down", dim);
+  }
+
+  private dispatchTokens(index: number, pos: number, count: number): void {
+    const m = this.model;
+    const { dim, hidden, heads, kvHeads, normEps, vocab, layers } = m.config;
+    const dh = m.headDim;
+    const w = this.layout;
+    const s = this.sampling;
+    const packed = this.packed!;
+    TOKENS_KERNEL.dispatch(this.e.gpu, {
+      entry: "tokens",
+      label: "decode tokens",
+      constants: this.constants,
+      params: {
+        dim,
+        hidden,
+        heads,
+        kv_heads: kvHeads,
+        dh,
+        max_len: this.cache.maxLen,
+        pos,
+        eps: normEps,
+        scale: 1 / Math.sqrt(dh),
+        q_at: w.q,
+        att_at: w.att,
+        hid_at: w.hid,
+        scores_at: w.scores,
+        vocab,
+        logits_at: w.logits,
+        temperature: s.temperature,
+        top_k: s.topK,
+        seed: s.seed >>> 0,
+        index,
+        count,
+        layers,
+        nf_at: packed.nf,
+        head_at: packed.head,
+        embed_at: packed.embed,
+      },
+      buffers: {
+        x: this.x.storage,
+        work: this.work.storage,
+        rot: m.rotary.storage,
+        wts: packed.weights.storage,
+        kv: packed.caches.storage,
+        ids: this.ids.storage,
+      },
+      workgroups: [1],
+    });
   }
 
   private dispatchSample(entry: string, index: number, token: number, groups: [number]): void {

@@ -26,6 +26,7 @@ import { referenceGreedy, referenceLogits } from "../support/llama_reference.ts"
 const STORIES = fileURLToPath(new URL("../../data/stories260K/stories260K.bin", import.meta.url));
 
 const PLANS: DecodePlan[] = [
+  { schedule: "tokens", laneRows: true },
   { schedule: "fused", laneRows: true },
   { schedule: "fused", laneRows: false },
   { schedule: "split", laneRows: true },
@@ -83,7 +84,7 @@ async function fusedLogits(model: Llama, ids: number[], plan: DecodePlan) {
   const d = new FusedDecoder(model, cache, 1, { temperature: 0, topK: 0, seed: 0 }, plan);
   for (const id of ids.slice(1)) {
     d.feed(id);
-    d.step(0, false);
+    d.decode(0);
     out.push(await d.logits());
   }
   d.dispose();
@@ -140,12 +141,12 @@ gpuTest("stories260K: fused greedy ids equal the reference and the layer path", 
   assert.equal(layers.path, "layers");
   assert.deepEqual(layers.ids, want);
   // The GPU's plan (the default here is llvmpipe's).
-  for (const plan of [PLANS[3]]) {
+  for (const plan of [PLANS[4]]) {
     const cache = model.newCache(1, 2 + count);
     const logits = model.prefill(e.tensor([1, 5], [1, 2], "i32"), cache);
     const d = new FusedDecoder(model, cache, count, opts, plan);
     d.sampleFrom(logits, 0);
-    for (let i = 1; i < count; i++) d.step(i);
+    d.decode(1, count - 1);
     assert.deepEqual(await d.readIds(0, count), want, `${plan.schedule}/${plan.laneRows}`);
     d.dispose();
     cache.dispose();
@@ -163,7 +164,7 @@ gpuTest("the GPU sampler draws what sampleToken draws with the same Philox unifo
     { temperature: 0.7, topK: 1, seed: 9 },
   ];
   for (const s of settings) {
-    for (const plan of [PLANS[0], PLANS[3]]) {
+    for (const plan of [PLANS[0], PLANS[4]]) {
       const cache = model.newCache(1, 1 + count);
       const logits = model.prefill(e.tensor([3], [1, 1], "i32"), cache);
       const d = new FusedDecoder(model, cache, count, s, plan);
@@ -171,7 +172,7 @@ gpuTest("the GPU sampler draws what sampleToken draws with the same Philox unifo
       d.sampleFrom(logits, 0);
       const got = [(await d.readIds(0, 1))[0]];
       for (let i = 1; i < count; i++) {
-        d.step(i);
+        d.decode(i);
         got.push((await d.readIds(i, 1))[0]);
         seen.push(await d.logits());
       }
