@@ -4,7 +4,8 @@
 // dispatch costs a round trip through its thread pool; a GPU keeps the per-layer dispatches of
 // decode_layer.wgsl. Weights are packed in one buffer: per layer n1, Wq, Wk, Wv, Wo, n2, Wg, Wu,
 // Wd, then the final norm, head and embedding at nf_at, head_at, embed_at; caches in another,
-// [layers][k, v][max_len][kv_heads · dh]. The token loop runs `count` (≤ 64) steps.
+// [layers][k, v][max_len][kv_heads · dh]. llvmpipe counts the iterations of all of an
+// invocation's loops together: `count` keeps them within budget (src/models/decode.ts).
 struct Params {
   dim: u32,
   hidden: u32,

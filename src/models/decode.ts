@@ -140,8 +140,40 @@ const TOKENS_KERNEL = declareKernel({
   buffers: ["x", "work", "rot", "wts", "kv", "ids"],
 });
 
-/** Tokens one `tokens` dispatch decodes at most (its loop's bound, with llvmpipe's cap in mind). */
+/** Tokens one `tokens` dispatch decodes at most. */
 export const TOKENS_PER_DISPATCH = 64;
+/**
+ * Loop iterations one invocation may run in a dispatch: half of llvmpipe's cap, which counts the
+ * iterations of all of an invocation's loops together and silently ends them past ~65,535.
+ */
+export const LOOP_BUDGET = 32768;
+
+/**
+ * Loop iterations of one invocation of the one-workgroup, whole-rows schedules (an upper bound,
+ * with `cacheLength` cached positions): per layer, and per token (every layer, head, sampler).
+ */
+export function laneIterations(
+  model: Llama,
+  cacheLength: number,
+  sampling: SamplingOptions,
+): { layer: number; token: number } {
+  const { dim, hidden, heads, kvHeads, vocab } = model.config;
+  const dh = model.headDim;
+  const per = (units: number) => Math.ceil(units / WG);
+  const layer = 2 * dim + per((dim + 2 * kvHeads * dh) / 2) * dim +
+    per(heads * cacheLength) * (dh + 1) + per(heads * dh) * 2 * cacheLength + per(dim) * dim +
+    per(hidden) * dim + per(dim) * hidden;
+  const { temperature, topK } = sampling;
+  const greedy = temperature === 0 || topK === 1;
+  const draw = greedy
+    ? vocab
+    : topK === 0 || topK >= vocab
+    ? 3 * per(vocab) + 2 * WG
+    : (topK + 1) * (per(vocab) + 8) + 2 * topK;
+  const token = model.layers.length * layer + dim + per(vocab) * dim + draw + per(dim);
+  // Loop exits, settles and the token loop itself, with room to spare.
+  return { layer: Math.ceil(layer * 1.1) + 16, token: Math.ceil(token * 1.1) + 64 };
+}
 
 /**
  * How a token's work is laid out: `tokens` decodes up to TOKENS_PER_DISPATCH tokens in one
@@ -161,7 +193,11 @@ export interface DecodePlan {
  * through its thread pool, many tokens per dispatch (one per layer when the packed copy would
  * not fit one binding); on a GPU, phases spread over workgroups.
  */
-export function defaultDecodePlan(model: Llama, cacheLength = model.config.maxLen): DecodePlan {
+export function defaultDecodePlan(
+  model: Llama,
+  cacheLength = model.config.maxLen,
+  sampling: SamplingOptions = { temperature: 0, topK: 0 },
+): DecodePlan {
   const gpu = model.engine.gpu;
   if (!/llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName)) {
     return { schedule: "split", laneRows: false };
@@ -169,7 +205,10 @@ export function defaultDecodePlan(model: Llama, cacheLength = model.config.maxLe
   const packable = packedBytes(model, cacheLength).every((b) =>
     b <= gpu.limits.maxStorageBufferBindingSize
   );
-  return { schedule: packable ? "tokens" : "fused", laneRows: true };
+  const loops = laneIterations(model, cacheLength, sampling);
+  if (packable && loops.token <= LOOP_BUDGET) return { schedule: "tokens", laneRows: true };
+  // Past the budget a layer's rows are spread over workgroups, a few per invocation.
+  return { schedule: loops.layer <= LOOP_BUDGET ? "fused" : "split", laneRows: true };
 }
 
 /** Bytes of the packed weights and of the packed caches. */
@@ -306,13 +345,15 @@ export class FusedDecoder {
   private readonly layout: WorkLayout;
   private readonly constants: Record<string, number>;
   private readonly packed: Packed | null;
+  /** The `tokens` schedule's tokens per dispatch, within the loop budget. */
+  readonly tokensPerDispatch: number;
 
   constructor(
     readonly model: Llama,
     readonly cache: KvCache,
     readonly capacity: number,
     readonly sampling: GpuSampling,
-    readonly plan: DecodePlan = defaultDecodePlan(model, cache.maxLen),
+    readonly plan: DecodePlan = defaultDecodePlan(model, cache.maxLen, sampling),
   ) {
     const blocker = fusedDecodeBlocker(model, sampling);
     if (blocker) throw new Error(`fused decoding: ${blocker}`);
@@ -325,6 +366,18 @@ export class FusedDecoder {
     if (plan.schedule === "tokens" && packedBytes(model, cache.maxLen).some((b) => b > limit)) {
       throw new RangeError("fused decoding: the packed weights or caches exceed one binding");
     }
+    const loops = laneIterations(model, cache.maxLen, sampling);
+    const single = plan.schedule === "tokens" ? loops.token : loops.layer;
+    if (plan.laneRows && plan.schedule !== "split" && single > LOOP_BUDGET) {
+      throw new RangeError(
+        `fused decoding: the ${plan.schedule} schedule would loop ${single} times in one ` +
+          `invocation, over the budget of ${LOOP_BUDGET}`,
+      );
+    }
+    this.tokensPerDispatch = Math.max(
+      1,
+      Math.min(TOKENS_PER_DISPATCH, Math.floor(LOOP_BUDGET / loops.token)),
+    );
     this.layout = workLayout(model, cache.maxLen);
     this.x = this.e.zeros([model.config.dim], "f32", "decode residual");
     this.work = this.e.zeros([this.layout.size], "f32", "decode work");
@@ -366,8 +419,9 @@ export class FusedDecoder {
     }
     this.checkIndex(from, count);
     if (this.packed) {
-      for (let i = 0; i < count; i += TOKENS_PER_DISPATCH) {
-        this.dispatchTokens(from + i, at + i, Math.min(TOKENS_PER_DISPATCH, count - i));
+      const n = this.tokensPerDispatch;
+      for (let i = 0; i < count; i += n) {
+        this.dispatchTokens(from + i, at + i, Math.min(n, count - i));
       }
     } else {
       for (let i = 0; i < count; i++) this.stepLayers(from + i, at + i);

@@ -11,8 +11,11 @@ import { assignWeights, Llama, type LlamaConfig } from "../../src/models/llama.t
 import { loadLlama2c, parseLlama2c } from "../../src/models/llama2c.ts";
 import {
   type DecodePlan,
+  defaultDecodePlan,
   fusedDecodeBlocker,
   FusedDecoder,
+  laneIterations,
+  LOOP_BUDGET,
   SAMPLE_STREAM,
 } from "../../src/models/decode.ts";
 import { generate } from "../../src/models/generate.ts";
@@ -224,5 +227,34 @@ gpuTest("fused generation: chunked readback, stop token, context and the fallbac
   model.dispose();
   const wide = new Llama(e, { ...AWKWARD, vocab: 400, layers: 1 }, 1);
   assert.match(fusedDecodeBlocker(wide, { temperature: 1, topK: 300 })!, /top-k 300 is above/);
+  wide.dispose();
+});
+
+gpuTest("the one-workgroup schedules stay within llvmpipe's loop budget", async (e) => {
+  const { config, weights } = parseLlama2c(await Deno.readFile(STORIES), STORIES);
+  const model = await loadLlama2c(e, STORIES);
+  // Many tokens per readback: several dispatches, each within the budget (llvmpipe silently
+  // ended the loops of a single 19-token dispatch, and the ids turned to zeros).
+  const want = referenceGreedy(config, (n) => weights.get(n)!.data, [1], 40);
+  const greedy = { maxTokens: 40, temperature: 0, topK: 0, seed: 0 };
+  assert.deepEqual((await generate(model, [1], greedy)).ids, want);
+  const cache = model.newCache(1, 41);
+  const d = new FusedDecoder(model, cache, 40, greedy, PLANS[0]);
+  const perToken = laneIterations(model, 41, greedy).token;
+  assert.ok(d.tokensPerDispatch * perToken <= LOOP_BUDGET && d.tokensPerDispatch >= 2);
+  d.dispose();
+  cache.dispose();
+  model.dispose();
+  // Wide layers: past the budget in one invocation, refused, and the default spreads them.
+  const wide = new Llama(e, { ...AWKWARD, dim: 512, hidden: 2048, heads: 8, layers: 1 }, 2);
+  assert.ok(laneIterations(wide, 8, greedy).layer > LOOP_BUDGET);
+  const small = wide.newCache(1, 8);
+  for (const plan of PLANS.slice(0, 2)) {
+    assert.throws(() => new FusedDecoder(wide, small, 4, greedy, plan), /over the budget/);
+  }
+  if (/llvmpipe/.test(e.gpu.adapterName)) {
+    assert.deepEqual(defaultDecodePlan(wide, 8), { schedule: "split", laneRows: true });
+  }
+  small.dispose();
   wide.dispose();
 });
