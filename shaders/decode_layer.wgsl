@@ -34,6 +34,7 @@ struct Params {
 @group(0) @binding(14) var<storage, read> wd: array<f32>;
 
 override LANE_ROWS: u32 = 1u;
+override VEC4: u32 = 0u;
 const WG: u32 = 64u;
 
 
@@ -46,6 +47,16 @@ fn w_n2(l: u32, i: u32) -> f32 { return n2[i]; }
 fn w_g(l: u32, i: u32) -> f32 { return wg[i]; }
 fn w_u(l: u32, i: u32) -> f32 { return wu[i]; }
 fn w_d(l: u32, i: u32) -> f32 { return wd[i]; }
+// Four at a time (VEC4 stays 0 here: separate bindings gain nothing from it).
+fn w_n1_4(l: u32, i: u32) -> vec4f { return vec4f(n1[4u * i], n1[4u * i + 1u], n1[4u * i + 2u], n1[4u * i + 3u]); }
+fn w_q4(l: u32, i: u32) -> vec4f { return vec4f(wq[4u * i], wq[4u * i + 1u], wq[4u * i + 2u], wq[4u * i + 3u]); }
+fn w_k4(l: u32, i: u32) -> vec4f { return vec4f(wk[4u * i], wk[4u * i + 1u], wk[4u * i + 2u], wk[4u * i + 3u]); }
+fn w_v4(l: u32, i: u32) -> vec4f { return vec4f(wv[4u * i], wv[4u * i + 1u], wv[4u * i + 2u], wv[4u * i + 3u]); }
+fn w_o4(l: u32, i: u32) -> vec4f { return vec4f(wo[4u * i], wo[4u * i + 1u], wo[4u * i + 2u], wo[4u * i + 3u]); }
+fn w_n2_4(l: u32, i: u32) -> vec4f { return vec4f(n2[4u * i], n2[4u * i + 1u], n2[4u * i + 2u], n2[4u * i + 3u]); }
+fn w_g4(l: u32, i: u32) -> vec4f { return vec4f(wg[4u * i], wg[4u * i + 1u], wg[4u * i + 2u], wg[4u * i + 3u]); }
+fn w_u4(l: u32, i: u32) -> vec4f { return vec4f(wu[4u * i], wu[4u * i + 1u], wu[4u * i + 2u], wu[4u * i + 3u]); }
+fn w_d4(l: u32, i: u32) -> vec4f { return vec4f(wd[4u * i], wd[4u * i + 1u], wd[4u * i + 2u], wd[4u * i + 3u]); }
 fn k_get(l: u32, i: u32) -> f32 { return kc[i]; }
 fn v_get(l: u32, i: u32) -> f32 { return vc[i]; }
 fn k_put(l: u32, i: u32, v: f32) { kc[i] = v; }

@@ -1,6 +1,7 @@
 // The end of a batch-1 decoding step, on the GPU so that only token ids are read back; composed
 // after random.wgsl and a header (decode_sample.wgsl, decode_tokens.wgsl) that binds x, work and
-// ids, declares Params, WG and LANE_ROWS, and reads w_nf(i), w_head(i), w_embed(i):
+// ids, declares Params, WG, LANE_ROWS and VEC4, and reads w_nf(i), w_head(i), w_embed(i) (and
+// w_nf4, w_head4 four at a time):
 //   head:   logits = Whead · (rmsnorm(x)·nf) → work[logits_at..] (Whead [vocab, dim]).
 //   sample: token `index` = greedy argmax of the logits (temperature 0 or top_k 1), else a draw
 //           from softmax(logits / temperature) over the top_k most likely tokens (top_k 0: all of
@@ -34,6 +35,14 @@ fn sum1(lid: u32, v: f32) -> f32 {
 
 fn part_head(r: u32, c0: u32, step: u32) -> f32 {
   var acc = 0.0;
+  if (VEC4 == 1u && step == 1u) {
+    for (var c4 = 0u; c4 < p.dim / 4u; c4++) {
+      let c = 4u * c4;
+      let v = vec4f(x[c], x[c + 1u], x[c + 2u], x[c + 3u]) * w_nf4(c4);
+      acc += dot(w_head4(r * p.dim / 4u + c4), v);
+    }
+    return acc;
+  }
   for (var c = c0; c < p.dim; c += step) { acc += w_head(r * p.dim + c) * (x[c] * w_nf(c)); }
   return acc;
 }

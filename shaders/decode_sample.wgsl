@@ -21,11 +21,16 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> ids: array<u32>;
 
 override LANE_ROWS: u32 = 1u;
+override VEC4: u32 = 0u;
 const WG: u32 = 64u;
 
 fn w_nf(i: u32) -> f32 { return nf[i]; }
 fn w_head(i: u32) -> f32 { return head_w[i]; }
 fn w_embed(i: u32) -> f32 { return embed[i]; }
+fn w_nf4(i: u32) -> vec4f { return vec4f(nf[4u * i], nf[4u * i + 1u], nf[4u * i + 2u], nf[4u * i + 3u]); }
+fn w_head4(i: u32) -> vec4f {
+  return vec4f(head_w[4u * i], head_w[4u * i + 1u], head_w[4u * i + 2u], head_w[4u * i + 3u]);
+}
 
 @compute @workgroup_size(WG)
 fn head_sample(@builtin(local_invocation_index) lid: u32) {

@@ -150,7 +150,8 @@ export const LOOP_BUDGET = 32768;
 
 /**
  * Loop iterations of one invocation of the one-workgroup, whole-rows schedules (an upper bound,
- * with `cacheLength` cached positions): per layer, and per token (every layer, head, sampler).
+ * with `cacheLength` cached positions): per layer of the `fused` schedule, and per token of the
+ * `tokens` schedule (every layer, head and sampler, four weights per read where widths allow).
  */
 export function laneIterations(
   model: Llama,
@@ -160,9 +161,12 @@ export function laneIterations(
   const { dim, hidden, heads, kvHeads, vocab } = model.config;
   const dh = model.headDim;
   const per = (units: number) => Math.ceil(units / WG);
-  const layer = 2 * dim + per((dim + 2 * kvHeads * dh) / 2) * dim +
-    per(heads * cacheLength) * (dh + 1) + per(heads * dh) * 2 * cacheLength + per(dim) * dim +
-    per(hidden) * dim + per(dim) * hidden;
+  const perLayer = (w: number) =>
+    2 * dim + per((dim + 2 * kvHeads * dh) / 2) * dim / w +
+    per(heads * cacheLength) * (dh + 1) + per(heads * dh) * 2 * cacheLength +
+    per(dim) * dim / w + per(hidden) * dim / w + per(dim) * hidden / w;
+  // The tokens schedule reads whole rows four weights at a time where the widths allow.
+  const w = fourWide(model) ? 4 : 1;
   const { temperature, topK } = sampling;
   const greedy = temperature === 0 || topK === 1;
   const draw = greedy
@@ -170,9 +174,14 @@ export function laneIterations(
     : topK === 0 || topK >= vocab
     ? 3 * per(vocab) + 2 * WG
     : (topK + 1) * (per(vocab) + 8) + 2 * topK;
-  const token = model.layers.length * layer + dim + per(vocab) * dim + draw + per(dim);
+  const token = model.layers.length * perLayer(w) + dim + per(vocab) * dim / w + draw + per(dim);
   // Loop exits, settles and the token loop itself, with room to spare.
-  return { layer: Math.ceil(layer * 1.1) + 16, token: Math.ceil(token * 1.1) + 64 };
+  return { layer: Math.ceil(perLayer(1) * 1.1) + 16, token: Math.ceil(token * 1.1) + 64 };
+}
+
+/** Whether every packed tensor starts on a vec4 and rows are whole vec4s (VEC4 in the shaders). */
+function fourWide(model: Llama): boolean {
+  return model.config.dim % 4 === 0 && model.config.hidden % 4 === 0;
 }
 
 /**
@@ -312,7 +321,9 @@ function pack(model: Llama, cache: KvCache): Packed {
     model.embed,
   ];
   const all = [...order, ...tail];
-  const weights = e.empty([all.reduce((n, t) => n + t.size, 0)], "f32", "decode packed weights");
+  // Bound as vec4s: a whole number of them.
+  const total = Math.ceil(all.reduce((n, t) => n + t.size, 0) / 4) * 4;
+  const weights = e.empty([total], "f32", "decode packed weights");
   const at: number[] = [];
   let offset = 0;
   for (const t of all) {
@@ -344,6 +355,7 @@ export class FusedDecoder {
   private readonly ids: Tensor;
   private readonly layout: WorkLayout;
   private readonly constants: Record<string, number>;
+  private readonly tokensConstants: Record<string, number>;
   private readonly packed: Packed | null;
   /** The `tokens` schedule's tokens per dispatch, within the loop budget. */
   readonly tokensPerDispatch: number;
@@ -384,6 +396,7 @@ export class FusedDecoder {
     this.ids = this.e.zeros([capacity], "u32", "decoded ids");
     this.e.keep(this.x, this.work, this.ids);
     this.constants = { LANE_ROWS: plan.laneRows ? 1 : 0 };
+    this.tokensConstants = { ...this.constants, VEC4: plan.laneRows && fourWide(model) ? 1 : 0 };
     this.packed = plan.schedule === "tokens" ? pack(model, cache) : null;
   }
 
@@ -547,7 +560,7 @@ export class FusedDecoder {
     TOKENS_KERNEL.dispatch(this.e.gpu, {
       entry: "tokens",
       label: "decode tokens",
-      constants: this.constants,
+      constants: this.tokensConstants,
       params: {
         dim,
         hidden,

@@ -245,8 +245,9 @@ gpuTest("the one-workgroup schedules stay within llvmpipe's loop budget", async 
   d.dispose();
   cache.dispose();
   model.dispose();
-  // Wide layers: past the budget in one invocation, refused, and the default spreads them.
-  const wide = new Llama(e, { ...AWKWARD, dim: 512, hidden: 2048, heads: 8, layers: 1 }, 2);
+  // Wide layers (not 4-aligned): past the budget in one invocation, refused, and the default
+  // spreads them over workgroups.
+  const wide = new Llama(e, { ...AWKWARD, dim: 510, hidden: 2046, heads: 3, layers: 1 }, 2);
   assert.ok(laneIterations(wide, 8, greedy).layer > LOOP_BUDGET);
   const small = wide.newCache(1, 8);
   for (const plan of PLANS.slice(0, 2)) {
