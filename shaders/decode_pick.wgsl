@@ -154,13 +154,7 @@ fn draw_all(lid: u32, index: u32) {
 }
 
 fn phase_sample(lid: u32, index: u32) {
-  if ((p.temperature == 0.0 || p.top_k == 1u) && LANE_ROWS == 1u) {
-    var bi = 0u;
-    for (var v = 1u; v < p.vocab; v++) {
-      if (work[p.logits_at + v] > work[p.logits_at + bi]) { bi = v; }
-    }
-    if (lid == 0u) { chosen = bi; }
-  } else if (p.temperature == 0.0 || p.top_k == 1u) {
+  if (p.temperature == 0.0 || p.top_k == 1u) {
     next_best(lid, true, 0.0, 0u);
     if (lid == 0u) { chosen = best_i[0]; }
   } else if (p.top_k == 0u || p.top_k >= p.vocab) {
