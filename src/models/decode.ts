@@ -157,7 +157,7 @@ export function laneIterations(
   model: Llama,
   cacheLength: number,
   sampling: SamplingOptions,
-): { layer: number; token: number } {
+): { layer: number; head: number; draw: number; token: number } {
   const { dim, hidden, heads, kvHeads, vocab } = model.config;
   const dh = model.headDim;
   const per = (units: number) => Math.ceil(units / WG);
@@ -165,18 +165,26 @@ export function laneIterations(
     2 * dim + per((dim + 2 * kvHeads * dh) / 2) * dim / w +
     per(heads * cacheLength) * (dh + 1) + per(heads * dh) * 2 * cacheLength +
     per(dim) * dim / w + per(hidden) * dim / w + per(dim) * hidden / w;
-  // The tokens schedule reads whole rows four weights at a time where the widths allow.
-  const w = fourWide(model) ? 4 : 1;
+  const perHead = (w: number) => dim + per(vocab) * dim / w;
   const { temperature, topK } = sampling;
   const greedy = temperature === 0 || topK === 1;
+  // A strided pass and a tree per candidate; the full draw also walks one chunk.
   const draw = greedy
-    ? vocab
+    ? per(vocab) + 8
     : topK === 0 || topK >= vocab
     ? 3 * per(vocab) + 2 * WG
     : (topK + 1) * (per(vocab) + 8) + 2 * topK;
-  const token = model.layers.length * perLayer(w) + dim + per(vocab) * dim / w + draw + per(dim);
+  // The tokens schedule reads whole rows four weights at a time where the widths allow.
+  const w = fourWide(model) ? 4 : 1;
+  const token = model.layers.length * perLayer(w) + perHead(w) + draw + per(dim);
   // Loop exits, settles and the token loop itself, with room to spare.
-  return { layer: Math.ceil(perLayer(1) * 1.1) + 16, token: Math.ceil(token * 1.1) + 64 };
+  const margin = (n: number) => Math.ceil(n * 1.1) + 64;
+  return {
+    layer: margin(perLayer(1)),
+    head: margin(perHead(1) + draw + per(dim)),
+    draw: margin(draw + per(dim)),
+    token: margin(token),
+  };
 }
 
 /** Whether every packed tensor starts on a vec4 and rows are whole vec4s (VEC4 in the shaders). */
@@ -208,16 +216,20 @@ export function defaultDecodePlan(
   sampling: SamplingOptions = { temperature: 0, topK: 0 },
 ): DecodePlan {
   const gpu = model.engine.gpu;
-  if (!/llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName)) {
-    return { schedule: "split", laneRows: false };
-  }
+  if (!isSoftware(model)) return { schedule: "split", laneRows: false };
   const packable = packedBytes(model, cacheLength).every((b) =>
     b <= gpu.limits.maxStorageBufferBindingSize
   );
   const loops = laneIterations(model, cacheLength, sampling);
   if (packable && loops.token <= LOOP_BUDGET) return { schedule: "tokens", laneRows: true };
   // Past the budget a layer's rows are spread over workgroups, a few per invocation.
-  return { schedule: loops.layer <= LOOP_BUDGET ? "fused" : "split", laneRows: true };
+  const fits = Math.max(loops.layer, loops.head) <= LOOP_BUDGET;
+  return { schedule: fits ? "fused" : "split", laneRows: true };
+}
+
+/** A CPU rasteriser: dispatches are thread-pool round trips and loops have a cap. */
+function isSoftware(model: Llama): boolean {
+  return /llvmpipe|lavapipe|swiftshader/i.test(model.engine.gpu.adapterName);
 }
 
 /** Bytes of the packed weights and of the packed caches. */
@@ -259,6 +271,10 @@ export function fusedDecodeBlocker(model: Llama, sampling?: SamplingOptions): st
   const topK = sampling?.topK ?? 0;
   if (topK > MAX_GPU_TOP_K && topK < model.config.vocab) {
     return `top-k ${topK} is above the GPU sampler's ${MAX_GPU_TOP_K}`;
+  }
+  const software = isSoftware(model);
+  if (sampling && software && laneIterations(model, 1, sampling).draw > LOOP_BUDGET) {
+    return `top-k ${topK} over ${model.config.vocab} tokens loops past llvmpipe's budget`;
   }
   const limits = model.engine.gpu.limits;
   if (limits.maxStorageBuffersPerShaderStage < LAYER_BUFFERS) {
@@ -379,7 +395,7 @@ export class FusedDecoder {
       throw new RangeError("fused decoding: the packed weights or caches exceed one binding");
     }
     const loops = laneIterations(model, cache.maxLen, sampling);
-    const single = plan.schedule === "tokens" ? loops.token : loops.layer;
+    const single = plan.schedule === "tokens" ? loops.token : Math.max(loops.layer, loops.head);
     if (plan.laneRows && plan.schedule !== "split" && single > LOOP_BUDGET) {
       throw new RangeError(
         `fused decoding: the ${plan.schedule} schedule would loop ${single} times in one ` +

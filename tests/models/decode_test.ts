@@ -228,6 +228,14 @@ gpuTest("fused generation: chunked readback, stop token, context and the fallbac
   const wide = new Llama(e, { ...AWKWARD, vocab: 400, layers: 1 }, 1);
   assert.match(fusedDecodeBlocker(wide, { temperature: 1, topK: 300 })!, /top-k 300 is above/);
   wide.dispose();
+  if (/llvmpipe/.test(e.gpu.adapterName)) {
+    // 200 passes over 40,000 logits would outrun llvmpipe's loop cap in one invocation.
+    const big = { ...AWKWARD, vocab: 40000, dim: 6, hidden: 5, heads: 1, kvHeads: 1, layers: 1 };
+    const vocab = new Llama(e, big, 1);
+    assert.match(fusedDecodeBlocker(vocab, { temperature: 1, topK: 200 })!, /loops past/);
+    assert.equal(fusedDecodeBlocker(vocab, { temperature: 0, topK: 0 }), null);
+    vocab.dispose();
+  }
 });
 
 gpuTest("the one-workgroup schedules stay within llvmpipe's loop budget", async (e) => {
