@@ -33,7 +33,18 @@ export {
   WeightError,
 } from "./src/models/llama.ts";
 export { loadLlama2c, parseLlama2c } from "./src/models/llama2c.ts";
-export { generate } from "./src/models/generate.ts";
+export {
+  type DecodePath,
+  generate,
+  type GenerateOptions,
+  type Generation,
+} from "./src/models/generate.ts";
+export {
+  type DecodePlan,
+  defaultDecodePlan,
+  fusedDecodeBlocker,
+  FusedDecoder,
+} from "./src/models/decode.ts";
 export { sampleToken } from "./src/models/sampling.ts";
 export { tokenObjectiveOf } from "./src/loss/token_objectives.ts";
 export { ByteTokenizer, CharTokenizer, splitText } from "./src/data/text.ts";

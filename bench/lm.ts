@@ -1,11 +1,14 @@
 /**
  * Language-model throughput and memory: training tokens/s (optimiser steps on random windows),
- * prefill tokens/s (one forward of a prompt into a kv cache) and batch-1 decoding tokens/s (one
- * cached step per token, each read back to pick the next), with the allocator's peaks.
+ * prefill tokens/s (one forward of a prompt into a kv cache) and batch-1 decoding tokens/s, with
+ * the allocator's peaks. Decoding is measured on both paths of generate(): fused (the GPU decodes
+ * and samples, ids read back in bulk) and layer by layer (one cached step and one readback of the
+ * logits per token), in the same run.
  */
 import type { Engine } from "../src/tensor/engine.ts";
 import type { Llama } from "../src/models/llama.ts";
 import { generate } from "../src/models/generate.ts";
+import { defaultDecodePlan } from "../src/models/decode.ts";
 import { RandomWindows } from "../src/data/text.ts";
 import { tokenObjectiveOf } from "../src/loss/token_objectives.ts";
 import { windowLoss } from "../src/train/lm.ts";
@@ -40,7 +43,11 @@ export interface LmBenchFigures {
   promptTokens: number;
   prefillTokensPerSecond: number;
   decodeTokens: number;
+  /** The fused path's rate, and its plan ("tokens/lanes", "split/rows", …). */
   decodeTokensPerSecond: number;
+  decodePlan: string;
+  /** The layer-by-layer path's rate, for the ratio. */
+  layerDecodeTokensPerSecond: number;
   inferencePeakBytes: number;
 }
 
@@ -108,14 +115,16 @@ export async function benchLm(
   const t1 = performance.now();
   for (let i = 0; i < reps; i++) await prefillOnce();
   const prefillSeconds = (performance.now() - t1) / 1000 / reps;
-  // A warm-up generation compiles the step kernels; the timed one decodes decodeTokens.
-  await generate(model, prompt, { maxTokens: 3, temperature: 0, topK: 0, seed: 0 });
-  const g = await generate(model, prompt, {
-    maxTokens: c.decodeTokens + 1,
-    temperature: 0,
-    topK: 0,
-    seed: 0,
-  });
+  // A warm-up generation compiles each path's kernels; the timed one decodes decodeTokens.
+  const decodeRate = async (decode: "fused" | "layers") => {
+    const opts = { temperature: 0, topK: 0, seed: 0, decode };
+    await generate(model, prompt, { ...opts, maxTokens: 3 });
+    const g = await generate(model, prompt, { ...opts, maxTokens: c.decodeTokens + 1 });
+    return { rate: (g.ids.length - 1) / g.decodeSeconds, tokens: g.ids.length - 1 };
+  };
+  const fused = await decodeRate("fused");
+  const layers = await decodeRate("layers");
+  const plan = defaultDecodePlan(model, c.promptTokens + c.decodeTokens + 1);
   const inferencePeakBytes = allocator.peakReservedBytes;
   const parameters = model.parameters().reduce((n, t) => n + t.size, 0);
   model.dispose();
@@ -130,8 +139,10 @@ export async function benchLm(
     meanLoss: lossSum / steps,
     promptTokens: c.promptTokens,
     prefillTokensPerSecond: c.promptTokens / prefillSeconds,
-    decodeTokens: g.ids.length - 1,
-    decodeTokensPerSecond: (g.ids.length - 1) / g.decodeSeconds,
+    decodeTokens: fused.tokens,
+    decodeTokensPerSecond: fused.rate,
+    decodePlan: `${plan.schedule}/${plan.laneRows ? "lanes" : "rows"}`,
+    layerDecodeTokensPerSecond: layers.rate,
     inferencePeakBytes,
   };
 }
@@ -151,6 +162,7 @@ export function formatLmReport(rows: LmBenchFigures[], peers: PeerLmFigures[]): 
       ratio(f.prefillTokensPerSecond, p?.prefillTokensPerSecond),
       f.decodeTokensPerSecond,
       ratio(f.decodeTokensPerSecond, p?.decodeTokensPerSecond),
+      f.layerDecodeTokensPerSecond,
       formatBytes(f.trainPeakBytes),
       formatBytes(f.inferencePeakBytes),
     ];
@@ -169,6 +181,7 @@ export function formatLmReport(rows: LmBenchFigures[], peers: PeerLmFigures[]): 
       1,
       "-",
       "-",
+      "-",
     ]);
   }
   return formatTable(
@@ -183,6 +196,7 @@ export function formatLmReport(rows: LmBenchFigures[], peers: PeerLmFigures[]): 
       "×peer",
       "decode tok/s",
       "×peer",
+      "layer-path decode",
       "peak train",
       "peak infer",
     ],

@@ -30,8 +30,9 @@ const HELP = `Usage: deno task bench:lm [flags]
 
 Measures the default lm:train model (on ${SHAKESPEARE}) and stories260K (on random token ids):
 training tokens/s (Adam steps after warm-up), prefill tokens/s (one forward of a prompt into a
-kv cache), batch-1 decoding tokens/s (greedy, one cached step and one readback per token) and
-peak GPU bytes of training and of inference. Prints a table and writes
+kv cache), batch-1 greedy decoding tokens/s on the fused path (decoded and sampled on the GPU,
+ids read back in bulk) and on the layer-by-layer path (one cached step and one readback per
+token), and peak GPU bytes of training and of inference. Prints a table and writes
 bench/results/lm-<adapter>.json.
 
 Flags:

@@ -135,6 +135,8 @@ async function main(args: string[]): Promise<number> {
         ids: g.ids,
         ...(tokenizer ? { text: tokenizer.decode(g.ids) } : {}),
         stop: g.stop,
+        decode_path: g.path,
+        ...(g.fallback ? { fallback: g.fallback } : {}),
         prefill_seconds: g.prefillSeconds,
         decode_tokens_per_second: decodeRate,
       }));
@@ -145,7 +147,8 @@ async function main(args: string[]): Promise<number> {
     }
     if (!values.json) {
       console.error(
-        `${g.ids.length} tokens (${g.stop}), ${decodeRate.toFixed(1)} tokens/s decoding, ` +
+        `${g.ids.length} tokens (${g.stop}), ${decodeRate.toFixed(1)} tokens/s decoding ` +
+          `(${g.path}${g.fallback ? `: ${g.fallback}` : ""}), ` +
           `prefill of ${prompt.length} tokens ${g.prefillSeconds.toFixed(2)} s`,
       );
     }

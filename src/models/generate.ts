@@ -1,7 +1,19 @@
-/** Text generation with a kv cache: one prefill of the prompt, then one cached step per token. */
+/**
+ * Text generation with a kv cache: one prefill of the prompt, then one cached step per token.
+ *
+ * Two paths give the same greedy ids. The fused path (src/models/decode.ts) decodes on the GPU,
+ * sampling there with Philox draws of (seed, token index), and reads back only ids, `readEvery`
+ * tokens at a time. The layer-by-layer path runs the model's own layers (Linear input transforms
+ * of pruning included), reads every token's logits and samples on the host with seededRandom(seed).
+ * "auto" takes the fused path unless fusedDecodeBlocker names a reason not to.
+ */
 import { seededRandom } from "../tensor/random.ts";
-import type { Llama } from "./llama.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import type { KvCache, Llama } from "./llama.ts";
+import { fusedDecodeBlocker, FusedDecoder } from "./decode.ts";
 import { sampleToken, type SamplingOptions } from "./sampling.ts";
+
+export type DecodePath = "fused" | "layers";
 
 export interface GenerateOptions extends SamplingOptions {
   maxTokens: number;
@@ -10,22 +22,31 @@ export interface GenerateOptions extends SamplingOptions {
   onToken?: (id: number) => void;
   /** Stop after this token (e.g. EOS), which is kept. */
   stopAt?: number;
+  /** "auto" (the default): fused unless the model or the options rule it out. */
+  decode?: DecodePath | "auto";
+  /** Fused path: tokens decoded on the GPU between readbacks (default 64). */
+  readEvery?: number;
 }
 
 export interface Generation {
   ids: number[];
-  /** Seconds of the prompt's forward and of the decoding steps after it. */
+  /** Seconds of the prompt's forward (and the first token's choice) and of the decoding after it. */
   prefillSeconds: number;
   decodeSeconds: number;
   /** Why it stopped: the token budget, the stop token, or the model's context length. */
   stop: "max_tokens" | "stop_token" | "context";
+  /** The path that decoded, and why it is not the fused one when "auto" fell back. */
+  path: DecodePath;
+  fallback?: string;
 }
 
-export async function generate(
-  model: Llama,
-  prompt: readonly number[],
-  opts: GenerateOptions,
-): Promise<Generation> {
+/**
+ * Default tokens decoded between two readbacks of the fused path: on llvmpipe under load a
+ * readback waits for a scheduler round trip that costs as much as dozens of tokens.
+ */
+export const DEFAULT_READ_EVERY = 64;
+
+function checkPrompt(model: Llama, prompt: readonly number[]): void {
   if (!prompt.length) throw new RangeError("generate: the prompt has no tokens");
   const { maxLen, vocab } = model.config;
   for (const id of prompt) {
@@ -38,35 +59,129 @@ export async function generate(
       `generate: a prompt of ${prompt.length} tokens leaves no room in the context of ${maxLen}`,
     );
   }
+}
+
+function checkSampling({ temperature, topK }: SamplingOptions): void {
+  if (!(temperature >= 0)) throw new RangeError(`temperature must be ≥ 0, got ${temperature}`);
+  if (!(Number.isInteger(topK) && topK >= 0)) {
+    throw new RangeError(`top-k must be a whole number ≥ 0, got ${topK}`);
+  }
+}
+
+export async function generate(
+  model: Llama,
+  prompt: readonly number[],
+  opts: GenerateOptions,
+): Promise<Generation> {
+  checkPrompt(model, prompt);
+  checkSampling(opts);
+  const wanted = opts.decode ?? "auto";
+  const blocker = wanted === "layers" ? null : fusedDecodeBlocker(model, opts);
+  if (wanted === "fused" && blocker) throw new Error(`generate: fused decoding: ${blocker}`);
+  const path: DecodePath = wanted === "layers" || blocker ? "layers" : "fused";
   const e = model.engine;
-  const random = seededRandom(opts.seed);
-  const cache = model.newCache(1, Math.min(maxLen, prompt.length + opts.maxTokens));
-  const ids: number[] = [];
-  let stop: Generation["stop"] = "max_tokens";
-  const t0 = performance.now();
-  let t1 = t0;
+  const cache = model.newCache(1, Math.min(model.config.maxLen, prompt.length + opts.maxTokens));
   try {
-    let logits = model.prefill(e.tensor(Int32Array.from(prompt), [1, prompt.length], "i32"), cache);
-    while (ids.length < opts.maxTokens) {
-      const next = sampleToken(await logits.readF32(), opts, random);
-      logits.dispose();
-      if (!ids.length) t1 = performance.now();
-      ids.push(next);
-      opts.onToken?.(next);
-      if (next === opts.stopAt) {
-        stop = "stop_token";
-        break;
-      }
-      if (ids.length === opts.maxTokens) break;
-      if (cache.length === cache.maxLen) {
-        stop = "context";
-        break;
-      }
-      logits = model.step(e.tensor([next], [1, 1], "i32"), cache);
-    }
+    const t0 = performance.now();
+    const logits = model.prefill(
+      e.tensor(Int32Array.from(prompt), [1, prompt.length], "i32"),
+      cache,
+    );
+    const run = path === "fused" ? decodeFused : decodeLayers;
+    const r = await run(model, cache, logits, opts);
+    return {
+      ids: r.ids,
+      stop: r.stop,
+      prefillSeconds: (r.firstAt - t0) / 1000,
+      decodeSeconds: (performance.now() - r.firstAt) / 1000,
+      path,
+      ...(wanted === "auto" && blocker ? { fallback: blocker } : {}),
+    };
   } finally {
     cache.dispose();
   }
-  const t2 = performance.now();
-  return { ids, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000, stop };
+}
+
+interface Decoded {
+  ids: number[];
+  stop: Generation["stop"];
+  /** performance.now() when the first token was known. */
+  firstAt: number;
+}
+
+/** Tokens that fit: the budget, or what the cache leaves (the last token is never fed back). */
+function tokenLimit(cache: KvCache, maxTokens: number): { limit: number; byContext: boolean } {
+  const room = cache.maxLen - cache.length + 1;
+  return { limit: Math.min(maxTokens, room), byContext: room < maxTokens };
+}
+
+/** Appends `next` and reports whether decoding stops there. */
+function accept(
+  ids: number[],
+  next: number,
+  opts: GenerateOptions,
+  limit: number,
+): "stop_token" | "limit" | null {
+  ids.push(next);
+  opts.onToken?.(next);
+  if (next === opts.stopAt) return "stop_token";
+  return ids.length >= limit ? "limit" : null;
+}
+
+async function decodeLayers(
+  model: Llama,
+  cache: KvCache,
+  first: Tensor,
+  opts: GenerateOptions,
+): Promise<Decoded> {
+  const e = model.engine;
+  const random = seededRandom(opts.seed);
+  const { limit, byContext } = tokenLimit(cache, opts.maxTokens);
+  const ids: number[] = [];
+  let firstAt = 0;
+  let logits = first;
+  while (true) {
+    const next = sampleToken(await logits.readF32(), opts, random);
+    logits.dispose();
+    if (!ids.length) firstAt = performance.now();
+    const end = accept(ids, next, opts, limit);
+    if (end === "stop_token") return { ids, stop: end, firstAt };
+    if (end === "limit") return { ids, stop: byContext ? "context" : "max_tokens", firstAt };
+    logits = model.step(e.tensor([next], [1, 1], "i32"), cache);
+  }
+}
+
+async function decodeFused(
+  model: Llama,
+  cache: KvCache,
+  first: Tensor,
+  opts: GenerateOptions,
+): Promise<Decoded> {
+  const readEvery = opts.readEvery ?? DEFAULT_READ_EVERY;
+  if (!(Number.isInteger(readEvery) && readEvery >= 1)) {
+    throw new RangeError(`generate: readEvery must be a positive integer, got ${readEvery}`);
+  }
+  const { limit, byContext } = tokenLimit(cache, opts.maxTokens);
+  const decoder = new FusedDecoder(model, cache, limit, opts);
+  try {
+    decoder.sampleFrom(first, 0);
+    first.dispose();
+    const ids: number[] = [];
+    const [token] = await decoder.readIds(0, 1);
+    const firstAt = performance.now();
+    let end = accept(ids, token, opts, limit);
+    while (!end) {
+      const from = ids.length;
+      const count = Math.min(readEvery, limit - from);
+      decoder.decode(from, count);
+      for (const id of await decoder.readIds(from, count)) {
+        end = accept(ids, id, opts, limit);
+        if (end) break;
+      }
+    }
+    const stop = end === "stop_token" ? end : byContext ? "context" : "max_tokens";
+    return { ids, stop, firstAt };
+  } finally {
+    decoder.dispose();
+  }
 }

@@ -35,11 +35,17 @@ gpuTest("bench:lm measures training, prefill and decoding of a tiny model", asyn
   assert.equal(f.decodeTokens, 4);
   assert.equal(f.parameters, 13 * 8 + 8 + 2 * 8 + 8 * 8 * 2 + 2 * 4 * 8 + 3 * 12 * 8);
   for (
-    const k of ["trainTokensPerSecond", "prefillTokensPerSecond", "decodeTokensPerSecond"] as const
+    const k of [
+      "trainTokensPerSecond",
+      "prefillTokensPerSecond",
+      "decodeTokensPerSecond",
+      "layerDecodeTokensPerSecond",
+    ] as const
   ) {
     assert.ok(f[k] > 0 && Number.isFinite(f[k]), k);
   }
   assert.ok(f.trainPeakBytes > 0 && f.inferencePeakBytes > 0);
+  assert.match(f.decodePlan, /^(tokens|fused|split)\/(lanes|rows)$/);
   const table = formatLmReport([f], [{
     label: "tiny",
     parameters: f.parameters,

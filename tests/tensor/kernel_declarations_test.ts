@@ -17,6 +17,7 @@ import "../../src/loss/negatives.ts";
 import "../../src/loss/pair_losses.ts";
 import "../../src/sparse/mod.ts";
 import "../../src/prune/mod.ts";
+import "../../src/models/decode.ts";
 import "../../src/train/clip.ts";
 import "../../src/train/optim.ts";
 import "../../src/train/ranking.ts";

@@ -101,7 +101,7 @@ export const FAMILY_NAMES: Record<string, string> = {
 export const RANKING_KS = [1, 5, 10, 20, 100];
 
 /** What a chart's y axis measures; the client script titles and formats the axis from it. */
-export type ChartUnit = "loss" | "metric" | "bytes" | "seconds";
+export type ChartUnit = "loss" | "metric" | "bytes" | "seconds" | "tokens";
 
 /** One line of a chart: a run's metric key (`{metric}` is the picked ranking metric). */
 export interface ChartSeries {

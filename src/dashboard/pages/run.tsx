@@ -41,6 +41,8 @@ export function RunPage(props: RunPageProps) {
   const { run, epochs } = props;
   const live = run.status === "running";
   const one = (key: string, label: string) => chartSeries(run, key, label);
+  // A language-model run (lm:train) records validation loss and tokens/s, not ranking metrics.
+  const lm = run.config.task === "lm";
   return (
     <Layout title={run.name} charts live={live ? run.id : undefined}>
       <div data-region="summary">
@@ -123,16 +125,30 @@ export function RunPage(props: RunPageProps) {
       <ChartControls />
       <div class="charts">
         <Chart
-          title="training loss"
+          title={lm ? "loss" : "training loss"}
           unit="loss"
-          series={[one("train_loss_step", "per step"), one("train_loss", "epoch mean")]}
+          series={[
+            one("train_loss_step", "per step"),
+            one("train_loss", "epoch mean"),
+            ...(lm ? [one("valid_loss", "validation")] : []),
+          ]}
         />
-        <Chart
-          title="validation ranking"
-          unit="metric"
-          picker
-          series={[one("valid_{metric}", "validation")]}
-        />
+        {lm
+          ? (
+            <Chart
+              title="training throughput"
+              unit="tokens"
+              series={[one("tokens_per_second", "tokens/s")]}
+            />
+          )
+          : (
+            <Chart
+              title="validation ranking"
+              unit="metric"
+              picker
+              series={[one("valid_{metric}", "validation")]}
+            />
+          )}
         <Chart title="peak GPU memory" unit="bytes" series={[one("peak_bytes", "reserved peak")]} />
         <Chart title="seconds per epoch" unit="seconds" series={[one("epoch_seconds", "epoch")]} />
       </div>

@@ -35,6 +35,7 @@ function yTitle(unit, metric) {
   if (unit === "loss") return "loss (nats)";
   if (unit === "metric") return `validation ${metricName(metric)}`;
   if (unit === "bytes") return "GPU memory";
+  if (unit === "tokens") return "tokens per second";
   return "seconds";
 }
 

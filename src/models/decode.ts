@@ -1,0 +1,648 @@
+/**
+ * Fused batch-1 decoding: each new token runs one kernel per layer (or five, spread over
+ * workgroups) and one for the output head and the sampler, all recorded into the same command
+ * buffer, with the residual stream, the sampled token and its embedding kept on the GPU. Many
+ * tokens are decoded between readbacks, and a readback is only their ids.
+ *
+ * The fused path computes dense products of the model's own weights: a Linear with an input
+ * transform (activation or weight pruning, src/prune) is decoded layer by layer instead, and so
+ * is anything past the limits `fusedDecodeBlocker` checks.
+ */
+import layerShader from "../../shaders/decode_layer.wgsl" with { type: "text" };
+import sampleShader from "../../shaders/decode_sample.wgsl" with { type: "text" };
+import phasesShader from "../../shaders/decode_phases.wgsl" with { type: "text" };
+import pickShader from "../../shaders/decode_pick.wgsl" with { type: "text" };
+import tokensShader from "../../shaders/decode_tokens.wgsl" with { type: "text" };
+import type { GpuAllocation } from "../gpu/allocator.ts";
+import type { Engine } from "../tensor/engine.ts";
+import { declareKernel } from "../tensor/kernel.ts";
+import { withRandom } from "../tensor/random.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import type { Linear } from "../nn/linear.ts";
+import type { KvCache, Llama } from "./llama.ts";
+import type { SamplingOptions } from "./sampling.ts";
+
+/** The stream of the sampler's Philox draws; decode_sample.wgsl's STREAM. */
+export const SAMPLE_STREAM = 0x5a3d;
+/** decode_sample.wgsl keeps the top-k candidates in workgroup memory: MAX_TOP_K. */
+export const MAX_GPU_TOP_K = 256;
+/** Invocations per workgroup in both shaders. */
+const WG = 64;
+/** Storage buffers the layer kernel binds. */
+const LAYER_BUFFERS = 14;
+
+type LayerBuffer =
+  | "x"
+  | "work"
+  | "kc"
+  | "vc"
+  | "rot"
+  | "n1"
+  | "wq"
+  | "wk"
+  | "wv"
+  | "wo"
+  | "n2"
+  | "wg"
+  | "wu"
+  | "wd";
+type SampleBuffer = "x" | "work" | "nf" | "head_w" | "embed" | "ids";
+
+/** The buffers each entry point reads or writes ("auto" layouts hold only those). */
+const LAYER_USES: Record<string, readonly LayerBuffer[]> = {
+  qkv: ["x", "work", "kc", "vc", "rot", "n1", "wq", "wk", "wv"],
+  attend: ["work", "kc", "vc"],
+  out_proj: ["x", "work", "wo"],
+  ffn_up: ["x", "work", "n2", "wg", "wu"],
+  ffn_down: ["x", "work", "wd"],
+};
+const SAMPLE_USES: Record<string, readonly SampleBuffer[]> = {
+  head: ["x", "work", "nf", "head_w"],
+  sample: ["x", "work", "embed", "ids"],
+  feed: ["x", "embed"],
+};
+
+function pick<B extends string>(
+  all: Record<B, GpuAllocation>,
+  uses: readonly B[] | undefined,
+): Partial<Record<B, GpuAllocation>> {
+  if (!uses) return all;
+  return Object.fromEntries(uses.map((b) => [b, all[b]])) as Partial<Record<B, GpuAllocation>>;
+}
+
+const LAYER_KERNEL = declareKernel({
+  name: "decode layer",
+  source: layerShader + phasesShader,
+  params: {
+    dim: "u32",
+    hidden: "u32",
+    heads: "u32",
+    kv_heads: "u32",
+    dh: "u32",
+    max_len: "u32",
+    pos: "u32",
+    eps: "f32",
+    scale: "f32",
+    q_at: "u32",
+    att_at: "u32",
+    hid_at: "u32",
+    scores_at: "u32",
+  },
+  buffers: ["x", "work", "kc", "vc", "rot", "n1", "wq", "wk", "wv", "wo", "n2", "wg", "wu", "wd"],
+});
+
+const SAMPLE_KERNEL = declareKernel({
+  name: "decode sample",
+  source: withRandom(sampleShader + pickShader),
+  params: {
+    dim: "u32",
+    vocab: "u32",
+    eps: "f32",
+    logits_at: "u32",
+    temperature: "f32",
+    top_k: "u32",
+    seed: "u32",
+    index: "u32",
+    token: "u32",
+  },
+  buffers: ["x", "work", "nf", "head_w", "embed", "ids"],
+});
+
+const TOKENS_KERNEL = declareKernel({
+  name: "decode tokens",
+  source: withRandom(tokensShader + phasesShader + pickShader),
+  params: {
+    dim: "u32",
+    hidden: "u32",
+    heads: "u32",
+    kv_heads: "u32",
+    dh: "u32",
+    max_len: "u32",
+    pos: "u32",
+    eps: "f32",
+    scale: "f32",
+    q_at: "u32",
+    att_at: "u32",
+    hid_at: "u32",
+    scores_at: "u32",
+    vocab: "u32",
+    logits_at: "u32",
+    temperature: "f32",
+    top_k: "u32",
+    seed: "u32",
+    index: "u32",
+    count: "u32",
+    layers: "u32",
+    nf_at: "u32",
+    head_at: "u32",
+    embed_at: "u32",
+  },
+  buffers: ["x", "work", "rot", "wts", "kv", "ids"],
+});
+
+/** Tokens one `tokens` dispatch decodes at most. */
+export const TOKENS_PER_DISPATCH = 64;
+/**
+ * Loop iterations one invocation may run in a dispatch: half of llvmpipe's cap, which counts the
+ * iterations of all of an invocation's loops together and silently ends them past ~65,535.
+ */
+export const LOOP_BUDGET = 32768;
+
+/**
+ * Loop iterations of one invocation of the one-workgroup, whole-rows schedules (an upper bound,
+ * with `cacheLength` cached positions): per layer of the `fused` schedule, and per token of the
+ * `tokens` schedule (every layer, head and sampler, four weights per read where widths allow).
+ */
+export function laneIterations(
+  model: Llama,
+  cacheLength: number,
+  sampling: SamplingOptions,
+): { layer: number; head: number; draw: number; token: number } {
+  const { dim, hidden, heads, kvHeads, vocab } = model.config;
+  const dh = model.headDim;
+  const per = (units: number) => Math.ceil(units / WG);
+  const perLayer = (w: number) =>
+    2 * dim + per((dim + 2 * kvHeads * dh) / 2) * dim / w +
+    per(heads * cacheLength) * (dh + 1) + per(heads * dh) * 2 * cacheLength +
+    per(dim) * dim / w + per(hidden) * dim / w + per(dim) * hidden / w;
+  const perHead = (w: number) => dim + per(vocab) * dim / w;
+  const { temperature, topK } = sampling;
+  const greedy = temperature === 0 || topK === 1;
+  // A strided pass and a tree per candidate; the full draw also walks one chunk.
+  const draw = greedy
+    ? per(vocab) + 8
+    : topK === 0 || topK >= vocab
+    ? 3 * per(vocab) + 2 * WG
+    : (topK + 1) * (per(vocab) + 8) + 2 * topK;
+  // The tokens schedule reads whole rows four weights at a time where the widths allow.
+  const w = fourWide(model) ? 4 : 1;
+  const token = model.layers.length * perLayer(w) + perHead(w) + draw + per(dim);
+  // Loop exits, settles and the token loop itself, with room to spare.
+  const margin = (n: number) => Math.ceil(n * 1.1) + 64;
+  return {
+    layer: margin(perLayer(1)),
+    head: margin(perHead(1) + draw + per(dim)),
+    draw: margin(draw + per(dim)),
+    token: margin(token),
+  };
+}
+
+/** Whether every packed tensor starts on a vec4 and rows are whole vec4s (VEC4 in the shaders). */
+function fourWide(model: Llama): boolean {
+  return model.config.dim % 4 === 0 && model.config.hidden % 4 === 0;
+}
+
+/**
+ * How a token's work is laid out: `tokens` decodes up to TOKENS_PER_DISPATCH tokens in one
+ * dispatch and one workgroup, from a packed copy of the weights and caches; `fused` runs a whole
+ * layer in one workgroup (one dispatch per layer, one for head and sampler); `split` gives each
+ * of a layer's five phases its own dispatch over many workgroups. `laneRows`: an invocation
+ * computes whole rows (llvmpipe: no barriers), else a workgroup computes a row and sums it in a
+ * tree (a GPU).
+ */
+export interface DecodePlan {
+  schedule: "tokens" | "fused" | "split";
+  laneRows: boolean;
+}
+
+/**
+ * The plan that pays on this adapter: on a CPU rasteriser, where every dispatch is a round trip
+ * through its thread pool, many tokens per dispatch (one per layer when the packed copy would
+ * not fit one binding); on a GPU, phases spread over workgroups.
+ */
+export function defaultDecodePlan(
+  model: Llama,
+  cacheLength = model.config.maxLen,
+  sampling: SamplingOptions = { temperature: 0, topK: 0 },
+): DecodePlan {
+  const gpu = model.engine.gpu;
+  if (!isSoftware(model)) return { schedule: "split", laneRows: false };
+  const packable = packedBytes(model, cacheLength).every((b) =>
+    b <= gpu.limits.maxStorageBufferBindingSize
+  );
+  const loops = laneIterations(model, cacheLength, sampling);
+  if (packable && loops.token <= LOOP_BUDGET) return { schedule: "tokens", laneRows: true };
+  // Past the budget a layer's rows are spread over workgroups, a few per invocation.
+  const fits = Math.max(loops.layer, loops.head) <= LOOP_BUDGET;
+  return { schedule: fits ? "fused" : "split", laneRows: true };
+}
+
+/** A CPU rasteriser: dispatches are thread-pool round trips and loops have a cap. */
+function isSoftware(model: Llama): boolean {
+  return /llvmpipe|lavapipe|swiftshader/i.test(model.engine.gpu.adapterName);
+}
+
+/** Bytes of the packed weights and of the packed caches. */
+function packedBytes(model: Llama, cacheLength: number): [number, number] {
+  const { dim, kvHeads, layers } = model.config;
+  const weights = model.parameters().reduce((n, t) => n + t.size, 0);
+  return [weights * 4, layers * 2 * cacheLength * kvHeads * (dim / model.config.heads) * 4];
+}
+
+function linearsOf(model: Llama): [string, Linear][] {
+  return model.layers.flatMap((l, i) => {
+    const at = `model.layers.${i}`;
+    const { q, k, v, o } = l.attn;
+    const { gate, up, down } = l.mlp;
+    return [
+      [`${at}.self_attn.q_proj`, q],
+      [`${at}.self_attn.k_proj`, k],
+      [`${at}.self_attn.v_proj`, v],
+      [`${at}.self_attn.o_proj`, o],
+      [`${at}.mlp.gate_proj`, gate],
+      [`${at}.mlp.up_proj`, up],
+      [`${at}.mlp.down_proj`, down],
+    ] as [string, Linear][];
+  });
+}
+
+/**
+ * Why the fused path cannot decode `model` with these sampling options (the layer-by-layer path
+ * can), or null: a pruning input transform or a bias on a Linear, a top-k the GPU sampler does
+ * not hold, or a tensor past the adapter's binding limits.
+ */
+export function fusedDecodeBlocker(model: Llama, sampling?: SamplingOptions): string | null {
+  for (const [name, l] of linearsOf(model)) {
+    if (l.inputTransform) {
+      return `${name} has an input transform (pruning); the fused path multiplies dense weights`;
+    }
+    if (l.bias) return `${name} has a bias, which the fused path does not add`;
+  }
+  const topK = sampling?.topK ?? 0;
+  if (topK > MAX_GPU_TOP_K && topK < model.config.vocab) {
+    return `top-k ${topK} is above the GPU sampler's ${MAX_GPU_TOP_K}`;
+  }
+  const software = isSoftware(model);
+  if (sampling && software && laneIterations(model, 1, sampling).draw > LOOP_BUDGET) {
+    return `top-k ${topK} over ${model.config.vocab} tokens loops past llvmpipe's budget`;
+  }
+  const limits = model.engine.gpu.limits;
+  if (limits.maxStorageBuffersPerShaderStage < LAYER_BUFFERS) {
+    return `the adapter binds ${limits.maxStorageBuffersPerShaderStage} storage buffers per ` +
+      `stage, the fused layer kernel ${LAYER_BUFFERS}`;
+  }
+  const big = model.parameters().find((t) => t.size * 4 > limits.maxStorageBufferBindingSize);
+  if (big) return `${big.name} is over the adapter's storage binding size`;
+  return null;
+}
+
+/** Offsets (in floats) of the scratch vectors in the work buffer. */
+interface WorkLayout {
+  q: number;
+  att: number;
+  hid: number;
+  scores: number;
+  logits: number;
+  size: number;
+}
+
+function workLayout(model: Llama, cacheLength: number): WorkLayout {
+  const { dim, hidden, heads, vocab } = model.config;
+  const scores = 2 * dim + hidden;
+  const logits = scores + heads * cacheLength;
+  return { q: 0, att: dim, hid: 2 * dim, scores, logits, size: logits + vocab };
+}
+
+/** The sampler's settings: a u32 seed and the options of sampleToken. */
+export interface GpuSampling extends SamplingOptions {
+  seed: number;
+}
+
+/** The `tokens` schedule's copies: weights packed in kernel order, and every layer's caches. */
+interface Packed {
+  weights: Tensor;
+  caches: Tensor;
+  nf: number;
+  head: number;
+  embed: number;
+}
+
+/** Copies the model's weights and `cache` (in order with the recorded work) into two buffers. */
+function pack(model: Llama, cache: KvCache): Packed {
+  const e = model.engine;
+  const order = model.layers.flatMap((l) => [
+    l.inputNorm.weight,
+    l.attn.q.weight,
+    l.attn.k.weight,
+    l.attn.v.weight,
+    l.attn.o.weight,
+    l.postNorm.weight,
+    l.mlp.gate.weight,
+    l.mlp.up.weight,
+    l.mlp.down.weight,
+  ]);
+  const tail = model.config.tied ? [model.norm.weight, model.embed] : [
+    model.norm.weight,
+    model.head,
+    model.embed,
+  ];
+  const all = [...order, ...tail];
+  // Bound as vec4s: a whole number of them.
+  const total = Math.ceil(all.reduce((n, t) => n + t.size, 0) / 4) * 4;
+  const weights = e.empty([total], "f32", "decode packed weights");
+  const at: number[] = [];
+  let offset = 0;
+  for (const t of all) {
+    at.push(offset);
+    e.gpu.copy(t.storage, 0, weights.storage, offset * 4, t.size * 4);
+    offset += t.size;
+  }
+  const layerCache = cache.layers[0].k.size;
+  const caches = e.empty([cache.layers.length * 2 * layerCache], "f32", "decode packed caches");
+  cache.layers.forEach((c, l) => {
+    e.gpu.copy(c.k.storage, 0, caches.storage, 2 * l * layerCache * 4, layerCache * 4);
+    e.gpu.copy(c.v.storage, 0, caches.storage, (2 * l + 1) * layerCache * 4, layerCache * 4);
+  });
+  e.keep(weights, caches);
+  const n = order.length;
+  return { weights, caches, nf: at[n], head: at[n + 1], embed: at[all.length - 1] };
+}
+
+/**
+ * Decodes one sequence on the GPU through `cache` (filled by model.prefill): token `index` is
+ * sampled into a GPU list of `capacity` ids, which `readIds` reads back. The `tokens` schedule
+ * decodes into its own copy of the cache, made here (the model's cache keeps the prefill and
+ * only its length follows); the others append to the model's cache.
+ */
+export class FusedDecoder {
+  private readonly e: Engine;
+  private readonly x: Tensor;
+  private readonly work: Tensor;
+  private readonly ids: Tensor;
+  private readonly layout: WorkLayout;
+  private readonly constants: Record<string, number>;
+  private readonly tokensConstants: Record<string, number>;
+  private readonly packed: Packed | null;
+  /** The `tokens` schedule's tokens per dispatch, within the loop budget. */
+  readonly tokensPerDispatch: number;
+
+  constructor(
+    readonly model: Llama,
+    readonly cache: KvCache,
+    readonly capacity: number,
+    readonly sampling: GpuSampling,
+    readonly plan: DecodePlan = defaultDecodePlan(model, cache.maxLen, sampling),
+  ) {
+    const blocker = fusedDecodeBlocker(model, sampling);
+    if (blocker) throw new Error(`fused decoding: ${blocker}`);
+    if (cache.batch !== 1) throw new RangeError("fused decoding: the cache must hold 1 sequence");
+    if (!(Number.isInteger(capacity) && capacity >= 1)) {
+      throw new RangeError(`fused decoding: capacity ${capacity} is not a positive integer`);
+    }
+    this.e = model.engine;
+    const limit = this.e.gpu.limits.maxStorageBufferBindingSize;
+    if (plan.schedule === "tokens" && packedBytes(model, cache.maxLen).some((b) => b > limit)) {
+      throw new RangeError("fused decoding: the packed weights or caches exceed one binding");
+    }
+    const loops = laneIterations(model, cache.maxLen, sampling);
+    const single = plan.schedule === "tokens" ? loops.token : Math.max(loops.layer, loops.head);
+    if (plan.laneRows && plan.schedule !== "split" && single > LOOP_BUDGET) {
+      throw new RangeError(
+        `fused decoding: the ${plan.schedule} schedule would loop ${single} times in one ` +
+          `invocation, over the budget of ${LOOP_BUDGET}`,
+      );
+    }
+    this.tokensPerDispatch = Math.max(
+      1,
+      Math.min(TOKENS_PER_DISPATCH, Math.floor(LOOP_BUDGET / loops.token)),
+    );
+    this.layout = workLayout(model, cache.maxLen);
+    this.x = this.e.zeros([model.config.dim], "f32", "decode residual");
+    this.work = this.e.zeros([this.layout.size], "f32", "decode work");
+    this.ids = this.e.zeros([capacity], "u32", "decoded ids");
+    this.e.keep(this.x, this.work, this.ids);
+    this.constants = { LANE_ROWS: plan.laneRows ? 1 : 0 };
+    this.tokensConstants = { ...this.constants, VEC4: plan.laneRows && fourWide(model) ? 1 : 0 };
+    this.packed = plan.schedule === "tokens" ? pack(model, cache) : null;
+  }
+
+  /** Samples token `index` from logits [1, vocab] (the prefill's) and embeds it as the input. */
+  sampleFrom(logits: Tensor, index: number): void {
+    const { vocab } = this.model.config;
+    if (logits.size !== vocab) {
+      throw new RangeError(`fused decoding: logits of ${logits.size} values, vocabulary ${vocab}`);
+    }
+    this.checkIndex(index, 1);
+    this.e.gpu.copy(logits.storage, 0, this.work.storage, this.layout.logits * 4, vocab * 4);
+    this.dispatchSample("sample", index, 0, [1]);
+  }
+
+  /** Sets the input to the embedding of `token` (chosen on the host). */
+  feed(token: number): void {
+    if (!(Number.isInteger(token) && token >= 0 && token < this.model.config.vocab)) {
+      throw new RangeError(`fused decoding: token ${token} is outside the vocabulary`);
+    }
+    this.dispatchSample("feed", 0, token, [1]);
+  }
+
+  /**
+   * Records `count` tokens: the current input goes through every layer at the cache's next
+   * position and the head, token `from + i` is sampled and becomes the next input.
+   */
+  decode(from: number, count = 1): void {
+    const at = this.cache.length;
+    if (at + count > this.cache.maxLen) {
+      throw new RangeError(
+        `fused decoding: ${count} more positions do not fit the cache (${at} of ${this.cache.maxLen})`,
+      );
+    }
+    this.checkIndex(from, count);
+    if (this.packed) {
+      const n = this.tokensPerDispatch;
+      for (let i = 0; i < count; i += n) {
+        this.dispatchTokens(from + i, at + i, Math.min(n, count - i));
+      }
+    } else {
+      for (let i = 0; i < count; i++) this.stepLayers(from + i, at + i);
+    }
+    this.cache.length = at + count;
+  }
+
+  private checkIndex(from: number, count: number): void {
+    if (!(Number.isInteger(from) && from >= 0 && from + count <= this.capacity)) {
+      throw new RangeError(
+        `fused decoding: tokens [${from}, ${from + count}) are past the ${this.capacity} ids`,
+      );
+    }
+  }
+
+  private stepLayers(index: number, at: number): void {
+    this.model.layers.forEach((_, i) => this.dispatchLayer(i, at));
+    if (this.plan.schedule === "fused") return this.dispatchSample("head_sample", index, 0, [1]);
+    this.dispatchSample("head", 0, 0, [this.groups(this.model.config.vocab)]);
+    this.dispatchSample("sample", index, 0, [1]);
+  }
+
+  /** The logits of the last step, [vocab]. */
+  async logits(): Promise<Float32Array> {
+    const { vocab } = this.model.config;
+    const bytes = await this.e.gpu.read(this.work.storage, this.layout.logits * 4, vocab * 4);
+    return new Float32Array(bytes);
+  }
+
+  /** Ids [from, from + count) sampled so far; submits the recorded steps. */
+  async readIds(from: number, count: number): Promise<number[]> {
+    if (!(from >= 0 && count >= 1 && from + count <= this.capacity)) {
+      throw new RangeError(`fused decoding: ids [${from}, ${from + count}) of ${this.capacity}`);
+    }
+    const bytes = await this.e.gpu.read(this.ids.storage, from * 4, count * 4);
+    return [...new Uint32Array(bytes)];
+  }
+
+  dispose(): void {
+    this.packed?.weights.dispose();
+    this.packed?.caches.dispose();
+    this.x.dispose();
+    this.work.dispose();
+    this.ids.dispose();
+  }
+
+  /** Workgroups of a split phase over `units` rows, row pairs or heads. */
+  private groups(units: number): number {
+    const n = this.plan.laneRows ? Math.ceil(units / WG) : units;
+    return Math.max(1, Math.min(n, this.e.gpu.limits.maxComputeWorkgroupsPerDimension));
+  }
+
+  private dispatchLayer(i: number, pos: number): void {
+    const m = this.model;
+    const { dim, hidden, heads, kvHeads, normEps } = m.config;
+    const dh = m.headDim;
+    const l = m.layers[i];
+    const c = this.cache.layers[i];
+    const buffers: Record<LayerBuffer, GpuAllocation> = {
+      x: this.x.storage,
+      work: this.work.storage,
+      kc: c.k.storage,
+      vc: c.v.storage,
+      rot: m.rotary.storage,
+      n1: l.inputNorm.weight.storage,
+      wq: l.attn.q.weight.storage,
+      wk: l.attn.k.weight.storage,
+      wv: l.attn.v.weight.storage,
+      wo: l.attn.o.weight.storage,
+      n2: l.postNorm.weight.storage,
+      wg: l.mlp.gate.weight.storage,
+      wu: l.mlp.up.weight.storage,
+      wd: l.mlp.down.weight.storage,
+    };
+    const w = this.layout;
+    const params = {
+      dim,
+      hidden,
+      heads,
+      kv_heads: kvHeads,
+      dh,
+      max_len: this.cache.maxLen,
+      pos,
+      eps: normEps,
+      scale: 1 / Math.sqrt(dh),
+      q_at: w.q,
+      att_at: w.att,
+      hid_at: w.hid,
+      scores_at: w.scores,
+    };
+    const run = (entry: string, units: number) =>
+      LAYER_KERNEL.dispatch(this.e.gpu, {
+        entry,
+        label: `decode ${entry}`,
+        constants: this.constants,
+        params,
+        buffers: pick(buffers, LAYER_USES[entry]),
+        workgroups: [this.plan.schedule === "fused" ? 1 : this.groups(units)],
+      });
+    if (this.plan.schedule === "fused") return run("layer", 1);
+    run("qkv", (dim + 2 * kvHeads * dh) / 2);
+    // Heads take a workgroup each whatever laneRows says: their invocations share the positions.
+    LAYER_KERNEL.dispatch(this.e.gpu, {
+      entry: "attend",
+      label: "decode attend",
+      constants: this.constants,
+      params,
+      buffers: pick(buffers, LAYER_USES.attend),
+      workgroups: [Math.min(heads, this.e.gpu.limits.maxComputeWorkgroupsPerDimension)],
+    });
+    run("out_proj", dim);
+    run("ffn_up", hidden);
+    run("ffn_down", dim);
+  }
+
+  private dispatchTokens(index: number, pos: number, count: number): void {
+    const m = this.model;
+    const { dim, hidden, heads, kvHeads, normEps, vocab, layers } = m.config;
+    const dh = m.headDim;
+    const w = this.layout;
+    const s = this.sampling;
+    const packed = this.packed!;
+    TOKENS_KERNEL.dispatch(this.e.gpu, {
+      entry: "tokens",
+      label: "decode tokens",
+      constants: this.tokensConstants,
+      params: {
+        dim,
+        hidden,
+        heads,
+        kv_heads: kvHeads,
+        dh,
+        max_len: this.cache.maxLen,
+        pos,
+        eps: normEps,
+        scale: 1 / Math.sqrt(dh),
+        q_at: w.q,
+        att_at: w.att,
+        hid_at: w.hid,
+        scores_at: w.scores,
+        vocab,
+        logits_at: w.logits,
+        temperature: s.temperature,
+        top_k: s.topK,
+        seed: s.seed >>> 0,
+        index,
+        count,
+        layers,
+        nf_at: packed.nf,
+        head_at: packed.head,
+        embed_at: packed.embed,
+      },
+      buffers: {
+        x: this.x.storage,
+        work: this.work.storage,
+        rot: m.rotary.storage,
+        wts: packed.weights.storage,
+        kv: packed.caches.storage,
+        ids: this.ids.storage,
+      },
+      workgroups: [1],
+    });
+  }
+
+  private dispatchSample(entry: string, index: number, token: number, groups: [number]): void {
+    const m = this.model;
+    const { dim, vocab, normEps } = m.config;
+    const s = this.sampling;
+    SAMPLE_KERNEL.dispatch(this.e.gpu, {
+      entry,
+      label: `decode ${entry}`,
+      constants: this.constants,
+      params: {
+        dim,
+        vocab,
+        eps: normEps,
+        logits_at: this.layout.logits,
+        temperature: s.temperature,
+        top_k: s.topK,
+        seed: s.seed >>> 0,
+        index,
+        token,
+      },
+      buffers: pick<SampleBuffer>({
+        x: this.x.storage,
+        work: this.work.storage,
+        nf: m.norm.weight.storage,
+        head_w: m.head.storage,
+        embed: m.embed.storage,
+        ids: this.ids.storage,
+      }, SAMPLE_USES[entry]),
+      workgroups: groups,
+    });
+  }
+}
