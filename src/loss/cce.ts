@@ -29,6 +29,12 @@ import {
 import { idsToCsr } from "../tensor/ops/embedding.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
 import {
+  addNegativeTableGrad,
+  assertEntriesFit,
+  type TableGradEntries,
+  tableGradEntries,
+} from "./cce_table_grad.ts";
+import {
   assertNegativeSpec,
   drawNegatives,
   logQOf,
@@ -56,12 +62,6 @@ export interface CceOptions {
 const MAX_D = 4096;
 /** Loop iterations one invocation may spend in a pass: half of llvmpipe's cap, for margin. */
 const LOOP_BUDGET = 32768;
-/**
- * Compare-exchange tries budgeted per element of the atomic scatter: lanes that drew the same id
- * start at different columns, so retries come from other threads or from d below the 8 or 16
- * lanes of a vector.
- */
-const casTries = (d: number) => 2 + Math.ceil(16 / d);
 /** Slots the CCE- kernels sum apart before adding into a position's total (cce_sampled.wgsl). */
 const BLOCK = 64;
 /** Positions (or items) per invocation and items (or positions) per tile of the full kernels. */
@@ -161,6 +161,9 @@ const SAMPLED_KERNEL = declareKernel({
     "shared_ids",
     "target_csr",
     "negative_log_q",
+    "counts",
+    "rowmax",
+    "coefs",
   ],
 });
 type SampledBuffer = (typeof SAMPLED_KERNEL.buffers)[number];
@@ -245,6 +248,7 @@ export function cceSampledRows(
   }
   assertNegativeSpec(op, spec, n);
   const e = h.engine;
+  if (table.requiresGrad && spec.kind !== "shared") assertEntriesFit(e, op, spec, n);
   // [2, N]: the LSE of each position, then the upstream gradient, copied in by the backward.
   const stats = e.empty([2, n], "f32", "cce- lse and dloss");
   const logQ = opts.logQ ? logQOf(spec) : null;
@@ -290,18 +294,37 @@ export function cceSampledRows(
       const blockSums = e.zeros([n, d], "f32", "cce- dh block sums");
       const dtable = e.zeros(wantTable ? table.shape : [1], "f32", "cce- dtable");
       const dtableIn = (w: RowWindow) => wantTable ? windowOf(dtable, w) : dtable.storage;
-      const perSlot = 1 + 2 * dot + Math.ceil((d + 2) / BLOCK) +
-        (scatter ? d * (1 + casTries(d)) + 1 : 0);
+      const perSlot = 1 + 2 * dot + Math.ceil((d + 2) / BLOCK) + (scatter ? 3 : 0);
+      const entries = scatter ? tableGradEntries(e, spec, n) : unusedEntries(e);
       runSampled(
         pass,
         "backward",
         spec.k,
-        stepsPerPass(op, d, perSlot, 2 * dot + d + 2),
+        stepsPerPass(op, d, perSlot, 2 * dot + 2 * d + 2),
         () => n,
-        (w) => ({ scratch: blockSums.storage, dh: dh.storage, dtable: dtableIn(w) }),
+        (w) => ({
+          scratch: blockSums.storage,
+          dh: dh.storage,
+          counts: entries.counts.storage,
+          rowmax: entries.rowmax.storage,
+          coefs: entries.coefs.storage,
+        }),
         { ...NO_EXTRA, scatter: scatter ? 1 : 0 },
       );
       blockSums.dispose();
+      if (scatter) {
+        addNegativeTableGrad(e, {
+          spec,
+          n,
+          d,
+          h,
+          targets,
+          windows: pass.windows,
+          dtable: dtableIn,
+          entries,
+        });
+      }
+      for (const t of Object.values(entries)) t.dispose();
       if (wantTable) {
         const outputs = (w: RowWindow) => ({ dtable: dtableIn(w) });
         if (spec.kind === "shared") sharedTableGrad(pass, drawNegatives(spec, n), outputs);
@@ -311,6 +334,15 @@ export function cceSampledRows(
       return [h.requiresGrad ? dh : null, wantTable ? dtable : null];
     },
   });
+}
+
+/** One-cell stand-ins for the table-gradient entries when the backward records none. */
+function unusedEntries(e: Engine): TableGradEntries {
+  return {
+    counts: e.zeros([1], "u32", "cce- no entries"),
+    rowmax: e.zeros([1], "u32", "cce- no entries"),
+    coefs: e.zeros([1], "f32", "cce- no entries"),
+  };
 }
 
 /** What every kernel of one CCE- call shares. */
