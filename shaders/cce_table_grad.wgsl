@@ -1,21 +1,24 @@
 // CCE-'s table gradient for per-position negatives, deterministic and without float atomics.
-// Needs random.wgsl and negatives.wgsl prepended (the scatter redraws each entry's id).
+// Needs random.wgsl and negatives.wgsl prepended (the scatter redraws each entry's id), and one
+// of cce_table_grad_h_*.wgsl, which binds h [N, d] (binding 2) and reads it by column group.
 //
 // An entry is one (position n, slot) whose negative id is scored (not the target): e = n·k + slot.
 // cce_sampled.wgsl's backward wrote its coefficient coefs[e] = dloss_n · softmax, counted it in
 // counts[id] and raised rowmax[id] to |coef|·max|h_n|. Then, here:
-//   scan_blocks, scan_top, scan_spread: offsets = exclusive prefix sum of counts (item-major
-//     buckets); counts becomes each bucket's write cursor.
-//   scatter: list[cursor[id]++] = e. The order inside a bucket depends on thread timing, so
-//   sum_runs / carry_out: add each bucket's coef·h_n in 64-bit fixed point, where addition is
-//     exact and so the same in any order. The scale is per item, from rowmax and the bucket's
-//     size, so that no sum can overflow; the result is rounded to f32 once.
-// The list is cut into chunks of `chunk` entries; an invocation takes one chunk and one group of 4
-// columns (consecutive lanes share a chunk, so they branch alike and read one h row together on a
-// GPU). A bucket inside one chunk is written directly; a bucket that crosses a chunk boundary is
-// added with integer atomics into the carry slot of the chunk it starts in, which carry_out
-// converts. Counts, offsets and the list span all items; sum_runs and carry_out run once per
-// window of table rows [row0, row0 + rows).
+//   scan_blocks, scan_top, scan_spread: prefix sums over ids of three counts: entries (the
+//     item-major buckets' offsets), pieces (a bucket cut into pieces of `chunk` entries) and
+//     buckets of more than one piece (their carry slots); each piece learns its id, each id its
+//     fixed-point scale, and counts become the buckets' write cursors.
+//   scatter: list[cursor[id]++] = (n, coefs[e]). The order inside a bucket depends on thread
+//     timing, so
+//   sum_pieces / carry_out: add each bucket's coef·h_n in 64-bit fixed point, where addition is
+//     exact and so the same in any order. The scale is per id, from rowmax and the bucket's size,
+//     so that no sum can overflow; the result is rounded to f32 once.
+// An invocation takes one piece and one group of 4 columns: consecutive lanes share a piece, so
+// they loop and branch alike (and read one h row together on a GPU). A one-piece bucket is
+// written directly; the pieces of a longer one are added with integer atomics into its carry
+// slot, which carry_out converts. Counts, offsets and the list span all items; sum_pieces and
+// carry_out run once per window of table rows [row0, row0 + rows).
 struct Params {
   n: u32,
   d: u32,
@@ -25,36 +28,64 @@ struct Params {
   seed: u32,
   row0: u32,
   rows: u32,
-  // Scan: counts per block, and blocks.
+  // Scan: ids per block, and blocks.
   span: u32,
   blocks: u32,
-  // Entries per chunk of the list, and column groups of 4 (ceil(d / 4)).
+  // Entries per piece, and column groups of 4 (ceil(d / 4)).
   chunk: u32,
   quads: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(2) var<storage, read> h: array<f32>;
 @group(0) @binding(3) var<storage, read> targets: array<i32>;
 // [items + 2]: entries per id (the last cell stays 0), then write cursors.
 @group(0) @binding(4) var<storage, read_write> counts: array<atomic<u32>>;
 // [items + 1]: bits of the largest |coef|·max|h_n| of each id's entries (non-negative floats
-// order like their bits).
+// order like their bits), then (scan_spread) the id's fixed-point exponent as i32 bits.
 @group(0) @binding(5) var<storage, read_write> rowmax: array<atomic<u32>>;
-// [items + 2]: first list index of each id's bucket; offsets[items + 1] = entries in all.
-@group(0) @binding(6) var<storage, read_write> offsets: array<u32>;
-@group(0) @binding(7) var<storage, read_write> block_sums: array<u32>;
-@group(0) @binding(8) var<storage, read_write> list: array<u32>;
-@group(0) @binding(9) var<storage, read> coefs: array<f32>;
+// [items + 2] each: per id its bucket's first list index, first piece and carry slot (exclusive
+// prefix sums); the cells at items + 1 hold the totals.
+@group(0) @binding(6) var<storage, read_write> entry_offsets: array<u32>;
+@group(0) @binding(7) var<storage, read_write> piece_offsets: array<u32>;
+@group(0) @binding(8) var<storage, read_write> carry_offsets: array<u32>;
+// [blocks]: the scan's per-block sums of the three counts.
+@group(0) @binding(9) var<storage, read_write> block_sums: array<vec3u>;
+// [N·K at most]: the buckets' entries, in bucket order: position and coefficient.
+@group(0) @binding(10) var<storage, read_write> list: array<u32>;
+@group(0) @binding(11) var<storage, read_write> list_coefs: array<f32>;
+// [N·K]: coefficients by entry, as the backward wrote them.
+@group(0) @binding(12) var<storage, read> coefs: array<f32>;
 // The table gradient's window (rows row0 .. row0 + rows).
-@group(0) @binding(10) var<storage, read_write> dtable: array<f32>;
-// Per chunk and column: a 64-bit fixed-point sum as (low, high) words.
-@group(0) @binding(11) var<storage, read_write> carry: array<atomic<u32>>;
+@group(0) @binding(13) var<storage, read_write> dtable: array<f32>;
+// Per carry slot and column: a 64-bit fixed-point sum as (low, high) words.
+@group(0) @binding(14) var<storage, read_write> carry: array<atomic<u32>>;
+// [pieces]: the id of each piece.
+@group(0) @binding(15) var<storage, read_write> piece_ids: array<u32>;
+// [carry slots]: the id of each bucket of several pieces.
+@group(0) @binding(16) var<storage, read_write> carry_ids: array<u32>;
 
-// scale_exponent's answer for an id whose coefficients are all 0: nothing to add.
+// The fixed-point exponent of an id whose coefficients are all 0: nothing to add.
 const ZERO_SUM: i32 = 1000;
 
 fn flat_index(gid: vec3u, nwg: vec3u) -> u32 {
   return gid.x + gid.y * nwg.x * 64u;
+}
+
+fn first_entry(id: u32) -> u32 {
+  return entry_offsets[id];
+}
+
+fn first_piece(id: u32) -> u32 {
+  return piece_offsets[id];
+}
+
+fn carry_slot(id: u32) -> u32 {
+  return carry_offsets[id];
+}
+
+// Entries, pieces and carry slots (0 or 1) of an id's bucket.
+fn bucket_sizes(i: u32) -> vec3u {
+  let c = atomicLoad(&counts[i]);
+  return vec3u(c, (c + p.chunk - 1u) / p.chunk, select(0u, 1u, c > p.chunk));
 }
 
 @compute @workgroup_size(64)
@@ -62,15 +93,15 @@ fn scan_blocks(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
   let b = flat_index(gid, nwg);
   if (b >= p.blocks) { return; }
   let end = min((b + 1u) * p.span, p.items + 2u);
-  var total = 0u;
-  for (var i = b * p.span; i < end; i++) { total += atomicLoad(&counts[i]); }
+  var total = vec3u(0u);
+  for (var i = b * p.span; i < end; i++) { total += bucket_sizes(i); }
   block_sums[b] = total;
 }
 
 // One invocation: block sums become their exclusive prefix (blocks ≤ the loop budget).
 @compute @workgroup_size(1)
 fn scan_top() {
-  var run = 0u;
+  var run = vec3u(0u);
   for (var b = 0u; b < p.blocks; b++) {
     let c = block_sums[b];
     block_sums[b] = run;
@@ -78,6 +109,23 @@ fn scan_top() {
   }
 }
 
+// 2^e as an exact f32, e in [-126, 127].
+fn pow2(e: i32) -> f32 {
+  return bitcast<f32>(u32(e + 127) << 23u);
+}
+
+// The fixed-point exponent t of an id: values are added as round(v · 2^(t + 32)). Its bucket's
+// sum is at most count · rowmax < 2^(f + 2), f = floor(log2(count · rowmax)), so with
+// t = 26 − f every sum stays below 2^60 and every value's high word below 2^27 (t spans
+// [-102, 152]). ZERO_SUM when every coefficient of the id is 0.
+fn scale_exponent(count: u32, largest: f32) -> i32 {
+  let bound = f32(count) * largest;
+  if (!(bound > 0.0)) { return ZERO_SUM; }
+  let f = max(i32((bitcast<u32>(bound) >> 23u) & 0xFFu) - 127, -126);
+  return 26 - f;
+}
+
+// Per block of ids: their offsets, piece ids and exponents; counts become write cursors.
 @compute @workgroup_size(64)
 fn scan_spread(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let b = flat_index(gid, nwg);
@@ -85,10 +133,18 @@ fn scan_spread(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
   let end = min((b + 1u) * p.span, p.items + 2u);
   var run = block_sums[b];
   for (var i = b * p.span; i < end; i++) {
-    let c = atomicLoad(&counts[i]);
-    offsets[i] = run;
-    atomicStore(&counts[i], run);
-    run += c;
+    let size = bucket_sizes(i);
+    entry_offsets[i] = run.x;
+    piece_offsets[i] = run.y;
+    carry_offsets[i] = run.z;
+    atomicStore(&counts[i], run.x);
+    for (var piece = 0u; piece < size.y; piece++) { piece_ids[run.y + piece] = i; }
+    if (size.z != 0u) { carry_ids[run.z] = i; }
+    if (size.x > 0u) {
+      let largest = bitcast<f32>(atomicLoad(&rowmax[i]));
+      atomicStore(&rowmax[i], bitcast<u32>(scale_exponent(size.x, largest)));
+    }
+    run += size;
   }
 }
 
@@ -100,49 +156,23 @@ fn scatter(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   let n = e / p.k;
   let id = negative_id(NegativeSpec(p.kind, p.k, p.items, p.seed), n, e % p.k);
   if (id == u32(targets[n])) { return; }
-  list[atomicAdd(&counts[id], 1u)] = e;
+  let j = atomicAdd(&counts[id], 1u);
+  list[j] = n;
+  list_coefs[j] = coefs[e];
 }
 
-// The id whose bucket holds list index j: the largest id with offsets[id] ≤ j (empty buckets
-// share their offset with the next id, so the largest one is the bucket j lies in).
-fn bucket_of(j: u32) -> u32 {
-  var lo = 0u;
-  var hi = p.items;
-  while (lo < hi) {
-    let mid = (lo + hi + 1u) / 2u;
-    if (offsets[mid] <= j) { lo = mid; } else { hi = mid - 1u; }
-  }
-  return lo;
-}
-
-// 2^e as an exact f32, e in [-126, 127].
-fn pow2(e: i32) -> f32 {
-  return bitcast<f32>(u32(e + 127) << 23u);
-}
-
-// The fixed-point exponent t of an id: values are added as round(v · 2^(t + 32)). Its bucket's
-// sum is at most count · rowmax < 2^(f + 2), f = floor(log2(count · rowmax)), so with
-// t = 26 − f every sum stays below 2^60 and every value's high word below 2^27.
-// Returns ZERO_SUM when every coefficient of the id is 0 (t itself spans [-102, 152]).
-fn scale_exponent(id: u32) -> i32 {
-  let m = bitcast<f32>(atomicLoad(&rowmax[id]));
-  let bound = f32(offsets[id + 1u] - offsets[id]) * m;
-  if (!(bound > 0.0)) { return ZERO_SUM; }
-  let f = max(i32((bitcast<u32>(bound) >> 23u) & 0xFFu) - 127, -126);
-  return 26 - f;
-}
-
-// v · 2^t in two exact steps: t spans [-101, 152], beyond one f32 power of two.
-fn scaled(v: vec4f, t: i32) -> vec4f {
+// Multiplies by 2^t in two exact steps (t spans [-102, 152], beyond one f32 power of two).
+fn power_pair(t: i32) -> vec2f {
   let half = t / 2;
-  return v * pow2(half) * pow2(t - half);
+  return vec2f(pow2(half), pow2(t - half));
 }
 
 // A 64-bit two's complement sum of 4 columns: low and high words.
 struct Fixed { lo: vec4u, hi: vec4u }
 
-fn fixed_add(acc: ptr<function, Fixed>, v: vec4f, t: i32) {
-  let y = scaled(v, t);
+// acc += round(v · 2^(t + 32)), `up` = power_pair(t).
+fn fixed_add(acc: ptr<function, Fixed>, v: vec4f, up: vec2f) {
+  let y = v * up.x * up.y;
   let whole = floor(y);
   let lo = vec4u((y - whole) * 4294967296.0);
   let sum = (*acc).lo + lo;
@@ -159,18 +189,8 @@ fn fixed_to_f32(x: Fixed, t: i32) -> vec4f {
   let lo = select(x.lo, neg_lo, negative);
   let hi = select(x.hi, neg_hi, negative);
   let size = vec4f(hi) + vec4f(lo) * 2.3283064365386963e-10;
-  return scaled(select(size, -size, negative), -t);
-}
-
-// Columns 4q .. 4q + 3 of row n of h (0 past d).
-fn h_quad(n: u32, q: u32) -> vec4f {
-  let c = 4u * q;
-  let base = n * p.d + c;
-  var v = vec4f(h[base], 0.0, 0.0, 0.0);
-  if (c + 1u < p.d) { v.y = h[base + 1u]; }
-  if (c + 2u < p.d) { v.z = h[base + 2u]; }
-  if (c + 3u < p.d) { v.w = h[base + 3u]; }
-  return v;
+  let down = power_pair(-t);
+  return select(size, -size, negative) * down.x * down.y;
 }
 
 fn in_window(id: u32) -> bool {
@@ -186,12 +206,12 @@ fn add_to_dtable(id: u32, q: u32, v: vec4f) {
   if (4u * q + 3u < p.d) { dtable[base + 3u] += v.w; }
 }
 
-// carry slot of chunk `c`, quad q, column i: (low, high) words at 2·index.
-fn carry_index(c: u32, q: u32, i: u32) -> u32 {
-  return 2u * ((c * p.quads + q) * 4u + i);
+// Carry slot s, quad q, column i: (low, high) words at 2·index.
+fn carry_index(s: u32, q: u32, i: u32) -> u32 {
+  return 2u * ((s * p.quads + q) * 4u + i);
 }
 
-// Adds a chunk's share of a bucket that crosses chunk boundaries to its carry slot: exact 64-bit
+// Adds a piece's share of a bucket of several pieces to its carry slot: exact 64-bit
 // additions as two 32-bit atomics, so the total does not depend on their order.
 fn add_to_carry(slot: u32, q: u32, x: Fixed) {
   for (var i = 0u; i < 4u; i++) {
@@ -202,63 +222,49 @@ fn add_to_carry(slot: u32, q: u32, x: Fixed) {
   }
 }
 
-fn flush(id: u32, t: i32, chunk_lo: u32, chunk_hi: u32, q: u32, x: Fixed) {
-  if (t == ZERO_SUM || !in_window(id)) { return; }
-  let start = offsets[id];
-  if (start >= chunk_lo && offsets[id + 1u] <= chunk_hi) {
-    add_to_dtable(id, q, fixed_to_f32(x, t));
-  } else {
-    add_to_carry(start / p.chunk, q, x);
-  }
+fn exponent(id: u32) -> i32 {
+  return bitcast<i32>(atomicLoad(&rowmax[id]));
 }
 
-// An invocation per (chunk, quad): walks the chunk's list entries, one run per bucket.
+// An invocation per (piece, quad): the piece's entries, summed and written or carried.
 @compute @workgroup_size(64)
-fn sum_runs(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn sum_pieces(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = flat_index(gid, nwg);
-  let c = i / p.quads;
+  let piece = i / p.quads;
   let q = i % p.quads;
-  let total = offsets[p.items + 1u];
-  let lo = c * p.chunk;
-  if (lo >= total) { return; }
-  let hi = min(lo + p.chunk, total);
-  var id = bucket_of(lo);
-  var end = offsets[id + 1u];
-  var t = scale_exponent(id);
+  if (piece >= first_piece(p.items + 1u)) { return; }
+  let id = piece_ids[piece];
+  let t = exponent(id);
+  if (t == ZERO_SUM || !in_window(id)) { return; }
+  let start = first_entry(id);
+  let count = first_entry(id + 1u) - start;
+  let lo = start + (piece - first_piece(id)) * p.chunk;
+  let hi = min(lo + p.chunk, start + count);
+  let up = power_pair(t);
   var acc = Fixed(vec4u(0u), vec4u(0u));
   for (var j = lo; j < hi; j++) {
-    if (j == end) {
-      flush(id, t, lo, hi, q, acc);
-      id = bucket_of(j);
-      end = offsets[id + 1u];
-      t = scale_exponent(id);
-      acc = Fixed(vec4u(0u), vec4u(0u));
-    }
-    if (t != ZERO_SUM && in_window(id)) {
-      let e = list[j];
-      fixed_add(&acc, coefs[e] * h_quad(e / p.k, q), t);
-    }
+    fixed_add(&acc, list_coefs[j] * h_quad(list[j], q), up);
   }
-  flush(id, t, lo, hi, q, acc);
+  if (count <= p.chunk) {
+    add_to_dtable(id, q, fixed_to_f32(acc, t));
+  } else {
+    add_to_carry(carry_slot(id), q, acc);
+  }
 }
 
-// An invocation per (chunk, quad): the bucket that starts in the chunk and ends past it.
+// An invocation per (carry slot, quad): converts the sum of a bucket of several pieces.
 @compute @workgroup_size(64)
 fn carry_out(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = flat_index(gid, nwg);
-  let c = i / p.quads;
+  let slot = i / p.quads;
   let q = i % p.quads;
-  let total = offsets[p.items + 1u];
-  let lo = c * p.chunk;
-  if (lo >= total) { return; }
-  let id = bucket_of(min(lo + p.chunk, total) - 1u);
-  let t = scale_exponent(id);
-  if (offsets[id] < lo || offsets[id + 1u] <= lo + p.chunk || t == ZERO_SUM || !in_window(id)) {
-    return;
-  }
+  if (slot >= carry_slot(p.items + 1u)) { return; }
+  let id = carry_ids[slot];
+  let t = exponent(id);
+  if (t == ZERO_SUM || !in_window(id)) { return; }
   var x = Fixed(vec4u(0u), vec4u(0u));
   for (var col = 0u; col < 4u; col++) {
-    let at = carry_index(c, q, col);
+    let at = carry_index(slot, q, col);
     x.lo[col] = atomicLoad(&carry[at]);
     x.hi[col] = atomicLoad(&carry[at + 1u]);
   }

@@ -10,6 +10,8 @@
  * uniform` training step on llvmpipe and made the table gradient differ run to run.
  */
 import tableGradShader from "../../shaders/cce_table_grad.wgsl" with { type: "text" };
+import hScalarShader from "../../shaders/cce_table_grad_h_scalar.wgsl" with { type: "text" };
+import hVec4Shader from "../../shaders/cce_table_grad_h_vec4.wgsl" with { type: "text" };
 import type { Binding } from "../gpu/gpu.ts";
 import type { Engine } from "../tensor/engine.ts";
 import { declareKernel, groupsFor, type RowWindow } from "../tensor/kernel.ts";
@@ -22,58 +24,78 @@ import {
 } from "./negatives.ts";
 
 /**
- * List entries one invocation sums: with a binary search per bucket it starts (log2 C steps) it
- * loops at most CHUNK·33 times, far below llvmpipe's 65,535.
+ * List entries one invocation sums at least (a piece of a bucket); more when N·K is so large that
+ * a bucket could have over MAX_PIECES pieces, which scan_spread loops over.
  */
-const CHUNK = 256;
-/** Most blocks (and counts per block) of the prefix sum: one invocation scans the block sums. */
+const MIN_CHUNK = 256;
+const MAX_PIECES = 16384;
+/** Most blocks (and ids per block) of the prefix sum: one invocation scans the block sums. */
 const SCAN_BLOCKS = 16384;
 
-export { CHUNK as CCE_TABLE_GRAD_CHUNK };
+/** Entries per piece for `entries` entries. */
+const chunkFor = (entries: number) => Math.max(MIN_CHUNK, Math.ceil(entries / MAX_PIECES));
 
-const KERNEL = declareKernel({
-  name: "cce- table gradient",
-  source: withNegatives(tableGradShader),
-  params: {
-    n: "u32",
-    d: "u32",
-    kind: "u32",
-    k: "u32",
-    items: "u32",
-    seed: "u32",
-    row0: "u32",
-    rows: "u32",
-    span: "u32",
-    blocks: "u32",
-    chunk: "u32",
-    quads: "u32",
-  },
-  buffers: [
-    "negative_alias",
-    "h",
-    "targets",
-    "counts",
-    "rowmax",
-    "offsets",
-    "block_sums",
-    "list",
-    "coefs",
-    "dtable",
-    "carry",
-  ],
-});
+/** Pieces at most: one per touched id, plus one per `chunk` entries. */
+const maxPieces = (entries: number, items: number) =>
+  Math.min(items, entries) + Math.ceil(entries / chunkFor(entries));
 
-type Buffer = (typeof KERNEL.buffers)[number];
+/** The kernels with h read as scalars or (d a multiple of 4) as vec4s. */
+const declare = (hReader: string) =>
+  declareKernel({
+    name: "cce- table gradient",
+    source: withNegatives(`${hReader}\n${tableGradShader}`),
+    params: PARAMS,
+    buffers: BUFFERS,
+  });
+
+const PARAMS = {
+  n: "u32",
+  d: "u32",
+  kind: "u32",
+  k: "u32",
+  items: "u32",
+  seed: "u32",
+  row0: "u32",
+  rows: "u32",
+  span: "u32",
+  blocks: "u32",
+  chunk: "u32",
+  quads: "u32",
+} as const;
+
+const BUFFERS = [
+  "negative_alias",
+  "h",
+  "targets",
+  "counts",
+  "rowmax",
+  "entry_offsets",
+  "piece_offsets",
+  "carry_offsets",
+  "block_sums",
+  "list",
+  "list_coefs",
+  "coefs",
+  "dtable",
+  "carry",
+  "piece_ids",
+  "carry_ids",
+] as const;
+
+const KERNELS = { scalar: declare(hScalarShader), vec4: declare(hVec4Shader) };
+
+type Buffer = (typeof BUFFERS)[number];
 type Buffers = { [K in Buffer]?: Binding };
 
 /** The buffers each entry point uses (a bind group may hold no other). */
+const OFFSETS = ["entry_offsets", "piece_offsets", "carry_offsets"] as const;
 const USES = {
   scan_blocks: ["counts", "block_sums"],
   scan_top: ["block_sums"],
-  scan_spread: ["counts", "offsets", "block_sums"],
-  scatter: ["negative_alias", "targets", "counts", "list"],
-  sum_runs: ["h", "rowmax", "offsets", "list", "coefs", "dtable", "carry"],
-  carry_out: ["rowmax", "offsets", "dtable", "carry"],
+  scan_spread: ["counts", "rowmax", ...OFFSETS, "block_sums", "piece_ids", "carry_ids"],
+  scatter: ["negative_alias", "targets", "counts", "list", "list_coefs", "coefs"],
+  sum_pieces: ["h", "rowmax", ...OFFSETS, "list", "list_coefs", "dtable", "carry", "piece_ids"],
+  carry_out: ["rowmax", "carry_offsets", "dtable", "carry", "carry_ids"],
 } satisfies Record<string, Buffer[]>;
 type Entry = keyof typeof USES;
 
@@ -111,9 +133,9 @@ export function assertEntriesFit(e: Engine, op: string, spec: NegativeSpec, n: n
 /** Bytes the table gradient holds beyond its inputs and output (the memory estimate's term). */
 export function tableGradBytes(n: number, k: number, items: number, d: number): number {
   const entries = n * k;
-  const carry = Math.ceil(entries / CHUNK) * Math.ceil(d / 4) * 8;
-  const blocks = Math.min(SCAN_BLOCKS, items + 2);
-  return 4 * (2 * entries + 3 * (items + 2) + blocks + carry);
+  const carry = Math.ceil(entries / chunkFor(entries)) * (Math.ceil(d / 4) * 8 + 1);
+  const blocks = 4 * Math.min(SCAN_BLOCKS, items + 2);
+  return 4 * (3 * entries + 6 * (items + 2) + blocks + carry + maxPieces(entries, items));
 }
 
 export interface TableGradCall {
@@ -136,12 +158,21 @@ export function addNegativeTableGrad(e: Engine, call: TableGradCall): void {
   const items = spec.items;
   const span = Math.max(64, Math.ceil((items + 2) / SCAN_BLOCKS));
   const blocks = Math.ceil((items + 2) / span);
-  const chunks = Math.ceil(total / CHUNK);
+  const chunk = chunkFor(total);
+  const pieces = maxPieces(total, items);
   const quads = Math.ceil(d / 4);
-  const offsets = e.empty([items + 2], "u32", "cce- bucket offsets");
-  const blockSums = e.empty([blocks], "u32", "cce- scan block sums");
-  const list = e.empty([total], "u32", "cce- entries by id");
-  const carry = e.zeros([chunks * quads * 8], "u32", "cce- crossing buckets' fixed-point sums");
+  const offsets = OFFSETS.map((name) => e.empty([items + 2], "u32", `cce- ${name}`));
+  const blockSums = e.empty([blocks, 4], "u32", "cce- scan block sums");
+  const list = e.empty([total], "u32", "cce- entries' positions by id");
+  const listCoefs = e.empty([total], "f32", "cce- entries' coefficients by id");
+  const pieceIds = e.empty([pieces], "u32", "cce- piece ids");
+  const slots = Math.ceil(total / chunk);
+  const carryIds = e.empty([slots], "u32", "cce- ids of buckets of several pieces");
+  const carry = e.zeros(
+    [slots * quads * 8],
+    "u32",
+    "cce- fixed-point sums of buckets of several pieces",
+  );
   const params = (w: RowWindow | null) => ({
     n,
     d,
@@ -150,7 +181,7 @@ export function addNegativeTableGrad(e: Engine, call: TableGradCall): void {
     rows: w?.rows ?? 0,
     span,
     blocks,
-    chunk: CHUNK,
+    chunk,
     quads,
   });
   const buffers: Buffers = {
@@ -159,15 +190,20 @@ export function addNegativeTableGrad(e: Engine, call: TableGradCall): void {
     targets: call.targets.storage,
     counts: entries.counts.storage,
     rowmax: entries.rowmax.storage,
-    offsets: offsets.storage,
+    entry_offsets: offsets[0].storage,
+    piece_offsets: offsets[1].storage,
+    carry_offsets: offsets[2].storage,
     block_sums: blockSums.storage,
     list: list.storage,
+    list_coefs: listCoefs.storage,
     coefs: entries.coefs.storage,
     carry: carry.storage,
+    piece_ids: pieceIds.storage,
+    carry_ids: carryIds.storage,
   };
   const run = (entry: Entry, workgroups: [number, number], w: RowWindow | null = null) => {
     const all: Buffers = w ? { ...buffers, dtable: call.dtable(w) } : buffers;
-    KERNEL.dispatch(e.gpu, {
+    KERNELS[d % 4 === 0 ? "vec4" : "scalar"].dispatch(e.gpu, {
       label: `cce- table grad ${entry}`,
       entry,
       params: params(w),
@@ -180,8 +216,8 @@ export function addNegativeTableGrad(e: Engine, call: TableGradCall): void {
   run("scan_spread", groupsFor(e, blocks, 64));
   run("scatter", groupsFor(e, total, 64));
   for (const w of call.windows) {
-    run("sum_runs", groupsFor(e, chunks * quads, 64), w);
-    run("carry_out", groupsFor(e, chunks * quads, 64), w);
+    run("sum_pieces", groupsFor(e, pieces * quads, 64), w);
+    run("carry_out", groupsFor(e, slots * quads, 64), w);
   }
-  for (const t of [offsets, blockSums, list, carry]) t.dispose();
+  for (const t of [...offsets, blockSums, list, listCoefs, pieceIds, carryIds, carry]) t.dispose();
 }
