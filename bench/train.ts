@@ -14,6 +14,7 @@ import {
   RecommenderTraining,
 } from "../src/train/recommender.ts";
 import { objectiveOf } from "../src/loss/objectives.ts";
+import { evaluateRanking } from "../src/train/evaluate.ts";
 import { formatBytes } from "../src/gpu/allocator.ts";
 import type { KernelTime } from "../src/gpu/profiler.ts";
 import { type Cell, formatTable } from "./util.ts";
@@ -50,6 +51,15 @@ export interface TrainFigures {
   meanLoss: number;
   /** With a profiling engine: where the timed steps' time went. */
   profile?: StepProfile;
+  /** Asked for: one validation pass (what each epoch of `deno task train` ends with), timed. */
+  validation?: ValidationFigures;
+}
+
+export interface ValidationFigures {
+  users: number;
+  seconds: number;
+  /** Batches per epoch × s/step + the validation: when a run prints its first figures. */
+  firstValidationSeconds: number;
 }
 
 export async function benchTrainVariant(
@@ -59,6 +69,7 @@ export async function benchTrainVariant(
   v: TrainVariant,
   steps: number,
   warmup: number,
+  validate = false,
 ): Promise<TrainFigures> {
   const c = { ...base, ...v.overrides };
   const allocator = engine.gpu.allocator;
@@ -112,8 +123,43 @@ export async function benchTrainVariant(
     meanLoss: lossSum / steps,
     profile,
   };
+  if (validate) figures.validation = await timeValidation(training, data, c, figures);
   training.dispose();
   return figures;
+}
+
+/** One validation pass over the split's validation users, as train() runs it after an epoch. */
+async function timeValidation(
+  training: RecommenderTraining,
+  data: PreparedData,
+  c: TrainConfig,
+  f: TrainFigures,
+): Promise<ValidationFigures> {
+  await training.engine.gpu.sync();
+  const start = performance.now();
+  await evaluateRanking(training.model, data.split.valid, { keepSeen: c.keepSeen });
+  const seconds = (performance.now() - start) / 1000;
+  return {
+    users: data.split.valid.length,
+    seconds,
+    firstValidationSeconds: f.secondsPerEpoch + seconds,
+  };
+}
+
+/** Per variant with a timed validation: its users, seconds, and when the first one would print. */
+export function formatValidations(rows: TrainFigures[]): string {
+  const timed = rows.filter((f) => f.validation);
+  if (!timed.length) return "";
+  return formatTable(
+    ["variant", "validation users", "validation s", "s/epoch", "first validation after"],
+    timed.map((f) => [
+      f.label,
+      f.validation!.users,
+      f.validation!.seconds,
+      f.secondsPerEpoch,
+      `${(f.validation!.firstValidationSeconds / 60).toFixed(1)} min`,
+    ]),
+  );
 }
 
 export interface PeerFigures {
