@@ -130,12 +130,35 @@ export function assertEntriesFit(e: Engine, op: string, spec: NegativeSpec, n: n
   }
 }
 
+/**
+ * The byte sizes of the buffers the table gradient allocates beyond its inputs and output, for
+ * N positions' K negatives over C items: the backward's counts, bounds and coefficients, then the
+ * bucketing's offsets, scan block sums, bucketed entries, piece and carry ids and carry sums.
+ */
+export function tableGradBuffers(n: number, k: number, items: number, d: number): number[] {
+  const entries = n * k;
+  const slots = Math.ceil(entries / chunkFor(entries));
+  const perId = (items + 2) * 4;
+  const blocks = Math.ceil((items + 2) / Math.max(64, Math.ceil((items + 2) / SCAN_BLOCKS)));
+  return [
+    perId,
+    (items + 1) * 4,
+    entries * 4,
+    perId,
+    perId,
+    perId,
+    blocks * 16,
+    entries * 4,
+    entries * 4,
+    maxPieces(entries, items) * 4,
+    slots * 4,
+    slots * Math.ceil(d / 4) * 32,
+  ];
+}
+
 /** Bytes the table gradient holds beyond its inputs and output (the memory estimate's term). */
 export function tableGradBytes(n: number, k: number, items: number, d: number): number {
-  const entries = n * k;
-  const carry = Math.ceil(entries / chunkFor(entries)) * (Math.ceil(d / 4) * 8 + 1);
-  const blocks = 4 * Math.min(SCAN_BLOCKS, items + 2);
-  return 4 * (3 * entries + 6 * (items + 2) + blocks + carry + maxPieces(entries, items));
+  return tableGradBuffers(n, k, items, d).reduce((a, b) => a + b, 0);
 }
 
 export interface TableGradCall {
