@@ -1,6 +1,7 @@
 // CCE-'s table gradient for per-position negatives, deterministic and without float atomics.
 // Needs random.wgsl and negatives.wgsl prepended (the scatter redraws each entry's id), and one
-// of cce_table_grad_h_*.wgsl, which binds h [N, d] (binding 2) and reads it by column group.
+// of cce_table_grad_rows_*.wgsl, which binds h [N, d] (binding 2) and the table gradient's window
+// (binding 13) and reads and writes them by group of 4 columns.
 //
 // An entry is one (position n, slot) whose negative id is scored (not the target): e = n·k + slot.
 // cce_sampled.wgsl's backward wrote its coefficient coefs[e] = dloss_n · softmax, counted it in
@@ -14,8 +15,9 @@
 //   sum_pieces / carry_out: add each bucket's coef·h_n in 64-bit fixed point, where addition is
 //     exact and so the same in any order. The scale is per id, from rowmax and the bucket's size,
 //     so that no sum can overflow; the result is rounded to f32 once.
-// An invocation takes one piece and one group of 4 columns: consecutive lanes share a piece, so
-// they loop and branch alike (and read one h row together on a GPU). A one-piece bucket is
+// An invocation takes one piece and GROUP groups of 4 columns: consecutive lanes share a piece,
+// so they loop and branch alike (and read one h row together on a GPU), and the piece's lookups
+// are shared by 16 columns. A one-piece bucket is
 // written directly; the pieces of a longer one are added with integer atomics into its carry
 // slot, which carry_out converts. Counts, offsets and the list span all items; sum_pieces and
 // carry_out run once per window of table rows [row0, row0 + rows).
@@ -31,9 +33,11 @@ struct Params {
   // Scan: ids per block, and blocks.
   span: u32,
   blocks: u32,
-  // Entries per piece, and column groups of 4 (ceil(d / 4)).
+  // Entries per piece, column groups of 4 (ceil(d / 4)), and invocations per piece
+  // (ceil(quads / GROUP)).
   chunk: u32,
   quads: u32,
+  groups: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(3) var<storage, read> targets: array<i32>;
@@ -54,8 +58,6 @@ struct Params {
 @group(0) @binding(11) var<storage, read_write> list_coefs: array<f32>;
 // [N·K]: coefficients by entry, as the backward wrote them.
 @group(0) @binding(12) var<storage, read> coefs: array<f32>;
-// The table gradient's window (rows row0 .. row0 + rows).
-@group(0) @binding(13) var<storage, read_write> dtable: array<f32>;
 // Per carry slot and column: a 64-bit fixed-point sum as (low, high) words.
 @group(0) @binding(14) var<storage, read_write> carry: array<atomic<u32>>;
 // [pieces]: the id of each piece.
@@ -197,15 +199,6 @@ fn in_window(id: u32) -> bool {
   return id - p.row0 < p.rows;
 }
 
-// dtable row (window-relative) += v over the quad's columns that exist.
-fn add_to_dtable(id: u32, q: u32, v: vec4f) {
-  let base = (id - p.row0) * p.d + 4u * q;
-  dtable[base] += v.x;
-  if (4u * q + 1u < p.d) { dtable[base + 1u] += v.y; }
-  if (4u * q + 2u < p.d) { dtable[base + 2u] += v.z; }
-  if (4u * q + 3u < p.d) { dtable[base + 3u] += v.w; }
-}
-
 // Carry slot s, quad q, column i: (low, high) words at 2·index.
 fn carry_index(s: u32, q: u32, i: u32) -> u32 {
   return 2u * ((s * p.quads + q) * 4u + i);
@@ -226,12 +219,30 @@ fn exponent(id: u32) -> i32 {
   return bitcast<i32>(atomicLoad(&rowmax[id]));
 }
 
-// An invocation per (piece, quad): the piece's entries, summed and written or carried.
+// Column groups one invocation of sum_pieces sums.
+const GROUP: u32 = 4u;
+
+// Writes or carries quad q's sum of a piece of `id` (none past the last quad).
+fn finish(id: u32, q: u32, x: Fixed, t: i32, single: bool) {
+  if (q >= p.quads) { return; }
+  if (single) {
+    store_quad(id, q, fixed_to_f32(x, t));
+  } else {
+    add_to_carry(carry_slot(id), q, x);
+  }
+}
+
+// Adds coef · h_n's quad q to x (nothing past the last quad).
+fn add_quad(x: ptr<function, Fixed>, n: u32, q: u32, coef: f32, up: vec2f) {
+  if (q < p.quads) { fixed_add(x, coef * h_quad(n, q), up); }
+}
+
+// An invocation per (piece, GROUP quads): the piece's entries, summed and written or carried.
 @compute @workgroup_size(64)
 fn sum_pieces(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = flat_index(gid, nwg);
-  let piece = i / p.quads;
-  let q = i % p.quads;
+  let piece = i / p.groups;
+  let q = (i % p.groups) * GROUP;
   if (piece >= first_piece(p.items + 1u)) { return; }
   let id = piece_ids[piece];
   let t = exponent(id);
@@ -241,15 +252,23 @@ fn sum_pieces(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups
   let lo = start + (piece - first_piece(id)) * p.chunk;
   let hi = min(lo + p.chunk, start + count);
   let up = power_pair(t);
-  var acc = Fixed(vec4u(0u), vec4u(0u));
+  var a0 = Fixed(vec4u(0u), vec4u(0u));
+  var a1 = a0;
+  var a2 = a0;
+  var a3 = a0;
   for (var j = lo; j < hi; j++) {
-    fixed_add(&acc, list_coefs[j] * h_quad(list[j], q), up);
+    let n = list[j];
+    let coef = list_coefs[j];
+    add_quad(&a0, n, q, coef, up);
+    add_quad(&a1, n, q + 1u, coef, up);
+    add_quad(&a2, n, q + 2u, coef, up);
+    add_quad(&a3, n, q + 3u, coef, up);
   }
-  if (count <= p.chunk) {
-    add_to_dtable(id, q, fixed_to_f32(acc, t));
-  } else {
-    add_to_carry(carry_slot(id), q, acc);
-  }
+  let single = count <= p.chunk;
+  finish(id, q, a0, t, single);
+  finish(id, q + 1u, a1, t, single);
+  finish(id, q + 2u, a2, t, single);
+  finish(id, q + 3u, a3, t, single);
 }
 
 // An invocation per (carry slot, quad): converts the sum of a bucket of several pieces.
@@ -268,5 +287,5 @@ fn carry_out(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
     x.lo[col] = atomicLoad(&carry[at]);
     x.hi[col] = atomicLoad(&carry[at + 1u]);
   }
-  add_to_dtable(id, q, fixed_to_f32(x, t));
+  store_quad(id, q, fixed_to_f32(x, t));
 }

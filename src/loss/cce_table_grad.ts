@@ -10,8 +10,10 @@
  * uniform` training step on llvmpipe and made the table gradient differ run to run.
  */
 import tableGradShader from "../../shaders/cce_table_grad.wgsl" with { type: "text" };
-import hScalarShader from "../../shaders/cce_table_grad_h_scalar.wgsl" with { type: "text" };
-import hVec4Shader from "../../shaders/cce_table_grad_h_vec4.wgsl" with { type: "text" };
+import rowsScalarShader from "../../shaders/cce_table_grad_rows_scalar.wgsl" with {
+  type: "text",
+};
+import rowsVec4Shader from "../../shaders/cce_table_grad_rows_vec4.wgsl" with { type: "text" };
 import type { Binding } from "../gpu/gpu.ts";
 import type { Engine } from "../tensor/engine.ts";
 import { declareKernel, groupsFor, type RowWindow } from "../tensor/kernel.ts";
@@ -29,6 +31,8 @@ import {
  */
 const MIN_CHUNK = 256;
 const MAX_PIECES = 16384;
+/** Column groups of 4 one invocation of sum_pieces sums (GROUP in the shader). */
+const GROUP = 4;
 /** Most blocks (and ids per block) of the prefix sum: one invocation scans the block sums. */
 const SCAN_BLOCKS = 16384;
 
@@ -39,11 +43,11 @@ const chunkFor = (entries: number) => Math.max(MIN_CHUNK, Math.ceil(entries / MA
 const maxPieces = (entries: number, items: number) =>
   Math.min(items, entries) + Math.ceil(entries / chunkFor(entries));
 
-/** The kernels with h read as scalars or (d a multiple of 4) as vec4s. */
-const declare = (hReader: string) =>
+/** The kernels with h and the gradient rows moved as scalars or (d a multiple of 4) as vec4s. */
+const declare = (rows: string) =>
   declareKernel({
     name: "cce- table gradient",
-    source: withNegatives(`${hReader}\n${tableGradShader}`),
+    source: withNegatives(`${rows}\n${tableGradShader}`),
     params: PARAMS,
     buffers: BUFFERS,
   });
@@ -61,6 +65,7 @@ const PARAMS = {
   blocks: "u32",
   chunk: "u32",
   quads: "u32",
+  groups: "u32",
 } as const;
 
 const BUFFERS = [
@@ -82,7 +87,7 @@ const BUFFERS = [
   "carry_ids",
 ] as const;
 
-const KERNELS = { scalar: declare(hScalarShader), vec4: declare(hVec4Shader) };
+const KERNELS = { scalar: declare(rowsScalarShader), vec4: declare(rowsVec4Shader) };
 
 type Buffer = (typeof BUFFERS)[number];
 type Buffers = { [K in Buffer]?: Binding };
@@ -184,6 +189,7 @@ export function addNegativeTableGrad(e: Engine, call: TableGradCall): void {
   const chunk = chunkFor(total);
   const pieces = maxPieces(total, items);
   const quads = Math.ceil(d / 4);
+  const groups = Math.ceil(quads / GROUP);
   const offsets = OFFSETS.map((name) => e.empty([items + 2], "u32", `cce- ${name}`));
   const blockSums = e.empty([blocks, 4], "u32", "cce- scan block sums");
   const list = e.empty([total], "u32", "cce- entries' positions by id");
@@ -206,6 +212,7 @@ export function addNegativeTableGrad(e: Engine, call: TableGradCall): void {
     blocks,
     chunk,
     quads,
+    groups,
   });
   const buffers: Buffers = {
     negative_alias: negativeAliasBuffer(e, spec).storage,
@@ -239,7 +246,7 @@ export function addNegativeTableGrad(e: Engine, call: TableGradCall): void {
   run("scan_spread", groupsFor(e, blocks, 64));
   run("scatter", groupsFor(e, total, 64));
   for (const w of call.windows) {
-    run("sum_pieces", groupsFor(e, pieces * quads, 64), w);
+    run("sum_pieces", groupsFor(e, pieces * groups, 64), w);
     run("carry_out", groupsFor(e, slots * quads, 64), w);
   }
   for (const t of [...offsets, blockSums, list, listCoefs, pieceIds, carryIds, carry]) t.dispose();
