@@ -15,6 +15,7 @@ import {
 } from "../src/train/recommender.ts";
 import { objectiveOf } from "../src/loss/objectives.ts";
 import { evaluateRanking } from "../src/train/evaluate.ts";
+import { cpuUsage } from "node:process";
 import { formatBytes } from "../src/gpu/allocator.ts";
 import type { KernelTime } from "../src/gpu/profiler.ts";
 import { type Cell, formatTable } from "./util.ts";
@@ -42,6 +43,11 @@ export interface TrainFigures {
   /** Null for a full softmax. */
   negatives: number | null;
   msPerStep: number;
+  /**
+   * CPU seconds per step of the whole process (all its threads; llvmpipe computes in them): what
+   * a step costs however many other jobs share the cores.
+   */
+  cpuSecondsPerStep: number;
   sequencesPerSecond: number;
   /** Batches per epoch × seconds per step. */
   secondsPerEpoch: number;
@@ -58,6 +64,7 @@ export interface TrainFigures {
 export interface ValidationFigures {
   users: number;
   seconds: number;
+  cpuSeconds: number;
   /** Batches per epoch × s/step + the validation: when a run prints its first figures. */
   firstValidationSeconds: number;
 }
@@ -81,7 +88,9 @@ export async function benchTrainVariant(
   const iter = batches.epoch(0);
   const next = () => {
     const r = iter.next();
-    if (r.done) throw new Error(`the dataset has fewer than ${warmup + steps} batches`);
+    if (r.done) {
+      throw new Error(`the dataset has fewer than ${warmup + steps} batches`);
+    }
     return r.value;
   };
   let step = 0;
@@ -95,6 +104,7 @@ export async function benchTrainVariant(
   gpu.profiler?.reset();
   const [dispatches0, submits0] = [gpu.dispatches, gpu.submits];
   const start = performance.now();
+  const cpu0 = cpuUsage();
   for (let i = 0; i < steps; i++) {
     const batch = next();
     lossSum += await training.step(batch, ++step);
@@ -102,19 +112,23 @@ export async function benchTrainVariant(
   }
   const seconds = (performance.now() - start) / 1000;
   await gpu.sync();
+  const cpuSeconds = cpuSecondsSince(cpu0);
   const profile = gpu.profiler
     ? stepProfile(gpu.profiler.report(), steps, seconds, {
       dispatches: gpu.dispatches - dispatches0,
       submits: gpu.submits - submits0,
     })
     : undefined;
-  const negatives = objectiveOf(c.loss).negativesPerPosition(objectiveSettings(c));
+  const negatives = objectiveOf(c.loss).negativesPerPosition(
+    objectiveSettings(c),
+  );
   const figures: TrainFigures = {
     label: v.label,
     loss: c.loss,
     sampler: negatives === null ? "-" : c.sampler,
     negatives,
     msPerStep: (seconds / steps) * 1000,
+    cpuSecondsPerStep: cpuSeconds / steps,
     sequencesPerSecond: sequences / seconds,
     secondsPerEpoch: (seconds / steps) * batches.batchesPerEpoch,
     peakReservedBytes: allocator.peakReservedBytes,
@@ -123,7 +137,9 @@ export async function benchTrainVariant(
     meanLoss: lossSum / steps,
     profile,
   };
-  if (validate) figures.validation = await timeValidation(training, data, c, figures);
+  if (validate) {
+    figures.validation = await timeValidation(training, data, c, figures);
+  }
   training.dispose();
   return figures;
 }
@@ -137,13 +153,22 @@ async function timeValidation(
 ): Promise<ValidationFigures> {
   await training.engine.gpu.sync();
   const start = performance.now();
-  await evaluateRanking(training.model, data.split.valid, { keepSeen: c.keepSeen });
+  const cpu0 = cpuUsage();
+  await evaluateRanking(training.model, data.split.valid, {
+    keepSeen: c.keepSeen,
+  });
   const seconds = (performance.now() - start) / 1000;
   return {
     users: data.split.valid.length,
     seconds,
+    cpuSeconds: cpuSecondsSince(cpu0),
     firstValidationSeconds: f.secondsPerEpoch + seconds,
   };
+}
+
+function cpuSecondsSince(start: { user: number; system: number }): number {
+  const now = cpuUsage(start);
+  return (now.user + now.system) / 1e6;
 }
 
 /** Per variant with a timed validation: its users, seconds, and when the first one would print. */
@@ -151,11 +176,21 @@ export function formatValidations(rows: TrainFigures[]): string {
   const timed = rows.filter((f) => f.validation);
   if (!timed.length) return "";
   return formatTable(
-    ["variant", "validation users", "validation s", "s/epoch", "first validation after"],
+    [
+      "variant",
+      "validation users",
+      "validation s",
+      "validation CPU s",
+      "CPU s/step",
+      "s/epoch",
+      "first validation after",
+    ],
     timed.map((f) => [
       f.label,
       f.validation!.users,
       f.validation!.seconds,
+      f.validation!.cpuSeconds,
+      f.cpuSecondsPerStep,
       f.secondsPerEpoch,
       `${(f.validation!.firstValidationSeconds / 60).toFixed(1)} min`,
     ]),
@@ -170,8 +205,12 @@ export interface PeerFigures {
   sequencesPerSecond: number;
 }
 
-export function formatTrainReport(rows: TrainFigures[], peers: PeerFigures[]): string {
-  const peerFor = (f: TrainFigures) => peers.find((p) => p.against.includes(f.label));
+export function formatTrainReport(
+  rows: TrainFigures[],
+  peers: PeerFigures[],
+): string {
+  const peerFor = (f: TrainFigures) =>
+    peers.find((p) => p.against.includes(f.label));
   const cells: Cell[][] = rows.map((f) => {
     const peer = peerFor(f);
     return [
@@ -187,7 +226,17 @@ export function formatTrainReport(rows: TrainFigures[], peers: PeerFigures[]): s
     ];
   });
   for (const p of peers) {
-    cells.push([p.label, "-", p.sequencesPerSecond, p.secondsPerEpoch, "-", "-", "-", "-", 1]);
+    cells.push([
+      p.label,
+      "-",
+      p.sequencesPerSecond,
+      p.secondsPerEpoch,
+      "-",
+      "-",
+      "-",
+      "-",
+      1,
+    ]);
   }
   return formatTable(
     [
@@ -232,7 +281,9 @@ export function formatProfiles(rows: TrainFigures[]): string {
     const p = f.profile;
     if (!p) continue;
     out.push(
-      `${f.label}: ${p.msPerStep.toFixed(0)} ms/step wall, ${p.kernelMsPerStep.toFixed(0)} ms in ` +
+      `${f.label}: ${p.msPerStep.toFixed(0)} ms/step wall, ${
+        p.kernelMsPerStep.toFixed(0)
+      } ms in ` +
         `kernels (${(100 * p.kernelMsPerStep / p.msPerStep).toFixed(0)}%), ` +
         `${p.dispatchesPerStep.toFixed(0)} dispatches and ${
           p.submitsPerStep.toFixed(1)
