@@ -209,8 +209,7 @@ export function formatTrainReport(
   rows: TrainFigures[],
   peers: PeerFigures[],
 ): string {
-  const peerFor = (f: TrainFigures) =>
-    peers.find((p) => p.against.includes(f.label));
+  const peerFor = (f: TrainFigures) => peers.find((p) => p.against.includes(f.label));
   const cells: Cell[][] = rows.map((f) => {
     const peer = peerFor(f);
     return [
@@ -281,9 +280,7 @@ export function formatProfiles(rows: TrainFigures[]): string {
     const p = f.profile;
     if (!p) continue;
     out.push(
-      `${f.label}: ${p.msPerStep.toFixed(0)} ms/step wall, ${
-        p.kernelMsPerStep.toFixed(0)
-      } ms in ` +
+      `${f.label}: ${p.msPerStep.toFixed(0)} ms/step wall, ${p.kernelMsPerStep.toFixed(0)} ms in ` +
         `kernels (${(100 * p.kernelMsPerStep / p.msPerStep).toFixed(0)}%), ` +
         `${p.dispatchesPerStep.toFixed(0)} dispatches and ${
           p.submitsPerStep.toFixed(1)

@@ -303,7 +303,7 @@ export function cceSampledRows(
         spec.k,
         stepsPerPass(op, d, perSlot, 2 * dot + 2 * d + 2),
         () => n,
-        (w) => ({
+        () => ({
           scratch: blockSums.storage,
           dh: dh.storage,
           counts: entries.counts.storage,
