@@ -54,11 +54,13 @@ struct Params {
 @group(0) @binding(11) var<storage, read> target_csr: array<u32>;
 // log q_i of ids i = 1..items (at i − 1), read with LOG_Q_PER_ID; a placeholder otherwise.
 @group(0) @binding(12) var<storage, read> negative_log_q: array<f32>;
-// With `scatter` (cce_table_grad.wgsl reads them): entries per id [items + 2], the bits of each
-// id's largest |coef|·max|h_n| [items + 1], and each (position, slot)'s coefficient [n, k].
+// With `scatter` (cce_table_grad.wgsl made the cursors and sums the buckets): each id's bucket
+// write cursor [items + 2], the bits of its largest |coef|·max|h_n| [items + 1], and the
+// buckets' entries, position and coefficient [N·K at most].
 @group(0) @binding(13) var<storage, read_write> counts: array<atomic<u32>>;
 @group(0) @binding(14) var<storage, read_write> rowmax: array<atomic<u32>>;
-@group(0) @binding(15) var<storage, read_write> coefs: array<f32>;
+@group(0) @binding(15) var<storage, read_write> list: array<u32>;
+@group(0) @binding(16) var<storage, read_write> list_coefs: array<f32>;
 
 // The sampler's probabilities differ per id (popularity), and so does its logQ correction
 // −log(K·q_id); off, every negative adds the one constant p.shift and never reads negative_log_q.
@@ -204,10 +206,11 @@ fn max_abs_h(n: u32) -> f32 {
   return m;
 }
 
-// Records a negative's table-gradient entry: its coefficient, its id's count and bound.
-fn record_entry(n: u32, slot: u32, id: u32, coef: f32, h_max: f32) {
-  coefs[n * p.k + slot] = coef;
-  atomicAdd(&counts[id], 1u);
+// Appends a negative's table-gradient entry to its id's bucket and raises the id's bound.
+fn record_entry(n: u32, id: u32, coef: f32, h_max: f32) {
+  let j = atomicAdd(&counts[id], 1u);
+  list[j] = n;
+  list_coefs[j] = coef;
   atomicMax(&rowmax[id], bitcast<u32>(abs(coef) * h_max));
 }
 
@@ -235,7 +238,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
         let row = id - p.row0;
         let coef = g * exp(logit(n, row) + negative_shift(id) - l);
         add_to_scratch(n, row, coef);
-        if (p.scatter != 0u) { record_entry(n, slot, id, coef, h_max); }
+        if (p.scatter != 0u) { record_entry(n, id, coef, h_max); }
       }
     }
     flush_scratch(n);

@@ -1,17 +1,17 @@
 // CCE-'s table gradient for per-position negatives, deterministic and without float atomics.
-// Needs random.wgsl and negatives.wgsl prepended (the scatter redraws each entry's id), and one
+// Needs random.wgsl and negatives.wgsl prepended (count redraws each entry's id), and one
 // of cce_table_grad_rows_*.wgsl, which binds h [N, d] (binding 2) and the table gradient's window
 // (binding 13) and reads and writes them by group of 4 columns.
 //
-// An entry is one (position n, slot) whose negative id is scored (not the target): e = n·k + slot.
-// cce_sampled.wgsl's backward wrote its coefficient coefs[e] = dloss_n · softmax, counted it in
-// counts[id] and raised rowmax[id] to |coef|·max|h_n|. Then, here:
+// An entry is one (position n, slot) whose negative id is scored (not the target).
+//   count: entries per id (counts), before cce_sampled.wgsl's backward;
 //   scan_blocks, scan_top, scan_spread: prefix sums over ids of three counts: entries (the
 //     item-major buckets' offsets), pieces (a bucket cut into pieces of `chunk` entries) and
-//     buckets of more than one piece (their carry slots); each piece learns its id, each id its
-//     fixed-point scale, and counts become the buckets' write cursors.
-//   scatter: list[cursor[id]++] = (n, coefs[e]). The order inside a bucket depends on thread
-//     timing, so
+//     buckets of more than one piece (their carry slots); each piece learns its id, and counts
+//     become the buckets' write cursors;
+//   then the backward computes each entry's coefficient dloss_n · softmax and appends (n, coef) to
+//     its id's bucket (list, list_coefs at cursor[id]++), raising rowmax[id] to |coef|·max|h_n|.
+//     The order inside a bucket depends on thread timing, so
 //   sum_pieces / carry_out: add each bucket's coef·h_n in 64-bit fixed point, where addition is
 //     exact and so the same in any order. The scale is per id, from rowmax and the bucket's size,
 //     so that no sum can overflow; the result is rounded to f32 once.
@@ -41,10 +41,10 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(3) var<storage, read> targets: array<i32>;
-// [items + 2]: entries per id (the last cell stays 0), then write cursors.
+// [items + 2]: entries per id (the last cell stays 0), then write cursors (the backward's).
 @group(0) @binding(4) var<storage, read_write> counts: array<atomic<u32>>;
 // [items + 1]: bits of the largest |coef|·max|h_n| of each id's entries (non-negative floats
-// order like their bits), then (scan_spread) the id's fixed-point exponent as i32 bits.
+// order like their bits), raised by the backward.
 @group(0) @binding(5) var<storage, read_write> rowmax: array<atomic<u32>>;
 // [items + 2] each: per id its bucket's first list index, first piece and carry slot (exclusive
 // prefix sums); the cells at items + 1 hold the totals.
@@ -54,16 +54,14 @@ struct Params {
 // [blocks]: the scan's per-block sums of the three counts.
 @group(0) @binding(9) var<storage, read_write> block_sums: array<vec3u>;
 // [N·K at most]: the buckets' entries, in bucket order: position and coefficient.
-@group(0) @binding(10) var<storage, read_write> list: array<u32>;
-@group(0) @binding(11) var<storage, read_write> list_coefs: array<f32>;
-// [N·K]: coefficients by entry, as the backward wrote them.
-@group(0) @binding(12) var<storage, read> coefs: array<f32>;
+@group(0) @binding(10) var<storage, read> list: array<u32>;
+@group(0) @binding(11) var<storage, read> list_coefs: array<f32>;
 // Per carry slot and column: a 64-bit fixed-point sum as (low, high) words.
-@group(0) @binding(14) var<storage, read_write> carry: array<atomic<u32>>;
+@group(0) @binding(12) var<storage, read_write> carry: array<atomic<u32>>;
 // [pieces]: the id of each piece.
-@group(0) @binding(15) var<storage, read_write> piece_ids: array<u32>;
+@group(0) @binding(13) var<storage, read_write> piece_ids: array<u32>;
 // [carry slots]: the id of each bucket of several pieces.
-@group(0) @binding(16) var<storage, read_write> carry_ids: array<u32>;
+@group(0) @binding(14) var<storage, read_write> carry_ids: array<u32>;
 
 // The fixed-point exponent of an id whose coefficients are all 0: nothing to add.
 const ZERO_SUM: i32 = 1000;
@@ -127,7 +125,7 @@ fn scale_exponent(count: u32, largest: f32) -> i32 {
   return 26 - f;
 }
 
-// Per block of ids: their offsets, piece ids and exponents; counts become write cursors.
+// Per block of ids: their offsets and piece ids; counts become write cursors.
 @compute @workgroup_size(64)
 fn scan_spread(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let b = flat_index(gid, nwg);
@@ -142,25 +140,18 @@ fn scan_spread(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
     atomicStore(&counts[i], run.x);
     for (var piece = 0u; piece < size.y; piece++) { piece_ids[run.y + piece] = i; }
     if (size.z != 0u) { carry_ids[run.z] = i; }
-    if (size.x > 0u) {
-      let largest = bitcast<f32>(atomicLoad(&rowmax[i]));
-      atomicStore(&rowmax[i], bitcast<u32>(scale_exponent(size.x, largest)));
-    }
     run += size;
   }
 }
 
 // An invocation per (position, slot): the same entries, by the same rule, as the backward's.
 @compute @workgroup_size(64)
-fn scatter(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn count(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let e = flat_index(gid, nwg);
   if (e >= p.n * p.k) { return; }
   let n = e / p.k;
   let id = negative_id(NegativeSpec(p.kind, p.k, p.items, p.seed), n, e % p.k);
-  if (id == u32(targets[n])) { return; }
-  let j = atomicAdd(&counts[id], 1u);
-  list[j] = n;
-  list_coefs[j] = coefs[e];
+  if (id != u32(targets[n])) { atomicAdd(&counts[id], 1u); }
 }
 
 // Multiplies by 2^t in two exact steps (t spans [-102, 152], beyond one f32 power of two).
@@ -216,7 +207,8 @@ fn add_to_carry(slot: u32, q: u32, x: Fixed) {
 }
 
 fn exponent(id: u32) -> i32 {
-  return bitcast<i32>(atomicLoad(&rowmax[id]));
+  let count = first_entry(id + 1u) - first_entry(id);
+  return scale_exponent(count, bitcast<f32>(atomicLoad(&rowmax[id])));
 }
 
 // Column groups one invocation of sum_pieces sums.

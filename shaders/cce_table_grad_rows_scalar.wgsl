@@ -1,7 +1,7 @@
 // h [N, d] and the table gradient's window for cce_table_grad.wgsl when d is not a multiple of
 // 4: column groups read and written as scalars.
 @group(0) @binding(2) var<storage, read> h: array<f32>;
-@group(0) @binding(13) var<storage, read_write> dtable: array<f32>;
+@group(0) @binding(15) var<storage, read_write> dtable: array<f32>;
 
 // Columns 4q .. 4q + 3 of row n of h (0 past d).
 fn h_quad(n: u32, q: u32) -> vec4f {

@@ -2,7 +2,7 @@
 // vec4 load or store per column group (llvmpipe moves storage lane by lane, so a vec4 costs
 // about what one float does).
 @group(0) @binding(2) var<storage, read> h: array<vec4f>;
-@group(0) @binding(13) var<storage, read_write> dtable: array<vec4f>;
+@group(0) @binding(15) var<storage, read_write> dtable: array<vec4f>;
 
 // Columns 4q .. 4q + 3 of row n of h.
 fn h_quad(n: u32, q: u32) -> vec4f {

@@ -32,8 +32,8 @@ import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
 import {
   addNegativeTableGrad,
   assertEntriesFit,
+  bucketNegatives,
   type TableGradEntries,
-  tableGradEntries,
 } from "./cce_table_grad.ts";
 import {
   assertNegativeSpec,
@@ -164,7 +164,8 @@ const SAMPLED_KERNEL = declareKernel({
     "negative_log_q",
     "counts",
     "rowmax",
-    "coefs",
+    "list",
+    "list_coefs",
   ],
 });
 type SampledBuffer = (typeof SAMPLED_KERNEL.buffers)[number];
@@ -296,7 +297,8 @@ export function cceSampledRows(
       const dtable = e.zeros(wantTable ? table.shape : [1], "f32", "cce- dtable");
       const dtableIn = (w: RowWindow) => wantTable ? windowOf(dtable, w) : dtable.storage;
       const perSlot = 1 + 2 * dot + Math.ceil((d + 2) / BLOCK) + (scatter ? 3 : 0);
-      const entries = scatter ? tableGradEntries(e, spec, n) : unusedEntries(e);
+      const buckets = scatter ? bucketNegatives(e, spec, n, d, h, targets) : null;
+      const entries = buckets?.entries ?? unusedEntries(e);
       runSampled(
         pass,
         "backward",
@@ -308,24 +310,14 @@ export function cceSampledRows(
           dh: dh.storage,
           counts: entries.counts.storage,
           rowmax: entries.rowmax.storage,
-          coefs: entries.coefs.storage,
+          list: entries.list.storage,
+          list_coefs: entries.listCoefs.storage,
         }),
         { ...NO_EXTRA, scatter: scatter ? 1 : 0 },
       );
       blockSums.dispose();
-      if (scatter) {
-        addNegativeTableGrad(e, {
-          spec,
-          n,
-          d,
-          h,
-          targets,
-          windows: pass.windows,
-          dtable: dtableIn,
-          entries,
-        });
-      }
-      for (const t of Object.values(entries)) t.dispose();
+      if (buckets) addNegativeTableGrad(e, buckets, pass.windows, dtableIn);
+      else for (const t of Object.values(entries)) t.dispose();
       if (wantTable) {
         const outputs = (w: RowWindow) => ({ dtable: dtableIn(w) });
         if (spec.kind === "shared") sharedTableGrad(pass, drawNegatives(spec, n), outputs);
@@ -342,7 +334,8 @@ function unusedEntries(e: Engine): TableGradEntries {
   return {
     counts: e.zeros([1], "u32", "cce- no entries"),
     rowmax: e.zeros([1], "u32", "cce- no entries"),
-    coefs: e.zeros([1], "f32", "cce- no entries"),
+    list: e.zeros([1], "u32", "cce- no entries"),
+    listCoefs: e.zeros([1], "f32", "cce- no entries"),
   };
 }
 

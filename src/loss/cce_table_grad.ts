@@ -1,10 +1,11 @@
 /**
  * CCE-'s table gradient for per-position negatives (uniform, popularity): deterministic, without
- * float atomics. The backward (cce_sampled.wgsl) records each scored (position, slot) entry's
- * coefficient, counts entries per id and bounds their size; here the entries are bucketed by id
- * on the GPU (a prefix sum of the counts, then a scatter of entry indices) and every bucket is
- * summed in 64-bit fixed point, whose additions are exact, so the gradient is the same bits
- * whatever order the scatter's threads wrote the buckets in (shaders/cce_table_grad.wgsl).
+ * float atomics. Before the backward, the negatives are counted per id and the counts prefix-summed
+ * into item-major buckets (bucketNegatives); the backward (cce_sampled.wgsl) appends each scored
+ * (position, coefficient) to its id's bucket and bounds the id's terms; then every bucket is summed
+ * in 64-bit fixed point (addNegativeTableGrad), whose additions are exact, so the gradient is the
+ * same bits whatever order the backward's threads filled the buckets in
+ * (shaders/cce_table_grad.wgsl).
  *
  * It replaced a compare-exchange loop per float (N·K·d of them), which took 60% of a `cce- 256
  * uniform` training step on llvmpipe and made the table gradient differ run to run.
@@ -80,11 +81,10 @@ const BUFFERS = [
   "block_sums",
   "list",
   "list_coefs",
-  "coefs",
-  "dtable",
   "carry",
   "piece_ids",
   "carry_ids",
+  "dtable",
 ] as const;
 
 const KERNELS = { scalar: declare(rowsScalarShader), vec4: declare(rowsVec4Shader) };
@@ -97,30 +97,22 @@ const OFFSETS = ["entry_offsets", "piece_offsets", "carry_offsets"] as const;
 const USES = {
   scan_blocks: ["counts", "block_sums"],
   scan_top: ["block_sums"],
-  scan_spread: ["counts", "rowmax", ...OFFSETS, "block_sums", "piece_ids", "carry_ids"],
-  scatter: ["negative_alias", "targets", "counts", "list", "list_coefs", "coefs"],
+  scan_spread: ["counts", ...OFFSETS, "block_sums", "piece_ids", "carry_ids"],
+  count: ["negative_alias", "targets", "counts"],
   sum_pieces: ["h", "rowmax", ...OFFSETS, "list", "list_coefs", "dtable", "carry", "piece_ids"],
-  carry_out: ["rowmax", "carry_offsets", "dtable", "carry", "carry_ids"],
+  carry_out: ["rowmax", "entry_offsets", "carry_offsets", "dtable", "carry", "carry_ids"],
 } satisfies Record<string, Buffer[]>;
 type Entry = keyof typeof USES;
 
-/** What the backward fills for the table gradient (bound as counts, rowmax, coefs). */
+/** What the backward fills for the table gradient (bound as counts, rowmax, list, list_coefs). */
 export interface TableGradEntries {
-  /** u32 [C + 2]: entries per id (the last cell stays 0). */
+  /** u32 [C + 2]: each id's bucket write cursor. */
   counts: Tensor;
   /** u32 [C + 1]: bits of the largest |coef|·max|h_n| of each id's entries. */
   rowmax: Tensor;
-  /** f32 [N·K]: each scored (position, slot)'s coefficient. */
-  coefs: Tensor;
-}
-
-/** Zeroed counts and bounds, and room for the coefficients, of N positions' K negatives. */
-export function tableGradEntries(e: Engine, spec: NegativeSpec, n: number): TableGradEntries {
-  return {
-    counts: e.zeros([spec.items + 2], "u32", "cce- entries per id"),
-    rowmax: e.zeros([spec.items + 1], "u32", "cce- entry bound per id"),
-    coefs: e.empty([n * spec.k], "f32", "cce- entry coefficients"),
-  };
+  /** u32 and f32 [N·K]: the buckets' entries, position and coefficient. */
+  list: Tensor;
+  listCoefs: Tensor;
 }
 
 /** Refuses N·K entries whose index list would not fit one storage binding. */
@@ -137,8 +129,8 @@ export function assertEntriesFit(e: Engine, op: string, spec: NegativeSpec, n: n
 
 /**
  * The byte sizes of the buffers the table gradient allocates beyond its inputs and output, for
- * N positions' K negatives over C items: the backward's counts, bounds and coefficients, then the
- * bucketing's offsets, scan block sums, bucketed entries, piece and carry ids and carry sums.
+ * N positions' K negatives over C items: cursors, bounds, the bucketed entries, offsets, scan
+ * block sums, piece and carry ids and carry sums.
  */
 export function tableGradBuffers(n: number, k: number, items: number, d: number): number[] {
   const entries = n * k;
@@ -149,12 +141,11 @@ export function tableGradBuffers(n: number, k: number, items: number, d: number)
     perId,
     (items + 1) * 4,
     entries * 4,
+    entries * 4,
     perId,
     perId,
     perId,
     blocks * 16,
-    entries * 4,
-    entries * 4,
     maxPieces(entries, items) * 4,
     slots * 4,
     slots * Math.ceil(d / 4) * 32,
@@ -166,88 +157,119 @@ export function tableGradBytes(n: number, k: number, items: number, d: number): 
   return tableGradBuffers(n, k, items, d).reduce((a, b) => a + b, 0);
 }
 
-export interface TableGradCall {
-  spec: NegativeSpec;
-  n: number;
-  d: number;
-  h: Tensor;
-  targets: Tensor;
-  windows: RowWindow[];
-  /** The table gradient's binding for a window (its rows are added to). */
-  dtable: (w: RowWindow) => Binding;
+/** The buckets of one CCE- backward's negatives: what the backward binds, and what sums them. */
+export interface NegativeBuckets {
   entries: TableGradEntries;
+  run: (entry: Entry, workgroups: [number, number], dtable?: { w: RowWindow; b: Binding }) => void;
+  pieces: number;
+  slots: number;
+  groups: number;
+  quads: number;
+  dispose: () => void;
 }
 
-/** Adds the negatives' table-gradient rows recorded in `entries` to the table gradient. */
-export function addNegativeTableGrad(e: Engine, call: TableGradCall): void {
-  const { spec, n, d, entries } = call;
+/**
+ * Counts N positions' K negatives per id and turns the counts into bucket offsets and write
+ * cursors: run before the backward, which fills the buckets (bound as `entries`).
+ */
+export function bucketNegatives(
+  e: Engine,
+  spec: NegativeSpec,
+  n: number,
+  d: number,
+  h: Tensor,
+  targets: Tensor,
+): NegativeBuckets {
   const total = n * spec.k;
-  if (total === 0) return;
   const items = spec.items;
   const span = Math.max(64, Math.ceil((items + 2) / SCAN_BLOCKS));
   const blocks = Math.ceil((items + 2) / span);
   const chunk = chunkFor(total);
   const pieces = maxPieces(total, items);
+  const slots = Math.ceil(total / chunk);
   const quads = Math.ceil(d / 4);
   const groups = Math.ceil(quads / GROUP);
+  const entries: TableGradEntries = {
+    counts: e.zeros([items + 2], "u32", "cce- entries per id"),
+    rowmax: e.zeros([items + 1], "u32", "cce- entry bound per id"),
+    list: e.empty([total], "u32", "cce- entries' positions by id"),
+    listCoefs: e.empty([total], "f32", "cce- entries' coefficients by id"),
+  };
   const offsets = OFFSETS.map((name) => e.empty([items + 2], "u32", `cce- ${name}`));
   const blockSums = e.empty([blocks, 4], "u32", "cce- scan block sums");
-  const list = e.empty([total], "u32", "cce- entries' positions by id");
-  const listCoefs = e.empty([total], "f32", "cce- entries' coefficients by id");
   const pieceIds = e.empty([pieces], "u32", "cce- piece ids");
-  const slots = Math.ceil(total / chunk);
   const carryIds = e.empty([slots], "u32", "cce- ids of buckets of several pieces");
-  const carry = e.zeros(
-    [slots * quads * 8],
-    "u32",
-    "cce- fixed-point sums of buckets of several pieces",
-  );
-  const params = (w: RowWindow | null) => ({
-    n,
-    d,
-    ...negativeParams(spec),
-    row0: w?.row ?? 0,
-    rows: w?.rows ?? 0,
-    span,
-    blocks,
-    chunk,
-    quads,
-    groups,
-  });
+  const carry = e.zeros([slots * quads * 8], "u32", "cce- fixed-point sums of long buckets");
+  const owned = [...Object.values(entries), ...offsets, blockSums, pieceIds, carryIds, carry];
   const buffers: Buffers = {
     negative_alias: negativeAliasBuffer(e, spec).storage,
-    h: call.h.storage,
-    targets: call.targets.storage,
+    h: h.storage,
+    targets: targets.storage,
     counts: entries.counts.storage,
     rowmax: entries.rowmax.storage,
     entry_offsets: offsets[0].storage,
     piece_offsets: offsets[1].storage,
     carry_offsets: offsets[2].storage,
     block_sums: blockSums.storage,
-    list: list.storage,
-    list_coefs: listCoefs.storage,
-    coefs: entries.coefs.storage,
+    list: entries.list.storage,
+    list_coefs: entries.listCoefs.storage,
     carry: carry.storage,
     piece_ids: pieceIds.storage,
     carry_ids: carryIds.storage,
   };
-  const run = (entry: Entry, workgroups: [number, number], w: RowWindow | null = null) => {
-    const all: Buffers = w ? { ...buffers, dtable: call.dtable(w) } : buffers;
+  const run = (entry: Entry, workgroups: [number, number], out?: { w: RowWindow; b: Binding }) => {
+    const all: Buffers = out ? { ...buffers, dtable: out.b } : buffers;
     KERNELS[d % 4 === 0 ? "vec4" : "scalar"].dispatch(e.gpu, {
       label: `cce- table grad ${entry}`,
       entry,
-      params: params(w),
+      params: {
+        n,
+        d,
+        ...negativeParams(spec),
+        row0: out?.w.row ?? 0,
+        rows: out?.w.rows ?? 0,
+        span,
+        blocks,
+        chunk,
+        quads,
+        groups,
+      },
       buffers: Object.fromEntries(USES[entry].map((b) => [b, all[b]])),
       workgroups,
     });
   };
-  run("scan_blocks", groupsFor(e, blocks, 64));
-  run("scan_top", [1, 1]);
-  run("scan_spread", groupsFor(e, blocks, 64));
-  run("scatter", groupsFor(e, total, 64));
-  for (const w of call.windows) {
-    run("sum_pieces", groupsFor(e, pieces * groups, 64), w);
-    run("carry_out", groupsFor(e, slots * quads, 64), w);
+  if (total > 0) {
+    run("count", groupsFor(e, total, 64));
+    run("scan_blocks", groupsFor(e, blocks, 64));
+    run("scan_top", [1, 1]);
+    run("scan_spread", groupsFor(e, blocks, 64));
   }
-  for (const t of [...offsets, blockSums, list, listCoefs, pieceIds, carryIds, carry]) t.dispose();
+  return {
+    entries,
+    run,
+    pieces,
+    slots,
+    groups,
+    quads,
+    dispose: () => owned.forEach((t) => t.dispose()),
+  };
+}
+
+/**
+ * Adds the buckets' sums to the table gradient, window by window (`dtable` binds a window; its
+ * rows of the negatives are written once, into zeros), and frees the buckets.
+ */
+export function addNegativeTableGrad(
+  e: Engine,
+  b: NegativeBuckets,
+  windows: RowWindow[],
+  dtable: (w: RowWindow) => Binding,
+): void {
+  if (b.entries.list.size > 0) {
+    for (const w of windows) {
+      b.run("sum_pieces", groupsFor(e, b.pieces * b.groups, 64), { w, b: dtable(w) });
+      b.run("carry_out", groupsFor(e, b.slots * b.quads, 64), { w, b: dtable(w) });
+    }
+  }
+  b.dispose();
 }
