@@ -133,11 +133,12 @@ export function validationUserCap(items: number): number {
 }
 
 /** What a sampled validation is, for the run's first line: how many of whom, and how to change it. */
-function validationNote(data: PreparedData, c: TrainConfig): string {
+export function validationNote(data: PreparedData, c: TrainConfig): string {
   const { valid, test } = data.split;
+  const scores = `${VALIDATION_SCORES / 1e9}·10⁹`;
   return `each epoch validates a fixed random ${valid.length} of the ${test.length} users ` +
-    `(seed ${c.seed}; ${VALIDATION_SCORES.toExponential(0)} scores per pass at most); the ` +
-    "final test ranks them all; --eval-users N sets both";
+    `(seed ${c.seed}; at most ${scores} scores per pass); the final test ranks them all; ` +
+    "--eval-users N sets both";
 }
 
 /** A fixed random subset of evaluation users (the same users for validation and test). */
