@@ -215,6 +215,7 @@ export function formatTrainReport(
     return [
       f.label,
       f.msPerStep,
+      f.cpuSecondsPerStep,
       f.sequencesPerSecond,
       f.secondsPerEpoch,
       formatBytes(f.peakReservedBytes),
@@ -227,6 +228,7 @@ export function formatTrainReport(
   for (const p of peers) {
     cells.push([
       p.label,
+      "-",
       "-",
       p.sequencesPerSecond,
       p.secondsPerEpoch,
@@ -241,6 +243,7 @@ export function formatTrainReport(
     [
       "variant",
       "ms/step",
+      "CPU s/step",
       "seq/s",
       "s/epoch",
       "peak GPU",

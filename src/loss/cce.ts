@@ -3,7 +3,7 @@
  * values as the materialised CE and CE- of losses.ts, without ever storing the N×(C+1) or N×K
  * logits. Beyond their inputs and gradients they keep O(N) floats (the full one also N·splits
  * partial sums, splits ≤ 64; CCE-'s backward one [N, d] block sum, and with per-position
- * negatives the N·K entries of its table gradient, about 14 bytes each: cce_table_grad.ts);
+ * negatives the N·K entries of its table gradient, about 10 bytes each: cce_table_grad.ts);
  * their backward kernels recompute the logits. Every gradient is the same bits run to run.
  *
  * Every kernel runs in passes (a dispatch each) short enough for llvmpipe, which silently stops
