@@ -1,7 +1,7 @@
 // CCE-'s table gradient for per-position negatives, deterministic and without float atomics.
-// Needs random.wgsl and negatives.wgsl prepended (count redraws each entry's id), and one
-// of cce_table_grad_rows_*.wgsl, which binds h [N, d] (binding 2) and the table gradient's window
-// (binding 13) and reads and writes them by group of 4 columns.
+// Needs random.wgsl and negatives.wgsl prepended (count redraws each entry's id), and one of
+// cce_table_grad_rows_*.wgsl, which binds h [N, d] (binding 2) and the table gradient's window
+// (binding 15) and reads and writes them by group of 4 columns.
 //
 // An entry is one (position n, slot) whose negative id is scored (not the target).
 //   count: entries per id (counts), before cce_sampled.wgsl's backward;
@@ -17,9 +17,8 @@
 //     so that no sum can overflow; the result is rounded to f32 once.
 // An invocation takes one piece and GROUP groups of 4 columns: consecutive lanes share a piece,
 // so they loop and branch alike (and read one h row together on a GPU), and the piece's lookups
-// are shared by 16 columns. A one-piece bucket is
-// written directly; the pieces of a longer one are added with integer atomics into its carry
-// slot, which carry_out converts. Counts, offsets and the list span all items; sum_pieces and
+// are shared by 16 columns. A one-piece bucket is written directly; the pieces of a longer one are
+// added with integer atomics into its carry slot, which carry_out converts. Counts, offsets and the list span all items; sum_pieces and
 // carry_out run once per window of table rows [row0, row0 + rows).
 struct Params {
   n: u32,
