@@ -14,6 +14,7 @@
 import type { Engine } from "../src/tensor/engine.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { cceFullSplits } from "../src/loss/cce.ts";
+import { tableGradBuffers } from "../src/loss/cce_table_grad.ts";
 import { drawNegatives, type NegativeSpec } from "../src/loss/negatives.ts";
 import {
   isFullSoftmax,
@@ -223,8 +224,19 @@ export function cellBuffers(
   }
   if (v === "cce-") {
     // LSE + upstream gradient, loss, running max/sum, dh and its block sums, the dense table
-    // gradient, the generator's one-cell alias placeholder.
-    return [...inputs, 8, 2 * n * F32, n * F32, 2 * n * F32, dh, dh, rows * d * F32];
+    // gradient, the generator's one-cell alias placeholder, the per-position negatives' table
+    // gradient entries and buckets.
+    return [
+      ...inputs,
+      8,
+      2 * n * F32,
+      n * F32,
+      2 * n * F32,
+      dh,
+      dh,
+      rows * d * F32,
+      ...tableGradBuffers(n, k, c, d),
+    ];
   }
   const shared = v === "ce-shared";
   const draws = shared ? k : n * k;

@@ -14,6 +14,8 @@ import {
   RecommenderTraining,
 } from "../src/train/recommender.ts";
 import { objectiveOf } from "../src/loss/objectives.ts";
+import { evaluateRanking } from "../src/train/evaluate.ts";
+import { cpuUsage } from "node:process";
 import { formatBytes } from "../src/gpu/allocator.ts";
 import type { KernelTime } from "../src/gpu/profiler.ts";
 import { type Cell, formatTable } from "./util.ts";
@@ -41,6 +43,11 @@ export interface TrainFigures {
   /** Null for a full softmax. */
   negatives: number | null;
   msPerStep: number;
+  /**
+   * CPU seconds per step of the whole process (all its threads; llvmpipe computes in them): what
+   * a step costs however many other jobs share the cores.
+   */
+  cpuSecondsPerStep: number;
   sequencesPerSecond: number;
   /** Batches per epoch × seconds per step. */
   secondsPerEpoch: number;
@@ -50,6 +57,16 @@ export interface TrainFigures {
   meanLoss: number;
   /** With a profiling engine: where the timed steps' time went. */
   profile?: StepProfile;
+  /** Asked for: one validation pass (what each epoch of `deno task train` ends with), timed. */
+  validation?: ValidationFigures;
+}
+
+export interface ValidationFigures {
+  users: number;
+  seconds: number;
+  cpuSeconds: number;
+  /** Batches per epoch × s/step + the validation: when a run prints its first figures. */
+  firstValidationSeconds: number;
 }
 
 export async function benchTrainVariant(
@@ -59,6 +76,7 @@ export async function benchTrainVariant(
   v: TrainVariant,
   steps: number,
   warmup: number,
+  validate = false,
 ): Promise<TrainFigures> {
   const c = { ...base, ...v.overrides };
   const allocator = engine.gpu.allocator;
@@ -70,7 +88,9 @@ export async function benchTrainVariant(
   const iter = batches.epoch(0);
   const next = () => {
     const r = iter.next();
-    if (r.done) throw new Error(`the dataset has fewer than ${warmup + steps} batches`);
+    if (r.done) {
+      throw new Error(`the dataset has fewer than ${warmup + steps} batches`);
+    }
     return r.value;
   };
   let step = 0;
@@ -84,6 +104,7 @@ export async function benchTrainVariant(
   gpu.profiler?.reset();
   const [dispatches0, submits0] = [gpu.dispatches, gpu.submits];
   const start = performance.now();
+  const cpu0 = cpuUsage();
   for (let i = 0; i < steps; i++) {
     const batch = next();
     lossSum += await training.step(batch, ++step);
@@ -91,19 +112,23 @@ export async function benchTrainVariant(
   }
   const seconds = (performance.now() - start) / 1000;
   await gpu.sync();
+  const cpuSeconds = cpuSecondsSince(cpu0);
   const profile = gpu.profiler
     ? stepProfile(gpu.profiler.report(), steps, seconds, {
       dispatches: gpu.dispatches - dispatches0,
       submits: gpu.submits - submits0,
     })
     : undefined;
-  const negatives = objectiveOf(c.loss).negativesPerPosition(objectiveSettings(c));
+  const negatives = objectiveOf(c.loss).negativesPerPosition(
+    objectiveSettings(c),
+  );
   const figures: TrainFigures = {
     label: v.label,
     loss: c.loss,
     sampler: negatives === null ? "-" : c.sampler,
     negatives,
     msPerStep: (seconds / steps) * 1000,
+    cpuSecondsPerStep: cpuSeconds / steps,
     sequencesPerSecond: sequences / seconds,
     secondsPerEpoch: (seconds / steps) * batches.batchesPerEpoch,
     peakReservedBytes: allocator.peakReservedBytes,
@@ -112,8 +137,64 @@ export async function benchTrainVariant(
     meanLoss: lossSum / steps,
     profile,
   };
+  if (validate) {
+    figures.validation = await timeValidation(training, data, c, figures);
+  }
   training.dispose();
   return figures;
+}
+
+/** One validation pass over the split's validation users, as train() runs it after an epoch. */
+async function timeValidation(
+  training: RecommenderTraining,
+  data: PreparedData,
+  c: TrainConfig,
+  f: TrainFigures,
+): Promise<ValidationFigures> {
+  await training.engine.gpu.sync();
+  const start = performance.now();
+  const cpu0 = cpuUsage();
+  await evaluateRanking(training.model, data.split.valid, {
+    keepSeen: c.keepSeen,
+  });
+  const seconds = (performance.now() - start) / 1000;
+  return {
+    users: data.split.valid.length,
+    seconds,
+    cpuSeconds: cpuSecondsSince(cpu0),
+    firstValidationSeconds: f.secondsPerEpoch + seconds,
+  };
+}
+
+function cpuSecondsSince(start: { user: number; system: number }): number {
+  const now = cpuUsage(start);
+  return (now.user + now.system) / 1e6;
+}
+
+/** Per variant with a timed validation: its users, seconds, and when the first one would print. */
+export function formatValidations(rows: TrainFigures[]): string {
+  const timed = rows.filter((f) => f.validation);
+  if (!timed.length) return "";
+  return formatTable(
+    [
+      "variant",
+      "validation users",
+      "validation s",
+      "validation CPU s",
+      "CPU s/step",
+      "s/epoch",
+      "first validation after",
+    ],
+    timed.map((f) => [
+      f.label,
+      f.validation!.users,
+      f.validation!.seconds,
+      f.validation!.cpuSeconds,
+      f.cpuSecondsPerStep,
+      f.secondsPerEpoch,
+      `${(f.validation!.firstValidationSeconds / 60).toFixed(1)} min`,
+    ]),
+  );
 }
 
 export interface PeerFigures {
@@ -124,13 +205,17 @@ export interface PeerFigures {
   sequencesPerSecond: number;
 }
 
-export function formatTrainReport(rows: TrainFigures[], peers: PeerFigures[]): string {
+export function formatTrainReport(
+  rows: TrainFigures[],
+  peers: PeerFigures[],
+): string {
   const peerFor = (f: TrainFigures) => peers.find((p) => p.against.includes(f.label));
   const cells: Cell[][] = rows.map((f) => {
     const peer = peerFor(f);
     return [
       f.label,
       f.msPerStep,
+      f.cpuSecondsPerStep,
       f.sequencesPerSecond,
       f.secondsPerEpoch,
       formatBytes(f.peakReservedBytes),
@@ -141,12 +226,24 @@ export function formatTrainReport(rows: TrainFigures[], peers: PeerFigures[]): s
     ];
   });
   for (const p of peers) {
-    cells.push([p.label, "-", p.sequencesPerSecond, p.secondsPerEpoch, "-", "-", "-", "-", 1]);
+    cells.push([
+      p.label,
+      "-",
+      "-",
+      p.sequencesPerSecond,
+      p.secondsPerEpoch,
+      "-",
+      "-",
+      "-",
+      "-",
+      1,
+    ]);
   }
   return formatTable(
     [
       "variant",
       "ms/step",
+      "CPU s/step",
       "seq/s",
       "s/epoch",
       "peak GPU",

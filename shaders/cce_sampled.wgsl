@@ -25,7 +25,8 @@ struct Params {
   last: u32,
   // logQ correction added to every negative's logit (less log q_id with LOG_Q_PER_ID).
   shift: f32,
-  // Backward: scatter the negatives' table gradients with atomics (per-position negatives).
+  // Backward: record the negatives' table-gradient entries for cce_table_grad.wgsl
+  // (per-position negatives).
   scatter: u32,
   // Item-major kernels: entries [start, start + count) of their id list, `uniques` ids in all.
   start: u32,
@@ -45,15 +46,21 @@ struct Params {
 // Per position: the forward's running (max, sum) [n, 2]; the backward's block sum of dh [n, d].
 @group(0) @binding(7) var<storage, read_write> scratch: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dh: array<f32>;
-// The table gradient's window: as floats for ordered sums, as bits for the atomic scatter.
+// The table gradient's window.
 @group(0) @binding(9) var<storage, read_write> dtable: array<f32>;
-@group(0) @binding(9) var<storage, read_write> dtable_bits: array<atomic<u32>>;
 // Shared negatives: (id, multiplicity) per distinct id, ascending.
 @group(0) @binding(10) var<storage, read> shared_ids: array<vec2u>;
 // Targets: distinct ids ascending (uniques), CSR offsets (uniques + 1), then positions.
 @group(0) @binding(11) var<storage, read> target_csr: array<u32>;
 // log q_i of ids i = 1..items (at i − 1), read with LOG_Q_PER_ID; a placeholder otherwise.
 @group(0) @binding(12) var<storage, read> negative_log_q: array<f32>;
+// With `scatter` (cce_table_grad.wgsl made the cursors and sums the buckets): each id's bucket
+// write cursor [items + 2], the bits of its largest |coef|·max|h_n| [items + 1], and the
+// buckets' entries, position and coefficient [N·K at most].
+@group(0) @binding(13) var<storage, read_write> counts: array<atomic<u32>>;
+@group(0) @binding(14) var<storage, read_write> rowmax: array<atomic<u32>>;
+@group(0) @binding(15) var<storage, read_write> list: array<u32>;
+@group(0) @binding(16) var<storage, read_write> list_coefs: array<f32>;
 
 // The sampler's probabilities differ per id (popularity), and so does its logQ correction
 // −log(K·q_id); off, every negative adds the one constant p.shift and never reads negative_log_q.
@@ -192,31 +199,24 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   }
 }
 
-// dtable[i] += v as a compare-exchange loop on the float's bits: WGSL has no float atomics.
-fn atomic_add_f32(i: u32, v: f32) {
-  var old = atomicLoad(&dtable_bits[i]);
-  loop {
-    let r = atomicCompareExchangeWeak(&dtable_bits[i], old, bitcast<u32>(bitcast<f32>(old) + v));
-    if (r.exchanged) { break; }
-    old = r.old_value;
-  }
+// max |h_n[c]|: bounds what entry (n, ·)'s coefficient adds to any column of a table row.
+fn max_abs_h(n: u32) -> f32 {
+  var m = 0.0;
+  for (var c = n * p.d; c < (n + 1u) * p.d; c++) { m = max(m, abs(h[c])); }
+  return m;
 }
 
-// Each position starts at its own column (n mod d): lanes that drew the same id then update
-// different elements at every step instead of retrying one compare-exchange in turn.
-fn scatter_row(row: u32, n: u32, coef: f32) {
-  let hb = n * p.d;
-  let tb = row * p.d;
-  var c = n % p.d;
-  for (var step = 0u; step < p.d; step++) {
-    atomic_add_f32(tb + c, coef * h[hb + c]);
-    c = select(c + 1u, 0u, c + 1u == p.d);
-  }
+// Appends a negative's table-gradient entry to its id's bucket and raises the id's bound.
+fn record_entry(n: u32, id: u32, coef: f32, h_max: f32) {
+  let j = atomicAdd(&counts[id], 1u);
+  list[j] = n;
+  list_coefs[j] = coef;
+  atomicMax(&rowmax[id], bitcast<u32>(abs(coef) * h_max));
 }
 
 // dh of each position (dh and scratch start at zero; passes add), and with `scatter` the
-// negatives' share of the table gradient. The targets' share is left to target_table_grad, which
-// sums it in a fixed order.
+// entries of the negatives' share of the table gradient (summed by cce_table_grad.wgsl). The
+// targets' share is left to target_table_grad, which sums it in a fixed order.
 @compute @workgroup_size(64)
 fn backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let n = flat_index(gid, nwg);
@@ -229,6 +229,8 @@ fn backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
     add_to_scratch(n, row, g * (exp(logit(n, row) - l) - 1.0));
   }
   let negatives = spec();
+  var h_max = 0.0;
+  if (p.scatter != 0u) { h_max = max_abs_h(n); }
   for (var block = p.lo; block < p.hi; block += BLOCK) {
     for (var slot = block; slot < min(block + BLOCK, p.hi); slot++) {
       let id = negative_id(negatives, n, slot);
@@ -236,7 +238,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
         let row = id - p.row0;
         let coef = g * exp(logit(n, row) + negative_shift(id) - l);
         add_to_scratch(n, row, coef);
-        if (p.scatter != 0u) { scatter_row(row, n, coef); }
+        if (p.scatter != 0u) { record_entry(n, id, coef, h_max); }
       }
     }
     flush_scratch(n);

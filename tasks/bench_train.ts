@@ -10,6 +10,7 @@ import {
   benchTrainVariant,
   formatProfiles,
   formatTrainReport,
+  formatValidations,
   type PeerFigures,
   type TrainFigures,
   type TrainVariant,
@@ -43,10 +44,14 @@ const HELP = `Usage: deno task bench:train [flags]
 Trains SASRec on the Beauty configuration (d=64, L=50, 2 blocks, 1 head, dropout 0.3, B=128,
 Adam 1e-3) for a few steps per loss and reports ms/step, sequences/s, s/epoch (batches per epoch
 × s/step), the allocator's peak GPU bytes (reserved and live) and the memory estimate. Prints a
-table and writes bench/results/train-<adapter>.json.
+table and writes bench/results/train-<adapter>.json (train-profile-…, train-<catalog>-… with
+--profile, --catalog).
 
 Flags:
   --data PATH      sequence or interaction file [default: ${BEAUTY}]
+  --catalog NAME   train on the synthetic catalogue small|medium|large|<items> instead
+  --validate       also time one validation pass per variant (as each epoch of
+                   \`deno task train\` ends) and print when the first would print
   --steps N        timed steps per variant [default: 20]
   --warmup N       untimed steps first (pipeline compiles) [default: 3]
   --only LIST      comma-separated variants (${VARIANTS.map((v) => v.label).join(", ")})
@@ -63,6 +68,8 @@ async function main(args: string[]): Promise<number> {
     args,
     options: {
       data: { type: "string", default: BEAUTY },
+      catalog: { type: "string" },
+      validate: { type: "boolean", default: false },
       steps: { type: "string", default: "20" },
       warmup: { type: "string", default: "3" },
       only: { type: "string" },
@@ -84,7 +91,13 @@ async function main(args: string[]): Promise<number> {
     console.error(`error: --only: unknown variant in "${values.only}"`);
     return 2;
   }
-  const base: TrainConfig = { ...DEFAULTS, data: values.data };
+  if (values.catalog && values.peer) {
+    console.error("error: --peer trains the PyTorch peer on a --data file, not a --catalog");
+    return 2;
+  }
+  const base: TrainConfig = values.catalog
+    ? { ...DEFAULTS, data: null, catalog: values.catalog }
+    : { ...DEFAULTS, data: values.data };
   const data = await prepareData(base);
   const engine = await Engine.create({ profile: values.profile });
   const rows: TrainFigures[] = [];
@@ -95,15 +108,16 @@ async function main(args: string[]): Promise<number> {
         `${data.label}: ${data.dataset.users} users`,
     );
     for (const v of variants) {
-      const f = await benchTrainVariant(engine, base, data, v, steps, warmup);
+      const f = await benchTrainVariant(engine, base, data, v, steps, warmup, values.validate);
       console.log(`${v.label}: ${f.msPerStep.toFixed(0)} ms/step`);
       rows.push(f);
     }
     const peers = values.peer ? await runPeers(values["peer-script"], values.data) : [];
     console.log(formatTrainReport(rows, peers));
     if (values.profile) console.log(`\n${formatProfiles(rows)}`);
+    if (values.validate) console.log(`\n${formatValidations(rows)}`);
     const path = await writeResult(
-      values.profile ? "train-profile" : "train",
+      `train${values.profile ? "-profile" : ""}${values.catalog ? `-${values.catalog}` : ""}`,
       engine.gpu.adapterName,
       {
         data: data.label,

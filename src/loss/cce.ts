@@ -2,8 +2,9 @@
  * Fused cross-entropy losses of the recommender's output (methods.md §1): the same per-position
  * values as the materialised CE and CE- of losses.ts, without ever storing the N×(C+1) or N×K
  * logits. Beyond their inputs and gradients they keep O(N) floats (the full one also N·splits
- * partial sums, splits ≤ 64; CCE-'s backward one [N, d] block sum); their backward kernels
- * recompute the logits.
+ * partial sums, splits ≤ 64; CCE-'s backward one [N, d] block sum, and with per-position
+ * negatives the N·K entries of its table gradient, about 10 bytes each: cce_table_grad.ts);
+ * their backward kernels recompute the logits. Every gradient is the same bits run to run.
  *
  * Every kernel runs in passes (a dispatch each) short enough for llvmpipe, which silently stops
  * an invocation's loops after 65,535 iterations in all: the host counts the iterations a step of
@@ -28,6 +29,12 @@ import {
 } from "../tensor/kernel.ts";
 import { idsToCsr } from "../tensor/ops/embedding.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
+import {
+  addNegativeTableGrad,
+  assertEntriesFit,
+  bucketNegatives,
+  type TableGradEntries,
+} from "./cce_table_grad.ts";
 import {
   assertNegativeSpec,
   drawNegatives,
@@ -56,12 +63,6 @@ export interface CceOptions {
 const MAX_D = 4096;
 /** Loop iterations one invocation may spend in a pass: half of llvmpipe's cap, for margin. */
 const LOOP_BUDGET = 32768;
-/**
- * Compare-exchange tries budgeted per element of the atomic scatter: lanes that drew the same id
- * start at different columns, so retries come from other threads or from d below the 8 or 16
- * lanes of a vector.
- */
-const casTries = (d: number) => 2 + Math.ceil(16 / d);
 /** Slots the CCE- kernels sum apart before adding into a position's total (cce_sampled.wgsl). */
 const BLOCK = 64;
 /** Positions (or items) per invocation and items (or positions) per tile of the full kernels. */
@@ -161,6 +162,10 @@ const SAMPLED_KERNEL = declareKernel({
     "shared_ids",
     "target_csr",
     "negative_log_q",
+    "counts",
+    "rowmax",
+    "list",
+    "list_coefs",
   ],
 });
 type SampledBuffer = (typeof SAMPLED_KERNEL.buffers)[number];
@@ -245,6 +250,7 @@ export function cceSampledRows(
   }
   assertNegativeSpec(op, spec, n);
   const e = h.engine;
+  if (table.requiresGrad && spec.kind !== "shared") assertEntriesFit(e, op, spec, n);
   // [2, N]: the LSE of each position, then the upstream gradient, copied in by the backward.
   const stats = e.empty([2, n], "f32", "cce- lse and dloss");
   const logQ = opts.logQ ? logQOf(spec) : null;
@@ -290,18 +296,28 @@ export function cceSampledRows(
       const blockSums = e.zeros([n, d], "f32", "cce- dh block sums");
       const dtable = e.zeros(wantTable ? table.shape : [1], "f32", "cce- dtable");
       const dtableIn = (w: RowWindow) => wantTable ? windowOf(dtable, w) : dtable.storage;
-      const perSlot = 1 + 2 * dot + Math.ceil((d + 2) / BLOCK) +
-        (scatter ? d * (1 + casTries(d)) + 1 : 0);
+      const perSlot = 1 + 2 * dot + Math.ceil((d + 2) / BLOCK) + (scatter ? 3 : 0);
+      const buckets = scatter ? bucketNegatives(e, spec, n, d, h, targets) : null;
+      const entries = buckets?.entries ?? unusedEntries(e);
       runSampled(
         pass,
         "backward",
         spec.k,
-        stepsPerPass(op, d, perSlot, 2 * dot + d + 2),
+        stepsPerPass(op, d, perSlot, 2 * dot + 2 * d + 2),
         () => n,
-        (w) => ({ scratch: blockSums.storage, dh: dh.storage, dtable: dtableIn(w) }),
+        () => ({
+          scratch: blockSums.storage,
+          dh: dh.storage,
+          counts: entries.counts.storage,
+          rowmax: entries.rowmax.storage,
+          list: entries.list.storage,
+          list_coefs: entries.listCoefs.storage,
+        }),
         { ...NO_EXTRA, scatter: scatter ? 1 : 0 },
       );
       blockSums.dispose();
+      if (buckets) addNegativeTableGrad(e, buckets, pass.windows, dtableIn);
+      else for (const t of Object.values(entries)) t.dispose();
       if (wantTable) {
         const outputs = (w: RowWindow) => ({ dtable: dtableIn(w) });
         if (spec.kind === "shared") sharedTableGrad(pass, drawNegatives(spec, n), outputs);
@@ -311,6 +327,16 @@ export function cceSampledRows(
       return [h.requiresGrad ? dh : null, wantTable ? dtable : null];
     },
   });
+}
+
+/** One-cell stand-ins for the table-gradient entries when the backward records none. */
+function unusedEntries(e: Engine): TableGradEntries {
+  return {
+    counts: e.zeros([1], "u32", "cce- no entries"),
+    rowmax: e.zeros([1], "u32", "cce- no entries"),
+    list: e.zeros([1], "u32", "cce- no entries"),
+    listCoefs: e.zeros([1], "f32", "cce- no entries"),
+  };
 }
 
 /** What every kernel of one CCE- call shares. */

@@ -8,6 +8,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { scale } from "../tensor/ops/elementwise.ts";
 import { sum } from "../tensor/ops/reduce.ts";
 import { CCE_FULL_MAX_SPLITS, cceRows, cceSampledRows } from "./cce.ts";
+import { tableGradBytes } from "./cce_table_grad.ts";
 import {
   binaryCrossEntropy,
   fullCrossEntropy,
@@ -118,10 +119,12 @@ const objectives: RecommenderObjective[] = [
     flags: SAMPLED_FLAGS,
     negativesPerPosition: (s) => s.negatives,
     denseTableGradient: true,
-    // O(N) per-row state (LSE, loss, running max and sum), a [N, d] dh scratch and block sum,
-    // and for shared negatives their ids and per-slot sums.
-    memoryBytes: ({ positions: n, dim: d, settings: s }) =>
-      n * (6 + 2 * d) * F32 + (s.sampler === "shared" ? 3 * s.negatives * F32 : 0),
+    // O(N) per-row state (LSE, loss, running max and sum), a [N, d] dh scratch and block sum;
+    // for shared negatives their ids and per-slot sums, for per-position ones the table
+    // gradient's N·K entries and per-item counts (tableGradBytes).
+    memoryBytes: ({ positions: n, items, dim: d, settings: s }) =>
+      n * (6 + 2 * d) * F32 +
+      (s.sampler === "shared" ? 3 * s.negatives * F32 : tableGradBytes(n, s.negatives, items, d)),
     loss(inputs, s) {
       const { h, table, targets } = inputs;
       const source = needNegatives("cce-", inputs);

@@ -133,6 +133,15 @@ export function validationUserCap(items: number): number {
   return Math.max(1000, Math.floor(VALIDATION_SCORES / (items + 1)));
 }
 
+/** What a sampled validation is, for the run's first line: how many of whom, and how to change it. */
+export function validationNote(data: PreparedData, c: TrainConfig): string {
+  const { valid, test } = data.split;
+  const scores = `${VALIDATION_SCORES / 1e9}·10⁹`;
+  return `each epoch validates a fixed random ${valid.length} of the ${test.length} users ` +
+    `(seed ${c.seed}; at most ${scores} scores per pass); the final test ranks them all; ` +
+    "--eval-users N sets both";
+}
+
 /** A fixed random subset of evaluation users (the same users for validation and test). */
 function subsampleEval(split: Split, users: number, seed: number): Split {
   if (users <= 0 || users >= split.valid.length) return split;
@@ -399,6 +408,7 @@ export async function train(
         adapter: engine.gpu.adapterName,
         resumed: session.resumed,
         validation_users: split.valid.length,
+        ...(data.validationSample ? { validation: validationNote(data, c) } : {}),
         test_users: split.test.length,
       });
       const batches = new BatchIterator(split.train, batchOptions(c));

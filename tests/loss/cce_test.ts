@@ -332,11 +332,14 @@ gpuTest("fused losses give each input the same gradient when only it requires on
   }
 });
 
-gpuTest("cce and shared cce- gradients are the same bits run to run", async (e) => {
+gpuTest("cce and every cce- gradient are the same bits run to run", async (e) => {
   const p = problem(45, 13, 90, 3);
   const ops: [string, LossOp][] = [
     ["cce", (h, t, y) => cceRows(h, t, y)],
-    ["cce- shared", (h, t, y) => cceSampledRows(h, t, y, specOf("shared", 40, 90, 2))],
+    ...(["shared", "uniform", "popularity"] as const).map((kind): [string, LossOp] => [
+      `cce- ${kind}`,
+      (h, t, y) => cceSampledRows(h, t, y, specOf(kind, 40, 90, 2), { logQ: true }),
+    ]),
   ];
   for (const [name, op] of ops) {
     const first = await runGpu(e, p, op);
@@ -423,6 +426,51 @@ gpuTest(
     assertResultsClose(got, sampledReference(p, spec, false), "cce- N=2500");
   },
 );
+
+// The per-position negatives' table gradient buckets entries by id, CCE_TABLE_GRAD_CHUNK (256)
+// list entries per invocation: ids drawn hundreds of times have buckets that cross chunks.
+const bucketCases: { what: string; n: number; d: number; items: number; k: number }[] = [
+  { what: "two items: every bucket crosses chunks", n: 60, d: 5, items: 2, k: 30 },
+  { what: "one position, ids repeated in its slots", n: 1, d: 6, items: 3, k: 700 },
+  { what: "d = 1 (one partial column group)", n: 40, d: 1, items: 4, k: 50 },
+  { what: "d = 6, many ids each drawn once or twice", n: 9, d: 6, items: 500, k: 40 },
+];
+
+for (const { what, n, d, items, k } of bucketCases) {
+  for (const kind of ["uniform", "popularity"] as const) {
+    gpuTest(`cce- ${kind} table gradient, ${what}, equals float64`, async (e) => {
+      const p = problem(n, d, items, n * 7 + k);
+      const spec = specOf(kind, k, items, 31 + n);
+      const got = await runGpu(e, p, (h, t, y) => cceSampledRows(h, t, y, spec, { logQ: true }));
+      assertResultsClose(got, sampledReference(p, spec, true), `cce- ${kind} ${what}`);
+      assertRowZeroUntouched(got, d, "cce-");
+    });
+  }
+}
+
+gpuTest("cce- table gradient with a bucket crossing chunks in a second table window", async (e) => {
+  // 71 rows of 64 bytes in windows of 64 rows; item 65 draws half of the 1,000 negatives.
+  const [n, d, items, k] = [20, 16, 70, 50];
+  const p = problem(n, d, items, 12);
+  const counts = Float64Array.from({ length: items + 1 }, (_, i) => (i === 0 ? 0 : 1));
+  counts[65] = items;
+  const spec: NegativeSpec = { kind: "popularity", k, items, seed: 6 };
+  spec.alias = popularityAlias(counts, items);
+  assert.ok(drawNegatives(spec, n).filter((id) => id === 65).length > 300);
+  const op: LossOp = (h, t, y) => cceSampledRows(h, t, y, spec, { logQ: true });
+  let windowed: Result | undefined;
+  await withBindingLimit(e, 4096, async () => {
+    windowed = await runGpu(e, p, op);
+  });
+  assertResultsClose(windowed!, sampledReference(p, spec, true), "cce- in windows of 64 rows");
+});
+
+gpuTest("cce- table gradient of all-zero upstream gradients is exactly zero", async (e) => {
+  const p = problem(20, 5, 6, 3);
+  p.dloss.fill(0);
+  const got = await runGpu(e, p, (h, t, y) => cceSampledRows(h, t, y, specOf("uniform", 9, 6, 1)));
+  assert.deepEqual(Array.from(got.dtable), new Array(got.dtable.length).fill(0));
+});
 
 gpuTest("fused losses refuse bad inputs, naming the op and shapes", (e) => {
   const h = e.tensor(new Float32Array(6), [2, 3]);

@@ -3,8 +3,10 @@ import { DEFAULTS, parseTrainArgs, type TrainConfig, trainHelp } from "../../src
 import {
   MemoryBudgetError,
   prepareData,
+  type PreparedData,
   train,
   VALIDATION_SCORES,
+  validationNote,
   validationUserCap,
 } from "../../src/train/recommender.ts";
 import { Logger } from "../../src/train/log.ts";
@@ -215,4 +217,16 @@ Deno.test("validation samples users only when the catalogue makes a full pass sl
   assert.ok(validationUserCap(12_101) > 22_363, "every Beauty user is validated");
   assert.equal(validationUserCap(1_000_000), 1999, "1M items: about 2,000 users per epoch");
   assert.equal(validationUserCap(1e9), 1000, "never fewer than 1,000");
+});
+
+Deno.test("a sampled validation is named on the run line: how many of whom, and the flag", () => {
+  const examples = (n: number) =>
+    Array.from({ length: n }, (_, user) => ({ user, history: [], target: 1 }));
+  const data = {
+    split: { train: [], valid: examples(1999), test: examples(100_000) },
+    validationSample: true,
+  } as unknown as PreparedData;
+  const note = validationNote(data, { ...DEFAULTS, seed: 7 });
+  assert.match(note, /fixed random 1999 of the 100000 users \(seed 7; at most 2·10⁹ scores/);
+  assert.match(note, /final test ranks them all; --eval-users N sets both/);
 });
