@@ -44,12 +44,12 @@ gpuTest("a trained LoRA layer equals its merged dense weight", async (e) => {
     adam.step();
     adam.zeroGrad();
   });
+  assert.ok((await a.trainable[1].read()).some((v) => v !== 0), "B moved off zero");
   const adapted = await e.tidyAsync(() => forward().read());
   await a.merge();
   assert.equal(layer.weightTransform, null);
   const merged = await e.tidyAsync(() => forward().read());
   assertClose(merged, adapted, "merged against adapted", 1e-5, 1e-6);
-  assert.ok(adapted.some((v, i) => v !== 0 && Math.abs(v) > 0) && merged.length === tokens * out);
   adam.dispose();
   layer.dispose();
 });

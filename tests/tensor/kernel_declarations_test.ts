@@ -16,6 +16,7 @@ import "../../src/loss/cce.ts";
 import "../../src/loss/negatives.ts";
 import "../../src/sparse/mod.ts";
 import "../../src/prune/mod.ts";
+import "../../src/finetune/mod.ts";
 import "../../src/train/clip.ts";
 import "../../src/train/optim.ts";
 import "../../src/train/ranking.ts";
