@@ -39,36 +39,40 @@ gpuTest("finetune: every method after weight and activation 8:16 pruning", async
   };
   const base = await trainLm(e, c, await prepareText(c), { logger: quiet });
   const params: Record<string, number> = {};
+  // Each method after each pruning; GIFT-SW once more with the general score, the α grid and
+  // without noise.
+  const cases: [string, Partial<FinetuneConfig>][] = [];
   for (const prune of ["weight-8:16", "act-8:16"]) {
-    for (
-      const [method, noNoise] of [["gift-sw", false], ["lora", false], ["full", false]] as const
-    ) {
-      const f: FinetuneConfig = {
-        ...FINETUNE_DEFAULTS,
-        method,
-        noNoise,
-        model: `${dir}/runs/${base.runId}`,
-        prune,
-        steps: 2,
-        salient: 4,
-        calibTokens: 64,
-        evalTokens: 0,
-        out: `${dir}/runs`,
-      };
-      const r = await finetuneLm(e, f, { logger: quiet });
-      const what = `${prune} ${method}`;
-      assert.equal(r.status, "finished", `${what}: ${r.error}`);
-      const { dense, pruned, finetuned, repruned, budget } = r.groups;
-      assert.ok(pruned.loss > dense.loss, `${what}: pruning costs loss`);
-      assert.ok(Number.isFinite(finetuned.loss), what);
-      assert.equal(repruned !== undefined, prune.startsWith("weight"), what);
-      assert.equal(budget.trainable_params, r.trainableParams);
-      // Parameters and Adam's two moments, at least.
-      assert.ok(r.trainableBytes >= 3 * 4 * r.trainableParams, what);
-      assert.ok(r.peakBytes > r.trainableBytes, what);
-      await Deno.stat(`${r.runDir}/merged.safetensors`);
-      params[method] = r.trainableParams;
-    }
+    for (const method of ["gift-sw", "lora", "full"] as const) cases.push([prune, { method }]);
+  }
+  cases.push(["weight-8:16", { method: "gift-sw", score: "general", alphaGrid: true }]);
+  cases.push(["act-8:16", { method: "gift-sw", score: "general", noNoise: true }]);
+  for (const [prune, given] of cases) {
+    const method = given.method!;
+    const f: FinetuneConfig = {
+      ...FINETUNE_DEFAULTS,
+      ...given,
+      model: `${dir}/runs/${base.runId}`,
+      prune,
+      steps: 2,
+      salient: 4,
+      calibTokens: 64,
+      evalTokens: 0,
+      out: `${dir}/runs`,
+    };
+    const r = await finetuneLm(e, f, { logger: quiet });
+    const what = `${prune} ${JSON.stringify(given)}`;
+    assert.equal(r.status, "finished", `${what}: ${r.error}`);
+    const { dense, pruned, finetuned, repruned, budget } = r.groups;
+    assert.ok(pruned.loss > dense.loss, `${what}: pruning costs loss`);
+    assert.ok(Number.isFinite(finetuned.loss), what);
+    assert.equal(repruned !== undefined, prune.startsWith("weight"), what);
+    assert.equal(budget.trainable_params, r.trainableParams);
+    // Parameters and Adam's two moments, at least.
+    assert.ok(r.trainableBytes >= 3 * 4 * r.trainableParams, what);
+    assert.ok(r.peakBytes > r.trainableBytes, what);
+    await Deno.stat(`${r.runDir}/merged.safetensors`);
+    params[method] = r.trainableParams;
   }
   // q, k, v, o, gate, up with k = 4: 4 · (16 + 8 + 8 + 16 + 24 + 24) = 384.
   assert.equal(params["gift-sw"], 384);
