@@ -79,7 +79,7 @@ const FLAGS: Record<string, FlagSpec<keyof FinetuneConfig>> = {
   model: {
     key: "model",
     type: "string",
-    help: "a language-model run id, or its folder (required)",
+    help: "a language-model run id under --out, or its folder (required)",
   },
   checkpoint: {
     key: "checkpoint",
