@@ -6,11 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { TrainableActivationPruning } from "../../src/finetune/activation.ts";
-import {
-  chooseLayers,
-  parseBackbonePruning,
-  PrunedBackbone,
-} from "../../src/finetune/backbone.ts";
+import { chooseLayers, parseBackbonePruning, PrunedBackbone } from "../../src/finetune/backbone.ts";
 import { Llama, type LlamaConfig } from "../../src/models/llama.ts";
 import { ActivationPruner } from "../../src/prune/activation.ts";
 import { pruneWeightHost } from "../../src/prune/weights.ts";
