@@ -1,8 +1,9 @@
 /**
  * cutrec's public API: the WebGPU runtime, tensors with autograd and their ops, layers, SASRec,
- * N:M sparse tensors and products, activation and weight pruning, a Llama-style language model,
- * event-sequence self-supervised encoders (CoLES, generative, MLEM),
- * losses (materialised and fused), data, training, evaluation, sweeps and the dashboard.
+ * N:M sparse tensors and products, activation and weight pruning, fine-tuning of pruned models
+ * (GIFT-SW, LoRA, full), a Llama-style language model, event-sequence self-supervised encoders
+ * (CoLES, generative, MLEM), losses (materialised and fused), data, training, evaluation, sweeps
+ * and the dashboard.
  */
 export { acquireDevice, adapterSlug, NoAdapterError } from "./src/gpu/device.ts";
 export { defaultMemoryLimit, Gpu, GpuValidationError } from "./src/gpu/gpu.ts";
@@ -17,7 +18,7 @@ export { rope, rotaryTable } from "./src/tensor/ops/rope.ts";
 export { siluGate } from "./src/tensor/ops/swiglu.ts";
 export { appendToCache, attendToCache } from "./src/tensor/ops/attention_cache.ts";
 export { Module } from "./src/nn/module.ts";
-export { Linear, type LinearInputTransform } from "./src/nn/linear.ts";
+export { Linear, type LinearInputTransform, type LinearWeightTransform } from "./src/nn/linear.ts";
 export { LayerNorm } from "./src/nn/layernorm.ts";
 export { SelfAttention } from "./src/nn/attention.ts";
 export { FeedForward, TransformerBlock } from "./src/nn/transformer.ts";
@@ -57,6 +58,8 @@ export * from "./src/loss/losses.ts";
 export { cceRows, cceSampledRows } from "./src/loss/cce.ts";
 export * from "./src/sparse/mod.ts";
 export * from "./src/prune/mod.ts";
+export * from "./src/finetune/mod.ts";
+export { finetuneLm } from "./src/train/finetune.ts";
 export { loadDataset } from "./src/data/load.ts";
 export { readInteractions, readSequences } from "./src/data/readers.ts";
 export { globalTemporalSplit, leaveOneOut } from "./src/data/split.ts";

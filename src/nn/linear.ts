@@ -15,11 +15,22 @@ export interface LinearInputTransform {
   product(x: Tensor, weight: Tensor): Tensor;
 }
 
+/**
+ * Replaces the weight a layer multiplies by one computed from it (fine-tuning, src/finetune:
+ * trainable salient columns with noise on the rest, a low-rank update): set by a walker.
+ */
+export interface LinearWeightTransform {
+  /** The effective W [out, in], recorded on the tape so gradients reach the transform's own. */
+  weight(weight: Tensor): Tensor;
+}
+
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
   /** The input transform a walker set; null (the default) keeps the dense product. */
   inputTransform: LinearInputTransform | null = null;
+  /** The weight transform a walker set; null (the default) multiplies by `weight` itself. */
+  weightTransform: LinearWeightTransform | null = null;
 
   constructor(
     engine: Engine,
@@ -50,9 +61,10 @@ export class Linear extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    const w = this.weightTransform ? this.weightTransform.weight(this.weight) : this.weight;
     const y = this.inputTransform
-      ? this.inputTransform.product(x, this.weight)
-      : matmul(x, this.weight, { transB: true });
+      ? this.inputTransform.product(x, w)
+      : matmul(x, w, { transB: true });
     return this.bias ? addBias(y, this.bias) : y;
   }
 }

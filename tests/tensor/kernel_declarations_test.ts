@@ -18,6 +18,7 @@ import "../../src/loss/pair_losses.ts";
 import "../../src/sparse/mod.ts";
 import "../../src/prune/mod.ts";
 import "../../src/models/decode.ts";
+import "../../src/finetune/mod.ts";
 import "../../src/train/clip.ts";
 import "../../src/train/optim.ts";
 import "../../src/train/ranking.ts";
