@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import "../../src/tensor/ops/mod.ts";
-import { gruSequence, gruStepsPerPass } from "../../src/tensor/ops/gru.ts";
+import { GRU_VARIANTS, gruSequence, gruStepsPerPass } from "../../src/tensor/ops/gru.ts";
 import { checkOp, gpuTest, randomArray } from "../support/check.ts";
 import { gruReference } from "../support/gru_reference.ts";
 
@@ -29,27 +29,30 @@ const CASES: Case[] = [
   },
 ];
 
-for (const c of CASES) {
-  gpuTest(`gruSequence ${c.name} matches float64 and finite differences`, async (e) => {
-    const B = c.lengths.length;
-    const H = c.hidden;
-    const lengths = Int32Array.from(c.lengths);
-    await checkOp(e, {
-      name: `gru ${c.name}`,
-      inputs: [
-        {
-          data: randomArray(B * c.steps * 3 * H, 1, -2, 2),
-          shape: [B, c.steps, 3 * H],
-          grad: true,
-        },
-        { data: randomArray(3 * H * H, 2, -0.8, 0.8), shape: [3 * H, H], grad: true },
-        { data: randomArray(3 * H, 3, -0.5, 0.5), shape: [3 * H], grad: true },
-      ],
-      gpu: ([gx, w, b]) => gruSequence(gx, w, b, lengths, { stepsPerPass: c.stepsPerPass }),
-      ref: ([gx, w, b]) => gruReference(gx, w, b, lengths, c.steps, H),
-      maxFdElements: 120,
+for (const v of GRU_VARIANTS) {
+  for (const c of CASES) {
+    gpuTest(`gruSequence ${v.name}, ${c.name}: float64 and finite differences`, async (e) => {
+      const B = c.lengths.length;
+      const H = c.hidden;
+      const lengths = Int32Array.from(c.lengths);
+      await checkOp(e, {
+        name: `gru ${c.name}`,
+        inputs: [
+          {
+            data: randomArray(B * c.steps * 3 * H, 1, -2, 2),
+            shape: [B, c.steps, 3 * H],
+            grad: true,
+          },
+          { data: randomArray(3 * H * H, 2, -0.8, 0.8), shape: [3 * H, H], grad: true },
+          { data: randomArray(3 * H, 3, -0.5, 0.5), shape: [3 * H], grad: true },
+        ],
+        gpu: ([gx, w, b]) =>
+          gruSequence(gx, w, b, lengths, { stepsPerPass: c.stepsPerPass, variant: v.name }),
+        ref: ([gx, w, b]) => gruReference(gx, w, b, lengths, c.steps, H),
+        maxFdElements: 120,
+      });
     });
-  });
+  }
 }
 
 Deno.test("gru passes keep each invocation under the loop budget", () => {
