@@ -6,6 +6,7 @@
 import forwardShader from "../../../shaders/gru_forward.wgsl" with { type: "text" };
 import backwardShader from "../../../shaders/gru_backward.wgsl" with { type: "text" };
 import tiledForwardShader from "../../../shaders/gru_tiled_forward.wgsl" with { type: "text" };
+import tiledBackwardShader from "../../../shaders/gru_tiled_backward.wgsl" with { type: "text" };
 import { assertDType, declareKernel, Kernel } from "../kernel.ts";
 import type { Engine } from "../engine.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
@@ -13,7 +14,7 @@ import { matmul } from "./matmul.ts";
 import { columnSums } from "./reduce.ts";
 import { reshape } from "./shape.ts";
 import { concat, slice } from "./slice.ts";
-import { tiledConstants, tiledForwardFunctions } from "./gru_tiled.ts";
+import { tiledBackwardFunctions, tiledConstants, tiledForwardFunctions } from "./gru_tiled.ts";
 
 const GRU_FORWARD_KERNEL = declareKernel({
   name: "gru forward",
@@ -48,39 +49,58 @@ export interface GruVariant {
 export const GRU_VARIANTS: readonly GruVariant[] = [
   { name: "lanes 8", layout: "lanes", seq: 8, units: 1 },
   { name: "tiled 8x8", layout: "tiled", seq: 8, units: 8 },
-  { name: "tiled 16x4", layout: "tiled", seq: 16, units: 4 },
-  { name: "tiled 8x4", layout: "tiled", seq: 8, units: 4 },
-  { name: "tiled 4x8", layout: "tiled", seq: 4, units: 8 },
 ];
 
-// Declared once at a default shape, so the declaration check sees the source; the other shapes
-// compile the same text with other constants.
-const tiledForwardKernels = new Map<string, Kernel<string, string>>();
-tiledForwardKernels.set(
-  `${GRU_VARIANTS[1].name}|64`,
-  declareKernel({
-    name: "gru tiled forward",
-    source: tiledConstants(GRU_VARIANTS[1], 64) + tiledForwardFunctions(GRU_VARIANTS[1]) +
-      tiledForwardShader,
-    params: GRU_PARAMS,
-    buffers: FORWARD_BUFFERS,
-  }),
-);
+const BACKWARD_BUFFERS = [
+  "w_hh",
+  "lengths",
+  "work",
+  "hprev",
+  "dhs",
+  "carry",
+  "dgx",
+  "dgh",
+] as const;
 
-function tiledForwardKernel(v: GruVariant, hidden: number): Kernel<string, string> {
-  const key = `${v.name}|${hidden}`;
-  let k = tiledForwardKernels.get(key);
+const TILED_SOURCES = {
+  forward: { name: "gru tiled forward", text: tiledForwardShader, fns: tiledForwardFunctions },
+  backward: { name: "gru tiled backward", text: tiledBackwardShader, fns: tiledBackwardFunctions },
+};
+
+const tiledKernels = new Map<string, Kernel<string, string>>();
+
+/** The tiled kernel of a direction for a variant and hidden size, compiled on first use. */
+function tiledKernel(
+  direction: "forward" | "backward",
+  v: GruVariant,
+  hidden: number,
+  declare: typeof declareKernel | null = null,
+): Kernel<string, string> {
+  const key = `${direction}|${v.name}|${hidden}`;
+  let k = tiledKernels.get(key);
   if (!k) {
-    k = new Kernel({
-      name: "gru tiled forward",
-      source: tiledConstants(v, hidden) + tiledForwardFunctions(v) + tiledForwardShader,
+    const src = TILED_SOURCES[direction];
+    const decl = {
+      name: src.name,
+      source: tiledConstants(v, hidden) + src.fns(v) + src.text,
       params: GRU_PARAMS,
-      buffers: FORWARD_BUFFERS,
-    });
-    tiledForwardKernels.set(key, k);
+      buffers: direction === "forward" ? FORWARD_BUFFERS : BACKWARD_BUFFERS,
+    };
+    k = declare ? declare(decl) : new Kernel(decl);
+    tiledKernels.set(key, k);
   }
   return k;
 }
+
+// Declared once at the default shape, so that the declaration check reads their sources; other
+// shapes compile the same text with other constants.
+tiledKernel("forward", { name: "tiled 8x8", layout: "tiled", seq: 8, units: 8 }, 64, declareKernel);
+tiledKernel(
+  "backward",
+  { name: "tiled 8x8", layout: "tiled", seq: 8, units: 8 },
+  64,
+  declareKernel,
+);
 
 const chosenVariant = new WeakMap<Engine, GruVariant>();
 
@@ -249,7 +269,7 @@ export function gruSequence(
   const hprev = e.empty([batch, steps, hidden], "f32", "gru previous states");
   const lens = e.tensor(lengths, [batch], "i32", "gru lengths");
   const params = { batch, steps, hidden };
-  const kernel = tiled ? tiledForwardKernel(variant, hidden) : GRU_FORWARD_KERNEL;
+  const kernel = tiled ? tiledKernel("forward", variant, hidden) : GRU_FORWARD_KERNEL;
   const per = opts.stepsPerPass ?? gruStepsPerPass(hidden, false, variant);
   if (batch * steps > 0) {
     for (const [t0, t1] of passes(steps, per)) {
@@ -277,7 +297,7 @@ export function gruSequence(
       gruBackward(gx, wHH, bHH, [work, hprev, lens], dhs, {
         ...params,
         stepsPerPass: opts.stepsPerPass,
-        variant: GRU_VARIANTS[0],
+        variant,
       }),
   });
 }
@@ -300,12 +320,15 @@ function gruBackward(
   const carry = e.zeros([batch, hidden], "f32", "gru carried gradient");
   const dgx = e.empty(gx.shape, "f32", "gru dgx");
   const dgh = e.empty(gx.shape, "f32", "gru dgh");
+  const kernel = variant.layout === "tiled"
+    ? tiledKernel("backward", variant, hidden)
+    : GRU_BACKWARD_KERNEL;
   if (batch * steps > 0) {
     for (
       const [t0, t1] of passes(steps, stepsPerPass ?? gruStepsPerPass(hidden, true, variant))
         .reverse()
     ) {
-      GRU_BACKWARD_KERNEL.dispatch(e.gpu, {
+      kernel.dispatch(e.gpu, {
         params: { batch, steps, hidden, t0, t1 },
         buffers: {
           w_hh: wHH.storage,
@@ -317,7 +340,7 @@ function gruBackward(
           dgx: dgx.storage,
           dgh: dgh.storage,
         },
-        workgroups: [Math.ceil(batch / SEQ)],
+        workgroups: [Math.ceil(batch / variant.seq)],
       });
     }
   }

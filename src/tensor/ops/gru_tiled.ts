@@ -142,3 +142,132 @@ function stateMoves(t: GruTile): string[] {
 export function tiledForwardFunctions(t: GruTile): string {
   return [...forwardProduct(t), ...forwardUpdate(t), ...stateMoves(t), ""].join("\n");
 }
+
+/** Gradient names of the backward: own dh, accumulators, gate gradients (vec4 over sequences). */
+const dh = (u: number, s4: number) => `dh_${u}_${s4}`;
+const bacc = (u: number, s4: number) => `bacc_${u}_${s4}`;
+const gg = (g: string, u: number, s4: number) => `g${g}_${u}_${s4}`;
+
+/** The backward's carried gradient, moved from and to `carry`. */
+function carryMoves(t: GruTile): string[] {
+  const lines: string[] = [];
+  for (const u of range(t.units)) {
+    for (const s4 of range(t.seq / 4)) {
+      lines.push(
+        `var<private> ${dh(u, s4)}: vec4<f32>;`,
+        `var<private> ${bacc(u, s4)}: vec4<f32>;`,
+      );
+      for (const g of GATES) lines.push(`var<private> ${gg(g, u, s4)}: vec4<f32>;`);
+    }
+  }
+  const load = ["fn load_carry(b0: u32, j0: u32) {"];
+  const store = ["fn store_carry(b0: u32, j0: u32) {"];
+  for (const q of range(t.units / 4)) {
+    for (const s of range(t.seq)) {
+      const at = `carry[(b0 + ${s}u) * H4 + j0 / 4u + ${q}u]`;
+      const guard = `  if (j0 + ${4 * q}u < H && b0 + ${s}u < p.batch) {`;
+      load.push(guard, `    let v = ${at};`);
+      range(4).forEach((i) =>
+        load.push(`    ${dh(4 * q + i, Math.floor(s / 4))}.${XYZW[s % 4]} = v[${i}];`)
+      );
+      load.push("  }");
+      store.push(guard, `    ${at} = ${acrossUnits(dh, q, s)};`, "  }");
+    }
+  }
+  return [...lines, ...load, "}", ...store, "}"];
+}
+
+/** Step tt's gate gradients for each (4 units, sequence) of the tile, and dh ⊙ z. */
+function backwardUpdate(t: GruTile): string[] {
+  const lines = ["fn grad_update(tt: u32, b0: u32, j0: u32) {"];
+  for (const u of range(t.units)) {
+    for (const s4 of range(t.seq / 4)) {
+      for (const g of GATES) lines.push(`  ${gg(g, u, s4)} = vec4<f32>(0.0);`);
+    }
+  }
+  for (const q of range(t.units / 4)) {
+    for (const s of range(t.seq)) {
+      const s4 = Math.floor(s / 4);
+      const x = XYZW[s % 4];
+      lines.push(
+        `  if (j0 + ${4 * q}u < H && b0 + ${s}u < p.batch) {`,
+        `    let row = (b0 + ${s}u) * p.steps + tt;`,
+        `    let at = row * H4 + j0 / 4u + ${q}u;`,
+        `    let d = ${acrossUnits(dh, q, s)} + dhs[at];`,
+        `    var ar = vec4<f32>(0.0);`,
+        `    var az = ar;`,
+        `    var an = ar;`,
+        `    var hr = ar;`,
+        `    var keep = vec4<f32>(1.0);`,
+        `    if (tt < len[${s}]) {`,
+        `      let w = row * 4u * H4 + j0 / 4u + ${q}u;`,
+        `      let r = work[w];`,
+        `      let z = work[w + H4];`,
+        `      let n = work[w + 2u * H4];`,
+        `      let dz = d * (hprev[at] - n);`,
+        `      an = d * (1.0 - z) * (1.0 - n * n);`,
+        `      ar = an * work[w + 3u * H4] * r * (1.0 - r);`,
+        `      az = dz * z * (1.0 - z);`,
+        `      hr = an * r;`,
+        `      keep = z;`,
+        `    }`,
+        `    let g = row * 3u * H4 + j0 / 4u + ${q}u;`,
+        `    dgx[g] = ar;`,
+        `    dgx[g + H4] = az;`,
+        `    dgx[g + 2u * H4] = an;`,
+        `    dgh[g] = ar;`,
+        `    dgh[g + H4] = az;`,
+        `    dgh[g + 2u * H4] = hr;`,
+        `    let dz_keep = d * keep;`,
+      );
+      for (const i of range(4)) {
+        const u = 4 * q + i;
+        lines.push(
+          `    ${gg("r", u, s4)}.${x} = ar[${i}];`,
+          `    ${gg("z", u, s4)}.${x} = az[${i}];`,
+          `    ${gg("n", u, s4)}.${x} = hr[${i}];`,
+          `    ${dh(u, s4)}.${x} = dz_keep[${i}];`,
+        );
+      }
+      lines.push("  }");
+    }
+  }
+  lines.push("}", "fn share_grads(j0: u32) {");
+  for (const u of range(t.units)) {
+    lines.push(`  if (j0 + ${u}u < H) {`);
+    GATES.forEach((g, gi) => {
+      for (const s4 of range(t.seq / 4)) {
+        lines.push(`    dgh_sh[(${gi}u * H + j0 + ${u}u) * SEQ4 + ${s4}u] = ${gg(g, u, s4)};`);
+      }
+    });
+    lines.push("  }");
+  }
+  lines.push("}");
+  return lines;
+}
+
+/** W_hhᵀ · dgh for the tile's units, one gate row at a time. */
+function backwardProduct(t: GruTile): string[] {
+  const pairs: [number, number][] = [];
+  for (const u of range(t.units)) for (const s4 of range(t.seq / 4)) pairs.push([u, s4]);
+  const lines = ["fn back_init() {"];
+  for (const [u, s4] of pairs) lines.push(`  ${bacc(u, s4)} = vec4<f32>(0.0);`);
+  lines.push("}", "fn back_i(i: u32, j0: u32) {");
+  for (const s4 of range(t.seq / 4)) lines.push(`  let d${s4} = dgh_sh[i * SEQ4 + ${s4}u];`);
+  for (const q of range(t.units / 4)) {
+    lines.push(`  let w${q} = w_hh[i * H4 + min(j0 / 4u + ${q}u, H4 - 1u)];`);
+  }
+  for (const [u, s4] of pairs) {
+    const a = bacc(u, s4);
+    lines.push(`  ${a} = fma(vec4<f32>(w${Math.floor(u / 4)}.${XYZW[u % 4]}), d${s4}, ${a});`);
+  }
+  lines.push("}", "fn back_finish() {");
+  for (const [u, s4] of pairs) lines.push(`  ${dh(u, s4)} += ${bacc(u, s4)};`);
+  lines.push("}");
+  return lines;
+}
+
+/** The functions gru_tiled_backward.wgsl calls. */
+export function tiledBackwardFunctions(t: GruTile): string {
+  return [...carryMoves(t), ...backwardUpdate(t), ...backwardProduct(t), ""].join("\n");
+}
