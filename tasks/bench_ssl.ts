@@ -18,6 +18,7 @@ import { SSL_DEFAULTS, type SslConfig } from "../src/train/ssl_config.ts";
 import { formatTable, writeResult } from "../bench/util.ts";
 import { peerEnv, pythonWithTorch } from "../bench/python.ts";
 import { positiveInt, runMain } from "./cli.ts";
+import { gruVariantNamed, gruVariantOf, useGruVariant } from "../src/tensor/ops/gru.ts";
 
 const PEER = fileURLToPath(new URL("../bench/peer/torch_coles.py", import.meta.url));
 
@@ -32,6 +33,8 @@ Flags:
   --steps N     timed steps per method [default: 4]
   --warmup N    untimed steps first [default: 1]
   --methods M   comma-separated objectives to time [default: coles,generative,mlem]
+  --gru V[,V]   GRU kernel variants to time each method with, e.g. "lanes 8,tiled 8x8"
+                (rows labelled by variant) [default: the adapter's choice]
   --profile     time every kernel (timestamp queries) and print where each step's time goes
   --peer        also train the PyTorch CoLES peer on the same slices, with 1 and 2 threads;
                 the ratio is against the faster [default: false]
@@ -49,6 +52,8 @@ interface Row {
   clients_per_second: number;
   seconds_per_step: number;
   peak_bytes: number;
+  /** The GRU kernel variant it ran. */
+  gru?: string;
   /** With --profile: the most expensive kernels, milliseconds and calls per step. */
   kernels?: { kernel: string; ms_per_step: number; calls_per_step: number }[];
 }
@@ -197,6 +202,7 @@ async function main(args: string[]): Promise<number> {
       peer: { type: "boolean", default: false },
       methods: { type: "string", default: "coles,generative,mlem" },
       profile: { type: "boolean", default: false },
+      gru: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -214,10 +220,17 @@ async function main(args: string[]): Promise<number> {
   try {
     const rows: Row[] = [];
     const slices = batchesFor("coles", c, data, warmup + steps);
+    const variants = values.gru
+      ? values.gru.split(",").map((v) => gruVariantNamed(v.trim()).name)
+      : [gruVariantOf(engine).name];
     for (const method of methods) {
-      console.error(`${method}: ${warmup} + ${steps} steps…`);
       const batches = method === "coles" ? slices : batchesFor(method, c, data, warmup + steps);
-      rows.push(await benchMethod(engine, method, c, batches, warmup, steps));
+      for (const variant of variants) {
+        useGruVariant(engine, variant);
+        console.error(`${method} (gru ${variant}): ${warmup} + ${steps} steps…`);
+        const row = await benchMethod(engine, method, c, batches, warmup, steps);
+        rows.push({ ...row, gru: variant });
+      }
     }
     let peer: PeerFigures | null = null;
     const peers: PeerFigures[] = [];
@@ -236,7 +249,7 @@ async function main(args: string[]): Promise<number> {
       ["method", "clients/s", "s/step", "peak GPU MiB", "×peer"],
       [
         ...rows.map((r) => [
-          r.method,
+          `${r.method} [${r.gru}]`,
           r.clients_per_second,
           r.seconds_per_step,
           r.peak_bytes / 2 ** 20,
@@ -269,7 +282,7 @@ async function main(args: string[]): Promise<number> {
 /** Per method, where its step's kernel time goes (from --profile). */
 function formatKernelTables(rows: Row[]): string {
   return rows.filter((r) => r.kernels).map((r) =>
-    `${r.method}: ${(r.seconds_per_step * 1000).toFixed(0)} ms/step wall\n` +
+    `${r.method} [${r.gru}]: ${(r.seconds_per_step * 1000).toFixed(0)} ms/step wall\n` +
     formatTable(
       ["kernel", "ms/step", "calls/step"],
       r.kernels!.map((k) => [k.kernel, k.ms_per_step, k.calls_per_step]),

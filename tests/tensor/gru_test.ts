@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import "../../src/tensor/ops/mod.ts";
-import { GRU_VARIANTS, gruSequence, gruStepsPerPass } from "../../src/tensor/ops/gru.ts";
+import {
+  GRU_VARIANTS,
+  gruSequence,
+  gruStepsPerPass,
+  gruVariantOf,
+} from "../../src/tensor/ops/gru.ts";
 import { checkOp, gpuTest, randomArray } from "../support/check.ts";
 import { gruReference } from "../support/gru_reference.ts";
 
@@ -19,6 +24,12 @@ const CASES: Case[] = [
     lengths: [5, 1, 3, 2, 4, 5, 0, 1, 3],
     steps: 5,
     hidden: 70,
+  },
+  {
+    name: "hidden 12 (a multiple of 4: no padding; a part-empty tiled lane), 5 sequences",
+    lengths: [3, 0, 4, 1, 4],
+    steps: 4,
+    hidden: 12,
   },
   {
     name: "empty and full sequences, passes of 2 steps",
@@ -54,6 +65,23 @@ for (const v of GRU_VARIANTS) {
     });
   }
 }
+
+Deno.test("tiled gru passes keep each invocation's product loops under the loop budget", () => {
+  const tiled = GRU_VARIANTS.find((v) => v.layout === "tiled")!;
+  for (const h of [4, 64, 72, 256]) {
+    for (const backward of [false, true]) {
+      const per = gruStepsPerPass(h, backward, tiled);
+      assert.ok(per >= 1);
+      // The product's loop runs ⌈H/4⌉ (forward) or 3H (backward) times a step, its body unrolled.
+      assert.ok(per * (backward ? 3 * h : Math.ceil(h / 4)) <= 32768);
+    }
+  }
+});
+
+gpuTest("a software adapter runs the tiled variant, a GPU the lanes one", (e) => {
+  const software = /\[software/.test(e.gpu.adapterName);
+  assert.equal(gruVariantOf(e).layout, software ? "tiled" : "lanes");
+});
 
 Deno.test("gru passes keep each invocation under the loop budget", () => {
   for (const h of [1, 64, 65, 512]) {
