@@ -1,7 +1,8 @@
 /**
  * The GRU recurrence, fused: one kernel runs a pass of time steps forward with the hidden states
  * in workgroup memory (eight sequences per workgroup), one runs them backward; the weight gradients
- * are two reductions over the saved states (a matmul and a column sum).
+ * are two reductions over the saved states (a matmul and a column sum). Two kernel pairs, chosen
+ * per adapter (GRU_VARIANTS): "lanes" for GPUs, "tiled" for llvmpipe.
  */
 import forwardShader from "../../../shaders/gru_forward.wgsl" with { type: "text" };
 import backwardShader from "../../../shaders/gru_backward.wgsl" with { type: "text" };
@@ -16,22 +17,32 @@ import { reshape } from "./shape.ts";
 import { concat, slice } from "./slice.ts";
 import { tiledBackwardFunctions, tiledConstants, tiledForwardFunctions } from "./gru_tiled.ts";
 
+const GRU_PARAMS = { batch: "u32", steps: "u32", hidden: "u32", t0: "u32", t1: "u32" } as const;
+const FORWARD_BUFFERS = ["gx", "w_hh", "b_hh", "lengths", "hs", "work", "hprev"] as const;
+const BACKWARD_BUFFERS = [
+  "w_hh",
+  "lengths",
+  "work",
+  "hprev",
+  "dhs",
+  "carry",
+  "dgx",
+  "dgh",
+] as const;
+
 const GRU_FORWARD_KERNEL = declareKernel({
   name: "gru forward",
   source: forwardShader,
-  params: { batch: "u32", steps: "u32", hidden: "u32", t0: "u32", t1: "u32" },
-  buffers: ["gx", "w_hh", "b_hh", "lengths", "hs", "work", "hprev"],
+  params: GRU_PARAMS,
+  buffers: FORWARD_BUFFERS,
 });
 
 const GRU_BACKWARD_KERNEL = declareKernel({
   name: "gru backward",
   source: backwardShader,
-  params: { batch: "u32", steps: "u32", hidden: "u32", t0: "u32", t1: "u32" },
-  buffers: ["w_hh", "lengths", "work", "hprev", "dhs", "carry", "dgx", "dgh"],
+  params: GRU_PARAMS,
+  buffers: BACKWARD_BUFFERS,
 });
-
-const FORWARD_BUFFERS = ["gx", "w_hh", "b_hh", "lengths", "hs", "work", "hprev"] as const;
-const GRU_PARAMS = { batch: "u32", steps: "u32", hidden: "u32", t0: "u32", t1: "u32" } as const;
 
 /**
  * How the recurrence is laid out on the adapter. "lanes": 64 invocations a workgroup, one hidden
@@ -50,17 +61,6 @@ export const GRU_VARIANTS: readonly GruVariant[] = [
   { name: "lanes 8", layout: "lanes", seq: 8, units: 1 },
   { name: "tiled 8x8", layout: "tiled", seq: 8, units: 8 },
 ];
-
-const BACKWARD_BUFFERS = [
-  "w_hh",
-  "lengths",
-  "work",
-  "hprev",
-  "dhs",
-  "carry",
-  "dgx",
-  "dgh",
-] as const;
 
 const TILED_SOURCES = {
   forward: { name: "gru tiled forward", text: tiledForwardShader, fns: tiledForwardFunctions },
@@ -94,13 +94,8 @@ function tiledKernel(
 
 // Declared once at the default shape, so that the declaration check reads their sources; other
 // shapes compile the same text with other constants.
-tiledKernel("forward", { name: "tiled 8x8", layout: "tiled", seq: 8, units: 8 }, 64, declareKernel);
-tiledKernel(
-  "backward",
-  { name: "tiled 8x8", layout: "tiled", seq: 8, units: 8 },
-  64,
-  declareKernel,
-);
+tiledKernel("forward", GRU_VARIANTS[1], 64, declareKernel);
+tiledKernel("backward", GRU_VARIANTS[1], 64, declareKernel);
 
 const chosenVariant = new WeakMap<Engine, GruVariant>();
 
@@ -129,15 +124,16 @@ export function useGruVariant(e: Engine, name: string): GruVariant {
 /** The kernels' workgroup memory holds at most this many hidden units (4 per thread). */
 export const GRU_MAX_HIDDEN = 256;
 const WG = 64;
-/** Sequences per workgroup (the lanes of two vec4 in the kernels). */
+/** Sequences per workgroup of every variant (the lanes of two vec4 in the kernels). */
 const SEQ = 8;
 /** Loop iterations one invocation may spend in a pass: half of llvmpipe's 65,535. */
 const PASS_ITERATIONS = 32768;
 
 /**
- * Time steps per pass, counting every loop iteration of an invocation per step (as if no loop
- * were unrolled). "lanes": ~units · H (forward) or units · 3H (backward) with units = ⌈H/64⌉.
- * "tiled": the product's ⌈H/4⌉ (forward) or 3H (backward) iterations, each with its inner loops.
+ * Time steps per pass, counting the loop iterations of an invocation per step. "lanes": ~units · H
+ * (forward) or units · 3H (backward) with units = ⌈H/64⌉. "tiled": its product's loop, ⌈H/4⌉
+ * (forward) or 3H (backward) iterations of straight-line generated code; the loops run once a pass
+ * (lengths, states) fit in the other half of the budget.
  */
 export function gruStepsPerPass(
   hidden: number,
@@ -149,12 +145,7 @@ export function gruStepsPerPass(
     const units = Math.ceil(hidden / WG);
     perStep = units * ((backward ? 3 : 1) * hidden + 2) + 2;
   } else {
-    const seq4 = variant.seq / 4;
-    const u = variant.units;
-    const product = backward
-      ? 3 * hidden * (1 + Math.ceil(u / 4) * (1 + seq4) + seq4)
-      : Math.ceil(hidden / 4) * (1 + 4 * (1 + seq4) + 3 * u * (1 + seq4));
-    perStep = product + u * seq4 * 16 + 3 * u * (1 + seq4) + 2 * u * (1 + seq4) + 8;
+    perStep = (backward ? 3 * hidden : Math.ceil(hidden / 4)) + 4;
   }
   return Math.max(1, Math.floor(PASS_ITERATIONS / perStep));
 }
