@@ -9,7 +9,7 @@
 // and sequences (own gradients dh_*, accumulators acc_*, gate gradients g{r,z,n}_*):
 // load_carry / store_carry(b0, j0) move dh from and to `carry`, grad_update(tt, b0, j0) computes
 // step tt's gate gradients and dh ⊙ z, share_grads(j0) writes them to dgh_sh, back_init() zeroes
-// the accumulators, back_i(i, j0) adds gate row i's share, back_finish() adds them to dh.
+// the accumulators, back_i4(i4, j0) adds gate rows 4·i4 .. +3, back_finish() adds them to dh.
 struct Params { batch: u32, steps: u32, hidden: u32, t0: u32, t1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> w_hh: array<vec4<f32>>;
@@ -44,7 +44,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     share_grads(j0);
     workgroupBarrier();
     back_init();
-    for (var i = 0u; i < select(0u, 3u * H, tt < longest); i++) { back_i(i, j0); }
+    for (var i4 = 0u; i4 < select(0u, 3u * H4, tt < longest); i4++) { back_i4(i4, j0); }
     back_finish();
     workgroupBarrier();
   }

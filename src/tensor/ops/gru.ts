@@ -132,7 +132,7 @@ const PASS_ITERATIONS = 32768;
 /**
  * Time steps per pass, counting the loop iterations of an invocation per step. "lanes": ~units · H
  * (forward) or units · 3H (backward) with units = ⌈H/64⌉. "tiled": its product's loop, ⌈H/4⌉
- * (forward) or 3H (backward) iterations of straight-line generated code; the loops run once a pass
+ * (forward) or 3⌈H/4⌉ (backward) iterations of straight-line generated code; the loops run once a pass
  * (lengths, states) fit in the other half of the budget.
  */
 export function gruStepsPerPass(
@@ -145,7 +145,7 @@ export function gruStepsPerPass(
     const units = Math.ceil(hidden / WG);
     perStep = units * ((backward ? 3 : 1) * hidden + 2) + 2;
   } else {
-    perStep = (backward ? 3 * hidden : Math.ceil(hidden / 4)) + 4;
+    perStep = (backward ? 3 : 1) * Math.ceil(hidden / 4) + 4;
   }
   return Math.max(1, Math.floor(PASS_ITERATIONS / perStep));
 }

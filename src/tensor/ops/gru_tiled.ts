@@ -246,20 +246,28 @@ function backwardUpdate(t: GruTile): string[] {
   return lines;
 }
 
-/** W_hhᵀ · dgh for the tile's units, one gate row at a time. */
+/** W_hhᵀ · dgh for the tile's units, four gate rows at a time (3H is a multiple of 4). */
 function backwardProduct(t: GruTile): string[] {
   const pairs: [number, number][] = [];
   for (const u of range(t.units)) for (const s4 of range(t.seq / 4)) pairs.push([u, s4]);
   const lines = ["fn back_init() {"];
   for (const [u, s4] of pairs) lines.push(`  ${bacc(u, s4)} = vec4<f32>(0.0);`);
-  lines.push("}", "fn back_i(i: u32, j0: u32) {");
-  for (const s4 of range(t.seq / 4)) lines.push(`  let d${s4} = dgh_sh[i * SEQ4 + ${s4}u];`);
-  for (const q of range(t.units / 4)) {
-    lines.push(`  let w${q} = w_hh[i * H4 + min(j0 / 4u + ${q}u, H4 - 1u)];`);
+  lines.push("}", "fn back_i4(i4: u32, j0: u32) {");
+  for (let c = 0; c < 4; c++) {
+    lines.push(`  let i${c} = 4u * i4 + ${c}u;`);
+    for (const s4 of range(t.seq / 4)) {
+      lines.push(`  let d${c}_${s4} = dgh_sh[i${c} * SEQ4 + ${s4}u];`);
+    }
+    for (const q of range(t.units / 4)) {
+      lines.push(`  let w${c}_${q} = w_hh[i${c} * H4 + min(j0 / 4u + ${q}u, H4 - 1u)];`);
+    }
   }
   for (const [u, s4] of pairs) {
     const a = bacc(u, s4);
-    lines.push(`  ${a} = fma(vec4<f32>(w${Math.floor(u / 4)}.${XYZW[u % 4]}), d${s4}, ${a});`);
+    const x = XYZW[u % 4];
+    for (let c = 0; c < 4; c++) {
+      lines.push(`  ${a} = fma(vec4<f32>(w${c}_${Math.floor(u / 4)}.${x}), d${c}_${s4}, ${a});`);
+    }
   }
   lines.push("}", "fn back_finish() {");
   for (const [u, s4] of pairs) lines.push(`  ${dh(u, s4)} += ${bacc(u, s4)};`);
