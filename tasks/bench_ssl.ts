@@ -18,6 +18,7 @@ import { SSL_DEFAULTS, type SslConfig } from "../src/train/ssl_config.ts";
 import { formatTable, writeResult } from "../bench/util.ts";
 import { peerEnv, pythonWithTorch } from "../bench/python.ts";
 import { positiveInt, runMain } from "./cli.ts";
+import { gruVariantNamed, gruVariantOf, useGruVariant } from "../src/tensor/ops/gru.ts";
 
 const PEER = fileURLToPath(new URL("../bench/peer/torch_coles.py", import.meta.url));
 
@@ -31,6 +32,10 @@ sequences of up to ${SSL_DEFAULTS.seqLen} events otherwise). Writes bench/result
 Flags:
   --steps N     timed steps per method [default: 4]
   --warmup N    untimed steps first [default: 1]
+  --methods M   comma-separated objectives to time [default: coles,generative,mlem]
+  --gru V[,V]   GRU kernel variants to time each method with, e.g. "lanes 8,tiled 8x8"
+                (rows labelled by variant) [default: the adapter's choice]
+  --profile     time every kernel (timestamp queries) and print where each step's time goes
   --peer        also train the PyTorch CoLES peer on the same slices, with 1 and 2 threads;
                 the ratio is against the faster [default: false]
   --help        print this help`;
@@ -47,6 +52,10 @@ interface Row {
   clients_per_second: number;
   seconds_per_step: number;
   peak_bytes: number;
+  /** The GRU kernel variant it ran. */
+  gru?: string;
+  /** With --profile: the most expensive kernels, milliseconds and calls per step. */
+  kernels?: { kernel: string; ms_per_step: number; calls_per_step: number }[];
 }
 
 function batchesFor(
@@ -98,6 +107,8 @@ async function benchMethod(
         () => sslLoss(model, objective, settingsOf(c), teacher, b),
       );
     for (let i = 0; i < warmup; i++) await step(batches[i % batches.length]);
+    await engine.gpu.sync();
+    engine.gpu.profiler?.reset();
     const start = performance.now();
     let clients = 0;
     for (let i = 0; i < steps; i++) {
@@ -106,11 +117,17 @@ async function benchMethod(
       clients += new Set(b.clients).size;
     }
     const seconds = (performance.now() - start) / 1000;
+    await engine.gpu.sync();
     return {
       method,
       clients_per_second: clients / seconds,
       seconds_per_step: seconds / steps,
       peak_bytes: engine.gpu.allocator.peakReservedBytes,
+      kernels: engine.gpu.profiler?.report().slice(0, 12).map((k) => ({
+        kernel: k.kernel,
+        ms_per_step: k.totalMs / steps,
+        calls_per_step: k.count / steps,
+      })),
     };
   } finally {
     model.dispose();
@@ -183,6 +200,9 @@ async function main(args: string[]): Promise<number> {
       steps: { type: "string", default: "4" },
       warmup: { type: "string", default: "1" },
       peer: { type: "boolean", default: false },
+      methods: { type: "string", default: "coles,generative,mlem" },
+      profile: { type: "boolean", default: false },
+      gru: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -194,14 +214,23 @@ async function main(args: string[]): Promise<number> {
   const warmup = positiveInt("--warmup", values.warmup!);
   const c: SslConfig = { ...SSL_DEFAULTS, clients: 1000 };
   const data = cached = await prepareEvents(c);
-  const engine = await Engine.create();
+  const methods = values.methods!.split(",").map((m) => m.trim());
+  for (const m of methods) eventObjectiveOf(m);
+  const engine = await Engine.create({ profile: values.profile });
   try {
     const rows: Row[] = [];
     const slices = batchesFor("coles", c, data, warmup + steps);
-    for (const method of ["coles", "generative", "mlem"]) {
-      console.error(`${method}: ${warmup} + ${steps} steps…`);
+    const variants = values.gru
+      ? values.gru.split(",").map((v) => gruVariantNamed(v.trim()).name)
+      : [gruVariantOf(engine).name];
+    for (const method of methods) {
       const batches = method === "coles" ? slices : batchesFor(method, c, data, warmup + steps);
-      rows.push(await benchMethod(engine, method, c, batches, warmup, steps));
+      for (const variant of variants) {
+        useGruVariant(engine, variant);
+        console.error(`${method} (gru ${variant}): ${warmup} + ${steps} steps…`);
+        const row = await benchMethod(engine, method, c, batches, warmup, steps);
+        rows.push({ ...row, gru: variant });
+      }
     }
     let peer: PeerFigures | null = null;
     const peers: PeerFigures[] = [];
@@ -220,7 +249,7 @@ async function main(args: string[]): Promise<number> {
       ["method", "clients/s", "s/step", "peak GPU MiB", "×peer"],
       [
         ...rows.map((r) => [
-          r.method,
+          `${r.method} [${r.gru}]`,
           r.clients_per_second,
           r.seconds_per_step,
           r.peak_bytes / 2 ** 20,
@@ -236,7 +265,8 @@ async function main(args: string[]): Promise<number> {
       ],
     );
     console.log(table);
-    const path = await writeResult("ssl", engine.gpu.adapterName, {
+    if (values.profile) console.log(`\n${formatKernelTables(rows)}`);
+    const path = await writeResult(values.profile ? "ssl-profile" : "ssl", engine.gpu.adapterName, {
       settings: { ...c, steps, warmup },
       rows,
       peer,
@@ -247,6 +277,17 @@ async function main(args: string[]): Promise<number> {
   } finally {
     engine.destroy();
   }
+}
+
+/** Per method, where its step's kernel time goes (from --profile). */
+function formatKernelTables(rows: Row[]): string {
+  return rows.filter((r) => r.kernels).map((r) =>
+    `${r.method} [${r.gru}]: ${(r.seconds_per_step * 1000).toFixed(0)} ms/step wall\n` +
+    formatTable(
+      ["kernel", "ms/step", "calls/step"],
+      r.kernels!.map((k) => [k.kernel, k.ms_per_step, k.calls_per_step]),
+    )
+  ).join("\n\n");
 }
 
 if (import.meta.main) await runMain(main);

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import "../../src/tensor/ops/mod.ts";
-import { gruSequence, gruStepsPerPass } from "../../src/tensor/ops/gru.ts";
+import {
+  GRU_VARIANTS,
+  gruSequence,
+  gruStepsPerPass,
+  gruVariantOf,
+} from "../../src/tensor/ops/gru.ts";
 import { checkOp, gpuTest, randomArray } from "../support/check.ts";
 import { gruReference } from "../support/gru_reference.ts";
 
@@ -21,6 +26,12 @@ const CASES: Case[] = [
     hidden: 70,
   },
   {
+    name: "hidden 12 (a multiple of 4: no padding; a part-empty tiled lane), 5 sequences",
+    lengths: [3, 0, 4, 1, 4],
+    steps: 4,
+    hidden: 12,
+  },
+  {
     name: "empty and full sequences, passes of 2 steps",
     lengths: [0, 7, 4],
     steps: 7,
@@ -29,28 +40,48 @@ const CASES: Case[] = [
   },
 ];
 
-for (const c of CASES) {
-  gpuTest(`gruSequence ${c.name} matches float64 and finite differences`, async (e) => {
-    const B = c.lengths.length;
-    const H = c.hidden;
-    const lengths = Int32Array.from(c.lengths);
-    await checkOp(e, {
-      name: `gru ${c.name}`,
-      inputs: [
-        {
-          data: randomArray(B * c.steps * 3 * H, 1, -2, 2),
-          shape: [B, c.steps, 3 * H],
-          grad: true,
-        },
-        { data: randomArray(3 * H * H, 2, -0.8, 0.8), shape: [3 * H, H], grad: true },
-        { data: randomArray(3 * H, 3, -0.5, 0.5), shape: [3 * H], grad: true },
-      ],
-      gpu: ([gx, w, b]) => gruSequence(gx, w, b, lengths, { stepsPerPass: c.stepsPerPass }),
-      ref: ([gx, w, b]) => gruReference(gx, w, b, lengths, c.steps, H),
-      maxFdElements: 120,
+for (const v of GRU_VARIANTS) {
+  for (const c of CASES) {
+    gpuTest(`gruSequence ${v.name}, ${c.name}: float64 and finite differences`, async (e) => {
+      const B = c.lengths.length;
+      const H = c.hidden;
+      const lengths = Int32Array.from(c.lengths);
+      await checkOp(e, {
+        name: `gru ${c.name}`,
+        inputs: [
+          {
+            data: randomArray(B * c.steps * 3 * H, 1, -2, 2),
+            shape: [B, c.steps, 3 * H],
+            grad: true,
+          },
+          { data: randomArray(3 * H * H, 2, -0.8, 0.8), shape: [3 * H, H], grad: true },
+          { data: randomArray(3 * H, 3, -0.5, 0.5), shape: [3 * H], grad: true },
+        ],
+        gpu: ([gx, w, b]) =>
+          gruSequence(gx, w, b, lengths, { stepsPerPass: c.stepsPerPass, variant: v.name }),
+        ref: ([gx, w, b]) => gruReference(gx, w, b, lengths, c.steps, H),
+        maxFdElements: 120,
+      });
     });
-  });
+  }
 }
+
+Deno.test("tiled gru passes keep each invocation's product loops under the loop budget", () => {
+  const tiled = GRU_VARIANTS.find((v) => v.layout === "tiled")!;
+  for (const h of [4, 64, 72, 256]) {
+    for (const backward of [false, true]) {
+      const per = gruStepsPerPass(h, backward, tiled);
+      assert.ok(per >= 1);
+      // The product's loop runs ⌈H/4⌉ (forward) or 3⌈H/4⌉ (backward) times a step, unrolled inside.
+      assert.ok(per * (backward ? 3 : 1) * Math.ceil(h / 4) <= 32768);
+    }
+  }
+});
+
+gpuTest("a software adapter runs the tiled variant, a GPU the lanes one", (e) => {
+  const software = /\[software/.test(e.gpu.adapterName);
+  assert.equal(gruVariantOf(e).layout, software ? "tiled" : "lanes");
+});
 
 Deno.test("gru passes keep each invocation under the loop budget", () => {
   for (const h of [1, 64, 65, 512]) {

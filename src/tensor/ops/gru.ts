@@ -1,42 +1,152 @@
 /**
  * The GRU recurrence, fused: one kernel runs a pass of time steps forward with the hidden states
  * in workgroup memory (eight sequences per workgroup), one runs them backward; the weight gradients
- * are two reductions over the saved states (a matmul and a column sum).
+ * are two reductions over the saved states (a matmul and a column sum). Two kernel pairs, chosen
+ * per adapter (GRU_VARIANTS): "lanes" for GPUs, "tiled" for llvmpipe.
  */
 import forwardShader from "../../../shaders/gru_forward.wgsl" with { type: "text" };
 import backwardShader from "../../../shaders/gru_backward.wgsl" with { type: "text" };
-import { assertDType, declareKernel } from "../kernel.ts";
+import tiledForwardShader from "../../../shaders/gru_tiled_forward.wgsl" with { type: "text" };
+import tiledBackwardShader from "../../../shaders/gru_tiled_backward.wgsl" with { type: "text" };
+import { assertDType, declareKernel, Kernel } from "../kernel.ts";
+import type { Engine } from "../engine.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
 import { matmul } from "./matmul.ts";
 import { columnSums } from "./reduce.ts";
 import { reshape } from "./shape.ts";
+import { concat, slice } from "./slice.ts";
+import { tiledBackwardFunctions, tiledConstants, tiledForwardFunctions } from "./gru_tiled.ts";
+
+const GRU_PARAMS = { batch: "u32", steps: "u32", hidden: "u32", t0: "u32", t1: "u32" } as const;
+const FORWARD_BUFFERS = ["gx", "w_hh", "b_hh", "lengths", "hs", "work", "hprev"] as const;
+const BACKWARD_BUFFERS = [
+  "w_hh",
+  "lengths",
+  "work",
+  "hprev",
+  "dhs",
+  "carry",
+  "dgx",
+  "dgh",
+] as const;
 
 const GRU_FORWARD_KERNEL = declareKernel({
   name: "gru forward",
   source: forwardShader,
-  params: { batch: "u32", steps: "u32", hidden: "u32", t0: "u32", t1: "u32" },
-  buffers: ["gx", "w_hh", "b_hh", "lengths", "hs", "work", "hprev"],
+  params: GRU_PARAMS,
+  buffers: FORWARD_BUFFERS,
 });
 
 const GRU_BACKWARD_KERNEL = declareKernel({
   name: "gru backward",
   source: backwardShader,
-  params: { batch: "u32", steps: "u32", hidden: "u32", t0: "u32", t1: "u32" },
-  buffers: ["w_hh", "lengths", "work", "hprev", "dhs", "carry", "dgx", "dgh"],
+  params: GRU_PARAMS,
+  buffers: BACKWARD_BUFFERS,
 });
+
+/**
+ * How the recurrence is laid out on the adapter. "lanes": 64 invocations a workgroup, one hidden
+ * unit per invocation, 8 sequences (GPU-shaped). "tiled": an invocation owns `units` units of all
+ * `seq` sequences of its workgroup, every loaded weight serving the `seq` sequences and every
+ * loaded state the 3·units gate outputs (llvmpipe-shaped: it gathers loads lane by lane).
+ */
+export interface GruVariant {
+  name: string;
+  layout: "lanes" | "tiled";
+  seq: number;
+  units: number;
+}
+
+export const GRU_VARIANTS: readonly GruVariant[] = [
+  { name: "lanes 8", layout: "lanes", seq: 8, units: 1 },
+  { name: "tiled 8x8", layout: "tiled", seq: 8, units: 8 },
+];
+
+const TILED_SOURCES = {
+  forward: { name: "gru tiled forward", text: tiledForwardShader, fns: tiledForwardFunctions },
+  backward: { name: "gru tiled backward", text: tiledBackwardShader, fns: tiledBackwardFunctions },
+};
+
+const tiledKernels = new Map<string, Kernel<string, string>>();
+
+/** The tiled kernel of a direction for a variant and hidden size, compiled on first use. */
+function tiledKernel(
+  direction: "forward" | "backward",
+  v: GruVariant,
+  hidden: number,
+  declare: typeof declareKernel | null = null,
+): Kernel<string, string> {
+  const key = `${direction}|${v.name}|${hidden}`;
+  let k = tiledKernels.get(key);
+  if (!k) {
+    const src = TILED_SOURCES[direction];
+    const decl = {
+      name: src.name,
+      source: tiledConstants(v, hidden) + src.fns(v) + src.text,
+      params: GRU_PARAMS,
+      buffers: direction === "forward" ? FORWARD_BUFFERS : BACKWARD_BUFFERS,
+    };
+    k = declare ? declare(decl) : new Kernel(decl);
+    tiledKernels.set(key, k);
+  }
+  return k;
+}
+
+// Declared once at the default shape, so that the declaration check reads their sources; other
+// shapes compile the same text with other constants.
+tiledKernel("forward", GRU_VARIANTS[1], 64, declareKernel);
+tiledKernel("backward", GRU_VARIANTS[1], 64, declareKernel);
+
+const chosenVariant = new WeakMap<Engine, GruVariant>();
+
+/** The variant this engine's GRUs run: the chosen one, else tiled on a software adapter. */
+export function gruVariantOf(e: Engine): GruVariant {
+  return chosenVariant.get(e) ??
+    (/\[software/.test(e.gpu.adapterName) ? GRU_VARIANTS[1] : GRU_VARIANTS[0]);
+}
+
+export function gruVariantNamed(name: string): GruVariant {
+  const v = GRU_VARIANTS.find((x) => x.name === name);
+  if (!v) {
+    throw new Error(
+      `unknown GRU variant "${name}" (have ${GRU_VARIANTS.map((x) => x.name).join(", ")})`,
+    );
+  }
+  return v;
+}
+
+export function useGruVariant(e: Engine, name: string): GruVariant {
+  const v = gruVariantNamed(name);
+  chosenVariant.set(e, v);
+  return v;
+}
 
 /** The kernels' workgroup memory holds at most this many hidden units (4 per thread). */
 export const GRU_MAX_HIDDEN = 256;
 const WG = 64;
-/** Sequences per workgroup (the lanes of two vec4 in the kernels). */
+/** Sequences per workgroup of every variant (the lanes of two vec4 in the kernels). */
 const SEQ = 8;
 /** Loop iterations one invocation may spend in a pass: half of llvmpipe's 65,535. */
 const PASS_ITERATIONS = 32768;
 
-/** Time steps per pass: each step costs a thread ~units · H (forward) or units · 3H (backward). */
-export function gruStepsPerPass(hidden: number, backward: boolean): number {
-  const units = Math.ceil(hidden / WG);
-  const perStep = units * ((backward ? 3 : 1) * hidden + 2) + 2;
+/**
+ * Time steps per pass, counting the loop iterations of an invocation per step. "lanes": ~units · H
+ * (forward) or units · 3H (backward) with units = ⌈H/64⌉. "tiled": its product's loop, ⌈H/4⌉
+ * (forward) or 3⌈H/4⌉ (backward) iterations of straight-line generated code; the loops run once a pass
+ * (lengths, states) fit in the other half of the budget.
+ */
+export function gruStepsPerPass(
+  hidden: number,
+  backward: boolean,
+  variant: GruVariant = GRU_VARIANTS[0],
+): number {
+  let perStep: number;
+  if (variant.layout === "lanes") {
+    const units = Math.ceil(hidden / WG);
+    perStep = units * ((backward ? 3 : 1) * hidden + 2) + 2;
+  } else {
+    perStep = (backward ? 3 : 1) * Math.ceil(hidden / 4) + 4;
+  }
   return Math.max(1, Math.floor(PASS_ITERATIONS / perStep));
 }
 
@@ -79,6 +189,53 @@ function passes(steps: number, per: number): [number, number][] {
 export interface GruOptions {
   /** Time steps per pass, forward and backward (the iteration budget's when omitted). */
   stepsPerPass?: number;
+  /** A variant by name (the engine's, see gruVariantOf, when omitted). */
+  variant?: string;
+}
+
+/** The variant a call runs: the tiled layout needs its states and gate gradients to fit. */
+function variantFor(e: Engine, hidden: number, opts: GruOptions): GruVariant {
+  const v = opts.variant ? gruVariantNamed(opts.variant) : gruVariantOf(e);
+  const bytes = 3 * hidden * v.seq * 4;
+  return v.layout === "tiled" && bytes > e.gpu.limits.maxComputeWorkgroupStorageSize
+    ? GRU_VARIANTS[0]
+    : v;
+}
+
+/** `t` [rows, n] with `pad` zero columns appended (the zeros take no gradient). */
+function padColumns(t: Tensor, pad: number): Tensor {
+  const zeros = t.engine.zeros([t.shape[0], pad], "f32", "gru padding");
+  return concat([t, zeros], 1);
+}
+
+/**
+ * The tiled kernels read every tensor as vec4 along the hidden units: a hidden size that is not a
+ * multiple of 4 runs padded with zero units (whose states stay zero: their gates see zero inputs
+ * and weights, so h' = ½·0 + ½·h = 0), the states sliced back; the gradients flow through the
+ * padding and slicing ops.
+ */
+function paddedGru(
+  gx: Tensor,
+  wHH: Tensor,
+  bHH: Tensor,
+  lengths: Int32Array,
+  variant: GruVariant,
+  opts: GruOptions,
+): Tensor {
+  const [batch, steps, threeH] = gx.shape;
+  const hidden = threeH / 3;
+  const pad = (4 - (hidden % 4)) % 4;
+  const wide = hidden + pad;
+  const gxP = reshape(padColumns(reshape(gx, [batch * steps * 3, hidden]), pad), [
+    batch,
+    steps,
+    3 * wide,
+  ]);
+  const wCols = reshape(padColumns(wHH, pad), [3, hidden * wide]);
+  const wP = reshape(padColumns(wCols, pad * wide), [3 * wide, wide]);
+  const bP = reshape(padColumns(reshape(bHH, [3, hidden]), pad), [3 * wide]);
+  const hs = gruSequence(gxP, wP, bP, lengths, { ...opts, variant: variant.name });
+  return slice(hs, 2, 0, hidden);
 }
 
 /**
@@ -95,14 +252,19 @@ export function gruSequence(
 ): Tensor {
   const [batch, steps, hidden] = checkGru(gx, wHH, bHH, lengths);
   const e = gx.engine;
+  const variant = variantFor(e, hidden, opts);
+  const tiled = variant.layout === "tiled";
+  if (tiled && hidden % 4 !== 0) return paddedGru(gx, wHH, bHH, lengths, variant, opts);
   const hs = e.empty([batch, steps, hidden], "f32", "gru states");
   const work = e.empty([batch, steps, 4 * hidden], "f32", "gru gates");
   const hprev = e.empty([batch, steps, hidden], "f32", "gru previous states");
   const lens = e.tensor(lengths, [batch], "i32", "gru lengths");
   const params = { batch, steps, hidden };
+  const kernel = tiled ? tiledKernel("forward", variant, hidden) : GRU_FORWARD_KERNEL;
+  const per = opts.stepsPerPass ?? gruStepsPerPass(hidden, false, variant);
   if (batch * steps > 0) {
-    for (const [t0, t1] of passes(steps, opts.stepsPerPass ?? gruStepsPerPass(hidden, false))) {
-      GRU_FORWARD_KERNEL.dispatch(e.gpu, {
+    for (const [t0, t1] of passes(steps, per)) {
+      kernel.dispatch(e.gpu, {
         params: { ...params, t0, t1 },
         buffers: {
           gx: gx.storage,
@@ -113,7 +275,7 @@ export function gruSequence(
           work: work.storage,
           hprev: hprev.storage,
         },
-        workgroups: [Math.ceil(batch / SEQ)],
+        workgroups: [Math.ceil(batch / variant.seq)],
       });
     }
   }
@@ -126,6 +288,7 @@ export function gruSequence(
       gruBackward(gx, wHH, bHH, [work, hprev, lens], dhs, {
         ...params,
         stepsPerPass: opts.stepsPerPass,
+        variant,
       }),
   });
 }
@@ -136,20 +299,27 @@ function gruBackward(
   bHH: Tensor,
   [work, hprev, lens]: Tensor[],
   dhs: Tensor,
-  { batch, steps, hidden, stepsPerPass }: {
+  { batch, steps, hidden, stepsPerPass, variant }: {
     batch: number;
     steps: number;
     hidden: number;
     stepsPerPass?: number;
+    variant: GruVariant;
   },
 ): (Tensor | null)[] {
   const e = gx.engine;
   const carry = e.zeros([batch, hidden], "f32", "gru carried gradient");
   const dgx = e.empty(gx.shape, "f32", "gru dgx");
   const dgh = e.empty(gx.shape, "f32", "gru dgh");
+  const kernel = variant.layout === "tiled"
+    ? tiledKernel("backward", variant, hidden)
+    : GRU_BACKWARD_KERNEL;
   if (batch * steps > 0) {
-    for (const [t0, t1] of passes(steps, stepsPerPass ?? gruStepsPerPass(hidden, true)).reverse()) {
-      GRU_BACKWARD_KERNEL.dispatch(e.gpu, {
+    for (
+      const [t0, t1] of passes(steps, stepsPerPass ?? gruStepsPerPass(hidden, true, variant))
+        .reverse()
+    ) {
+      kernel.dispatch(e.gpu, {
         params: { batch, steps, hidden, t0, t1 },
         buffers: {
           w_hh: wHH.storage,
@@ -161,7 +331,7 @@ function gruBackward(
           dgx: dgx.storage,
           dgh: dgh.storage,
         },
-        workgroups: [Math.ceil(batch / SEQ)],
+        workgroups: [Math.ceil(batch / variant.seq)],
       });
     }
   }

@@ -1,0 +1,52 @@
+// Fused GRU recurrence, backward, tiled for llvmpipe (the maths of gru_backward.wgsl, the layout
+// of gru_tiled_forward.wgsl): an invocation owns UNITS hidden units of the SEQ sequences of its
+// workgroup. Per step (the host runs the passes from the last step down) it turns the gradient
+// reaching its units' states into their gate gradients (dgx, dgh, and the tile's share of
+// dgh_sh), then adds W_hhᵀ · dgh for its units: a small matmul whose every loaded weight vec4
+// (four units of one gate row) serves SEQ sequences and every loaded gate-gradient vec4 (four
+// sequences) 4 units. dh carries between passes in `carry` [B, H].
+// gru.ts prepends the constants of the forward and the tile's functions, unrolled over its units
+// and sequences (own gradients dh_*, accumulators acc_*, gate gradients g{r,z,n}_*):
+// load_carry / store_carry(b0, j0) move dh from and to `carry`, grad_update(tt, b0, j0) computes
+// step tt's gate gradients and dh ⊙ z, share_grads(j0) writes them to dgh_sh, back_init() zeroes
+// the accumulators, back_i4(i4, j0) adds gate rows 4·i4 .. +3, back_finish() adds them to dh.
+struct Params { batch: u32, steps: u32, hidden: u32, t0: u32, t1: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> w_hh: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> lengths: array<i32>;
+@group(0) @binding(3) var<storage, read> work: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> hprev: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> dhs: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> carry: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> dgx: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> dgh: array<vec4<f32>>;
+
+const SEQ4: u32 = SEQ / 4u;
+// dgh_sh[i · SEQ4 + s4]: gate gradient i (of 3H) of sequences 4·s4 .. +3; zero where not live.
+var<workgroup> dgh_sh: array<vec4<f32>, 3u * H * SEQ4>;
+var<private> len: array<u32, SEQ>;
+
+@compute @workgroup_size(LANES)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let b0 = wid.x * SEQ;
+  let j0 = lid.x * UNITS;
+  // The group's longest sequence: past it every gate gradient is zero, the products are skipped.
+  var longest = 0u;
+  for (var s = 0u; s < SEQ; s++) {
+    let b = b0 + s;
+    len[s] = select(0u, u32(max(lengths[min(b, p.batch - 1u)], 0)), b < p.batch);
+    longest = max(longest, len[s]);
+  }
+  load_carry(b0, j0);
+  for (var t = p.t1; t > p.t0; t--) {
+    let tt = t - 1u;
+    grad_update(tt, b0, j0);
+    share_grads(j0);
+    workgroupBarrier();
+    back_init();
+    for (var i4 = 0u; i4 < select(0u, 3u * H4, tt < longest); i4++) { back_i4(i4, j0); }
+    back_finish();
+    workgroupBarrier();
+  }
+  store_carry(b0, j0);
+}

@@ -1,0 +1,281 @@
+/**
+ * The WGSL functions of the tiled GRU kernels (shaders/gru_tiled_*.wgsl), generated unrolled over
+ * an invocation's tile of units × sequences: llvmpipe keeps named variables in registers, where
+ * an array indexed in a loop would live in memory and be loaded lane by lane.
+ */
+
+/** A tile: `units` hidden units (a multiple of 4) of `seq` sequences (a multiple of 4). */
+export interface GruTile {
+  seq: number;
+  units: number;
+}
+
+const GATES = ["r", "z", "n"] as const;
+const XYZW = ["x", "y", "z", "w"] as const;
+
+const range = (n: number) => [...Array(n).keys()];
+/** Accumulator of gate g, unit u, sequences 4·s4 .. +3. */
+const acc = (g: string, u: number, s4: number) => `acc_${g}_${u}_${s4}`;
+/** The own state of unit u, sequences 4·s4 .. +3. */
+const own = (u: number, s4: number) => `hown_${u}_${s4}`;
+/** The vec4 over units 4q .. 4q+3 of sequence s, from per-unit vec4s over sequences. */
+const acrossUnits = (name: (u: number, s4: number) => string, q: number, s: number) =>
+  `vec4<f32>(${
+    range(4).map((i) => `${name(4 * q + i, Math.floor(s / 4))}.${XYZW[s % 4]}`).join(", ")
+  })`;
+
+/** The constants every tiled kernel is compiled with. */
+export function tiledConstants(t: GruTile, hidden: number): string {
+  return [
+    `const SEQ = ${t.seq}u;`,
+    `const UNITS = ${t.units}u;`,
+    `const LANES = ${Math.ceil(hidden / t.units)}u;`,
+    `const H = ${hidden}u;`,
+    `const H4 = ${hidden / 4}u;`,
+    "",
+  ].join("\n");
+}
+
+/** Private accumulators and states, and the forward's product functions. */
+function forwardProduct(t: GruTile): string[] {
+  const units = range(t.units);
+  const seqs = range(t.seq / 4);
+  const lines: string[] = [];
+  for (const u of units) {
+    for (const s4 of seqs) {
+      for (const g of GATES) lines.push(`var<private> ${acc(g, u, s4)}: vec4<f32>;`);
+      lines.push(`var<private> ${own(u, s4)}: vec4<f32>;`);
+    }
+  }
+  lines.push("fn product_init(j0: u32) {");
+  for (const u of units) {
+    lines.push(`  let unit${u} = min(j0 + ${u}u, H - 1u);`);
+    GATES.forEach((g, gi) => {
+      for (const s4 of seqs) {
+        lines.push(`  ${acc(g, u, s4)} = vec4<f32>(b_hh[${gi}u * H + unit${u}]);`);
+      }
+    });
+  }
+  lines.push("}", "fn product_k4(k4: u32, j0: u32) {");
+  for (let c = 0; c < 4; c++) {
+    for (const s4 of seqs) {
+      lines.push(`  let h${c}_${s4} = h_sh[(4u * k4 + ${c}u) * SEQ4 + ${s4}u];`);
+    }
+  }
+  for (const u of units) {
+    lines.push(`  let unit${u} = min(j0 + ${u}u, H - 1u);`);
+    GATES.forEach((g, gi) =>
+      lines.push(`  let w${g}${u} = w_hh[(${gi}u * H + unit${u}) * H4 + k4];`)
+    );
+    for (const s4 of seqs) {
+      for (const [c, x] of XYZW.entries()) {
+        for (const g of GATES) {
+          const a = acc(g, u, s4);
+          lines.push(`  ${a} = fma(vec4<f32>(w${g}${u}.${x}), h${c}_${s4}, ${a});`);
+        }
+      }
+    }
+  }
+  lines.push("}");
+  return lines;
+}
+
+/** The forward's gates, stores and state update for each (4 units, sequence) of the tile. */
+function forwardUpdate(t: GruTile): string[] {
+  const lines = ["fn step_update(t: u32, b0: u32, j0: u32) {"];
+  for (const q of range(t.units / 4)) {
+    for (const s of range(t.seq)) {
+      const s4 = Math.floor(s / 4);
+      const x = XYZW[s % 4];
+      lines.push(
+        `  if (j0 + ${4 * q}u < H && b0 + ${s}u < p.batch) {`,
+        `    let row = (b0 + ${s}u) * p.steps + t;`,
+        `    let h_old = ${acrossUnits(own, q, s)};`,
+        `    var h_new = h_old;`,
+        `    if (t < len[${s}]) {`,
+        `      let g = row * 3u * H4 + j0 / 4u + ${q}u;`,
+        `      let hn = ${acrossUnits((u, v) => acc("n", u, v), q, s)};`,
+        `      let r = stable_sigmoid(gx[g] + ${acrossUnits((u, v) => acc("r", u, v), q, s)});`,
+        `      let z = stable_sigmoid(gx[g + H4] + ${
+          acrossUnits((u, v) => acc("z", u, v), q, s)
+        });`,
+        `      let n = tanh(gx[g + 2u * H4] + r * hn);`,
+        `      h_new = (1.0 - z) * n + z * h_old;`,
+        `      let w = row * 4u * H4 + j0 / 4u + ${q}u;`,
+        `      work[w] = r;`,
+        `      work[w + H4] = z;`,
+        `      work[w + 2u * H4] = n;`,
+        `      work[w + 3u * H4] = hn;`,
+        ...range(4).map((i) => `      ${own(4 * q + i, s4)}.${x} = h_new[${i}];`),
+        `    }`,
+        `    hprev[row * H4 + j0 / 4u + ${q}u] = h_old;`,
+        `    hs[row * H4 + j0 / 4u + ${q}u] = h_new;`,
+        `  }`,
+      );
+    }
+  }
+  lines.push("}");
+  return lines;
+}
+
+/** Moving the own states from and to workgroup memory. */
+function stateMoves(t: GruTile): string[] {
+  const lines = ["fn load_state(j0: u32) {"];
+  for (const u of range(t.units)) {
+    for (const s4 of range(t.seq / 4)) {
+      lines.push(`  ${own(u, s4)} = h_sh[min(j0 + ${u}u, H - 1u) * SEQ4 + ${s4}u];`);
+    }
+  }
+  lines.push("}", "fn share_state(j0: u32) {");
+  for (const u of range(t.units)) {
+    lines.push(`  if (j0 + ${u}u < H) {`);
+    for (const s4 of range(t.seq / 4)) {
+      lines.push(`    h_sh[(j0 + ${u}u) * SEQ4 + ${s4}u] = ${own(u, s4)};`);
+    }
+    lines.push("  }");
+  }
+  lines.push("}");
+  return lines;
+}
+
+/** The functions gru_tiled_forward.wgsl calls. */
+export function tiledForwardFunctions(t: GruTile): string {
+  return [...forwardProduct(t), ...forwardUpdate(t), ...stateMoves(t), ""].join("\n");
+}
+
+/** Gradient names of the backward: own dh, accumulators, gate gradients (vec4 over sequences). */
+const dh = (u: number, s4: number) => `dh_${u}_${s4}`;
+const bacc = (u: number, s4: number) => `bacc_${u}_${s4}`;
+const gg = (g: string, u: number, s4: number) => `g${g}_${u}_${s4}`;
+
+/** The backward's carried gradient, moved from and to `carry`. */
+function carryMoves(t: GruTile): string[] {
+  const lines: string[] = [];
+  for (const u of range(t.units)) {
+    for (const s4 of range(t.seq / 4)) {
+      lines.push(
+        `var<private> ${dh(u, s4)}: vec4<f32>;`,
+        `var<private> ${bacc(u, s4)}: vec4<f32>;`,
+      );
+      for (const g of GATES) lines.push(`var<private> ${gg(g, u, s4)}: vec4<f32>;`);
+    }
+  }
+  const load = ["fn load_carry(b0: u32, j0: u32) {"];
+  const store = ["fn store_carry(b0: u32, j0: u32) {"];
+  for (const q of range(t.units / 4)) {
+    for (const s of range(t.seq)) {
+      const at = `carry[(b0 + ${s}u) * H4 + j0 / 4u + ${q}u]`;
+      const guard = `  if (j0 + ${4 * q}u < H && b0 + ${s}u < p.batch) {`;
+      load.push(guard, `    let v = ${at};`);
+      range(4).forEach((i) =>
+        load.push(`    ${dh(4 * q + i, Math.floor(s / 4))}.${XYZW[s % 4]} = v[${i}];`)
+      );
+      load.push("  }");
+      store.push(guard, `    ${at} = ${acrossUnits(dh, q, s)};`, "  }");
+    }
+  }
+  return [...lines, ...load, "}", ...store, "}"];
+}
+
+/** Step tt's gate gradients for each (4 units, sequence) of the tile, and dh ⊙ z. */
+function backwardUpdate(t: GruTile): string[] {
+  const lines = ["fn grad_update(tt: u32, b0: u32, j0: u32) {"];
+  for (const u of range(t.units)) {
+    for (const s4 of range(t.seq / 4)) {
+      for (const g of GATES) lines.push(`  ${gg(g, u, s4)} = vec4<f32>(0.0);`);
+    }
+  }
+  for (const q of range(t.units / 4)) {
+    for (const s of range(t.seq)) {
+      const s4 = Math.floor(s / 4);
+      const x = XYZW[s % 4];
+      lines.push(
+        `  if (j0 + ${4 * q}u < H && b0 + ${s}u < p.batch) {`,
+        `    let row = (b0 + ${s}u) * p.steps + tt;`,
+        `    let at = row * H4 + j0 / 4u + ${q}u;`,
+        `    let d = ${acrossUnits(dh, q, s)} + dhs[at];`,
+        `    var ar = vec4<f32>(0.0);`,
+        `    var az = ar;`,
+        `    var an = ar;`,
+        `    var hr = ar;`,
+        `    var keep = vec4<f32>(1.0);`,
+        `    if (tt < len[${s}]) {`,
+        `      let w = row * 4u * H4 + j0 / 4u + ${q}u;`,
+        `      let r = work[w];`,
+        `      let z = work[w + H4];`,
+        `      let n = work[w + 2u * H4];`,
+        `      let dz = d * (hprev[at] - n);`,
+        `      an = d * (1.0 - z) * (1.0 - n * n);`,
+        `      ar = an * work[w + 3u * H4] * r * (1.0 - r);`,
+        `      az = dz * z * (1.0 - z);`,
+        `      hr = an * r;`,
+        `      keep = z;`,
+        `    }`,
+        `    let g = row * 3u * H4 + j0 / 4u + ${q}u;`,
+        `    dgx[g] = ar;`,
+        `    dgx[g + H4] = az;`,
+        `    dgx[g + 2u * H4] = an;`,
+        `    dgh[g] = ar;`,
+        `    dgh[g + H4] = az;`,
+        `    dgh[g + 2u * H4] = hr;`,
+        `    let dz_keep = d * keep;`,
+      );
+      for (const i of range(4)) {
+        const u = 4 * q + i;
+        lines.push(
+          `    ${gg("r", u, s4)}.${x} = ar[${i}];`,
+          `    ${gg("z", u, s4)}.${x} = az[${i}];`,
+          `    ${gg("n", u, s4)}.${x} = hr[${i}];`,
+          `    ${dh(u, s4)}.${x} = dz_keep[${i}];`,
+        );
+      }
+      lines.push("  }");
+    }
+  }
+  lines.push("}", "fn share_grads(j0: u32) {");
+  for (const u of range(t.units)) {
+    lines.push(`  if (j0 + ${u}u < H) {`);
+    GATES.forEach((g, gi) => {
+      for (const s4 of range(t.seq / 4)) {
+        lines.push(`    dgh_sh[(${gi}u * H + j0 + ${u}u) * SEQ4 + ${s4}u] = ${gg(g, u, s4)};`);
+      }
+    });
+    lines.push("  }");
+  }
+  lines.push("}");
+  return lines;
+}
+
+/** W_hhᵀ · dgh for the tile's units, four gate rows at a time (3H is a multiple of 4). */
+function backwardProduct(t: GruTile): string[] {
+  const pairs: [number, number][] = [];
+  for (const u of range(t.units)) for (const s4 of range(t.seq / 4)) pairs.push([u, s4]);
+  const lines = ["fn back_init() {"];
+  for (const [u, s4] of pairs) lines.push(`  ${bacc(u, s4)} = vec4<f32>(0.0);`);
+  lines.push("}", "fn back_i4(i4: u32, j0: u32) {");
+  for (let c = 0; c < 4; c++) {
+    lines.push(`  let i${c} = 4u * i4 + ${c}u;`);
+    for (const s4 of range(t.seq / 4)) {
+      lines.push(`  let d${c}_${s4} = dgh_sh[i${c} * SEQ4 + ${s4}u];`);
+    }
+    for (const q of range(t.units / 4)) {
+      lines.push(`  let w${c}_${q} = w_hh[i${c} * H4 + min(j0 / 4u + ${q}u, H4 - 1u)];`);
+    }
+  }
+  for (const [u, s4] of pairs) {
+    const a = bacc(u, s4);
+    const x = XYZW[u % 4];
+    for (let c = 0; c < 4; c++) {
+      lines.push(`  ${a} = fma(vec4<f32>(w${c}_${Math.floor(u / 4)}.${x}), d${c}_${s4}, ${a});`);
+    }
+  }
+  lines.push("}", "fn back_finish() {");
+  for (const [u, s4] of pairs) lines.push(`  ${dh(u, s4)} += ${bacc(u, s4)};`);
+  lines.push("}");
+  return lines;
+}
+
+/** The functions gru_tiled_backward.wgsl calls. */
+export function tiledBackwardFunctions(t: GruTile): string {
+  return [...carryMoves(t), ...backwardUpdate(t), ...backwardProduct(t), ""].join("\n");
+}
