@@ -15,4 +15,5 @@ export * from "./reduce.ts";
 export * from "./slice.ts";
 export * from "./random.ts";
 export * from "./matmul.ts";
+export * from "./gemv.ts";
 export * from "./attention.ts";
