@@ -18,14 +18,23 @@ import {
 } from "../../src/sparse/host.ts";
 import { pruneNm, pruneUnstructured } from "../../src/sparse/prune.ts";
 import {
+  sparseActivationGemv,
   sparseActivationGemvTransposed,
   sparseActivationMatmul,
   type SparseMatmulVariant,
   sparseWeightGemv,
   sparseWeightMatmul,
 } from "../../src/sparse/matmul.ts";
-import { SPARSE_GEMV_VARIANTS } from "../../src/sparse/gemv.ts";
-import { SPARSE_TILED_VARIANTS } from "../../src/sparse/tiled.ts";
+import {
+  SPARSE_GEMV_VARIANTS,
+  sparseGemvVariantOf,
+  tuneSparseGemv,
+} from "../../src/sparse/gemv.ts";
+import {
+  SPARSE_TILED_VARIANTS,
+  sparseTiledVariantOf,
+  tuneSparseTiled,
+} from "../../src/sparse/tiled.ts";
 import { assertClose, checkOp, gpuTest, randomArray } from "../support/check.ts";
 
 /** A pattern, or unstructured top-k of each row (k = in / 2 rounded). */
@@ -115,27 +124,25 @@ for (const activation of [true, false]) {
 
   gpuTest(`${role}: every GEMV and tiled kernel on awkward shapes`, async (e) => {
     // One output; outputs and tokens off every tile; rows cut into several chunks (in = 96, 100).
-    const shapes: [Sparsity, NmEncoding, number, number, number][] = [
-      [{ n: 8, m: 16 }, "combinatorial", 1, 96, 1],
-      [{ n: 8, m: 16 }, "indices", 1, 96, 37],
-      [{ n: 16, m: 32 }, "combinatorial", 1, 64, 5],
-      ["unstructured", "indices", 1, 100, 9],
+    // Each kernel takes some of the shapes in turn (llvmpipe compiles a pipeline per kernel and
+    // metadata kind for seconds to minutes); together they meet every kind.
+    const shapes: [Sparsity, NmEncoding, number, number][] = [
+      [{ n: 8, m: 16 }, "combinatorial", 96, 1],
+      [{ n: 8, m: 16 }, "indices", 96, 37],
+      [{ n: 16, m: 32 }, "combinatorial", 64, 5],
+      ["unstructured", "indices", 100, 9],
+      [{ n: 3, m: 7 }, "combinatorial", 70, 33],
+      [{ n: 1, m: 4 }, "indices", 8, 1],
     ];
-    for (const [s, encoding, , inF, out] of shapes) {
-      // "cols" kernels take W transposed: activation sparsity only.
-      for (const v of SPARSE_GEMV_VARIANTS.filter((v) => activation || v.shape !== "cols")) {
-        await checkForward(e, activation, s, encoding, 1, "gemv", v.name, [inF, out]);
-      }
+    // "cols" kernels take W transposed: activation sparsity only.
+    const gemvs = SPARSE_GEMV_VARIANTS.filter((v) => activation || v.shape !== "cols");
+    for (const [i, v] of gemvs.entries()) {
+      const [s, encoding, inF, out] = shapes[i % shapes.length];
+      await checkForward(e, activation, s, encoding, 1, "gemv", v.name, [inF, out]);
     }
-    for (
-      const [s, encoding, tokens, inF, out] of [
-        ...shapes.map(([s, enc, , i, o]) => [s, enc, 35, i, o] as const),
-        [{ n: 3, m: 7 }, "combinatorial", 9, 70, 33] as const,
-        [{ n: 1, m: 4 }, "indices", 1, 8, 1] as const,
-      ]
-    ) {
-      for (const v of SPARSE_TILED_VARIANTS) {
-        await checkForward(e, activation, s, encoding, tokens, "batched", v.name, [inF, out]);
+    for (const [i, v] of SPARSE_TILED_VARIANTS.entries()) {
+      for (const [s, encoding, inF, out] of [shapes[i], shapes[i + 3]]) {
+        await checkForward(e, activation, s, encoding, 35, "batched", v.name, [inF, out]);
       }
     }
     // 16:32 codes (no mask table) on rows of 2048: the tiled kernel takes several passes.
@@ -228,3 +235,24 @@ gpuTest(
     });
   },
 );
+
+gpuTest("tuning keeps the fastest sparse GEMV and tiled kernel for the engine", async (e) => {
+  await e.tidyAsync(async () => {
+    const w = e.tensor(randomArray(9 * 32, 1), [9, 32]);
+    const x1 = pruneNm(e.tensor(randomArray(32, 2), [1, 32]), { n: 8, m: 16 }).nm;
+    const x5 = pruneNm(e.tensor(randomArray(5 * 32, 3), [5, 32]), { n: 8, m: 16 }).nm;
+    const gemv = await tuneSparseGemv(e, (kernel) => sparseActivationGemv(x1, w, kernel), 1);
+    assert.equal(
+      Object.keys(gemv.times).length,
+      SPARSE_GEMV_VARIANTS.filter((v) => v.shape !== "cols").length,
+    );
+    assert.equal(sparseGemvVariantOf(e), gemv.variant);
+    const tiled = await tuneSparseTiled(
+      e,
+      (kernel) => sparseActivationMatmul(x5, w, { variant: "batched", kernel }),
+      1,
+    );
+    assert.equal(Object.keys(tiled.times).length, SPARSE_TILED_VARIANTS.length);
+    assert.equal(sparseTiledVariantOf(e), tiled.variant);
+  });
+});
