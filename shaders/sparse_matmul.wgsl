@@ -54,14 +54,6 @@ fn output(t: u32, o: u32) -> f32 {
   return gathered_dot(&g, p.kept);
 }
 
-// One token (decoding): an invocation per output.
-@compute @workgroup_size(64)
-fn gemv(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let o = gid.x + gid.y * nwg.x * 64u;
-  if (o >= p.cols) { return; }
-  y[o] = output(0u, o);
-}
-
 // A batch of tokens: an invocation per output of token `lo + z` (the grid's third dimension).
 @compute @workgroup_size(64)
 fn batched(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

@@ -1,7 +1,12 @@
 // Reading N:M metadata (src/sparse/format.ts): a lane's fields are packed from bit 0 of its first
 // word, p.width bits each, free to straddle two words. A composed piece: the shader defines
-// `nm_meta` (u32 words), `binomials` (C(c, i) at c·33 + i) and the Params fields n, m, width, words.
+// `nm_meta` (u32 words), `binomials` (C(c, i) at c·33 + i; with MASK_TABLE followed by the kept
+// mask of every code of the pattern, src/sparse/tables.ts) and the Params fields n, m, width, words.
 override COMBINATORIAL: bool = false;
+// Combinatorial codes decoded by one table lookup instead of an M-step walk (patterns with few
+// codes: 2:4, 4:8, 8:16).
+override MASK_TABLE: bool = false;
+const MASKS_AT = 1089u;
 
 // Field `field` of lane `lane`.
 fn nm_field(lane: u32, field: u32) -> u32 {
@@ -18,7 +23,9 @@ fn nm_field(lane: u32, field: u32) -> u32 {
 // i-th kept position, for i = N down to 1.
 fn nm_group_mask(lane: u32, g: u32) -> u32 {
   var mask = 0u;
-  if (COMBINATORIAL) {
+  if (COMBINATORIAL && MASK_TABLE) {
+    mask = binomials[MASKS_AT + nm_field(lane, g)];
+  } else if (COMBINATORIAL) {
     var r = nm_field(lane, g);
     var i = p.n;
     for (var c = p.m; c > 0u && i > 0u; c--) {

@@ -9,6 +9,7 @@ import {
   QUICK_GRID,
   runSparseBenchmark,
   type SparseGrid,
+  type SparseReport,
 } from "../bench/sparse.ts";
 import { writeResult } from "../bench/util.ts";
 import { positiveInt, runMain } from "./cli.ts";
@@ -23,14 +24,18 @@ Times Y = S(X)·Wᵀ (activation-sparse: each token's features pruned N:M) and Y
 metadata encodings and unstructured 50%, against the project's dense matmul (the tuned variant)
 on the same shapes in the same run. Per cell: times, speedup, bytes moved at least once (values
 + metadata + dense operand + Y), stored metadata bits per element, and the prune kernel's time.
-One token runs the GEMV variants. Prints a table and writes bench/results/sparse-<adapter>.json.
+One token runs the GEMV kernels against the dense GEMV (and, activation-sparse, both against W
+stored transposed); 16 tokens also time the untiled sparse kernel. Token counts run smallest
+first over every layer; from 512 tokens each figure is a single call. Prints a table and writes
+bench/results/sparse-<adapter>.json, rewritten after every (T, layer) block ("complete": false
+until the grid is done).
 
 Grid: ${gridText(DEFAULT_GRID)}
 Quick grid (--quick): ${gridText(QUICK_GRID)}
 
 Flags:
   --quick       the quick grid (minutes on a CPU adapter; the full grid is for a GPU)
-  --repeats N   timed repetitions per figure (median reported) [default: 3]
+  --repeats N   timed repetitions per figure (fastest reported) [default: 3]
   --quiet       print only the final table
   --help        print this help`;
 
@@ -54,16 +59,21 @@ async function main(args: string[]): Promise<number> {
     const tuned = await tuneMatmul(engine, { cacheDir: "runs/cache" });
     console.error(`matmul variant ${tuned.variant.name} (${tuned.source})`);
     const grid = values.quick ? QUICK_GRID : DEFAULT_GRID;
+    const write = (report: SparseReport, complete: boolean) =>
+      writeResult("sparse", engine.gpu.adapterName, {
+        quick: values.quick,
+        complete,
+        matmulVariant: tuned.variant.name,
+        ...report,
+      });
     const report = await runSparseBenchmark(engine, grid, {
       repeats,
       onProgress: values.quiet ? undefined : (line) => console.error(line),
+      // Rewritten after every block: a run stopped early keeps the cells it measured.
+      onBlock: async (partial) => void await write(partial, false),
     });
     console.log(formatSparseReport(report, engine.gpu.adapterName));
-    const path = await writeResult("sparse", engine.gpu.adapterName, {
-      quick: values.quick,
-      matmulVariant: tuned.variant.name,
-      ...report,
-    });
+    const path = await write(report, true);
     console.log(`\nwrote ${path}`);
     return 0;
   } finally {

@@ -4,18 +4,21 @@
  *   a column of W that a token pruned is never read. Inference only: no gradient.
  * - weight-sparse Y = X·S(W)ᵀ: W [out, in] compressed along in, X dense [T, in] → [T, out], with
  *   gradients for X and for W's kept values (pruned positions stay pruned when fine-tuning).
- * Each has a one-token variant (GEMV: an invocation per output) and a batched one (an invocation
- * per token and output); "auto" takes the GEMV for T = 1.
+ * Three kernel families: the GEMV for one token (src/sparse/gemv.ts), the tiled kernel for a batch
+ * (src/sparse/tiled.ts), and the untiled one, an invocation per (token, output) running the
+ * gathered-dot core that CCE- shares (the reference the others are measured against). "auto"
+ * takes the GEMV for T = 1 and the tiled kernel otherwise. The backward runs untiled.
  */
 import matmulShader from "../../shaders/sparse_matmul.wgsl" with { type: "text" };
 import type { Binding } from "../gpu/gpu.ts";
-import type { Engine } from "../tensor/engine.ts";
-import { assertDType, declareKernel, groupsFor } from "../tensor/kernel.ts";
+import { declareKernel, groupsFor } from "../tensor/kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
 import type { NmTensor } from "./format.ts";
 import { withGatheredDot, withNmReader } from "./gathered_dot.ts";
-import { layoutParams } from "./prune.ts";
-import { binomialBuffer } from "./tables.ts";
+import { sparseGemvForward } from "./gemv.ts";
+import { checkOperands, LOOP_BUDGET, type Product, productParams } from "./operands.ts";
+import { sparseTiledForward } from "./tiled.ts";
+import { decodeTableBuffer, hasMaskTable } from "./tables.ts";
 
 const SPARSE_MATMUL_KERNEL = declareKernel({
   name: "sparse matmul",
@@ -37,73 +40,19 @@ const SPARSE_MATMUL_KERNEL = declareKernel({
 });
 type SparseBuffers = Parameters<typeof SPARSE_MATMUL_KERNEL.dispatch>[1]["buffers"];
 
-/** Loop iterations one invocation may spend in a pass: half of llvmpipe's 65,535, for margin. */
-const LOOP_BUDGET = 32768;
-
-export type SparseMatmulVariant = "auto" | "gemv" | "batched";
+export type SparseMatmulVariant = "auto" | "gemv" | "batched" | "untiled";
 
 export interface SparseMatmulOptions {
   variant?: SparseMatmulVariant;
-}
-
-interface Product {
-  e: Engine;
-  op: string;
-  /** T, out, in. */
-  rows: number;
-  cols: number;
-  inFeatures: number;
-  nm: NmTensor;
-  activation: boolean;
-}
-
-/** Checks the compressed operand (last-axis N:M of [rows, in]) against the dense one. */
-function checkOperands(op: string, nm: NmTensor, dense: Tensor, activation: boolean): Product {
-  assertDType(op, dense, "f32");
-  const l = nm.layout;
-  const [cRows, cIn] = l.shape;
-  const [dRows, dIn] = dense.shape;
-  const what = activation ? "X" : "W";
-  if (l.shape.length !== 2 || l.axis !== 1 || dense.rank !== 2 || cIn !== dIn) {
-    throw new ShapeError(
-      op,
-      `compressed ${what} ${shapeString(l.shape)} (along axis ${l.axis}) and dense ${
-        activation ? "W" : "X"
-      } ${shapeString(dense.shape)} do not match (want [rows, in] compressed along axis 1 and ` +
-        `[rows', in])`,
-    );
-  }
-  const e = dense.engine;
-  const maxBind = e.gpu.limits.maxStorageBufferBindingSize;
-  const [rows, cols] = activation ? [cRows, dRows] : [dRows, cRows];
-  for (const [name, floats] of [["dense", dense.size], ["Y", rows * cols]] as const) {
-    if (floats * 4 > maxBind) {
-      throw new ShapeError(op, `${name} of ${floats} floats does not fit one storage binding`);
-    }
-  }
-  const perDot = Math.floor(l.kept / 4) + (l.kept % 4) +
-    (l.encoding === "combinatorial" ? l.groups * l.pattern.m : 0) + 2;
-  if (perDot > LOOP_BUDGET) {
-    throw new ShapeError(op, `rows of ${cIn} features are too long for one dot's loop budget`);
-  }
-  return { e, op, rows, cols, inFeatures: cIn, nm, activation };
+  /**
+   * A kernel of the family by name (SPARSE_GEMV_VARIANTS for "gemv", SPARSE_TILED_VARIANTS for
+   * "batched"); the engine's choice by default.
+   */
+  kernel?: string;
 }
 
 function params(p: Product, lo: number, hi: number) {
-  const { n, m, width, words, groups, kept } = layoutParams(p.nm.layout);
-  return {
-    n,
-    m,
-    width,
-    words,
-    groups,
-    kept,
-    rows: p.rows,
-    cols: p.cols,
-    in_features: p.inFeatures,
-    lo,
-    hi,
-  };
+  return { ...productParams(p), rows: p.rows, lo, hi };
 }
 
 function dispatch(
@@ -120,30 +69,30 @@ function dispatch(
     constants: {
       ACTIVATION: p.activation ? 1 : 0,
       COMBINATORIAL: p.nm.encoding === "combinatorial" ? 1 : 0,
+      MASK_TABLE: p.nm.encoding === "combinatorial" && hasMaskTable(p.nm.pattern) ? 1 : 0,
     },
     params: params(p, lo, hi),
     buffers: {
       // dW only needs where the kept values are, not the values.
       values: entry === "grad_values" ? undefined : p.nm.values.storage,
       nm_meta: p.nm.meta.storage,
-      binomials: binomialBuffer(p.e).storage,
+      binomials: decodeTableBuffer(p.e, p.nm.pattern).storage,
       ...buffers,
     },
     workgroups,
   });
 }
 
-function forward(p: Product, dense: Tensor, variant: SparseMatmulVariant): Tensor {
-  const y = p.e.empty([p.rows, p.cols], "f32", p.op);
+function forward(p: Product, dense: Tensor, opts: SparseMatmulOptions): Tensor {
+  const variant = opts.variant ?? "auto";
   const gemv = variant === "gemv" || (variant === "auto" && p.rows === 1);
   if (gemv && p.rows !== 1) {
     throw new ShapeError(p.op, `the GEMV variant takes one token, got ${p.rows}`);
   }
+  if (gemv) return sparseGemvForward(p, dense, opts.kernel);
+  if (variant !== "untiled") return sparseTiledForward(p, dense, opts.kernel);
+  const y = p.e.empty([p.rows, p.cols], "f32", p.op);
   const buffers = { dense: dense.storage, y: y.storage };
-  if (gemv) {
-    dispatch(p, "gemv", 0, 0, buffers, groupsFor(p.e, p.cols, 64));
-    return y;
-  }
   const [gx, gy] = groupsFor(p.e, p.cols, 64);
   const perDispatch = p.e.gpu.limits.maxComputeWorkgroupsPerDimension;
   for (let t = 0; t < p.rows; t += perDispatch) {
@@ -160,7 +109,7 @@ export function sparseActivationMatmul(
   opts: SparseMatmulOptions = {},
 ): Tensor {
   const p = checkOperands("sparseActivationMatmul", x, w, true);
-  return forward(p, w, opts.variant ?? "auto");
+  return forward(p, w, opts);
 }
 
 /**
@@ -173,7 +122,7 @@ export function sparseWeightMatmul(
   opts: SparseMatmulOptions = {},
 ): Tensor {
   const p = checkOperands("sparseWeightMatmul", w, x, false);
-  const y = forward(p, x, opts.variant ?? "auto");
+  const y = forward(p, x, opts);
   return p.e.record({
     op: p.op,
     inputs: [x, w.values],
@@ -230,4 +179,45 @@ function gradValues(p: Product, x: Tensor, dy: Tensor): Tensor {
     dispatch(p, "grad_values", lo, hi, buffers, groupsFor(p.e, p.cols * l.groups, 64));
   }
   return dvalues;
+}
+
+/**
+ * One token's activation-sparse product (decoding): x [1, in] (N:M) against w [out, in] → [1, out],
+ * reading only the columns of w that x kept; `kernel` names a SPARSE_GEMV_VARIANTS entry.
+ */
+export function sparseActivationGemv(x: NmTensor, w: Tensor, kernel?: string): Tensor {
+  return sparseActivationMatmul(x, w, { variant: "gemv", kernel });
+}
+
+/**
+ * The same product with W stored transposed, wt [in, out] (input-major, transposed once when a
+ * model is prepared for decoding): each pruned input skips a whole row of wt, so half of W is
+ * never read. The dense baseline is gemv(x, wt, { transposed: true }).
+ */
+export function sparseActivationGemvTransposed(
+  x: NmTensor,
+  wt: Tensor,
+  kernel?: string,
+): Tensor {
+  const op = "sparseActivationGemvTransposed";
+  const l = x.layout;
+  if (l.shape.length !== 2 || l.axis !== 1 || l.shape[0] !== 1 || wt.rank !== 2) {
+    throw new ShapeError(
+      op,
+      `x ${shapeString(l.shape)} (along axis ${l.axis}) must be one token compressed along its ` +
+        `features and wt ${shapeString(wt.shape)} a matrix [in, out]`,
+    );
+  }
+  // The checks of a product against W [out, in], on wt's shape read the other way round.
+  const asW = wt.engine.alias(wt, [wt.shape[1], wt.shape[0]]);
+  try {
+    return sparseGemvForward(checkOperands(op, x, asW, true), wt, kernel, true);
+  } finally {
+    asW.dispose();
+  }
+}
+
+/** One token's weight-sparse product: x [1, in] against w [out, in] (N:M) → [1, out]. */
+export function sparseWeightGemv(x: Tensor, w: NmTensor, kernel?: string): Tensor {
+  return sparseWeightMatmul(x, w, { variant: "gemv", kernel });
 }

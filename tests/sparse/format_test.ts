@@ -12,6 +12,7 @@ import {
   writeField,
 } from "../../src/sparse/format.ts";
 import { decodeHost, keptPositions, pruneHost, topPositions } from "../../src/sparse/host.ts";
+import { hasMaskTable, maskTable } from "../../src/sparse/tables.ts";
 import { ShapeError } from "../../src/tensor/tensor.ts";
 import { randomArray } from "../support/check.ts";
 
@@ -81,4 +82,24 @@ Deno.test("host pruning keeps the top N, ties to the lower index, in both encodi
     assert.deepEqual(decodeHost(nm), masked);
     for (let lane = 0; lane < 6; lane++) assert.equal(keptPositions(nm, lane).length, 6);
   }
+});
+
+Deno.test("mask tables: every code's kept set, for the patterns with few codes", () => {
+  assert.deepEqual(Array.from(maskTable({ n: 2, m: 4 })), [
+    0b0011,
+    0b0101,
+    0b0110,
+    0b1001,
+    0b1010,
+    0b1100,
+  ]);
+  const masks = maskTable({ n: 8, m: 16 });
+  assert.equal(masks.length, 12870);
+  masks.forEach((mask, code) => {
+    const kept = Array.from({ length: 16 }, (_, c) => c).filter((c) => mask & (1 << c));
+    assert.equal(kept.length, 8);
+    assert.equal(rankOf(kept), code);
+  });
+  assert.ok(hasMaskTable({ n: 8, m: 16 }) && hasMaskTable({ n: 3, m: 7 }));
+  assert.ok(!hasMaskTable({ n: 16, m: 32 }));
 });

@@ -18,10 +18,23 @@ import {
 } from "../../src/sparse/host.ts";
 import { pruneNm, pruneUnstructured } from "../../src/sparse/prune.ts";
 import {
+  sparseActivationGemv,
+  sparseActivationGemvTransposed,
   sparseActivationMatmul,
   type SparseMatmulVariant,
+  sparseWeightGemv,
   sparseWeightMatmul,
 } from "../../src/sparse/matmul.ts";
+import {
+  SPARSE_GEMV_VARIANTS,
+  sparseGemvVariantOf,
+  tuneSparseGemv,
+} from "../../src/sparse/gemv.ts";
+import {
+  SPARSE_TILED_VARIANTS,
+  sparseTiledVariantOf,
+  tuneSparseTiled,
+} from "../../src/sparse/tiled.ts";
 import { assertClose, checkOp, gpuTest, randomArray } from "../support/check.ts";
 
 /** A pattern, or unstructured top-k of each row (k = in / 2 rounded). */
@@ -44,6 +57,13 @@ const CASES: [Sparsity, NmEncoding, number][] = [
   ["unstructured", "indices", 4],
 ];
 
+/** w [rows, cols] → [cols, rows]. */
+function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(w.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = w[r * cols + c];
+  return t;
+}
+
 /** Forward of one role against float64 and against the dense matmul of the masked operand. */
 async function checkForward(
   e: Engine,
@@ -52,9 +72,9 @@ async function checkForward(
   encoding: NmEncoding,
   tokens: number,
   variant: SparseMatmulVariant,
+  kernel?: string,
+  [inF, out] = [s === "unstructured" ? 50 : 64, 7],
 ) {
-  const inF = s === "unstructured" ? 50 : 64;
-  const out = 7;
   const x = randomArray(tokens * inF, 3);
   const w = randomArray(out * inF, 4);
   const [sparseShape, sparse] = activation ? [[tokens, inF], x] : [[out, inF], w];
@@ -65,7 +85,7 @@ async function checkForward(
     : matmulTransposedHost(x, dense, tokens, out, inF);
   const what = `${activation ? "activation" : "weight"}-sparse ${
     s === "unstructured" ? s : `${s.n}:${s.m}`
-  } ${encoding} T=${tokens} ${variant}`;
+  } ${encoding} T=${tokens} ${inF}→${out} ${variant} ${kernel ?? ""}`;
   await e.tidyAsync(async () => {
     const sparseT = e.tensor(sparse, sparseShape);
     const pruned = s === "unstructured"
@@ -73,9 +93,16 @@ async function checkForward(
       : pruneNm(sparseT, s, { encoding, masked: true });
     const xt = e.tensor(x, [tokens, inF]);
     const wt = e.tensor(w, [out, inF]);
-    const y = activation
-      ? sparseActivationMatmul(pruned.nm, wt, { variant })
-      : sparseWeightMatmul(xt, pruned.nm, { variant });
+    const transposed = SPARSE_GEMV_VARIANTS.find((v) => v.name === kernel)?.shape === "cols";
+    const y = transposed
+      ? sparseActivationGemvTransposed(
+        pruned.nm,
+        e.tensor(transpose(w, out, inF), [inF, out]),
+        kernel,
+      )
+      : activation
+      ? sparseActivationMatmul(pruned.nm, wt, { variant, kernel })
+      : sparseWeightMatmul(xt, pruned.nm, { variant, kernel });
     const got = await y.read();
     assertClose(got, want, what);
     const viaDense = activation
@@ -85,19 +112,46 @@ async function checkForward(
   });
 }
 
-gpuTest("activation-sparse S(X)·Wᵀ matches float64 and mask-then-dense", async (e) => {
-  for (const [s, encoding, tokens] of CASES) {
-    await checkForward(e, true, s, encoding, tokens, "batched");
-    if (tokens === 1) await checkForward(e, true, s, encoding, tokens, "gemv");
-  }
-});
+for (const activation of [true, false]) {
+  const role = activation ? "activation-sparse S(X)·Wᵀ" : "weight-sparse X·S(W)ᵀ";
+  gpuTest(`${role} matches float64 and mask-then-dense (default kernels)`, async (e) => {
+    for (const [s, encoding, tokens] of CASES) {
+      await checkForward(e, activation, s, encoding, tokens, "batched");
+      await checkForward(e, activation, s, encoding, tokens, "untiled");
+      if (tokens === 1) await checkForward(e, activation, s, encoding, tokens, "gemv");
+    }
+  });
 
-gpuTest("weight-sparse X·S(W)ᵀ matches float64 and mask-then-dense", async (e) => {
-  for (const [s, encoding, tokens] of CASES) {
-    await checkForward(e, false, s, encoding, tokens, "batched");
-    if (tokens === 1) await checkForward(e, false, s, encoding, tokens, "gemv");
-  }
-});
+  gpuTest(`${role}: every GEMV and tiled kernel on awkward shapes`, async (e) => {
+    // One output; outputs and tokens off every tile; rows cut into several chunks (in = 96, 100).
+    // Each kernel takes some of the shapes in turn (llvmpipe compiles a pipeline per kernel and
+    // metadata kind for seconds to minutes); together they meet every kind.
+    const shapes: [Sparsity, NmEncoding, number, number][] = [
+      [{ n: 8, m: 16 }, "combinatorial", 96, 1],
+      [{ n: 8, m: 16 }, "indices", 96, 37],
+      [{ n: 16, m: 32 }, "combinatorial", 64, 5],
+      ["unstructured", "indices", 100, 9],
+      [{ n: 3, m: 7 }, "combinatorial", 70, 33],
+      [{ n: 1, m: 4 }, "indices", 8, 1],
+    ];
+    // "cols" kernels take W transposed: activation sparsity only.
+    const gemvs = SPARSE_GEMV_VARIANTS.filter((v) => activation || v.shape !== "cols");
+    for (const [i, v] of gemvs.entries()) {
+      const [s, encoding, inF, out] = shapes[i % shapes.length];
+      await checkForward(e, activation, s, encoding, 1, "gemv", v.name, [inF, out]);
+    }
+    for (const [i, v] of SPARSE_TILED_VARIANTS.entries()) {
+      for (const [s, encoding, inF, out] of [shapes[i], shapes[i + 3]]) {
+        await checkForward(e, activation, s, encoding, 35, "batched", v.name, [inF, out]);
+      }
+    }
+    // 16:32 codes (no mask table) on rows of 2048: the tiled kernel takes several passes.
+    await checkForward(e, activation, { n: 16, m: 32 }, "combinatorial", 3, "batched", undefined, [
+      2048,
+      5,
+    ]);
+  });
+}
 
 /** dX and dW (kept values) of the weight-sparse product against finite differences. */
 async function checkBackward(e: Engine, s: Sparsity, encoding: NmEncoding, tokens: number) {
@@ -138,6 +192,14 @@ gpuTest("sparse matmuls refuse mismatched operands and a GEMV of several tokens"
     () => sparseActivationMatmul(nm, e.zeros([4, 8]), { variant: "gemv" }),
     /GEMV variant takes one token, got 3/,
   );
+  const one = pruneNm(e.zeros([1, 8]), { n: 2, m: 4 }).nm;
+  assert.throws(() => sparseWeightGemv(e.zeros([1, 8]), one, "cols wg8 r16"), /does not take/);
+  assert.throws(() => sparseActivationGemvTransposed(one, e.zeros([4, 8])), /do not match/);
+  assert.throws(() => sparseActivationGemvTransposed(nm, e.zeros([8, 4])), /one token/);
+  assert.throws(
+    () => sparseActivationMatmul(nm, e.zeros([4, 8]), { kernel: "nope" }),
+    /unknown sparse tiled variant/,
+  );
 });
 
 gpuTest(
@@ -173,3 +235,24 @@ gpuTest(
     });
   },
 );
+
+gpuTest("tuning keeps the fastest sparse GEMV and tiled kernel for the engine", async (e) => {
+  await e.tidyAsync(async () => {
+    const w = e.tensor(randomArray(9 * 32, 1), [9, 32]);
+    const x1 = pruneNm(e.tensor(randomArray(32, 2), [1, 32]), { n: 8, m: 16 }).nm;
+    const x5 = pruneNm(e.tensor(randomArray(5 * 32, 3), [5, 32]), { n: 8, m: 16 }).nm;
+    const gemv = await tuneSparseGemv(e, (kernel) => sparseActivationGemv(x1, w, kernel), 1);
+    assert.equal(
+      Object.keys(gemv.times).length,
+      SPARSE_GEMV_VARIANTS.filter((v) => v.shape !== "cols").length,
+    );
+    assert.equal(sparseGemvVariantOf(e), gemv.variant);
+    const tiled = await tuneSparseTiled(
+      e,
+      (kernel) => sparseActivationMatmul(x5, w, { variant: "batched", kernel }),
+      1,
+    );
+    assert.equal(Object.keys(tiled.times).length, SPARSE_TILED_VARIANTS.length);
+    assert.equal(sparseTiledVariantOf(e), tiled.variant);
+  });
+});

@@ -15,6 +15,7 @@ export * from "./reduce.ts";
 export * from "./slice.ts";
 export * from "./random.ts";
 export * from "./matmul.ts";
+export * from "./gemv.ts";
 export * from "./attention.ts";
 export * from "./gru.ts";
 export * from "./normalize.ts";

@@ -1,0 +1,184 @@
+/**
+ * One token's sparse products (decoding), the compressed operand read as is
+ * (shaders/sparse_gemv.wgsl): y = S(x)·Wᵀ, reading only the columns of W that x kept, and
+ * y = x·S(W)ᵀ. The kernel shapes and sizes are the dense GEMV's (src/tensor/ops/gemv.ts): "rows"
+ * for a CPU adapter, "split" for a GPU, measured by tuneSparseGemv; "cols" for activation
+ * sparsity against W stored transposed (wt [in, out]), the layout in which a pruned input skips
+ * memory: with W [out, in] a group's kept and pruned columns share cache lines (8:16 keeps 8 of 16
+ * floats, one 64-byte line), so the other kernels save loads but not traffic.
+ */
+import gemvShader from "../../shaders/sparse_gemv.wgsl" with { type: "text" };
+import type { Engine } from "../tensor/engine.ts";
+import { declareKernel, groupsFor } from "../tensor/kernel.ts";
+import {
+  fastest,
+  GEMV_SIZES,
+  type GemvShape,
+  isSoftwareAdapter,
+  timeVariants,
+} from "../tensor/ops/gemv.ts";
+import { ShapeError, type Tensor } from "../tensor/tensor.ts";
+import { withNmReader } from "./gathered_dot.ts";
+import { LOOP_BUDGET, type Product, productParams } from "./operands.ts";
+import { decodeTableBuffer, hasMaskTable } from "./tables.ts";
+
+/** Kept positions a workgroup decodes into workgroup memory at a time (4 KiB). */
+const KC = 1024;
+
+export interface SparseGemvVariant {
+  name: string;
+  shape: GemvShape;
+  workgroup: number;
+  rows: number;
+}
+
+function declareSparseGemv([shape, workgroup, rows]: readonly [GemvShape, number, number]) {
+  const variant: SparseGemvVariant = {
+    name: `${shape} wg${workgroup} r${rows}`,
+    shape,
+    workgroup,
+    rows,
+  };
+  const kernel = declareKernel({
+    name: `sparse gemv ${variant.name}`,
+    source: withNmReader(
+      `const WG = ${workgroup}u;\nconst R = ${rows}u;\nconst KC = ${KC}u;\n${gemvShader}`,
+    ),
+    params: {
+      cols: "u32",
+      in_features: "u32",
+      n: "u32",
+      m: "u32",
+      width: "u32",
+      words: "u32",
+      groups: "u32",
+      kept: "u32",
+    },
+    buffers: ["values", "nm_meta", "binomials", "dense", "y"],
+  });
+  return [variant.name, { variant, kernel }] as const;
+}
+
+const KERNELS = new Map(GEMV_SIZES.map(declareSparseGemv));
+
+/** Every sparse GEMV variant (the same names as the dense GEMV's). */
+export const SPARSE_GEMV_VARIANTS: readonly SparseGemvVariant[] = [...KERNELS.values()].map((
+  v,
+) => v.variant);
+
+const chosen = new WeakMap<Engine, SparseGemvVariant>();
+
+/**
+ * The engine's sparse GEMV variant for W [out, in]: the one chosen, else by adapter kind like the
+ * dense GEMV; with `transposed` (wt [in, out]) the "cols" variant of the adapter kind.
+ */
+export function sparseGemvVariantOf(e: Engine, transposed = false): SparseGemvVariant {
+  const software = isSoftwareAdapter(e);
+  if (transposed) return sparseGemvVariantNamed(software ? "cols wg8 r16" : "cols wg64 r4");
+  return chosen.get(e) ?? sparseGemvVariantNamed(software ? "rows wg8 r4" : "split wg64 r4");
+}
+
+export function useSparseGemvVariant(e: Engine, name: string): SparseGemvVariant {
+  const v = sparseGemvVariantNamed(name);
+  chosen.set(e, v);
+  return v;
+}
+
+export function sparseGemvVariantNamed(name: string): SparseGemvVariant {
+  const found = KERNELS.get(name);
+  if (!found) {
+    throw new RangeError(
+      `unknown sparse GEMV variant "${name}": one of ${
+        SPARSE_GEMV_VARIANTS.map((v) => v.name).join(", ")
+      }`,
+    );
+  }
+  return found.variant;
+}
+
+/**
+ * Loop iterations of one invocation, counted the way llvmpipe counts them (all loops together):
+ * the decoding of x's kept positions shared by the workgroup, then R outputs per kept value; or
+ * one row's walk per output of the weight-sparse kernels.
+ */
+function loopCost(v: SparseGemvVariant, p: Product): number {
+  const { n, m } = p.nm.pattern;
+  const l = p.nm.layout;
+  const codes = p.nm.encoding === "combinatorial";
+  const decode = codes && !hasMaskTable(p.nm.pattern) ? m : 1;
+  const perWorker = v.shape === "split" ? v.workgroup : 1;
+  if (p.activation) {
+    const decoding = Math.ceil(l.kept / v.workgroup) * (codes ? 1 + n + decode : 2) +
+      2 * l.kept / KC;
+    const perKept = 1 + (v.shape === "cols" ? v.rows / 4 : v.rows);
+    return decoding + Math.ceil(l.kept / perWorker) * perKept + 4 * v.rows;
+  }
+  const walk = codes ? Math.ceil(l.groups / perWorker) * (1 + n + decode) : l.kept / perWorker;
+  return v.rows * (walk + 2) + Math.log2(v.workgroup) * (1 + v.rows);
+}
+
+/**
+ * Y [1, cols] of a checked one-token product, by the variant named (the engine's by default);
+ * `transposed`: the dense operand is wt [in, cols] (activation-sparse only, "cols" kernels).
+ */
+export function sparseGemvForward(
+  p: Product,
+  dense: Tensor,
+  name?: string,
+  transposed = false,
+): Tensor {
+  const v = name ? sparseGemvVariantNamed(name) : sparseGemvVariantOf(p.e, transposed);
+  if ((v.shape === "cols") !== transposed || (transposed && !p.activation)) {
+    throw new RangeError(
+      `${p.op}: sparse GEMV variant ${v.name} does not take ${
+        transposed ? "wt [in, out]" : "W [out, in]"
+      }${p.activation ? "" : " for weight sparsity"}`,
+    );
+  }
+  if (loopCost(v, p) > LOOP_BUDGET) {
+    throw new ShapeError(
+      p.op,
+      `rows of ${p.inFeatures} features are too long for one invocation's loop budget (${v.name})`,
+    );
+  }
+  const { kernel } = KERNELS.get(v.name)!;
+  const y = p.e.empty([1, p.cols], "f32", p.op);
+  const blocks = Math.ceil(p.cols / v.rows);
+  const pattern = p.nm.pattern;
+  const combinatorial = p.nm.encoding === "combinatorial";
+  kernel.dispatch(p.e.gpu, {
+    label: `sparse ${p.activation ? "activation" : "weight"} gemv ${v.name}`,
+    entry: `${p.activation ? "activation" : "weight"}_${v.shape}`,
+    constants: {
+      ACTIVATION: p.activation ? 1 : 0,
+      COMBINATORIAL: combinatorial ? 1 : 0,
+      MASK_TABLE: combinatorial && hasMaskTable(pattern) ? 1 : 0,
+    },
+    params: productParams(p),
+    buffers: {
+      values: p.nm.values.storage,
+      nm_meta: p.nm.meta.storage,
+      binomials: decodeTableBuffer(p.e, pattern).storage,
+      dense: dense.storage,
+      y: y.storage,
+    },
+    workgroups: v.shape === "split"
+      ? groupsFor(p.e, blocks, 1)
+      : groupsFor(p.e, blocks, v.workgroup),
+  });
+  return y;
+}
+
+/**
+ * Measures every sparse GEMV variant for W [out, in] on `run` (a one-token product taking a variant's name) and
+ * makes the fastest the engine's.
+ */
+export async function tuneSparseGemv(
+  e: Engine,
+  run: (variant: string) => Tensor,
+  repeats = 3,
+): Promise<{ variant: SparseGemvVariant; times: Record<string, number> }> {
+  const names = SPARSE_GEMV_VARIANTS.filter((v) => v.shape !== "cols").map((v) => v.name);
+  const times = await timeVariants(e, names, run, repeats);
+  return { variant: useSparseGemvVariant(e, fastest(times)), times };
+}
