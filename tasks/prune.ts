@@ -14,6 +14,7 @@ import {
   type LayerRole,
   type Mitigation,
   MITIGATIONS,
+  needsCalibration,
   parseSparsity,
   removeActivationPruning,
   type Sparsity,
@@ -27,9 +28,11 @@ import {
   WEIGHT_CRITERIA,
   type WeightCriterion,
 } from "../src/prune/weights.ts";
+import type { FitOptions } from "../src/prune/learnable.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import "../src/tensor/ops/mod.ts";
 import { evaluateText, loadLmRun, prepareText } from "../src/train/lm.ts";
+import { Adam } from "../src/train/optim.ts";
 import { positiveInt, runMain } from "./cli.ts";
 
 const HELP = `Usage: deno task prune --model RUN|PATH [flags]
@@ -44,7 +47,10 @@ Flags:
   --checkpoint NAME    best or last [default: best]
   --patterns LIST      N:M patterns and uP (P% unstructured) [default: 2:4,4:8,8:16,16:32,u50]
   --criteria LIST      magnitude,weight-aware,variance,clact,amber [default: all]
-  --mitigations LIST   none,variance,median-token,median-static,smoothquant [default: none]
+  --mitigations LIST   none,variance,median-token,median-static,smoothquant,learn-shift,
+                       learn-scale-shift [default: none]
+  --fit-epochs N       passes of the learnable mitigations' fit over the calibration [default: 20]
+  --fit-lr X           Adam's learning rate for that fit [default: 0.01]
   --weights LIST       weight-pruning criteria: magnitude,wanda [default: none]
   --layers LIST        q,k,v,o,gate,up,down [default: all seven]
   --eval-tokens N      validation tokens per evaluation (0: all) [default: 0]
@@ -110,6 +116,8 @@ export async function main(args: string[]): Promise<number> {
       layers: { type: "string", default: "q,k,v,o,gate,up,down" },
       "eval-tokens": { type: "string", default: "0" },
       "calib-tokens": { type: "string", default: "8192" },
+      "fit-epochs": { type: "string", default: "20" },
+      "fit-lr": { type: "string", default: "0.01" },
       "json-out": { type: "string" },
       "csv-out": { type: "string" },
       help: { type: "boolean", default: false },
@@ -152,6 +160,12 @@ export async function main(args: string[]): Promise<number> {
     ? 0
     : positiveInt("--eval-tokens", values["eval-tokens"]);
   const calibTokens = positiveInt("--calib-tokens", values["calib-tokens"]);
+  const fitLr = Number(values["fit-lr"]);
+  if (!(fitLr > 0)) throw new Error(`--fit-lr must be a positive number, got ${values["fit-lr"]}`);
+  const fit: FitOptions = {
+    epochs: positiveInt("--fit-epochs", values["fit-epochs"]),
+    makeOptimizer: (params) => new Adam(params, { lr: fitLr }),
+  };
 
   // A path with a folder in it names the run folder itself; a bare id lives under --out.
   const path = values.model.replace(/\/+$/, "");
@@ -230,10 +244,10 @@ export async function main(args: string[]): Promise<number> {
               mitigation,
               layers,
             });
-            if (mitigation === "median-static" || mitigation === "smoothquant") {
+            if (needsCalibration(mitigation)) {
               pruners.forEach((p) => p.startCalibration());
               await calibrate();
-              for (const p of pruners.values()) await p.finishCalibration();
+              for (const p of pruners.values()) await p.finishCalibration(fit);
             }
             const m = await score();
             row.loss = m.loss;

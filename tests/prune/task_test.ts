@@ -46,11 +46,13 @@ gpuTest("prune task: dense, activation and weight rows, JSON and CSV", async (e)
       "--criteria",
       "clact",
       "--mitigations",
-      "none,median-static,smoothquant",
+      "none,median-static,smoothquant,learn-shift",
       "--weights",
       "wanda",
       "--calib-tokens",
       "64",
+      "--fit-epochs",
+      "2",
       "--json-out",
       json,
       "--csv-out",
@@ -65,10 +67,10 @@ gpuTest("prune task: dense, activation and weight rows, JSON and CSV", async (e)
   const rows = report.rows as { kind: string; sparsity: string; loss: number; refused: string }[];
   const of = (kind: string, sparsity: string) =>
     rows.filter((x) => x.kind === kind && x.sparsity === sparsity);
-  assert.equal(rows.length, 13);
+  assert.equal(rows.length, 16);
   assert.equal(rows[0].kind, "dense");
   for (const sparsity of ["8:16", "2:4", "u0"]) {
-    assert.equal(of("activation", sparsity).length, 3, sparsity);
+    assert.equal(of("activation", sparsity).length, 4, sparsity);
     assert.equal(of("weight", sparsity).length, 1, sparsity);
   }
   for (const row of [...of("activation", "8:16"), ...of("weight", "8:16")]) {
