@@ -24,7 +24,6 @@ import { assertCriterion, type Criterion } from "../src/prune/criteria.ts";
 import {
   applyWeightPruning,
   removeWeightPruning,
-  storageBits,
   WEIGHT_CRITERIA,
   type WeightCriterion,
 } from "../src/prune/weights.ts";
@@ -290,7 +289,7 @@ export async function main(args: string[]): Promise<number> {
             let elements = 0;
             for (const p of pruned.values()) {
               const l = p.nm.layout;
-              bits += storageBits(l).total * l.lanes * l.d;
+              bits += p.storage().total * l.lanes * l.d;
               elements += l.lanes * l.d;
             }
             row.bits = bits / elements;

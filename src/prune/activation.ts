@@ -594,7 +594,7 @@ export class ActivationPruner implements LinearInputTransform {
   private calibrationStatistic(x2: Tensor, params: Record<string, number>): Tensor {
     const m = this.spec.mitigation;
     const t = m === "smoothquant"
-      ? this.columnAbsMax(x2, params)
+      ? columnAbsMax(x2)
       : m === "median-static"
       ? this.medianHalves(x2, params)
       : clone(x2);
@@ -614,18 +614,6 @@ export class ActivationPruner implements LinearInputTransform {
       ? pruneNm(z, s.pattern, { scores })
       : pruneUnstructured(z, keptUnstructured(this.inFeatures, s.unstructured), { scores });
     return addBias(sparseActivationMatmul(nm, this.learned.weight), this.learned.bias);
-  }
-
-  private columnAbsMax(x2: Tensor, params: Record<string, number>): Tensor {
-    const e = x2.engine;
-    const absMax = e.empty([this.inFeatures], "f32", "column max |x|");
-    MITIGATION_KERNEL.dispatch(e.gpu, {
-      entry: "column_absmax",
-      params: params as { tokens: number; features: number; outs: number; kept: number },
-      buffers: { x: x2.storage, col_vec: absMax.storage },
-      workgroups: groupsFor(e, this.inFeatures, 64),
-    });
-    return absMax;
   }
 
   private medianHalves(x2: Tensor, params: Record<string, number>): Tensor {
@@ -650,6 +638,23 @@ export class ActivationPruner implements LinearInputTransform {
     this.smooth?.inverse.dispose();
     this.disposeLearned();
   }
+}
+
+/** max_t |x_tj| of x [tokens, features] → [features]: SmoothQuant's calibration statistic. */
+export function columnAbsMax(x2: Tensor): Tensor {
+  const e = x2.engine;
+  const [tokens, features] = x2.shape;
+  if (tokens > LOOP_BUDGET) {
+    throw new ShapeError("column max |x|", `${tokens} rows are too many for one loop`);
+  }
+  const absMax = e.empty([features], "f32", "column max |x|");
+  MITIGATION_KERNEL.dispatch(e.gpu, {
+    entry: "column_absmax",
+    params: { tokens, features, outs: 0, kept: 0 },
+    buffers: { x: x2.storage, col_vec: absMax.storage },
+    workgroups: groupsFor(e, features, 64),
+  });
+  return absMax;
 }
 
 /** The layers a config may name: q, k, v, o, gate, up, down (LM), fc1, fc2 (SASRec). */
