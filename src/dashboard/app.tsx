@@ -19,6 +19,7 @@ import { actionRoutes } from "./routes/actions.ts";
 import { apiRoutes } from "./routes/api.ts";
 import { type Dash, fail, isApi } from "./routes/common.tsx";
 import { pageRoutes } from "./routes/pages.tsx";
+import { pruneRoutes } from "./routes/prune.tsx";
 
 export interface AppOptions {
   /** The runs folder: `<runsDir>/runs.sqlite` is the run store. */
@@ -114,6 +115,7 @@ export function createApp(opts: AppOptions): Hono {
   });
 
   pageRoutes(app, d);
+  pruneRoutes(app, d);
   apiRoutes(app, d);
   actionRoutes(app, d);
 

@@ -30,6 +30,8 @@ export interface RunPageProps {
   runsDir: string;
   /** Whether `<runs>/<id>/last.safetensors` exists where this dashboard reads the runs. */
   checkpointOnDisk: boolean;
+  /** The page of the run's newest pruning evaluation (deno task prune), if any. */
+  pruneHref?: string | null;
   csrf: string;
 }
 
@@ -55,6 +57,14 @@ export function RunPage(props: RunPageProps) {
             )
             : null}
           {run.archivedAt ? ` · archived ${fmt.time(run.archivedAt)}` : ""}
+          {props.pruneHref
+            ? (
+              <>
+                {" · "}
+                <a href={props.pruneHref}>pruning heatmaps</a>
+              </>
+            )
+            : null}
         </p>
         <Tags tags={run.tags} />
         {run.note ? <p class="run-note">{run.note}</p> : null}

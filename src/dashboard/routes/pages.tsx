@@ -11,6 +11,7 @@ import { SweepPage } from "../pages/sweep.tsx";
 import { applyRunQuery, parseRunQuery } from "../query.ts";
 import { getRunView, listRunViews, type RunView } from "../runs.ts";
 import { type Dash, fail, isRefusal, page, runDetail, runOf, sweepOf, validId } from "./common.tsx";
+import { latestPruneHref } from "./prune.tsx";
 
 export function pageRoutes(app: Hono, d: Dash): void {
   app.get("/", (c) => {
@@ -50,6 +51,7 @@ export function pageRoutes(app: Hono, d: Dash): void {
         sweep={sweep}
         runsDir={d.runsDir}
         checkpointOnDisk={exists(`${d.runsDir}/${run.id}/last.safetensors`)}
+        pruneHref={latestPruneHref(d, run.id)}
         csrf={d.csrf.token}
       />,
     );
