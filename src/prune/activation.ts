@@ -75,6 +75,13 @@ export function parseSparsity(text: string): Sparsity {
 /** Loop iterations one invocation may spend: half of llvmpipe's 65,535, as src/sparse does. */
 const LOOP_BUDGET = 32768;
 
+/**
+ * Pruned activations are never stored, so the compact combinatorial code buys nothing; a position
+ * per kept value spares every output of the sparse product decoding each group's code again
+ * (src/sparse/matmul.ts walks M + N + 1 steps per group with codes, N + 1 with positions).
+ */
+const ACTIVATION_ENCODING = "indices";
+
 const MITIGATION_SHADER = /* wgsl */ `
 // Mitigations of activation pruning (src/prune/activation.ts); x [tokens, features], y [tokens, outs].
 struct Params { tokens: u32, features: u32, outs: u32, kept: u32 }
@@ -560,7 +567,7 @@ export class ActivationPruner implements LinearInputTransform {
     }
     const scores = scorer.scores(input) ?? undefined;
     const { nm } = "pattern" in s
-      ? pruneNm(input, s.pattern, { scores })
+      ? pruneNm(input, s.pattern, { scores, encoding: ACTIVATION_ENCODING })
       : pruneUnstructured(input, keptUnstructured(inF, s.unstructured), { scores });
     const y = sparseActivationMatmul(nm, w);
     const all = { ...params, kept: nm.layout.kept };
@@ -611,7 +618,7 @@ export class ActivationPruner implements LinearInputTransform {
     const scores = this.scorer.scores(z) ?? undefined;
     const s = this.spec.sparsity;
     const { nm } = "pattern" in s
-      ? pruneNm(z, s.pattern, { scores })
+      ? pruneNm(z, s.pattern, { scores, encoding: ACTIVATION_ENCODING })
       : pruneUnstructured(z, keptUnstructured(this.inFeatures, s.unstructured), { scores });
     return addBias(sparseActivationMatmul(nm, this.learned.weight), this.learned.bias);
   }
