@@ -21,6 +21,7 @@ import { apiRoutes } from "./routes/api.ts";
 import { embeddingRoutes } from "./routes/embeddings.tsx";
 import { type Dash, fail, isApi } from "./routes/common.tsx";
 import { pageRoutes } from "./routes/pages.tsx";
+import { pruneRoutes } from "./routes/prune.tsx";
 
 export interface AppOptions {
   /** The runs folder: checkpoints, and `<runsDir>/runs.sqlite` unless `store` names another. */
@@ -119,6 +120,7 @@ export function createApp(opts: AppOptions): Hono {
   });
 
   pageRoutes(app, d);
+  pruneRoutes(app, d);
   apiRoutes(app, d);
   actionRoutes(app, d);
   const embeddingMaps = embeddingRoutes(app, d);

@@ -12,6 +12,8 @@
  * - "smoothquant": y = P(x/s)(W·diag(s))ᵀ, s_j = sqrt(max|x_j| / max|W_{:,j}|), max|x_j| over the
  *   dense layer's inputs on calibration batches (s_j = 1 where either maximum is 0, ours); the
  *   criterion scores x/s against W·diag(s).
+ * - "learn-shift", "learn-scale-shift": y = (γ ⊙ P(x − η) + η)Wᵀ with η (and γ) per feature
+ *   fitted on calibration batches (learnable.ts).
  * The transform hooks into `Linear` (LinearInputTransform); `applyActivationPruning` walks a
  * model and sets it on the chosen layers. The float64 host reference is here too.
  */
@@ -23,10 +25,17 @@ import { sparseActivationMatmul } from "../sparse/matmul.ts";
 import { pruneNm, pruneUnstructured } from "../sparse/prune.ts";
 import type { Engine } from "../tensor/engine.ts";
 import { assertDType, declareKernel, groupsFor } from "../tensor/kernel.ts";
+import { addBias } from "../tensor/ops/bias.ts";
+import { clone } from "../tensor/ops/elementwise.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
 import { reshape } from "../tensor/ops/shape.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
 import { ActivationScorer, assertCriterion, type Criterion, scoresHost } from "./criteria.ts";
+import { fitLearnable, type FitOptions, type Keep, type LearnedMitigation } from "./learnable.ts";
+
+/** The mitigations fitted from calibration batches, and whether each needs an optimiser. */
+const CALIBRATED = ["median-static", "smoothquant", "learn-shift", "learn-scale-shift"];
+const isLearnable = (m: string) => m.startsWith("learn-");
 
 export const MITIGATIONS = [
   "none",
@@ -34,6 +43,8 @@ export const MITIGATIONS = [
   "median-token",
   "median-static",
   "smoothquant",
+  "learn-shift",
+  "learn-scale-shift",
 ] as const;
 export type Mitigation = typeof MITIGATIONS[number];
 
@@ -63,6 +74,13 @@ export function parseSparsity(text: string): Sparsity {
 
 /** Loop iterations one invocation may spend: half of llvmpipe's 65,535, as src/sparse does. */
 const LOOP_BUDGET = 32768;
+
+/**
+ * Pruned activations are never stored, so the compact combinatorial code buys nothing; a position
+ * per kept value spares every output of the sparse product decoding each group's code again
+ * (src/sparse/matmul.ts walks M + N + 1 steps per group with codes, N + 1 with positions).
+ */
+const ACTIVATION_ENCODING = "indices";
 
 const MITIGATION_SHADER = /* wgsl */ `
 // Mitigations of activation pruning (src/prune/activation.ts); x [tokens, features], y [tokens, outs].
@@ -229,11 +247,17 @@ export function smoothScalesHost(
   });
 }
 
-/** What a layer learned from calibration batches: median-static's η, SmoothQuant's s. */
+/** What a layer learned from calibration batches: median-static's η, SmoothQuant's s, η and γ. */
 export interface Calibration {
   shift?: number;
   smooth?: ArrayLike<number>;
+  learned?: LearnedMitigation;
+  /** The learnable mitigations' layer MSE on the calibration batches before and after the fit. */
+  mse?: { before: number; after: number };
 }
+
+/** Whether a mitigation needs calibration batches before the layer can run pruned. */
+export const needsCalibration = (m: Mitigation) => CALIBRATED.includes(m);
 
 /**
  * The float64 reference: T(x)·Wᵀ for x [T, in], W [out, in] ([T, out], no bias), with the
@@ -257,6 +281,9 @@ export function activationProductHost(
     const xs = Float64Array.from(x, (v, i) => v / sm[i % inF]);
     const ws = Float64Array.from(w, (v, i) => v * sm[i % inF]);
     return activationProductHost(xs, tokens, inF, ws, out, { ...spec, mitigation: "none" });
+  }
+  if (isLearnable(spec.mitigation)) {
+    return learnedProductHost(x, tokens, inF, w, out, spec, calibration.learned);
   }
   const staticShift = calibration.shift ?? 0;
   const median = spec.mitigation.startsWith("median");
@@ -292,6 +319,29 @@ export function activationProductHost(
   return y;
 }
 
+/** (γ ⊙ P(x − η) + η)·Wᵀ in float64 (γ = 1 when `learned.scale` is null). */
+function learnedProductHost(
+  x: ArrayLike<number>,
+  tokens: number,
+  inF: number,
+  w: ArrayLike<number>,
+  out: number,
+  spec: ActivationSpec,
+  learned: LearnedMitigation | undefined,
+): Float64Array {
+  if (!learned) throw new RangeError(`${spec.mitigation} needs the fitted shift`);
+  const { shift, scale } = learned;
+  const z = Float64Array.from(x, (v, i) => v - shift[i % inF]);
+  const scores = scoresHost(spec.criterion, z, tokens, inF, w, out);
+  const s = spec.sparsity;
+  const masked = "pattern" in s
+    ? pruneHost(z, [tokens, inF], 1, s.pattern, "combinatorial", scores).masked
+    : pruneUnstructuredHost(z, [tokens, inF], 1, keptUnstructured(inF, s.unstructured), scores)
+      .masked;
+  const u = Float64Array.from(masked, (v, i) => v * (scale ? scale[i % inF] : 1) + shift[i % inF]);
+  return matmulTransposedHost(u, w, tokens, out, inF);
+}
+
 function variance(v: number[]): number {
   const m = v.reduce((a, b) => a + b, 0) / v.length;
   return v.reduce((a, b) => a + (b - m) ** 2, 0) / v.length;
@@ -314,6 +364,8 @@ export class ActivationPruner implements LinearInputTransform {
    * max |x| [in] (smoothquant).
    */
   private calibration: Tensor[] | null = null;
+  /** A learnable mitigation once fitted: −η [in], W·diag(γ) [out, in], ηWᵀ [out]. */
+  private learned: { negShift: Tensor; weight: Tensor; bias: Tensor } | null = null;
 
   private constructor(
     readonly spec: ActivationSpec,
@@ -356,21 +408,30 @@ export class ActivationPruner implements LinearInputTransform {
   /** From now until finishCalibration, products are dense and their inputs' statistics kept. */
   startCalibration(): void {
     const m = this.spec.mitigation;
-    if (m !== "median-static" && m !== "smoothquant") {
+    if (!needsCalibration(m)) {
       throw new Error(`${this.layer}: mitigation ${m} has nothing to calibrate`);
     }
     this.calibration = [];
   }
 
   /**
-   * Sets the static η (the mean over every calibration token of its median) or SmoothQuant's s
-   * (from the column maxima over every calibration batch), and returns it.
+   * Sets the static η (the mean over every calibration token of its median), SmoothQuant's s
+   * (from the column maxima over every calibration batch) or the learnable mitigation's η and γ
+   * (fitted with `fit` on the layer's inputs of every calibration batch), and returns it.
    */
-  async finishCalibration(): Promise<Calibration> {
+  async finishCalibration(fit?: FitOptions): Promise<Calibration> {
     const seen = this.calibration;
     if (!seen?.length) throw new Error(`${this.layer}: no calibration batch was seen`);
     this.calibration = null;
     if (this.spec.mitigation === "smoothquant") return { smooth: await this.fitSmooth(seen) };
+    if (isLearnable(this.spec.mitigation)) {
+      try {
+        if (!fit) throw new Error(`${this.layer}: ${this.spec.mitigation} needs fit options`);
+        return await this.fitLearned(seen, fit);
+      } finally {
+        seen.forEach((t) => t.dispose());
+      }
+    }
     let sum = 0;
     let count = 0;
     for (const m of seen) {
@@ -381,6 +442,46 @@ export class ActivationPruner implements LinearInputTransform {
     }
     this.staticShift = sum / count;
     return { shift: this.staticShift };
+  }
+
+  /** The values the fit keeps per token: this layer's pattern, or its unstructured count. */
+  private get keep(): Keep {
+    const s = this.spec.sparsity;
+    return "pattern" in s
+      ? { pattern: s.pattern }
+      : { kept: keptUnstructured(this.inFeatures, s.unstructured) };
+  }
+
+  private async fitLearned(seen: Tensor[], fit: FitOptions): Promise<Calibration> {
+    const withScale = this.spec.mitigation === "learn-scale-shift";
+    const r = await fitLearnable(seen, this.weight, this.keep, this.scorer, withScale, fit);
+    const { shift, scale } = r.learned;
+    const inF = this.inFeatures;
+    const w = await this.weight.read();
+    const out = w.length / inF;
+    const bias = new Float32Array(out);
+    for (let o = 0; o < out; o++) {
+      let s = 0;
+      for (let j = 0; j < inF; j++) s += shift[j] * w[o * inF + j];
+      bias[o] = s;
+    }
+    const e = this.weight.engine;
+    const scaled = Float32Array.from(w, (v, i) => v * (scale ? scale[i % inF] : 1));
+    this.disposeLearned();
+    this.learned = {
+      negShift: e.tensor(Float32Array.from(shift, (v) => -v), [inF], "f32", "−η"),
+      weight: e.tensor(scaled, [out, inF], "f32", `${this.layer} W·diag(γ)`),
+      bias: e.tensor(bias, [out], "f32", "ηWᵀ"),
+    };
+    // They live as long as the pruner, whatever tidy scope calibrated it.
+    e.keep(this.learned.negShift, this.learned.weight, this.learned.bias);
+    return { learned: r.learned, mse: { before: r.mseBefore, after: r.mseAfter } };
+  }
+
+  private disposeLearned(): void {
+    if (!this.learned) return;
+    for (const t of Object.values(this.learned)) t.dispose();
+    this.learned = null;
   }
 
   private async fitSmooth(seen: Tensor[]): Promise<Float64Array> {
@@ -422,17 +523,14 @@ export class ActivationPruner implements LinearInputTransform {
     const tokens = x2.shape[0];
     const params = { tokens, features: inF, outs: out, kept: 0 };
     const s = this.spec.sparsity;
-    if (this.calibration) {
-      const smooth = this.spec.mitigation === "smoothquant";
-      this.calibration.push(smooth ? this.columnAbsMax(x2, params) : this.medianHalves(x2, params));
-      e.keep(this.calibration.at(-1)!);
-    }
+    if (this.calibration) this.calibration.push(this.calibrationStatistic(x2, params));
     // Nothing pruned: every mitigation reduces to x·Wᵀ, which the dense kernel computes exactly as
     // an unpruned layer does (so 0% equals dense bit for bit). Calibration sees the dense layer.
     if (this.calibration || prunesNothing(s, inF)) {
       return reshape(matmul(x2, weight, { transB: true }), [...lead, out]);
     }
     const mit = this.spec.mitigation;
+    if (isLearnable(mit)) return reshape(this.learnedProduct(x2), [...lead, out]);
     let medians: Tensor | null = null;
     if (mit === "median-token") medians = this.medianHalves(x2, params);
     if (mit === "median-static") {
@@ -469,7 +567,7 @@ export class ActivationPruner implements LinearInputTransform {
     }
     const scores = scorer.scores(input) ?? undefined;
     const { nm } = "pattern" in s
-      ? pruneNm(input, s.pattern, { scores })
+      ? pruneNm(input, s.pattern, { scores, encoding: ACTIVATION_ENCODING })
       : pruneUnstructured(input, keptUnstructured(inF, s.unstructured), { scores });
     const y = sparseActivationMatmul(nm, w);
     const all = { ...params, kept: nm.layout.kept };
@@ -499,16 +597,30 @@ export class ActivationPruner implements LinearInputTransform {
     return reshape(y, [...lead, out]);
   }
 
-  private columnAbsMax(x2: Tensor, params: Record<string, number>): Tensor {
-    const e = x2.engine;
-    const absMax = e.empty([this.inFeatures], "f32", "column max |x|");
-    MITIGATION_KERNEL.dispatch(e.gpu, {
-      entry: "column_absmax",
-      params: params as { tokens: number; features: number; outs: number; kept: number },
-      buffers: { x: x2.storage, col_vec: absMax.storage },
-      workgroups: groupsFor(e, this.inFeatures, 64),
-    });
-    return absMax;
+  /** What one calibration batch leaves: median halves, column maxima or the inputs themselves. */
+  private calibrationStatistic(x2: Tensor, params: Record<string, number>): Tensor {
+    const m = this.spec.mitigation;
+    const t = m === "smoothquant"
+      ? columnAbsMax(x2)
+      : m === "median-static"
+      ? this.medianHalves(x2, params)
+      : clone(x2);
+    x2.engine.keep(t);
+    return t;
+  }
+
+  /** P(x − η)·(W·diag(γ))ᵀ + ηWᵀ on the sparse kernels. */
+  private learnedProduct(x2: Tensor): Tensor {
+    if (!this.learned) {
+      throw new Error(`${this.layer}: ${this.spec.mitigation} needs calibration batches first`);
+    }
+    const z = addBias(x2, this.learned.negShift);
+    const scores = this.scorer.scores(z) ?? undefined;
+    const s = this.spec.sparsity;
+    const { nm } = "pattern" in s
+      ? pruneNm(z, s.pattern, { scores, encoding: ACTIVATION_ENCODING })
+      : pruneUnstructured(z, keptUnstructured(this.inFeatures, s.unstructured), { scores });
+    return addBias(sparseActivationMatmul(nm, this.learned.weight), this.learned.bias);
   }
 
   private medianHalves(x2: Tensor, params: Record<string, number>): Tensor {
@@ -531,7 +643,25 @@ export class ActivationPruner implements LinearInputTransform {
     this.smooth?.scorer.dispose();
     this.smooth?.weight.dispose();
     this.smooth?.inverse.dispose();
+    this.disposeLearned();
   }
+}
+
+/** max_t |x_tj| of x [tokens, features] → [features]: SmoothQuant's calibration statistic. */
+export function columnAbsMax(x2: Tensor): Tensor {
+  const e = x2.engine;
+  const [tokens, features] = x2.shape;
+  if (tokens > LOOP_BUDGET) {
+    throw new ShapeError("column max |x|", `${tokens} rows are too many for one loop`);
+  }
+  const absMax = e.empty([features], "f32", "column max |x|");
+  MITIGATION_KERNEL.dispatch(e.gpu, {
+    entry: "column_absmax",
+    params: { tokens, features, outs: 0, kept: 0 },
+    buffers: { x: x2.storage, col_vec: absMax.storage },
+    workgroups: groupsFor(e, features, 64),
+  });
+  return absMax;
 }
 
 /** The layers a config may name: q, k, v, o, gate, up, down (LM), fc1, fc2 (SASRec). */

@@ -2,3 +2,4 @@
 export * from "./criteria.ts";
 export * from "./activation.ts";
 export * from "./weights.ts";
+export * from "./learnable.ts";

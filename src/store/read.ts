@@ -7,6 +7,12 @@
  */
 import { isPostgresUrl, sqlitePath } from "./open.ts";
 import { PostgresSql } from "./postgres.ts";
+import {
+  type PruneEvaluation,
+  pruneEvaluation,
+  pruneEvaluationsOfRun,
+  type PruneResult,
+} from "./prune.ts";
 import { type Row, type Sql, SqliteSql } from "./sql.ts";
 import type {
   SweepRecord,
@@ -150,6 +156,19 @@ export class StoreReader {
     if (!db) return null;
     const present = await db.tables();
     return tables.every((t) => present.has(t)) ? db : null;
+  }
+
+  /** A run's pruning evaluations, newest first (none before the first `deno task prune`). */
+  async pruneEvaluationsOfRun(runId: string): Promise<PruneEvaluation[]> {
+    const db = await this.#ready("prune_evaluations");
+    return db ? await pruneEvaluationsOfRun(db, runId) : [];
+  }
+
+  async pruneEvaluation(
+    id: string,
+  ): Promise<{ evaluation: PruneEvaluation; results: PruneResult[] } | null> {
+    const db = await this.#ready("prune_evaluations", "prune_results");
+    return db ? await pruneEvaluation(db, id) : null;
   }
 
   async listRuns(): Promise<RunRecord[]> {

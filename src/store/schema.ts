@@ -128,6 +128,49 @@ export const SWEEP_TABLES: TableSpec[] = [
   },
 ];
 
+/**
+ * Pruning evaluations (`deno task prune`): one per task invocation — the model pruned (a run id of
+ * this store, or the file read), the backbone, the headline metric and its direction, the dense
+ * reference of every metric — and a row per combination (kind, pattern, criterion, mitigation,
+ * metrics as JSON, weight storage in bits per element, or why it was refused). Created with the
+ * first evaluation, so a store without them reads as "no evaluation".
+ */
+export const PRUNE_TABLES: TableSpec[] = [
+  {
+    name: "prune_evaluations",
+    columns: [
+      ["id", "text"],
+      ["model", "text", "not null"],
+      ["run_id", "text"],
+      ["backbone", "text", "not null"],
+      ["label", "text", "not null"],
+      ["headline", "text", "not null"],
+      ["higher_is_better", "int", "not null"],
+      ["dense", "text", "not null"],
+      ["created_at", "text", "not null"],
+    ],
+    primaryKey: ["id"],
+    ordered: false,
+    indexes: [{ name: "prune_evaluations_run", columns: ["run_id", "created_at"] }],
+  },
+  {
+    name: "prune_results",
+    columns: [
+      ["evaluation_id", "text", "not null references prune_evaluations(id)"],
+      ["seq", "int", "not null"],
+      ["kind", "text", "not null"],
+      ["pattern", "text", "not null"],
+      ["criterion", "text", "not null"],
+      ["mitigation", "text", "not null"],
+      ["metrics", "text"],
+      ["bits", "float"],
+      ["refused", "text"],
+    ],
+    primaryKey: ["evaluation_id", "seq"],
+    ordered: false,
+  },
+];
+
 const TYPE_NAMES: Record<Dialect, Record<ColumnType, string>> = {
   sqlite: { int: "integer", float: "real", text: "text" },
   postgres: { int: "bigint", float: "double precision", text: "text" },

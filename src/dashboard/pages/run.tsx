@@ -32,6 +32,8 @@ export interface RunPageProps {
   runsDir: string;
   /** Whether `<runs>/<id>/last.safetensors` exists where this dashboard reads the runs. */
   checkpointOnDisk: boolean;
+  /** The page of the run's newest pruning evaluation (deno task prune), if any. */
+  pruneHref?: string | null;
   csrf: string;
   /** The kinds of embeddings its embeddings page maps (none: no link). */
   embeddings?: EmbeddingKind[];
@@ -61,6 +63,14 @@ export function RunPage(props: RunPageProps) {
             )
             : null}
           {run.archivedAt ? ` · archived ${fmt.time(run.archivedAt)}` : ""}
+          {props.pruneHref
+            ? (
+              <>
+                {" · "}
+                <a href={props.pruneHref}>pruning heatmaps</a>
+              </>
+            )
+            : null}
         </p>
         <Tags tags={run.tags} />
         {run.note ? <p class="run-note">{run.note}</p> : null}

@@ -12,6 +12,7 @@ import { applyRunQuery, parseRunQuery } from "../query.ts";
 import { embeddingKindsOf } from "../embedding_view.ts";
 import { getRunView, listRunViews, type RunView } from "../runs.ts";
 import { type Dash, fail, isRefusal, page, runDetail, runOf, sweepOf, validId } from "./common.tsx";
+import { latestPruneHref } from "./prune.tsx";
 
 export function pageRoutes(app: Hono, d: Dash): void {
   app.get("/", async (c) => {
@@ -54,6 +55,7 @@ export function pageRoutes(app: Hono, d: Dash): void {
         runsDir={d.runsDir}
         checkpointOnDisk={exists(`${d.runsDir}/${run.id}/last.safetensors`)}
         embeddings={embeddingKindsOf(d.runsDir, run)}
+        pruneHref={await latestPruneHref(d, run.id)}
         csrf={d.csrf.token}
       />,
     );
