@@ -24,10 +24,10 @@ import {
   type SparseMatmulVariant,
   sparseWeightMatmul,
 } from "../src/sparse/matmul.ts";
-import { gemv, gemvVariantOf } from "../src/tensor/ops/gemv.ts";
+import { gemv, GEMV_CHOICE } from "../src/tensor/ops/gemv.ts";
 import { matmulVariantOf } from "../src/tensor/ops/matmul.ts";
-import { sparseGemvVariantOf } from "../src/sparse/gemv.ts";
-import { sparseTiledVariantOf } from "../src/sparse/tiled.ts";
+import { SPARSE_GEMV_CHOICE, TRANSPOSED_SPARSE_GEMV_CHOICE } from "../src/sparse/gemv.ts";
+import { SPARSE_TILED_CHOICE } from "../src/sparse/tiled.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { seededRandom } from "../src/tensor/random.ts";
 import { type Cell, formatTable, timeGpu, type TimingOptions } from "./util.ts";
@@ -181,10 +181,10 @@ export async function runSparseBenchmark(
     grid,
     kernels: {
       matmul: matmulVariantOf(e).name,
-      gemv: gemvVariantOf(e).name,
-      sparseGemv: sparseGemvVariantOf(e).name,
-      sparseGemvTransposed: sparseGemvVariantOf(e, true).name,
-      sparseTiled: sparseTiledVariantOf(e).name,
+      gemv: GEMV_CHOICE.of(e).name,
+      sparseGemv: SPARSE_GEMV_CHOICE.of(e).name,
+      sparseGemvTransposed: TRANSPOSED_SPARSE_GEMV_CHOICE.of(e).name,
+      sparseTiled: SPARSE_TILED_CHOICE.of(e).name,
     },
     rows,
     seconds: (performance.now() - start) / 1000,

@@ -18,7 +18,7 @@ import { SSL_DEFAULTS, type SslConfig } from "../src/train/ssl_config.ts";
 import { formatTable, writeResult } from "../bench/util.ts";
 import { peerEnv, pythonWithTorch } from "../bench/python.ts";
 import { positiveInt, runMain } from "./cli.ts";
-import { gruVariantNamed, gruVariantOf, useGruVariant } from "../src/tensor/ops/gru.ts";
+import { GRU_CHOICE } from "../src/tensor/ops/gru.ts";
 
 const PEER = fileURLToPath(new URL("../bench/peer/torch_coles.py", import.meta.url));
 
@@ -221,12 +221,12 @@ async function main(args: string[]): Promise<number> {
     const rows: Row[] = [];
     const slices = batchesFor("coles", c, data, warmup + steps);
     const variants = values.gru
-      ? values.gru.split(",").map((v) => gruVariantNamed(v.trim()).name)
-      : [gruVariantOf(engine).name];
+      ? values.gru.split(",").map((v) => GRU_CHOICE.named(v.trim()).name)
+      : [GRU_CHOICE.of(engine).name];
     for (const method of methods) {
       const batches = method === "coles" ? slices : batchesFor(method, c, data, warmup + steps);
       for (const variant of variants) {
-        useGruVariant(engine, variant);
+        GRU_CHOICE.use(engine, variant);
         console.error(`${method} (gru ${variant}): ${warmup} + ${steps} steps…`);
         const row = await benchMethod(engine, method, c, batches, warmup, steps);
         rows.push({ ...row, gru: variant });

@@ -67,6 +67,8 @@ export class Gpu {
     readonly device: GPUDevice,
     readonly limits: GpuLimits,
     readonly adapterName: string,
+    /** A CPU implementation of WebGPU (llvmpipe, lavapipe, SwiftShader): kernels choose their shape by it. */
+    readonly isSoftware: boolean,
     memoryLimit: number,
     profile: boolean,
   ) {
@@ -93,6 +95,7 @@ export class Gpu {
       acquired.device,
       acquired.limits,
       acquired.adapterName,
+      acquired.isSoftware,
       limit,
       (opts.profile ?? false) && acquired.hasTimestamps,
     );

@@ -216,7 +216,7 @@ export function defaultDecodePlan(
   sampling: SamplingOptions = { temperature: 0, topK: 0 },
 ): DecodePlan {
   const gpu = model.engine.gpu;
-  if (!isSoftware(model)) return { schedule: "split", laneRows: false };
+  if (!model.engine.gpu.isSoftware) return { schedule: "split", laneRows: false };
   const packable = packedBytes(model, cacheLength).every((b) =>
     b <= gpu.limits.maxStorageBufferBindingSize
   );
@@ -228,10 +228,6 @@ export function defaultDecodePlan(
 }
 
 /** A CPU rasteriser: dispatches are thread-pool round trips and loops have a cap. */
-function isSoftware(model: Llama): boolean {
-  return /llvmpipe|lavapipe|swiftshader/i.test(model.engine.gpu.adapterName);
-}
-
 /** Bytes of the packed weights and of the packed caches. */
 function packedBytes(model: Llama, cacheLength: number): [number, number] {
   const { dim, kvHeads, layers } = model.config;
@@ -272,7 +268,7 @@ export function fusedDecodeBlocker(model: Llama, sampling?: SamplingOptions): st
   if (topK > MAX_GPU_TOP_K && topK < model.config.vocab) {
     return `top-k ${topK} is above the GPU sampler's ${MAX_GPU_TOP_K}`;
   }
-  const software = isSoftware(model);
+  const software = model.engine.gpu.isSoftware;
   if (sampling && software && laneIterations(model, 1, sampling).draw > LOOP_BUDGET) {
     return `top-k ${topK} over ${model.config.vocab} tokens loops past llvmpipe's budget`;
   }

@@ -10,14 +10,9 @@
 import gemvShader from "../../shaders/sparse_gemv.wgsl" with { type: "text" };
 import type { Engine } from "../tensor/engine.ts";
 import { declareKernel, groupsFor } from "../tensor/kernel.ts";
-import {
-  fastest,
-  GEMV_SIZES,
-  type GemvShape,
-  isSoftwareAdapter,
-  timeVariants,
-} from "../tensor/ops/gemv.ts";
+import { fastest, GEMV_SIZES, type GemvShape, timeVariants } from "../tensor/ops/gemv.ts";
 import { ShapeError, type Tensor } from "../tensor/tensor.ts";
+import { VariantChoice } from "../tensor/variants.ts";
 import { withNmReader } from "./gathered_dot.ts";
 import { LOOP_BUDGET, type Product, productParams } from "./operands.ts";
 import { decodeTableBuffer, hasMaskTable } from "./tables.ts";
@@ -66,35 +61,18 @@ export const SPARSE_GEMV_VARIANTS: readonly SparseGemvVariant[] = [...KERNELS.va
   v,
 ) => v.variant);
 
-const chosen = new WeakMap<Engine, SparseGemvVariant>();
+/** The engine's sparse GEMV variant for W [out, in]: by adapter kind like the dense GEMV's. */
+export const SPARSE_GEMV_CHOICE = new VariantChoice("sparse GEMV", SPARSE_GEMV_VARIANTS, {
+  software: "rows wg8 r4",
+  gpu: "split wg64 r4",
+});
 
-/**
- * The engine's sparse GEMV variant for W [out, in]: the one chosen, else by adapter kind like the
- * dense GEMV; with `transposed` (wt [in, out]) the "cols" variant of the adapter kind.
- */
-export function sparseGemvVariantOf(e: Engine, transposed = false): SparseGemvVariant {
-  const software = isSoftwareAdapter(e);
-  if (transposed) return sparseGemvVariantNamed(software ? "cols wg8 r16" : "cols wg64 r4");
-  return chosen.get(e) ?? sparseGemvVariantNamed(software ? "rows wg8 r4" : "split wg64 r4");
-}
-
-export function useSparseGemvVariant(e: Engine, name: string): SparseGemvVariant {
-  const v = sparseGemvVariantNamed(name);
-  chosen.set(e, v);
-  return v;
-}
-
-export function sparseGemvVariantNamed(name: string): SparseGemvVariant {
-  const found = KERNELS.get(name);
-  if (!found) {
-    throw new RangeError(
-      `unknown sparse GEMV variant "${name}": one of ${
-        SPARSE_GEMV_VARIANTS.map((v) => v.name).join(", ")
-      }`,
-    );
-  }
-  return found.variant;
-}
+/** The "cols" variant for wt [in, out] on the adapter's kind. */
+export const TRANSPOSED_SPARSE_GEMV_CHOICE = new VariantChoice(
+  "sparse GEMV",
+  SPARSE_GEMV_VARIANTS,
+  { software: "cols wg8 r16", gpu: "cols wg64 r4" },
+);
 
 /**
  * Loop iterations of one invocation, counted the way llvmpipe counts them (all loops together):
@@ -127,7 +105,9 @@ export function sparseGemvForward(
   name?: string,
   transposed = false,
 ): Tensor {
-  const v = name ? sparseGemvVariantNamed(name) : sparseGemvVariantOf(p.e, transposed);
+  const v = name
+    ? SPARSE_GEMV_CHOICE.named(name)
+    : (transposed ? TRANSPOSED_SPARSE_GEMV_CHOICE : SPARSE_GEMV_CHOICE).of(p.e);
   if ((v.shape === "cols") !== transposed || (transposed && !p.activation)) {
     throw new RangeError(
       `${p.op}: sparse GEMV variant ${v.name} does not take ${
@@ -180,5 +160,5 @@ export async function tuneSparseGemv(
 ): Promise<{ variant: SparseGemvVariant; times: Record<string, number> }> {
   const names = SPARSE_GEMV_VARIANTS.filter((v) => v.shape !== "cols").map((v) => v.name);
   const times = await timeVariants(e, names, run, repeats);
-  return { variant: useSparseGemvVariant(e, fastest(times)), times };
+  return { variant: SPARSE_GEMV_CHOICE.use(e, fastest(times)), times };
 }

@@ -8,7 +8,8 @@
 import tiledShader from "../../shaders/sparse_tiled.wgsl" with { type: "text" };
 import type { Engine } from "../tensor/engine.ts";
 import { declareKernel } from "../tensor/kernel.ts";
-import { fastest, isSoftwareAdapter, timeVariants } from "../tensor/ops/gemv.ts";
+import { fastest, timeVariants } from "../tensor/ops/gemv.ts";
+import { VariantChoice } from "../tensor/variants.ts";
 import { ShapeError, type Tensor } from "../tensor/tensor.ts";
 import { withNmReader } from "./gathered_dot.ts";
 import { LOOP_BUDGET, type Product, productParams } from "./operands.ts";
@@ -73,31 +74,11 @@ export const SPARSE_TILED_VARIANTS: readonly SparseTiledVariant[] = [...KERNELS.
   v,
 ) => v.variant);
 
-const chosen = new WeakMap<Engine, SparseTiledVariant>();
-
-/** The engine's tiled variant: the one chosen, else by adapter kind. */
-export function sparseTiledVariantOf(e: Engine): SparseTiledVariant {
-  return chosen.get(e) ??
-    sparseTiledVariantNamed(isSoftwareAdapter(e) ? SPARSE_TILED_VARIANTS[0].name : "wg8x8 4x4 k32");
-}
-
-export function useSparseTiledVariant(e: Engine, name: string): SparseTiledVariant {
-  const v = sparseTiledVariantNamed(name);
-  chosen.set(e, v);
-  return v;
-}
-
-export function sparseTiledVariantNamed(name: string): SparseTiledVariant {
-  const found = KERNELS.get(name);
-  if (!found) {
-    throw new RangeError(
-      `unknown sparse tiled variant "${name}": one of ${
-        SPARSE_TILED_VARIANTS.map((v) => v.name).join(", ")
-      }`,
-    );
-  }
-  return found.variant;
-}
+/** The engine's tiled variant: by adapter kind unless a measurement chose one. */
+export const SPARSE_TILED_CHOICE = new VariantChoice("sparse tiled", SPARSE_TILED_VARIANTS, {
+  software: SPARSE_TILED_VARIANTS[0].name,
+  gpu: "wg8x8 4x4 k32",
+});
 
 /**
  * Loop iterations of one invocation per chunk, counting every loop the way llvmpipe does (all of
@@ -114,7 +95,7 @@ function chunkCost(v: SparseTiledVariant, p: Product): number {
 
 /** Y [rows, cols] of a checked product, by the variant named (the engine's by default). */
 export function sparseTiledForward(p: Product, dense: Tensor, name?: string): Tensor {
-  const v = name ? sparseTiledVariantNamed(name) : sparseTiledVariantOf(p.e);
+  const v = name ? SPARSE_TILED_CHOICE.named(name) : SPARSE_TILED_CHOICE.of(p.e);
   const { kernel } = KERNELS.get(v.name)!;
   const y = p.e.empty([p.rows, p.cols], "f32", p.op);
   if (p.rows === 0 || p.cols === 0) return y;
@@ -163,5 +144,5 @@ export async function tuneSparseTiled(
   repeats = 3,
 ): Promise<{ variant: SparseTiledVariant; times: Record<string, number> }> {
   const times = await timeVariants(e, SPARSE_TILED_VARIANTS.map((v) => v.name), run, repeats);
-  return { variant: useSparseTiledVariant(e, fastest(times)), times };
+  return { variant: SPARSE_TILED_CHOICE.use(e, fastest(times)), times };
 }

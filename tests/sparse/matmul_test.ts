@@ -25,14 +25,10 @@ import {
   sparseWeightGemv,
   sparseWeightMatmul,
 } from "../../src/sparse/matmul.ts";
+import { SPARSE_GEMV_CHOICE, SPARSE_GEMV_VARIANTS, tuneSparseGemv } from "../../src/sparse/gemv.ts";
 import {
-  SPARSE_GEMV_VARIANTS,
-  sparseGemvVariantOf,
-  tuneSparseGemv,
-} from "../../src/sparse/gemv.ts";
-import {
+  SPARSE_TILED_CHOICE,
   SPARSE_TILED_VARIANTS,
-  sparseTiledVariantOf,
   tuneSparseTiled,
 } from "../../src/sparse/tiled.ts";
 import { assertClose, checkOp, gpuTest, randomArray } from "../support/check.ts";
@@ -246,13 +242,13 @@ gpuTest("tuning keeps the fastest sparse GEMV and tiled kernel for the engine", 
       Object.keys(gemv.times).length,
       SPARSE_GEMV_VARIANTS.filter((v) => v.shape !== "cols").length,
     );
-    assert.equal(sparseGemvVariantOf(e), gemv.variant);
+    assert.equal(SPARSE_GEMV_CHOICE.of(e), gemv.variant);
     const tiled = await tuneSparseTiled(
       e,
       (kernel) => sparseActivationMatmul(x5, w, { variant: "batched", kernel }),
       1,
     );
     assert.equal(Object.keys(tiled.times).length, SPARSE_TILED_VARIANTS.length);
-    assert.equal(sparseTiledVariantOf(e), tiled.variant);
+    assert.equal(SPARSE_TILED_CHOICE.of(e), tiled.variant);
   });
 });

@@ -4,7 +4,7 @@
  * the refusals.
  */
 import assert from "node:assert/strict";
-import { gemv, GEMV_VARIANTS, gemvVariantOf, tuneGemv } from "../../src/tensor/ops/gemv.ts";
+import { gemv, GEMV_CHOICE, GEMV_VARIANTS, tuneGemv } from "../../src/tensor/ops/gemv.ts";
 import { assertClose, checkOp, gpuTest, randomArray } from "../support/check.ts";
 
 /** y[o] = Σ_k x[k]·w[o, k] in float64. */
@@ -80,5 +80,5 @@ gpuTest("gemv refuses several rows and mismatched inputs; tuning picks a variant
     Object.keys(tuned.times).length,
     GEMV_VARIANTS.filter((v) => v.shape !== "cols").length,
   );
-  assert.equal(gemvVariantOf(e), tuned.variant);
+  assert.equal(GEMV_CHOICE.of(e), tuned.variant);
 });

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import "../../src/tensor/ops/mod.ts";
 import {
+  GRU_CHOICE,
   GRU_VARIANTS,
   gruSequence,
   gruStepsPerPass,
-  gruVariantOf,
 } from "../../src/tensor/ops/gru.ts";
 import { checkOp, gpuTest, randomArray } from "../support/check.ts";
 import { gruReference } from "../support/gru_reference.ts";
@@ -80,7 +80,7 @@ Deno.test("tiled gru passes keep each invocation's product loops under the loop 
 
 gpuTest("a software adapter runs the tiled variant, a GPU the lanes one", (e) => {
   const software = /\[software/.test(e.gpu.adapterName);
-  assert.equal(gruVariantOf(e).layout, software ? "tiled" : "lanes");
+  assert.equal(GRU_CHOICE.of(e).layout, software ? "tiled" : "lanes");
 });
 
 Deno.test("gru passes keep each invocation under the loop budget", () => {

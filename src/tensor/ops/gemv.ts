@@ -13,6 +13,7 @@ import gemvShader from "../../../shaders/gemv.wgsl" with { type: "text" };
 import type { Engine } from "../engine.ts";
 import { assertDType, declareKernel, groupsFor } from "../kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
+import { VariantChoice } from "../variants.ts";
 import { matmul } from "./matmul.ts";
 
 /** "split" and "rows" take W [out, in]; "cols" takes Wᵀ [in, out]. */
@@ -58,45 +59,23 @@ export const GEMV_VARIANTS: readonly GemvVariant[] = [...GEMV_KERNELS.values()].
 /** Loop iterations one invocation may spend: half of llvmpipe's 65,535, for margin. */
 const LOOP_BUDGET = 32768;
 
-/** A CPU implementation of WebGPU, by the adapter's name (Gpu keeps no other trace of it). */
-export function isSoftwareAdapter(e: Engine): boolean {
-  return /llvmpipe|lavapipe|swiftshader|fallback/i.test(e.gpu.adapterName);
-}
+/** The engine's GEMV variant for W [out, in]: "rows" on a CPU adapter, "split" on a GPU. */
+export const GEMV_CHOICE = new VariantChoice("GEMV", GEMV_VARIANTS, {
+  software: "rows wg8 r4",
+  gpu: "split wg64 r4",
+});
 
-const chosen = new WeakMap<Engine, GemvVariant>();
-
-/** The engine's GEMV variant: the one chosen, else "rows" on a CPU adapter and "split" on a GPU. */
-export function gemvVariantOf(e: Engine): GemvVariant {
-  return chosen.get(e) ?? gemvVariantNamed(isSoftwareAdapter(e) ? "rows wg8 r4" : "split wg64 r4");
-}
-
-/** Makes `name` the engine's GEMV variant. */
-export function useGemvVariant(e: Engine, name: string): GemvVariant {
-  const v = gemvVariantNamed(name);
-  chosen.set(e, v);
-  return v;
-}
-
-export function gemvVariantNamed(name: string): GemvVariant {
-  const found = GEMV_KERNELS.get(name);
-  if (!found) {
-    throw new RangeError(
-      `unknown GEMV variant "${name}": one of ${GEMV_VARIANTS.map((v) => v.name).join(", ")}`,
-    );
-  }
-  return found.variant;
-}
+/** The "cols" variant for wt [in, out] on the adapter's kind. */
+export const TRANSPOSED_GEMV_CHOICE = new VariantChoice("GEMV", GEMV_VARIANTS, {
+  software: "cols wg8 r16",
+  gpu: "cols wg64 r4",
+});
 
 export interface GemvOptions {
   /** A variant's name; the engine's choice by default. */
   variant?: string;
   /** w is Wᵀ [in, out] (input-major) instead of W [out, in]. */
   transposed?: boolean;
-}
-
-/** The "cols" variant for wt [in, out] on this engine's adapter kind. */
-export function transposedGemvVariantOf(e: Engine): GemvVariant {
-  return gemvVariantNamed(isSoftwareAdapter(e) ? "cols wg8 r16" : "cols wg64 r4");
 }
 
 /**
@@ -119,10 +98,10 @@ export function gemv(x: Tensor, w: Tensor, opts: GemvOptions = {}): Tensor {
   }
   const outF = w.shape[transposed ? 1 : 0];
   const variant = opts.variant
-    ? gemvVariantNamed(opts.variant)
+    ? GEMV_CHOICE.named(opts.variant)
     : transposed
-    ? transposedGemvVariantOf(e)
-    : gemvVariantOf(e);
+    ? TRANSPOSED_GEMV_CHOICE.of(e)
+    : GEMV_CHOICE.of(e);
   if ((variant.shape === "cols") !== transposed) {
     throw new RangeError(
       `gemv: variant ${variant.name} takes ${
@@ -257,5 +236,5 @@ export async function tuneGemv(
   );
   x.dispose();
   w.dispose();
-  return { variant: useGemvVariant(e, fastest(times)), times };
+  return { variant: GEMV_CHOICE.use(e, fastest(times)), times };
 }

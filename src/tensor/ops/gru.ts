@@ -15,6 +15,7 @@ import { matmul } from "./matmul.ts";
 import { columnSums } from "./reduce.ts";
 import { reshape } from "./shape.ts";
 import { concat, slice } from "./slice.ts";
+import { VariantChoice } from "../variants.ts";
 import { tiledBackwardFunctions, tiledConstants, tiledForwardFunctions } from "./gru_tiled.ts";
 
 const GRU_PARAMS = { batch: "u32", steps: "u32", hidden: "u32", t0: "u32", t1: "u32" } as const;
@@ -97,29 +98,11 @@ function tiledKernel(
 tiledKernel("forward", GRU_VARIANTS[1], 64, declareKernel);
 tiledKernel("backward", GRU_VARIANTS[1], 64, declareKernel);
 
-const chosenVariant = new WeakMap<Engine, GruVariant>();
-
-/** The variant this engine's GRUs run: the chosen one, else tiled on a software adapter. */
-export function gruVariantOf(e: Engine): GruVariant {
-  return chosenVariant.get(e) ??
-    (/\[software/.test(e.gpu.adapterName) ? GRU_VARIANTS[1] : GRU_VARIANTS[0]);
-}
-
-export function gruVariantNamed(name: string): GruVariant {
-  const v = GRU_VARIANTS.find((x) => x.name === name);
-  if (!v) {
-    throw new Error(
-      `unknown GRU variant "${name}" (have ${GRU_VARIANTS.map((x) => x.name).join(", ")})`,
-    );
-  }
-  return v;
-}
-
-export function useGruVariant(e: Engine, name: string): GruVariant {
-  const v = gruVariantNamed(name);
-  chosenVariant.set(e, v);
-  return v;
-}
+/** The variant this engine's GRUs run: tiled on a software adapter, lanes on a GPU. */
+export const GRU_CHOICE = new VariantChoice("GRU", GRU_VARIANTS, {
+  software: GRU_VARIANTS[1].name,
+  gpu: GRU_VARIANTS[0].name,
+});
 
 /** The kernels' workgroup memory holds at most this many hidden units (4 per thread). */
 export const GRU_MAX_HIDDEN = 256;
@@ -189,13 +172,13 @@ function passes(steps: number, per: number): [number, number][] {
 export interface GruOptions {
   /** Time steps per pass, forward and backward (the iteration budget's when omitted). */
   stepsPerPass?: number;
-  /** A variant by name (the engine's, see gruVariantOf, when omitted). */
+  /** A variant by name (the engine's, see GRU_CHOICE, when omitted). */
   variant?: string;
 }
 
 /** The variant a call runs: the tiled layout needs its states and gate gradients to fit. */
 function variantFor(e: Engine, hidden: number, opts: GruOptions): GruVariant {
-  const v = opts.variant ? gruVariantNamed(opts.variant) : gruVariantOf(e);
+  const v = opts.variant ? GRU_CHOICE.named(opts.variant) : GRU_CHOICE.of(e);
   const bytes = 3 * hidden * v.seq * 4;
   return v.layout === "tiled" && bytes > e.gpu.limits.maxComputeWorkgroupStorageSize
     ? GRU_VARIANTS[0]
