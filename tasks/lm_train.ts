@@ -1,7 +1,8 @@
 /** `deno task lm:train`: trains a Llama-style decoder on a plain-text file. */
 import { ConfigError } from "../src/train/config.ts";
 import { lmTrainHelp, parseLmTrainArgs, resumeLmConfig } from "../src/train/lm_config.ts";
-import { lmDoneEvent, prepareText, trainLm } from "../src/train/lm.ts";
+import { prepareText, trainLm } from "../src/train/lm.ts";
+import { doneEvent } from "../src/train/loop.ts";
 import { Logger } from "../src/train/log.ts";
 import { stopOnSignals, storedRunConfig } from "../src/train/session.ts";
 import { Engine } from "../src/tensor/engine.ts";
@@ -34,7 +35,7 @@ async function main(args: string[]): Promise<number> {
   const stop = stopOnSignals();
   try {
     const r = await trainLm(engine, config, data, { logger, signal: stop.signal });
-    logger.emit(lmDoneEvent(r));
+    logger.emit(doneEvent(r, r.estimateBytes));
     if (r.status === "finished") {
       logger.event("valid", {
         run: r.runId,

@@ -6,6 +6,7 @@ import { Logger } from "../src/train/log.ts";
 import { stopOnSignals } from "../src/train/session.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import "../src/tensor/ops/mod.ts";
+import { doneEvent } from "../src/train/loop.ts";
 import { runMain } from "./cli.ts";
 
 async function main(args: string[]): Promise<number> {
@@ -28,18 +29,7 @@ async function main(args: string[]): Promise<number> {
   const stop = stopOnSignals();
   try {
     const r = await trainSsl(engine, config, data, { logger, signal: stop.signal });
-    logger.emit({
-      event: "done",
-      run: r.runId,
-      status: r.status,
-      error: r.error,
-      epochs: r.epochs,
-      best_epoch: r.bestEpoch,
-      seconds_per_epoch: Number.isFinite(r.secondsPerEpoch) ? r.secondsPerEpoch : null,
-      wall_seconds: r.wallSeconds,
-      peak_bytes: r.peakBytes,
-      estimate_bytes: 0,
-    });
+    logger.emit(doneEvent(r, 0));
     if (r.status === "finished") logger.emit({ event: "metrics", groups: r.groups });
     return r.status === "failed" ? 1 : 0;
   } finally {

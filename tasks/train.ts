@@ -1,12 +1,7 @@
 /** `deno task train`: trains SASRec and prints the final metrics table. */
 import { ConfigError, parseTrainArgs, resumeConfig, trainHelp } from "../src/train/config.ts";
-import {
-  doneEvent,
-  metricsEvent,
-  prepareData,
-  train,
-  tuneKernels,
-} from "../src/train/recommender.ts";
+import { metricsEvent, prepareData, train, tuneKernels } from "../src/train/recommender.ts";
+import { doneEvent } from "../src/train/loop.ts";
 import { Logger } from "../src/train/log.ts";
 import { stopOnSignals, storedRunConfig } from "../src/train/session.ts";
 import { formatMetricsTable } from "../src/train/metrics.ts";
@@ -47,7 +42,7 @@ async function main(args: string[]): Promise<number> {
   try {
     await tuneKernels(engine, config, logger);
     const r = await train(engine, config, data, { logger, signal: stop.signal });
-    logger.emit(doneEvent(r));
+    logger.emit(doneEvent(r, r.estimate.total));
     if (r.status === "finished" && !config.json) {
       console.log(formatMetricsTable({ valid: r.valid, test: r.test, mostpop: r.mostPopTest }));
     }

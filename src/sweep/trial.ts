@@ -7,7 +7,8 @@
  * killed without a word (SIGKILL) closes it, so no trial trains on for a parent that is gone.
  */
 import { ConfigError, parseTrainArgs } from "../train/config.ts";
-import { doneEvent, metricsEvent, prepareData, train, tuneKernels } from "../train/recommender.ts";
+import { doneEvent } from "../train/loop.ts";
+import { metricsEvent, prepareData, train, tuneKernels } from "../train/recommender.ts";
 import { Logger } from "../train/log.ts";
 import { stopOnSignals } from "../train/session.ts";
 import { Engine } from "../tensor/engine.ts";
@@ -49,7 +50,7 @@ async function main(args: string[]): Promise<number> {
       // --retune measures), never time each other.
       await tuneKernels(engine, config, logger, false);
       const r = await train(engine, config, data, { logger, signal, sweepId });
-      logger.emit(doneEvent(r));
+      logger.emit(doneEvent(r, r.estimate.total));
       if (r.status === "finished") logger.emit(metricsEvent(r));
       return r.status === "finished" ? 0 : r.status === "stopped" ? STOPPED_EXIT : 1;
     } finally {

@@ -24,9 +24,17 @@ import { reshape } from "../tensor/ops/shape.ts";
 import { type TokenObjective, tokenObjectiveOf } from "../loss/token_objectives.ts";
 import type { LmConfig } from "./lm_config.ts";
 import { Adam } from "./optim.ts";
-import type { MetricGroup, TrainEvent } from "./events.ts";
+import type { MetricGroup } from "./events.ts";
 import type { Logger } from "./log.ts";
-import { type Evaluator, optimiserStep, runInSession, runLoop, START } from "./loop.ts";
+import {
+  type Evaluator,
+  optimiserStep,
+  runInSession,
+  runLoop,
+  type RunSummary,
+  START,
+  summaryOf,
+} from "./loop.ts";
 import { RunSession } from "./session.ts";
 
 export interface LmData {
@@ -189,18 +197,8 @@ export interface LmTrainOptions {
   onMetrics?: () => void;
 }
 
-export interface LmTrainResult {
-  runId: string;
-  runDir: string;
-  status: "finished" | "failed" | "stopped";
-  error: string | null;
-  epochs: number;
-  bestEpoch: number;
-  /** Over the whole validation split, best checkpoint (when finished). */
-  valid: MetricGroup;
-  secondsPerEpoch: number;
-  wallSeconds: number;
-  peakBytes: number;
+/** `valid` is over the whole validation split, best checkpoint (when finished). */
+export interface LmTrainResult extends RunSummary {
   estimateBytes: number;
 }
 
@@ -240,7 +238,7 @@ export async function trainLm(
     onMetrics: opts.onMetrics,
   });
   const training = new LmTraining(engine, c, vocab);
-  const { result, wallSeconds, peakBytes } = await runInSession(
+  const run = await runInSession(
     engine,
     session,
     () => training.dispose(),
@@ -286,33 +284,8 @@ export async function trainLm(
     },
   );
   return {
-    runId: session.runId,
-    runDir: session.runDir,
-    status: result.status,
-    error: result.error,
-    epochs: result.epochs,
-    bestEpoch: result.bestEpoch,
-    valid: result.valid,
-    secondsPerEpoch: result.secondsPerEpoch,
-    wallSeconds,
-    peakBytes,
+    ...summaryOf(session, run),
     estimateBytes: estimateLmTrainingBytes(c, vocab),
-  };
-}
-
-/** How a run ended, as its process reports it. */
-export function lmDoneEvent(r: LmTrainResult): TrainEvent {
-  return {
-    event: "done",
-    run: r.runId,
-    status: r.status,
-    error: r.error,
-    epochs: r.epochs,
-    best_epoch: r.bestEpoch,
-    seconds_per_epoch: Number.isFinite(r.secondsPerEpoch) ? r.secondsPerEpoch : null,
-    wall_seconds: r.wallSeconds,
-    peak_bytes: r.peakBytes,
-    estimate_bytes: r.estimateBytes,
   };
 }
 

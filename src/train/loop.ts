@@ -11,7 +11,7 @@ import type { Module } from "../nn/module.ts";
 import type { Adam } from "./optim.ts";
 import { clipGradNorm } from "./clip.ts";
 import type { TrainingPosition } from "./checkpoint.ts";
-import type { MetricGroup } from "./events.ts";
+import type { MetricGroup, TrainEvent } from "./events.ts";
 import type { Logger } from "./log.ts";
 import type { RunSession } from "./session.ts";
 
@@ -209,6 +209,52 @@ export interface SessionRun {
   result: LoopResult;
   wallSeconds: number;
   peakBytes: number;
+}
+
+/** What every training task reports about a run that ended in its session. */
+export interface RunSummary {
+  runId: string;
+  runDir: string;
+  status: LoopResult["status"];
+  error: string | null;
+  epochs: number;
+  bestEpoch: number;
+  valid: MetricGroup;
+  secondsPerEpoch: number;
+  wallSeconds: number;
+  peakBytes: number;
+}
+
+export function summaryOf(session: RunSession, run: SessionRun): RunSummary {
+  const { result } = run;
+  return {
+    runId: session.runId,
+    runDir: session.runDir,
+    status: result.status,
+    error: result.error,
+    epochs: result.epochs,
+    bestEpoch: result.bestEpoch,
+    valid: result.valid,
+    secondsPerEpoch: result.secondsPerEpoch,
+    wallSeconds: run.wallSeconds,
+    peakBytes: run.peakBytes,
+  };
+}
+
+/** How a run ended, as its process reports it (`estimateBytes`: the task's memory estimate). */
+export function doneEvent(r: RunSummary, estimateBytes: number): TrainEvent {
+  return {
+    event: "done",
+    run: r.runId,
+    status: r.status,
+    error: r.error,
+    epochs: r.epochs,
+    best_epoch: r.bestEpoch,
+    seconds_per_epoch: Number.isFinite(r.secondsPerEpoch) ? r.secondsPerEpoch : null,
+    wall_seconds: r.wallSeconds,
+    peak_bytes: r.peakBytes,
+    estimate_bytes: estimateBytes,
+  };
 }
 
 /**

@@ -31,7 +31,15 @@ import { evalChunkSize, evaluateRanking } from "./evaluate.ts";
 import { estimateTrainingMemory, type MemoryEstimate } from "./memory.ts";
 import type { MetricGroup, TrainEvent } from "./events.ts";
 import type { Logger } from "./log.ts";
-import { type Evaluator, optimiserStep, runInSession, runLoop, START } from "./loop.ts";
+import {
+  type Evaluator,
+  optimiserStep,
+  runInSession,
+  runLoop,
+  type RunSummary,
+  START,
+  summaryOf,
+} from "./loop.ts";
 import { RunSession, storedRunConfig } from "./session.ts";
 import { redactUrl } from "../store/postgres.ts";
 
@@ -50,20 +58,10 @@ export class MemoryBudgetError extends Error {
   }
 }
 
-export interface TrainResult {
-  runId: string;
-  runDir: string;
-  status: "finished" | "failed" | "stopped";
-  error: string | null;
-  epochs: number;
-  bestEpoch: number;
-  valid: Record<string, number>;
+export interface TrainResult extends RunSummary {
   test: Record<string, number>;
   /** The MostPop baseline on the same test users. */
   mostPopTest: Record<string, number>;
-  secondsPerEpoch: number;
-  wallSeconds: number;
-  peakBytes: number;
   estimate: MemoryEstimate;
 }
 
@@ -389,7 +387,7 @@ export async function train(
     onMetrics: opts.onMetrics,
   });
   const training = new RecommenderTraining(engine, c, data);
-  const { result, wallSeconds, peakBytes } = await runInSession(
+  const run = await runInSession(
     engine,
     session,
     () => training.dispose(),
@@ -429,18 +427,9 @@ export async function train(
     },
   );
   return {
-    runId: session.runId,
-    runDir: session.runDir,
-    status: result.status,
-    error: result.error,
-    epochs: result.epochs,
-    bestEpoch: result.bestEpoch,
-    valid: result.valid,
-    test: result.groups.test ?? {},
-    mostPopTest: result.groups.mostpop_test ?? {},
-    secondsPerEpoch: result.secondsPerEpoch,
-    wallSeconds,
-    peakBytes,
+    ...summaryOf(session, run),
+    test: run.result.groups.test ?? {},
+    mostPopTest: run.result.groups.mostpop_test ?? {},
     estimate,
   };
 }
@@ -485,22 +474,6 @@ export async function tuneKernels(
     measure: measure || c.retune,
   });
   logger.event("kernels", { matmul: tuned.variant.name, source: tuned.source });
-}
-
-/** How a run ended, as its process reports it. */
-export function doneEvent(r: TrainResult): TrainEvent {
-  return {
-    event: "done",
-    run: r.runId,
-    status: r.status,
-    error: r.error,
-    epochs: r.epochs,
-    best_epoch: r.bestEpoch,
-    seconds_per_epoch: Number.isFinite(r.secondsPerEpoch) ? r.secondsPerEpoch : null,
-    wall_seconds: r.wallSeconds,
-    peak_bytes: r.peakBytes,
-    estimate_bytes: r.estimate.total,
-  };
 }
 
 /** A finished run's final metrics, as its process reports them. */

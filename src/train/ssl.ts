@@ -36,7 +36,14 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 import type { MetricGroup } from "./events.ts";
 import type { Logger } from "./log.ts";
-import { type Evaluator, runInSession, runLoop, START } from "./loop.ts";
+import {
+  type Evaluator,
+  runInSession,
+  runLoop,
+  type RunSummary,
+  START,
+  summaryOf,
+} from "./loop.ts";
 import { Adam } from "./optim.ts";
 import {
   anisotropy,
@@ -326,18 +333,8 @@ export async function loadSslRun(
   return { model, run };
 }
 
-export interface SslTrainResult {
-  runId: string;
-  runDir: string;
-  status: "finished" | "failed" | "stopped";
-  error: string | null;
-  epochs: number;
-  bestEpoch: number;
-  valid: MetricGroup;
+export interface SslTrainResult extends RunSummary {
   groups: Record<string, MetricGroup>;
-  secondsPerEpoch: number;
-  wallSeconds: number;
-  peakBytes: number;
 }
 
 export async function trainSsl(
@@ -365,7 +362,7 @@ export async function trainSsl(
   const model = new SslModel(engine, encoderConfig, objective, c.seed);
   const optimizer = new Adam(model.parameters(), { lr: c.lr });
   const teacher = teacherRun?.model.encoder ?? null;
-  const { result, wallSeconds, peakBytes } = await runInSession(
+  const run = await runInSession(
     engine,
     session,
     () => {
@@ -403,17 +400,5 @@ export async function trainSsl(
       );
     },
   );
-  return {
-    runId: session.runId,
-    runDir: session.runDir,
-    status: result.status,
-    error: result.error,
-    epochs: result.epochs,
-    bestEpoch: result.bestEpoch,
-    valid: result.valid,
-    groups: result.groups,
-    secondsPerEpoch: result.secondsPerEpoch,
-    wallSeconds,
-    peakBytes,
-  };
+  return { ...summaryOf(session, run), groups: run.result.groups };
 }
