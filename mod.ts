@@ -60,6 +60,8 @@ export * from "./src/sparse/mod.ts";
 export * from "./src/prune/mod.ts";
 export * from "./src/finetune/mod.ts";
 export { finetuneLm } from "./src/train/finetune.ts";
+export { finetuneSasrec } from "./src/train/finetune_sasrec.ts";
+export { openSasrecRun, readRunConfig } from "./src/train/sasrec_run.ts";
 export { loadDataset } from "./src/data/load.ts";
 export { readInteractions, readSequences } from "./src/data/readers.ts";
 export { globalTemporalSplit, leaveOneOut } from "./src/data/split.ts";

@@ -16,11 +16,8 @@ import type { Module } from "../src/nn/module.ts";
 import type { LayerRole } from "../src/prune/activation.ts";
 import type { Engine } from "../src/tensor/engine.ts";
 import { reshape } from "../src/tensor/ops/shape.ts";
-import { loadCheckpoint } from "../src/train/checkpoint.ts";
-import { DEFAULTS, type TrainConfig } from "../src/train/config.ts";
-import { evaluateRanking } from "../src/train/evaluate.ts";
 import { evaluateText, loadLmRun, loadModelPath, prepareText } from "../src/train/lm.ts";
-import { buildModel, prepareData } from "../src/train/recommender.ts";
+import { openSasrecRun, readRunConfig } from "../src/train/sasrec_run.ts";
 
 export interface Backbone {
   kind: "lm" | "model" | "sasrec";
@@ -59,15 +56,6 @@ export interface BackboneOptions {
   evalUsers: number;
 }
 
-/** A run folder's recorded configuration, or null when `dir` holds none. */
-async function runConfig(dir: string): Promise<Record<string, unknown> | null> {
-  try {
-    return JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
-  } catch {
-    return null;
-  }
-}
-
 /** Opens what `--model` names: a run id under `out`, a run folder, or a model file. */
 export async function openBackbone(
   e: Engine,
@@ -78,7 +66,7 @@ export async function openBackbone(
   const [out, id] = path.includes("/")
     ? [path.slice(0, path.lastIndexOf("/")), path.slice(path.lastIndexOf("/") + 1)]
     : [o.out, path];
-  const saved = path.endsWith(".bin") ? null : await runConfig(`${out}/${id}`);
+  const saved = path.endsWith(".bin") ? null : await readRunConfig(`${out}/${id}`);
   if (saved?.task === "lm") return await lmRun(e, out, id, o);
   if (saved) return await sasrecRun(e, out, id, saved, o);
   return await modelFile(e, path, o);
@@ -230,44 +218,20 @@ async function sasrecRun(
   saved: Record<string, unknown>,
   o: BackboneOptions,
 ): Promise<Backbone> {
-  const config: TrainConfig = { ...DEFAULTS, ...saved, out } as TrainConfig;
-  if (o.evalUsers > 0) config.evalUsers = o.evalUsers;
-  const data = await prepareData(config);
-  const model = buildModel(e, config, data.dataset.items);
-  try {
-    await loadCheckpoint(`${out}/${id}/${o.checkpoint}.safetensors`, model, null);
-  } catch (err) {
-    model.dispose();
-    throw err;
-  }
-  const opts = { keepSeen: config.keepSeen, ks: [10] };
-  // Calibration reads each training sequence but its last item, which it is asked to rank.
-  const users = Math.max(1, Math.floor(o.calibTokens / config.seqLen));
-  const calibration = data.split.train.filter((s) => s.length >= 2).slice(0, users).map((s, i) => ({
-    user: i,
-    history: s.subarray(0, s.length - 1),
-    target: s[s.length - 1],
-  }));
-  const users10 = (g: Record<string, number>, split: string) => ({
-    [`${split}_ndcg@10`]: g["ndcg@10"],
-    [`${split}_hr@10`]: g["hr@10"],
-  });
+  const run = await openSasrecRun(e, out, id, saved, o);
   return {
     kind: "sasrec",
     model: id,
     runId: id,
     dir: `${out}/${id}`,
     storeDir: out,
-    label: `run ${id} (${o.checkpoint}), ${data.split.test.length} test users of ${data.label}`,
-    pruned: model,
+    label: run.label,
+    pruned: run.model,
     metrics: ["test_ndcg@10", "test_hr@10", "valid_ndcg@10", "valid_hr@10"],
     higherIsBetter: true,
     layers: ["q", "k", "v", "o", "fc1", "fc2"],
-    score: async () => ({
-      ...users10(await evaluateRanking(model, data.split.valid, opts), "valid"),
-      ...users10(await evaluateRanking(model, data.split.test, opts), "test"),
-    }),
-    calibrate: async () => void (await evaluateRanking(model, calibration, opts)),
-    dispose: () => model.dispose(),
+    score: run.score,
+    calibrate: run.calibrate,
+    dispose: () => run.model.dispose(),
   };
 }

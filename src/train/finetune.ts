@@ -50,13 +50,15 @@ export interface FinetuneResult {
 }
 
 /** "runs/ID" → ["runs", "ID"]; a bare id lives under `out`. */
-function runLocation(model: string, out: string): [string, string] {
+export function runLocation(model: string, out: string): [string, string] {
   const path = model.replace(/\/+$/, "");
   const at = path.lastIndexOf("/");
   return at < 0 ? [out, path] : [path.slice(0, at), path.slice(at + 1)];
 }
 
-function parseRoles(text: string): LayerRole[] {
+/** `--layers` as roles; empty: `all`. */
+export function parseRoles(text: string, all: readonly LayerRole[]): LayerRole[] {
+  if (!text) return [...all];
   const roles = text.split(",").map((s) => s.trim()).filter(Boolean);
   for (const r of roles) {
     if (!(LAYER_ROLES as readonly string[]).includes(r)) {
@@ -74,7 +76,7 @@ export async function finetuneLm(
   const { logger } = opts;
   const [out, id] = runLocation(c.model!, c.out);
   const spec = parseBackbonePruning(c.prune, c.criterion);
-  const roles = parseRoles(c.layers);
+  const roles = parseRoles(c.layers, ["q", "k", "v", "o", "gate", "up", "down"]);
   const { model, run } = await loadLmRun(engine, out, id, c.checkpoint as "best" | "last");
   const data: LmData = await prepareText(run);
   const objective = tokenObjectiveOf(run.loss);

@@ -7,14 +7,17 @@ export interface FinetuneConfig {
   method: FinetuneMethod;
   /** GIFT-SW without noise. */
   noNoise: boolean;
-  /** A language-model run id under `out`, or the path of a run folder. */
+  /** A run id under `out` or a run folder: a language-model run or a SASRec run. */
   model: string | null;
   checkpoint: string;
   /** weight-N:M, act-N:M (also uP for unstructured) or none. */
   prune: string;
   /** The pruning criterion: magnitude or wanda (weight), any activation criterion (act). */
   criterion: string;
-  /** Layer roles to prune and adapt (those whose width the pattern cannot group are skipped). */
+  /**
+   * Layer roles to prune and adapt (those whose width the pattern cannot group are skipped);
+   * empty: every linear role of the model (LM q…down, SASRec q,k,v,o,fc1,fc2).
+   */
   layers: string;
   steps: number;
   /** Steps between validations and checkpoints (0: all of them in one epoch). */
@@ -33,6 +36,8 @@ export interface FinetuneConfig {
   alphaGrid: boolean;
   calibTokens: number;
   evalTokens: number;
+  /** SASRec: users scored on validation and test, sampled with the run's seed (0: the run's). */
+  evalUsers: number;
   seed: number;
   out: string;
   name: string | null;
@@ -46,7 +51,7 @@ export const FINETUNE_DEFAULTS: FinetuneConfig = {
   checkpoint: "best",
   prune: "weight-8:16",
   criterion: "magnitude",
-  layers: "q,k,v,o,gate,up,down",
+  layers: "",
   steps: 100,
   stepsPerEpoch: 0,
   lr: 1e-3,
@@ -62,6 +67,7 @@ export const FINETUNE_DEFAULTS: FinetuneConfig = {
   alphaGrid: false,
   calibTokens: 8192,
   evalTokens: 16384,
+  evalUsers: 0,
   seed: 0,
   out: "runs",
   name: null,
@@ -79,7 +85,7 @@ const FLAGS: Record<string, FlagSpec<keyof FinetuneConfig>> = {
   model: {
     key: "model",
     type: "string",
-    help: "a language-model run id under --out, or its folder (required)",
+    help: "a language-model or SASRec run id under --out, or its folder (required)",
   },
   checkpoint: {
     key: "checkpoint",
@@ -89,7 +95,11 @@ const FLAGS: Record<string, FlagSpec<keyof FinetuneConfig>> = {
   },
   prune: { key: "prune", type: "string", help: "weight-N:M, act-N:M (or -uP) or none" },
   criterion: { key: "criterion", type: "string", help: "the pruning criterion" },
-  layers: { key: "layers", type: "string", help: "roles to prune and adapt: q,k,v,o,gate,up,down" },
+  layers: {
+    key: "layers",
+    type: "string",
+    help: "roles to prune and adapt (empty: LM q,k,v,o,gate,up,down; SASRec q,k,v,o,fc1,fc2)",
+  },
   steps: { key: "steps", type: "number", help: "optimiser steps" },
   "steps-per-epoch": {
     key: "stepsPerEpoch",
@@ -126,6 +136,11 @@ const FLAGS: Record<string, FlagSpec<keyof FinetuneConfig>> = {
     type: "number",
     help: "validation tokens per score (0: all)",
   },
+  "eval-users": {
+    key: "evalUsers",
+    type: "number",
+    help: "SASRec: validation and test users per score, seeded sample (0: the run's)",
+  },
   seed: { key: "seed", type: "number", help: "batch order, noise and LoRA initialisation" },
   out: { key: "out", type: "string", help: "runs folder" },
   name: { key: "name", type: "string", help: "run name" },
@@ -138,7 +153,9 @@ export function parseFinetuneArgs(args: string[]): { config: FinetuneConfig; hel
 }
 
 export function validateFinetune(c: FinetuneConfig): FinetuneConfig {
-  if (!c.model) throw new ConfigError("--model RUN|PATH is required (a language-model run)");
+  if (!c.model) {
+    throw new ConfigError("--model RUN|PATH is required (a language-model or SASRec run)");
+  }
   for (const k of ["steps", "bits"] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 1) {
       throw new ConfigError(`--${flagOf(FLAGS, k)} must be a whole number ≥ 1, got ${c[k]}`);
@@ -150,6 +167,7 @@ export function validateFinetune(c: FinetuneConfig): FinetuneConfig {
     "seqLen",
     "calibTokens",
     "evalTokens",
+    "evalUsers",
     "seed",
   ] as const;
   for (const k of counts) {
@@ -178,9 +196,10 @@ export function finetuneHelp(): string {
   const lines = [
     "Usage: deno task finetune --method gift-sw|lora|full --model RUN|PATH [flags]",
     "",
-    "Prunes a language-model run (weight or activation N:M), then fine-tunes it on its training",
-    "split: GIFT-SW (salient columns with noise), LoRA at the same trainable count, or every",
-    "weight. Reports validation loss dense, pruned and after fine-tuning.",
+    "Prunes a language-model or SASRec run (weight or activation N:M), then fine-tunes it on its",
+    "training data: GIFT-SW (salient columns with noise), LoRA at the same trainable count, or",
+    "every weight. Reports validation loss (LM) or validation and test NDCG@10 and HR@10",
+    "(SASRec) dense, pruned and after fine-tuning.",
     "",
     "Flags:",
   ];

@@ -264,8 +264,14 @@ export class RecommenderTraining {
   readonly objective: RecommenderObjective;
   private readonly settings: ObjectiveSettings;
 
-  constructor(readonly engine: Engine, readonly config: TrainConfig, data: PreparedData) {
-    this.model = buildModel(engine, config, data.dataset.items);
+  /** `model`: one already built (a loaded run being fine-tuned); by default a fresh one. */
+  constructor(
+    readonly engine: Engine,
+    readonly config: TrainConfig,
+    data: PreparedData,
+    model?: SasRec,
+  ) {
+    this.model = model ?? buildModel(engine, config, data.dataset.items);
     this.optimizer = optimizerFor(config, this.model);
     this.sampler = samplerFor(config, data);
     this.objective = objectiveOf(config.loss);
