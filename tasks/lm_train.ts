@@ -19,7 +19,7 @@ async function main(args: string[]): Promise<number> {
     }
     config = parsed.config.resume
       ? resumeLmConfig(
-        await storedRunConfig(parsed.config.out, parsed.config.resume),
+        await storedRunConfig(parsed.config.out, parsed.config.resume, parsed.config.store),
         parsed.config,
         parsed.given,
       )

@@ -4,6 +4,7 @@
  * inside a run session (session.ts); validation reports nats per token, perplexity and bits per
  * character.
  */
+import { redactUrl } from "../store/postgres.ts";
 import {
   RandomWindows,
   splitText,
@@ -219,8 +220,10 @@ export async function trainLm(
 ): Promise<LmTrainResult> {
   const { logger } = opts;
   const vocab = data.tokenizer.vocabSize;
+  // The store's URL is recorded without its password.
+  const recorded = { ...c, store: c.store === null ? null : redactUrl(c.store) };
   const runFile: LmRunFile = {
-    ...c,
+    ...recorded,
     task: "lm",
     model: llamaConfigOf(c, vocab),
     tokenizerSpec: data.tokenizer.spec(),
@@ -229,10 +232,11 @@ export async function trainLm(
   };
   const session = await RunSession.open({
     out: c.out,
+    store: c.store,
     resume: c.resume,
     name: c.name ?? `${data.label}-llama`,
     dataset: data.label,
-    config: { ...c, task: "lm" },
+    config: { ...recorded, task: "lm" },
     configFile: runFile as unknown as Record<string, unknown>,
     logger,
     onMetrics: opts.onMetrics,

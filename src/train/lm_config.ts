@@ -1,4 +1,5 @@
 /** `deno task lm:train`'s configuration: every flag, its default and help, and resume rules. */
+import { isPostgresUrl } from "../store/open.ts";
 import { TEXT_TOKENIZERS, type TextTokenizerKind } from "../data/text.ts";
 import { TOKEN_OBJECTIVE_NAMES, tokenObjectiveOf } from "../loss/token_objectives.ts";
 import { ConfigError, flagOf, type FlagSpec, mergeResume, parseFlags } from "./flags.ts";
@@ -29,6 +30,8 @@ export interface LmConfig {
   /** Validation tokens scored after each epoch (0: the whole validation split). */
   evalTokens: number;
   out: string;
+  /** The run store: a postgres:// URL; null: `<out>/runs.sqlite`. */
+  store: string | null;
   name: string | null;
   resume: string | null;
   memoryLimit: number | null;
@@ -62,6 +65,7 @@ export const LM_DEFAULTS: LmConfig = {
   evalEvery: 1,
   evalTokens: 16384,
   out: "runs",
+  store: null,
   name: null,
   resume: null,
   memoryLimit: null,
@@ -113,6 +117,12 @@ const FLAGS: Record<string, FlagSpec<keyof LmConfig>> = {
     help: "validation tokens per epoch (0: all; the final figures use all)",
   },
   out: { key: "out", type: "string", help: "runs folder" },
+  store: {
+    key: "store",
+    type: "string",
+    help: "run store shared by many machines: postgres://USER@HOST:PORT/DB",
+    shown: "<out>/runs.sqlite",
+  },
   name: { key: "name", type: "string", help: "run name" },
   resume: { key: "resume", type: "string", help: "continue this run from its last checkpoint" },
   "memory-limit": {
@@ -127,7 +137,7 @@ const FLAGS: Record<string, FlagSpec<keyof LmConfig>> = {
 /** Settings a resumed run may change (they are recorded); everything else must match. */
 const RESUME_MAY_CHANGE: readonly (keyof LmConfig)[] = ["epochs", "patience", "evalEvery"];
 /** How to run, not what is trained. */
-const RUNTIME_ONLY: readonly (keyof LmConfig)[] = ["out", "resume", "json", "memoryLimit"];
+const RUNTIME_ONLY: readonly (keyof LmConfig)[] = ["out", "store", "resume", "json", "memoryLimit"];
 
 export interface ParsedLmArgs {
   config: LmConfig;
@@ -181,6 +191,11 @@ export function validateLm(c: LmConfig): LmConfig {
   }
   if (!(c.weightDecay >= 0) || !(c.clip >= 0)) {
     throw new ConfigError("--weight-decay and --clip must be ≥ 0");
+  }
+  if (c.store !== null && !isPostgresUrl(c.store)) {
+    throw new ConfigError(
+      `--store must be postgres://USER@HOST:PORT/DB (without it: <out>/runs.sqlite), got "${c.store}"`,
+    );
   }
   return c;
 }
