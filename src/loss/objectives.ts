@@ -121,10 +121,12 @@ const objectives: RecommenderObjective[] = [
     denseTableGradient: true,
     // O(N) per-row state (LSE, loss, running max and sum), a [N, d] dh scratch and block sum;
     // for shared negatives their ids and per-slot sums, for per-position ones the table
-    // gradient's N·K entries and per-item counts (tableGradBytes).
+    // gradient's N·K entries and per-item counts (tableGradBytes). Popularity negatives keep the
+    // alias table on the device (8 bytes per item) and, with logQ, the log-probabilities (4).
     memoryBytes: ({ positions: n, items, dim: d, settings: s }) =>
       n * (6 + 2 * d) * F32 +
-      (s.sampler === "shared" ? 3 * s.negatives * F32 : tableGradBytes(n, s.negatives, items, d)),
+      (s.sampler === "shared" ? 3 * s.negatives * F32 : tableGradBytes(n, s.negatives, items, d)) +
+      (s.sampler === "popularity" ? items * (8 + (s.logQ ? F32 : 0)) : 0),
     loss(inputs, s) {
       const { h, table, targets } = inputs;
       const source = needNegatives("cce-", inputs);
