@@ -57,6 +57,7 @@ import type { SslConfig } from "./ssl_config.ts";
 import { MemoryBudgetError } from "./memory.ts";
 import { estimateSslMemory, type SslMemoryEstimate } from "./ssl_memory.ts";
 import { redactUrl } from "../store/postgres.ts";
+import { GRU_CHOICE } from "../tensor/ops/gru.ts";
 
 export interface SslData {
   label: string;
@@ -357,6 +358,7 @@ export interface SslTrainResult extends RunSummary {
  * events allow.
  */
 export function estimateSslFor(
+  engine: Engine,
   c: SslConfig,
   data: SslData,
   teacher: EventEncoderConfig | null,
@@ -372,6 +374,7 @@ export function estimateSslFor(
     encoder: encoderConfigOf(c, s),
     objective,
     teacher,
+    tiledGru: GRU_CHOICE.of(engine).layout === "tiled",
     trainRows: batchClients * (objective.slices ? c.slices : 1),
     trainSteps: Math.min(objective.slices ? c.maxLen : c.seqLen, longest),
     embedRows: Math.min(EMBED_CLIENTS, s.clientIds.length),
@@ -391,7 +394,7 @@ export async function trainSsl(
   if (teacherFile && teacherFile.method !== "coles") {
     throw new Error(`--teacher ${c.teacher} is a ${teacherFile.method} run, not coles`);
   }
-  const estimate = estimateSslFor(c, data, teacherFile?.encoderConfig ?? null);
+  const estimate = estimateSslFor(engine, c, data, teacherFile?.encoderConfig ?? null);
   const limit = engine.gpu.allocator.limitBytes;
   if (estimate.total > limit) {
     throw new MemoryBudgetError(

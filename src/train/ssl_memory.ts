@@ -14,6 +14,8 @@ export interface SslMemoryShape {
   objective: { decoder: boolean; teacher: boolean };
   /** The frozen CoLES encoder (MLEM). */
   teacher: EventEncoderConfig | null;
+  /** The GRUs run the tiled kernels, which pad a hidden size to a multiple of 4. */
+  tiledGru: boolean;
   /** Rows and padded steps of the largest training batch. */
   trainRows: number;
   trainSteps: number;
@@ -51,21 +53,25 @@ function gruParameters(input: number, hidden: number): number {
   return 3 * hidden * (input + hidden + 2);
 }
 
+/** GRU units as its kernels run them: the tiled ones pad to a multiple of 4. */
+function gruWidth(h: number, tiled: boolean): number {
+  return tiled ? Math.ceil(h / 4) * 4 : h;
+}
+
 /**
  * Floats per event of a GRU's forward: its input projection and that plus the bias (6H), then
- * states, gates and previous states (6H). The tiled kernels (llvmpipe) run a hidden size that is
- * not a multiple of 4 on copies padded to one: the padded projection beside its zero columns, wider
- * states, and the states sliced back; counted on every adapter, it over-counts a GPU's a little.
+ * states, gates and previous states (6H). Padded units run on copies: the padded projection
+ * beside its zero columns, wider states, and the states sliced back.
  */
-function gruForward(h: number): number {
-  const wide = Math.ceil(h / 4) * 4;
+function gruForward(h: number, tiled: boolean): number {
+  const wide = gruWidth(h, tiled);
   const pad = wide - h;
   return 6 * h + 6 * wide + (pad ? 3 * wide + 3 * pad + h : 0);
 }
 
 /** The GRU backward's gradients in flight: of the states, input and recurrent gates (7H). */
-function gruBackward(h: number): number {
-  const wide = Math.ceil(h / 4) * 4;
+function gruBackward(h: number, tiled: boolean): number {
+  const wide = gruWidth(h, tiled);
   return 7 * wide + (wide > h ? 4 * h : 0);
 }
 
@@ -92,16 +98,16 @@ export function decoderParameters(c: EventEncoderConfig): number {
  * after its bias), field embeddings and the concatenation; then the GRU, or the transformer's input projection,
  * position ids and embeddings, blocks, final norm and the mean-pooling matrix (`rows` per event).
  */
-function encoderForward(c: EventEncoderConfig, rows: number): number {
+function encoderForward(c: EventEncoderConfig, rows: number, tiled: boolean): number {
   const features = c.vocabs.length + c.numericInputs + c.numericDim + 2 * featureWidth(c);
-  if (c.encoder === "gru") return features + gruForward(c.hidden);
+  if (c.encoder === "gru") return features + gruForward(c.hidden, tiled);
   return features + 3 + (4 + SAVED_PER_BLOCK * c.layers) * c.hidden + rows;
 }
 
 /** Floats per event of the gradients in flight at the encoder's widest backward point. */
-function encoderBackward(c: EventEncoderConfig): number {
+function encoderBackward(c: EventEncoderConfig, tiled: boolean): number {
   // A transformer block's: measured at 2–4d.
-  return c.encoder === "gru" ? gruBackward(c.hidden) : 4 * c.hidden;
+  return c.encoder === "gru" ? gruBackward(c.hidden, tiled) : 4 * c.hidden;
 }
 
 /**
@@ -109,16 +115,16 @@ function encoderBackward(c: EventEncoderConfig): number {
  * (`rows` per event), the repeated embedding, step one-hot and their concatenation, its GRU,
  * each head's logits before and after the bias, and the targets, mask and squared errors.
  */
-function decoderForward(c: EventEncoderConfig, rows: number): number {
+function decoderForward(c: EventEncoderConfig, rows: number, tiled: boolean): number {
   const h = c.hidden;
   const logits = c.vocabs.reduce((a, v) => a + 2 * v, 0);
-  return rows + 2 * h + 2 * c.maxLen + gruForward(h) + logits + 7 * c.numericInputs +
+  return rows + 2 * h + 2 * c.maxLen + gruForward(h, tiled) + logits + 7 * c.numericInputs +
     3 * c.vocabs.length;
 }
 
 /** The decoder's widest backward point: its GRU's, the heads' summed state gradient, logits'. */
-function decoderBackward(c: EventEncoderConfig): number {
-  return gruBackward(c.hidden) + c.hidden + c.vocabs.reduce((a, v) => a + v, 0) +
+function decoderBackward(c: EventEncoderConfig, tiled: boolean): number {
+  return gruBackward(c.hidden, tiled) + c.hidden + c.vocabs.reduce((a, v) => a + v, 0) +
     c.numericInputs;
 }
 
@@ -143,19 +149,20 @@ export function estimateSslMemory(s: SslMemoryShape): SslMemoryEstimate {
   // A parameter's gradient may meet a second copy while it accumulates.
   const gradients = 2 * trained * F32;
   const n = s.trainRows * s.trainSteps;
-  let perEvent = encoderForward(enc, s.trainRows);
-  let backward = encoderBackward(enc);
+  const tiled = s.tiledGru;
+  let perEvent = encoderForward(enc, s.trainRows, tiled);
+  let backward = encoderBackward(enc, tiled);
   if (s.objective.decoder) {
-    perEvent += decoderForward(enc, s.trainRows);
-    backward = Math.max(backward, decoderBackward(enc));
+    perEvent += decoderForward(enc, s.trainRows, tiled);
+    backward = Math.max(backward, decoderBackward(enc, tiled));
   }
-  if (s.teacher) perEvent += encoderForward(s.teacher, s.trainRows);
+  if (s.teacher) perEvent += encoderForward(s.teacher, s.trainRows, tiled);
   const activations = n * (perEvent + backward) * F32;
   const objective = objectiveFloats(s) * F32;
   // The final evaluation embeds with the trained encoder beside a random one of its shape, with
   // the optimiser's moments still held.
   const evaluation = (encoderParameters(enc) +
-    s.embedRows * s.embedSteps * encoderForward(enc, s.embedRows)) * F32;
+    s.embedRows * s.embedSteps * encoderForward(enc, s.embedRows, tiled)) * F32;
   const step = withSlack(parameters + optimizer + gradients + activations + objective);
   const total = Math.max(step, withSlack(parameters + optimizer + evaluation));
   return { parameters, optimizer, gradients, activations, objective, evaluation, step, total };

@@ -63,7 +63,7 @@ for (const over of CASES) {
       const objective = eventObjectiveOf(c.method);
       const encoder = encoderConfigOf(c, data.sequences);
       const teacher = objective.teacher ? new EventEncoder(e, encoder, 99) : null;
-      const estimate = estimateSslFor(c, data, teacher ? encoder : null);
+      const estimate = estimateSslFor(e, c, data, teacher ? encoder : null);
       const how = objective.slices
         ? {
           kind: "slices" as const,
