@@ -13,7 +13,14 @@ import { EventEncoder } from "../src/models/event_encoder.ts";
 import { seededRandom } from "../src/tensor/random.ts";
 import { optimiserStep } from "../src/train/loop.ts";
 import { Adam } from "../src/train/optim.ts";
-import { encoderConfigOf, prepareEvents, settingsOf, sslLoss, SslModel } from "../src/train/ssl.ts";
+import {
+  encoderConfigOf,
+  estimateSslFor,
+  prepareEvents,
+  settingsOf,
+  sslLoss,
+  SslModel,
+} from "../src/train/ssl.ts";
 import { SSL_DEFAULTS, type SslConfig } from "../src/train/ssl_config.ts";
 import { formatTable, writeResult } from "../bench/util.ts";
 import { peerEnv, pythonWithTorch } from "../bench/python.ts";
@@ -52,6 +59,8 @@ interface Row {
   clients_per_second: number;
   seconds_per_step: number;
   peak_bytes: number;
+  /** ssl:train's estimate of a step's peak (src/train/ssl_memory.ts). */
+  estimate_bytes: number;
   /** The GRU kernel variant it ran. */
   gru?: string;
   /** With --profile: the most expensive kernels, milliseconds and calls per step. */
@@ -123,6 +132,8 @@ async function benchMethod(
       clients_per_second: clients / seconds,
       seconds_per_step: seconds / steps,
       peak_bytes: engine.gpu.allocator.peakReservedBytes,
+      estimate_bytes: estimateSslFor(engine, { ...c, method }, cached!, teacher ? config : null)
+        .step,
       kernels: engine.gpu.profiler?.report().slice(0, 12).map((k) => ({
         kernel: k.kernel,
         ms_per_step: k.totalMs / steps,
@@ -246,19 +257,21 @@ async function main(args: string[]): Promise<number> {
       peer = peers.reduce((a, b) => (b.clients_per_second > a.clients_per_second ? b : a));
     }
     const table = formatTable(
-      ["method", "clients/s", "s/step", "peak GPU MiB", "×peer"],
+      ["method", "clients/s", "s/step", "peak GPU MiB", "estimate MiB", "×peer"],
       [
         ...rows.map((r) => [
           `${r.method} [${r.gru}]`,
           r.clients_per_second,
           r.seconds_per_step,
           r.peak_bytes / 2 ** 20,
+          r.estimate_bytes / 2 ** 20,
           peer && r.method === "coles" ? r.clients_per_second / peer.clients_per_second : "-",
         ]),
         ...peers.map((p) => [
           `coles (pytorch, ${p.threads} thread${p.threads > 1 ? "s" : ""})`,
           p.clients_per_second,
           p.seconds / p.steps,
+          "-",
           "-",
           p.clients_per_second / peer!.clients_per_second,
         ]),

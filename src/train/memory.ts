@@ -5,7 +5,7 @@
  */
 import type { ObjectiveSettings, RecommenderObjective } from "../loss/objectives.ts";
 import { ARENA_BYTES } from "../gpu/gpu.ts";
-import { sizeClass } from "../gpu/allocator.ts";
+import { formatBytes, sizeClass } from "../gpu/allocator.ts";
 
 export interface MemoryShape {
   items: number;
@@ -38,7 +38,7 @@ export interface MemoryEstimate {
   total: number;
 }
 
-const F32 = 4;
+export const F32 = 4;
 /**
  * Tensors a block keeps alive per position for backward, in units of d floats, counted from the
  * ops of a pre-LN block (q, k, v, attention, projections, norms, feed-forward, dropout, residuals)
@@ -50,12 +50,40 @@ const SAVED_PER_BLOCK = 26;
  * Allowance for size classes (a request rounds up by under 25%, typically 5-10%) and for the
  * allocator's pool of freed buffers (at most 1/8 of the live peak, mostly reused at once).
  */
-const SIZE_CLASS_SLACK = 1.1;
+export const SIZE_CLASS_SLACK = 1.1;
 /**
  * The runtime's own buffers: the uniform arena, and readback staging plus the 256-byte minimum
  * size class of small tensors (biases, norms, scalars), which dominate tiny configurations.
  */
-const RUNTIME_BYTES = ARENA_BYTES + 512 * 1024;
+export const RUNTIME_BYTES = ARENA_BYTES + 512 * 1024;
+
+/**
+ * Peak bytes of `bytes` worth of tensors: the size-class slack on all but `exact` (buffers
+ * already counted in their size class), and the runtime's own buffers.
+ */
+export function withSlack(bytes: number, exact = 0): number {
+  return RUNTIME_BYTES + exact + Math.ceil((bytes - exact) * SIZE_CLASS_SLACK);
+}
+
+/** A configuration whose estimated peak is over the allocator's limit, refused before training. */
+export class MemoryBudgetError extends Error {
+  /** `remedy`: the flags that lower the estimate, as advice. */
+  constructor(
+    readonly estimate: { total: number } & Record<string, number>,
+    readonly limit: number,
+    remedy: string,
+  ) {
+    const parts = Object.entries(estimate)
+      .filter(([k]) => k !== "total")
+      .map(([k, v]) => `${k} ${formatBytes(v)}`)
+      .join(", ");
+    super(
+      `configuration needs an estimated ${formatBytes(estimate.total)} of GPU memory ` +
+        `(${parts}) but the budget is ${formatBytes(limit)}; ${remedy}`,
+    );
+    this.name = "MemoryBudgetError";
+  }
+}
 
 export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
   const d = s.dim;
@@ -91,8 +119,6 @@ export function estimateTrainingMemory(s: MemoryShape): MemoryEstimate {
   // plus the embeddings and the blocks' outputs are live beside the chunk's scores.
   const evaluation = s.evalChunk * (s.items + 1) * F32 +
     (SAVED_PER_BLOCK + s.blocks) * s.evalPositions * d * F32;
-  const withSlack = (bytes: number, exact: number) =>
-    RUNTIME_BYTES + exact + Math.ceil((bytes - exact) * SIZE_CLASS_SLACK);
   const step = withSlack(parameters + optimizer + gradients + activations + loss, tableBuffers);
   const total = Math.max(step, withSlack(parameters + optimizer + evaluation, 3 * tableBuffer));
   return { parameters, optimizer, gradients, activations, loss, evaluation, step, total };

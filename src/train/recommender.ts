@@ -24,11 +24,10 @@ import {
   type ObjectiveSettings,
   type RecommenderObjective,
 } from "../loss/objectives.ts";
-import { formatBytes } from "../gpu/allocator.ts";
 import { ConfigError, objectiveSettings, resumeConfig, type TrainConfig } from "./config.ts";
 import { Adam } from "./optim.ts";
 import { evalChunkSize, evaluateRanking } from "./evaluate.ts";
-import { estimateTrainingMemory, type MemoryEstimate } from "./memory.ts";
+import { estimateTrainingMemory, MemoryBudgetError, type MemoryEstimate } from "./memory.ts";
 import type { MetricGroup, TrainEvent } from "./events.ts";
 import type { Logger } from "./log.ts";
 import {
@@ -42,21 +41,6 @@ import {
 } from "./loop.ts";
 import { RunSession, storedRunConfig } from "./session.ts";
 import { redactUrl } from "../store/postgres.ts";
-
-export class MemoryBudgetError extends Error {
-  constructor(readonly estimate: MemoryEstimate, readonly limit: number) {
-    const parts = Object.entries(estimate)
-      .filter(([k]) => k !== "total")
-      .map(([k, v]) => `${k} ${formatBytes(v)}`)
-      .join(", ");
-    super(
-      `configuration needs an estimated ${formatBytes(estimate.total)} of GPU memory ` +
-        `(${parts}) but the budget is ${formatBytes(limit)}; lower --batch-size, --negatives, ` +
-        "--seq-len or --dim, or raise --memory-limit",
-    );
-    this.name = "MemoryBudgetError";
-  }
-}
 
 export interface TrainResult extends RunSummary {
   test: Record<string, number>;
@@ -367,7 +351,13 @@ export async function train(
   const { logger } = opts;
   const estimate = estimateFor(c, data);
   const limit = engine.gpu.allocator.limitBytes;
-  if (estimate.total > limit) throw new MemoryBudgetError(estimate, limit);
+  if (estimate.total > limit) {
+    throw new MemoryBudgetError(
+      { ...estimate },
+      limit,
+      "lower --batch-size, --negatives, --seq-len or --dim, or raise --memory-limit",
+    );
+  }
   // A programmatic resume gets the same check as the command line's: nothing but the settings
   // that may change on resume differs from what the run was trained with.
   if (c.resume) {

@@ -54,6 +54,10 @@ import {
 } from "./probe.ts";
 import { RunSession } from "./session.ts";
 import type { SslConfig } from "./ssl_config.ts";
+import { MemoryBudgetError } from "./memory.ts";
+import { estimateSslMemory, type SslMemoryEstimate } from "./ssl_memory.ts";
+import { redactUrl } from "../store/postgres.ts";
+import { GRU_CHOICE } from "../tensor/ops/gru.ts";
 
 export interface SslData {
   label: string;
@@ -167,13 +171,16 @@ export function sslLoss(
   return objective.loss(inputs, settings);
 }
 
+/** Clients embedded at once after training. */
+const EMBED_CLIENTS = 256;
+
 /** Embeddings [clients.length, hidden] of whole sequences (their last seqLen events). */
 export async function embedClients(
   encoder: EventEncoder,
   data: SslData,
   clients: ArrayLike<number>,
   seqLen: number,
-  batchClients = 256,
+  batchClients = EMBED_CLIENTS,
 ): Promise<Float32Array> {
   const e = encoder.engine;
   const d = encoder.config.hidden;
@@ -309,12 +316,8 @@ export interface SslRunFile extends SslConfig {
   clientsTotal: number;
 }
 
-/** A trained SSL run's model (best checkpoint) and its recorded configuration. */
-export async function loadSslRun(
-  engine: Engine,
-  out: string,
-  runId: string,
-): Promise<{ model: SslModel; run: SslRunFile }> {
+/** An SSL run's recorded configuration (its config.json). */
+export async function readSslRun(out: string, runId: string): Promise<SslRunFile> {
   const dir = `${out}/${runId}`;
   let run: SslRunFile;
   try {
@@ -323,6 +326,17 @@ export async function loadSslRun(
     throw new Error(`run ${runId}: cannot read ${dir}/config.json (${(e as Error).message})`);
   }
   if (run.task !== "ssl") throw new Error(`run ${runId} (${dir}) is not an event-sequence run`);
+  return run;
+}
+
+/** A trained SSL run's model (best checkpoint) and its recorded configuration. */
+export async function loadSslRun(
+  engine: Engine,
+  out: string,
+  runId: string,
+): Promise<{ model: SslModel; run: SslRunFile }> {
+  const dir = `${out}/${runId}`;
+  const run = await readSslRun(out, runId);
   const model = new SslModel(engine, run.encoderConfig, eventObjectiveOf(run.method), run.seed);
   try {
     await loadCheckpoint(`${dir}/best.safetensors`, model, null);
@@ -335,6 +349,37 @@ export async function loadSslRun(
 
 export interface SslTrainResult extends RunSummary {
   groups: Record<string, MetricGroup>;
+  estimate: SslMemoryEstimate;
+}
+
+/**
+ * Peak GPU bytes of training `c` on `data` (with the MLEM teacher's encoder when given): its
+ * largest batch has every client of a batch at the longest sequence the slices or the kept
+ * events allow.
+ */
+export function estimateSslFor(
+  engine: Engine,
+  c: SslConfig,
+  data: SslData,
+  teacher: EventEncoderConfig | null,
+): SslMemoryEstimate {
+  const objective = eventObjectiveOf(c.method);
+  const s = data.sequences;
+  let longest = 1;
+  for (let i = 0; i < s.clientIds.length; i++) {
+    longest = Math.max(longest, s.offsets[i + 1] - s.offsets[i]);
+  }
+  const batchClients = Math.min(c.batchClients, data.split.train.length);
+  return estimateSslMemory({
+    encoder: encoderConfigOf(c, s),
+    objective,
+    teacher,
+    tiledGru: GRU_CHOICE.of(engine).layout === "tiled",
+    trainRows: batchClients * (objective.slices ? c.slices : 1),
+    trainSteps: Math.min(objective.slices ? c.maxLen : c.seqLen, longest),
+    embedRows: Math.min(EMBED_CLIENTS, s.clientIds.length),
+    embedSteps: Math.min(c.seqLen, longest),
+  });
 }
 
 export async function trainSsl(
@@ -345,18 +390,30 @@ export async function trainSsl(
 ): Promise<SslTrainResult> {
   const objective = eventObjectiveOf(c.method);
   const encoderConfig = encoderConfigOf(c, data.sequences);
-  const teacherRun = c.teacher ? await loadSslRun(engine, c.out, c.teacher) : null;
-  if (teacherRun && teacherRun.run.method !== "coles") {
-    teacherRun.model.dispose();
-    throw new Error(`--teacher ${c.teacher} is a ${teacherRun.run.method} run, not coles`);
+  const teacherFile = c.teacher ? await readSslRun(c.out, c.teacher) : null;
+  if (teacherFile && teacherFile.method !== "coles") {
+    throw new Error(`--teacher ${c.teacher} is a ${teacherFile.method} run, not coles`);
   }
+  const estimate = estimateSslFor(engine, c, data, teacherFile?.encoderConfig ?? null);
+  const limit = engine.gpu.allocator.limitBytes;
+  if (estimate.total > limit) {
+    throw new MemoryBudgetError(
+      { ...estimate },
+      limit,
+      "lower --batch-clients, --slices, --max-len, --seq-len or --hidden, or raise --memory-limit",
+    );
+  }
+  const teacherRun = c.teacher ? await loadSslRun(engine, c.out, c.teacher) : null;
+  // The store's URL is recorded without its password.
+  const recorded = { ...c, store: c.store === null ? null : redactUrl(c.store), task: "ssl" };
   const session = await RunSession.open({
     out: c.out,
-    resume: null,
+    store: c.store,
+    resume: c.resume,
     name: c.name ?? `${data.label}-${c.method}`,
     dataset: data.label,
-    config: { ...c, task: "ssl" },
-    configFile: { ...c, task: "ssl", encoderConfig, clientsTotal: data.sequences.clientIds.length },
+    config: recorded,
+    configFile: { ...recorded, encoderConfig, clientsTotal: data.sequences.clientIds.length },
     logger: opts.logger,
   });
   const model = new SslModel(engine, encoderConfig, objective, c.seed);
@@ -370,20 +427,21 @@ export async function trainSsl(
       optimizer.dispose();
       teacherRun?.model.dispose();
     },
-    () => {
+    async () => {
+      const position = session.resumed ? await session.restore(model, optimizer) : START;
       opts.logger.emit({
         event: "run",
         run: session.runId,
         dataset: data.label,
         objective: `${c.method} (${objective.help})`,
-        estimate_bytes: 0,
+        estimate_bytes: estimate.total,
         adapter: engine.gpu.adapterName,
-        resumed: false,
+        resumed: session.resumed,
         clients: data.sequences.clientIds.length,
         train_clients: data.split.train.length,
         parameters: model.parameters().reduce((n, t) => n + t.size, 0),
       });
-      return runLoop(
+      return await runLoop(
         engine,
         {
           model,
@@ -395,10 +453,10 @@ export async function trainSsl(
         },
         { epochs: c.epochs, evalEvery: c.evalEvery, patience: c.patience, clip: c.clip },
         session,
-        START,
+        position,
         opts,
       );
     },
   );
-  return { ...summaryOf(session, run), groups: run.result.groups };
+  return { ...summaryOf(session, run), groups: run.result.groups, estimate };
 }

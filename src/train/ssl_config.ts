@@ -1,5 +1,6 @@
 /** The configuration of event-sequence SSL training (`deno task ssl:train`): flags and checks. */
-import { ConfigError, type FlagSpec, parseFlags } from "./flags.ts";
+import { ConfigError, type FlagSpec, mergeResume, parseFlags } from "./flags.ts";
+import { isPostgresUrl } from "../store/open.ts";
 import { EVENT_OBJECTIVE_NAMES } from "../loss/event_objectives.ts";
 import { GRU_MAX_HIDDEN } from "../tensor/ops/gru.ts";
 
@@ -34,7 +35,12 @@ export interface SslConfig {
   clip: number;
   seed: number;
   out: string;
+  /** The run store: a postgres:// URL; null: `<out>/runs.sqlite`. */
+  store: string | null;
   name: string | null;
+  /** Continue this run from its last checkpoint. */
+  resume: string | null;
+  memoryLimit: number | null;
   json: boolean;
 }
 
@@ -67,7 +73,10 @@ export const SSL_DEFAULTS: SslConfig = {
   clip: 1,
   seed: 1,
   out: "runs",
+  store: null,
   name: null,
+  resume: null,
+  memoryLimit: null,
   json: false,
 };
 
@@ -128,7 +137,20 @@ export const SSL_FLAGS: Record<string, FlagSpec<Key>> = {
   clip: { key: "clip", type: "number", help: "global gradient-norm clip (0: off)" },
   seed: { key: "seed", type: "number", help: "seed of data, splits, weights and batches" },
   out: { key: "out", type: "string", help: "runs folder" },
+  store: {
+    key: "store",
+    type: "string",
+    help: "run store shared by many machines: postgres://USER@HOST:PORT/DB",
+    shown: "<out>/runs.sqlite",
+  },
   name: { key: "name", type: "string", help: "run name" },
+  resume: { key: "resume", type: "string", help: "continue this run from its last checkpoint" },
+  "memory-limit": {
+    key: "memoryLimit",
+    type: "string",
+    help: "GPU memory budget (e.g. 2GiB)",
+    bytes: true,
+  },
   json: { key: "json", type: "boolean", help: "one JSON object per line" },
 };
 
@@ -177,30 +199,69 @@ function check(c: SslConfig): void {
   if (c.encoder === "transformer" && c.hidden % c.heads !== 0) {
     throw new ConfigError(`--hidden ${c.hidden} is not a multiple of --heads ${c.heads}`);
   }
+  if (c.store !== null && !isPostgresUrl(c.store)) {
+    throw new ConfigError(
+      `--store must be postgres://USER@HOST:PORT/DB (without it: <out>/runs.sqlite), got "${c.store}"`,
+    );
+  }
 }
 
-export function parseSslArgs(args: string[]): { config: SslConfig; help: boolean } {
-  const { config, help } = parseFlags(args, SSL_FLAGS, SSL_DEFAULTS);
+export interface ParsedSslArgs {
+  config: SslConfig;
+  /** The config keys the arguments set. */
+  given: Set<keyof SslConfig>;
+  help: boolean;
+}
+
+export function parseSslArgs(args: string[]): ParsedSslArgs {
+  const { config, given, help } = parseFlags(args, SSL_FLAGS, SSL_DEFAULTS);
   if (!help) check(config);
-  return { config, help };
+  return { config, given, help };
+}
+
+/** Settings a resumed run may change (they are recorded); everything else must match. */
+const RESUME_MAY_CHANGE: readonly Key[] = ["epochs", "patience", "evalEvery"];
+/** How to run, not what is trained. */
+const RUNTIME_ONLY: readonly Key[] = ["out", "store", "resume", "json", "memoryLimit"];
+
+/**
+ * The configuration a resumed run continues with: the stored one, with the given flags that may
+ * change on resume and the runtime flags applied; see mergeResume.
+ */
+export function resumeSslConfig(
+  stored: Record<string, unknown>,
+  requested: SslConfig,
+  given: Iterable<keyof SslConfig>,
+): SslConfig {
+  const merged = mergeResume(
+    SSL_FLAGS,
+    SSL_DEFAULTS,
+    { mayChange: RESUME_MAY_CHANGE, runtimeOnly: RUNTIME_ONLY },
+    stored,
+    requested,
+    given,
+  );
+  check(merged);
+  return merged;
 }
 
 export function sslHelp(): string {
   const lines = [
     "Usage: deno task ssl:train [--method coles|generative|mlem] [--data FILE|synthetic] [flags]",
+    "       deno task ssl:train --resume ID [--epochs N] [--out DIR] [--store URL]",
     "",
     "Trains an event-sequence encoder without labels (CoLES, generative, MLEM), then scores its",
     "frozen client embeddings with a logistic-regression probe, kNN and anisotropy against a",
-    "random encoder, and writes them to the run folder (embeddings-clients.f32/.json).",
+    "random encoder, and writes them to the run folder (embeddings-clients.f32/.json). A",
+    "configuration whose estimated peak GPU memory is over --memory-limit is refused first.",
     "",
     "Flags:",
   ];
   for (const [flag, spec] of Object.entries(SSL_FLAGS)) {
     const def = SSL_DEFAULTS[spec.key];
     const choices = spec.choices ? ` (${spec.choices.join("|")})` : "";
-    lines.push(
-      `  --${flag.padEnd(15)} ${spec.help}${choices} [default: ${def === null ? "none" : def}]`,
-    );
+    const shown = spec.shown ?? (def === null ? "none" : def);
+    lines.push(`  --${flag.padEnd(15)} ${spec.help}${choices} [default: ${shown}]`);
   }
   return lines.join("\n");
 }

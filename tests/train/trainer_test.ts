@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { DEFAULTS, parseTrainArgs, type TrainConfig, trainHelp } from "../../src/train/config.ts";
+import { MemoryBudgetError } from "../../src/train/memory.ts";
 import {
-  MemoryBudgetError,
   prepareData,
   type PreparedData,
   train,
