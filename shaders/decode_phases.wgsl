@@ -1,8 +1,7 @@
 // The phases of one Llama layer for one new token in batch-1 decoding (inference only, no
-// backward); composed after a header (decode_layer.wgsl, decode_tokens.wgsl) that binds x, work
-// and rot, declares Params, WG and LANE_ROWS, and reads layer l's weights and caches through
-// w_q(l, i) … w_d(l, i), w_n1, w_n2, k_get/k_put and v_get/v_put; with VEC4 = 1 (dim and hidden
-// multiples of 4) whole-row products read four weights at once through w_q4(l, i / 4) ….
+// backward); composed after decode_params.wgsl and decode_layer.wgsl, which binds x, work and
+// rot, declares WG and LANE_ROWS, and reads layer l's weights and caches through w_q(l, i) …
+// w_d(l, i), w_n1, w_n2, k_get/k_put and v_get/v_put.
 //   qkv:      n = rmsnorm(x)·n1; q, k, v = Wq n, Wk n, Wv n; q and k rotated at position pos;
 //             k and v written to row pos of the layer's caches, q to work[q_at..].
 //   attend:   per query head h: softmax(q_h · k[0..pos, g]ᵀ · scale) v[0..pos, g] → work[att_at..],
@@ -18,17 +17,6 @@
 // row, its invocations striding over the columns and summing in a tree (a GPU's shape). Every
 // loop runs at most max(dim, hidden, pos + 1, units / 64) steps, far below llvmpipe's cap.
 var<workgroup> red: array<vec2f, WG>;
-
-// Four consecutive features of x or of a work vector: the same addresses for every invocation.
-fn x4(c4: u32) -> vec4f {
-  let c = 4u * c4;
-  return vec4f(x[c], x[c + 1u], x[c + 2u], x[c + 3u]);
-}
-
-fn work4(at: u32, c4: u32) -> vec4f {
-  let c = at + 4u * c4;
-  return vec4f(work[c], work[c + 1u], work[c + 2u], work[c + 3u]);
-}
 
 // The workgroup's sum of v, for every invocation; reached by the whole workgroup.
 fn sum2(lid: u32, v: vec2f) -> vec2f {
@@ -73,24 +61,6 @@ fn inv_rms(lid: u32) -> f32 {
 fn part_qkv(l: u32, r: u32, c0: u32, step: u32) -> vec2f {
   let kv = p.kv_heads * p.dh;
   var acc = vec2f(0.0);
-  if (VEC4 == 1u && step == 1u) {
-    // Whole rows of 4-aligned widths: a 16-byte load per weight read.
-    let a = r * p.dim / 4u;
-    let b = (r + 1u) * p.dim / 4u;
-    for (var c4 = 0u; c4 < p.dim / 4u; c4++) {
-      let v = x4(c4) * w_n1_4(l, c4);
-      if (r < p.dim) {
-        acc += vec2f(dot(w_q4(l, a + c4), v), dot(w_q4(l, b + c4), v));
-      } else if (r < p.dim + kv) {
-        let k = (p.dim * p.dim) / 4u;
-        acc += vec2f(dot(w_k4(l, a - k + c4), v), dot(w_k4(l, b - k + c4), v));
-      } else {
-        let k = ((p.dim + kv) * p.dim) / 4u;
-        acc += vec2f(dot(w_v4(l, a - k + c4), v), dot(w_v4(l, b - k + c4), v));
-      }
-    }
-    return acc;
-  }
   for (var c = c0; c < p.dim; c += step) {
     let v = x[c] * w_n1(l, c);
     if (r < p.dim) {
@@ -211,12 +181,6 @@ fn mix_lanes(l: u32, pos: u32, lid: u32) {
 
 fn part_out(l: u32, r: u32, c0: u32, step: u32) -> f32 {
   var acc = 0.0;
-  if (VEC4 == 1u && step == 1u) {
-    for (var c4 = 0u; c4 < p.dim / 4u; c4++) {
-      acc += dot(w_o4(l, r * p.dim / 4u + c4), work4(p.att_at, c4));
-    }
-    return acc;
-  }
   for (var c = c0; c < p.dim; c += step) { acc += w_o(l, r * p.dim + c) * work[p.att_at + c]; }
   return acc;
 }
@@ -235,13 +199,6 @@ fn phase_out(l: u32, g: u32, ng: u32, lid: u32) {
 // Gate and up rows r against x·n2.
 fn part_up(l: u32, r: u32, c0: u32, step: u32) -> vec2f {
   var acc = vec2f(0.0);
-  if (VEC4 == 1u && step == 1u) {
-    for (var c4 = 0u; c4 < p.dim / 4u; c4++) {
-      let v = x4(c4) * w_n2_4(l, c4);
-      acc += vec2f(dot(w_g4(l, r * p.dim / 4u + c4), v), dot(w_u4(l, r * p.dim / 4u + c4), v));
-    }
-    return acc;
-  }
   for (var c = c0; c < p.dim; c += step) {
     acc += vec2f(w_g(l, r * p.dim + c), w_u(l, r * p.dim + c)) * (x[c] * w_n2(l, c));
   }
@@ -266,12 +223,6 @@ fn phase_up(l: u32, g: u32, ng: u32, lid: u32) {
 
 fn part_down(l: u32, r: u32, c0: u32, step: u32) -> f32 {
   var acc = 0.0;
-  if (VEC4 == 1u && step == 1u) {
-    for (var c4 = 0u; c4 < p.hidden / 4u; c4++) {
-      acc += dot(w_d4(l, r * p.hidden / 4u + c4), work4(p.hid_at, c4));
-    }
-    return acc;
-  }
   for (var c = c0; c < p.hidden; c += step) { acc += w_d(l, r * p.hidden + c) * work[p.hid_at + c]; }
   return acc;
 }

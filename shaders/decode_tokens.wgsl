@@ -1,104 +1,217 @@
-// Batch-1 decoding of `count` tokens in one dispatch and one workgroup: for each token every layer
-// (decode_phases.wgsl), then head and sampler (decode_pick.wgsl), the sampled token's embedding
-// becoming the next input, with no dispatch and no readback in between. For llvmpipe, where a
-// dispatch costs a round trip through its thread pool; a GPU keeps the per-layer dispatches of
-// decode_layer.wgsl. Weights are packed in one buffer: per layer n1, Wq, Wk, Wv, Wo, n2, Wg, Wu,
-// Wd, then the final norm, head and embedding at nf_at, head_at, embed_at; caches in another,
-// [layers][k, v][max_len][kv_heads · dh]. llvmpipe counts the iterations of all of an
+// Batch-1 decoding of `count` tokens in one dispatch and one workgroup, shaped for llvmpipe: for
+// each token every layer, then head and sampler (decode_pick.wgsl), the sampled token's embedding
+// becoming the next input, with no dispatch and no readback in between (a dispatch costs a round
+// trip through llvmpipe's thread pool, about half a millisecond). A GPU keeps the per-layer
+// dispatches of decode_layer.wgsl.
+//
+// llvmpipe runs a workgroup as SIMD chunks of 8 invocations on one thread, and loads a storage
+// address that differs between invocations one invocation at a time (a loop over the chunk with a
+// bounds check per component); a vec4 costs hardly more than a float. So every load here is a
+// vec4, and every invocation computes 4 rows (4 positions of a head's scores) at once, reading
+// each input vec4 once for its 4 weight rows. Widths (dim, hidden, head width) are multiples of 4.
+//
+// Weights are packed in one buffer of vec4s: per layer n1, Wq, Wk, Wv, Wo, n2, Wg, Wu, Wd (each
+// [out, in] row-major, so [Wq; Wk; Wv] is one stacked matrix), then the final norm, head and
+// embedding at nf_off, head_off, embed_off. The caches are [layers][k, v][stride][kv_heads · dh].
+// In work: q, att, hid and xn (a normed input) at q_at, att_at, hid_at, xn_at, scores at
+// scores_at ([heads][stride]), logits at logits_at. llvmpipe counts the iterations of all of an
 // invocation's loops together: `count` keeps them within budget (src/models/decode.ts).
-struct Params {
-  dim: u32,
-  hidden: u32,
-  heads: u32,
-  kv_heads: u32,
-  dh: u32,
-  max_len: u32,
-  pos: u32,
-  eps: f32,
-  scale: f32,
-  q_at: u32,
-  att_at: u32,
-  hid_at: u32,
-  scores_at: u32,
-  vocab: u32,
-  logits_at: u32,
-  temperature: f32,
-  top_k: u32,
-  seed: u32,
-  index: u32,
-  count: u32,
-  layers: u32,
-  nf_at: u32,
-  head_at: u32,
-  embed_at: u32,
-}
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> work: array<f32>;
-@group(0) @binding(3) var<storage, read> rot: array<f32>;
+@group(0) @binding(1) var<storage, read_write> x: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> work: array<vec4f>;
+@group(0) @binding(3) var<storage, read> rot: array<vec4f>;
 @group(0) @binding(4) var<storage, read> wts: array<vec4f>;
-@group(0) @binding(5) var<storage, read_write> kv: array<f32>;
+@group(0) @binding(5) var<storage, read_write> kv: array<vec4f>;
 @group(0) @binding(6) var<storage, read_write> ids: array<u32>;
 
-override LANE_ROWS: u32 = 1u;
-// 1 when dim and hidden are multiples of 4: every packed tensor then starts on a vec4.
-override VEC4: u32 = 0u;
 const WG: u32 = 64u;
 
-// Where layer l's tensors start in wts, and the offsets of its matrices after n1.
-fn layer_at(l: u32) -> u32 {
-  let kvw = p.kv_heads * p.dh;
-  return l * (2u * p.dim + 2u * p.dim * p.dim + 2u * kvw * p.dim + 3u * p.hidden * p.dim);
-}
-fn q_off() -> u32 { return p.dim; }
-fn k_off() -> u32 { return q_off() + p.dim * p.dim; }
-fn v_off() -> u32 { return k_off() + p.kv_heads * p.dh * p.dim; }
-fn o_off() -> u32 { return v_off() + p.kv_heads * p.dh * p.dim; }
-fn n2_off() -> u32 { return o_off() + p.dim * p.dim; }
-fn g_off() -> u32 { return n2_off() + p.dim; }
-fn u_off() -> u32 { return g_off() + p.hidden * p.dim; }
-fn d_off() -> u32 { return u_off() + p.hidden * p.dim; }
+fn d4() -> u32 { return p.dim / 4u; }
+fn h4() -> u32 { return p.hidden / 4u; }
+fn dh4() -> u32 { return p.dh / 4u; }
+fn kv4() -> u32 { return p.kv_heads * p.dh / 4u; }
 
-fn wf(i: u32) -> f32 { return wts[i >> 2u][i & 3u]; }
-fn w_n1(l: u32, i: u32) -> f32 { return wf(layer_at(l) + i); }
-fn w_q(l: u32, i: u32) -> f32 { return wf(layer_at(l) + q_off() + i); }
-fn w_k(l: u32, i: u32) -> f32 { return wf(layer_at(l) + k_off() + i); }
-fn w_v(l: u32, i: u32) -> f32 { return wf(layer_at(l) + v_off() + i); }
-fn w_o(l: u32, i: u32) -> f32 { return wf(layer_at(l) + o_off() + i); }
-fn w_n2(l: u32, i: u32) -> f32 { return wf(layer_at(l) + n2_off() + i); }
-fn w_g(l: u32, i: u32) -> f32 { return wf(layer_at(l) + g_off() + i); }
-fn w_u(l: u32, i: u32) -> f32 { return wf(layer_at(l) + u_off() + i); }
-fn w_d(l: u32, i: u32) -> f32 { return wf(layer_at(l) + d_off() + i); }
-fn w_n1_4(l: u32, i: u32) -> vec4f { return wts[layer_at(l) / 4u + i]; }
-fn w_q4(l: u32, i: u32) -> vec4f { return wts[(layer_at(l) + q_off()) / 4u + i]; }
-fn w_k4(l: u32, i: u32) -> vec4f { return wts[(layer_at(l) + k_off()) / 4u + i]; }
-fn w_v4(l: u32, i: u32) -> vec4f { return wts[(layer_at(l) + v_off()) / 4u + i]; }
-fn w_o4(l: u32, i: u32) -> vec4f { return wts[(layer_at(l) + o_off()) / 4u + i]; }
-fn w_n2_4(l: u32, i: u32) -> vec4f { return wts[(layer_at(l) + n2_off()) / 4u + i]; }
-fn w_g4(l: u32, i: u32) -> vec4f { return wts[(layer_at(l) + g_off()) / 4u + i]; }
-fn w_u4(l: u32, i: u32) -> vec4f { return wts[(layer_at(l) + u_off()) / 4u + i]; }
-fn w_d4(l: u32, i: u32) -> vec4f { return wts[(layer_at(l) + d_off()) / 4u + i]; }
-fn cache_at(l: u32, which: u32) -> u32 {
-  return (2u * l + which) * p.max_len * p.kv_heads * p.dh;
+// Where layer l's tensors start in wts, and its matrices after n1 (vec4s).
+fn layer_at(l: u32) -> u32 {
+  return l * (2u * d4() + (2u * p.dim + 2u * p.kv_heads * p.dh + 3u * p.hidden) * d4());
 }
-fn k_get(l: u32, i: u32) -> f32 { return kv[cache_at(l, 0u) + i]; }
-fn v_get(l: u32, i: u32) -> f32 { return kv[cache_at(l, 1u) + i]; }
-fn k_put(l: u32, i: u32, v: f32) { kv[cache_at(l, 0u) + i] = v; }
-fn v_put(l: u32, i: u32, v: f32) { kv[cache_at(l, 1u) + i] = v; }
-fn w_nf(i: u32) -> f32 { return wf(p.nf_at + i); }
-fn w_head(i: u32) -> f32 { return wf(p.head_at + i); }
-fn w_embed(i: u32) -> f32 { return wf(p.embed_at + i); }
-fn w_nf4(i: u32) -> vec4f { return wts[p.nf_at / 4u + i]; }
-fn w_head4(i: u32) -> vec4f { return wts[p.head_at / 4u + i]; }
+fn qkv_at(l: u32) -> u32 { return layer_at(l) + d4(); }
+fn o_at(l: u32) -> u32 { return qkv_at(l) + (p.dim + 2u * p.kv_heads * p.dh) * d4(); }
+fn n2_at(l: u32) -> u32 { return o_at(l) + p.dim * d4(); }
+fn gate_at(l: u32) -> u32 { return n2_at(l) + d4(); }
+fn up_at(l: u32) -> u32 { return gate_at(l) + p.hidden * d4(); }
+fn down_at(l: u32) -> u32 { return up_at(l) + p.hidden * d4(); }
+fn cache_at(l: u32, which: u32) -> u32 { return (2u * l + which) * p.stride * kv4(); }
+
+// Rows r … r + 3 of the matrix at wts[w ..] with cols4 vec4s a row, times work[v ..].
+fn rows4(w: u32, r: u32, cols4: u32, v: u32) -> vec4f {
+  let a = w + r * cols4;
+  var acc = vec4f(0.0);
+  for (var c = 0u; c < cols4; c++) {
+    let u = work[v + c];
+    acc += vec4f(
+      dot(wts[a + c], u),
+      dot(wts[a + cols4 + c], u),
+      dot(wts[a + 2u * cols4 + c], u),
+      dot(wts[a + 3u * cols4 + c], u),
+    );
+  }
+  return acc;
+}
+
+// xn = rmsnorm(x) · the norm weights at wts[norm ..]: every invocation sums x itself (the same
+// addresses for all, and no barrier before the sum).
+fn normed(norm: u32, lid: u32) {
+  var s = 0.0;
+  for (var c = 0u; c < d4(); c++) {
+    let v = x[c];
+    s += dot(v, v);
+  }
+  let inv = inverseSqrt(s / f32(p.dim) + p.eps);
+  for (var c = lid; c < d4(); c += WG) { work[p.xn_at / 4u + c] = x[c] * inv * wts[norm + c]; }
+}
+
+// Rows r … r + 3 of [q; k; v]: q and k rotated (two adjacent pairs, whose (cos, sin) are one
+// vec4 of the rotary table [positions, dh]), q to work, k and v to row pos of the caches.
+fn store_qkv(l: u32, pos: u32, r: u32, y: vec4f) {
+  let kvw = p.kv_heads * p.dh;
+  if (r >= p.dim + kvw) {
+    kv[cache_at(l, 1u) + (pos * kvw + r - p.dim - kvw) / 4u] = y;
+    return;
+  }
+  let local = select(r - p.dim, r, r < p.dim);
+  let cs = rot[(pos * p.dh + local % p.dh) / 4u];
+  let z = vec4f(
+    y.x * cs.x - y.y * cs.y,
+    y.x * cs.y + y.y * cs.x,
+    y.z * cs.z - y.w * cs.w,
+    y.z * cs.w + y.w * cs.z,
+  );
+  if (r < p.dim) {
+    work[p.q_at / 4u + local / 4u] = z;
+  } else {
+    kv[cache_at(l, 0u) + (pos * kvw + local) / 4u] = z;
+  }
+}
+
+fn qkv(l: u32, pos: u32, lid: u32) {
+  let quads = (p.dim + 2u * p.kv_heads * p.dh) / 4u;
+  for (var g = lid; g < quads; g += WG) {
+    store_qkv(l, pos, 4u * g, rows4(qkv_at(l), 4u * g, d4(), p.xn_at / 4u));
+  }
+}
+
+// Scaled scores of head h against cached positions s … s + 3, an invocation per (h, s / 4).
+// Positions past pos read rows of the zeroed cache not written yet; `mix` masks them.
+fn scores(l: u32, pos: u32, lid: u32) {
+  let quads = pos / 4u + 1u;
+  let rep = p.heads / p.kv_heads;
+  for (var i = lid; i < p.heads * quads; i += WG) {
+    let h = i / quads;
+    let s = 4u * (i % quads);
+    let k = cache_at(l, 0u) + s * kv4() + (h / rep) * dh4();
+    var acc = vec4f(0.0);
+    for (var d = 0u; d < dh4(); d++) {
+      let q = work[p.q_at / 4u + h * dh4() + d];
+      acc += vec4f(
+        dot(q, kv[k + d]),
+        dot(q, kv[k + kv4() + d]),
+        dot(q, kv[k + 2u * kv4() + d]),
+        dot(q, kv[k + 3u * kv4() + d]),
+      );
+    }
+    work[(p.scores_at + h * p.stride + s) / 4u] = acc * p.scale;
+  }
+}
+
+// att = softmax(scores) · v, an invocation per (head, 4 features), in one pass over the positions
+// with a running maximum (the sums so far rescaled when it grows), 4 positions a step.
+fn mix(l: u32, pos: u32, lid: u32) {
+  let len = pos + 1u;
+  let rep = p.heads / p.kv_heads;
+  for (var i = lid; i < p.heads * dh4(); i += WG) {
+    let h = i / dh4();
+    let v = cache_at(l, 1u) + (h / rep) * dh4() + i % dh4();
+    var m = -3.0e38;
+    var z = 0.0;
+    var acc = vec4f(0.0);
+    for (var s = 0u; s < len; s += 4u) {
+      let live = vec4u(s, s + 1u, s + 2u, s + 3u) < vec4u(len);
+      let sc = select(vec4f(-3.0e38), work[(p.scores_at + h * p.stride + s) / 4u], live);
+      let top = max(m, max(max(sc.x, sc.y), max(sc.z, sc.w)));
+      let f = exp(m - top);
+      let e = exp(sc - top);
+      z = z * f + e.x + e.y + e.z + e.w;
+      acc = acc * f + e.x * kv[v + s * kv4()] + e.y * kv[v + (s + 1u) * kv4()] +
+        e.z * kv[v + (s + 2u) * kv4()] + e.w * kv[v + (s + 3u) * kv4()];
+      m = top;
+    }
+    work[p.att_at / 4u + i] = acc / z;
+  }
+}
+
+fn out_proj(l: u32, lid: u32) {
+  for (var g = lid; g < d4(); g += WG) { x[g] += rows4(o_at(l), 4u * g, d4(), p.att_at / 4u); }
+}
+
+fn ffn_up(l: u32, lid: u32) {
+  for (var g = lid; g < h4(); g += WG) {
+    let a = rows4(gate_at(l), 4u * g, d4(), p.xn_at / 4u);
+    let b = rows4(up_at(l), 4u * g, d4(), p.xn_at / 4u);
+    work[p.hid_at / 4u + g] = a / (1.0 + exp(-a)) * b;
+  }
+}
+
+fn ffn_down(l: u32, lid: u32) {
+  for (var g = lid; g < d4(); g += WG) { x[g] += rows4(down_at(l), 4u * g, h4(), p.hid_at / 4u); }
+}
+
+// Logits of rows 4g … 4g + 3: rows past the vocabulary read whatever follows the head (or nothing)
+// into the logits' padding, which the sampler never reads.
+fn head(lid: u32) {
+  for (var g = lid; g < (p.vocab + 3u) / 4u; g += WG) {
+    work[p.logits_at / 4u + g] = rows4(p.head_off, 4u * g, d4(), p.xn_at / 4u);
+  }
+}
+
+// Between phases: the next phase reads what other invocations wrote.
+fn settle() {
+  storageBarrier();
+  workgroupBarrier();
+}
+
+fn layer(l: u32, pos: u32, lid: u32) {
+  normed(layer_at(l), lid);
+  settle();
+  qkv(l, pos, lid);
+  settle();
+  scores(l, pos, lid);
+  settle();
+  mix(l, pos, lid);
+  settle();
+  out_proj(l, lid);
+  settle();
+  normed(n2_at(l), lid);
+  settle();
+  ffn_up(l, lid);
+  settle();
+  ffn_down(l, lid);
+  settle();
+}
+
+// decode_pick.wgsl's accessors.
+fn logit(v: u32) -> f32 { return work[(p.logits_at + v) / 4u][v % 4u]; }
+
+fn set_input(token: u32, lid: u32) {
+  for (var c = lid; c < d4(); c += WG) { x[c] = wts[p.embed_off + token * d4() + c]; }
+}
 
 @compute @workgroup_size(WG)
 fn tokens(@builtin(local_invocation_index) lid: u32) {
   for (var t = 0u; t < p.count; t++) {
-    for (var l = 0u; l < p.layers; l++) {
-      run_layer(l, p.pos + t, lid);
-      settle();
-    }
-    phase_head(0u, 1u, lid);
+    for (var l = 0u; l < p.layers; l++) { layer(l, p.pos + t, lid); }
+    normed(p.nf_off, lid);
+    settle();
+    head(lid);
     settle();
     phase_sample(lid, p.index + t);
     settle();
