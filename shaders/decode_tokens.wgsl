@@ -58,9 +58,10 @@ fn rows4(w: u32, r: u32, cols4: u32, v: u32) -> vec4f {
   return acc;
 }
 
-// xn = rmsnorm(x) · the norm weights at wts[norm ..]: every invocation sums x itself (the same
-// addresses for all, and no barrier before the sum).
+// xn = rmsnorm(x) · the norm weights at wts[norm ..]: each invocation that writes part of xn sums
+// x itself (the same addresses for all, and no barrier before the sum); the others skip it.
 fn normed(norm: u32, lid: u32) {
+  if (lid >= d4()) { return; }
   var s = 0.0;
   for (var c = 0u; c < d4(); c++) {
     let v = x[c];
