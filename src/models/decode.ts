@@ -186,7 +186,8 @@ function fourWide(model: Llama): boolean {
 
 /**
  * How a token's work is laid out: `tokens` decodes up to TOKENS_PER_DISPATCH tokens in one
- * dispatch and one workgroup, from a packed copy of the weights and caches; `fused` runs a whole
+ * dispatch and one workgroup, from a packed copy of the weights and caches read as vec4s (dim,
+ * hidden and the head width multiples of 4; invocations compute 4 rows each); `fused` runs a whole
  * layer in one workgroup (one dispatch per layer, one for head and sampler); `split` gives each
  * of a layer's five phases its own dispatch over many workgroups. `laneRows`: an invocation
  * computes whole rows (llvmpipe: no barriers), else a workgroup computes a row and sums it in a
@@ -199,8 +200,8 @@ export interface DecodePlan {
 
 /**
  * The plan that pays on this adapter: on a CPU rasteriser, where every dispatch is a round trip
- * through its thread pool, many tokens per dispatch (one per layer when the packed copy would
- * not fit one binding); on a GPU, phases spread over workgroups.
+ * through its thread pool, many tokens per dispatch (one per layer when the tokens schedule cannot
+ * take the model: widths, bindings, loops); on a GPU, phases spread over workgroups.
  */
 export function defaultDecodePlan(
   model: Llama,
