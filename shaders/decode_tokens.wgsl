@@ -7,8 +7,8 @@
 // llvmpipe runs a workgroup as SIMD chunks of 8 invocations on one thread, and loads a storage
 // address that differs between invocations one invocation at a time (a loop over the chunk with a
 // bounds check per component); a vec4 costs hardly more than a float. So every load here is a
-// vec4, and every invocation computes 4 rows (4 positions of a head's scores) at once, reading
-// each input vec4 once for its 4 weight rows. Widths (dim, hidden, head width) are multiples of 4.
+// vec4, and an invocation computes 8 rows of a matrix at once (reading each input vec4 once for
+// its 8 weight rows), 4 positions of a head's scores or 4 features of its values. Widths (dim, hidden, head width) are multiples of 4.
 //
 // Weights are packed in one buffer of vec4s: per layer n1, Wq, Wk, Wv, Wo, n2, Wg, Wu, Wd (each
 // [out, in] row-major, so [Wq; Wk; Wv] is one stacked matrix), then the final norm, head and
@@ -42,21 +42,38 @@ fn up_at(l: u32) -> u32 { return gate_at(l) + p.hidden * d4(); }
 fn down_at(l: u32) -> u32 { return up_at(l) + p.hidden * d4(); }
 fn cache_at(l: u32, which: u32) -> u32 { return (2u * l + which) * p.stride * kv4(); }
 
-// Rows r … r + 3 of the matrix at wts[w ..] with cols4 vec4s a row, times work[v ..].
-fn rows4(w: u32, r: u32, cols4: u32, v: u32) -> vec4f {
-  let a = w + r * cols4;
-  var acc = vec4f(0.0);
+// Rows 8g … 8g + 7 of the matrix at wts[w ..] with cols4 vec4s a row, times work[v ..]. Rows past
+// the matrix read what follows it (or nothing): callers store only whole vec4s of real rows.
+struct Rows8 {
+  lo: vec4f,
+  hi: vec4f,
+}
+
+fn rows8(w: u32, g: u32, cols4: u32, v: u32) -> Rows8 {
+  let a = w + 8u * g * cols4;
+  let b = a + 4u * cols4;
+  var lo = vec4f(0.0);
+  var hi = vec4f(0.0);
   for (var c = 0u; c < cols4; c++) {
     let u = work[v + c];
-    acc += vec4f(
+    lo += vec4f(
       dot(wts[a + c], u),
       dot(wts[a + cols4 + c], u),
       dot(wts[a + 2u * cols4 + c], u),
       dot(wts[a + 3u * cols4 + c], u),
     );
+    hi += vec4f(
+      dot(wts[b + c], u),
+      dot(wts[b + cols4 + c], u),
+      dot(wts[b + 2u * cols4 + c], u),
+      dot(wts[b + 3u * cols4 + c], u),
+    );
   }
-  return acc;
+  return Rows8(lo, hi);
 }
+
+// Groups of 8 rows covering quads groups of 4.
+fn octs(quads: u32) -> u32 { return (quads + 1u) / 2u; }
 
 // xn = rmsnorm(x) · the norm weights at wts[norm ..]: each invocation that writes part of xn sums
 // x itself (the same addresses for all, and no barrier before the sum); the others skip it.
@@ -96,8 +113,10 @@ fn store_qkv(l: u32, pos: u32, r: u32, y: vec4f) {
 
 fn qkv(l: u32, pos: u32, lid: u32) {
   let quads = (p.dim + 2u * p.kv_heads * p.dh) / 4u;
-  for (var g = lid; g < quads; g += WG) {
-    store_qkv(l, pos, 4u * g, rows4(qkv_at(l), 4u * g, d4(), p.xn_at / 4u));
+  for (var g = lid; g < octs(quads); g += WG) {
+    let y = rows8(qkv_at(l), g, d4(), p.xn_at / 4u);
+    store_qkv(l, pos, 8u * g, y.lo);
+    if (2u * g + 1u < quads) { store_qkv(l, pos, 8u * g + 4u, y.hi); }
   }
 }
 
@@ -150,27 +169,35 @@ fn mix(l: u32, pos: u32, lid: u32) {
   }
 }
 
-fn out_proj(l: u32, lid: u32) {
-  for (var g = lid; g < d4(); g += WG) { x[g] += rows4(o_at(l), 4u * g, d4(), p.att_at / 4u); }
-}
-
-fn ffn_up(l: u32, lid: u32) {
-  for (var g = lid; g < h4(); g += WG) {
-    let a = rows4(gate_at(l), 4u * g, d4(), p.xn_at / 4u);
-    let b = rows4(up_at(l), 4u * g, d4(), p.xn_at / 4u);
-    work[p.hid_at / 4u + g] = a / (1.0 + exp(-a)) * b;
+// x += W · work[v ..] for a [dim, 4·cols4] matrix W at wts[w ..] (o-proj, down-proj).
+fn add_to_x(w: u32, cols4: u32, v: u32, lid: u32) {
+  for (var g = lid; g < octs(d4()); g += WG) {
+    let y = rows8(w, g, cols4, v);
+    x[2u * g] += y.lo;
+    if (2u * g + 1u < d4()) { x[2u * g + 1u] += y.hi; }
   }
 }
 
-fn ffn_down(l: u32, lid: u32) {
-  for (var g = lid; g < d4(); g += WG) { x[g] += rows4(down_at(l), 4u * g, h4(), p.hid_at / 4u); }
+fn silu_gate(a: vec4f, b: vec4f) -> vec4f { return a / (1.0 + exp(-a)) * b; }
+
+fn ffn_up(l: u32, lid: u32) {
+  let hid = p.hid_at / 4u;
+  for (var g = lid; g < octs(h4()); g += WG) {
+    let a = rows8(gate_at(l), g, d4(), p.xn_at / 4u);
+    let b = rows8(up_at(l), g, d4(), p.xn_at / 4u);
+    work[hid + 2u * g] = silu_gate(a.lo, b.lo);
+    if (2u * g + 1u < h4()) { work[hid + 2u * g + 1u] = silu_gate(a.hi, b.hi); }
+  }
 }
 
-// Logits of rows 4g … 4g + 3: rows past the vocabulary read whatever follows the head (or nothing)
-// into the logits' padding, which the sampler never reads.
+// Logits in vec4s: rows past the vocabulary fill the logits' padding, which the sampler never reads.
 fn head(lid: u32) {
-  for (var g = lid; g < (p.vocab + 3u) / 4u; g += WG) {
-    work[p.logits_at / 4u + g] = rows4(p.head_off, 4u * g, d4(), p.xn_at / 4u);
+  let quads = (p.vocab + 3u) / 4u;
+  let logits = p.logits_at / 4u;
+  for (var g = lid; g < octs(quads); g += WG) {
+    let y = rows8(p.head_off, g, d4(), p.xn_at / 4u);
+    work[logits + 2u * g] = y.lo;
+    if (2u * g + 1u < quads) { work[logits + 2u * g + 1u] = y.hi; }
   }
 }
 
@@ -189,13 +216,13 @@ fn layer(l: u32, pos: u32, lid: u32) {
   settle();
   mix(l, pos, lid);
   settle();
-  out_proj(l, lid);
+  add_to_x(o_at(l), d4(), p.att_at / 4u, lid);
   settle();
   normed(n2_at(l), lid);
   settle();
   ffn_up(l, lid);
   settle();
-  ffn_down(l, lid);
+  add_to_x(down_at(l), h4(), p.hid_at / 4u, lid);
   settle();
 }
 

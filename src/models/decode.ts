@@ -160,14 +160,15 @@ export function laneIterations(
     : topK === 0 || topK >= vocab
     ? 3 * per(vocab) + 2 * WG
     : (topK + 1) * (per(vocab) + 8) + 2 * topK;
-  // decode_tokens.wgsl counts in vec4s: 4 rows, 4 positions or 4 features an invocation.
+  // decode_tokens.wgsl counts in vec4s: 8 rows, 4 positions or 4 features an invocation.
   const [d4, h4, dh4, quads] = [dim / 4, hidden / 4, dh / 4, Math.ceil(cacheLength / 4)];
+  const octs = (n: number) => Math.ceil(n / 8);
   const normed = d4 + 1 + spread(d4, 0);
-  const tokenLayer = 2 * normed + spread((dim + 2 * kvHeads * dh) / 4, d4) +
-    spread(heads * quads, dh4) + spread(heads * dh4, quads) + spread(d4, d4) +
-    spread(h4, 2 * d4 + 1) + spread(d4, h4) + 1;
-  const token = model.layers.length * tokenLayer + normed + spread(Math.ceil(vocab / 4), d4) +
-    draw + spread(d4, 0) + 2;
+  const tokenLayer = 2 * normed + spread(octs(dim + 2 * kvHeads * dh), d4) +
+    spread(heads * quads, dh4) + spread(heads * dh4, quads) + spread(octs(dim), d4) +
+    spread(octs(hidden), 2 * d4 + 1) + spread(octs(dim), h4) + 1;
+  const token = model.layers.length * tokenLayer + normed + spread(octs(vocab), d4) + draw +
+    spread(d4, 0) + 2;
   // Loop exits of the sampler's trees and the token loop itself, with room to spare.
   const margin = (n: number) => Math.ceil(n * 1.1) + 64;
   return {
@@ -187,7 +188,7 @@ function fourWide(model: Llama): boolean {
 /**
  * How a token's work is laid out: `tokens` decodes up to TOKENS_PER_DISPATCH tokens in one
  * dispatch and one workgroup, from a packed copy of the weights and caches read as vec4s (dim,
- * hidden and the head width multiples of 4; invocations compute 4 rows each); `fused` runs a whole
+ * hidden and the head width multiples of 4; invocations compute 8 rows each); `fused` runs a whole
  * layer in one workgroup (one dispatch per layer, one for head and sampler); `split` gives each
  * of a layer's five phases its own dispatch over many workgroups. `laneRows`: an invocation
  * computes whole rows (llvmpipe: no barriers), else a workgroup computes a row and sums it in a
