@@ -120,52 +120,86 @@ fn qkv(l: u32, pos: u32, lid: u32) {
   }
 }
 
-// Scaled scores of head h against cached positions s … s + 3, an invocation per (h, s / 4).
-// Positions past pos read rows of the zeroed cache not written yet; `mix` masks them.
+// Grouped-query attention reads each kv group's keys and values once for two of its heads: heads
+// h and h2 = h + 1, or h2 = h for a group's odd head left over (computed and stored twice, alike).
+fn head_pair(pair: u32) -> vec2u {
+  let rep = p.heads / p.kv_heads;
+  let pairs = (rep + 1u) / 2u;
+  let first = (pair / pairs) * rep;
+  let h = first + 2u * (pair % pairs);
+  return vec2u(h, min(h + 1u, first + rep - 1u));
+}
+
+fn pair_count() -> u32 { return p.kv_heads * ((p.heads / p.kv_heads + 1u) / 2u); }
+
+fn score_at(h: u32, s: u32) -> u32 { return (p.scores_at + h * p.stride + s) / 4u; }
+
+// Scaled scores of a head pair against cached positions s … s + 3, an invocation per
+// (pair, s / 4). Positions past pos read rows of the zeroed cache not written yet; `mix` masks
+// them.
 fn scores(l: u32, pos: u32, lid: u32) {
   let quads = pos / 4u + 1u;
-  let rep = p.heads / p.kv_heads;
-  for (var i = lid; i < p.heads * quads; i += WG) {
-    let h = i / quads;
+  let group = p.heads / p.kv_heads;
+  for (var i = lid; i < pair_count() * quads; i += WG) {
+    let hh = head_pair(i / quads);
     let s = 4u * (i % quads);
-    let k = cache_at(l, 0u) + s * kv4() + (h / rep) * dh4();
-    var acc = vec4f(0.0);
+    let k = cache_at(l, 0u) + s * kv4() + (hh.x / group) * dh4();
+    var a = vec4f(0.0);
+    var b = vec4f(0.0);
     for (var d = 0u; d < dh4(); d++) {
-      let q = work[p.q_at / 4u + h * dh4() + d];
-      acc += vec4f(
-        dot(q, kv[k + d]),
-        dot(q, kv[k + kv4() + d]),
-        dot(q, kv[k + 2u * kv4() + d]),
-        dot(q, kv[k + 3u * kv4() + d]),
-      );
+      let qa = work[p.q_at / 4u + hh.x * dh4() + d];
+      let qb = work[p.q_at / 4u + hh.y * dh4() + d];
+      let k0 = kv[k + d];
+      let k1 = kv[k + kv4() + d];
+      let k2 = kv[k + 2u * kv4() + d];
+      let k3 = kv[k + 3u * kv4() + d];
+      a += vec4f(dot(qa, k0), dot(qa, k1), dot(qa, k2), dot(qa, k3));
+      b += vec4f(dot(qb, k0), dot(qb, k1), dot(qb, k2), dot(qb, k3));
     }
-    work[(p.scores_at + h * p.stride + s) / 4u] = acc * p.scale;
+    work[score_at(hh.x, s)] = a * p.scale;
+    work[score_at(hh.y, s)] = b * p.scale;
   }
 }
 
-// att = softmax(scores) · v, an invocation per (head, 4 features), in one pass over the positions
-// with a running maximum (the sums so far rescaled when it grows), 4 positions a step.
+// One head's softmax over the positions so far: running maximum, sum and weighted values.
+struct Softmax {
+  m: f32,
+  z: f32,
+  acc: vec4f,
+}
+
+// Folds positions s … s + 3 (scores sc, masked ones at −3e38, values v0 … v3) into a running
+// softmax, rescaling what it holds when the maximum grows.
+fn fold(r: Softmax, sc: vec4f, v0: vec4f, v1: vec4f, v2: vec4f, v3: vec4f) -> Softmax {
+  let top = max(r.m, max(max(sc.x, sc.y), max(sc.z, sc.w)));
+  let f = exp(r.m - top);
+  let e = exp(sc - top);
+  let acc = r.acc * f + e.x * v0 + e.y * v1 + e.z * v2 + e.w * v3;
+  return Softmax(top, r.z * f + e.x + e.y + e.z + e.w, acc);
+}
+
+// att = softmax(scores) · v, an invocation per (head pair, 4 features), in one pass over the
+// positions, 4 a step.
 fn mix(l: u32, pos: u32, lid: u32) {
   let len = pos + 1u;
-  let rep = p.heads / p.kv_heads;
-  for (var i = lid; i < p.heads * dh4(); i += WG) {
-    let h = i / dh4();
-    let v = cache_at(l, 1u) + (h / rep) * dh4() + i % dh4();
-    var m = -3.0e38;
-    var z = 0.0;
-    var acc = vec4f(0.0);
+  let group = p.heads / p.kv_heads;
+  for (var i = lid; i < pair_count() * dh4(); i += WG) {
+    let hh = head_pair(i / dh4());
+    let d = i % dh4();
+    let v = cache_at(l, 1u) + (hh.x / group) * dh4() + d;
+    var a = Softmax(-3.0e38, 0.0, vec4f(0.0));
+    var b = a;
     for (var s = 0u; s < len; s += 4u) {
       let live = vec4u(s, s + 1u, s + 2u, s + 3u) < vec4u(len);
-      let sc = select(vec4f(-3.0e38), work[(p.scores_at + h * p.stride + s) / 4u], live);
-      let top = max(m, max(max(sc.x, sc.y), max(sc.z, sc.w)));
-      let f = exp(m - top);
-      let e = exp(sc - top);
-      z = z * f + e.x + e.y + e.z + e.w;
-      acc = acc * f + e.x * kv[v + s * kv4()] + e.y * kv[v + (s + 1u) * kv4()] +
-        e.z * kv[v + (s + 2u) * kv4()] + e.w * kv[v + (s + 3u) * kv4()];
-      m = top;
+      let v0 = kv[v + s * kv4()];
+      let v1 = kv[v + (s + 1u) * kv4()];
+      let v2 = kv[v + (s + 2u) * kv4()];
+      let v3 = kv[v + (s + 3u) * kv4()];
+      a = fold(a, select(vec4f(-3.0e38), work[score_at(hh.x, s)], live), v0, v1, v2, v3);
+      b = fold(b, select(vec4f(-3.0e38), work[score_at(hh.y, s)], live), v0, v1, v2, v3);
     }
-    work[p.att_at / 4u + i] = acc / z;
+    work[p.att_at / 4u + hh.x * dh4() + d] = a.acc / a.z;
+    work[p.att_at / 4u + hh.y * dh4() + d] = b.acc / b.z;
   }
 }
 

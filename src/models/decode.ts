@@ -163,9 +163,11 @@ export function laneIterations(
   // decode_tokens.wgsl counts in vec4s: 8 rows, 4 positions or 4 features an invocation.
   const [d4, h4, dh4, quads] = [dim / 4, hidden / 4, dh / 4, Math.ceil(cacheLength / 4)];
   const octs = (n: number) => Math.ceil(n / 8);
+  // Attention takes the heads of a kv group two at a time.
+  const pairs = kvHeads * Math.ceil(heads / kvHeads / 2);
   const normed = d4 + 1 + spread(d4, 0);
   const tokenLayer = 2 * normed + spread(octs(dim + 2 * kvHeads * dh), d4) +
-    spread(heads * quads, dh4) + spread(heads * dh4, quads) + spread(octs(dim), d4) +
+    spread(pairs * quads, dh4) + spread(pairs * dh4, quads) + spread(octs(dim), d4) +
     spread(octs(hidden), 2 * d4 + 1) + spread(octs(dim), h4) + 1;
   const token = model.layers.length * tokenLayer + normed + spread(octs(vocab), d4) + draw +
     spread(d4, 0) + 2;
