@@ -8,7 +8,8 @@
 // address that differs between invocations one invocation at a time (a loop over the chunk with a
 // bounds check per component); a vec4 costs hardly more than a float. So every load here is a
 // vec4, and an invocation computes 8 rows of a matrix at once (reading each input vec4 once for
-// its 8 weight rows), 4 positions of a head's scores or 4 features of its values. Widths (dim, hidden, head width) are multiples of 4.
+// its 8 weight rows), or 4 positions of two heads' scores, or 4 features of their values. Widths
+// (dim, hidden, head width) are multiples of 4.
 //
 // Weights are packed in one buffer of vec4s: per layer n1, Wq, Wk, Wv, Wo, n2, Wg, Wu, Wd (each
 // [out, in] row-major, so [Wq; Wk; Wv] is one stacked matrix), then the final norm, head and
@@ -224,7 +225,8 @@ fn ffn_up(l: u32, lid: u32) {
   }
 }
 
-// Logits in vec4s: rows past the vocabulary fill the logits' padding, which the sampler never reads.
+// Logits in vec4s: rows past the vocabulary fill the logits' padding, which the sampler never
+// reads.
 fn head(lid: u32) {
   let quads = (p.vocab + 3u) / 4u;
   let logits = p.logits_at / 4u;
