@@ -24,7 +24,8 @@
 @group(0) @binding(5) var<storage, read_write> kv: array<vec4f>;
 @group(0) @binding(6) var<storage, read_write> ids: array<u32>;
 
-const WG: u32 = 64u;
+// TOKENS_WG in src/models/decode.ts: fewer chunks of 8, fewer switches at each barrier.
+const WG: u32 = 32u;
 
 fn d4() -> u32 { return p.dim / 4u; }
 fn h4() -> u32 { return p.hidden / 4u; }

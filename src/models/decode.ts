@@ -27,8 +27,14 @@ import type { SamplingOptions } from "./sampling.ts";
 export const SAMPLE_STREAM = 0x5a3d;
 /** decode_sample.wgsl keeps the top-k candidates in workgroup memory: MAX_TOP_K. */
 export const MAX_GPU_TOP_K = 256;
-/** Invocations per workgroup in both shaders. */
+/** Invocations per workgroup of decode_layer.wgsl and decode_sample.wgsl. */
 const WG = 64;
+/**
+ * Invocations of decode_tokens.wgsl's one workgroup: llvmpipe runs it as chunks of 8 on one thread
+ * and switches between them at every barrier, so fewer chunks cost less; 32 still gives the widest
+ * phases one pass.
+ */
+const TOKENS_WG = 32;
 /** Storage buffers the layer kernel binds. */
 const LAYER_BUFFERS = 14;
 
@@ -145,9 +151,9 @@ export function laneIterations(
 ): { layer: number; head: number; draw: number; token: number } {
   const { dim, hidden, heads, kvHeads, vocab } = model.config;
   const dh = model.headDim;
-  const per = (units: number) => Math.ceil(units / WG);
-  // `outer` units spread over the workgroup, each running a loop of `inner` trips.
-  const spread = (outer: number, inner: number) => per(outer) * (inner + 2) + 1;
+  const per = (units: number, wg = WG) => Math.ceil(units / wg);
+  // `outer` units spread over a workgroup of wg, each running a loop of `inner` trips.
+  const spread = (outer: number, inner: number, wg = WG) => per(outer, wg) * (inner + 2) + 1;
   const layer = 2 * dim + spread((dim + 2 * kvHeads * dh) / 2, dim) +
     spread(heads * cacheLength, dh) + spread(heads * dh, 2 * cacheLength) +
     spread(dim, dim) + spread(hidden, dim) + spread(dim, hidden);
@@ -155,22 +161,25 @@ export function laneIterations(
   const { temperature, topK } = sampling;
   const greedy = temperature === 0 || topK === 1;
   // A strided pass and a tree per candidate; the full draw also walks one chunk.
-  const draw = greedy
-    ? per(vocab) + 8
-    : topK === 0 || topK >= vocab
-    ? 3 * per(vocab) + 2 * WG
-    : (topK + 1) * (per(vocab) + 8) + 2 * topK;
+  const drawIn = (wg: number) =>
+    greedy
+      ? per(vocab, wg) + 8
+      : topK === 0 || topK >= vocab
+      ? 3 * per(vocab, wg) + 2 * wg
+      : (topK + 1) * (per(vocab, wg) + 8) + 2 * topK;
+  const draw = drawIn(WG);
   // decode_tokens.wgsl counts in vec4s: 8 rows, 4 positions or 4 features an invocation.
   const [d4, h4, dh4, quads] = [dim / 4, hidden / 4, dh / 4, Math.ceil(cacheLength / 4)];
   const octs = (n: number) => Math.ceil(n / 8);
   // Attention takes the heads of a kv group two at a time.
   const pairs = kvHeads * Math.ceil(heads / kvHeads / 2);
-  const normed = d4 + 1 + spread(d4, 0);
-  const tokenLayer = 2 * normed + spread(octs(dim + 2 * kvHeads * dh), d4) +
-    spread(pairs * quads, dh4) + spread(pairs * dh4, quads) + spread(octs(dim), d4) +
-    spread(octs(hidden), 2 * d4 + 1) + spread(octs(dim), h4) + 1;
-  const token = model.layers.length * tokenLayer + normed + spread(octs(vocab), d4) + draw +
-    spread(d4, 0) + 2;
+  const lanes = (outer: number, inner: number) => spread(outer, inner, TOKENS_WG);
+  const normed = d4 + 1 + lanes(d4, 0);
+  const tokenLayer = 2 * normed + lanes(octs(dim + 2 * kvHeads * dh), d4) +
+    lanes(pairs * quads, dh4) + lanes(pairs * dh4, quads) + lanes(octs(dim), d4) +
+    lanes(octs(hidden), 2 * d4 + 1) + lanes(octs(dim), h4) + 1;
+  const token = model.layers.length * tokenLayer + normed + lanes(octs(vocab), d4) +
+    drawIn(TOKENS_WG) + lanes(d4, 0) + 2;
   // Loop exits of the sampler's trees and the token loop itself, with room to spare.
   const margin = (n: number) => Math.ceil(n * 1.1) + 64;
   return {
