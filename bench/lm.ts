@@ -4,8 +4,8 @@
  * the allocator's peaks. Decoding is measured on both paths of generate(): fused (the GPU decodes
  * and samples, ids read back in bulk) and layer by layer (one cached step and one readback of the
  * logits per token), in the same run. The fused rate, like the peer's, is greedy decoding of
- * `decodeTokens` tokens after the prompt, timed over `decodeRuns` runs after an untimed one that
- * compiles the kernels (the prompt's prefill and first token are not timed).
+ * `decodeTokens` tokens after a prompt of `decodePromptTokens`, timed over `decodeRuns` runs after
+ * an untimed one that compiles the kernels (the prompt's prefill and first token are not timed).
  */
 import type { Engine } from "../src/tensor/engine.ts";
 import type { Llama } from "../src/models/llama.ts";
@@ -30,6 +30,8 @@ export interface LmBenchCase {
   lr: number;
   clip: number;
   promptTokens: number;
+  /** The prompt decoding starts from: short, so that a run decodes most of the context. */
+  decodePromptTokens: number;
   decodeTokens: number;
   /** Timed decoding runs, after a warm-up run. */
   decodeRuns: number;
@@ -125,10 +127,11 @@ export async function benchLm(
   // A warm-up generation compiles each path's kernels; each timed one decodes decodeTokens.
   const decodeRate = async (decode: "fused" | "layers", runs: number) => {
     const opts = { temperature: 0, topK: 0, seed: 0, decode, maxTokens: c.decodeTokens + 1 };
-    await generate(model, prompt, opts);
+    const start = Array.from(c.tokens.subarray(0, c.decodePromptTokens));
+    await generate(model, start, opts);
     let [tokens, seconds] = [0, 0];
     for (let i = 0; i < runs; i++) {
-      const g = await generate(model, prompt, opts);
+      const g = await generate(model, start, opts);
       tokens += g.ids.length - 1;
       seconds += g.decodeSeconds;
     }
@@ -137,7 +140,7 @@ export async function benchLm(
   const fused = await decodeRate("fused", c.decodeRuns);
   // The layer path pays a readback per token: one run gives its rate.
   const layers = await decodeRate("layers", 1);
-  const plan = defaultDecodePlan(model, c.promptTokens + c.decodeTokens + 1);
+  const plan = defaultDecodePlan(model, c.decodePromptTokens + c.decodeTokens + 1);
   const inferencePeakBytes = allocator.peakReservedBytes;
   const parameters = model.parameters().reduce((n, t) => n + t.size, 0);
   model.dispose();

@@ -37,9 +37,10 @@ ids read back in bulk) and on the layer-by-layer path (one cached step and one r
 token), and peak GPU bytes of training and of inference. Prints a table and writes
 bench/results/lm-<adapter>.json.
 
-Decoding is like for like with the peer: the same prompt ids, the same tokens per run (the
-prompt's prefill and first token untimed), an untimed warm-up run, then runs until ${DECODED}
-tokens are decoded; the peer reports the better of 1 and 2 threads.
+Decoding is like for like with the peer: the same prompt ids (an eighth of the default model's
+context, 64 tokens for stories260K), the same tokens per run (the prompt's prefill and first token
+untimed), an untimed warm-up run, then runs until ${DECODED} tokens are decoded; the peer reports
+the better of 1 and 2 threads.
 
 Flags:
   --steps N          timed training steps per model [default: 10]
@@ -88,9 +89,11 @@ async function main(args: string[]): Promise<number> {
       seqLen: c.seqLen,
       lr: c.lr,
       clip: c.clip,
-      // The model's context is its training window: half prompt, the rest decoded.
+      // The model's context is its training window: half of it prefilled; decoding from an
+      // eighth of it, the rest decoded, so that a run's readbacks weigh on more tokens.
       promptTokens: c.seqLen / 2,
-      ...decoding(Math.min(decode, c.seqLen / 2 - 1)),
+      decodePromptTokens: c.seqLen / 8,
+      ...decoding(Math.min(decode, c.seqLen - c.seqLen / 8 - 1)),
       peerArgs: [
         "--data",
         SHAKESPEARE,
@@ -113,6 +116,7 @@ async function main(args: string[]): Promise<number> {
       lr: 1e-3,
       clip: 1,
       promptTokens: 64,
+      decodePromptTokens: 64,
       ...decoding(Math.min(decode, config.maxLen - 64 - 1)),
       peerArgs: [
         ...["--vocab", config.vocab, "--dim", config.dim, "--hidden", config.hidden].map(String),
@@ -165,14 +169,14 @@ async function runPeer(
   steps: number,
   warmup: number,
 ): Promise<PeerLmFigures> {
-  const prompt = Array.from(c.tokens.subarray(0, c.promptTokens)).join(",");
+  const ids = (n: number) => Array.from(c.tokens.subarray(0, n)).join(",");
   const res = await new Deno.Command(python, {
     args: [
       PEER,
       ...c.peerArgs,
       ...(steps > 0 ? ["--steps", String(steps), "--warmup", String(warmup)] : ["--decode-only"]),
-      ...["--prompt-ids", prompt, "--decode-tokens", String(c.decodeTokens)],
-      ...["--decode-runs", String(c.decodeRuns)],
+      ...["--prompt-ids", ids(c.promptTokens), "--decode-prompt-ids", ids(c.decodePromptTokens)],
+      ...["--decode-tokens", String(c.decodeTokens), "--decode-runs", String(c.decodeRuns)],
     ],
     env: peerEnv(),
     clearEnv: true,

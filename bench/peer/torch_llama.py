@@ -174,6 +174,7 @@ def main():
     p.add_argument("--eval", action="store_true", help="score the whole validation split after training")
     p.add_argument("--prompt-tokens", type=int, default=64)
     p.add_argument("--prompt-ids", help="comma-separated prompt token ids (instead of random ones)")
+    p.add_argument("--decode-prompt-ids", help="the prompt decoding starts from (default: the prompt)")
     p.add_argument("--decode-tokens", type=int, default=64)
     p.add_argument("--decode-runs", type=int, default=1)
     p.add_argument("--decode-only", action="store_true", help="skip training")
@@ -196,7 +197,8 @@ def main():
         train = torch.randint(0, a.vocab, (1 << 20,), generator=gen)
     if a.prompt_ids:
         a.prompt_tokens = len(a.prompt_ids.split(","))
-    a.max_len = max(a.seq_len, a.prompt_tokens + a.decode_tokens)
+    start = len(a.decode_prompt_ids.split(",")) if a.decode_prompt_ids else a.prompt_tokens
+    a.max_len = max(a.seq_len, a.prompt_tokens, start + a.decode_tokens)
     model = Llama(a)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
     loss_value, t0 = float("nan"), None
@@ -234,6 +236,8 @@ def main():
         for _ in range(reps):
             model(prompt)
         out["prefill_tokens_per_second"] = reps * a.prompt_tokens / (time.perf_counter() - t)
+    if a.decode_prompt_ids:
+        prompt = torch.tensor([[int(i) for i in a.decode_prompt_ids.split(",")]], dtype=torch.long)
     rate, threads = decode_rate(model, prompt, a.decode_tokens, a.decode_runs)
     out["decode_tokens_per_second"], out["decode_threads"] = rate, threads
     print(json.dumps(out))

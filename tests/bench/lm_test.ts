@@ -25,6 +25,7 @@ gpuTest("bench:lm measures training, prefill and decoding of a tiny model", asyn
     lr: 1e-3,
     clip: 1,
     promptTokens: 5,
+    decodePromptTokens: 3,
     decodeTokens: 4,
     decodeRuns: 2,
   };
