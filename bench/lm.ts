@@ -3,7 +3,9 @@
  * prefill tokens/s (one forward of a prompt into a kv cache) and batch-1 decoding tokens/s, with
  * the allocator's peaks. Decoding is measured on both paths of generate(): fused (the GPU decodes
  * and samples, ids read back in bulk) and layer by layer (one cached step and one readback of the
- * logits per token), in the same run.
+ * logits per token), in the same run. The fused rate, like the peer's, is greedy decoding of
+ * `decodeTokens` tokens after a prompt of `decodePromptTokens`, timed over `decodeRuns` runs after
+ * an untimed one that compiles the kernels (the prompt's prefill and first token are not timed).
  */
 import type { Engine } from "../src/tensor/engine.ts";
 import type { Llama } from "../src/models/llama.ts";
@@ -28,7 +30,11 @@ export interface LmBenchCase {
   lr: number;
   clip: number;
   promptTokens: number;
+  /** The prompt decoding starts from: short, so that a run decodes most of the context. */
+  decodePromptTokens: number;
   decodeTokens: number;
+  /** Timed decoding runs, after a warm-up run. */
+  decodeRuns: number;
 }
 
 export interface LmBenchFigures {
@@ -43,6 +49,7 @@ export interface LmBenchFigures {
   promptTokens: number;
   prefillTokensPerSecond: number;
   decodeTokens: number;
+  decodeRuns: number;
   /** The fused path's rate, and its plan ("tokens/lanes", "split/rows", …). */
   decodeTokensPerSecond: number;
   decodePlan: string;
@@ -57,6 +64,8 @@ export interface PeerLmFigures {
   trainTokensPerSecond: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
+  /** The thread count of the peer's best decoding rate (of 1 and 2). */
+  decodeThreads: number;
   trainLoss: number;
 }
 
@@ -115,16 +124,23 @@ export async function benchLm(
   const t1 = performance.now();
   for (let i = 0; i < reps; i++) await prefillOnce();
   const prefillSeconds = (performance.now() - t1) / 1000 / reps;
-  // A warm-up generation compiles each path's kernels; the timed one decodes decodeTokens.
-  const decodeRate = async (decode: "fused" | "layers") => {
-    const opts = { temperature: 0, topK: 0, seed: 0, decode };
-    await generate(model, prompt, { ...opts, maxTokens: 3 });
-    const g = await generate(model, prompt, { ...opts, maxTokens: c.decodeTokens + 1 });
-    return { rate: (g.ids.length - 1) / g.decodeSeconds, tokens: g.ids.length - 1 };
+  // A warm-up generation compiles each path's kernels; each timed one decodes decodeTokens.
+  const decodeRate = async (decode: "fused" | "layers", runs: number) => {
+    const opts = { temperature: 0, topK: 0, seed: 0, decode, maxTokens: c.decodeTokens + 1 };
+    const start = Array.from(c.tokens.subarray(0, c.decodePromptTokens));
+    await generate(model, start, opts);
+    let [tokens, seconds] = [0, 0];
+    for (let i = 0; i < runs; i++) {
+      const g = await generate(model, start, opts);
+      tokens += g.ids.length - 1;
+      seconds += g.decodeSeconds;
+    }
+    return { rate: tokens / seconds, tokens: tokens / runs };
   };
-  const fused = await decodeRate("fused");
-  const layers = await decodeRate("layers");
-  const plan = defaultDecodePlan(model, c.promptTokens + c.decodeTokens + 1);
+  const fused = await decodeRate("fused", c.decodeRuns);
+  // The layer path pays a readback per token: one run gives its rate.
+  const layers = await decodeRate("layers", 1);
+  const plan = defaultDecodePlan(model, c.decodePromptTokens + c.decodeTokens + 1);
   const inferencePeakBytes = allocator.peakReservedBytes;
   const parameters = model.parameters().reduce((n, t) => n + t.size, 0);
   model.dispose();
@@ -133,13 +149,15 @@ export async function benchLm(
     parameters,
     batchSize: c.batchSize,
     seqLen: c.seqLen,
-    msPerStep: (trainSeconds / steps) * 1000,
-    trainTokensPerSecond: (steps * c.batchSize * c.seqLen) / trainSeconds,
+    // No steps (--decode-only): no training figures.
+    msPerStep: steps > 0 ? (trainSeconds / steps) * 1000 : NaN,
+    trainTokensPerSecond: steps > 0 ? (steps * c.batchSize * c.seqLen) / trainSeconds : NaN,
     trainPeakBytes,
     meanLoss: lossSum / steps,
     promptTokens: c.promptTokens,
     prefillTokensPerSecond: c.promptTokens / prefillSeconds,
     decodeTokens: fused.tokens,
+    decodeRuns: c.decodeRuns,
     decodeTokensPerSecond: fused.rate,
     decodePlan: `${plan.schedule}/${plan.laneRows ? "lanes" : "rows"}`,
     layerDecodeTokensPerSecond: layers.rate,
@@ -149,17 +167,20 @@ export async function benchLm(
 
 export function formatLmReport(rows: LmBenchFigures[], peers: PeerLmFigures[]): string {
   const ratio = (ours: number, peer: number | undefined) => (peer ? ours / peer : "-");
+  // Training figures of a --decode-only run are NaN.
+  const shown = (v: number): Cell => Number.isFinite(v) ? v : "-";
   const cells: Cell[][] = rows.map((f) => {
     const p = peers.find((x) => x.label === f.label);
     return [
       f.label,
       f.parameters,
       `${f.batchSize}×${f.seqLen}`,
-      f.msPerStep,
-      f.trainTokensPerSecond,
+      shown(f.msPerStep),
+      shown(f.trainTokensPerSecond),
       ratio(f.trainTokensPerSecond, p?.trainTokensPerSecond),
       f.prefillTokensPerSecond,
       ratio(f.prefillTokensPerSecond, p?.prefillTokensPerSecond),
+      `${f.decodeTokens}×${f.decodeRuns}`,
       f.decodeTokensPerSecond,
       ratio(f.decodeTokensPerSecond, p?.decodeTokensPerSecond),
       f.layerDecodeTokensPerSecond,
@@ -173,10 +194,11 @@ export function formatLmReport(rows: LmBenchFigures[], peers: PeerLmFigures[]): 
       p.parameters,
       "-",
       "-",
-      p.trainTokensPerSecond,
+      shown(p.trainTokensPerSecond),
       1,
       p.prefillTokensPerSecond,
       1,
+      `${p.decodeThreads} thread${p.decodeThreads === 1 ? "" : "s"}`,
       p.decodeTokensPerSecond,
       1,
       "-",
@@ -194,6 +216,7 @@ export function formatLmReport(rows: LmBenchFigures[], peers: PeerLmFigures[]): 
       "×peer",
       "prefill tok/s",
       "×peer",
+      "decoded",
       "decode tok/s",
       "×peer",
       "layer-path decode",

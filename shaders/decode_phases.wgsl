@@ -1,8 +1,7 @@
 // The phases of one Llama layer for one new token in batch-1 decoding (inference only, no
-// backward); composed after a header (decode_layer.wgsl, decode_tokens.wgsl) that binds x, work
-// and rot, declares Params, WG and LANE_ROWS, and reads layer l's weights and caches through
-// w_q(l, i) … w_d(l, i), w_n1, w_n2, k_get/k_put and v_get/v_put; with VEC4 = 1 (dim and hidden
-// multiples of 4) whole-row products read four weights at once through w_q4(l, i / 4) ….
+// backward); composed after decode_params.wgsl and decode_layer.wgsl, which binds x, work, rot,
+// the layer's caches kc, vc and its weights n1, wq, wk, wv, wo, n2, wg, wu, wd, and declares WG
+// and LANE_ROWS.
 //   qkv:      n = rmsnorm(x)·n1; q, k, v = Wq n, Wk n, Wv n; q and k rotated at position pos;
 //             k and v written to row pos of the layer's caches, q to work[q_at..].
 //   attend:   per query head h: softmax(q_h · k[0..pos, g]ᵀ · scale) v[0..pos, g] → work[att_at..],
@@ -18,17 +17,6 @@
 // row, its invocations striding over the columns and summing in a tree (a GPU's shape). Every
 // loop runs at most max(dim, hidden, pos + 1, units / 64) steps, far below llvmpipe's cap.
 var<workgroup> red: array<vec2f, WG>;
-
-// Four consecutive features of x or of a work vector: the same addresses for every invocation.
-fn x4(c4: u32) -> vec4f {
-  let c = 4u * c4;
-  return vec4f(x[c], x[c + 1u], x[c + 2u], x[c + 3u]);
-}
-
-fn work4(at: u32, c4: u32) -> vec4f {
-  let c = at + 4u * c4;
-  return vec4f(work[c], work[c + 1u], work[c + 2u], work[c + 3u]);
-}
 
 // The workgroup's sum of v, for every invocation; reached by the whole workgroup.
 fn sum2(lid: u32, v: vec2f) -> vec2f {
@@ -70,49 +58,31 @@ fn inv_rms(lid: u32) -> f32 {
 
 // Partial dots over columns c0, c0 + step, …: rows r and r + 1 of the stacked [Wq; Wk; Wv]
 // against x·n1 (a pair never straddles two matrices: dim and kv width are even).
-fn part_qkv(l: u32, r: u32, c0: u32, step: u32) -> vec2f {
+fn part_qkv(r: u32, c0: u32, step: u32) -> vec2f {
   let kv = p.kv_heads * p.dh;
   var acc = vec2f(0.0);
-  if (VEC4 == 1u && step == 1u) {
-    // Whole rows of 4-aligned widths: a 16-byte load per weight read.
-    let a = r * p.dim / 4u;
-    let b = (r + 1u) * p.dim / 4u;
-    for (var c4 = 0u; c4 < p.dim / 4u; c4++) {
-      let v = x4(c4) * w_n1_4(l, c4);
-      if (r < p.dim) {
-        acc += vec2f(dot(w_q4(l, a + c4), v), dot(w_q4(l, b + c4), v));
-      } else if (r < p.dim + kv) {
-        let k = (p.dim * p.dim) / 4u;
-        acc += vec2f(dot(w_k4(l, a - k + c4), v), dot(w_k4(l, b - k + c4), v));
-      } else {
-        let k = ((p.dim + kv) * p.dim) / 4u;
-        acc += vec2f(dot(w_v4(l, a - k + c4), v), dot(w_v4(l, b - k + c4), v));
-      }
-    }
-    return acc;
-  }
   for (var c = c0; c < p.dim; c += step) {
-    let v = x[c] * w_n1(l, c);
+    let v = x[c] * n1[c];
     if (r < p.dim) {
-      acc += vec2f(w_q(l, r * p.dim + c), w_q(l, (r + 1u) * p.dim + c)) * v;
+      acc += vec2f(wq[r * p.dim + c], wq[(r + 1u) * p.dim + c]) * v;
     } else if (r < p.dim + kv) {
       let k = r - p.dim;
-      acc += vec2f(w_k(l, k * p.dim + c), w_k(l, (k + 1u) * p.dim + c)) * v;
+      acc += vec2f(wk[k * p.dim + c], wk[(k + 1u) * p.dim + c]) * v;
     } else {
       let k = r - p.dim - kv;
-      acc += vec2f(w_v(l, k * p.dim + c), w_v(l, (k + 1u) * p.dim + c)) * v;
+      acc += vec2f(wv[k * p.dim + c], wv[(k + 1u) * p.dim + c]) * v;
     }
   }
   return acc;
 }
 
 // Rows r, r + 1 of [q; k; v] (already scaled by the norm): rotate q and k, store all three.
-fn store_qkv(l: u32, pos: u32, r: u32, d: vec2f) {
+fn store_qkv(pos: u32, r: u32, d: vec2f) {
   let kv = p.kv_heads * p.dh;
   let local = select(select(r - p.dim - kv, r - p.dim, r < p.dim + kv), r, r < p.dim);
   if (r >= p.dim + kv) {
-    v_put(l, pos * kv + local, d.x);
-    v_put(l, pos * kv + local + 1u, d.y);
+    vc[pos * kv + local] = d.x;
+    vc[pos * kv + local + 1u] = d.y;
     return;
   }
   let at = pos * p.dh + (local % p.dh);
@@ -122,26 +92,26 @@ fn store_qkv(l: u32, pos: u32, r: u32, d: vec2f) {
     work[p.q_at + local] = y.x;
     work[p.q_at + local + 1u] = y.y;
   } else {
-    k_put(l, pos * kv + local, y.x);
-    k_put(l, pos * kv + local + 1u, y.y);
+    kc[pos * kv + local] = y.x;
+    kc[pos * kv + local + 1u] = y.y;
   }
 }
 
-fn phase_qkv(l: u32, pos: u32, g: u32, ng: u32, lid: u32) {
+fn phase_qkv(pos: u32, g: u32, ng: u32, lid: u32) {
   let inv = inv_rms(lid);
   let pairs = (p.dim + 2u * p.kv_heads * p.dh) / 2u;
   if (LANE_ROWS == 1u) {
-    for (var u = g * WG + lid; u < pairs; u += ng * WG) { store_qkv(l, pos, 2u * u, part_qkv(l, 2u * u, 0u, 1u) * inv); }
+    for (var u = g * WG + lid; u < pairs; u += ng * WG) { store_qkv(pos, 2u * u, part_qkv(2u * u, 0u, 1u) * inv); }
     return;
   }
   for (var u = g; u < pairs; u += ng) {
-    let d = sum2(lid, part_qkv(l, 2u * u, lid, WG)) * inv;
-    if (lid == 0u) { store_qkv(l, pos, 2u * u, d); }
+    let d = sum2(lid, part_qkv(2u * u, lid, WG)) * inv;
+    if (lid == 0u) { store_qkv(pos, 2u * u, d); }
   }
 }
 
 // Head h's attention over cached positions [0, pos]; scores live in work[scores_at + h·max_len..].
-fn attend_head(l: u32, pos: u32, h: u32, lid: u32) {
+fn attend_head(pos: u32, h: u32, lid: u32) {
   let kv = p.kv_heads * p.dh;
   let g = h / (p.heads / p.kv_heads);
   let len = pos + 1u;
@@ -149,7 +119,7 @@ fn attend_head(l: u32, pos: u32, h: u32, lid: u32) {
   var m = -3.0e38;
   for (var s = lid; s < len; s += WG) {
     var dot = 0.0;
-    for (var d = 0u; d < p.dh; d++) { dot += work[p.q_at + h * p.dh + d] * k_get(l, s * kv + g * p.dh + d); }
+    for (var d = 0u; d < p.dh; d++) { dot += work[p.q_at + h * p.dh + d] * kc[s * kv + g * p.dh + d]; }
     work[row + s] = dot * p.scale;
     m = max(m, dot * p.scale);
   }
@@ -164,18 +134,18 @@ fn attend_head(l: u32, pos: u32, h: u32, lid: u32) {
   storageBarrier();
   for (var d = lid; d < p.dh; d += WG) {
     var acc = 0.0;
-    for (var s = 0u; s < len; s++) { acc += work[row + s] * v_get(l, s * kv + g * p.dh + d); }
+    for (var s = 0u; s < len; s++) { acc += work[row + s] * vc[s * kv + g * p.dh + d]; }
     work[p.att_at + h * p.dh + d] = acc / total;
   }
 }
 
-fn phase_attend(l: u32, pos: u32, g: u32, ng: u32, lid: u32) {
-  for (var h = g; h < p.heads; h += ng) { attend_head(l, pos, h, lid); }
+fn phase_attend(pos: u32, g: u32, ng: u32, lid: u32) {
+  for (var h = g; h < p.heads; h += ng) { attend_head(pos, h, lid); }
 }
 
 // The one-workgroup schedule's attention with LANE_ROWS: an invocation per (head, position)
 // score, one barrier, then an invocation per (head, feature) that softmaxes its head's scores.
-fn scores_lanes(l: u32, pos: u32, lid: u32) {
+fn scores_lanes(pos: u32, lid: u32) {
   let kv = p.kv_heads * p.dh;
   let len = pos + 1u;
   for (var i = lid; i < p.heads * len; i += WG) {
@@ -183,12 +153,12 @@ fn scores_lanes(l: u32, pos: u32, lid: u32) {
     let s = i % len;
     let g = h / (p.heads / p.kv_heads);
     var dot = 0.0;
-    for (var d = 0u; d < p.dh; d++) { dot += work[p.q_at + h * p.dh + d] * k_get(l, s * kv + g * p.dh + d); }
+    for (var d = 0u; d < p.dh; d++) { dot += work[p.q_at + h * p.dh + d] * kc[s * kv + g * p.dh + d]; }
     work[p.scores_at + h * p.max_len + s] = dot * p.scale;
   }
 }
 
-fn mix_lanes(l: u32, pos: u32, lid: u32) {
+fn mix_lanes(pos: u32, lid: u32) {
   let kv = p.kv_heads * p.dh;
   let len = pos + 1u;
   for (var i = lid; i < p.heads * p.dh; i += WG) {
@@ -203,47 +173,34 @@ fn mix_lanes(l: u32, pos: u32, lid: u32) {
     for (var s = 0u; s < len; s++) {
       let w = exp(work[row + s] - m);
       z += w;
-      acc += w * v_get(l, s * kv + g * p.dh + d);
+      acc += w * vc[s * kv + g * p.dh + d];
     }
     work[p.att_at + i] = acc / z;
   }
 }
 
-fn part_out(l: u32, r: u32, c0: u32, step: u32) -> f32 {
+fn part_out(r: u32, c0: u32, step: u32) -> f32 {
   var acc = 0.0;
-  if (VEC4 == 1u && step == 1u) {
-    for (var c4 = 0u; c4 < p.dim / 4u; c4++) {
-      acc += dot(w_o4(l, r * p.dim / 4u + c4), work4(p.att_at, c4));
-    }
-    return acc;
-  }
-  for (var c = c0; c < p.dim; c += step) { acc += w_o(l, r * p.dim + c) * work[p.att_at + c]; }
+  for (var c = c0; c < p.dim; c += step) { acc += wo[r * p.dim + c] * work[p.att_at + c]; }
   return acc;
 }
 
-fn phase_out(l: u32, g: u32, ng: u32, lid: u32) {
+fn phase_out(g: u32, ng: u32, lid: u32) {
   if (LANE_ROWS == 1u) {
-    for (var r = g * WG + lid; r < p.dim; r += ng * WG) { x[r] += part_out(l, r, 0u, 1u); }
+    for (var r = g * WG + lid; r < p.dim; r += ng * WG) { x[r] += part_out(r, 0u, 1u); }
     return;
   }
   for (var r = g; r < p.dim; r += ng) {
-    let d = sum2(lid, vec2f(part_out(l, r, lid, WG), 0.0)).x;
+    let d = sum2(lid, vec2f(part_out(r, lid, WG), 0.0)).x;
     if (lid == 0u) { x[r] += d; }
   }
 }
 
 // Gate and up rows r against x·n2.
-fn part_up(l: u32, r: u32, c0: u32, step: u32) -> vec2f {
+fn part_up(r: u32, c0: u32, step: u32) -> vec2f {
   var acc = vec2f(0.0);
-  if (VEC4 == 1u && step == 1u) {
-    for (var c4 = 0u; c4 < p.dim / 4u; c4++) {
-      let v = x4(c4) * w_n2_4(l, c4);
-      acc += vec2f(dot(w_g4(l, r * p.dim / 4u + c4), v), dot(w_u4(l, r * p.dim / 4u + c4), v));
-    }
-    return acc;
-  }
   for (var c = c0; c < p.dim; c += step) {
-    acc += vec2f(w_g(l, r * p.dim + c), w_u(l, r * p.dim + c)) * (x[c] * w_n2(l, c));
+    acc += vec2f(wg[r * p.dim + c], wu[r * p.dim + c]) * (x[c] * n2[c]);
   }
   return acc;
 }
@@ -252,37 +209,31 @@ fn store_up(r: u32, d: vec2f) {
   work[p.hid_at + r] = d.x / (1.0 + exp(-d.x)) * d.y;
 }
 
-fn phase_up(l: u32, g: u32, ng: u32, lid: u32) {
+fn phase_up(g: u32, ng: u32, lid: u32) {
   let inv = inv_rms(lid);
   if (LANE_ROWS == 1u) {
-    for (var r = g * WG + lid; r < p.hidden; r += ng * WG) { store_up(r, part_up(l, r, 0u, 1u) * inv); }
+    for (var r = g * WG + lid; r < p.hidden; r += ng * WG) { store_up(r, part_up(r, 0u, 1u) * inv); }
     return;
   }
   for (var r = g; r < p.hidden; r += ng) {
-    let d = sum2(lid, part_up(l, r, lid, WG)) * inv;
+    let d = sum2(lid, part_up(r, lid, WG)) * inv;
     if (lid == 0u) { store_up(r, d); }
   }
 }
 
-fn part_down(l: u32, r: u32, c0: u32, step: u32) -> f32 {
+fn part_down(r: u32, c0: u32, step: u32) -> f32 {
   var acc = 0.0;
-  if (VEC4 == 1u && step == 1u) {
-    for (var c4 = 0u; c4 < p.hidden / 4u; c4++) {
-      acc += dot(w_d4(l, r * p.hidden / 4u + c4), work4(p.hid_at, c4));
-    }
-    return acc;
-  }
-  for (var c = c0; c < p.hidden; c += step) { acc += w_d(l, r * p.hidden + c) * work[p.hid_at + c]; }
+  for (var c = c0; c < p.hidden; c += step) { acc += wd[r * p.hidden + c] * work[p.hid_at + c]; }
   return acc;
 }
 
-fn phase_down(l: u32, g: u32, ng: u32, lid: u32) {
+fn phase_down(g: u32, ng: u32, lid: u32) {
   if (LANE_ROWS == 1u) {
-    for (var r = g * WG + lid; r < p.dim; r += ng * WG) { x[r] += part_down(l, r, 0u, 1u); }
+    for (var r = g * WG + lid; r < p.dim; r += ng * WG) { x[r] += part_down(r, 0u, 1u); }
     return;
   }
   for (var r = g; r < p.dim; r += ng) {
-    let d = sum2(lid, vec2f(part_down(l, r, lid, WG), 0.0)).x;
+    let d = sum2(lid, vec2f(part_down(r, lid, WG), 0.0)).x;
     if (lid == 0u) { x[r] += d; }
   }
 }
@@ -294,20 +245,20 @@ fn settle() {
 }
 
 // A whole layer in one workgroup, phases separated by storage barriers.
-fn run_layer(l: u32, pos: u32, lid: u32) {
-  phase_qkv(l, pos, 0u, 1u, lid);
+fn run_layer(pos: u32, lid: u32) {
+  phase_qkv(pos, 0u, 1u, lid);
   settle();
   if (LANE_ROWS == 1u) {
-    scores_lanes(l, pos, lid);
+    scores_lanes(pos, lid);
     settle();
-    mix_lanes(l, pos, lid);
+    mix_lanes(pos, lid);
   } else {
-    phase_attend(l, pos, 0u, 1u, lid);
+    phase_attend(pos, 0u, 1u, lid);
   }
   settle();
-  phase_out(l, 0u, 1u, lid);
+  phase_out(0u, 1u, lid);
   settle();
-  phase_up(l, 0u, 1u, lid);
+  phase_up(0u, 1u, lid);
   settle();
-  phase_down(l, 0u, 1u, lid);
+  phase_down(0u, 1u, lid);
 }

@@ -1,12 +1,11 @@
-// The end of a batch-1 decoding step, on the GPU so that only token ids are read back; composed
-// after random.wgsl and a header (decode_sample.wgsl, decode_tokens.wgsl) that binds x, work and
-// ids, declares Params, WG, LANE_ROWS and VEC4, and reads w_nf(i), w_head(i), w_embed(i) (and
-// w_nf4, w_head4 four at a time):
-//   head:   logits = Whead · (rmsnorm(x)·nf) → work[logits_at..] (Whead [vocab, dim]).
-//   sample: token `index` = greedy argmax of the logits (temperature 0 or top_k 1), else a draw
-//           from softmax(logits / temperature) over the top_k most likely tokens (top_k 0: all of
-//           them), with the uniform rand_uniform(seed, STREAM, index) of random.wgsl; then
-//           ids[index] = token and x = embed[token], the next step's input.
+// The sampler at the end of a batch-1 decoding step, on the GPU so that only token ids are read
+// back; composed after random.wgsl, decode_params.wgsl and a header (decode_sample.wgsl,
+// decode_tokens.wgsl) that binds ids, declares WG, reads logit v through logit(v) and sets the
+// next step's input to a token's embedding through set_input(token, lid):
+//   token `index` = greedy argmax of the logits (temperature 0 or top_k 1), else a draw from
+//   softmax(logits / temperature) over the top_k most likely tokens (top_k 0: all of them), with
+//   the uniform rand_uniform(seed, STREAM, index) of random.wgsl; then ids[index] = token and
+//   the input becomes embed[token].
 // The draw mirrors src/models/sampling.ts's sampleToken: top-k candidates in descending order of
 // logit (ties by id), all tokens in id order, weights exp((l − max) / temperature), the first
 // candidate whose running weight passes u · total. Loops run at most max(dim, vocab, top_k)
@@ -21,52 +20,6 @@ var<workgroup> cand_v: array<f32, MAX_TOP_K>;
 var<workgroup> cand_i: array<u32, MAX_TOP_K>;
 var<workgroup> chosen: u32;
 
-fn sum1(lid: u32, v: f32) -> f32 {
-  red1[lid] = v;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k = k / 2u) {
-    if (lid < k) { red1[lid] += red1[lid + k]; }
-    workgroupBarrier();
-  }
-  let total = red1[0];
-  workgroupBarrier();
-  return total;
-}
-
-fn part_head(r: u32, c0: u32, step: u32) -> f32 {
-  var acc = 0.0;
-  if (VEC4 == 1u && step == 1u) {
-    for (var c4 = 0u; c4 < p.dim / 4u; c4++) {
-      let c = 4u * c4;
-      let v = vec4f(x[c], x[c + 1u], x[c + 2u], x[c + 3u]) * w_nf4(c4);
-      acc += dot(w_head4(r * p.dim / 4u + c4), v);
-    }
-    return acc;
-  }
-  for (var c = c0; c < p.dim; c += step) { acc += w_head(r * p.dim + c) * (x[c] * w_nf(c)); }
-  return acc;
-}
-
-fn phase_head(g: u32, ng: u32, lid: u32) {
-  if (LANE_ROWS == 1u) {
-    // Every invocation sums x itself: the same addresses for all, and no barrier.
-    var s = 0.0;
-    for (var c = 0u; c < p.dim; c++) { s += x[c] * x[c]; }
-    let inv = inverseSqrt(s / f32(p.dim) + p.eps);
-    for (var r = g * WG + lid; r < p.vocab; r += ng * WG) {
-      work[p.logits_at + r] = part_head(r, 0u, 1u) * inv;
-    }
-    return;
-  }
-  var s = 0.0;
-  for (var c = lid; c < p.dim; c += WG) { s += x[c] * x[c]; }
-  let inv = inverseSqrt(sum1(lid, s) / f32(p.dim) + p.eps);
-  for (var r = g; r < p.vocab; r += ng) {
-    let d = sum1(lid, part_head(r, lid, WG)) * inv;
-    if (lid == 0u) { work[p.logits_at + r] = d; }
-  }
-}
-
 // (value, id) a comes before b: a larger logit, or an equal one with a smaller id.
 fn before(av: f32, ai: u32, bv: f32, bi: u32) -> bool {
   return av > bv || (av == bv && ai < bi);
@@ -78,7 +31,7 @@ fn next_best(lid: u32, any: bool, after_v: f32, after_i: u32) {
   var bv = -3.4e38;
   var bi = 0xFFFFFFFFu;
   for (var v = lid; v < p.vocab; v += WG) {
-    let l = work[p.logits_at + v];
+    let l = logit(v);
     if ((any || before(after_v, after_i, l, v)) && (bi == 0xFFFFFFFFu || before(l, v, bv, bi))) {
       bv = l;
       bi = v;
@@ -131,7 +84,7 @@ fn draw_all(lid: u32, index: u32) {
   let chunk = (p.vocab + WG - 1u) / WG;
   var w = 0.0;
   for (var v = lid * chunk; v < min(p.vocab, (lid + 1u) * chunk); v++) {
-    w += exp((work[p.logits_at + v] - top) / p.temperature);
+    w += exp((logit(v) - top) / p.temperature);
   }
   red1[lid] = w;
   workgroupBarrier();
@@ -147,7 +100,7 @@ fn draw_all(lid: u32, index: u32) {
     }
     for (var v = k * chunk; v < min(p.vocab, (k + 1u) * chunk); v++) {
       chosen = v;
-      u -= exp((work[p.logits_at + v] - top) / p.temperature);
+      u -= exp((logit(v) - top) / p.temperature);
       if (u < 0.0) { break; }
     }
   }
@@ -165,6 +118,6 @@ fn phase_sample(lid: u32, index: u32) {
   workgroupBarrier();
   let token = chosen;
   if (lid == 0u) { ids[index] = token; }
-  for (var c = lid; c < p.dim; c += WG) { x[c] = w_embed(token * p.dim + c); }
+  set_input(token, lid);
 }
 

@@ -25,6 +25,8 @@ import { positiveInt, runMain } from "./cli.ts";
 const SHAKESPEARE = fileURLToPath(new URL("../data/tinyshakespeare.txt", import.meta.url));
 const STORIES = fileURLToPath(new URL("../data/stories260K/stories260K.bin", import.meta.url));
 const PEER = fileURLToPath(new URL("../bench/peer/torch_llama.py", import.meta.url));
+/** Tokens decoded in all, over as many runs as the model's context needs (both sides). */
+const DECODED = 256;
 
 const HELP = `Usage: deno task bench:lm [flags]
 
@@ -35,10 +37,17 @@ ids read back in bulk) and on the layer-by-layer path (one cached step and one r
 token), and peak GPU bytes of training and of inference. Prints a table and writes
 bench/results/lm-<adapter>.json.
 
+Decoding is like for like with the peer: the same prompt ids (an eighth of the default model's
+context, 64 tokens for stories260K), the same tokens per run (the prompt's prefill and first token
+untimed), an untimed warm-up run, then runs until ${DECODED} tokens are decoded; the peer reports
+the better of 1 and 2 threads.
+
 Flags:
   --steps N          timed training steps per model [default: 10]
   --warmup N         untimed steps first (pipeline compiles) [default: 2]
-  --decode N         tokens decoded at batch 1 [default: 64]
+  --decode N         tokens decoded per run at batch 1, at most what the context leaves after
+                     the prompt [default: 128]
+  --decode-only      skip training (prefill and decoding only)
   --only LIST        default, stories260K [default: both]
   --peer             also run the PyTorch peer (bench/peer/torch_llama.py) on the same
                      shapes and print the ratios [default: false]
@@ -50,7 +59,8 @@ async function main(args: string[]): Promise<number> {
     options: {
       steps: { type: "string", default: "10" },
       warmup: { type: "string", default: "2" },
-      decode: { type: "string", default: "64" },
+      decode: { type: "string", default: "128" },
+      "decode-only": { type: "boolean", default: false },
       only: { type: "string", default: "default,stories260K" },
       peer: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -60,8 +70,9 @@ async function main(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const steps = positiveInt("--steps", values.steps);
-  const warmup = Number(values.warmup);
+  const decodeOnly = values["decode-only"];
+  const steps = decodeOnly ? 0 : positiveInt("--steps", values.steps);
+  const warmup = decodeOnly ? 0 : Number(values.warmup);
   const decode = positiveInt("--decode", values.decode);
   const only = values.only.split(",").map((s) => s.trim());
   const cases: (LmBenchCase & { peerArgs: string[] })[] = [];
@@ -78,9 +89,11 @@ async function main(args: string[]): Promise<number> {
       seqLen: c.seqLen,
       lr: c.lr,
       clip: c.clip,
-      // The model's context is its training window: half prompt, the rest decoded.
+      // The model's context is its training window: half of it prefilled; decoding from an
+      // eighth of it, the rest decoded, so that a run's readbacks weigh on more tokens.
       promptTokens: c.seqLen / 2,
-      decodeTokens: Math.min(decode, c.seqLen / 2 - 1),
+      decodePromptTokens: c.seqLen / 8,
+      ...decoding(Math.min(decode, c.seqLen - c.seqLen / 8 - 1)),
       peerArgs: [
         "--data",
         SHAKESPEARE,
@@ -103,7 +116,8 @@ async function main(args: string[]): Promise<number> {
       lr: 1e-3,
       clip: 1,
       promptTokens: 64,
-      decodeTokens: decode,
+      decodePromptTokens: 64,
+      ...decoding(Math.min(decode, config.maxLen - 64 - 1)),
       peerArgs: [
         ...["--vocab", config.vocab, "--dim", config.dim, "--hidden", config.hidden].map(String),
         ...["--layers", config.layers, "--heads", config.heads].map(String),
@@ -144,18 +158,25 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
+/** Tokens per run and the runs that decode DECODED tokens. */
+function decoding(tokens: number): { decodeTokens: number; decodeRuns: number } {
+  return { decodeTokens: tokens, decodeRuns: Math.ceil(DECODED / tokens) };
+}
+
 async function runPeer(
   python: string,
   c: LmBenchCase & { peerArgs: string[] },
   steps: number,
   warmup: number,
 ): Promise<PeerLmFigures> {
+  const ids = (n: number) => Array.from(c.tokens.subarray(0, n)).join(",");
   const res = await new Deno.Command(python, {
     args: [
       PEER,
       ...c.peerArgs,
-      ...["--steps", String(steps), "--warmup", String(warmup)],
-      ...["--prompt-tokens", String(c.promptTokens), "--decode-tokens", String(c.decodeTokens)],
+      ...(steps > 0 ? ["--steps", String(steps), "--warmup", String(warmup)] : ["--decode-only"]),
+      ...["--prompt-ids", ids(c.promptTokens), "--decode-prompt-ids", ids(c.decodePromptTokens)],
+      ...["--decode-tokens", String(c.decodeTokens), "--decode-runs", String(c.decodeRuns)],
     ],
     env: peerEnv(),
     clearEnv: true,
@@ -167,10 +188,11 @@ async function runPeer(
   return {
     label: c.label,
     parameters: out.parameters,
-    trainTokensPerSecond: out.train_tokens_per_second,
+    trainTokensPerSecond: out.train_tokens_per_second ?? NaN,
     prefillTokensPerSecond: out.prefill_tokens_per_second,
     decodeTokensPerSecond: out.decode_tokens_per_second,
-    trainLoss: out.train_loss,
+    decodeThreads: out.decode_threads,
+    trainLoss: out.train_loss ?? NaN,
   };
 }
 

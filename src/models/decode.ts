@@ -8,6 +8,7 @@
  * transform (activation or weight pruning, src/prune) is decoded layer by layer instead, and so
  * is anything past the limits `fusedDecodeBlocker` checks.
  */
+import paramsShader from "../../shaders/decode_params.wgsl" with { type: "text" };
 import layerShader from "../../shaders/decode_layer.wgsl" with { type: "text" };
 import sampleShader from "../../shaders/decode_sample.wgsl" with { type: "text" };
 import phasesShader from "../../shaders/decode_phases.wgsl" with { type: "text" };
@@ -26,8 +27,14 @@ import type { SamplingOptions } from "./sampling.ts";
 export const SAMPLE_STREAM = 0x5a3d;
 /** decode_sample.wgsl keeps the top-k candidates in workgroup memory: MAX_TOP_K. */
 export const MAX_GPU_TOP_K = 256;
-/** Invocations per workgroup in both shaders. */
+/** Invocations per workgroup of decode_layer.wgsl and decode_sample.wgsl. */
 const WG = 64;
+/**
+ * Invocations of decode_tokens.wgsl's one workgroup: llvmpipe runs it as chunks of 8 on one thread
+ * and switches between them at every barrier, so fewer chunks cost less; 32 still gives the widest
+ * phases one pass.
+ */
+const TOKENS_WG = 32;
 /** Storage buffers the layer kernel binds. */
 const LAYER_BUFFERS = 14;
 
@@ -70,73 +77,56 @@ function pick<B extends string>(
   return Object.fromEntries(uses.map((b) => [b, all[b]])) as Partial<Record<B, GpuAllocation>>;
 }
 
+/** decode_params.wgsl's fields, shared by the three kernels. */
+const DECODE_PARAMS = {
+  dim: "u32",
+  hidden: "u32",
+  heads: "u32",
+  kv_heads: "u32",
+  dh: "u32",
+  max_len: "u32",
+  stride: "u32",
+  layers: "u32",
+  vocab: "u32",
+  pos: "u32",
+  index: "u32",
+  count: "u32",
+  token: "u32",
+  eps: "f32",
+  scale: "f32",
+  temperature: "f32",
+  top_k: "u32",
+  seed: "u32",
+  q_at: "u32",
+  att_at: "u32",
+  hid_at: "u32",
+  xn_at: "u32",
+  scores_at: "u32",
+  logits_at: "u32",
+  nf_off: "u32",
+  head_off: "u32",
+  embed_off: "u32",
+} as const;
+type DecodeParams = Record<keyof typeof DECODE_PARAMS, number>;
+
 const LAYER_KERNEL = declareKernel({
   name: "decode layer",
-  source: layerShader + phasesShader,
-  params: {
-    dim: "u32",
-    hidden: "u32",
-    heads: "u32",
-    kv_heads: "u32",
-    dh: "u32",
-    max_len: "u32",
-    pos: "u32",
-    eps: "f32",
-    scale: "f32",
-    q_at: "u32",
-    att_at: "u32",
-    hid_at: "u32",
-    scores_at: "u32",
-  },
+  source: paramsShader + layerShader + phasesShader,
+  params: DECODE_PARAMS,
   buffers: ["x", "work", "kc", "vc", "rot", "n1", "wq", "wk", "wv", "wo", "n2", "wg", "wu", "wd"],
 });
 
 const SAMPLE_KERNEL = declareKernel({
   name: "decode sample",
-  source: withRandom(sampleShader + pickShader),
-  params: {
-    dim: "u32",
-    vocab: "u32",
-    eps: "f32",
-    logits_at: "u32",
-    temperature: "f32",
-    top_k: "u32",
-    seed: "u32",
-    index: "u32",
-    token: "u32",
-  },
+  source: withRandom(paramsShader + sampleShader + pickShader),
+  params: DECODE_PARAMS,
   buffers: ["x", "work", "nf", "head_w", "embed", "ids"],
 });
 
 const TOKENS_KERNEL = declareKernel({
   name: "decode tokens",
-  source: withRandom(tokensShader + phasesShader + pickShader),
-  params: {
-    dim: "u32",
-    hidden: "u32",
-    heads: "u32",
-    kv_heads: "u32",
-    dh: "u32",
-    max_len: "u32",
-    pos: "u32",
-    eps: "f32",
-    scale: "f32",
-    q_at: "u32",
-    att_at: "u32",
-    hid_at: "u32",
-    scores_at: "u32",
-    vocab: "u32",
-    logits_at: "u32",
-    temperature: "f32",
-    top_k: "u32",
-    seed: "u32",
-    index: "u32",
-    count: "u32",
-    layers: "u32",
-    nf_at: "u32",
-    head_at: "u32",
-    embed_at: "u32",
-  },
+  source: withRandom(paramsShader + tokensShader + pickShader),
+  params: DECODE_PARAMS,
   buffers: ["x", "work", "rot", "wts", "kv", "ids"],
 });
 
@@ -149,9 +139,10 @@ export const TOKENS_PER_DISPATCH = 64;
 export const LOOP_BUDGET = 32768;
 
 /**
- * Loop iterations of one invocation of the one-workgroup, whole-rows schedules (an upper bound,
- * with `cacheLength` cached positions): per layer of the `fused` schedule, and per token of the
- * `tokens` schedule (every layer, head and sampler, four weights per read where widths allow).
+ * Loop iterations of the busiest invocation of the one-workgroup, whole-rows schedules (an upper
+ * bound, with `cacheLength` cached positions): per layer of the `fused` schedule, and per token
+ * of the `tokens` schedule (every layer, head and sampler of decode_tokens.wgsl). A loop of k
+ * trips counts k + 1: llvmpipe's counter also ticks on the pass that leaves it.
  */
 export function laneIterations(
   model: Llama,
@@ -160,41 +151,55 @@ export function laneIterations(
 ): { layer: number; head: number; draw: number; token: number } {
   const { dim, hidden, heads, kvHeads, vocab } = model.config;
   const dh = model.headDim;
-  const per = (units: number) => Math.ceil(units / WG);
-  const perLayer = (w: number) =>
-    2 * dim + per((dim + 2 * kvHeads * dh) / 2) * dim / w +
-    per(heads * cacheLength) * (dh + 1) + per(heads * dh) * 2 * cacheLength +
-    per(dim) * dim / w + per(hidden) * dim / w + per(dim) * hidden / w;
-  const perHead = (w: number) => dim + per(vocab) * dim / w;
+  const per = (units: number, wg = WG) => Math.ceil(units / wg);
+  // `outer` units spread over a workgroup of wg, each running a loop of `inner` trips.
+  const spread = (outer: number, inner: number, wg = WG) => per(outer, wg) * (inner + 2) + 1;
+  const layer = 2 * dim + spread((dim + 2 * kvHeads * dh) / 2, dim) +
+    spread(heads * cacheLength, dh) + spread(heads * dh, 2 * cacheLength) +
+    spread(dim, dim) + spread(hidden, dim) + spread(dim, hidden);
+  const head = dim + spread(vocab, dim);
   const { temperature, topK } = sampling;
   const greedy = temperature === 0 || topK === 1;
   // A strided pass and a tree per candidate; the full draw also walks one chunk.
-  const draw = greedy
-    ? per(vocab) + 8
-    : topK === 0 || topK >= vocab
-    ? 3 * per(vocab) + 2 * WG
-    : (topK + 1) * (per(vocab) + 8) + 2 * topK;
-  // The tokens schedule reads whole rows four weights at a time where the widths allow.
-  const w = fourWide(model) ? 4 : 1;
-  const token = model.layers.length * perLayer(w) + perHead(w) + draw + per(dim);
-  // Loop exits, settles and the token loop itself, with room to spare.
+  const drawIn = (wg: number) =>
+    greedy
+      ? per(vocab, wg) + 8
+      : topK === 0 || topK >= vocab
+      ? 3 * per(vocab, wg) + 2 * wg
+      : (topK + 1) * (per(vocab, wg) + 8) + 2 * topK;
+  const draw = drawIn(WG);
+  // decode_tokens.wgsl counts in vec4s: 8 rows, 4 positions or 4 features an invocation.
+  const [d4, h4, dh4, quads] = [dim / 4, hidden / 4, dh / 4, Math.ceil(cacheLength / 4)];
+  const octs = (n: number) => Math.ceil(n / 8);
+  // Attention takes the heads of a kv group two at a time.
+  const pairs = kvHeads * Math.ceil(heads / kvHeads / 2);
+  const lanes = (outer: number, inner: number) => spread(outer, inner, TOKENS_WG);
+  const normed = d4 + 1 + lanes(d4, 0);
+  const tokenLayer = 2 * normed + lanes(octs(dim + 2 * kvHeads * dh), d4) +
+    lanes(pairs * quads, dh4) + lanes(pairs * dh4, quads) + lanes(octs(dim), d4) +
+    lanes(octs(hidden), 2 * d4 + 1) + lanes(octs(dim), h4) + 1;
+  const token = model.layers.length * tokenLayer + normed + lanes(octs(vocab), d4) +
+    drawIn(TOKENS_WG) + lanes(d4, 0) + 2;
+  // Loop exits of the sampler's trees and the token loop itself, with room to spare.
   const margin = (n: number) => Math.ceil(n * 1.1) + 64;
   return {
-    layer: margin(perLayer(1)),
-    head: margin(perHead(1) + draw + per(dim)),
+    layer: margin(layer),
+    head: margin(head + draw + per(dim)),
     draw: margin(draw + per(dim)),
     token: margin(token),
   };
 }
 
-/** Whether every packed tensor starts on a vec4 and rows are whole vec4s (VEC4 in the shaders). */
+/** Whether decode_tokens.wgsl can read every row and head as whole vec4s. */
 function fourWide(model: Llama): boolean {
-  return model.config.dim % 4 === 0 && model.config.hidden % 4 === 0;
+  const { dim, hidden } = model.config;
+  return dim % 4 === 0 && hidden % 4 === 0 && model.headDim % 4 === 0;
 }
 
 /**
  * How a token's work is laid out: `tokens` decodes up to TOKENS_PER_DISPATCH tokens in one
- * dispatch and one workgroup, from a packed copy of the weights and caches; `fused` runs a whole
+ * dispatch and one workgroup, from a packed copy of the weights and caches read as vec4s (dim,
+ * hidden and the head width multiples of 4; invocations compute 8 rows each); `fused` runs a whole
  * layer in one workgroup (one dispatch per layer, one for head and sampler); `split` gives each
  * of a layer's five phases its own dispatch over many workgroups. `laneRows`: an invocation
  * computes whole rows (llvmpipe: no barriers), else a workgroup computes a row and sums it in a
@@ -207,32 +212,45 @@ export interface DecodePlan {
 
 /**
  * The plan that pays on this adapter: on a CPU rasteriser, where every dispatch is a round trip
- * through its thread pool, many tokens per dispatch (one per layer when the packed copy would
- * not fit one binding); on a GPU, phases spread over workgroups.
+ * through its thread pool, many tokens per dispatch (one per layer when the tokens schedule cannot
+ * take the model: widths, bindings, loops); on a GPU, phases spread over workgroups.
  */
 export function defaultDecodePlan(
   model: Llama,
   cacheLength = model.config.maxLen,
   sampling: SamplingOptions = { temperature: 0, topK: 0 },
 ): DecodePlan {
-  const gpu = model.engine.gpu;
   if (!model.engine.gpu.isSoftware) return { schedule: "split", laneRows: false };
-  const packable = packedBytes(model, cacheLength).every((b) =>
-    b <= gpu.limits.maxStorageBufferBindingSize
-  );
   const loops = laneIterations(model, cacheLength, sampling);
-  if (packable && loops.token <= LOOP_BUDGET) return { schedule: "tokens", laneRows: true };
+  if (tokensBlocker(model, cacheLength, loops.token) === null) {
+    return { schedule: "tokens", laneRows: true };
+  }
   // Past the budget a layer's rows are spread over workgroups, a few per invocation.
   const fits = Math.max(loops.layer, loops.head) <= LOOP_BUDGET;
   return { schedule: fits ? "fused" : "split", laneRows: true };
 }
 
-/** A CPU rasteriser: dispatches are thread-pool round trips and loops have a cap. */
+/** Why the `tokens` schedule cannot decode `model` (its widths, bindings or loops), or null. */
+function tokensBlocker(model: Llama, cacheLength: number, tokenLoops: number): string | null {
+  if (!fourWide(model)) {
+    return "the tokens schedule reads vec4s: dim, hidden and the head width must be multiples of 4";
+  }
+  const limit = model.engine.gpu.limits.maxStorageBufferBindingSize;
+  if (packedBytes(model, cacheLength).some((b) => b > limit)) {
+    return "the packed weights or caches exceed one binding";
+  }
+  if (tokenLoops > LOOP_BUDGET) {
+    return `the tokens schedule would loop ${tokenLoops} times in one invocation, over the ` +
+      `budget of ${LOOP_BUDGET}`;
+  }
+  return null;
+}
+
 /** Bytes of the packed weights and of the packed caches. */
 function packedBytes(model: Llama, cacheLength: number): [number, number] {
-  const { dim, kvHeads, layers } = model.config;
+  const { kvHeads, layers } = model.config;
   const weights = model.parameters().reduce((n, t) => n + t.size, 0);
-  return [weights * 4, layers * 2 * cacheLength * kvHeads * (dim / model.config.heads) * 4];
+  return [weights * 4, layers * 2 * roundUp4(cacheLength) * kvHeads * model.headDim * 4];
 }
 
 function linearsOf(model: Llama): [string, Linear][] {
@@ -282,21 +300,41 @@ export function fusedDecodeBlocker(model: Llama, sampling?: SamplingOptions): st
   return null;
 }
 
-/** Offsets (in floats) of the scratch vectors in the work buffer. */
+/** n rounded up to a multiple of 4: decode_tokens.wgsl reads vectors and rows as vec4s. */
+function roundUp4(n: number): number {
+  return Math.ceil(n / 4) * 4;
+}
+
+/**
+ * Offsets (in floats, multiples of 4) of the scratch vectors in the work buffer, and the length
+ * of a head's row of scores (the cache length rounded up to whole vec4s).
+ */
 interface WorkLayout {
   q: number;
   att: number;
   hid: number;
+  xn: number;
   scores: number;
+  stride: number;
   logits: number;
   size: number;
 }
 
 function workLayout(model: Llama, cacheLength: number): WorkLayout {
   const { dim, hidden, heads, vocab } = model.config;
-  const scores = 2 * dim + hidden;
-  const logits = scores + heads * cacheLength;
-  return { q: 0, att: dim, hid: 2 * dim, scores, logits, size: logits + vocab };
+  const [d, h, stride] = [roundUp4(dim), roundUp4(hidden), roundUp4(cacheLength)];
+  const scores = 3 * d + h;
+  const logits = scores + heads * stride;
+  return {
+    q: 0,
+    att: d,
+    hid: 2 * d,
+    xn: 2 * d + h,
+    scores,
+    stride,
+    logits,
+    size: logits + roundUp4(vocab),
+  };
 }
 
 /** The sampler's settings: a u32 seed and the options of sampleToken. */
@@ -304,7 +342,11 @@ export interface GpuSampling extends SamplingOptions {
   seed: number;
 }
 
-/** The `tokens` schedule's copies: weights packed in kernel order, and every layer's caches. */
+/**
+ * The `tokens` schedule's copies: weights packed in kernel order, every layer's caches (`stride`
+ * rows each, zeros past the prefill), and the offsets in vec4s of the final norm, head and
+ * embedding.
+ */
 interface Packed {
   weights: Tensor;
   caches: Tensor;
@@ -314,7 +356,7 @@ interface Packed {
 }
 
 /** Copies the model's weights and `cache` (in order with the recorded work) into two buffers. */
-function pack(model: Llama, cache: KvCache): Packed {
+function pack(model: Llama, cache: KvCache, stride: number): Packed {
   const e = model.engine;
   const order = model.layers.flatMap((l) => [
     l.inputNorm.weight,
@@ -333,21 +375,22 @@ function pack(model: Llama, cache: KvCache): Packed {
     model.embed,
   ];
   const all = [...order, ...tail];
-  // Bound as vec4s: a whole number of them.
-  const total = Math.ceil(all.reduce((n, t) => n + t.size, 0) / 4) * 4;
-  const weights = e.empty([total], "f32", "decode packed weights");
+  const weights = e.empty([all.reduce((n, t) => n + t.size, 0)], "f32", "decode packed weights");
   const at: number[] = [];
   let offset = 0;
   for (const t of all) {
-    at.push(offset);
+    at.push(offset / 4);
     e.gpu.copy(t.storage, 0, weights.storage, offset * 4, t.size * 4);
     offset += t.size;
   }
-  const layerCache = cache.layers[0].k.size;
-  const caches = e.empty([cache.layers.length * 2 * layerCache], "f32", "decode packed caches");
+  const width = model.config.kvHeads * model.headDim;
+  const layerFloats = stride * width;
+  const caches = e.zeros([cache.layers.length * 2 * layerFloats], "f32", "decode packed caches");
+  const filled = cache.length * width * 4;
   cache.layers.forEach((c, l) => {
-    e.gpu.copy(c.k.storage, 0, caches.storage, 2 * l * layerCache * 4, layerCache * 4);
-    e.gpu.copy(c.v.storage, 0, caches.storage, (2 * l + 1) * layerCache * 4, layerCache * 4);
+    if (filled === 0) return;
+    e.gpu.copy(c.k.storage, 0, caches.storage, 2 * l * layerFloats * 4, filled);
+    e.gpu.copy(c.v.storage, 0, caches.storage, (2 * l + 1) * layerFloats * 4, filled);
   });
   e.keep(weights, caches);
   const n = order.length;
@@ -367,7 +410,6 @@ export class FusedDecoder {
   private readonly ids: Tensor;
   private readonly layout: WorkLayout;
   private readonly constants: Record<string, number>;
-  private readonly tokensConstants: Record<string, number>;
   private readonly packed: Packed | null;
   /** The `tokens` schedule's tokens per dispatch, within the loop budget. */
   readonly tokensPerDispatch: number;
@@ -386,16 +428,17 @@ export class FusedDecoder {
       throw new RangeError(`fused decoding: capacity ${capacity} is not a positive integer`);
     }
     this.e = model.engine;
-    const limit = this.e.gpu.limits.maxStorageBufferBindingSize;
-    if (plan.schedule === "tokens" && packedBytes(model, cache.maxLen).some((b) => b > limit)) {
-      throw new RangeError("fused decoding: the packed weights or caches exceed one binding");
-    }
     const loops = laneIterations(model, cache.maxLen, sampling);
-    const single = plan.schedule === "tokens" ? loops.token : Math.max(loops.layer, loops.head);
-    if (plan.laneRows && plan.schedule !== "split" && single > LOOP_BUDGET) {
+    if (plan.schedule === "tokens") {
+      if (!plan.laneRows) throw new RangeError("fused decoding: the tokens schedule is lanes only");
+      const why = tokensBlocker(model, cache.maxLen, loops.token);
+      if (why) throw new RangeError(`fused decoding: ${why}`);
+    }
+    const single = Math.max(loops.layer, loops.head);
+    if (plan.laneRows && plan.schedule === "fused" && single > LOOP_BUDGET) {
       throw new RangeError(
-        `fused decoding: the ${plan.schedule} schedule would loop ${single} times in one ` +
-          `invocation, over the budget of ${LOOP_BUDGET}`,
+        `fused decoding: the fused schedule would loop ${single} times in one invocation, ` +
+          `over the budget of ${LOOP_BUDGET}`,
       );
     }
     this.tokensPerDispatch = Math.max(
@@ -408,8 +451,7 @@ export class FusedDecoder {
     this.ids = this.e.zeros([capacity], "u32", "decoded ids");
     this.e.keep(this.x, this.work, this.ids);
     this.constants = { LANE_ROWS: plan.laneRows ? 1 : 0 };
-    this.tokensConstants = { ...this.constants, VEC4: plan.laneRows && fourWide(model) ? 1 : 0 };
-    this.packed = plan.schedule === "tokens" ? pack(model, cache) : null;
+    this.packed = plan.schedule === "tokens" ? pack(model, cache, this.layout.stride) : null;
   }
 
   /** Samples token `index` from logits [1, vocab] (the prefill's) and embeds it as the input. */
@@ -499,10 +541,46 @@ export class FusedDecoder {
     return Math.max(1, Math.min(n, this.e.gpu.limits.maxComputeWorkgroupsPerDimension));
   }
 
+  /** The parameters of every kernel: position `pos`, token `index` (and `count` of them). */
+  private params(pos: number, index: number, count = 1, token = 0): DecodeParams {
+    const m = this.model;
+    const { dim, hidden, heads, kvHeads, normEps, vocab, layers } = m.config;
+    const w = this.layout;
+    const s = this.sampling;
+    return {
+      dim,
+      hidden,
+      heads,
+      kv_heads: kvHeads,
+      dh: m.headDim,
+      max_len: this.cache.maxLen,
+      stride: w.stride,
+      layers,
+      vocab,
+      pos,
+      index,
+      count,
+      token,
+      eps: normEps,
+      scale: 1 / Math.sqrt(m.headDim),
+      temperature: s.temperature,
+      top_k: s.topK,
+      seed: s.seed >>> 0,
+      q_at: w.q,
+      att_at: w.att,
+      hid_at: w.hid,
+      xn_at: w.xn,
+      scores_at: w.scores,
+      logits_at: w.logits,
+      nf_off: this.packed?.nf ?? 0,
+      head_off: this.packed?.head ?? 0,
+      embed_off: this.packed?.embed ?? 0,
+    };
+  }
+
   private dispatchLayer(i: number, pos: number): void {
     const m = this.model;
-    const { dim, hidden, heads, kvHeads, normEps } = m.config;
-    const dh = m.headDim;
+    const { dim, hidden, heads, kvHeads } = m.config;
     const l = m.layers[i];
     const c = this.cache.layers[i];
     const buffers: Record<LayerBuffer, GpuAllocation> = {
@@ -521,22 +599,7 @@ export class FusedDecoder {
       wu: l.mlp.up.weight.storage,
       wd: l.mlp.down.weight.storage,
     };
-    const w = this.layout;
-    const params = {
-      dim,
-      hidden,
-      heads,
-      kv_heads: kvHeads,
-      dh,
-      max_len: this.cache.maxLen,
-      pos,
-      eps: normEps,
-      scale: 1 / Math.sqrt(dh),
-      q_at: w.q,
-      att_at: w.att,
-      hid_at: w.hid,
-      scores_at: w.scores,
-    };
+    const params = this.params(pos, 0);
     const run = (entry: string, units: number) =>
       LAYER_KERNEL.dispatch(this.e.gpu, {
         entry,
@@ -547,7 +610,7 @@ export class FusedDecoder {
         workgroups: [this.plan.schedule === "fused" ? 1 : this.groups(units)],
       });
     if (this.plan.schedule === "fused") return run("layer", 1);
-    run("qkv", (dim + 2 * kvHeads * dh) / 2);
+    run("qkv", (dim + 2 * kvHeads * m.headDim) / 2);
     // Heads take a workgroup each whatever laneRows says: their invocations share the positions.
     LAYER_KERNEL.dispatch(this.e.gpu, {
       entry: "attend",
@@ -563,46 +626,15 @@ export class FusedDecoder {
   }
 
   private dispatchTokens(index: number, pos: number, count: number): void {
-    const m = this.model;
-    const { dim, hidden, heads, kvHeads, normEps, vocab, layers } = m.config;
-    const dh = m.headDim;
-    const w = this.layout;
-    const s = this.sampling;
     const packed = this.packed!;
     TOKENS_KERNEL.dispatch(this.e.gpu, {
       entry: "tokens",
       label: "decode tokens",
-      constants: this.tokensConstants,
-      params: {
-        dim,
-        hidden,
-        heads,
-        kv_heads: kvHeads,
-        dh,
-        max_len: this.cache.maxLen,
-        pos,
-        eps: normEps,
-        scale: 1 / Math.sqrt(dh),
-        q_at: w.q,
-        att_at: w.att,
-        hid_at: w.hid,
-        scores_at: w.scores,
-        vocab,
-        logits_at: w.logits,
-        temperature: s.temperature,
-        top_k: s.topK,
-        seed: s.seed >>> 0,
-        index,
-        count,
-        layers,
-        nf_at: packed.nf,
-        head_at: packed.head,
-        embed_at: packed.embed,
-      },
+      params: this.params(pos, index, count),
       buffers: {
         x: this.x.storage,
         work: this.work.storage,
-        rot: m.rotary.storage,
+        rot: this.model.rotary.storage,
         wts: packed.weights.storage,
         kv: packed.caches.storage,
         ids: this.ids.storage,
@@ -613,23 +645,11 @@ export class FusedDecoder {
 
   private dispatchSample(entry: string, index: number, token: number, groups: [number]): void {
     const m = this.model;
-    const { dim, vocab, normEps } = m.config;
-    const s = this.sampling;
     SAMPLE_KERNEL.dispatch(this.e.gpu, {
       entry,
       label: `decode ${entry}`,
       constants: this.constants,
-      params: {
-        dim,
-        vocab,
-        eps: normEps,
-        logits_at: this.layout.logits,
-        temperature: s.temperature,
-        top_k: s.topK,
-        seed: s.seed >>> 0,
-        index,
-        token,
-      },
+      params: this.params(0, index, 1, token),
       buffers: pick<SampleBuffer>({
         x: this.x.storage,
         work: this.work.storage,

@@ -16,23 +16,21 @@ gpuTest("bench:lm measures training, prefill and decoding of a tiny model", asyn
     ropeTheta: 10000,
     tied: true,
   };
-  const f = await benchLm(
-    e,
-    {
-      label: "tiny",
-      model: () => Promise.resolve(new Llama(e, config)),
-      tokens: Int32Array.from({ length: 200 }, (_, i) => i % 13),
-      batchSize: 2,
-      seqLen: 8,
-      lr: 1e-3,
-      clip: 1,
-      promptTokens: 5,
-      decodeTokens: 4,
-    },
-    2,
-    1,
-  );
-  assert.equal(f.decodeTokens, 4);
+  const c = {
+    label: "tiny",
+    model: () => Promise.resolve(new Llama(e, config)),
+    tokens: Int32Array.from({ length: 200 }, (_, i) => i % 13),
+    batchSize: 2,
+    seqLen: 8,
+    lr: 1e-3,
+    clip: 1,
+    promptTokens: 5,
+    decodePromptTokens: 3,
+    decodeTokens: 4,
+    decodeRuns: 2,
+  };
+  const f = await benchLm(e, c, 2, 1);
+  assert.deepEqual([f.decodeTokens, f.decodeRuns], [4, 2]);
   assert.equal(f.parameters, 13 * 8 + 8 + 2 * 8 + 8 * 8 * 2 + 2 * 4 * 8 + 3 * 12 * 8);
   for (
     const k of [
@@ -52,9 +50,16 @@ gpuTest("bench:lm measures training, prefill and decoding of a tiny model", asyn
     trainTokensPerSecond: f.trainTokensPerSecond / 2,
     prefillTokensPerSecond: f.prefillTokensPerSecond,
     decodeTokensPerSecond: f.decodeTokensPerSecond * 2,
+    decodeThreads: 1,
     trainLoss: 1,
   }]);
   assert.match(table, /tiny/);
   assert.match(table, /peer tiny/);
   assert.match(table, /\b2(\.0+)?\b/, "the training ratio is 2");
+  assert.match(table, /4×2/);
+  assert.match(table, /1 thread\b/);
+  // --decode-only: no steps, no training figures, decoding as before.
+  const d = await benchLm(e, { ...c, decodeRuns: 1 }, 0, 0);
+  assert.ok(Number.isNaN(d.trainTokensPerSecond) && d.decodeTokensPerSecond > 0);
+  assert.match(formatLmReport([d], []), /tiny\s+\S+\s+\S+\s+-\s+-/);
 });
