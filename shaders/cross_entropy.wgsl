@@ -63,6 +63,25 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   }
 }
 
+// The same loss with one invocation per row (no workgroup memory, no barriers): what a CPU
+// implementation runs fast, where lanes are SIMD slots and a barrier switches coroutines. The
+// caller keeps 2 · (valid − first_valid) loop iterations per invocation under llvmpipe's budget.
+@compute @workgroup_size(WG)
+fn forward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let r = gid.x + gid.y * nwg.x * WG;
+  if (r >= p.rows) { return; }
+  let base = r * p.cols;
+  var m = -3.4e38;
+  for (var c = p.first_valid; c < p.valid; c++) { m = max(m, logits[base + c]); }
+  var z = 0.0;
+  for (var c = p.first_valid; c < p.valid; c++) { z += exp(logits[base + c] - m); }
+  let row = p.row0 + r;
+  let l = m + log(z);
+  lse[row] = l;
+  let t = targets[row];
+  loss[row] = select(l - logits[base + u32(max(t, 0))], 0.0, t == p.ignore);
+}
+
 @group(0) @binding(5) var<storage, read> dloss: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dlogits: array<f32>;
 

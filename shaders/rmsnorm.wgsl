@@ -92,3 +92,71 @@ fn param_partials(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   }
   partial_sums[(p.chunk0 + wid.z) * p.cols + col] = dgamma;
 }
+
+// The same three entries over vec4s of columns (cols a multiple of 4; p.cols still counts floats):
+// llvmpipe fetches storage lane by lane, and a vec4 shares one fetch's per-lane overhead among
+// four floats. Segments walk vec4 columns t, t + TPR, …
+@group(0) @binding(1) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> gamma4: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> y4: array<vec4f>;
+@group(0) @binding(5) var<storage, read> g4: array<vec4f>;
+@group(0) @binding(6) var<storage, read_write> dx4: array<vec4f>;
+@group(0) @binding(7) var<storage, read_write> partial_sums4: array<vec4f>;
+
+@compute @workgroup_size(WG)
+fn forward4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+            @builtin(local_invocation_index) lid: u32) {
+  let r = row_of(wid, nwg, lid);
+  let t = lid % TPR;
+  let live = r < p.rows;
+  let cols4 = p.cols / 4u;
+  let base = r * cols4;
+  var q = 0.0;
+  if (live) {
+    for (var c = t; c < cols4; c += TPR) {
+      let v = x4[base + c];
+      q += dot(v, v);
+    }
+  }
+  let inv = 1.0 / sqrt(segment_sum(lid, t, q) / f32(p.cols) + p.eps);
+  if (!live) { return; }
+  for (var c = t; c < cols4; c += TPR) { y4[base + c] = x4[base + c] * inv * gamma4[c]; }
+  if (t == 0u) { rstd[p.row0 + r] = inv; }
+}
+
+@compute @workgroup_size(WG)
+fn backward_x4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+               @builtin(local_invocation_index) lid: u32) {
+  let r = row_of(wid, nwg, lid);
+  let t = lid % TPR;
+  let live = r < p.rows;
+  let cols4 = p.cols / 4u;
+  let base = r * cols4;
+  var inv = 0.0;
+  var acc = 0.0;
+  if (live) {
+    inv = rstd[p.row0 + r];
+    for (var c = t; c < cols4; c += TPR) { acc += dot(g4[base + c] * gamma4[c], x4[base + c]) * inv; }
+  }
+  let m = segment_sum(lid, t, acc) / f32(p.cols);
+  if (!live) { return; }
+  for (var c = t; c < cols4; c += TPR) {
+    dx4[base + c] = inv * (g4[base + c] * gamma4[c] - x4[base + c] * inv * m);
+  }
+}
+
+// Grid: x, y over blocks of WG vec4 columns; z over this window's chunks.
+@compute @workgroup_size(WG)
+fn param_partials4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                   @builtin(local_invocation_index) lid: u32) {
+  let col = (wid.x + wid.y * nwg.x) * WG + lid;
+  let cols4 = p.cols / 4u;
+  if (col >= cols4) { return; }
+  let r0 = wid.z * p.chunk_rows;
+  let r1 = min(r0 + p.chunk_rows, p.rows);
+  var dgamma = vec4f(0.0);
+  for (var r = r0; r < r1; r++) {
+    dgamma += g4[r * cols4 + col] * x4[r * cols4 + col] * rstd[p.row0 + r];
+  }
+  partial_sums4[(p.chunk0 + wid.z) * cols4 + col] = dgamma;
+}

@@ -6,6 +6,7 @@ import shader from "../../shaders/cross_entropy.wgsl" with { type: "text" };
 import type { Tensor } from "../tensor/tensor.ts";
 import { ShapeError, shapeString } from "../tensor/tensor.ts";
 import { assertDType, declareKernel, groupsFor, rowWindows } from "../tensor/kernel.ts";
+import { VariantChoice } from "../tensor/variants.ts";
 
 const CROSS_ENTROPY_KERNEL = declareKernel({
   name: "cross entropy",
@@ -20,6 +21,21 @@ const CROSS_ENTROPY_KERNEL = declareKernel({
   },
   buffers: ["logits", "targets", "lse", "loss", "dloss", "dlogits"],
 });
+
+/**
+ * How the forward pass spreads a row: a workgroup per row with tree reductions in workgroup
+ * memory (a GPU), or one invocation per row (llvmpipe, where barriers are costly and a row of a
+ * small vocabulary is a short loop). Rows too long for one invocation's loop budget always take
+ * the workgroup.
+ */
+export const CROSS_ENTROPY_CHOICE = new VariantChoice(
+  "cross entropy",
+  [{ name: "workgroup per row" }, { name: "invocation per row" }],
+  { software: "invocation per row", gpu: "workgroup per row" },
+);
+/** Columns one invocation may walk (two passes: max, then the sum) within llvmpipe's budget. */
+const ROW_LOOP_COLS = 8192;
+const ROWS_PER_GROUP = 64;
 
 export interface CrossEntropyOptions {
   /** Rows whose target equals this id contribute no loss and no gradient (padding). */
@@ -76,10 +92,12 @@ export function crossEntropyRows(
   const lse = e.empty([rows], "f32", "ce lse");
   const loss = e.empty([rows], "f32", "ce loss");
   const windows = rowWindows(e, rows, cols * 4);
+  const perRow = valid - first <= ROW_LOOP_COLS &&
+    CROSS_ENTROPY_CHOICE.of(e).name === "invocation per row";
   for (const w of windows) {
     CROSS_ENTROPY_KERNEL.dispatch(e.gpu, {
       label: "cross entropy forward",
-      entry: "forward",
+      entry: perRow ? "forward_rows" : "forward",
       params: uniform(w),
       buffers: {
         logits: { alloc: logits.storage, offset: w.offset, size: w.size },
@@ -87,7 +105,7 @@ export function crossEntropyRows(
         lse: lse.storage,
         loss: loss.storage,
       },
-      workgroups: groupsFor(e, w.rows, 1),
+      workgroups: groupsFor(e, w.rows, perRow ? ROWS_PER_GROUP : 1),
     });
   }
   return e.record({

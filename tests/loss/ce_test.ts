@@ -1,6 +1,19 @@
 import assert from "node:assert/strict";
-import { crossEntropyRows } from "../../src/loss/ce.ts";
+import { CROSS_ENTROPY_CHOICE, crossEntropyRows } from "../../src/loss/ce.ts";
+import type { Engine } from "../../src/tensor/engine.ts";
 import { checkOp, gpuTest, randomArray, randomInts } from "../support/check.ts";
+
+const FORWARDS = CROSS_ENTROPY_CHOICE.variants.map((v) => v.name);
+
+/** Runs fn with the engine's cross-entropy forward set to `name`, then restores the default. */
+async function withForward(e: Engine, name: string, fn: () => Promise<void>): Promise<void> {
+  CROSS_ENTROPY_CHOICE.use(e, name);
+  try {
+    await fn();
+  } finally {
+    CROSS_ENTROPY_CHOICE.use(e, CROSS_ENTROPY_CHOICE.defaultFor(e).name);
+  }
+}
 
 function ceRef(logits: Float64Array, targets: Int32Array, cols: number, ignore: number) {
   const rows = targets.length;
@@ -15,22 +28,25 @@ function ceRef(logits: Float64Array, targets: Int32Array, cols: number, ignore: 
   return out;
 }
 
-for (const [rows, cols] of [[1, 1], [1, 7], [13, 5], [37, 130]]) {
+for (const [rows, cols] of [[1, 1], [1, 7], [13, 5], [37, 130], [70, 3]]) {
   gpuTest(`cross entropy ${rows}x${cols} matches float64 and finite differences`, async (e) => {
     const targets = randomInts(rows, rows * 31 + cols, 0, cols);
     if (rows > 2) targets[1] = -1; // an ignored (padding) row
-    await checkOp(e, {
-      name: "crossEntropyRows",
-      inputs: [{
-        data: randomArray(rows * cols, rows + cols, -6, 6),
-        shape: [rows, cols],
-        grad: true,
-      }],
-      gpu: ([logits]) => crossEntropyRows(logits, e.tensor(targets, [rows])),
-      ref: ([logits]) => ceRef(logits, targets, cols, -1),
-      rtol: 1e-4,
-      atol: 1e-5,
-    });
+    for (const forward of FORWARDS) {
+      await withForward(e, forward, () =>
+        checkOp(e, {
+          inputs: [{
+            data: randomArray(rows * cols, rows + cols, -6, 6),
+            shape: [rows, cols],
+            grad: true,
+          }],
+          name: `crossEntropyRows, ${forward}`,
+          gpu: ([logits]) => crossEntropyRows(logits, e.tensor(targets, [rows])),
+          ref: ([logits]) => ceRef(logits, targets, cols, -1),
+          rtol: 1e-4,
+          atol: 1e-5,
+        }));
+    }
   });
 }
 
@@ -57,31 +73,38 @@ for (
         }
         return out;
       };
-      await checkOp(e, {
-        name: "crossEntropyRows firstValidCol validCols",
-        inputs: [{
-          data: randomArray(rows * cols, rows * cols + valid, -6, 6),
-          shape: [rows, cols],
-          grad: true,
-        }],
-        gpu: ([logits]) =>
-          crossEntropyRows(logits, e.tensor(targets, [rows]), {
-            firstValidCol: first,
-            validCols: valid,
-          }),
-        ref: ([logits]) => ceRef(slice(logits), targets.map((t) => t - first), width, -1),
-        rtol: 1e-4,
-        atol: 1e-5,
-      });
+      for (const forward of FORWARDS) {
+        await withForward(e, forward, () =>
+          checkOp(e, {
+            name: `crossEntropyRows firstValidCol validCols, ${forward}`,
+            inputs: [{
+              data: randomArray(rows * cols, rows * cols + valid, -6, 6),
+              shape: [rows, cols],
+              grad: true,
+            }],
+            gpu: ([logits]) =>
+              crossEntropyRows(logits, e.tensor(targets, [rows]), {
+                firstValidCol: first,
+                validCols: valid,
+              }),
+            ref: ([logits]) => ceRef(slice(logits), targets.map((t) => t - first), width, -1),
+            rtol: 1e-4,
+            atol: 1e-5,
+          }));
+      }
     },
   );
 }
 
 gpuTest("cross entropy is stable for huge logits", async (e) => {
   const logits = e.tensor(new Float32Array([1e4, -1e4, 0, 3e4, 3e4, 3e4]), [2, 3]);
-  const loss = await crossEntropyRows(logits, e.tensor(new Int32Array([0, 2]), [2])).read();
-  assert.ok(Math.abs(loss[0]) < 1e-3, `got ${loss[0]}`);
-  assert.ok(Math.abs(loss[1] - Math.log(3)) < 1e-3, `got ${loss[1]}`);
+  for (const forward of FORWARDS) {
+    await withForward(e, forward, async () => {
+      const loss = await crossEntropyRows(logits, e.tensor(new Int32Array([0, 2]), [2])).read();
+      assert.ok(Math.abs(loss[0]) < 1e-3, `${forward}: got ${loss[0]}`);
+      assert.ok(Math.abs(loss[1] - Math.log(3)) < 1e-3, `${forward}: got ${loss[1]}`);
+    });
+  }
 });
 
 gpuTest("cross entropy refuses a target outside the catalogue and mismatched shapes", (e) => {

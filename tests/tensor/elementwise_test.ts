@@ -10,7 +10,9 @@ import {
   tanh,
 } from "../../src/tensor/ops/mod.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
-import { checkOp, gpuTest, randomArray } from "../support/check.ts";
+import { accumulate } from "../../src/tensor/ops/elementwise.ts";
+import { assertClose, checkOp, gpuTest, randomArray } from "../support/check.ts";
+import { withBindingLimit } from "../support/small_bindings.ts";
 
 const erf = (x: number): number => {
   // Series for |x| < 3, continued fraction beyond: ~1e-15 accuracy, far below f32 tolerance.
@@ -93,3 +95,18 @@ gpuTest("mul of a tensor with itself accumulates both gradients", async (e) => {
     ref: ([a]) => a.map((v) => v * v),
   });
 });
+
+// Sizes that are multiples of 4 take the vec4 entry, the others the scalar one; 6,000 floats under
+// a 16 KiB binding limit take two windows.
+for (const n of [1, 4, 7, 4100, 6000]) {
+  gpuTest(`accumulate adds alpha · g in place over ${n} elements`, async (e) => {
+    const a = randomArray(n, n);
+    const g = randomArray(n, n + 1);
+    const acc = e.tensor(a, [n]);
+    const run = async () => {
+      accumulate(acc, e.tensor(g, [n]), -0.5);
+      assertClose(await acc.read(), a.map((v, i) => v - 0.5 * g[i]), `accumulate ${n}`);
+    };
+    await (n === 6000 ? withBindingLimit(e, 16384, run) : run());
+  });
+}

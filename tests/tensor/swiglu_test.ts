@@ -6,7 +6,8 @@ function siluGateRef([a, b]: Float64Array[]): Float64Array {
   return a.map((v, i) => (v / (1 + Math.exp(-v))) * b[i]);
 }
 
-for (const shape of [[1], [3, 7], [2, 5, 43]]) {
+// 4 × 43 is a multiple of 4: the vec4 entries.
+for (const shape of [[1], [3, 7], [2, 5, 43], [4, 43]]) {
   gpuTest(`siluGate ${shape.join("x")} matches float64 and finite differences`, async (e) => {
     const n = shape.reduce((a, b) => a * b);
     await checkOp(e, {
@@ -22,12 +23,13 @@ for (const shape of [[1], [3, 7], [2, 5, 43]]) {
 }
 
 gpuTest("siluGate stays finite for large gates and passes a gradient to one input", async (e) => {
-  const a = [-200, -80, 0, 80, 200];
+  // Eight elements: the vec4 entries.
+  const a = [-200, -80, -1, 0, 1, 30, 80, 200];
   await checkOp(e, {
     name: "siluGate extremes",
     inputs: [
-      { data: Float32Array.from(a), shape: [5] },
-      { data: randomArray(5, 3), shape: [5], grad: true },
+      { data: Float32Array.from(a), shape: [8] },
+      { data: randomArray(8, 3), shape: [8], grad: true },
     ],
     gpu: ([x, y]) => siluGate(x, y),
     ref: siluGateRef,

@@ -48,6 +48,12 @@ export type FlatCall<P extends string, B extends string> =
     params: Omit<KernelCall<P, B>["params"], "n">;
     /** Tensors of equal size, bound one window at a time. */
     tensors: { readonly [K in B]?: Tensor };
+    /**
+     * The entry takes vec4s (`n` counts them): the caller checked that the size is a multiple of
+     * 4. llvmpipe fetches storage lane by lane, and a vec4 shares one fetch's per-lane overhead
+     * among four floats (~1.4× faster for an in-place add).
+     */
+    vec4?: boolean;
   };
 
 /**
@@ -57,11 +63,12 @@ export type FlatCall<P extends string, B extends string> =
 export function dispatchFlat<P extends string, B extends string>(
   engine: Engine,
   kernel: Kernel<P, B>,
-  { tensors, params, ...call }: FlatCall<P, B>,
+  { tensors, params, vec4, ...call }: FlatCall<P, B>,
 ): void {
   const named = Object.entries(tensors) as [B, Tensor][];
-  const n = named[0][1].size;
-  for (const w of rowWindows(engine, n, 4)) {
+  const width = vec4 ? 4 : 1;
+  const n = named[0][1].size / width;
+  for (const w of rowWindows(engine, n, 4 * width)) {
     const buffers: { [K in B]?: BufferWindow } = {};
     for (const [name, t] of named) {
       buffers[name] = { alloc: t.storage, offset: w.offset, size: w.size };
@@ -151,7 +158,13 @@ export const mul = (a: Tensor, b: Tensor) => binary("mul", a, b);
 /** acc += alpha · g in place (no tape). */
 export function accumulate(acc: Tensor, g: Tensor, alpha = 1): void {
   assertSameShape("accumulate", acc, g);
-  dispatchFlat(acc.engine, ACCUMULATE_KERNEL, { params: { alpha }, tensors: { acc, g } });
+  const vec4 = acc.size > 0 && acc.size % 4 === 0;
+  dispatchFlat(acc.engine, ACCUMULATE_KERNEL, {
+    entry: vec4 ? "main4" : "main",
+    params: { alpha },
+    tensors: { acc, g },
+    vec4,
+  });
 }
 
 /** Sets every element of t to value in place (no tape). */

@@ -41,7 +41,9 @@ export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-5): Tensor {
   }
   const e = x.engine;
   const rows = x.size / cols;
-  const tpr = threadsPerRow(cols);
+  // Rows of whole vec4s take the vec4 entries (see rmsnorm.wgsl); segments then walk vec4s.
+  const suffix = cols % 4 === 0 ? "4" : "";
+  const tpr = threadsPerRow(suffix ? cols / 4 : cols);
   const constants = { TPR: tpr };
   const windows = rowWindows(e, rows, cols * 4);
   const y = e.empty(x.shape, "f32", "rmsNorm");
@@ -57,7 +59,7 @@ export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-5): Tensor {
   for (const w of windows) {
     RMS_NORM_KERNEL.dispatch(e.gpu, {
       label: "rms norm forward",
-      entry: "forward",
+      entry: `forward${suffix}`,
       constants,
       params: params(w),
       buffers: { x: win(x, w), gamma: gamma.storage, y: win(y, w), rstd: rstd.storage },
@@ -75,7 +77,7 @@ export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-5): Tensor {
         for (const w of windows) {
           RMS_NORM_KERNEL.dispatch(e.gpu, {
             label: "rms norm backward",
-            entry: "backward_x",
+            entry: `backward_x${suffix}`,
             constants,
             params: params(w),
             buffers: {
@@ -89,7 +91,7 @@ export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-5): Tensor {
           });
         }
       }
-      const dgamma = gamma.requiresGrad ? gammaGrad(e, x, g, rstd, rows, cols) : null;
+      const dgamma = gamma.requiresGrad ? gammaGrad(e, x, g, rstd, rows, cols, suffix) : null;
       rstd.dispose();
       return [dx, dgamma];
     },
@@ -107,13 +109,14 @@ function gammaGrad(
   rstd: Tensor,
   rows: number,
   cols: number,
+  suffix: string,
 ): Tensor {
   const plan = columnChunks(e, rows, cols);
   const partials = e.empty([plan.chunks, cols], "f32", "rmsNorm partials");
   for (const w of plan.windows) {
     RMS_NORM_KERNEL.dispatch(e.gpu, {
       label: "rms norm gamma partials",
-      entry: "param_partials",
+      entry: `param_partials${suffix}`,
       params: {
         rows: w.rows,
         cols,
@@ -123,7 +126,7 @@ function gammaGrad(
         chunk0: w.chunk0,
       },
       buffers: { x: win(x, w), rstd: rstd.storage, g: win(g, w), partial_sums: partials.storage },
-      workgroups: columnChunkGrid(e, cols, w.rows, plan.chunkRows),
+      workgroups: columnChunkGrid(e, suffix ? cols / 4 : cols, w.rows, plan.chunkRows),
     });
   }
   const dgamma = e.empty([cols], "f32", "rmsNorm dgamma");

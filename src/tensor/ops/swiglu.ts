@@ -18,9 +18,11 @@ export function siluGate(a: Tensor, b: Tensor): Tensor {
   assertSameShape("siluGate", a, b);
   const e = a.engine;
   const out = e.empty(a.shape, "f32", "siluGate");
+  const vec4 = out.size % 4 === 0;
   if (out.size) {
     dispatchFlat(e, SWIGLU_KERNEL, {
-      entry: "forward",
+      entry: vec4 ? "forward4" : "forward",
+      vec4,
       label: "swiglu forward",
       params: {},
       tensors: { a, b, out },
@@ -35,7 +37,8 @@ export function siluGate(a: Tensor, b: Tensor): Tensor {
       const db = e.empty(b.shape, "f32", "siluGate db");
       if (g.size) {
         dispatchFlat(e, SWIGLU_KERNEL, {
-          entry: "backward",
+          entry: vec4 ? "backward4" : "backward",
+          vec4,
           label: "swiglu backward",
           params: {},
           tensors: { a, b, g, da, db },
