@@ -1,22 +1,26 @@
 // Fused GRU recurrence, forward (PyTorch's gate order r, z, n). The input projection
-// gx = x·W_ihᵀ + b_ih [B, T, 3H] is a matmul done before; this kernel runs the time steps
+// gx = x·W_ihᵀ is a matmul done before (b_ih is added here); this kernel runs the time steps
 // [t0, t1) of eight sequences per workgroup, with their hidden states in workgroup memory as two
 // vec4 per unit (a weight read serves the eight sequences: llvmpipe pays for every load):
-//   r = σ(gx_r + W_hr·h + b_hr), z = σ(gx_z + W_hz·h + b_hz),
-//   n = tanh(gx_n + r ⊙ (W_hn·h + b_hn)), h' = (1 − z) ⊙ n + z ⊙ h.
+//   r = σ(gx_r + b_ir + W_hr·h + b_hr), z = σ(gx_z + b_iz + W_hz·h + b_hz),
+//   n = tanh(gx_n + b_in + r ⊙ (W_hn·h + b_hn)), h' = (1 − z) ⊙ n + z ⊙ h.
 // Past a sequence's length its state is carried unchanged, so hs[b, T-1] is its last valid one.
 // The host splits the steps into passes because llvmpipe ends an invocation's loops after
 // 65,535 iterations in all; a pass reloads the states from hs[b, t0-1].
-// Saved for backward: work[b, t] = (r, z, n, W_hn·h + b_hn) and hprev[b, t] = h before step t.
+// Saved for backward: work = (r, z, n, W_hn·h + b_hn) and hprev = h before the step.
+// hs is [B, T, H]; gx and the saved tensors are in the rows `seqs` gives: seqs[b] = (length,
+// first gx row, first saved row), step t of sequence b at row first + t, live steps only in the
+// saved tensors (and in gx when the sequences are packed).
 struct Params { batch: u32, steps: u32, hidden: u32, t0: u32, t1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> gx: array<f32>;
 @group(0) @binding(2) var<storage, read> w_hh: array<f32>;
-@group(0) @binding(3) var<storage, read> b_hh: array<f32>;
-@group(0) @binding(4) var<storage, read> lengths: array<i32>;
-@group(0) @binding(5) var<storage, read_write> hs: array<f32>;
-@group(0) @binding(6) var<storage, read_write> work: array<f32>;
-@group(0) @binding(7) var<storage, read_write> hprev: array<f32>;
+@group(0) @binding(3) var<storage, read> b_ih: array<f32>;
+@group(0) @binding(4) var<storage, read> b_hh: array<f32>;
+@group(0) @binding(5) var<storage, read> seqs: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read_write> hs: array<f32>;
+@group(0) @binding(7) var<storage, read_write> work: array<f32>;
+@group(0) @binding(8) var<storage, read_write> hprev: array<f32>;
 
 const WG: u32 = 64u;
 // Sequences per workgroup: the lanes of two vec4.
@@ -33,21 +37,22 @@ fn stable_sigmoid(v: f32) -> f32 {
   return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0);
 }
 
-// The length of sequence s of workgroup g; 0 past the batch.
-fn length_of(b: u32) -> u32 {
-  return select(0u, u32(max(lengths[min(b, p.batch - 1u)], 0)), b < p.batch);
+// Sequence b's (length, first gx row, first saved row); length 0 past the batch.
+fn seq_of(b: u32) -> vec3<u32> {
+  let q = seqs[min(b, p.batch - 1u)].xyz;
+  return vec3<u32>(select(0u, q.x, b < p.batch), q.yz);
 }
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let b0 = wid.x * SEQ;
   let H = p.hidden;
-  var len: array<u32, SEQ>;
+  var seq: array<vec3<u32>, SEQ>;
   // The group's longest sequence: past it no state changes, and the products are skipped.
   var longest = 0u;
   for (var s = 0u; s < SEQ; s++) {
-    len[s] = length_of(b0 + s);
-    longest = max(longest, len[s]);
+    seq[s] = seq_of(b0 + s);
+    longest = max(longest, seq[s].x);
   }
   for (var j = lid.x; j < H; j += WG) {
     var h = array<vec4<f32>, 2>(vec4<f32>(0.0), vec4<f32>(0.0));
@@ -64,8 +69,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   for (var t = p.t0; t < p.t1; t++) {
     var u = 0u;
     for (var j = lid.x; j < H; j += WG) {
-      var ar0 = vec4<f32>(b_hh[j]);
-      var az0 = vec4<f32>(b_hh[H + j]);
+      var ar0 = vec4<f32>(b_hh[j] + b_ih[j]);
+      var az0 = vec4<f32>(b_hh[H + j] + b_ih[H + j]);
       var an0 = vec4<f32>(b_hh[2u * H + j]);
       var ar1 = ar0;
       var az1 = az0;
@@ -97,13 +102,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
         let l = s % 4u;
         let row = b * p.steps + t;
         let h_old = next[q][l];
-        hprev[row * H + j] = h_old;
-        if (t < len[s]) {
-          let g = row * 3u * H;
+        if (t < seq[s].x) {
+          let saved = seq[s].z + t;
+          hprev[saved * H + j] = h_old;
+          let g = (seq[s].y + t) * 3u * H;
           let r = stable_sigmoid(gx[g + j] + ar[q][l]);
           let z = stable_sigmoid(gx[g + H + j] + az[q][l]);
-          let n = tanh(gx[g + 2u * H + j] + r * an[q][l]);
-          let w = row * 4u * H;
+          let n = tanh(gx[g + 2u * H + j] + b_ih[2u * H + j] + r * an[q][l]);
+          let w = saved * 4u * H;
           work[w + j] = r;
           work[w + H + j] = z;
           work[w + 2u * H + j] = n;

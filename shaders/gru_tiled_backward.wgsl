@@ -9,22 +9,29 @@
 // and sequences (own gradients dh_*, accumulators acc_*, gate gradients g{r,z,n}_*):
 // load_carry / store_carry(b0, j0) move dh from and to `carry`, grad_update(tt, b0, j0) computes
 // step tt's gate gradients and dh ⊙ z, share_grads(j0) writes them to dgh_sh, back_init() zeroes
-// the accumulators, back_i4(i4, j0) adds gate rows 4·i4 .. +3, back_finish() adds them to dh.
+// the accumulators, back_i4(i4, j0) adds gate rows 4·i4 .. +3, back_finish() adds them to dh,
+// store_bias_grads(group, j0) adds the tile's bias gradients (summed over its sequences and the
+// pass's steps) to its workgroup's row of dbias [groups, 6H]: b_ih's r, z, n, then b_hh's.
+// dgx, dgh, work and hprev are in the rows of `seqs` (see gru_tiled_forward.wgsl); only live steps
+// are written (the host zeroes a padded dgx).
 struct Params { batch: u32, steps: u32, hidden: u32, t0: u32, t1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> w_hh: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> lengths: array<i32>;
+@group(0) @binding(2) var<storage, read> seqs: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> work: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> hprev: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> dhs: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> carry: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> dgx: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> dgh: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read_write> dbias: array<vec4<f32>>;
 
 const SEQ4: u32 = SEQ / 4u;
 // dgh_sh[i · SEQ4 + s4]: gate gradient i (of 3H) of sequences 4·s4 .. +3; zero where not live.
 var<workgroup> dgh_sh: array<vec4<f32>, 3u * H * SEQ4>;
 var<private> len: array<u32, SEQ>;
+var<private> gx_at: array<u32, SEQ>;
+var<private> saved_at: array<u32, SEQ>;
 
 @compute @workgroup_size(LANES)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -34,7 +41,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   var longest = 0u;
   for (var s = 0u; s < SEQ; s++) {
     let b = b0 + s;
-    len[s] = select(0u, u32(max(lengths[min(b, p.batch - 1u)], 0)), b < p.batch);
+    let q = seqs[min(b, p.batch - 1u)];
+    len[s] = select(0u, q.x, b < p.batch);
+    gx_at[s] = q.y;
+    saved_at[s] = q.z;
     longest = max(longest, len[s]);
   }
   load_carry(b0, j0);
@@ -49,4 +59,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     workgroupBarrier();
   }
   store_carry(b0, j0);
+  store_bias_grads(wid.x, j0);
 }

@@ -10,23 +10,31 @@
 // pads other sizes), and UNITS % 4 = 0.
 // gru.ts prepends SEQ (a multiple of 4), UNITS, LANES = ⌈H / UNITS⌉, H and H4 = H / 4, and the
 // tile's functions, unrolled over its units and sequences (private accumulators acc_*, own
-// states hown_*): product_init(j0) sets the accumulators to b_hh, product_k4(k4, j0) adds four k
-// of W_hh·h, step_update(t, b0, j0) applies the gates, writes hs, hprev and work and updates the
-// own states, load_state(j0) and share_state(j0) move the own states from and to h_sh.
+// states hown_*, biases bias_*): load_bias(j0) loads the tile's biases, product_init() sets the
+// accumulators to b_hh (+ b_ih for r and z), product_k4(k4, j0) adds four k of W_hh·h,
+// step_update(t, b0, j0) applies the gates, writes hs, hprev and work and updates the own states,
+// load_state(j0) and share_state(j0) move the own states from and to h_sh.
+// The input projection gx = x·W_ihᵀ comes without its bias (b_ih is added here) and, as the saved
+// hprev and work, in the rows `seqs` gives: seqs[b] = (length, first gx row, first saved row),
+// so padded steps can be left out of gx (packed sequences) and are always left out of the saved
+// tensors, which the weight gradients' matmuls then reduce over valid steps only.
 struct Params { batch: u32, steps: u32, hidden: u32, t0: u32, t1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> gx: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w_hh: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> b_hh: array<f32>;
-@group(0) @binding(4) var<storage, read> lengths: array<i32>;
-@group(0) @binding(5) var<storage, read_write> hs: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read_write> work: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> hprev: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> b_ih: array<f32>;
+@group(0) @binding(4) var<storage, read> b_hh: array<f32>;
+@group(0) @binding(5) var<storage, read> seqs: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read_write> hs: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> work: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> hprev: array<vec4<f32>>;
 
 const SEQ4: u32 = SEQ / 4u;
 var<workgroup> h_sh: array<vec4<f32>, H * SEQ4>;
-// The lengths of the workgroup's sequences (zero past the batch).
+// The lengths of the workgroup's sequences (zero past the batch) and their first rows.
 var<private> len: array<u32, SEQ>;
+var<private> gx_at: array<u32, SEQ>;
+var<private> saved_at: array<u32, SEQ>;
 
 fn stable_sigmoid(v: vec4<f32>) -> vec4<f32> {
   let e = exp(-abs(v));
@@ -41,7 +49,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   var longest = 0u;
   for (var s = 0u; s < SEQ; s++) {
     let b = b0 + s;
-    len[s] = select(0u, u32(max(lengths[min(b, p.batch - 1u)], 0)), b < p.batch);
+    let q = seqs[min(b, p.batch - 1u)];
+    len[s] = select(0u, q.x, b < p.batch);
+    gx_at[s] = q.y;
+    saved_at[s] = q.z;
     longest = max(longest, len[s]);
   }
   // The states before t0 (zero at the start).
@@ -56,8 +67,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   }
   workgroupBarrier();
   load_state(j0);
+  load_bias(j0);
   for (var t = p.t0; t < p.t1; t++) {
-    product_init(j0);
+    product_init();
     for (var k4 = 0u; k4 < select(0u, H4, t < longest); k4++) { product_k4(k4, j0); }
     step_update(t, b0, j0);
     workgroupBarrier();

@@ -20,6 +20,29 @@ export interface EventBatch {
   clients: Int32Array;
 }
 
+/** A batch's events without the padding: each row's valid events after the previous row's. */
+export interface PackedEvents {
+  /** Σ lengths. */
+  events: number;
+  categorical: Int32Array[];
+  numeric: Float32Array;
+}
+
+export function packedEvents(b: EventBatch): PackedEvents {
+  const events = b.lengths.reduce((a, l) => a + l, 0);
+  const width = b.numeric.length / Math.max(b.rows * b.steps, 1);
+  const categorical = b.categorical.map(() => new Int32Array(events));
+  const numeric = new Float32Array(events * width);
+  let at = 0;
+  b.lengths.forEach((l, r) => {
+    const from = r * b.steps;
+    b.categorical.forEach((f, k) => categorical[k].set(f.subarray(from, from + l), at));
+    numeric.set(b.numeric.subarray(from * width, (from + l) * width), at * width);
+    at += l;
+  });
+  return { events, categorical, numeric };
+}
+
 /** Mean and standard deviation of each numeric input (numeric fields, then the time gap). */
 export interface NumericStats {
   mean: number[];
@@ -134,7 +157,7 @@ export function randomSlices(
       spans.push({ client: c, start, length });
     }
   }
-  // Longest first: the GRU kernels run four rows per workgroup up to the longest of the four,
+  // Longest first: the GRU kernels run eight rows per workgroup up to the longest of the eight,
   // so rows of similar lengths side by side skip most padded steps (the loss ignores row order).
   spans.sort((a, b) => b.length - a.length);
   return assemble(s, spans, stats);

@@ -5,7 +5,7 @@
  * client's embedding, or the engine's transformer blocks whose states are mean-pooled over the
  * valid events. The generative decoder rebuilds a sequence's events from its embedding.
  */
-import type { EventBatch } from "../data/event_batches.ts";
+import { type EventBatch, packedEvents } from "../data/event_batches.ts";
 import type { Engine } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { concat } from "../tensor/ops/slice.ts";
@@ -63,14 +63,20 @@ export class EventFeatures extends Module {
     this.width = c.vocabs.length * c.categoryDim + c.numericDim;
   }
 
-  forward(b: EventBatch): Tensor {
+  /**
+   * Padded: [rows · steps, width] (row r · steps + t). Packed: [Σ lengths, width], the valid events
+   * only, each row's after the previous row's (for the GRU, which takes either).
+   */
+  forward(b: EventBatch, layout: "padded" | "packed" = "padded"): Tensor {
     const e = this.numeric.weight.engine;
-    const n = b.rows * b.steps;
+    const { events: n, categorical, numeric } = layout === "packed"
+      ? packedEvents(b)
+      : { events: b.rows * b.steps, categorical: b.categorical, numeric: b.numeric };
     const fields = this.tables.map((t, k) =>
-      embedding(t, e.tensor(b.categorical[k], [n], "i32", `field ${k} ids`))
+      embedding(t, e.tensor(categorical[k], [n], "i32", `field ${k} ids`))
     );
-    const numeric = e.tensor(b.numeric, [n, b.numeric.length / n], "f32", "numeric inputs");
-    return concat([...fields, this.numeric.forward(numeric)], 1);
+    const inputs = e.tensor(numeric, [n, numeric.length / n], "f32", "numeric inputs");
+    return concat([...fields, this.numeric.forward(inputs)], 1);
   }
 }
 
@@ -121,9 +127,10 @@ export class EventEncoder extends Module {
   }
 
   forward(b: EventBatch, ctx: ForwardContext = EVAL): Tensor {
-    const x = this.features.forward(b);
-    if (this.gru) return this.gru.last(x, b.rows, b.steps, b.lengths);
-    return this.pooledTransformer(x, b, ctx);
+    if (this.gru) {
+      return this.gru.last(this.features.forward(b, "packed"), b.rows, b.steps, b.lengths);
+    }
+    return this.pooledTransformer(this.features.forward(b), b, ctx);
   }
 
   private pooledTransformer(x: Tensor, b: EventBatch, ctx: ForwardContext): Tensor {

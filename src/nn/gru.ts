@@ -1,11 +1,12 @@
 /**
  * A one-layer GRU (PyTorch's layout: weight_ih [3H, in], weight_hh [3H, H], gates r, z, n,
- * U(±1/√H) initialisation). The input projection of all steps is one matmul; the recurrence is
- * the fused kernel pair of src/tensor/ops/gru.ts.
+ * U(±1/√H) initialisation). The input projection of all steps is one matmul; the recurrence,
+ * with both biases, is the fused kernel pair of src/tensor/ops/gru.ts. Inputs are padded
+ * [B·T, in] (row b·T + t) or packed [Σ lengths, in] (each sequence's valid steps after the
+ * previous one's), which spares the projection and its gradients the padding.
  */
 import type { Engine } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { addBias } from "../tensor/ops/bias.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
 import { gruSequence } from "../tensor/ops/gru.ts";
 import { reshape } from "../tensor/ops/shape.ts";
@@ -42,14 +43,20 @@ export class Gru extends Module {
     };
   }
 
-  /** x [B·T, in] (row b·T + t) with the valid lengths of the B sequences → hs [B, T, H]. */
+  /**
+   * x [B·T, in] padded or [Σ lengths, in] packed, with the valid lengths of the B sequences →
+   * hs [B, T, H]. (When every length is T the two layouts are the same rows.)
+   */
   states(x: Tensor, batch: number, steps: number, lengths: Int32Array): Tensor {
-    const gx = addBias(matmul(x, this.weightIh, { transB: true }), this.biasIh);
+    const gx = matmul(x, this.weightIh, { transB: true });
+    const padded = x.shape[0] === batch * steps;
     return gruSequence(
-      reshape(gx, [batch, steps, 3 * this.hidden]),
+      padded ? reshape(gx, [batch, steps, 3 * this.hidden]) : gx,
       this.weightHh,
+      this.biasIh,
       this.biasHh,
       lengths,
+      { steps },
     );
   }
 

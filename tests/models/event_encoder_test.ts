@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import "../../src/tensor/ops/mod.ts";
 import { syntheticEvents } from "../../src/data/event_synthetic.ts";
-import { numericStats, randomSlices, wholeSequences } from "../../src/data/event_batches.ts";
+import {
+  numericStats,
+  packedEvents,
+  randomSlices,
+  wholeSequences,
+} from "../../src/data/event_batches.ts";
+import { Gru } from "../../src/nn/gru.ts";
 import {
   EventDecoder,
   EventEncoder,
@@ -46,6 +52,51 @@ for (const kind of ["gru", "transformer"] as const) {
     },
   );
 }
+
+Deno.test("packed events: each row's valid events, row after row, without the padding", () => {
+  const b = randomSlices(
+    sequences,
+    all,
+    { slices: 2, minLen: 2, maxLen: 7 },
+    seededRandom(4),
+    stats,
+  );
+  const p = packedEvents(b);
+  const width = b.numeric.length / (b.rows * b.steps);
+  assert.equal(p.events, b.lengths.reduce((a, l) => a + l, 0));
+  let at = 0;
+  b.lengths.forEach((len, r) => {
+    for (let t = 0; t < len; t++, at++) {
+      const from = r * b.steps + t;
+      assert.equal(p.categorical[0][at], b.categorical[0][from]);
+      assert.deepEqual(
+        p.numeric.subarray(at * width, (at + 1) * width),
+        b.numeric.subarray(from * width, (from + 1) * width),
+      );
+    }
+  });
+});
+
+gpuTest("gru encoder: packed events give the padded events' states", async (e) => {
+  const enc = new EventEncoder(e, config("gru"), 3);
+  const gru = new Gru(e, enc.features.width, 8, seededRandom(5));
+  try {
+    const b = randomSlices(
+      sequences,
+      all,
+      { slices: 2, minLen: 1, maxLen: 8 },
+      seededRandom(6),
+      stats,
+    );
+    const states = (layout: "padded" | "packed") =>
+      e.tidy(() => gru.states(enc.features.forward(b, layout), b.rows, b.steps, b.lengths))
+        .readF32();
+    assertClose(await states("packed"), await states("padded"), "packed vs padded", 1e-5, 1e-6);
+  } finally {
+    enc.dispose();
+    gru.dispose();
+  }
+});
 
 gpuTest("slices: lengths in [min, max] clamped to the client, inside the client's events", () => {
   const b = randomSlices(

@@ -3,12 +3,13 @@
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
 
 /**
- * hs [B, T, H] from gx [B, T, 3H] (input projection), w_hh [3H, H], b_hh [3H], h₀ = 0; past a
- * sequence's length the state is carried unchanged.
+ * hs [B, T, H] from gx [B, T, 3H] (input projection without its bias), w_hh [3H, H], b_ih and
+ * b_hh [3H], h₀ = 0; past a sequence's length the state is carried unchanged.
  */
 export function gruReference(
   gx: Float64Array,
   wHH: Float64Array,
+  bIH: Float64Array,
   bHH: Float64Array,
   lengths: Int32Array,
   steps: number,
@@ -29,10 +30,10 @@ export function gruReference(
             for (let k = 0; k < H; k++) s += wHH[(g * H + j) * H + k] * h[k];
             return s;
           };
-          const x = row * 3 * H;
-          const r = sigmoid(gx[x + j] + gate(0));
-          const z = sigmoid(gx[x + H + j] + gate(1));
-          const n = Math.tanh(gx[x + 2 * H + j] + r * gate(2));
+          const input = (g: number) => gx[row * 3 * H + g * H + j] + bIH[g * H + j];
+          const r = sigmoid(input(0) + gate(0));
+          const z = sigmoid(input(1) + gate(1));
+          const n = Math.tanh(input(2) + r * gate(2));
           next[j] = (1 - z) * n + z * h[j];
         }
         h = next;
@@ -41,4 +42,20 @@ export function gruReference(
     }
   }
   return hs;
+}
+
+/** A packed gx [Σ lengths, 3H] (live steps, sequence after sequence) as padded [B, T, 3H]. */
+export function unpackRows(
+  packed: Float64Array,
+  lengths: Int32Array,
+  steps: number,
+  width: number,
+): Float64Array {
+  const out = new Float64Array(lengths.length * steps * width);
+  let at = 0;
+  lengths.forEach((l, b) => {
+    out.set(packed.subarray(at * width, (at + l) * width), b * steps * width);
+    at += l;
+  });
+  return out;
 }

@@ -7,7 +7,7 @@ import {
   gruStepsPerPass,
 } from "../../src/tensor/ops/gru.ts";
 import { checkOp, gpuTest, randomArray } from "../support/check.ts";
-import { gruReference } from "../support/gru_reference.ts";
+import { gruReference, unpackRows } from "../support/gru_reference.ts";
 
 interface Case {
   name: string;
@@ -15,6 +15,8 @@ interface Case {
   steps: number;
   hidden: number;
   stepsPerPass?: number;
+  /** gx packed [Σ lengths, 3H] rather than padded [B, T, 3H]. */
+  packed?: boolean;
 }
 
 const CASES: Case[] = [
@@ -38,6 +40,22 @@ const CASES: Case[] = [
     hidden: 9,
     stepsPerPass: 2,
   },
+  {
+    name: "packed, hidden 6 (padded to 8 when tiled), 10 sequences, passes of 3 steps",
+    lengths: [4, 1, 6, 2, 0, 5, 3, 3, 1, 6],
+    steps: 6,
+    hidden: 6,
+    stepsPerPass: 3,
+    packed: true,
+  },
+  { name: "packed, batch 1, length 1", lengths: [1], steps: 1, hidden: 8, packed: true },
+  {
+    name: "packed, output steps past the longest sequence",
+    lengths: [2, 3],
+    steps: 5,
+    hidden: 4,
+    packed: true,
+  },
 ];
 
 for (const v of GRU_VARIANTS) {
@@ -46,20 +64,36 @@ for (const v of GRU_VARIANTS) {
       const B = c.lengths.length;
       const H = c.hidden;
       const lengths = Int32Array.from(c.lengths);
+      const rows = c.packed ? lengths.reduce((a, l) => a + l, 0) : B * c.steps;
+      const bias = { shape: [3 * H], grad: true };
       await checkOp(e, {
         name: `gru ${c.name}`,
         inputs: [
           {
-            data: randomArray(B * c.steps * 3 * H, 1, -2, 2),
-            shape: [B, c.steps, 3 * H],
+            data: randomArray(rows * 3 * H, 1, -2, 2),
+            shape: c.packed ? [rows, 3 * H] : [B, c.steps, 3 * H],
             grad: true,
           },
           { data: randomArray(3 * H * H, 2, -0.8, 0.8), shape: [3 * H, H], grad: true },
-          { data: randomArray(3 * H, 3, -0.5, 0.5), shape: [3 * H], grad: true },
+          { data: randomArray(3 * H, 3, -0.5, 0.5), ...bias },
+          { data: randomArray(3 * H, 4, -0.5, 0.5), ...bias },
         ],
-        gpu: ([gx, w, b]) =>
-          gruSequence(gx, w, b, lengths, { stepsPerPass: c.stepsPerPass, variant: v.name }),
-        ref: ([gx, w, b]) => gruReference(gx, w, b, lengths, c.steps, H),
+        gpu: ([gx, w, bi, bh]) =>
+          gruSequence(gx, w, bi, bh, lengths, {
+            steps: c.packed ? c.steps : undefined,
+            stepsPerPass: c.stepsPerPass,
+            variant: v.name,
+          }),
+        ref: ([gx, w, bi, bh]) =>
+          gruReference(
+            c.packed ? unpackRows(gx, lengths, c.steps, 3 * H) : gx,
+            w,
+            bi,
+            bh,
+            lengths,
+            c.steps,
+            H,
+          ),
         maxFdElements: 120,
       });
     });
@@ -96,7 +130,15 @@ Deno.test("gru passes keep each invocation under the loop budget", () => {
 gpuTest("gruSequence rejects a length past the steps, naming the sequence", (e) => {
   const gx = e.zeros([2, 3, 6]);
   assert.throws(
-    () => gruSequence(gx, e.zeros([6, 2]), e.zeros([6]), Int32Array.from([3, 4])),
+    () => gruSequence(gx, e.zeros([6, 2]), e.zeros([6]), e.zeros([6]), Int32Array.from([3, 4])),
     /length 4 of sequence 1/,
+  );
+});
+
+gpuTest("gruSequence rejects a packed gx whose rows are not the live steps", (e) => {
+  const b = e.zeros([6]);
+  assert.throws(
+    () => gruSequence(e.zeros([6, 6]), e.zeros([6, 2]), b, b, Int32Array.from([3, 4])),
+    /Σ lengths = 7/,
   );
 });

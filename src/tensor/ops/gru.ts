@@ -1,8 +1,9 @@
 /**
  * The GRU recurrence, fused: one kernel runs a pass of time steps forward with the hidden states
- * in workgroup memory (eight sequences per workgroup), one runs them backward; the weight gradients
- * are two reductions over the saved states (a matmul and a column sum). Two kernel pairs, chosen
- * per adapter (GRU_VARIANTS): "lanes" for GPUs, "tiled" for llvmpipe.
+ * in workgroup memory (eight sequences per workgroup), one runs them backward and sums the bias
+ * gradients; the recurrent weights' gradient is a matmul over the saved states, which hold live
+ * steps only (padding takes no work there). Two kernel pairs, chosen per adapter (GRU_VARIANTS):
+ * "lanes" for GPUs, "tiled" for llvmpipe.
  */
 import forwardShader from "../../../shaders/gru_forward.wgsl" with { type: "text" };
 import backwardShader from "../../../shaders/gru_backward.wgsl" with { type: "text" };
@@ -19,16 +20,17 @@ import { VariantChoice } from "../variants.ts";
 import { tiledBackwardFunctions, tiledConstants, tiledForwardFunctions } from "./gru_tiled.ts";
 
 const GRU_PARAMS = { batch: "u32", steps: "u32", hidden: "u32", t0: "u32", t1: "u32" } as const;
-const FORWARD_BUFFERS = ["gx", "w_hh", "b_hh", "lengths", "hs", "work", "hprev"] as const;
+const FORWARD_BUFFERS = ["gx", "w_hh", "b_ih", "b_hh", "seqs", "hs", "work", "hprev"] as const;
 const BACKWARD_BUFFERS = [
   "w_hh",
-  "lengths",
+  "seqs",
   "work",
   "hprev",
   "dhs",
   "carry",
   "dgx",
   "dgh",
+  "dbias",
 ] as const;
 
 const GRU_FORWARD_KERNEL = declareKernel({
@@ -133,19 +135,31 @@ export function gruStepsPerPass(
   return Math.max(1, Math.floor(PASS_ITERATIONS / perStep));
 }
 
-function checkGru(gx: Tensor, wHH: Tensor, bHH: Tensor, lengths: Int32Array): number[] {
-  for (const t of [gx, wHH, bHH]) assertDType("gru", t, "f32");
-  const [batch, steps, threeH] = gx.rank === 3 ? gx.shape : [0, 0, 0];
+/** [batch, steps, hidden] of a call; gx is [B, T, 3H] padded or [Σ lengths, 3H] packed. */
+function checkGru(
+  gx: Tensor,
+  wHH: Tensor,
+  [bIH, bHH]: Tensor[],
+  lengths: Int32Array,
+  packedSteps: number | undefined,
+): number[] {
+  for (const t of [gx, wHH, bIH, bHH]) assertDType("gru", t, "f32");
+  const batch = lengths.length;
+  const live = lengths.reduce((a, l) => a + l, 0);
+  const threeH = gx.shape[gx.rank - 1];
   const hidden = threeH / 3;
-  const ok = gx.rank === 3 && Number.isInteger(hidden) && hidden >= 1 &&
+  const steps = gx.rank === 3 ? gx.shape[1] : packedSteps ?? Math.max(1, ...lengths);
+  const rowsOk = gx.rank === 3 ? gx.shape[0] === batch : gx.rank === 2 && gx.shape[0] === live;
+  const ok = rowsOk && Number.isInteger(hidden) && hidden >= 1 &&
     wHH.rank === 2 && wHH.shape[0] === threeH && wHH.shape[1] === hidden &&
-    bHH.rank === 1 && bHH.shape[0] === threeH && lengths.length === batch;
+    [bIH, bHH].every((b) => b.rank === 1 && b.shape[0] === threeH);
   if (!ok) {
     throw new ShapeError(
       "gru",
-      `want gx [B, T, 3H], w_hh [3H, H], b_hh [3H], lengths [B]; got gx ${
-        shapeString(gx.shape)
-      }, w_hh ${shapeString(wHH.shape)}, b_hh ${shapeString(bHH.shape)}, ${lengths.length} lengths`,
+      `want gx [B, T, 3H] or [Σ lengths = ${live}, 3H], w_hh [3H, H], b_ih and b_hh [3H], ` +
+        `lengths [B]; got gx ${shapeString(gx.shape)}, w_hh ${shapeString(wHH.shape)}, b_ih ${
+          shapeString(bIH.shape)
+        }, b_hh ${shapeString(bHH.shape)}, ${batch} lengths`,
     );
   }
   if (hidden > GRU_MAX_HIDDEN) {
@@ -162,6 +176,20 @@ function checkGru(gx: Tensor, wHH: Tensor, bHH: Tensor, lengths: Int32Array): nu
   return [batch, steps, hidden];
 }
 
+/**
+ * Per sequence (length, first gx row, first saved row, 0): the saved tensors hold the live steps of
+ * sequence after sequence; gx does too when packed, else it has `steps` rows a sequence.
+ */
+function sequenceRows(lengths: Int32Array, steps: number, packed: boolean): Int32Array {
+  const seqs = new Int32Array(4 * lengths.length);
+  let live = 0;
+  lengths.forEach((l, b) => {
+    seqs.set([l, packed ? live : b * steps, live, 0], 4 * b);
+    live += l;
+  });
+  return seqs;
+}
+
 /** [t0, t1) passes covering `steps` steps, `per` at a time. */
 function passes(steps: number, per: number): [number, number][] {
   const out: [number, number][] = [];
@@ -170,6 +198,8 @@ function passes(steps: number, per: number): [number, number][] {
 }
 
 export interface GruOptions {
+  /** Packed gx only: the steps of the output (the longest length, at least 1, when omitted). */
+  steps?: number;
   /** Time steps per pass, forward and backward (the iteration budget's when omitted). */
   stepsPerPass?: number;
   /** A variant by name (the engine's, see GRU_CHOICE, when omitted). */
@@ -200,48 +230,62 @@ function padColumns(t: Tensor, pad: number): Tensor {
 function paddedGru(
   gx: Tensor,
   wHH: Tensor,
-  bHH: Tensor,
+  [bIH, bHH]: Tensor[],
   lengths: Int32Array,
   variant: GruVariant,
   opts: GruOptions,
 ): Tensor {
-  const [batch, steps, threeH] = gx.shape;
-  const hidden = threeH / 3;
+  const hidden = gx.shape[gx.rank - 1] / 3;
   const pad = (4 - (hidden % 4)) % 4;
   const wide = hidden + pad;
-  const gxP = reshape(padColumns(reshape(gx, [batch * steps * 3, hidden]), pad), [
-    batch,
-    steps,
-    3 * wide,
-  ]);
+  const rows = gx.size / (3 * hidden);
+  const gxP = reshape(
+    padColumns(reshape(gx, [rows * 3, hidden]), pad),
+    [...gx.shape.slice(0, -1), 3 * wide],
+  );
   const wCols = reshape(padColumns(wHH, pad), [3, hidden * wide]);
   const wP = reshape(padColumns(wCols, pad * wide), [3 * wide, wide]);
-  const bP = reshape(padColumns(reshape(bHH, [3, hidden]), pad), [3 * wide]);
-  const hs = gruSequence(gxP, wP, bP, lengths, { ...opts, variant: variant.name });
+  const padBias = (b: Tensor) => reshape(padColumns(reshape(b, [3, hidden]), pad), [3 * wide]);
+  const hs = gruSequence(gxP, wP, padBias(bIH), padBias(bHH), lengths, {
+    ...opts,
+    variant: variant.name,
+  });
   return slice(hs, 2, 0, hidden);
 }
 
 /**
- * Every hidden state of a GRU over padded sequences: gx [B, T, 3H] is the input projection
- * x·W_ihᵀ + b_ih (gates r, z, n), w_hh [3H, H] and b_hh [3H] the recurrent weights, h₀ = 0.
- * Returns hs [B, T, H]; past lengths[b] the state is carried, so hs[b, T-1] is the last valid one.
+ * Every hidden state of a GRU over variable-length sequences, h₀ = 0. gx is the input projection
+ * x·W_ihᵀ without its bias (gates r, z, n), either padded [B, T, 3H] (row b·T + t) or packed
+ * [Σ lengths, 3H] (each sequence's live steps after the previous sequence's); w_hh [3H, H], b_ih
+ * and b_hh [3H]. Returns hs [B, T, H] (T of a packed gx: opts.steps); past lengths[b] the state
+ * is carried, so hs[b, T-1] is the last valid one.
  */
 export function gruSequence(
   gx: Tensor,
   wHH: Tensor,
+  bIH: Tensor,
   bHH: Tensor,
   lengths: Int32Array,
   opts: GruOptions = {},
 ): Tensor {
-  const [batch, steps, hidden] = checkGru(gx, wHH, bHH, lengths);
+  const [batch, steps, hidden] = checkGru(gx, wHH, [bIH, bHH], lengths, opts.steps);
   const e = gx.engine;
   const variant = variantFor(e, hidden, opts);
   const tiled = variant.layout === "tiled";
-  if (tiled && hidden % 4 !== 0) return paddedGru(gx, wHH, bHH, lengths, variant, opts);
+  if (tiled && hidden % 4 !== 0) return paddedGru(gx, wHH, [bIH, bHH], lengths, variant, opts);
+  const live = lengths.reduce((a, l) => a + l, 0);
+  // The kernels write every saved row; with no live step one zero row stands in (for the matmul).
+  const saved = (cols: number, what: string) =>
+    live > 0 ? e.empty([live, cols], "f32", what) : e.zeros([1, cols], "f32", what);
   const hs = e.empty([batch, steps, hidden], "f32", "gru states");
-  const work = e.empty([batch, steps, 4 * hidden], "f32", "gru gates");
-  const hprev = e.empty([batch, steps, hidden], "f32", "gru previous states");
-  const lens = e.tensor(lengths, [batch], "i32", "gru lengths");
+  const work = saved(4 * hidden, "gru gates");
+  const hprev = saved(hidden, "gru previous states");
+  const seqs = e.tensor(
+    sequenceRows(lengths, steps, gx.rank === 2),
+    [batch, 4],
+    "i32",
+    "gru sequences",
+  );
   const params = { batch, steps, hidden };
   const kernel = tiled ? tiledKernel("forward", variant, hidden) : GRU_FORWARD_KERNEL;
   const per = opts.stepsPerPass ?? gruStepsPerPass(hidden, false, variant);
@@ -252,8 +296,9 @@ export function gruSequence(
         buffers: {
           gx: gx.storage,
           w_hh: wHH.storage,
+          b_ih: bIH.storage,
           b_hh: bHH.storage,
-          lengths: lens.storage,
+          seqs: seqs.storage,
           hs: hs.storage,
           work: work.storage,
           hprev: hprev.storage,
@@ -265,11 +310,12 @@ export function gruSequence(
   // The saved gates and states live in the enclosing scope, which also runs the backward.
   return e.record({
     op: "gruSequence",
-    inputs: [gx, wHH, bHH],
+    inputs: [gx, wHH, bIH, bHH],
     output: hs,
     backward: (dhs) =>
-      gruBackward(gx, wHH, bHH, [work, hprev, lens], dhs, {
+      gruBackward(gx, [wHH, bIH, bHH], [work, hprev, seqs], dhs, {
         ...params,
+        live,
         stepsPerPass: opts.stepsPerPass,
         variant,
       }),
@@ -278,22 +324,29 @@ export function gruSequence(
 
 function gruBackward(
   gx: Tensor,
-  wHH: Tensor,
-  bHH: Tensor,
-  [work, hprev, lens]: Tensor[],
+  [wHH, bIH, bHH]: Tensor[],
+  [work, hprev, seqs]: Tensor[],
   dhs: Tensor,
-  { batch, steps, hidden, stepsPerPass, variant }: {
+  { batch, steps, hidden, live, stepsPerPass, variant }: {
     batch: number;
     steps: number;
     hidden: number;
+    live: number;
     stepsPerPass?: number;
     variant: GruVariant;
   },
 ): (Tensor | null)[] {
   const e = gx.engine;
+  const groups = Math.ceil(batch / variant.seq);
   const carry = e.zeros([batch, hidden], "f32", "gru carried gradient");
-  const dgx = e.empty(gx.shape, "f32", "gru dgx");
-  const dgh = e.empty(gx.shape, "f32", "gru dgh");
+  // The kernel writes live steps only: all rows of a packed gx and of the saved tensors (unless
+  // there are none), not the padding of a padded gx.
+  const packed = gx.rank === 2;
+  const dgx = packed ? e.empty(gx.shape, "f32", "gru dgx") : e.zeros(gx.shape, "f32", "gru dgx");
+  const dgh = live > 0
+    ? e.empty([live, 3 * hidden], "f32", "gru dgh")
+    : e.zeros([1, 3 * hidden], "f32", "gru dgh");
+  const dbias = e.zeros([Math.max(groups, 1), 6 * hidden], "f32", "gru bias gradient partials");
   const kernel = variant.layout === "tiled"
     ? tiledKernel("backward", variant, hidden)
     : GRU_BACKWARD_KERNEL;
@@ -306,27 +359,27 @@ function gruBackward(
         params: { batch, steps, hidden, t0, t1 },
         buffers: {
           w_hh: wHH.storage,
-          lengths: lens.storage,
+          seqs: seqs.storage,
           work: work.storage,
           hprev: hprev.storage,
           dhs: dhs.storage,
           carry: carry.storage,
           dgx: dgx.storage,
           dgh: dgh.storage,
+          dbias: dbias.storage,
         },
-        workgroups: [Math.ceil(batch / variant.seq)],
+        workgroups: [groups],
       });
     }
   }
   carry.dispose();
-  const rows = batch * steps;
-  const dgh2 = reshape(dgh, [rows, 3 * hidden]);
-  const dW = wHH.requiresGrad
-    ? matmul(dgh2, reshape(hprev, [rows, hidden]), { transA: true })
-    : null;
-  const db = bHH.requiresGrad ? columnSums(dgh2) : null;
-  dgh2.dispose();
+  const dW = wHH.requiresGrad ? matmul(dgh, hprev, { transA: true }) : null;
   dgh.dispose();
+  const db = bIH.requiresGrad || bHH.requiresGrad ? columnSums(dbias) : null;
+  dbias.dispose();
+  const dbIH = bIH.requiresGrad ? slice(db!, 0, 0, 3 * hidden) : null;
+  const dbHH = bHH.requiresGrad ? slice(db!, 0, 3 * hidden, 6 * hidden) : null;
+  db?.dispose();
   if (!gx.requiresGrad) dgx.dispose();
-  return [gx.requiresGrad ? dgx : null, dW, db];
+  return [gx.requiresGrad ? dgx : null, dW, dbIH, dbHH];
 }

@@ -36,6 +36,34 @@ export function tiledConstants(t: GruTile, hidden: number): string {
   ].join("\n");
 }
 
+/** The bias a gate's accumulator starts from: b_hh, plus b_ih for r and z (n keeps them apart). */
+const bias = (g: string, u: number) => `bias_${g}_${u}`;
+/** b_ih of gate n for units 4q .. 4q+3. */
+const biasN = (q: number) => `bias_in_${q}`;
+
+/** The tile's biases, loaded once into private registers. */
+function forwardBiases(t: GruTile): string[] {
+  const lines: string[] = [];
+  for (const u of range(t.units)) {
+    for (const g of GATES) lines.push(`var<private> ${bias(g, u)}: f32;`);
+  }
+  for (const q of range(t.units / 4)) lines.push(`var<private> ${biasN(q)}: vec4<f32>;`);
+  lines.push("fn load_bias(j0: u32) {");
+  for (const u of range(t.units)) {
+    lines.push(`  let unit${u} = min(j0 + ${u}u, H - 1u);`);
+    GATES.forEach((g, gi) => {
+      const ih = g === "n" ? "" : ` + b_ih[${gi}u * H + unit${u}]`;
+      lines.push(`  ${bias(g, u)} = b_hh[${gi}u * H + unit${u}]${ih};`);
+    });
+  }
+  for (const q of range(t.units / 4)) {
+    const units = range(4).map((i) => `b_ih[2u * H + min(j0 + ${4 * q + i}u, H - 1u)]`);
+    lines.push(`  ${biasN(q)} = vec4<f32>(${units.join(", ")});`);
+  }
+  lines.push("}");
+  return lines;
+}
+
 /** Private accumulators and states, and the forward's product functions. */
 function forwardProduct(t: GruTile): string[] {
   const units = range(t.units);
@@ -47,14 +75,11 @@ function forwardProduct(t: GruTile): string[] {
       lines.push(`var<private> ${own(u, s4)}: vec4<f32>;`);
     }
   }
-  lines.push("fn product_init(j0: u32) {");
+  lines.push("fn product_init() {");
   for (const u of units) {
-    lines.push(`  let unit${u} = min(j0 + ${u}u, H - 1u);`);
-    GATES.forEach((g, gi) => {
-      for (const s4 of seqs) {
-        lines.push(`  ${acc(g, u, s4)} = vec4<f32>(b_hh[${gi}u * H + unit${u}]);`);
-      }
-    });
+    for (const g of GATES) {
+      for (const s4 of seqs) lines.push(`  ${acc(g, u, s4)} = vec4<f32>(${bias(g, u)});`);
+    }
   }
   lines.push("}", "fn product_k4(k4: u32, j0: u32) {");
   for (let c = 0; c < 4; c++) {
@@ -93,22 +118,23 @@ function forwardUpdate(t: GruTile): string[] {
         `    let h_old = ${acrossUnits(own, q, s)};`,
         `    var h_new = h_old;`,
         `    if (t < len[${s}]) {`,
-        `      let g = row * 3u * H4 + j0 / 4u + ${q}u;`,
+        `      let g = (gx_at[${s}] + t) * 3u * H4 + j0 / 4u + ${q}u;`,
+        `      let saved = saved_at[${s}] + t;`,
         `      let hn = ${acrossUnits((u, v) => acc("n", u, v), q, s)};`,
         `      let r = stable_sigmoid(gx[g] + ${acrossUnits((u, v) => acc("r", u, v), q, s)});`,
         `      let z = stable_sigmoid(gx[g + H4] + ${
           acrossUnits((u, v) => acc("z", u, v), q, s)
         });`,
-        `      let n = tanh(gx[g + 2u * H4] + r * hn);`,
+        `      let n = tanh(gx[g + 2u * H4] + ${biasN(q)} + r * hn);`,
         `      h_new = (1.0 - z) * n + z * h_old;`,
-        `      let w = row * 4u * H4 + j0 / 4u + ${q}u;`,
+        `      let w = saved * 4u * H4 + j0 / 4u + ${q}u;`,
         `      work[w] = r;`,
         `      work[w + H4] = z;`,
         `      work[w + 2u * H4] = n;`,
         `      work[w + 3u * H4] = hn;`,
         ...range(4).map((i) => `      ${own(4 * q + i, s4)}.${x} = h_new[${i}];`),
+        `      hprev[saved * H4 + j0 / 4u + ${q}u] = h_old;`,
         `    }`,
-        `    hprev[row * H4 + j0 / 4u + ${q}u] = h_old;`,
         `    hs[row * H4 + j0 / 4u + ${q}u] = h_new;`,
         `  }`,
       );
@@ -140,13 +166,41 @@ function stateMoves(t: GruTile): string[] {
 
 /** The functions gru_tiled_forward.wgsl calls. */
 export function tiledForwardFunctions(t: GruTile): string {
-  return [...forwardProduct(t), ...forwardUpdate(t), ...stateMoves(t), ""].join("\n");
+  return [...forwardBiases(t), ...forwardProduct(t), ...forwardUpdate(t), ...stateMoves(t), ""]
+    .join("\n");
 }
 
 /** Gradient names of the backward: own dh, accumulators, gate gradients (vec4 over sequences). */
 const dh = (u: number, s4: number) => `dh_${u}_${s4}`;
 const bacc = (u: number, s4: number) => `bacc_${u}_${s4}`;
 const gg = (g: string, u: number, s4: number) => `g${g}_${u}_${s4}`;
+
+/** The bias gradients a tile sums over its sequences and steps: r, z, n of b_ih, then n of b_hh. */
+const BIAS_GRADS = ["r", "z", "n", "hn"] as const;
+/** Bias gradient g of units 4q .. 4q+3, summed over the tile's sequences and the pass's steps. */
+const dbias = (g: string, q: number) => `dbias_${g}_${q}`;
+
+/**
+ * The tile's bias gradients, added to its workgroup's row of `dbias` [groups, 6H] (b_ih's r, z, n,
+ * then b_hh's r, z, n; the r and z gradients of the two biases are equal).
+ */
+function biasGradStores(t: GruTile): string[] {
+  const lines: string[] = [];
+  for (const q of range(t.units / 4)) {
+    for (const g of BIAS_GRADS) lines.push(`var<private> ${dbias(g, q)}: vec4<f32>;`);
+  }
+  lines.push("fn store_bias_grads(group: u32, j0: u32) {");
+  const columns: [number, string][] = [[0, "r"], [1, "z"], [2, "n"], [3, "r"], [4, "z"], [5, "hn"]];
+  for (const q of range(t.units / 4)) {
+    lines.push(`  if (j0 + ${4 * q}u < H) {`);
+    for (const [c, g] of columns) {
+      lines.push(`    dbias[(group * 6u + ${c}u) * H4 + j0 / 4u + ${q}u] += ${dbias(g, q)};`);
+    }
+    lines.push("  }");
+  }
+  lines.push("}");
+  return lines;
+}
 
 /** The backward's carried gradient, moved from and to `carry`. */
 function carryMoves(t: GruTile): string[] {
@@ -191,33 +245,36 @@ function backwardUpdate(t: GruTile): string[] {
       const x = XYZW[s % 4];
       lines.push(
         `  if (j0 + ${4 * q}u < H && b0 + ${s}u < p.batch) {`,
-        `    let row = (b0 + ${s}u) * p.steps + tt;`,
-        `    let at = row * H4 + j0 / 4u + ${q}u;`,
-        `    let d = ${acrossUnits(dh, q, s)} + dhs[at];`,
+        `    let d = ${
+          acrossUnits(dh, q, s)
+        } + dhs[((b0 + ${s}u) * p.steps + tt) * H4 + j0 / 4u + ${q}u];`,
         `    var ar = vec4<f32>(0.0);`,
         `    var az = ar;`,
         `    var an = ar;`,
         `    var hr = ar;`,
         `    var keep = vec4<f32>(1.0);`,
         `    if (tt < len[${s}]) {`,
-        `      let w = row * 4u * H4 + j0 / 4u + ${q}u;`,
+        `      let saved = saved_at[${s}] + tt;`,
+        `      let w = saved * 4u * H4 + j0 / 4u + ${q}u;`,
         `      let r = work[w];`,
         `      let z = work[w + H4];`,
         `      let n = work[w + 2u * H4];`,
-        `      let dz = d * (hprev[at] - n);`,
+        `      let dz = d * (hprev[saved * H4 + j0 / 4u + ${q}u] - n);`,
         `      an = d * (1.0 - z) * (1.0 - n * n);`,
         `      ar = an * work[w + 3u * H4] * r * (1.0 - r);`,
         `      az = dz * z * (1.0 - z);`,
         `      hr = an * r;`,
         `      keep = z;`,
+        `      let g = (gx_at[${s}] + tt) * 3u * H4 + j0 / 4u + ${q}u;`,
+        `      dgx[g] = ar;`,
+        `      dgx[g + H4] = az;`,
+        `      dgx[g + 2u * H4] = an;`,
+        `      let gh = saved * 3u * H4 + j0 / 4u + ${q}u;`,
+        `      dgh[gh] = ar;`,
+        `      dgh[gh + H4] = az;`,
+        `      dgh[gh + 2u * H4] = hr;`,
+        ...BIAS_GRADS.map((g, i) => `      ${dbias(g, q)} += ${["ar", "az", "an", "hr"][i]};`),
         `    }`,
-        `    let g = row * 3u * H4 + j0 / 4u + ${q}u;`,
-        `    dgx[g] = ar;`,
-        `    dgx[g + H4] = az;`,
-        `    dgx[g + 2u * H4] = an;`,
-        `    dgh[g] = ar;`,
-        `    dgh[g + H4] = az;`,
-        `    dgh[g + 2u * H4] = hr;`,
         `    let dz_keep = d * keep;`,
       );
       for (const i of range(4)) {
@@ -277,5 +334,11 @@ function backwardProduct(t: GruTile): string[] {
 
 /** The functions gru_tiled_backward.wgsl calls. */
 export function tiledBackwardFunctions(t: GruTile): string {
-  return [...carryMoves(t), ...backwardUpdate(t), ...backwardProduct(t), ""].join("\n");
+  return [
+    ...carryMoves(t),
+    ...biasGradStores(t),
+    ...backwardUpdate(t),
+    ...backwardProduct(t),
+    "",
+  ].join("\n");
 }
