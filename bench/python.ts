@@ -15,11 +15,17 @@ export async function pythonWithTorch(): Promise<string | null> {
 
 /**
  * The environment for a peer: OpenBLAS tuning variables that other tools set are dropped (they
- * make PyTorch's CPU matmul far slower on these machines).
+ * make PyTorch's CPU matmul far slower on these machines). With `threads`, OpenBLAS's and
+ * OpenMP's own pools get that many threads too: torch.set_num_threads does not reach Debian's
+ * OpenBLAS, whose pool otherwise spins on every core (a one-thread CoLES peer ran at half speed).
  */
-export function peerEnv(): Record<string, string> {
+export function peerEnv(threads?: number): Record<string, string> {
   const env = { ...Deno.env.toObject() };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
+  if (threads !== undefined) {
+    env.OPENBLAS_NUM_THREADS = String(threads);
+    env.OMP_NUM_THREADS = String(threads);
+  }
   return env;
 }

@@ -190,7 +190,7 @@ async function runPeer(
         ...["--batches", file, "--steps", String(steps), "--warmup", String(warmup)],
         ...["--threads", String(threads)],
       ],
-      env: peerEnv(),
+      env: peerEnv(threads),
       clearEnv: true,
     }).output();
     if (!res.success) {
