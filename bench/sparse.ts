@@ -174,6 +174,9 @@ function timingFor(
 /** Calls per batch when calibrating: enough to make the GPU wait a small part of the batch. */
 const CALIBRATION_CALLS = 16;
 
+/** A call slower than this needs no calibration: the wait for the GPU is a small part of it. */
+const CALIBRATION_BELOW_MS = 25;
+
 /**
  * The fastest repetition of timeGpu (cores shared with other jobs only ever slow a run down), or
  * with no warm-up a single timed call (the pipelines already compiled).
@@ -184,14 +187,19 @@ async function timeWork(
   t: TimingOptions & { calibrate?: boolean },
 ): Promise<number> {
   if (t.calibrate) {
+    work(); // compiles the pipelines
+    await e.gpu.sync();
+    let start = performance.now();
     work();
     await e.gpu.sync();
-    const start = performance.now();
-    for (let c = 0; c < CALIBRATION_CALLS; c++) work();
-    await e.gpu.sync();
-    const perCall = (performance.now() - start) / CALIBRATION_CALLS;
-    const calls = Math.max(CALIBRATION_CALLS, Math.round((t.targetMs ?? 200) / perCall));
-    return (await timeGpu(e.gpu, work, { warmup: 1, repeats: t.repeats, calls })).minMs;
+    if (performance.now() - start < CALIBRATION_BELOW_MS) {
+      start = performance.now();
+      for (let c = 0; c < CALIBRATION_CALLS; c++) work();
+      await e.gpu.sync();
+      const perCall = (performance.now() - start) / CALIBRATION_CALLS;
+      const calls = Math.max(1, Math.round((t.targetMs ?? 200) / perCall));
+      return (await timeGpu(e.gpu, work, { warmup: 1, repeats: t.repeats, calls })).minMs;
+    }
   }
   if (t.warmup !== 0) return (await timeGpu(e.gpu, work, t)).minMs;
   const start = performance.now();
