@@ -28,6 +28,18 @@ export interface SparseGemvVariant {
   rows: number;
 }
 
+/** The Params of both shaders: productParams' fields. */
+const PRODUCT_PARAMS = {
+  cols: "u32",
+  in_features: "u32",
+  n: "u32",
+  m: "u32",
+  width: "u32",
+  words: "u32",
+  groups: "u32",
+  kept: "u32",
+} as const;
+
 function declareSparseGemv([shape, workgroup, rows]: readonly [GemvShape, number, number]) {
   const variant: SparseGemvVariant = {
     name: `${shape} wg${workgroup} r${rows}`,
@@ -40,16 +52,7 @@ function declareSparseGemv([shape, workgroup, rows]: readonly [GemvShape, number
     source: withNmReader(
       `const WG = ${workgroup}u;\nconst R = ${rows}u;\nconst KC = ${KC}u;\n${gemvShader}`,
     ),
-    params: {
-      cols: "u32",
-      in_features: "u32",
-      n: "u32",
-      m: "u32",
-      width: "u32",
-      words: "u32",
-      groups: "u32",
-      kept: "u32",
-    },
+    params: PRODUCT_PARAMS,
     buffers: ["values", "nm_meta", "binomials", "dense", "y"],
   });
   return [variant.name, { variant, kernel }] as const;
@@ -64,16 +67,7 @@ const COLS_VEC4_KERNELS = new Map(
     declareKernel({
       name: `sparse gemv cols wg${workgroup} r${rows} vec4`,
       source: withNmReader(`const WG = ${workgroup}u;\nconst R = ${rows}u;\n${colsVec4Shader}`),
-      params: {
-        cols: "u32",
-        in_features: "u32",
-        n: "u32",
-        m: "u32",
-        width: "u32",
-        words: "u32",
-        groups: "u32",
-        kept: "u32",
-      },
+      params: PRODUCT_PARAMS,
       buffers: ["values", "nm_meta", "binomials", "wt", "y"],
     }),
   ]),
