@@ -4,15 +4,19 @@
  * shapes (one token: the dense GEMV; more: the tiled matmul), the bytes each moves at least once,
  * the metadata's bits per element and the time of the prune kernel that makes the compressed
  * operand. One token also times both against W stored transposed (activation-sparse), and 16
- * tokens the untiled sparse kernel the tiled one replaces. From 512 tokens on, each figure is one
- * call after a warm-up (4096: one call, the pipelines compiled by the smaller T), so that the full
- * grid fits a CPU adapter's half hour.
+ * tokens the untiled sparse kernel the tiled one replaces. One token's dense baseline is the
+ * fastest dense GEMV of either layout: every variant is measured once per layer and the fastest of
+ * each layout timed again beside every cell. From 512 tokens on, each figure is one call (the
+ * pipelines compiled by T = 16), so that the full grid fits a CPU adapter's half hour. A cell the library refuses (a binding or loop limit) stays in the table
+ * with the reason.
  */
 import type { Engine } from "../src/tensor/engine.ts";
 import { matmul } from "../src/tensor/ops/matmul.ts";
 import {
   NM_PATTERNS,
   type NmEncoding,
+  type NmLayout,
+  nmLayout,
   type NmPattern,
   NmTensor,
   patternName,
@@ -24,11 +28,17 @@ import {
   type SparseMatmulVariant,
   sparseWeightMatmul,
 } from "../src/sparse/matmul.ts";
-import { gemv, GEMV_CHOICE } from "../src/tensor/ops/gemv.ts";
+import {
+  gemv,
+  GEMV_CHOICE,
+  GEMV_VARIANTS,
+  type GemvVariant,
+  TRANSPOSED_GEMV_CHOICE,
+} from "../src/tensor/ops/gemv.ts";
 import { matmulVariantOf } from "../src/tensor/ops/matmul.ts";
 import { SPARSE_GEMV_CHOICE, TRANSPOSED_SPARSE_GEMV_CHOICE } from "../src/sparse/gemv.ts";
 import { SPARSE_TILED_CHOICE } from "../src/sparse/tiled.ts";
-import type { Tensor } from "../src/tensor/tensor.ts";
+import { ShapeError, type Tensor } from "../src/tensor/tensor.ts";
 import { seededRandom } from "../src/tensor/random.ts";
 import { type Cell, formatTable, timeGpu, type TimingOptions } from "./util.ts";
 
@@ -40,6 +50,11 @@ export interface SparseGrid {
   shapes: [number, number][];
   roles: Role[];
   encodings: NmEncoding[];
+  /**
+   * Larger token counts run only 8:16 and unstructured 50% (the cells the issue compares); the
+   * other patterns are listed as not run. null: every cell at every T.
+   */
+  allCellsUpTo: number | null;
 }
 
 export const DEFAULT_GRID: SparseGrid = {
@@ -47,6 +62,9 @@ export const DEFAULT_GRID: SparseGrid = {
   shapes: [[1024, 1024], [1024, 4096], [4096, 1024]],
   roles: ["activation", "weight"],
   encodings: ["combinatorial", "indices"],
+  // On llvmpipe one 4096-token sparse product of the larger layers takes 25-80 s: all 18 cells of
+  // each would take the grid past half an hour.
+  allCellsUpTo: 512,
 };
 
 /** What llvmpipe gets through in minutes: the decoding and small-batch end of the grid. */
@@ -55,6 +73,7 @@ export const QUICK_GRID: SparseGrid = {
   shapes: [[1024, 1024]],
   roles: ["activation", "weight"],
   encodings: ["combinatorial", "indices"],
+  allCellsUpTo: null,
 };
 
 export interface SparseRow {
@@ -66,22 +85,40 @@ export interface SparseRow {
   encoding: NmEncoding;
   /** Metadata bits stored per dense element (the lanes' padding to whole words included). */
   metadataBitsPerElement: number;
-  /** The library's kernel for T (GEMV for one token, tiled otherwise). */
-  sparseMs: number;
-  /** The dense baseline: the dense GEMV for one token, the tiled matmul otherwise. */
+  /**
+   * The library's kernel for T (GEMV for one token, tiled otherwise), W [out, in]; null where the
+   * cell was refused (see `refused`).
+   */
+  sparseMs: number | null;
+  /**
+   * The dense baseline: for one token the faster of the fastest dense GEMV on W [out, in] and on
+   * Wᵀ [in, out] (`denseVariant` says which), the tiled matmul otherwise.
+   */
   denseMs: number;
+  /** T = 1: the dense GEMV variant behind denseMs, with its layout. */
+  denseVariant: string | null;
   /** denseMs / sparseMs. */
-  speedup: number;
+  speedup: number | null;
   /** The dense tiled matmul (at T = 1 too, for comparison with the GEMV). */
   matmulMs: number;
-  /** T = 1, activation-sparse: W stored transposed [in, out], sparse and dense GEMV. */
+  /**
+   * T = 1, activation-sparse: the sparse GEMV against W stored transposed [in, out] (the engine's
+   * variant), the fastest dense GEMV on that layout, and denseMs / sparseTransposedMs.
+   */
   sparseTransposedMs: number | null;
   denseTransposedMs: number | null;
+  speedupTransposed: number | null;
   /** T = 16: the untiled sparse kernel (an invocation per output). */
   untiledMs: number | null;
   sparseBytes: number;
   denseBytes: number;
-  pruneMs: number;
+  /** The prune kernel's time; null where the cell was not run. */
+  pruneMs: number | null;
+  /**
+   * Why the cell has no sparse figure: the library refused its shapes (a binding or loop limit),
+   * or the grid leaves it out at this T (allCellsUpTo); null when measured.
+   */
+  notRun: string | null;
 }
 
 export interface SparseReport {
@@ -106,33 +143,103 @@ const sparsityName = (s: Sparsity) => (s === "unstructured" ? "unstructured 50%"
  * dense one and Y. Activation-sparse at T = 1 reads only the kept columns of W; with more tokens
  * the union of their kept columns is all of W (16 random halves leave 2^-16 of it unread).
  */
-function sparseBytes(nm: NmTensor, role: Role, tokens: number, inF: number, out: number): number {
-  const compressed = (nm.values.size + nm.meta.size) * 4;
+function sparseBytes(l: NmLayout, role: Role, tokens: number, inF: number, out: number): number {
+  const compressed = l.lanes * (l.kept + l.words) * 4;
   const dense = role === "weight"
     ? tokens * inF * 4
     : tokens === 1
-    ? out * nm.layout.kept * 4
+    ? out * l.kept * 4
     : out * inF * 4;
   return compressed + dense + tokens * out * 4;
 }
 
-/** Fewer calls as T grows: a 4096-token product on a CPU adapter takes seconds. */
-function timingFor(tokens: number, repeats: number): TimingOptions {
-  if (tokens >= 4096) return { warmup: 0, repeats: 1, calls: 1 };
-  if (tokens >= 512) return { warmup: 1, repeats: 1, calls: 1 };
+/**
+ * Fewer calls as T grows: a product of 512 or more tokens on a CPU adapter takes seconds, so it is
+ * timed once, after a warm-up only when no smaller batch (`compiled`) has compiled the pipelines
+ * of this run. One token: as many
+ * calls per repetition as fill `targetMs` by a batch's rate (`calibrate`), since one call is far
+ * shorter than the wait for the GPU that ends a repetition (about 10 ms on llvmpipe) and timeGpu
+ * sizes its batches by a single call and its wait.
+ */
+function timingFor(
+  tokens: number,
+  repeats: number,
+  compiled: boolean,
+): TimingOptions & { calibrate?: boolean } {
+  if (tokens >= 512) return { warmup: compiled ? 0 : 1, repeats: 1, calls: 1 };
+  if (tokens === 1) return { repeats, warmup: 1, targetMs: 200, calibrate: true };
   return { repeats, warmup: 1, targetMs: 200 };
 }
+
+/** Calls per batch when calibrating: enough to make the GPU wait a small part of the batch. */
+const CALIBRATION_CALLS = 16;
+
+/** A call slower than this needs no calibration: the wait for the GPU is a small part of it. */
+const CALIBRATION_BELOW_MS = 25;
 
 /**
  * The fastest repetition of timeGpu (cores shared with other jobs only ever slow a run down), or
  * with no warm-up a single timed call (the pipelines already compiled).
  */
-async function timeWork(e: Engine, work: () => void, t: TimingOptions): Promise<number> {
+async function timeWork(
+  e: Engine,
+  work: () => void,
+  t: TimingOptions & { calibrate?: boolean },
+): Promise<number> {
+  if (t.calibrate) {
+    work(); // compiles the pipelines
+    await e.gpu.sync();
+    let start = performance.now();
+    work();
+    await e.gpu.sync();
+    if (performance.now() - start < CALIBRATION_BELOW_MS) {
+      start = performance.now();
+      for (let c = 0; c < CALIBRATION_CALLS; c++) work();
+      await e.gpu.sync();
+      const perCall = (performance.now() - start) / CALIBRATION_CALLS;
+      const calls = Math.max(1, Math.round((t.targetMs ?? 200) / perCall));
+      return (await timeGpu(e.gpu, work, { warmup: 1, repeats: t.repeats, calls })).minMs;
+    }
+  }
   if (t.warmup !== 0) return (await timeGpu(e.gpu, work, t)).minMs;
   const start = performance.now();
   work();
   await e.gpu.sync();
   return performance.now() - start;
+}
+
+/**
+ * The fastest variant of `variants` on `run`, each timed once (calibrated); a variant refused on
+ * these shapes (its loops would overrun) is left out.
+ */
+async function fastestGemv(
+  e: Engine,
+  variants: readonly GemvVariant[],
+  run: (v: GemvVariant) => void,
+): Promise<GemvVariant> {
+  let best = variants[0];
+  let bestMs = Infinity;
+  for (const v of variants) {
+    const ms = await timeOrRefusal(
+      (work) => timeWork(e, work, { repeats: 1, targetMs: 100, calibrate: true }),
+      () => run(v),
+    );
+    if (typeof ms === "number" && ms < bestMs) [best, bestMs] = [v, ms];
+  }
+  return best;
+}
+
+/** The cell's time, or why the library refused its shapes (a binding or loop limit). */
+async function timeOrRefusal(
+  time: (work: () => void) => Promise<number>,
+  work: () => void,
+): Promise<number | string> {
+  try {
+    return await time(work);
+  } catch (err) {
+    if (err instanceof ShapeError) return err.message;
+    throw err;
+  }
 }
 
 const CELLS: [Sparsity, NmEncoding][] = [
@@ -184,6 +291,7 @@ export async function runSparseBenchmark(
       gemv: GEMV_CHOICE.of(e).name,
       sparseGemv: SPARSE_GEMV_CHOICE.of(e).name,
       sparseGemvTransposed: TRANSPOSED_SPARSE_GEMV_CHOICE.of(e).name,
+      gemvTransposed: TRANSPOSED_GEMV_CHOICE.of(e).name,
       sparseTiled: SPARSE_TILED_CHOICE.of(e).name,
     },
     rows,
@@ -228,24 +336,37 @@ async function runTokens(
   opts: { repeats: number; onProgress?: (line: string) => void },
 ): Promise<SparseRow[]> {
   const { inF, out, w, wt } = layer;
-  const timing = timingFor(tokens, opts.repeats);
+  const compiled = grid.tokens.some((t) => t > 1 && t < tokens);
+  const timing = timingFor(tokens, opts.repeats, compiled);
   const time = (work: () => void) => timeWork(e, work, timing);
   const rows: SparseRow[] = [];
   const x = e.tensor(randomArray(tokens * inF, 1), [tokens, inF], "f32", "bench X");
+  const [rowsGemv, colsGemv] = tokens === 1 ? await fastestGemvs(e, x, w, wt) : [null, null];
   // Small T: the dense baselines are timed again beside every cell, so that both figures of a
   // ratio see the same load from the other jobs on the cores.
   const dense = async () => {
     const matmulMs = await time(() => matmul(x, w, { transB: true }).dispose());
-    const gemvMs = tokens === 1 ? await time(() => gemv(x, w).dispose()) : null;
-    const gemvTMs = tokens === 1
-      ? await time(() => gemv(x, wt, { transposed: true }).dispose())
-      : null;
-    return { matmulMs, gemvTMs, denseMs: gemvMs ?? matmulMs };
+    if (!rowsGemv || !colsGemv) {
+      return { matmulMs, gemvTMs: null, denseMs: matmulMs, denseVariant: null };
+    }
+    const gemvMs = await time(() => gemv(x, w, { variant: rowsGemv.name }).dispose());
+    const gemvTMs = await time(() =>
+      gemv(x, wt, { variant: colsGemv.name, transposed: true }).dispose()
+    );
+    return gemvMs <= gemvTMs
+      ? { matmulMs, gemvTMs, denseMs: gemvMs, denseVariant: `${rowsGemv.name} (W)` }
+      : { matmulMs, gemvTMs, denseMs: gemvTMs, denseVariant: `${colsGemv.name} (Wᵀ)` };
   };
   const once = await dense();
   const denseBytes = (tokens * inF + out * inF + tokens * out) * 4;
   for (const role of grid.roles) {
     for (const [s, encoding] of CELLS.filter(([, enc]) => grid.encodings.includes(enc))) {
+      if (grid.allCellsUpTo !== null && tokens > grid.allCellsUpTo && !comparedCell(s)) {
+        const cell = { tokens, inF, out, role, s, encoding, denseBytes, dense: once };
+        rows.push(leftOut(grid.allCellsUpTo, cell));
+        opts.onProgress?.(progressLine(rows[rows.length - 1]));
+        continue;
+      }
       const key = `${sparsityName(s)} ${encoding}`;
       let nm: NmTensor;
       let pruneMs: number;
@@ -263,13 +384,16 @@ async function runTokens(
         role === "activation"
           ? sparseActivationMatmul(nm, w, { variant })
           : sparseWeightMatmul(x, nm, { variant });
-      const { matmulMs, gemvTMs, denseMs } = tokens <= 16 ? await dense() : once;
-      const sparseMs = await time(() => product().dispose());
+      const { matmulMs, gemvTMs, denseMs, denseVariant } = tokens <= 16 ? await dense() : once;
+      const sparse = await timeOrRefusal(time, () => product().dispose());
+      const sparseMs = typeof sparse === "number" ? sparse : null;
       const transposed = tokens === 1 && role === "activation";
       const sparseTMs = transposed
         ? await time(() => sparseActivationGemvTransposed(nm, wt).dispose())
         : null;
-      const untiledMs = tokens === 16 ? await time(() => product("untiled").dispose()) : null;
+      const untiledMs = tokens === 16 && sparseMs !== null
+        ? await time(() => product("untiled").dispose())
+        : null;
       const row: SparseRow = {
         tokens,
         in: inF,
@@ -280,14 +404,17 @@ async function runTokens(
         metadataBitsPerElement: (nm.meta.size * 32) / (nm.layout.lanes * inF),
         sparseMs,
         denseMs,
-        speedup: denseMs / sparseMs,
+        denseVariant,
+        speedup: sparseMs === null ? null : denseMs / sparseMs,
         matmulMs,
         sparseTransposedMs: sparseTMs,
         denseTransposedMs: transposed ? gemvTMs : null,
+        speedupTransposed: sparseTMs === null ? null : denseMs / sparseTMs,
         untiledMs,
-        sparseBytes: sparseBytes(nm, role, tokens, inF, out),
+        sparseBytes: sparseBytes(nm.layout, role, tokens, inF, out),
         denseBytes,
         pruneMs,
+        notRun: typeof sparse === "string" ? `refused: ${sparse}` : null,
       };
       if (role === "activation") nm.dispose();
       rows.push(row);
@@ -298,15 +425,86 @@ async function runTokens(
   return rows;
 }
 
+/** The cells the issue compares at every T: 8:16 and unstructured 50%. */
+function comparedCell(s: Sparsity): boolean {
+  return s === "unstructured" || (s.n === 8 && s.m === 16);
+}
+
+/** The row of a cell the grid leaves out at this T. */
+function leftOut(
+  upTo: number,
+  c: {
+    tokens: number;
+    inF: number;
+    out: number;
+    role: Role;
+    s: Sparsity;
+    encoding: NmEncoding;
+    denseBytes: number;
+    dense: { denseMs: number; matmulMs: number };
+  },
+): SparseRow {
+  const pattern = c.s === "unstructured"
+    ? { n: keepAtRatio(c.inF, { n: 1, m: 2 }), m: c.inF }
+    : c.s;
+  const lanes = c.role === "weight" ? c.out : c.tokens;
+  const layout = nmLayout("bench", [lanes, c.inF], 1, pattern, c.encoding, c.s === "unstructured");
+  return {
+    tokens: c.tokens,
+    in: c.inF,
+    out: c.out,
+    role: c.role,
+    sparsity: sparsityName(c.s),
+    encoding: c.encoding,
+    metadataBitsPerElement: (layout.words * 32) / c.inF,
+    sparseMs: null,
+    denseMs: c.dense.denseMs,
+    denseVariant: null,
+    speedup: null,
+    matmulMs: c.dense.matmulMs,
+    sparseTransposedMs: null,
+    denseTransposedMs: null,
+    speedupTransposed: null,
+    untiledMs: null,
+    sparseBytes: sparseBytes(layout, c.role, c.tokens, c.inF, c.out),
+    denseBytes: c.denseBytes,
+    pruneMs: null,
+    notRun: `not run: above T = ${upTo} only 8:16 and unstructured 50% run (--all-cells)`,
+  };
+}
+
 function progressLine(r: SparseRow): string {
   const extra = r.sparseTransposedMs !== null
-    ? `; Wᵀ: ${r.sparseTransposedMs.toFixed(3)} vs ${r.denseTransposedMs!.toFixed(3)} ms`
+    ? `; sparse Wᵀ ${r.sparseTransposedMs.toFixed(3)} ms (${
+      r.speedupTransposed!.toFixed(2)
+    }×), dense Wᵀ ${r.denseTransposedMs!.toFixed(3)} ms`
     : r.untiledMs !== null
     ? `; untiled ${r.untiledMs.toFixed(3)} ms`
     : "";
-  return `T=${r.tokens} ${r.in}→${r.out} ${r.role} ${r.sparsity} ${r.encoding}: ${
-    r.sparseMs.toFixed(3)
-  } ms vs dense ${r.denseMs.toFixed(3)} ms (${r.speedup.toFixed(2)}×)${extra}`;
+  const cell = `T=${r.tokens} ${r.in}→${r.out} ${r.role} ${r.sparsity} ${r.encoding}`;
+  if (r.sparseMs === null) return `${cell}: ${r.notRun}`;
+  return `${cell}: ${r.sparseMs.toFixed(3)} ms vs dense ${r.denseMs.toFixed(3)} ms${
+    r.denseVariant ? ` (${r.denseVariant})` : ""
+  } (${r.speedup!.toFixed(2)}×)${extra}`;
+}
+
+/** The fastest dense GEMV on W [out, in] and on Wᵀ [in, out] for this layer. */
+async function fastestGemvs(
+  e: Engine,
+  x: Tensor,
+  w: Tensor,
+  wt: Tensor,
+): Promise<[GemvVariant, GemvVariant]> {
+  const rows = GEMV_VARIANTS.filter((v) => v.shape !== "cols");
+  const cols = GEMV_VARIANTS.filter((v) => v.shape === "cols");
+  return [
+    await fastestGemv(e, rows, (v) => gemv(x, w, { variant: v.name }).dispose()),
+    await fastestGemv(
+      e,
+      cols,
+      (v) => gemv(x, wt, { variant: v.name, transposed: true }).dispose(),
+    ),
+  ];
 }
 
 export function formatSparseReport(r: SparseReport, adapter: string): string {
@@ -317,15 +515,17 @@ export function formatSparseReport(r: SparseReport, adapter: string): string {
     x.sparsity,
     x.encoding,
     x.metadataBitsPerElement,
-    x.sparseMs,
+    x.sparseMs ?? x.notRun!,
     x.denseMs,
-    x.speedup,
+    x.denseVariant ?? "matmul",
+    x.speedup ?? "",
     x.sparseTransposedMs ?? "",
     x.denseTransposedMs ?? "",
+    x.speedupTransposed ?? "",
     x.untiledMs ?? "",
     x.sparseBytes / 2 ** 20,
     x.denseBytes / 2 ** 20,
-    x.pruneMs,
+    x.pruneMs ?? "",
   ]);
   return [
     `sparse products on ${adapter} (${r.seconds.toFixed(0)} s; kernels ${
@@ -340,9 +540,11 @@ export function formatSparseReport(r: SparseReport, adapter: string): string {
       "meta bits/el",
       "sparse ms",
       "dense ms",
+      "dense kernel",
       "speedup",
       "sparse Wᵀ ms",
       "dense Wᵀ ms",
+      "Wᵀ speedup",
       "untiled ms",
       "sparse MiB",
       "dense MiB",

@@ -9,8 +9,10 @@
 // - cols (activation-sparse, W given as wt = Wᵀ [in, out]): an invocation per R neighbouring
 //   outputs; a pruned input skips a whole row of wt, so half of W is never read (with W [out, in]
 //   the kept columns share cache lines with the pruned ones).
-// Activation-sparse: all outputs share x's kept positions, so a workgroup decodes them once per
-// chunk of KC into workgroup memory and every output reads W only there.
+// Activation-sparse: all outputs share x's kept positions. "rows" walks them in every invocation
+// in the same order (uniform reads, no barriers: what SIMD lanes want); "split" and "cols" decode
+// them once per chunk of KC into workgroup memory and every output reads W only there.
+// sparse_gemv_cols.wgsl runs "cols" when the outputs are a multiple of 4.
 struct Params {
   cols: u32,
   in_features: u32,
@@ -64,29 +66,23 @@ fn row_of(first: u32, r: u32) -> u32 {
   return min(first + r, p.cols - 1u);
 }
 
+// Every invocation walks x's kept positions in the same order, so the metadata and the values are
+// read at addresses uniform over the workgroup and only W is read per invocation.
 @compute @workgroup_size(WG)
-fn activation_rows(
-  @builtin(local_invocation_index) l: u32,
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-) {
-  let first = ((wid.x + wid.y * nwg.x) * WG + l) * R;
+fn activation_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let first = (gid.x + gid.y * nwg.x * WG) * R;
+  var at: array<u32, R>;
+  for (var r = 0u; r < R; r++) { at[r] = row_of(first, r) * p.in_features; }
   var acc: array<f32, R>;
-  let step = chunk_len();
-  for (var q0 = 0u; q0 < p.kept; q0 += step) {
-    let len = min(step, p.kept - q0);
-    workgroupBarrier();
-    decode_chunk(l, q0, len);
-    workgroupBarrier();
-    for (var j = 0u; j < len; j++) {
-      let v = values[q0 + j];
-      let c = kept_at[j];
-      for (var r = 0u; r < R; r++) {
-        acc[r] = fma(v, dense[row_of(first, r) * p.in_features + c], acc[r]);
-      }
-    }
+  var walk = kept_from(0u, 0u);
+  for (var q = 0u; q < p.kept; q++) {
+    let v = values[q];
+    let c = kept_next(&walk);
+    for (var r = 0u; r < R; r++) { acc[r] = fma(v, dense[at[r] + c], acc[r]); }
   }
-  for (var r = 0u; r < R && first + r < p.cols; r++) { y[first + r] = acc[r]; }
+  for (var r = 0u; r < R; r++) {
+    if (first + r < p.cols) { y[first + r] = acc[r]; }
+  }
 }
 
 // R a multiple of 4: the outputs summed as vec4s.

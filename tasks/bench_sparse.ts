@@ -24,26 +24,54 @@ Times Y = S(X)·Wᵀ (activation-sparse: each token's features pruned N:M) and Y
 metadata encodings and unstructured 50%, against the project's dense matmul (the tuned variant)
 on the same shapes in the same run. Per cell: times, speedup, bytes moved at least once (values
 + metadata + dense operand + Y), stored metadata bits per element, and the prune kernel's time.
-One token runs the GEMV kernels against the dense GEMV (and, activation-sparse, both against W
-stored transposed); 16 tokens also time the untiled sparse kernel. Token counts run smallest
-first over every layer; from 512 tokens each figure is a single call. Prints a table and writes
-bench/results/sparse-<adapter>.json, rewritten after every (T, layer) block ("complete": false
-until the grid is done).
+One token runs the GEMV kernels against the fastest dense GEMV of either layout, W [out, in] or
+W stored transposed (every variant measured on each layer), and, activation-sparse, also the
+sparse GEMV against W stored transposed ("Wᵀ speedup"); 16 tokens also time the untiled sparse
+kernel. Token counts run smallest first over every layer; from 512 tokens each figure is a
+single call. A cell the library refuses (or the grid leaves out) stays in the table with the
+reason. Prints a table and writes bench/results/sparse-<adapter>.json, rewritten after every
+(T, layer) block ("complete": false until the grid is done).
 
 Grid: ${gridText(DEFAULT_GRID)}
 Quick grid (--quick): ${gridText(QUICK_GRID)}
 
 Flags:
-  --quick       the quick grid (minutes on a CPU adapter; the full grid is for a GPU)
+  --quick       the quick grid (minutes on a CPU adapter)
+  --all-cells   every pattern at every T on a CPU adapter too (by default above T = ${DEFAULT_GRID.allCellsUpTo}
+                only 8:16 and unstructured 50% run there: one 4096-token product of the larger
+                layers takes 25-80 s on llvmpipe)
+  --tokens LIST token counts to run instead of the grid's, e.g. 4096
+  --shapes LIST layers (in)x(out) to run instead of the grid's, e.g. 1024x4096,4096x1024
+                (with --tokens or --shapes the JSON is bench/results/sparse-cells-<adapter>.json)
   --repeats N   timed repetitions per figure (fastest reported) [default: 3]
   --quiet       print only the final table
   --help        print this help`;
+
+/** `base` with its token counts and layers replaced by the flags' lists, where given. */
+function pickGrid(base: SparseGrid, tokens?: string, shapes?: string): SparseGrid {
+  return {
+    ...base,
+    tokens: tokens ? tokens.split(",").map((t) => positiveInt("--tokens", t)) : base.tokens,
+    shapes: shapes
+      ? shapes.split(",").map((s) => {
+        const [i, o, ...rest] = s.split("x");
+        if (o === undefined || rest.length > 0) {
+          throw new Error(`--shapes: expected (in)x(out), got "${s}"`);
+        }
+        return [positiveInt("--shapes", i), positiveInt("--shapes", o)] as [number, number];
+      })
+      : base.shapes,
+  };
+}
 
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
       quick: { type: "boolean", default: false },
+      tokens: { type: "string" },
+      "all-cells": { type: "boolean", default: false },
+      shapes: { type: "string" },
       repeats: { type: "string", default: "3" },
       quiet: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -58,9 +86,14 @@ async function main(args: string[]): Promise<number> {
   try {
     const tuned = await tuneMatmul(engine, { cacheDir: "runs/cache" });
     console.error(`matmul variant ${tuned.variant.name} (${tuned.source})`);
-    const grid = values.quick ? QUICK_GRID : DEFAULT_GRID;
+    const picked = pickGrid(values.quick ? QUICK_GRID : DEFAULT_GRID, values.tokens, values.shapes);
+    // A GPU runs every cell in minutes; a CPU adapter the larger T only for the compared cells.
+    const everyCell = values["all-cells"] || !engine.gpu.isSoftware;
+    const grid = everyCell ? { ...picked, allCellsUpTo: null } : picked;
+    // Cells picked by --tokens or --shapes go to their own file, leaving the grid's intact.
+    const name = values.tokens || values.shapes ? "sparse-cells" : "sparse";
     const write = (report: SparseReport, complete: boolean) =>
-      writeResult("sparse", engine.gpu.adapterName, {
+      writeResult(name, engine.gpu.adapterName, {
         quick: values.quick,
         complete,
         matmulVariant: tuned.variant.name,

@@ -1,7 +1,7 @@
 /**
  * The dense GEMV (one token's x·Wᵀ) in every variant against float64 on awkward shapes (one
- * output, in = 1, sizes off every block and vec4 step), its backward by finite differences, and
- * the refusals.
+ * output, in = 1, sizes off every block and vec4 step, and rows of whole vec4s, which the vec4
+ * kernels take), its backward by finite differences, and the refusals.
  */
 import assert from "node:assert/strict";
 import { gemv, GEMV_CHOICE, GEMV_VARIANTS, tuneGemv } from "../../src/tensor/ops/gemv.ts";
@@ -23,7 +23,20 @@ function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
   return t;
 }
 
-const SHAPES: [number, number][] = [[1, 1], [1, 7], [5, 1], [3, 13], [67, 130], [258, 64]];
+// [out, in]: rows of W whole vec4s for "rows" and "split" at in = 64, 8, 36; rows of Wᵀ for "cols"
+// at out = 4, 132, 8 (none a whole block of outputs).
+const SHAPES: [number, number][] = [
+  [1, 1],
+  [1, 7],
+  [5, 1],
+  [3, 13],
+  [67, 130],
+  [258, 64],
+  [4, 1],
+  [1, 8],
+  [132, 36],
+  [8, 20],
+];
 
 gpuTest("gemv matches float64 in every variant on awkward shapes", async (e) => {
   for (const v of GEMV_VARIANTS) {
@@ -44,6 +57,26 @@ gpuTest("gemv matches float64 in every variant on awkward shapes", async (e) => 
     }
   }
 });
+
+gpuTest(
+  "gemv on W transposed sums inputs far past the loop budget's count of unrolled loops",
+  async (e) => {
+    // 30,000 inputs: cols wg8 r64 would count 510,000 iterations with its unrolled loops over 16
+    // vec4s (or quads of floats when out is not a multiple of 4), eight times llvmpipe's limit.
+    for (const out of [8, 7]) {
+      const inF = 30000;
+      const x = randomArray(inF, out);
+      const w = randomArray(out * inF, out + 1);
+      await e.tidyAsync(async () => {
+        const y = gemv(e.tensor(x, [1, inF]), e.tensor(transpose(w, out, inF), [inF, out]), {
+          variant: "cols wg8 r64",
+          transposed: true,
+        });
+        assertClose(await y.read(), gemvHost(x, w, out, inF), `cols wg8 r64 ${out}×${inF}`);
+      });
+    }
+  },
+);
 
 gpuTest("gemv keeps x's leading dimensions and carries gradients to x and W", async (e) => {
   const [out, inF] = [6, 9];

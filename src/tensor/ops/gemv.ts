@@ -7,9 +7,13 @@
  * The engine's variant defaults by adapter kind and can be measured with tuneGemv. With W stored
  * transposed (`transposed`: wt [in, out], input-major) the "cols" kernels walk the inputs, each
  * invocation reading neighbouring outputs: the layout in which skipping an input skips memory, the
- * baseline for activation-sparse decoding (src/sparse/gemv.ts).
+ * baseline for activation-sparse decoding (src/sparse/gemv.ts). Where the weight operand's rows
+ * are whole vec4s (in a multiple of 4; out for "cols") every variant runs on shaders/gemv_vec4.wgsl,
+ * which reads W as vec4s: a CPU adapter pays for each lane's load about the same whatever its
+ * width, so that halved the time on llvmpipe.
  */
 import gemvShader from "../../../shaders/gemv.wgsl" with { type: "text" };
+import gemvVec4Shader from "../../../shaders/gemv_vec4.wgsl" with { type: "text" };
 import type { Engine } from "../engine.ts";
 import { assertDType, declareKernel, groupsFor } from "../kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
@@ -31,22 +35,30 @@ export interface GemvVariant {
 export const GEMV_SIZES: readonly [GemvShape, number, number][] = [
   ["rows", 8, 4],
   ["rows", 8, 8],
+  ["rows", 8, 16],
   ["rows", 64, 4],
   ["split", 64, 4],
   ["split", 256, 1],
   ["cols", 8, 16],
+  ["cols", 8, 32],
+  ["cols", 8, 64],
   ["cols", 64, 4],
 ];
 
 function declareGemv([shape, workgroup, rows]: [GemvShape, number, number]) {
   const variant: GemvVariant = { name: `${shape} wg${workgroup} r${rows}`, shape, workgroup, rows };
-  const kernel = declareKernel({
-    name: `gemv ${variant.name}`,
-    source: `const WG = ${workgroup}u;\nconst R = ${rows}u;\n${gemvShader}`,
-    params: { out_features: "u32", in_features: "u32" },
-    buffers: ["x", "w", "y"],
-  });
-  return [variant.name, { variant, kernel }] as const;
+  const declare = (suffix: string, shader: string) =>
+    declareKernel({
+      name: `gemv ${variant.name}${suffix}`,
+      source: `const WG = ${workgroup}u;\nconst R = ${rows}u;\n${shader}`,
+      params: { out_features: "u32", in_features: "u32" },
+      buffers: ["x", "w", "y"],
+    });
+  return [variant.name, {
+    variant,
+    kernel: declare("", gemvShader),
+    vec4: declare(" vec4", gemvVec4Shader),
+  }] as const;
 }
 
 const GEMV_KERNELS = new Map(GEMV_SIZES.map(declareGemv));
@@ -67,7 +79,7 @@ export const GEMV_CHOICE = new VariantChoice("GEMV", GEMV_VARIANTS, {
 
 /** The "cols" variant for wt [in, out] on the adapter's kind. */
 export const TRANSPOSED_GEMV_CHOICE = new VariantChoice("GEMV", GEMV_VARIANTS, {
-  software: "cols wg8 r16",
+  software: "cols wg8 r64",
   gpu: "cols wg64 r4",
 });
 
@@ -157,9 +169,14 @@ function asShape(
   });
 }
 
-/** Loop iterations of one invocation, counted the way llvmpipe counts them (all loops together). */
+/**
+ * Loop iterations of one invocation, counted the way llvmpipe counts them (all loops together).
+ * The "cols" kernels' loops over their R / 4 vec4s have a constant count and are unrolled when the
+ * shader is compiled, so only the walk over the inputs counts (tests/tensor/gemv_test.ts runs a
+ * walk whose unrolled steps would be far past the budget).
+ */
 function loopCost(v: GemvVariant, inF: number): number {
-  if (v.shape === "cols") return inF * (1 + v.rows / 4) + v.rows;
+  if (v.shape === "cols") return inF + 8;
   const steps = v.shape === "rows" ? Math.ceil(inF / 4) + 3 : Math.ceil(inF / v.workgroup);
   return steps * (1 + v.rows) + Math.log2(v.workgroup) * (1 + v.rows) + 2 * v.rows;
 }
@@ -172,15 +189,27 @@ interface GemvCall {
   outF: number;
 }
 
+/**
+ * Whether the rows of the weight operand (W's rows of in, or wt's rows of out for "cols") are whole
+ * vec4s, so that gemv_vec4.wgsl can read it.
+ */
+export function gemvReadsVec4(shape: GemvShape, inF: number, outF: number): boolean {
+  return (shape === "cols" ? outF : inF) % 4 === 0;
+}
+
 function dispatchGemv(e: Engine, v: GemvVariant, c: GemvCall): void {
-  const { kernel } = GEMV_KERNELS.get(v.name)!;
+  const kernels = GEMV_KERNELS.get(v.name)!;
+  const vec4 = gemvReadsVec4(v.shape, c.inF, c.outF);
   const blocks = Math.ceil(c.outF / v.rows);
-  kernel.dispatch(e.gpu, {
-    label: `gemv ${v.name}`,
+  (vec4 ? kernels.vec4 : kernels.kernel).dispatch(e.gpu, {
+    label: `gemv ${v.name}${vec4 ? " vec4" : ""}`,
     entry: v.shape,
     params: { out_features: c.outF, in_features: c.inF },
     buffers: { x: c.x.storage, w: c.w.storage, y: c.y.storage },
-    workgroups: v.shape === "split" ? groupsFor(e, blocks, 1) : groupsFor(e, blocks, v.workgroup),
+    workgroups: v.shape === "split" ? groupsFor(e, blocks, 1) : v.shape === "cols" && vec4
+      // vec4 cols: a workgroup's invocations take neighbouring vec4s, R / 4 rounds of them.
+      ? groupsFor(e, c.outF / 4, v.workgroup * v.rows / 4)
+      : groupsFor(e, blocks, v.workgroup),
   });
 }
 
