@@ -14,13 +14,26 @@ export async function pythonWithTorch(): Promise<string | null> {
 }
 
 /**
+ * glibc's allocator settings for the peers: with its defaults, PyTorch's per-step tensors of a
+ * few MiB go back to the kernel when freed and fault in again, page by page, at the next step. On
+ * this project's 2-core VM that made the CoLES peer 11× slower (435k page faults in 13 steps
+ * against 46k; 0.36 against 0.031 s a step), so a peer run with the defaults understates PyTorch.
+ * Keeping freed memory in the process is what jemalloc or tcmalloc would do for it.
+ */
+export const PEER_MALLOC: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: String(2 ** 30),
+  MALLOC_TRIM_THRESHOLD_: String(2 ** 30),
+  MALLOC_TOP_PAD_: String(2 ** 28),
+};
+
+/**
  * The environment for a peer: OpenBLAS tuning variables that other tools set are dropped (they
  * make PyTorch's CPU matmul far slower on these machines). With `threads`, OpenBLAS's and
  * OpenMP's own pools get that many threads too: torch.set_num_threads does not reach Debian's
- * OpenBLAS, whose pool otherwise spins on every core (a one-thread CoLES peer ran at half speed).
+ * OpenBLAS, whose pool would otherwise run on both cores beside a "one-thread" peer.
  */
 export function peerEnv(threads?: number): Record<string, string> {
-  const env = { ...Deno.env.toObject() };
+  const env = { ...Deno.env.toObject(), ...PEER_MALLOC };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
   if (threads !== undefined) {
