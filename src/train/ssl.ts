@@ -365,11 +365,16 @@ export function estimateSslFor(
 ): SslMemoryEstimate {
   const objective = eventObjectiveOf(c.method);
   const s = data.sequences;
-  let longest = 1;
-  for (let i = 0; i < s.clientIds.length; i++) {
-    longest = Math.max(longest, s.offsets[i + 1] - s.offsets[i]);
-  }
+  const lengths = Array.from(s.clientIds, (_, i) => s.offsets[i + 1] - s.offsets[i]);
+  const longest = lengths.reduce((a, b) => Math.max(a, b), 1);
   const batchClients = Math.min(c.batchClients, data.split.train.length);
+  const embedRows = Math.min(EMBED_CLIENTS, s.clientIds.length);
+  // Valid events of the batch of the longest clients: a slice's expected length (uniform between
+  // its clamped bounds), or the sequence cut to --seq-len.
+  const sliceEvents = (n: number) => (Math.min(c.minLen, n) + Math.min(c.maxLen, n)) / 2;
+  const events = (perClient: (n: number) => number, clients: number) =>
+    Math.ceil(lengths.map(perClient).sort((a, b) => b - a).slice(0, clients).reduce(sum, 0));
+  const whole = (n: number) => Math.min(n, c.seqLen);
   return estimateSslMemory({
     encoder: encoderConfigOf(c, s),
     objective,
@@ -377,10 +382,16 @@ export function estimateSslFor(
     tiledGru: GRU_CHOICE.of(engine).layout === "tiled",
     trainRows: batchClients * (objective.slices ? c.slices : 1),
     trainSteps: Math.min(objective.slices ? c.maxLen : c.seqLen, longest),
-    embedRows: Math.min(EMBED_CLIENTS, s.clientIds.length),
+    trainEvents: objective.slices
+      ? c.slices * events(sliceEvents, batchClients)
+      : events(whole, batchClients),
+    embedRows,
     embedSteps: Math.min(c.seqLen, longest),
+    embedEvents: events(whole, embedRows),
   });
 }
+
+const sum = (a: number, b: number) => a + b;
 
 export async function trainSsl(
   engine: Engine,

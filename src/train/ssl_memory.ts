@@ -2,9 +2,10 @@
  * Peak GPU memory of event-sequence SSL training (CoLES, generative, MLEM; GRU or transformer
  * encoder), estimated from the configuration before anything is allocated, so that a
  * configuration that cannot fit is refused with the estimate (recommender's memory.ts: the same
- * slack and runtime allowance). Activations are counted in floats per event of a padded batch
- * (rows × steps): every tensor a step creates stays alive until the step's scope closes, so the
- * forward's intermediates all count, plus the gradients in flight at the backward's widest point.
+ * slack and runtime allowance). Activations are counted in floats per event: every tensor a step
+ * creates stays alive until the step's scope closes, so the forward's intermediates all count, plus
+ * the gradients in flight at the backward's widest point. A GRU encoder takes its events packed
+ * (valid events only), the transformer and the decoder take padded rows (rows × steps).
  */
 import type { EventEncoderConfig } from "../models/event_encoder.ts";
 import { F32, withSlack } from "./memory.ts";
@@ -16,12 +17,14 @@ export interface SslMemoryShape {
   teacher: EventEncoderConfig | null;
   /** The GRUs run the tiled kernels, which pad a hidden size to a multiple of 4. */
   tiledGru: boolean;
-  /** Rows and padded steps of the largest training batch. */
+  /** Rows and padded steps of the largest training batch, and its valid events. */
   trainRows: number;
   trainSteps: number;
-  /** Rows and padded steps of the largest embedding pass (whole sequences, no tape). */
+  trainEvents: number;
+  /** Rows and padded steps of the largest embedding pass (whole sequences, no tape), and events. */
   embedRows: number;
   embedSteps: number;
+  embedEvents: number;
 }
 
 export interface SslMemoryEstimate {
@@ -59,14 +62,14 @@ function gruWidth(h: number, tiled: boolean): number {
 }
 
 /**
- * Floats per event of a GRU's forward: its input projection and that plus the bias (6H), then
+ * Floats per event of a GRU's forward: its input projection (3H; the kernels add the biases), then
  * states, gates and previous states (6H). Padded units run on copies: the padded projection
  * beside its zero columns, wider states, and the states sliced back.
  */
 function gruForward(h: number, tiled: boolean): number {
   const wide = gruWidth(h, tiled);
   const pad = wide - h;
-  return 6 * h + 6 * wide + (pad ? 3 * wide + 3 * pad + h : 0);
+  return 3 * h + 6 * wide + (pad ? 3 * wide + 3 * pad + h : 0);
 }
 
 /** The GRU backward's gradients in flight: of the states, input and recurrent gates (7H). */
@@ -148,21 +151,23 @@ export function estimateSslMemory(s: SslMemoryShape): SslMemoryEstimate {
   const optimizer = 2 * trained * F32;
   // A parameter's gradient may meet a second copy while it accumulates.
   const gradients = 2 * trained * F32;
-  const n = s.trainRows * s.trainSteps;
+  const padded = s.trainRows * s.trainSteps;
+  const eventsOf = (c: EventEncoderConfig) => c.encoder === "gru" ? s.trainEvents : padded;
   const tiled = s.tiledGru;
-  let perEvent = encoderForward(enc, s.trainRows, tiled);
-  let backward = encoderBackward(enc, tiled);
+  let floats = eventsOf(enc) * encoderForward(enc, s.trainRows, tiled);
+  let backward = eventsOf(enc) * encoderBackward(enc, tiled);
   if (s.objective.decoder) {
-    perEvent += decoderForward(enc, s.trainRows, tiled);
-    backward = Math.max(backward, decoderBackward(enc, tiled));
+    floats += padded * decoderForward(enc, s.trainRows, tiled);
+    backward = Math.max(backward, padded * decoderBackward(enc, tiled));
   }
-  if (s.teacher) perEvent += encoderForward(s.teacher, s.trainRows, tiled);
-  const activations = n * (perEvent + backward) * F32;
+  if (s.teacher) floats += eventsOf(s.teacher) * encoderForward(s.teacher, s.trainRows, tiled);
+  const activations = (floats + backward) * F32;
   const objective = objectiveFloats(s) * F32;
   // The final evaluation embeds with the trained encoder beside a random one of its shape, with
   // the optimiser's moments still held.
-  const evaluation = (encoderParameters(enc) +
-    s.embedRows * s.embedSteps * encoderForward(enc, s.embedRows, tiled)) * F32;
+  const embedded = enc.encoder === "gru" ? s.embedEvents : s.embedRows * s.embedSteps;
+  const evaluation = (encoderParameters(enc) + embedded * encoderForward(enc, s.embedRows, tiled)) *
+    F32;
   const step = withSlack(parameters + optimizer + gradients + activations + objective);
   const total = Math.max(step, withSlack(parameters + optimizer + evaluation));
   return { parameters, optimizer, gradients, activations, objective, evaluation, step, total };
