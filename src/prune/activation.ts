@@ -19,9 +19,9 @@
  */
 import type { Linear, LinearInputTransform } from "../nn/linear.ts";
 import type { Module } from "../nn/module.ts";
-import { type NmPattern, patternName } from "../sparse/format.ts";
+import { type NmPattern, type NmTensor, patternName } from "../sparse/format.ts";
 import { matmulTransposedHost, pruneHost, pruneUnstructuredHost } from "../sparse/host.ts";
-import { sparseActivationMatmul } from "../sparse/matmul.ts";
+import { sparseActivationGemvTransposed, sparseActivationMatmul } from "../sparse/matmul.ts";
 import { pruneNm, pruneUnstructured } from "../sparse/prune.ts";
 import type { Engine } from "../tensor/engine.ts";
 import { assertDType, declareKernel, groupsFor } from "../tensor/kernel.ts";
@@ -94,6 +94,7 @@ struct Params { tokens: u32, features: u32, outs: u32, kept: u32 }
 @group(0) @binding(6) var<storage, read_write> row_scale: array<f32>;
 @group(0) @binding(7) var<storage, read_write> y: array<f32>;
 @group(0) @binding(8) var<storage, read_write> col_vec: array<f32>;
+@group(0) @binding(9) var<storage, read_write> transposed: array<f32>;
 
 fn flat(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * 64u; }
 
@@ -174,6 +175,14 @@ fn scale_columns(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
   shifted[i] = x[i] * col_vec[i % p.features];
 }
 
+// Wᵀ [features, outs] of W [outs, features] (x), the layout one-token products read.
+@compute @workgroup_size(64)
+fn transpose_weight(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = flat(gid, nwg);
+  if (i >= p.outs * p.features) { return; }
+  transposed[(i % p.features) * p.outs + i / p.features] = x[i];
+}
+
 @compute @workgroup_size(64)
 fn scale_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = flat(gid, nwg);
@@ -186,7 +195,17 @@ const MITIGATION_KERNEL = declareKernel({
   name: "activation mitigation",
   source: MITIGATION_SHADER,
   params: { tokens: "u32", features: "u32", outs: "u32", kept: "u32" },
-  buffers: ["x", "kept_values", "w_sums", "medians", "shifted", "row_scale", "y", "col_vec"],
+  buffers: [
+    "x",
+    "kept_values",
+    "w_sums",
+    "medians",
+    "shifted",
+    "row_scale",
+    "y",
+    "col_vec",
+    "transposed",
+  ],
 });
 
 /** Checks a spec against a layer's input width; the error names the layer, width and pattern. */
@@ -366,6 +385,8 @@ export class ActivationPruner implements LinearInputTransform {
   private calibration: Tensor[] | null = null;
   /** A learnable mitigation once fitted: −η [in], W·diag(γ) [out, in], ηWᵀ [out]. */
   private learned: { negShift: Tensor; weight: Tensor; bias: Tensor } | null = null;
+  /** Wᵀ [in, out] of the weight one-token products last multiplied (sparseProduct). */
+  private transposed: { of: Tensor; wt: Tensor } | null = null;
 
   private constructor(
     readonly spec: ActivationSpec,
@@ -480,6 +501,7 @@ export class ActivationPruner implements LinearInputTransform {
 
   private disposeLearned(): void {
     if (!this.learned) return;
+    this.disposeTransposed();
     for (const t of Object.values(this.learned)) t.dispose();
     this.learned = null;
   }
@@ -501,6 +523,7 @@ export class ActivationPruner implements LinearInputTransform {
     const inverse = e.tensor(Float32Array.from(scales, (v) => 1 / v), [inF], "f32", "1/s");
     // Both live as long as the pruner, whatever tidy scope calibrated it.
     e.keep(weight, inverse);
+    this.disposeTransposed();
     this.smooth?.scorer.dispose();
     this.smooth?.weight.dispose();
     this.smooth?.inverse.dispose();
@@ -569,7 +592,7 @@ export class ActivationPruner implements LinearInputTransform {
     const { nm } = "pattern" in s
       ? pruneNm(input, s.pattern, { scores, encoding: ACTIVATION_ENCODING })
       : pruneUnstructured(input, keptUnstructured(inF, s.unstructured), { scores });
-    const y = sparseActivationMatmul(nm, w);
+    const y = this.sparseProduct(nm, w);
     const all = { ...params, kept: nm.layout.kept };
     if (medians) {
       MITIGATION_KERNEL.dispatch(e.gpu, {
@@ -620,7 +643,37 @@ export class ActivationPruner implements LinearInputTransform {
     const { nm } = "pattern" in s
       ? pruneNm(z, s.pattern, { scores, encoding: ACTIVATION_ENCODING })
       : pruneUnstructured(z, keptUnstructured(this.inFeatures, s.unstructured), { scores });
-    return addBias(sparseActivationMatmul(nm, this.learned.weight), this.learned.bias);
+    return addBias(this.sparseProduct(nm, this.learned.weight), this.learned.bias);
+  }
+
+  /**
+   * S(x)·Wᵀ. One token (decoding) multiplies a transposed copy of W, in which a pruned input skips
+   * a whole row (sparseActivationGemvTransposed at 8:16: 1.4–1.6× the best dense GEMV on
+   * llvmpipe, the kernel on W [out, in] 0.4–0.7×), when out is a multiple of 4 (its vec4 form; the
+   * scalar one is not measured against the W kernel) and W is a weight this pruner was made for:
+   * the layer's own, or its SmoothQuant or learned copy. The copy is taken from W as it is at the first one-token product and kept, like the
+   * criterion's column statistics and the median shift's W sums taken at create: a pruner serves
+   * the weights it was made for, and whoever writes a weight in place makes a new one
+   * (PrunedBackbone.deploy after a fine-tune's merge; fine-tuning itself trains through
+   * src/finetune/activation.ts, not through a pruner). A weight computed per call
+   * (Linear.weightTransform) is a new tensor each time, never the one the copy was made of, so it
+   * takes the kernel on W [out, in] and is never served stale.
+   */
+  private sparseProduct(nm: NmTensor, w: Tensor): Tensor {
+    const own = w === this.weight || w === this.smooth?.weight || w === this.learned?.weight;
+    if (nm.layout.shape[0] !== 1 || w.shape[0] % 4 !== 0 || !own) {
+      return sparseActivationMatmul(nm, w);
+    }
+    if (this.transposed?.of !== w) {
+      this.disposeTransposed();
+      this.transposed = { of: w, wt: transposeWeight(w) };
+    }
+    return sparseActivationGemvTransposed(nm, this.transposed.wt);
+  }
+
+  private disposeTransposed(): void {
+    this.transposed?.wt.dispose();
+    this.transposed = null;
   }
 
   private medianHalves(x2: Tensor, params: Record<string, number>): Tensor {
@@ -644,7 +697,23 @@ export class ActivationPruner implements LinearInputTransform {
     this.smooth?.weight.dispose();
     this.smooth?.inverse.dispose();
     this.disposeLearned();
+    this.disposeTransposed();
   }
+}
+
+/** Wᵀ [in, out] of W [out, in], kept past any tidy scope (its owner disposes it). */
+function transposeWeight(w: Tensor): Tensor {
+  const e = w.engine;
+  const [out, inF] = w.shape;
+  const wt = e.empty([inF, out], "f32", `${w.name || "W"}ᵀ`);
+  MITIGATION_KERNEL.dispatch(e.gpu, {
+    entry: "transpose_weight",
+    params: { tokens: 0, features: inF, outs: out, kept: 0 },
+    buffers: { x: w.storage, transposed: wt.storage },
+    workgroups: groupsFor(e, out * inF, 64),
+  });
+  e.keep(wt);
+  return wt;
 }
 
 /** max_t |x_tj| of x [tokens, features] → [features]: SmoothQuant's calibration statistic. */
