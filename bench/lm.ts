@@ -15,7 +15,7 @@ import { RandomWindows } from "../src/data/text.ts";
 import { tokenObjectiveOf } from "../src/loss/token_objectives.ts";
 import { windowLoss } from "../src/train/lm.ts";
 import { Adam } from "../src/train/optim.ts";
-import { optimiserStep } from "../src/train/loop.ts";
+import { optimiserStep, PipelinedSteps } from "../src/train/loop.ts";
 import { formatBytes } from "../src/gpu/allocator.ts";
 import { type Cell, formatTable } from "./util.ts";
 
@@ -100,7 +100,11 @@ export async function benchLm(
   for (let i = 0; i < warmup; i++) await step();
   let lossSum = 0;
   const t0 = performance.now();
-  for (let i = 0; i < steps; i++) lossSum += await step();
+  const timed = new PipelinedSteps<void>((loss) => {
+    lossSum += loss;
+  });
+  for (let i = 0; i < steps; i++) await timed.push(step);
+  await timed.flush();
   const trainSeconds = (performance.now() - t0) / 1000;
   const trainPeakBytes = allocator.peakReservedBytes;
   optimizer.dispose();

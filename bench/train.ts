@@ -17,6 +17,7 @@ import { objectiveOf } from "../src/loss/objectives.ts";
 import { evaluateRanking } from "../src/train/evaluate.ts";
 import { cpuUsage } from "node:process";
 import { formatBytes } from "../src/gpu/allocator.ts";
+import { PipelinedSteps } from "../src/train/loop.ts";
 import type { KernelTime } from "../src/gpu/profiler.ts";
 import { type Cell, formatTable } from "./util.ts";
 
@@ -105,11 +106,16 @@ export async function benchTrainVariant(
   const [dispatches0, submits0] = [gpu.dispatches, gpu.submits];
   const start = performance.now();
   const cpu0 = cpuUsage();
+  const timed = new PipelinedSteps<void>((loss) => {
+    lossSum += loss;
+  });
   for (let i = 0; i < steps; i++) {
     const batch = next();
-    lossSum += await training.step(batch, ++step);
+    const at = ++step;
+    await timed.push(() => training.step(batch, at));
     sequences += batch.batch;
   }
+  await timed.flush();
   const seconds = (performance.now() - start) / 1000;
   await gpu.sync();
   const cpuSeconds = cpuSecondsSince(cpu0);

@@ -11,7 +11,7 @@ import { type EventBatch, randomSlices, wholeSequences } from "../src/data/event
 import { eventObjectiveOf } from "../src/loss/event_objectives.ts";
 import { EventEncoder } from "../src/models/event_encoder.ts";
 import { seededRandom } from "../src/tensor/random.ts";
-import { optimiserStep } from "../src/train/loop.ts";
+import { optimiserStep, PipelinedSteps } from "../src/train/loop.ts";
 import { Adam } from "../src/train/optim.ts";
 import {
   encoderConfigOf,
@@ -120,11 +120,13 @@ async function benchMethod(
     engine.gpu.profiler?.reset();
     const start = performance.now();
     let clients = 0;
+    const timed = new PipelinedSteps<void>(() => {});
     for (let i = 0; i < steps; i++) {
       const b = batches[(warmup + i) % batches.length];
-      await step(b);
+      await timed.push(() => step(b));
       clients += new Set(b.clients).size;
     }
+    await timed.flush();
     const seconds = (performance.now() - start) / 1000;
     await engine.gpu.sync();
     return {

@@ -1,7 +1,7 @@
 /**
  * The generic training loop: any model, any objective, any batch stream, any evaluator. Per
  * step it records the objective on the tape, backpropagates, clips, steps the optimiser and reads
- * the loss back once (a NaN stops training within one step). Per epoch it evaluates on the
+ * the loss back once, while the next step is recorded (a NaN stops training within two steps). Per epoch it evaluates on the
  * configured cadence, keeps the best and last checkpoints through the run session, and stops
  * early when the selected validation metric stops improving.
  */
@@ -97,52 +97,58 @@ export async function runLoop<B>(
   let status: LoopResult["status"] = "finished";
   let error: string | null = null;
   let lastValid: MetricGroup = {};
+  const totals = { loss: 0, steps: 0, tokens: 0 };
+  // Step k's loss is checked and recorded once step k+1 is submitted: a non-finite loss still
+  // fails the run naming its epoch and step, though the following step has been applied too.
+  const steps = new PipelinedSteps<{ epoch: number; step: number; batch: B }>(
+    async (value, { epoch, step, batch }) => {
+      if (!Number.isFinite(value)) {
+        throw new NonFiniteLossError(`loss became ${value} at epoch ${epoch}, step ${step}`);
+      }
+      position.step = step;
+      totals.loss += value;
+      totals.steps++;
+      totals.tokens += parts.tokensOf?.(batch) ?? 0;
+      await session.recordStep({ epoch, step, key: "train_loss_step", value });
+      logger.progress(
+        `epoch ${epoch}`,
+        totals.steps,
+        batches.batchesPerEpoch,
+        `loss ${value.toFixed(4)}`,
+      );
+    },
+  );
   try {
     for (let epoch = position.epoch + 1; epoch <= settings.epochs; epoch++) {
       const t0 = performance.now();
-      let lossSum = 0;
-      let done = 0;
-      let tokens = 0;
+      Object.assign(totals, { loss: 0, steps: 0, tokens: 0 });
+      let submitted = position.step;
       for (const batch of batches.epoch(epoch - 1)) {
         if (opts.signal?.aborted) {
           status = "stopped";
           break;
         }
-        const step = position.step + 1;
-        const value = await optimiserStep(
-          engine,
-          model,
-          optimizer,
-          settings.clip,
-          () => parts.loss(batch, step),
-        );
-        if (!Number.isFinite(value)) {
-          throw new NonFiniteLossError(`loss became ${value} at epoch ${epoch}, step ${step}`);
-        }
-        position.step = step;
-        lossSum += value;
-        done++;
-        tokens += parts.tokensOf?.(batch) ?? 0;
-        await session.recordStep({ epoch, step, key: "train_loss_step", value });
-        logger.progress(
-          `epoch ${epoch}`,
-          done,
-          batches.batchesPerEpoch,
-          `loss ${value.toFixed(4)}`,
+        const step = ++submitted;
+        await steps.push(
+          () =>
+            optimiserStep(engine, model, optimizer, settings.clip, () => parts.loss(batch, step)),
+          { epoch, step, batch },
         );
       }
+      // No read-back crosses the end of an epoch (stop, validation, checkpoint).
+      await steps.flush();
       await session.flush();
       if (status === "stopped") break;
       const seconds = (performance.now() - t0) / 1000;
       epochSeconds.push(seconds);
-      const trainLoss = lossSum / Math.max(done, 1);
+      const trainLoss = totals.loss / Math.max(totals.steps, 1);
       const at = (key: string, value: number) => ({ epoch, step: position.step, key, value });
       const points = [
         at("train_loss", trainLoss),
         at("epoch_seconds", seconds),
         at("peak_bytes", engine.gpu.allocator.peakReservedBytes),
       ];
-      const tokensPerSecond = parts.tokensOf ? tokens / seconds : undefined;
+      const tokensPerSecond = parts.tokensOf ? totals.tokens / seconds : undefined;
       if (tokensPerSecond !== undefined) points.push(at("tokens_per_second", tokensPerSecond));
       position.epoch = epoch;
       let headline: MetricGroup | undefined;
@@ -182,6 +188,7 @@ export async function runLoop<B>(
   } catch (e) {
     status = "failed";
     error = (e as Error).message;
+    await steps.drop();
     await session.flush();
   }
   let valid = lastValid;
@@ -293,8 +300,12 @@ function improves(evaluator: Evaluator, valid: MetricGroup, best: number | null)
   return evaluator.select.higherIsBetter ? value > best : value < best;
 }
 
-/** One optimiser step on the loss `record` puts on the tape; returns the loss (one readback). */
-export async function optimiserStep(
+/**
+ * One optimiser step on the loss `record` puts on the tape, recorded and submitted before this
+ * returns (a recording error throws here, not in the promise). The promise is the loss, whose
+ * read-back is already under way, so the next step can be recorded meanwhile (PipelinedSteps).
+ */
+export function optimiserStep(
   engine: Engine,
   model: Module,
   optimizer: Adam,
@@ -310,9 +321,58 @@ export async function optimiserStep(
     optimizer.zeroGrad();
     return loss;
   });
-  const value = (await loss.read())[0];
-  loss.dispose();
-  return value;
+  return loss.read().then((value) => {
+    loss.dispose();
+    return value[0];
+  });
+}
+
+/**
+ * Optimiser steps whose losses are settled one step late: step k's loss is awaited only after
+ * step k+1 is submitted. A read-back round trip has a fixed cost (~11 ms on Deno's wgpu, even on
+ * an idle queue) that awaiting every step adds to each; overlapped with the next step's
+ * recording and GPU work it mostly disappears. The steps and their losses are the same, settled
+ * in the same order.
+ */
+export class PipelinedSteps<T> {
+  private pending: { loss: Promise<number>; tag: T } | null = null;
+
+  constructor(private readonly settle: (loss: number, tag: T) => void | Promise<void>) {}
+
+  /**
+   * Starts a step (`start` records and submits it and returns its loss being read back, as
+   * optimiserStep does), then settles the step before it. When recording throws, the step
+   * before it is settled first, as if steps were awaited one by one.
+   */
+  async push(start: () => Promise<number>, tag: T): Promise<void> {
+    let loss: Promise<number>;
+    try {
+      loss = start();
+    } catch (e) {
+      await this.flush();
+      throw e;
+    }
+    // A failed read-back surfaces when its loss is awaited, not as an unhandled rejection
+    // while the step before it is being settled.
+    loss.catch(() => {});
+    const previous = this.pending;
+    this.pending = { loss, tag };
+    if (previous) await this.settle(await previous.loss, previous.tag);
+  }
+
+  /** Settles the last step started; no read-back is in flight afterwards. */
+  async flush(): Promise<void> {
+    const last = this.pending;
+    this.pending = null;
+    if (last) await this.settle(await last.loss, last.tag);
+  }
+
+  /** After a failure: waits for the last step's read-back without settling it. */
+  async drop(): Promise<void> {
+    const last = this.pending;
+    this.pending = null;
+    await last?.loss.catch(() => {});
+  }
 }
 
 function median(values: number[]): number {

@@ -95,7 +95,7 @@ gpuTest("a resumed run matches an uninterrupted one bit for bit", async (e) => {
 });
 
 gpuTest(
-  "a diverging run stops within one step, is marked failed and writes no checkpoint",
+  "a diverging run stops at its first non-finite loss, is marked failed and writes no checkpoint",
   async (e) => {
     const dir = await Deno.makeTempDir();
     const config = tinyConfig(await tinyData(dir), `${dir}/runs`, { lr: 1e36, epochs: 3 });
