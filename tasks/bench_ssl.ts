@@ -75,8 +75,11 @@ function batchesFor(
 ) {
   const r = seededRandom(c.seed);
   const out: EventBatch[] = [];
+  // More steps than whole batches in the training split start over from its first clients.
+  const whole = Math.max(1, Math.floor(data.split.train.length / c.batchClients));
   for (let i = 0; i < n; i++) {
-    const clients = data.split.train.subarray(i * c.batchClients, (i + 1) * c.batchClients);
+    const first = (i % whole) * c.batchClients;
+    const clients = data.split.train.subarray(first, first + c.batchClients);
     out.push(
       eventObjectiveOf(method).slices
         ? randomSlices(
