@@ -7,8 +7,8 @@
  * tokens the untiled sparse kernel the tiled one replaces. One token's dense baseline is the
  * fastest dense GEMV of either layout: every variant is measured once per layer and the fastest of
  * each layout timed again beside every cell. From 512 tokens on, each figure is one call (the
- * pipelines compiled by T = 16), so that the full grid fits a CPU adapter's half hour. A cell the library refuses (a binding or loop limit) stays in the table
- * with the reason.
+ * pipelines compiled by T = 16), so that the full grid fits a CPU adapter's half hour. A cell the
+ * library refuses (a binding or loop limit) stays in the table with the reason.
  */
 import type { Engine } from "../src/tensor/engine.ts";
 import { matmul } from "../src/tensor/ops/matmul.ts";

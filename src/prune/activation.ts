@@ -651,13 +651,13 @@ export class ActivationPruner implements LinearInputTransform {
    * a whole row (sparseActivationGemvTransposed at 8:16: 1.4–1.6× the best dense GEMV on
    * llvmpipe, the kernel on W [out, in] 0.4–0.7×), when out is a multiple of 4 (its vec4 form; the
    * scalar one is not measured against the W kernel) and W is a weight this pruner was made for:
-   * the layer's own, or its SmoothQuant or learned copy. The copy is taken from W as it is at the first one-token product and kept, like the
-   * criterion's column statistics and the median shift's W sums taken at create: a pruner serves
-   * the weights it was made for, and whoever writes a weight in place makes a new one
-   * (PrunedBackbone.deploy after a fine-tune's merge; fine-tuning itself trains through
-   * src/finetune/activation.ts, not through a pruner). A weight computed per call
-   * (Linear.weightTransform) is a new tensor each time, never the one the copy was made of, so it
-   * takes the kernel on W [out, in] and is never served stale.
+   * the layer's own, or its SmoothQuant or learned copy. The copy is taken from W as it is at the
+   * first one-token product and kept, like the criterion's column statistics and the median
+   * shift's W sums taken at create: a pruner serves the weights it was made for, and whoever
+   * writes a weight in place makes a new one (PrunedBackbone.deploy after a fine-tune's merge;
+   * fine-tuning itself trains through src/finetune/activation.ts, not through a pruner). A weight
+   * computed per call (Linear.weightTransform) is a new tensor each time, never the one the copy
+   * was made of, so it takes the kernel on W [out, in] and is never served stale.
    */
   private sparseProduct(nm: NmTensor, w: Tensor): Tensor {
     const own = w === this.weight || w === this.smooth?.weight || w === this.learned?.weight;

@@ -11,7 +11,13 @@ import gemvShader from "../../shaders/sparse_gemv.wgsl" with { type: "text" };
 import colsVec4Shader from "../../shaders/sparse_gemv_cols.wgsl" with { type: "text" };
 import type { Engine } from "../tensor/engine.ts";
 import { declareKernel, groupsFor } from "../tensor/kernel.ts";
-import { fastest, GEMV_SIZES, type GemvShape, timeVariants } from "../tensor/ops/gemv.ts";
+import {
+  fastest,
+  GEMV_SIZES,
+  gemvReadsVec4,
+  type GemvShape,
+  timeVariants,
+} from "../tensor/ops/gemv.ts";
 import { ShapeError, type Tensor } from "../tensor/tensor.ts";
 import { VariantChoice } from "../tensor/variants.ts";
 import { withNmReader } from "./gathered_dot.ts";
@@ -138,7 +144,7 @@ export function sparseGemvForward(
       }${p.activation ? "" : " for weight sparsity"}`,
     );
   }
-  const vec4 = transposed && p.cols % 4 === 0;
+  const vec4 = transposed && gemvReadsVec4("cols", p.inFeatures, p.cols);
   if (loopCost(v, p, vec4) > LOOP_BUDGET) {
     throw new ShapeError(
       p.op,

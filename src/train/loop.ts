@@ -1,9 +1,9 @@
 /**
  * The generic training loop: any model, any objective, any batch stream, any evaluator. Per
  * step it records the objective on the tape, backpropagates, clips, steps the optimiser and reads
- * the loss back once, while the next step is recorded (a NaN stops training within two steps). Per epoch it evaluates on the
- * configured cadence, keeps the best and last checkpoints through the run session, and stops
- * early when the selected validation metric stops improving.
+ * the loss back once, while the next step is recorded (a NaN stops training within two steps).
+ * Per epoch it evaluates on the configured cadence, keeps the best and last checkpoints through
+ * the run session, and stops early when the selected validation metric stops improving.
  */
 import type { Engine } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
