@@ -29,6 +29,7 @@ import { addBias } from "../tensor/ops/bias.ts";
 import { clone } from "../tensor/ops/elementwise.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
 import { reshape } from "../tensor/ops/shape.ts";
+import { transpose } from "../tensor/ops/transpose.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
 import { ActivationScorer, assertCriterion, type Criterion, scoresHost } from "./criteria.ts";
 import { fitLearnable, type FitOptions, type Keep, type LearnedMitigation } from "./learnable.ts";
@@ -94,7 +95,6 @@ struct Params { tokens: u32, features: u32, outs: u32, kept: u32 }
 @group(0) @binding(6) var<storage, read_write> row_scale: array<f32>;
 @group(0) @binding(7) var<storage, read_write> y: array<f32>;
 @group(0) @binding(8) var<storage, read_write> col_vec: array<f32>;
-@group(0) @binding(9) var<storage, read_write> transposed: array<f32>;
 
 fn flat(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * 64u; }
 
@@ -175,14 +175,6 @@ fn scale_columns(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
   shifted[i] = x[i] * col_vec[i % p.features];
 }
 
-// Wᵀ [features, outs] of W [outs, features] (x), the layout one-token products read.
-@compute @workgroup_size(64)
-fn transpose_weight(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = flat(gid, nwg);
-  if (i >= p.outs * p.features) { return; }
-  transposed[(i % p.features) * p.outs + i / p.features] = x[i];
-}
-
 @compute @workgroup_size(64)
 fn scale_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = flat(gid, nwg);
@@ -204,7 +196,6 @@ const MITIGATION_KERNEL = declareKernel({
     "row_scale",
     "y",
     "col_vec",
-    "transposed",
   ],
 });
 
@@ -703,16 +694,8 @@ export class ActivationPruner implements LinearInputTransform {
 
 /** Wᵀ [in, out] of W [out, in], kept past any tidy scope (its owner disposes it). */
 function transposeWeight(w: Tensor): Tensor {
-  const e = w.engine;
-  const [out, inF] = w.shape;
-  const wt = e.empty([inF, out], "f32", `${w.name || "W"}ᵀ`);
-  MITIGATION_KERNEL.dispatch(e.gpu, {
-    entry: "transpose_weight",
-    params: { tokens: 0, features: inF, outs: out, kept: 0 },
-    buffers: { x: w.storage, transposed: wt.storage },
-    workgroups: groupsFor(e, out * inF, 64),
-  });
-  e.keep(wt);
+  const wt = transpose(w);
+  w.engine.keep(wt);
   return wt;
 }
 

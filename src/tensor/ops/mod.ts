@@ -13,6 +13,7 @@ export * from "./bias.ts";
 export * from "./dropout.ts";
 export * from "./reduce.ts";
 export * from "./slice.ts";
+export * from "./transpose.ts";
 export * from "./random.ts";
 export * from "./matmul.ts";
 export * from "./gemv.ts";
