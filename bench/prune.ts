@@ -3,7 +3,7 @@
  * (src/prune) on its linear layers, measured in the same run and alternated repetition by
  * repetition so that a neighbour's load on shared cores falls on both alike:
  * - language model: prefill tokens/s (one forward of a prompt into a kv cache) and batch-1
- *   decoding tokens/s (greedy, one cached step and one readback per token), pruning included;
+ *   decoding tokens/s (greedy; the pruned model on the layer-by-layer path), pruning included;
  * - SASRec: users/s of full-catalogue ranking (src/train/evaluate.ts).
  * Random weights: throughput does not depend on what the weights learned.
  */

@@ -22,6 +22,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import type { Linear } from "../nn/linear.ts";
 import type { KvCache, Llama } from "./llama.ts";
 import type { SamplingOptions } from "./sampling.ts";
+import { DecodedIds } from "./decoded_ids.ts";
 
 /** The stream of the sampler's Philox draws; decode_sample.wgsl's STREAM. */
 export const SAMPLE_STREAM = 0x5a3d;
@@ -78,7 +79,7 @@ function pick<B extends string>(
 }
 
 /** decode_params.wgsl's fields, shared by the three kernels. */
-const DECODE_PARAMS = {
+export const DECODE_PARAMS = {
   dim: "u32",
   hidden: "u32",
   heads: "u32",
@@ -107,7 +108,7 @@ const DECODE_PARAMS = {
   head_off: "u32",
   embed_off: "u32",
 } as const;
-type DecodeParams = Record<keyof typeof DECODE_PARAMS, number>;
+export type DecodeParams = Record<keyof typeof DECODE_PARAMS, number>;
 
 const LAYER_KERNEL = declareKernel({
   name: "decode layer",
@@ -116,7 +117,7 @@ const LAYER_KERNEL = declareKernel({
   buffers: ["x", "work", "kc", "vc", "rot", "n1", "wq", "wk", "wv", "wo", "n2", "wg", "wu", "wd"],
 });
 
-const SAMPLE_KERNEL = declareKernel({
+export const SAMPLE_KERNEL = declareKernel({
   name: "decode sample",
   source: withRandom(paramsShader + sampleShader + pickShader),
   params: DECODE_PARAMS,
@@ -271,6 +272,25 @@ function linearsOf(model: Llama): [string, Linear][] {
 }
 
 /**
+ * Why the GPU sampler cannot draw from `model`'s logits with these options, or null: a top-k it
+ * does not hold, a draw that loops past llvmpipe's budget, an embedding over one binding.
+ */
+export function gpuSamplerBlocker(model: Llama, sampling: SamplingOptions): string | null {
+  const { topK } = sampling;
+  if (topK > MAX_GPU_TOP_K && topK < model.config.vocab) {
+    return `top-k ${topK} is above the GPU sampler's ${MAX_GPU_TOP_K}`;
+  }
+  const software = model.engine.gpu.isSoftware;
+  if (software && laneIterations(model, 1, sampling).draw > LOOP_BUDGET) {
+    return `top-k ${topK} over ${model.config.vocab} tokens loops past llvmpipe's budget`;
+  }
+  if (model.embed.size * 4 > model.engine.gpu.limits.maxStorageBufferBindingSize) {
+    return `${model.embed.name} is over the adapter's storage binding size`;
+  }
+  return null;
+}
+
+/**
  * Why the fused path cannot decode `model` with these sampling options (the layer-by-layer path
  * can), or null: a pruning input transform or a bias on a Linear, a top-k the GPU sampler does
  * not hold, or a tensor past the adapter's binding limits.
@@ -282,14 +302,8 @@ export function fusedDecodeBlocker(model: Llama, sampling?: SamplingOptions): st
     }
     if (l.bias) return `${name} has a bias, which the fused path does not add`;
   }
-  const topK = sampling?.topK ?? 0;
-  if (topK > MAX_GPU_TOP_K && topK < model.config.vocab) {
-    return `top-k ${topK} is above the GPU sampler's ${MAX_GPU_TOP_K}`;
-  }
-  const software = model.engine.gpu.isSoftware;
-  if (sampling && software && laneIterations(model, 1, sampling).draw > LOOP_BUDGET) {
-    return `top-k ${topK} over ${model.config.vocab} tokens loops past llvmpipe's budget`;
-  }
+  const sampler = sampling && gpuSamplerBlocker(model, sampling);
+  if (sampler) return sampler;
   const limits = model.engine.gpu.limits;
   if (limits.maxStorageBuffersPerShaderStage < LAYER_BUFFERS) {
     return `the adapter binds ${limits.maxStorageBuffersPerShaderStage} storage buffers per ` +
@@ -407,7 +421,7 @@ export class FusedDecoder {
   private readonly e: Engine;
   private readonly x: Tensor;
   private readonly work: Tensor;
-  private readonly ids: Tensor;
+  private readonly ids: DecodedIds;
   private readonly layout: WorkLayout;
   private readonly constants: Record<string, number>;
   private readonly packed: Packed | null;
@@ -424,9 +438,6 @@ export class FusedDecoder {
     const blocker = fusedDecodeBlocker(model, sampling);
     if (blocker) throw new Error(`fused decoding: ${blocker}`);
     if (cache.batch !== 1) throw new RangeError("fused decoding: the cache must hold 1 sequence");
-    if (!(Number.isInteger(capacity) && capacity >= 1)) {
-      throw new RangeError(`fused decoding: capacity ${capacity} is not a positive integer`);
-    }
     this.e = model.engine;
     const loops = laneIterations(model, cache.maxLen, sampling);
     if (plan.schedule === "tokens") {
@@ -446,10 +457,10 @@ export class FusedDecoder {
       Math.min(TOKENS_PER_DISPATCH, Math.floor(LOOP_BUDGET / loops.token)),
     );
     this.layout = workLayout(model, cache.maxLen);
+    this.ids = new DecodedIds(this.e, capacity, "fused decoding");
     this.x = this.e.zeros([model.config.dim], "f32", "decode residual");
     this.work = this.e.zeros([this.layout.size], "f32", "decode work");
-    this.ids = this.e.zeros([capacity], "u32", "decoded ids");
-    this.e.keep(this.x, this.work, this.ids);
+    this.e.keep(this.x, this.work);
     this.constants = { LANE_ROWS: plan.laneRows ? 1 : 0 };
     this.packed = plan.schedule === "tokens" ? pack(model, cache, this.layout.stride) : null;
   }
@@ -460,7 +471,7 @@ export class FusedDecoder {
     if (logits.size !== vocab) {
       throw new RangeError(`fused decoding: logits of ${logits.size} values, vocabulary ${vocab}`);
     }
-    this.checkIndex(index, 1);
+    this.ids.check(index, 1);
     this.e.gpu.copy(logits.storage, 0, this.work.storage, this.layout.logits * 4, vocab * 4);
     this.dispatchSample("sample", index, 0, [1]);
   }
@@ -484,7 +495,7 @@ export class FusedDecoder {
         `fused decoding: ${count} more positions do not fit the cache (${at} of ${this.cache.maxLen})`,
       );
     }
-    this.checkIndex(from, count);
+    this.ids.check(from, count);
     if (this.packed) {
       const n = this.tokensPerDispatch;
       for (let i = 0; i < count; i += n) {
@@ -494,14 +505,6 @@ export class FusedDecoder {
       for (let i = 0; i < count; i++) this.stepLayers(from + i, at + i);
     }
     this.cache.length = at + count;
-  }
-
-  private checkIndex(from: number, count: number): void {
-    if (!(Number.isInteger(from) && from >= 0 && from + count <= this.capacity)) {
-      throw new RangeError(
-        `fused decoding: tokens [${from}, ${from + count}) are past the ${this.capacity} ids`,
-      );
-    }
   }
 
   private stepLayers(index: number, at: number): void {
@@ -519,12 +522,8 @@ export class FusedDecoder {
   }
 
   /** Ids [from, from + count) sampled so far; submits the recorded steps. */
-  async readIds(from: number, count: number): Promise<number[]> {
-    if (!(from >= 0 && count >= 1 && from + count <= this.capacity)) {
-      throw new RangeError(`fused decoding: ids [${from}, ${from + count}) of ${this.capacity}`);
-    }
-    const bytes = await this.e.gpu.read(this.ids.storage, from * 4, count * 4);
-    return [...new Uint32Array(bytes)];
+  readIds(from: number, count: number): Promise<number[]> {
+    return this.ids.read(from, count);
   }
 
   dispose(): void {
@@ -637,7 +636,7 @@ export class FusedDecoder {
         rot: this.model.rotary.storage,
         wts: packed.weights.storage,
         kv: packed.caches.storage,
-        ids: this.ids.storage,
+        ids: this.ids.tensor.storage,
       },
       workgroups: [1],
     });
@@ -656,7 +655,7 @@ export class FusedDecoder {
         nf: m.norm.weight.storage,
         head_w: m.head.storage,
         embed: m.embed.storage,
-        ids: this.ids.storage,
+        ids: this.ids.tensor.storage,
       }, SAMPLE_USES[entry]),
       workgroups: groups,
     });

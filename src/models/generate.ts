@@ -1,16 +1,18 @@
 /**
  * Text generation with a kv cache: one prefill of the prompt, then one cached step per token.
  *
- * Two paths give the same greedy ids. The fused path (src/models/decode.ts) decodes on the GPU,
- * sampling there with Philox draws of (seed, token index), and reads back only ids, `readEvery`
- * tokens at a time. The layer-by-layer path runs the model's own layers (Linear input transforms
- * of pruning included), reads every token's logits and samples on the host with seededRandom(seed).
- * "auto" takes the fused path unless fusedDecodeBlocker names a reason not to.
+ * Two paths draw the same way: token i with the Philox uniform of (seed, i), on the GPU, reading
+ * back only ids, `readEvery` tokens at a time. The fused path (src/models/decode.ts) runs a few
+ * kernels per token; the layer-by-layer path runs the model's own layers (Linear input transforms
+ * of pruning included) and samples with the fused path's sampler (src/models/gpu_sampler.ts), or
+ * on the host where that sampler cannot. "auto" takes the fused path unless fusedDecodeBlocker
+ * names a reason not to.
  */
-import { seededRandom } from "../tensor/random.ts";
+import { randomUniform } from "../tensor/random.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { KvCache, Llama } from "./llama.ts";
-import { fusedDecodeBlocker, FusedDecoder } from "./decode.ts";
+import { fusedDecodeBlocker, FusedDecoder, gpuSamplerBlocker, SAMPLE_STREAM } from "./decode.ts";
+import { GpuSampler } from "./gpu_sampler.ts";
 import { sampleToken, type SamplingOptions } from "./sampling.ts";
 
 export type DecodePath = "fused" | "layers";
@@ -24,7 +26,7 @@ export interface GenerateOptions extends SamplingOptions {
   stopAt?: number;
   /** "auto" (the default): fused unless the model or the options rule it out. */
   decode?: DecodePath | "auto";
-  /** Fused path: tokens decoded on the GPU between readbacks (default 64). */
+  /** Tokens decoded on the GPU between readbacks (default 64). */
   readEvery?: number;
 }
 
@@ -128,43 +130,31 @@ function accept(
   return ids.length >= limit ? "limit" : null;
 }
 
-async function decodeLayers(
-  model: Llama,
-  cache: KvCache,
-  first: Tensor,
-  opts: GenerateOptions,
-): Promise<Decoded> {
-  const e = model.engine;
-  const random = seededRandom(opts.seed);
-  const { limit, byContext } = tokenLimit(cache, opts.maxTokens);
-  const ids: number[] = [];
-  let firstAt = 0;
-  let logits = first;
-  while (true) {
-    const next = sampleToken(await logits.readF32(), opts, random);
-    logits.dispose();
-    if (!ids.length) firstAt = performance.now();
-    const end = accept(ids, next, opts, limit);
-    if (end === "stop_token") return { ids, stop: end, firstAt };
-    if (end === "limit") return { ids, stop: byContext ? "context" : "max_tokens", firstAt };
-    logits = model.step(e.tensor([next], [1, 1], "i32"), cache);
-  }
+/**
+ * A decoder that records tokens on the GPU and reads back only ids: `start` samples token 0 from
+ * the prefill's logits, `record(from, count)` decodes tokens [from, from + count).
+ */
+interface GpuDecoding {
+  start(first: Tensor): void;
+  record(from: number, count: number): void;
+  readIds(from: number, count: number): Promise<number[]>;
+  dispose(): void;
 }
 
-async function decodeFused(
-  model: Llama,
-  cache: KvCache,
+/** Records `readEvery` tokens at a time and reads their ids back, until a stop. */
+async function decodeOnGpu(
+  decoder: GpuDecoding,
   first: Tensor,
+  limit: number,
+  byContext: boolean,
   opts: GenerateOptions,
 ): Promise<Decoded> {
   const readEvery = opts.readEvery ?? DEFAULT_READ_EVERY;
   if (!(Number.isInteger(readEvery) && readEvery >= 1)) {
     throw new RangeError(`generate: readEvery must be a positive integer, got ${readEvery}`);
   }
-  const { limit, byContext } = tokenLimit(cache, opts.maxTokens);
-  const decoder = new FusedDecoder(model, cache, limit, opts);
   try {
-    decoder.sampleFrom(first, 0);
+    decoder.start(first);
     first.dispose();
     const ids: number[] = [];
     const [token] = await decoder.readIds(0, 1);
@@ -173,7 +163,7 @@ async function decodeFused(
     while (!end) {
       const from = ids.length;
       const count = Math.min(readEvery, limit - from);
-      decoder.decode(from, count);
+      decoder.record(from, count);
       for (const id of await decoder.readIds(from, count)) {
         end = accept(ids, id, opts, limit);
         if (end) break;
@@ -183,5 +173,92 @@ async function decodeFused(
     return { ids, stop, firstAt };
   } finally {
     decoder.dispose();
+  }
+}
+
+function decodeFused(
+  model: Llama,
+  cache: KvCache,
+  first: Tensor,
+  opts: GenerateOptions,
+): Promise<Decoded> {
+  const { limit, byContext } = tokenLimit(cache, opts.maxTokens);
+  const fused = new FusedDecoder(model, cache, limit, opts);
+  return decodeOnGpu(
+    {
+      start: (logits) => fused.sampleFrom(logits, 0),
+      record: (from, count) => fused.decode(from, count),
+      readIds: (from, count) => fused.readIds(from, count),
+      dispose: () => fused.dispose(),
+    },
+    first,
+    limit,
+    byContext,
+    opts,
+  );
+}
+
+/**
+ * The model's own layers, one step per token; the GPU sampler draws each token and feeds it to
+ * the next step without a readback, unless it cannot (then every token's logits are read and
+ * sampled on the host with the same Philox uniforms).
+ */
+function decodeLayers(
+  model: Llama,
+  cache: KvCache,
+  first: Tensor,
+  opts: GenerateOptions,
+): Promise<Decoded> {
+  if (gpuSamplerBlocker(model, opts)) return decodeLayersOnHost(model, cache, first, opts);
+  const { limit, byContext } = tokenLimit(cache, opts.maxTokens);
+  const sampler = new GpuSampler(model, limit, opts);
+  let token: Tensor | null = null;
+  const next = (logits: Tensor, index: number) => {
+    token?.dispose();
+    token = sampler.sample(logits, index);
+    logits.dispose();
+  };
+  return decodeOnGpu(
+    {
+      start: (logits) => next(logits, 0),
+      record: (from, count) => {
+        for (let i = 0; i < count; i++) next(model.step(token!, cache), from + i);
+      },
+      readIds: (from, count) => sampler.readIds(from, count),
+      dispose: () => {
+        token?.dispose();
+        sampler.dispose();
+      },
+    },
+    first,
+    limit,
+    byContext,
+    opts,
+  );
+}
+
+async function decodeLayersOnHost(
+  model: Llama,
+  cache: KvCache,
+  first: Tensor,
+  opts: GenerateOptions,
+): Promise<Decoded> {
+  const e = model.engine;
+  const { limit, byContext } = tokenLimit(cache, opts.maxTokens);
+  const ids: number[] = [];
+  let firstAt = 0;
+  let logits = first;
+  while (true) {
+    const index = ids.length;
+    const draw = () => randomUniform(opts.seed, SAMPLE_STREAM, index);
+    const next = sampleToken(await logits.readF32(), opts, draw);
+    logits.dispose();
+    if (!ids.length) firstAt = performance.now();
+    const end = accept(ids, next, opts, limit);
+    if (end === "stop_token") return { ids, stop: end, firstAt };
+    if (end === "limit") return { ids, stop: byContext ? "context" : "max_tokens", firstAt };
+    const input = e.tensor([next], [1, 1], "i32");
+    logits = model.step(input, cache);
+    input.dispose();
   }
 }

@@ -15,6 +15,7 @@ import {
   defaultDecodePlan,
   fusedDecodeBlocker,
   FusedDecoder,
+  gpuSamplerBlocker,
   laneIterations,
   LOOP_BUDGET,
   SAMPLE_STREAM,
@@ -284,3 +285,31 @@ gpuTest("the one-workgroup schedules stay within llvmpipe's loop budget", async 
   small.dispose();
   wide.dispose();
 });
+
+gpuTest(
+  "the layer path draws on the GPU as the fused path does, or on the host past its top-k",
+  async (e) => {
+    const { model } = randomModel(e, AWKWARD, 11);
+    const opts = { maxTokens: 25, temperature: 0.9, topK: 0, seed: 21 };
+    const fused = await generate(model, [4, 9], opts);
+    const layers = await generate(model, [4, 9], { ...opts, decode: "layers", readEvery: 6 });
+    assert.deepEqual([fused.path, layers.path], ["fused", "layers"]);
+    assert.deepEqual(layers.ids, fused.ids);
+    assert.ok(new Set(layers.ids).size > 2, "a temperature draw varies");
+    model.dispose();
+    // Top-k 300 of 400 tokens is past the GPU sampler: the host draws, with the same uniforms.
+    const wide = randomModel(e, { ...AWKWARD, vocab: 400, layers: 1 }, 12).model;
+    const s = { temperature: 1, topK: 300, seed: 5 };
+    assert.match(gpuSamplerBlocker(wide, s)!, /top-k 300 is above/);
+    const host = await generate(wide, [3], { ...s, maxTokens: 12 });
+    assert.equal(host.path, "layers");
+    assert.deepEqual((await generate(wide, [3], { ...s, maxTokens: 12 })).ids, host.ids);
+    const cache = wide.newCache(1, 2);
+    const logits = wide.prefill(e.tensor([3], [1, 1], "i32"), cache);
+    const first = sampleToken(await logits.readF32(), s, () => randomUniform(5, SAMPLE_STREAM, 0));
+    assert.equal(host.ids[0], first);
+    logits.dispose();
+    cache.dispose();
+    wide.dispose();
+  },
+);

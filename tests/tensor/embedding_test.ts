@@ -9,7 +9,8 @@ import {
 import { add } from "../../src/tensor/ops/mod.ts";
 import { ShapeError } from "../../src/tensor/tensor.ts";
 import { checkOp, EXACT, gpuTest, randomArray, randomInts } from "../support/check.ts";
-import { withBindingLimit } from "../support/small_bindings.ts";
+import { smallBindingTest, withBindingLimit } from "../support/small_bindings.ts";
+import type { Engine } from "../../src/tensor/engine.ts";
 
 function lookupRef(table: Float64Array, ids: ArrayLike<number>, cols: number): Float64Array {
   const out = new Float64Array(ids.length * cols);
@@ -155,12 +156,46 @@ gpuTest(
   },
 );
 
-gpuTest("embedding refuses wrong dtypes, ranks and ids without a host copy", (e) => {
-  const table = e.tensor(new Float32Array(6), [3, 2]);
-  assert.throws(() => embedding(table, e.tensor(new Float32Array([0]), [1])), ShapeError);
-  assert.throws(
-    () => embedding(e.tensor(new Float32Array(6), [6]), e.tensor(new Int32Array([0]), [1])),
-    ShapeError,
-  );
-  assert.throws(() => embedding(table, e.empty([2], "i32")), /no host copy/);
-});
+gpuTest(
+  "embedding refuses wrong dtypes, ranks and, for a gradient, ids without a host copy",
+  (e) => {
+    const table = e.tensor(new Float32Array(6), [3, 2]);
+    assert.throws(() => embedding(table, e.tensor(new Float32Array([0]), [1])), ShapeError);
+    assert.throws(
+      () => embedding(e.tensor(new Float32Array(6), [6]), e.tensor(new Int32Array([0]), [1])),
+      ShapeError,
+    );
+    table.requiresGrad = true;
+    e.startTape();
+    try {
+      assert.throws(() => embedding(table, e.empty([2], "i32")), /no host copy/);
+    } finally {
+      e.tape = null;
+    }
+  },
+);
+
+/** Ids [n] with no host copy: written into a GPU buffer by a copy, as a GPU sampler does. */
+function gpuOnlyIds(e: Engine, ids: Int32Array) {
+  const source = e.tensor(ids, [ids.length], "i32");
+  const onGpu = e.empty([ids.length], "i32", "GPU-only ids");
+  e.gpu.copy(source.storage, 0, onGpu.storage, 0, ids.length * 4);
+  source.dispose();
+  return onGpu;
+}
+
+smallBindingTest(
+  "embedding of GPU-only ids over several table windows; outside ids give 0",
+  async (e) => {
+    const [rows, cols] = [300, 70]; // 84,000 bytes: two windows of a 65,536-byte binding
+    const data = randomArray(rows * cols, 5);
+    const table = e.tensor(data, [rows, cols]);
+    const ids = Int32Array.from([0, 299, 233, 234, 1, 150, -1, 300]);
+    const got = await embedding(table, gpuOnlyIds(e, ids)).read();
+    const want = new Float32Array(ids.length * cols);
+    ids.forEach((id, p) => {
+      if (id >= 0 && id < rows) want.set(data.subarray(id * cols, (id + 1) * cols), p * cols);
+    });
+    assert.deepEqual(got, want);
+  },
+);

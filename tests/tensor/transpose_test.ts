@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { transpose } from "../../src/tensor/ops/transpose.ts";
+import { transpose, type TransposeVariant } from "../../src/tensor/ops/transpose.ts";
 import "../../src/tensor/ops/mod.ts";
 import { ShapeError } from "../../src/tensor/tensor.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
@@ -17,29 +17,40 @@ function transposeRef(x: ArrayLike<number>, rows: number, cols: number): Float64
 /** Awkward shapes: single rows and columns, sizes around the 16 × 16 tile, long thin matrices. */
 const SHAPES: [number, number][] = [[1, 1], [1, 7], [9, 1], [15, 17], [16, 16], [33, 5], [3, 130]];
 
+const VARIANTS: TransposeVariant[] = ["tiled", "direct"];
+
 for (const [rows, cols] of SHAPES) {
-  gpuTest(`transpose [${rows}, ${cols}] forward and backward`, async (e) => {
-    await checkOp(e, {
-      name: `transpose ${rows}×${cols}`,
-      inputs: [{
-        data: randomArray(rows * cols, rows * 31 + cols),
-        shape: [rows, cols],
-        grad: true,
-      }],
-      ref: ([x]) => transposeRef(x, rows, cols),
-      gpu: ([x]) => transpose(x),
-      ...EXACT,
+  for (const variant of VARIANTS) {
+    gpuTest(`transpose ${variant} [${rows}, ${cols}] forward and backward`, async (e) => {
+      await checkOp(e, {
+        name: `transpose ${rows}×${cols}`,
+        inputs: [{
+          data: randomArray(rows * cols, rows * 31 + cols),
+          shape: [rows, cols],
+          grad: true,
+        }],
+        ref: ([x]) => transposeRef(x, rows, cols),
+        gpu: ([x]) => transpose(x, variant),
+        ...EXACT,
+      });
     });
-  });
+  }
 }
 
-async function checkExact(e: Engine, rows: number, cols: number): Promise<void> {
+async function checkExact(
+  e: Engine,
+  rows: number,
+  cols: number,
+  variants = VARIANTS,
+): Promise<void> {
   const data = randomArray(rows * cols, rows + cols);
-  await e.tidyAsync(async () => {
-    const y = transpose(e.tensor(data, [rows, cols]));
-    assert.deepEqual(y.shape, [cols, rows]);
-    assertClose(await y.read(), transposeRef(data, rows, cols), "transpose", 0, 0);
-  });
+  for (const variant of variants) {
+    await e.tidyAsync(async () => {
+      const y = transpose(e.tensor(data, [rows, cols]), variant);
+      assert.deepEqual(y.shape, [cols, rows]);
+      assertClose(await y.read(), transposeRef(data, rows, cols), `transpose ${variant}`, 0, 0);
+    });
+  }
 }
 
 // Both x and xᵀ span several binding windows, in either direction and with ragged last windows.
@@ -53,12 +64,13 @@ for (const [rows, cols] of [[300, 70], [70, 301], [1000, 17]] as const) {
   );
 }
 
-gpuTest("transpose splits a block wider than the workgroups of one dispatch", async (e) => {
+// The tiled grid is a workgroup per 16 × 16 tile in each dimension; the direct one folds its count.
+gpuTest("tiled transpose splits a block wider than the workgroups of one dispatch", async (e) => {
   const limits = e.gpu.limits;
   const saved = limits.maxComputeWorkgroupsPerDimension;
   limits.maxComputeWorkgroupsPerDimension = 2;
   try {
-    await checkExact(e, 70, 45);
+    await checkExact(e, 70, 45, ["tiled"]);
   } finally {
     limits.maxComputeWorkgroupsPerDimension = saved;
   }

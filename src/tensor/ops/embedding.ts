@@ -37,7 +37,12 @@ const SCATTER_KERNEL = declareKernel({
   buffers: ["targets", "src", "dst"],
 });
 
-/** table f32 [rows, cols], ids i32 [...] made with engine.tensor (host copy) → f32 [..., cols]. */
+/**
+ * table f32 [rows, cols], ids i32 [...] → f32 [..., cols]. Ids made with engine.tensor (a host
+ * copy) are range-checked and have a backward, which sorts them on the host. Ids that exist only
+ * on the GPU (a token sampled there) are for inference: nothing checks them (an id outside the
+ * table gives a row of zeros) and a tape that needs the table's gradient refuses them.
+ */
 export function embedding(table: Tensor, ids: Tensor): Tensor {
   assertDType("embedding table", table, "f32");
   assertDType("embedding ids", ids, "i32");
@@ -48,18 +53,22 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
     );
   }
   const host = ids.host as Int32Array | null;
-  if (!host) {
+  const e = table.engine;
+  if (!host && e.tape && table.requiresGrad) {
     throw new Error(
       "embedding: ids have no host copy; create them with engine.tensor so that the backward " +
         "can sort them on the host",
     );
   }
   const [tableRows, cols] = table.shape;
-  const e = table.engine;
   const tableWindows = rowWindows(e, tableRows, cols * 4);
-  const hit = windowsHit(host, ids.shape, tableRows, tableWindows);
-  const out = e.empty([...ids.shape, cols], "f32", "embedding");
-  const outWindows = rowWindows(e, host.length, cols * 4);
+  const hit = host
+    ? windowsHit(host, ids.shape, tableRows, tableWindows)
+    : new Uint8Array(tableWindows.length).fill(1);
+  const out = host
+    ? e.empty([...ids.shape, cols], "f32", "embedding")
+    : e.zeros([...ids.shape, cols], "f32", "embedding");
+  const outWindows = rowWindows(e, ids.size, cols * 4);
   tableWindows.forEach((tw, k) => {
     if (!hit[k]) return;
     for (const ow of outWindows) {
@@ -74,7 +83,7 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
     op: "embedding",
     inputs: [table, ids],
     output: out,
-    backward: (dy) => [embeddingBackward(dy, host, cols), null],
+    backward: (dy) => [embeddingBackward(dy, host!, cols), null],
   });
 }
 
