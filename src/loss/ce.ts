@@ -7,6 +7,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { ShapeError, shapeString } from "../tensor/tensor.ts";
 import { assertDType, declareKernel, groupsFor, rowWindows } from "../tensor/kernel.ts";
 import { VariantChoice } from "../tensor/variants.ts";
+import { chunkRowsFor, columnChunkGrid } from "../tensor/ops/windowed.ts";
 
 const CROSS_ENTROPY_KERNEL = declareKernel({
   name: "cross entropy",
@@ -18,8 +19,9 @@ const CROSS_ENTROPY_KERNEL = declareKernel({
     row0: "u32",
     first_valid: "u32",
     valid: "u32",
+    chunk_rows: "u32",
   },
-  buffers: ["logits", "targets", "lse", "loss", "dloss", "dlogits"],
+  buffers: ["logits", "targets", "lse", "loss", "dloss", "dlogits", "logits4", "dlogits4"],
 });
 
 /**
@@ -33,7 +35,10 @@ export const CROSS_ENTROPY_CHOICE = new VariantChoice(
   [{ name: "workgroup per row" }, { name: "invocation per row" }],
   { software: "invocation per row", gpu: "workgroup per row" },
 );
-/** Columns one invocation may walk (two passes: max, then the sum) within llvmpipe's budget. */
+/**
+ * Loop trips over a row (columns, or vec4s of them) one invocation may walk twice (the max, then
+ * the sum) within llvmpipe's budget.
+ */
 const ROW_LOOP_COLS = 8192;
 const ROWS_PER_GROUP = 64;
 
@@ -80,6 +85,7 @@ export function crossEntropyRows(
     throw new RangeError(`crossEntropy: firstValidCol ${first} is outside [0, ${valid})`);
   }
   checkTargets(targets, first, valid, ignore);
+  const e = logits.engine;
   const uniform = (w: { rows: number; row: number }) => ({
     rows: w.rows,
     cols,
@@ -87,20 +93,24 @@ export function crossEntropyRows(
     row0: w.row,
     first_valid: first,
     valid,
+    chunk_rows: chunkRowsFor(e, w.rows),
   });
-  const e = logits.engine;
   const lse = e.empty([rows], "f32", "ce lse");
   const loss = e.empty([rows], "f32", "ce loss");
   const windows = rowWindows(e, rows, cols * 4);
-  const perRow = valid - first <= ROW_LOOP_COLS &&
+  // Rows of whole vec4s (a stride rounded up for vec4 matmuls): the forward per row and the
+  // backward read four logits at a time.
+  const vec4 = cols % 4 === 0;
+  const perRow = (valid - first) / (vec4 ? 4 : 1) <= ROW_LOOP_COLS &&
     CROSS_ENTROPY_CHOICE.of(e).name === "invocation per row";
   for (const w of windows) {
+    const window = { alloc: logits.storage, offset: w.offset, size: w.size };
     CROSS_ENTROPY_KERNEL.dispatch(e.gpu, {
       label: "cross entropy forward",
-      entry: perRow ? "forward_rows" : "forward",
+      entry: perRow ? (vec4 ? "forward_rows4" : "forward_rows") : "forward",
       params: uniform(w),
       buffers: {
-        logits: { alloc: logits.storage, offset: w.offset, size: w.size },
+        ...(perRow && vec4 ? { logits4: window } : { logits: window }),
         targets: targets.storage,
         lse: lse.storage,
         loss: loss.storage,
@@ -115,18 +125,20 @@ export function crossEntropyRows(
     backward: (dloss) => {
       const dlogits = e.empty(logits.shape, "f32", "ce dlogits");
       for (const w of windows) {
+        const chunkRows = chunkRowsFor(e, w.rows);
+        const lw = { alloc: logits.storage, offset: w.offset, size: w.size };
+        const dw = { alloc: dlogits.storage, offset: w.offset, size: w.size };
         CROSS_ENTROPY_KERNEL.dispatch(e.gpu, {
           label: "cross entropy backward",
-          entry: "backward",
+          entry: vec4 ? "backward_columns4" : "backward_columns",
           params: uniform(w),
           buffers: {
-            logits: { alloc: logits.storage, offset: w.offset, size: w.size },
+            ...(vec4 ? { logits4: lw, dlogits4: dw } : { logits: lw, dlogits: dw }),
             targets: targets.storage,
             lse: lse.storage,
             dloss: dloss.storage,
-            dlogits: { alloc: dlogits.storage, offset: w.offset, size: w.size },
           },
-          workgroups: groupsFor(e, w.rows * cols),
+          workgroups: columnChunkGrid(e, vec4 ? cols / 4 : cols, w.rows, chunkRows),
         });
       }
       return [dlogits];

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { CROSS_ENTROPY_CHOICE, crossEntropyRows } from "../../src/loss/ce.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import { checkOp, gpuTest, randomArray, randomInts } from "../support/check.ts";
+import { withBindingLimit } from "../support/small_bindings.ts";
 
 const FORWARDS = CROSS_ENTROPY_CHOICE.variants.map((v) => v.name);
 
@@ -138,3 +139,43 @@ gpuTest("cross entropy refuses a target outside the catalogue and mismatched sha
     /firstValidCol 2 is outside \[0, 2\)/,
   );
 });
+
+// Rows in several binding windows and several row chunks of the backward's grid, with ignored
+// rows: a vec4 width (20) and a scalar one (10), each over [1, valid) as a recommender's logits.
+for (const [cols, valid, bytes] of [[20, 19, 2560], [10, 9, 1280]]) {
+  gpuTest(`cross entropy 41x${cols} over binding windows of ${bytes} bytes`, async (e) => {
+    const rows = 41;
+    assert.ok(rows * cols * 4 > bytes);
+    const targets = randomInts(rows, cols, 1, valid);
+    targets[3] = targets[40] = -1;
+    const width = valid - 1;
+    const slice = (logits: Float64Array) => {
+      const out = new Float64Array(rows * width);
+      for (let r = 0; r < rows; r++) {
+        out.set(logits.subarray(r * cols + 1, r * cols + valid), r * width);
+      }
+      return out;
+    };
+    for (const forward of FORWARDS) {
+      await withForward(e, forward, () =>
+        withBindingLimit(e, bytes, () =>
+          checkOp(e, {
+            name: `crossEntropyRows windows, ${forward}`,
+            inputs: [{
+              data: randomArray(rows * cols, cols, -6, 6),
+              shape: [rows, cols],
+              grad: true,
+            }],
+            gpu: ([logits]) =>
+              crossEntropyRows(logits, e.tensor(targets, [rows]), {
+                firstValidCol: 1,
+                validCols: valid,
+              }),
+            ref: ([logits]) =>
+              ceRef(slice(logits), targets.map((t) => (t < 0 ? t : t - 1)), width, -1),
+            rtol: 1e-4,
+            atol: 1e-5,
+          })));
+    }
+  });
+}
