@@ -31,6 +31,7 @@ import {
   type WeightSpec,
 } from "../src/prune/weights.ts";
 import { PruneRecorder } from "../src/store/prune.ts";
+import { checkStoreUrl, storeLabel } from "../src/store/open.ts";
 import { newRunId, RunStore } from "../src/store/runs.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import "../src/tensor/ops/mod.ts";
@@ -69,6 +70,8 @@ Flags:
   --sequence-length N  their length in tokens, BOS included [default: 128]
   --seed N             their sampling seed [default: 1]
   --eval-users N       SASRec: users evaluated on validation and test (0: all) [default: 0]
+  --store URL          record it in a run store shared by many machines:
+                       postgres://USER@HOST:PORT/DB [default: <out>/runs.sqlite]
   --no-store           do not record the evaluation in the run store
   --json-out FILE      JSON of every row [default: <run folder>/prune.json]
   --csv-out FILE       CSV of every row [default: <run folder>/prune.csv]
@@ -165,6 +168,7 @@ const OPTIONS = {
   "sequence-length": { type: "string", default: "128" },
   seed: { type: "string", default: "1" },
   "eval-users": { type: "string", default: "0" },
+  store: { type: "string" },
   "no-store": { type: "boolean", default: false },
   "json-out": { type: "string" },
   "csv-out": { type: "string" },
@@ -195,6 +199,7 @@ export async function main(args: string[]): Promise<number> {
     console.error("error: --model is required (see deno task prune --help)");
     return 2;
   }
+  const storeUrl = values.store === undefined ? null : checkStoreUrl(values.store);
   if (values.checkpoint !== "best" && values.checkpoint !== "last") {
     console.error(`error: --checkpoint must be best or last, got ${values.checkpoint}`);
     return 2;
@@ -232,7 +237,7 @@ export async function main(args: string[]): Promise<number> {
     const dense = await b.score();
     const jsonOut = values["json-out"] ?? `${b.dir}/prune.json`;
     const csvOut = values["csv-out"] ?? `${b.dir}/prune.csv`;
-    const store = values["no-store"] ? null : await RunStore.open(b.storeDir);
+    const store = values["no-store"] ? null : await RunStore.open(b.storeDir, storeUrl);
     const recorder = store
       ? await PruneRecorder.start(store, {
         id: newRunId(),
@@ -338,7 +343,10 @@ export async function main(args: string[]): Promise<number> {
     console.log(`${b.label}; layers ${layers.join(",")}:`);
     console.log(tableOf(rows, b.metrics));
     console.log(`wrote ${jsonOut} and ${csvOut}`);
-    if (recorder) console.log(`recorded evaluation ${recorder.evaluation.id} in ${b.storeDir}`);
+    if (recorder) {
+      const where = storeLabel(b.storeDir, storeUrl);
+      console.log(`recorded evaluation ${recorder.evaluation.id} in ${where}`);
+    }
     await store?.close();
     b.dispose();
     return 0;

@@ -146,13 +146,16 @@ export async function finetuneBackbone<B>(
   const optimizer = new Adam(adaptation.trainable, { lr: c.lr, decoupled: true });
   const trainableParams = elementsOf(adaptation.trainable);
   const method = c.method === "gift-sw" && c.noNoise ? "gift-sw (no noise)" : c.method;
+  // The store's URL may hold a password: it is where the run goes, not part of it.
+  const { store: _store, ...recorded } = c;
   const session = await RunSession.open({
     out: c.out,
+    store: c.store,
     resume: null,
     name: c.name ?? `${b.id}-${c.prune}-${method.replace(/[ ()]+/g, "-").replace(/-$/, "")}`,
     dataset: b.dataset,
-    config: { ...c, task: "finetune" },
-    configFile: { ...c, task: "finetune", base: { run: b.id, out: b.out, ...b.base } },
+    config: { ...recorded, task: "finetune" },
+    configFile: { ...recorded, task: "finetune", base: { run: b.id, out: b.out, ...b.base } },
     logger,
   });
   let trainableBytes = 0;

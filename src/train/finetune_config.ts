@@ -1,6 +1,7 @@
 /** `deno task finetune`'s configuration: every flag, its default and help, and its checks. */
 import { FINETUNE_METHODS, type FinetuneMethod } from "../finetune/adapt.ts";
 import { SALIENT_SCORES, type SalientScore } from "../finetune/salient.ts";
+import { isPostgresUrl } from "../store/open.ts";
 import { ConfigError, flagOf, type FlagSpec, parseFlags } from "./flags.ts";
 
 export interface FinetuneConfig {
@@ -40,6 +41,8 @@ export interface FinetuneConfig {
   evalUsers: number;
   seed: number;
   out: string;
+  /** The run store: a postgres:// URL; null: `<out>/runs.sqlite`. */
+  store: string | null;
   name: string | null;
   json: boolean;
 }
@@ -70,6 +73,7 @@ export const FINETUNE_DEFAULTS: FinetuneConfig = {
   evalUsers: 0,
   seed: 0,
   out: "runs",
+  store: null,
   name: null,
   json: false,
 };
@@ -142,7 +146,13 @@ const FLAGS: Record<string, FlagSpec<keyof FinetuneConfig>> = {
     help: "SASRec: validation and test users per score, seeded sample (0: the run's)",
   },
   seed: { key: "seed", type: "number", help: "batch order, noise and LoRA initialisation" },
-  out: { key: "out", type: "string", help: "runs folder" },
+  out: { key: "out", type: "string", help: "runs folder (the base run is read from it)" },
+  store: {
+    key: "store",
+    type: "string",
+    help: "run store shared by many machines: postgres://USER@HOST:PORT/DB",
+    shown: "<out>/runs.sqlite",
+  },
   name: { key: "name", type: "string", help: "run name" },
   json: { key: "json", type: "boolean", help: "one JSON object per event" },
 };
@@ -188,6 +198,11 @@ export function validateFinetune(c: FinetuneConfig): FinetuneConfig {
   }
   if (c.method === "gift-sw" && c.calibTokens < 1) {
     throw new ConfigError("--calib-tokens must be ≥ 1: GIFT-SW chooses columns on them");
+  }
+  if (c.store !== null && !isPostgresUrl(c.store)) {
+    throw new ConfigError(
+      `--store must be postgres://USER@HOST:PORT/DB (without it: <out>/runs.sqlite), got "${c.store}"`,
+    );
   }
   return c;
 }
