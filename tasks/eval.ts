@@ -1,6 +1,7 @@
 /** `deno task eval`: evaluates a run's checkpoint on validation and test (full ranking). */
 import { parseArgs } from "node:util";
 import { DEFAULTS, type TrainConfig } from "../src/train/config.ts";
+import { runKindOf } from "../src/train/run_kind.ts";
 import { buildModel, prepareData } from "../src/train/recommender.ts";
 import { loadCheckpoint } from "../src/train/checkpoint.ts";
 import { evaluateRanking } from "../src/train/evaluate.ts";
@@ -49,6 +50,14 @@ async function main(args: string[]): Promise<number> {
   }
   const dir = `${values.out}/${values.run}`;
   const saved = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+  const kind = runKindOf(saved);
+  if (kind !== "sasrec") {
+    console.error(
+      `error: run ${values.run} is a run of task ${kind}; deno task eval scores recommender runs ` +
+        "(lm:eval language-model runs, ssl:eval event-sequence runs)",
+    );
+    return 2;
+  }
   const config: TrainConfig = { ...DEFAULTS, ...saved, out: values.out };
   if (values["keep-seen"] !== undefined) config.keepSeen = values["keep-seen"];
   if (values["eval-users"] !== undefined) config.evalUsers = Number(values["eval-users"]);

@@ -11,6 +11,7 @@ import { finetuneLm, type FinetuneResult, runLocation } from "../src/train/finet
 import { finetuneSasrec } from "../src/train/finetune_sasrec.ts";
 import { readRunConfig } from "../src/train/sasrec_run.ts";
 import { Logger } from "../src/train/log.ts";
+import { runKindOf } from "../src/train/run_kind.ts";
 import { stopOnSignals } from "../src/train/session.ts";
 import { Engine } from "../src/tensor/engine.ts";
 import "../src/tensor/ops/mod.ts";
@@ -45,10 +46,14 @@ export async function main(args: string[]): Promise<number> {
     const [out, id] = runLocation(config.model!, config.out);
     const saved = await readRunConfig(`${out}/${id}`);
     if (!saved) throw new Error(`--model ${config.model}: no config.json in ${out}/${id}`);
-    if (saved.task === "finetune") {
+    const kind = runKindOf(saved);
+    if (kind === "finetune") {
       throw new Error(`--model ${config.model}: a fine-tuning run; give the run it started from`);
     }
-    const sasrec = saved.task !== "lm";
+    if (kind === "ssl") {
+      throw new Error(`--model ${config.model}: an event-sequence run; give an LM or SASRec run`);
+    }
+    const sasrec = kind === "sasrec";
     const r = sasrec
       ? await finetuneSasrec(engine, config, saved, { logger, signal: stop.signal })
       : await finetuneLm(engine, config, { logger, signal: stop.signal });

@@ -17,6 +17,7 @@ import type { LayerRole } from "../src/prune/activation.ts";
 import type { Engine } from "../src/tensor/engine.ts";
 import { reshape } from "../src/tensor/ops/shape.ts";
 import { evaluateText, loadLmRun, loadModelPath, prepareText } from "../src/train/lm.ts";
+import { runKindOf } from "../src/train/run_kind.ts";
 import { openSasrecRun, readRunConfig } from "../src/train/sasrec_run.ts";
 
 export interface Backbone {
@@ -67,9 +68,13 @@ export async function openBackbone(
     ? [path.slice(0, path.lastIndexOf("/")), path.slice(path.lastIndexOf("/") + 1)]
     : [o.out, path];
   const saved = path.endsWith(".bin") ? null : await readRunConfig(`${out}/${id}`);
-  if (saved?.task === "lm") return await lmRun(e, out, id, o);
-  if (saved) return await sasrecRun(e, out, id, saved, o);
-  return await modelFile(e, path, o);
+  if (!saved) return await modelFile(e, path, o);
+  const kind = runKindOf(saved);
+  if (kind === "lm") return await lmRun(e, out, id, o);
+  if (kind === "sasrec") return await sasrecRun(e, out, id, saved, o);
+  throw new Error(
+    `--model ${model} is a run of task ${kind}; prune takes a language-model or SASRec run`,
+  );
 }
 
 async function lmRun(e: Engine, out: string, id: string, o: BackboneOptions): Promise<Backbone> {

@@ -15,15 +15,16 @@ import {
 import type { RunRecord } from "../store/read.ts";
 import { DEFAULTS, type TrainConfig } from "../train/config.ts";
 import { prepareData } from "../train/recommender.ts";
+import { runKindOf } from "../train/run_kind.ts";
 import { readSafetensors } from "../train/safetensors.ts";
 
 /** SASRec's item table in its checkpoints (src/models/sasrec.ts). */
 export const ITEM_TABLE = "item_embedding";
 export const POPULARITY = "popularity (training interactions)";
 
-/** A recommender run's config (the LM's has layers and a tokenizer, no catalogue or blocks). */
+/** A recommender (SASRec) run, by the task its config records. */
 export function isSasRecRun(run: Pick<RunRecord, "config">): boolean {
-  return typeof run.config.catalog === "string" && typeof run.config.blocks === "number";
+  return runKindOf(run.config) === "sasrec";
 }
 
 /** The checkpoint its items come from: the best weights, else the last ones; null when neither. */

@@ -369,7 +369,7 @@ export async function train(
   }
   const { dataset, split } = data;
   // The store's URL is recorded without its password.
-  const recorded = { ...c, store: c.store === null ? null : redactUrl(c.store) };
+  const recorded = { ...c, store: c.store === null ? null : redactUrl(c.store), task: "sasrec" };
   const session = await RunSession.open({
     out: c.out,
     store: c.store,

@@ -98,6 +98,8 @@ gpuTest("SASRec run: NDCG@10 and HR@10 on validation and test, in the store", as
   };
   const quiet = new Logger({ json: true, write: () => {}, progress: false });
   const r = await train(e, config, await prepareData(config), { logger: quiet });
+  const written = JSON.parse(await Deno.readTextFile(`${dir}/runs/${r.runId}/config.json`));
+  assert.equal(written.task, "sasrec", "the run records its kind");
   const code = await quietly([
     "--model",
     r.runId,
