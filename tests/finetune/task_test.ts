@@ -11,32 +11,16 @@ import {
   parseFinetuneArgs,
 } from "../../src/train/finetune_config.ts";
 import { prepareText, trainLm } from "../../src/train/lm.ts";
-import { LM_DEFAULTS, type LmConfig } from "../../src/train/lm_config.ts";
 import { Logger } from "../../src/train/log.ts";
 import { gpuTest } from "../support/check.ts";
+import { tinyLmConfig } from "../support/tiny_data.ts";
 
 const quiet = new Logger({ json: true, write: () => {}, progress: false });
 
 gpuTest("finetune: every method after weight and activation 8:16 pruning", async (e) => {
   const dir = await Deno.makeTempDir();
-  const data = `${dir}/text.txt`;
-  await Deno.writeTextFile(data, "the cat sat on the mat. ".repeat(60));
   // hidden 24: 8:16 groups the width-16 projections but not down_proj's input, which is skipped.
-  const c: LmConfig = {
-    ...LM_DEFAULTS,
-    data,
-    out: `${dir}/runs`,
-    dim: 16,
-    layers: 1,
-    heads: 2,
-    kvHeads: 1,
-    hidden: 24,
-    seqLen: 16,
-    batchSize: 4,
-    stepsPerEpoch: 10,
-    epochs: 1,
-    evalTokens: 0,
-  };
+  const c = await tinyLmConfig(dir);
   const base = await trainLm(e, c, await prepareText(c), { logger: quiet });
   const params: Record<string, number> = {};
   // Each method after each pruning; GIFT-SW once more with the general score, the α grid and

@@ -6,14 +6,12 @@ import assert from "node:assert/strict";
 import { finetuneLm } from "../../src/train/finetune.ts";
 import { FINETUNE_DEFAULTS, parseFinetuneArgs } from "../../src/train/finetune_config.ts";
 import { prepareText, trainLm } from "../../src/train/lm.ts";
-import { LM_DEFAULTS, type LmConfig } from "../../src/train/lm_config.ts";
 import { Logger } from "../../src/train/log.ts";
 import { StoreReader } from "../../src/store/read.ts";
 import { RunStore } from "../../src/store/runs.ts";
-import { Engine } from "../../src/tensor/engine.ts";
-import "../../src/tensor/ops/mod.ts";
 import { main } from "../../tasks/prune.ts";
-import { postgresMissing, startPostgres } from "../support/postgres_server.ts";
+import { postgresTest } from "../support/postgres_server.ts";
+import { tinyLmConfig } from "../support/tiny_data.ts";
 
 const quiet = new Logger({ json: true, write: () => {}, progress: false });
 
@@ -30,80 +28,51 @@ Deno.test("prune and finetune --store take a postgres:// URL and refuse anything
   );
 });
 
-Deno.test({
-  name: "a pruning evaluation and a fine-tuned run record into a PostgreSQL store",
-  ignore: postgresMissing !== null,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const server = await startPostgres();
-    const dir = await Deno.makeTempDir();
-    const e = await Engine.create();
+postgresTest(
+  "a pruning evaluation and a fine-tuned run record into a PostgreSQL store",
+  async ({ e, dir, store }) => {
+    const c = await tinyLmConfig(dir, { hidden: 16, stepsPerEpoch: 5 });
+    const base = await trainLm(e, c, await prepareText(c), { logger: quiet });
+    const model = `${dir}/runs/${base.runId}`;
+    const log = console.log;
+    console.log = () => {};
+    let code: number;
     try {
-      const store = (await server.createStore()).replace("postgres@", "postgres:secret@");
-      const data = `${dir}/text.txt`;
-      await Deno.writeTextFile(data, "the cat sat on the mat. ".repeat(40));
-      const c: LmConfig = {
-        ...LM_DEFAULTS,
-        data,
-        out: `${dir}/runs`,
-        dim: 16,
-        layers: 1,
-        heads: 2,
-        kvHeads: 1,
-        hidden: 16,
-        seqLen: 16,
-        batchSize: 4,
-        stepsPerEpoch: 5,
-        epochs: 1,
-        evalTokens: 0,
-      };
-      const base = await trainLm(e, c, await prepareText(c), { logger: quiet });
-      const model = `${dir}/runs/${base.runId}`;
-      const log = console.log;
-      console.log = () => {};
-      let code: number;
-      try {
-        code = await main([
-          ...["--model", model, "--patterns", "2:4", "--criteria", "magnitude"],
-          ...["--store", store, "--json-out", `${dir}/p.json`, "--csv-out", `${dir}/p.csv`],
-        ]);
-      } finally {
-        console.log = log;
-      }
-      assert.equal(code, 0);
-      const reader = StoreReader.open(`${dir}/runs`, store);
-      try {
-        const [ev] = await reader.pruneEvaluationsOfRun(base.runId);
-        assert.equal(ev.id, JSON.parse(await Deno.readTextFile(`${dir}/p.json`)).evaluation);
-        assert.equal((await reader.pruneEvaluation(ev.id))!.results.length, 1);
-      } finally {
-        await reader.close();
-      }
-      const r = await finetuneLm(e, {
-        ...FINETUNE_DEFAULTS,
-        method: "lora",
-        model,
-        prune: "weight-2:4",
-        steps: 2,
-        calibTokens: 64,
-        evalTokens: 0,
-        out: `${dir}/runs`,
-        store,
-      }, { logger: quiet });
-      assert.equal(r.status, "finished", r.error ?? "");
-      const runs = await RunStore.open(`${dir}/runs`, store);
-      try {
-        const run = await runs.getRun(r.runId);
-        assert.equal(run?.status, "finished");
-        assert.ok(!JSON.stringify(run?.config).includes("secret"), "no password in the record");
-      } finally {
-        await runs.close();
-      }
+      code = await main([
+        ...["--model", model, "--patterns", "2:4", "--criteria", "magnitude"],
+        ...["--store", store, "--json-out", `${dir}/p.json`, "--csv-out", `${dir}/p.csv`],
+      ]);
     } finally {
-      e.destroy();
-      await server.stop();
-      await Deno.remove(dir, { recursive: true });
+      console.log = log;
+    }
+    assert.equal(code, 0);
+    const reader = StoreReader.open(`${dir}/runs`, store);
+    try {
+      const [ev] = await reader.pruneEvaluationsOfRun(base.runId);
+      assert.equal(ev.id, JSON.parse(await Deno.readTextFile(`${dir}/p.json`)).evaluation);
+      assert.equal((await reader.pruneEvaluation(ev.id))!.results.length, 1);
+    } finally {
+      await reader.close();
+    }
+    const r = await finetuneLm(e, {
+      ...FINETUNE_DEFAULTS,
+      method: "lora",
+      model,
+      prune: "weight-2:4",
+      steps: 2,
+      calibTokens: 64,
+      evalTokens: 0,
+      out: `${dir}/runs`,
+      store,
+    }, { logger: quiet });
+    assert.equal(r.status, "finished", r.error ?? "");
+    const runs = await RunStore.open(`${dir}/runs`, store);
+    try {
+      const run = await runs.getRun(r.runId);
+      assert.equal(run?.status, "finished");
+      assert.ok(!JSON.stringify(run?.config).includes("secret"), "no password in the record");
+    } finally {
+      await runs.close();
     }
   },
-});
+);

@@ -4,32 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { prepareText, trainLm } from "../../src/train/lm.ts";
-import { LM_DEFAULTS, type LmConfig } from "../../src/train/lm_config.ts";
 import { Logger } from "../../src/train/log.ts";
 import { main, type Row } from "../../tasks/prune.ts";
 import { StoreReader } from "../../src/store/read.ts";
 import { gpuTest } from "../support/check.ts";
+import { tinyLmConfig } from "../support/tiny_data.ts";
 
 gpuTest("prune task: dense, activation and weight rows, JSON and CSV", async (e) => {
   const dir = await Deno.makeTempDir();
-  const data = `${dir}/text.txt`;
-  await Deno.writeTextFile(data, "the cat sat on the mat. ".repeat(60));
   // hidden 24: 8:16 divides the projections' width 16 but not down_proj's input 24.
-  const c: LmConfig = {
-    ...LM_DEFAULTS,
-    data,
-    out: `${dir}/runs`,
-    dim: 16,
-    layers: 1,
-    heads: 2,
-    kvHeads: 1,
-    hidden: 24,
-    seqLen: 16,
-    batchSize: 4,
-    stepsPerEpoch: 20,
-    epochs: 1,
-    evalTokens: 0,
-  };
+  const c = await tinyLmConfig(dir, { stepsPerEpoch: 20 });
   const quiet = new Logger({ json: true, write: () => {}, progress: false });
   const r = await trainLm(e, c, await prepareText(c), { logger: quiet });
   const json = `${dir}/p.json`;

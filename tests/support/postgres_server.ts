@@ -6,6 +6,8 @@
  * `runuser`. Tests skip, saying why, where the binaries are not installed.
  */
 import { PostgresSql } from "../../src/store/postgres.ts";
+import { Engine } from "../../src/tensor/engine.ts";
+import "../../src/tensor/ops/mod.ts";
 import { freePort } from "../../bench/redis.ts";
 
 const ROOTS = ["/usr/lib/postgresql"];
@@ -126,4 +128,34 @@ export async function startPostgres(): Promise<PostgresServer> {
       await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/**
+ * A Deno.test (skipped, saying why, without PostgreSQL) that gets its own server and a fresh store
+ * on it whose URL carries a password ("secret", which nothing may record), a temporary folder and
+ * an engine of its own; all three are gone after it.
+ */
+export function postgresTest(
+  name: string,
+  fn: (t: { e: Engine; dir: string; store: string }) => Promise<void>,
+): void {
+  Deno.test({
+    name,
+    ignore: postgresMissing !== null,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      const server = await startPostgres();
+      const dir = await Deno.makeTempDir();
+      const e = await Engine.create();
+      try {
+        const store = (await server.createStore()).replace("postgres@", "postgres:secret@");
+        await fn({ e, dir, store });
+      } finally {
+        e.destroy();
+        await server.stop();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
 }

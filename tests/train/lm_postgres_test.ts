@@ -1,12 +1,11 @@
 /** lm:train with `--store postgres://…`: the run lands in the shared store, not in a sqlite file. */
 import assert from "node:assert/strict";
-import { LM_DEFAULTS, parseLmTrainArgs } from "../../src/train/lm_config.ts";
+import { parseLmTrainArgs } from "../../src/train/lm_config.ts";
 import { prepareText, trainLm } from "../../src/train/lm.ts";
 import { Logger } from "../../src/train/log.ts";
 import { RunStore } from "../../src/store/runs.ts";
-import { Engine } from "../../src/tensor/engine.ts";
-import "../../src/tensor/ops/mod.ts";
-import { postgresMissing, startPostgres } from "../support/postgres_server.ts";
+import { postgresTest } from "../support/postgres_server.ts";
+import { tinyLmConfig } from "../support/tiny_data.ts";
 
 Deno.test("lm:train --store takes a postgres:// URL and refuses anything else", () => {
   const url = "postgres://cutrec@127.0.0.1:5432/runs";
@@ -17,55 +16,25 @@ Deno.test("lm:train --store takes a postgres:// URL and refuses anything else", 
   );
 });
 
-Deno.test({
-  name: "an LM run records into a PostgreSQL store, its URL kept without the password",
-  ignore: postgresMissing !== null,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const server = await startPostgres();
-    const dir = await Deno.makeTempDir();
-    const e = await Engine.create();
+postgresTest(
+  "an LM run records into a PostgreSQL store, its URL kept without the password",
+  async ({ e, dir, store }) => {
+    const c = await tinyLmConfig(dir, { store, hidden: 24, stepsPerEpoch: 5 });
+    const logger = new Logger({ json: true, write: () => {}, progress: false });
+    const r = await trainLm(e, c, await prepareText(c), { logger });
+    assert.equal(r.status, "finished", r.error ?? "");
+    const runs = await RunStore.open(c.out, store);
     try {
-      const store = (await server.createStore()).replace("postgres@", "postgres:secret@");
-      const text = `${dir}/text.txt`;
-      await Deno.writeTextFile(text, "the cat sat on the mat. ".repeat(40));
-      const c = {
-        ...LM_DEFAULTS,
-        data: text,
-        out: `${dir}/runs`,
-        store,
-        dim: 16,
-        layers: 1,
-        heads: 2,
-        kvHeads: 1,
-        hidden: 24,
-        seqLen: 16,
-        batchSize: 4,
-        stepsPerEpoch: 5,
-        epochs: 1,
-        evalTokens: 0,
-      };
-      const logger = new Logger({ json: true, write: () => {}, progress: false });
-      const r = await trainLm(e, c, await prepareText(c), { logger });
-      assert.equal(r.status, "finished", r.error ?? "");
-      const runs = await RunStore.open(c.out, store);
-      try {
-        const run = await runs.getRun(r.runId);
-        assert.equal(run?.status, "finished");
-        assert.ok(!JSON.stringify(run?.config).includes("secret"), "no password in the record");
-        assert.equal((await runs.metrics(r.runId, "train_loss")).length, 1);
-      } finally {
-        await runs.close();
-      }
-      assert.ok(
-        !(await Array.fromAsync(Deno.readDir(c.out))).some((f) => f.name.endsWith(".sqlite")),
-        "no sqlite store written",
-      );
+      const run = await runs.getRun(r.runId);
+      assert.equal(run?.status, "finished");
+      assert.ok(!JSON.stringify(run?.config).includes("secret"), "no password in the record");
+      assert.equal((await runs.metrics(r.runId, "train_loss")).length, 1);
     } finally {
-      e.destroy();
-      await server.stop();
-      await Deno.remove(dir, { recursive: true });
+      await runs.close();
     }
+    assert.ok(
+      !(await Array.fromAsync(Deno.readDir(c.out))).some((f) => f.name.endsWith(".sqlite")),
+      "no sqlite store written",
+    );
   },
-});
+);

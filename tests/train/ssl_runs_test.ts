@@ -11,9 +11,9 @@ import {
   SSL_DEFAULTS,
   type SslConfig,
 } from "../../src/train/ssl_config.ts";
-import { Engine } from "../../src/tensor/engine.ts";
+import type { Engine } from "../../src/tensor/engine.ts";
 import { gpuTest } from "../support/check.ts";
-import { postgresMissing, startPostgres } from "../support/postgres_server.ts";
+import { postgresTest } from "../support/postgres_server.ts";
 
 const quiet = () => new Logger({ json: true, write: () => {}, progress: false });
 
@@ -99,38 +99,25 @@ for (const method of ["coles", "generative"]) {
   });
 }
 
-Deno.test({
-  name: "an SSL run records into a PostgreSQL store, its URL kept without the password",
-  ignore: postgresMissing !== null,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const server = await startPostgres();
-    const dir = await Deno.makeTempDir();
-    const e = await Engine.create();
+postgresTest(
+  "an SSL run records into a PostgreSQL store, its URL kept without the password",
+  async ({ e, dir, store }) => {
+    const c = tiny(`${dir}/runs`, { store, epochs: 1 });
+    const r = await train(e, c);
+    const runs = await RunStore.open(c.out, store);
     try {
-      const store = (await server.createStore()).replace("postgres@", "postgres:secret@");
-      const c = tiny(`${dir}/runs`, { store, epochs: 1 });
-      const r = await train(e, c);
-      const runs = await RunStore.open(c.out, store);
-      try {
-        const run = await runs.getRun(r.runId);
-        assert.equal(run?.status, "finished");
-        assert.equal(run?.config.method, "coles");
-        assert.ok(!JSON.stringify(run?.config).includes("secret"), "no password in the record");
-        assert.equal((await runs.metrics(r.runId, "train_loss")).length, 1);
-        assert.equal((await runs.metrics(r.runId, "test_probe_accuracy")).length, 1);
-      } finally {
-        await runs.close();
-      }
-      const files = await Array.fromAsync(Deno.readDir(c.out));
-      assert.ok(!files.some((f) => f.name.endsWith(".sqlite")), "no sqlite store written");
-      const written = await Deno.readTextFile(`${r.runDir}/config.json`);
-      assert.ok(!written.includes("secret"), "no password in config.json");
+      const run = await runs.getRun(r.runId);
+      assert.equal(run?.status, "finished");
+      assert.equal(run?.config.method, "coles");
+      assert.ok(!JSON.stringify(run?.config).includes("secret"), "no password in the record");
+      assert.equal((await runs.metrics(r.runId, "train_loss")).length, 1);
+      assert.equal((await runs.metrics(r.runId, "test_probe_accuracy")).length, 1);
     } finally {
-      e.destroy();
-      await server.stop();
-      await Deno.remove(dir, { recursive: true });
+      await runs.close();
     }
+    const files = await Array.fromAsync(Deno.readDir(c.out));
+    assert.ok(!files.some((f) => f.name.endsWith(".sqlite")), "no sqlite store written");
+    const written = await Deno.readTextFile(`${r.runDir}/config.json`);
+    assert.ok(!written.includes("secret"), "no password in config.json");
   },
-});
+);
