@@ -1,11 +1,6 @@
 /** Language-model training through the generic loop: run store, checkpoints, resume, curves. */
 import assert from "node:assert/strict";
-import {
-  LM_DEFAULTS,
-  type LmConfig,
-  parseLmTrainArgs,
-  resumeLmConfig,
-} from "../../src/train/lm_config.ts";
+import { type LmConfig, parseLmTrainArgs, resumeLmConfig } from "../../src/train/lm_config.ts";
 import { evaluateText, loadLmRun, prepareText, trainLm } from "../../src/train/lm.ts";
 import { tokenObjectiveOf } from "../../src/loss/token_objectives.ts";
 import { generate } from "../../src/models/generate.ts";
@@ -13,39 +8,18 @@ import { Logger } from "../../src/train/log.ts";
 import { RunStore } from "../../src/store/runs.ts";
 import { readSafetensors } from "../../src/train/safetensors.ts";
 import { gpuTest } from "../support/check.ts";
+import { tinyLmConfig } from "../support/tiny_data.ts";
 
 const quiet = () => new Logger({ json: true, write: () => {}, progress: false });
 
 /** A repetitive text a tiny model learns within a few dozen steps. */
-async function tinyText(dir: string): Promise<string> {
-  const path = `${dir}/text.txt`;
-  await Deno.writeTextFile(path, "the cat sat on the mat. ".repeat(60));
-  return path;
-}
-
-function tinyConfig(data: string, out: string, over: Partial<LmConfig> = {}): LmConfig {
-  return {
-    ...LM_DEFAULTS,
-    data,
-    out,
-    dim: 16,
-    layers: 1,
-    heads: 2,
-    kvHeads: 1,
-    hidden: 24,
-    seqLen: 16,
-    batchSize: 4,
-    stepsPerEpoch: 20,
-    epochs: 3,
-    lr: 2e-2,
-    evalTokens: 0,
-    ...over,
-  };
-}
+/** The shared tiny LM, trained 3 epochs of 20 steps at a learning rate it learns the text with. */
+const tinyConfig = (dir: string, over: Partial<LmConfig> = {}) =>
+  tinyLmConfig(dir, { stepsPerEpoch: 20, epochs: 3, lr: 2e-2, ...over });
 
 gpuTest("an LM run records losses, tokens/s and checkpoints, and learns the text", async (e) => {
   const dir = await Deno.makeTempDir();
-  const c = tinyConfig(await tinyText(dir), `${dir}/runs`);
+  const c = await tinyConfig(dir);
   const data = await prepareText(c);
   assert.equal(data.tokenizer.vocabSize, 11);
   const r = await trainLm(e, c, data, { logger: quiet() });
@@ -85,10 +59,9 @@ gpuTest("an LM run records losses, tokens/s and checkpoints, and learns the text
 
 gpuTest("a resumed LM run matches an uninterrupted one bit for bit", async (e) => {
   const dir = await Deno.makeTempDir();
-  const text = await tinyText(dir);
-  const straight = tinyConfig(text, `${dir}/a`, { epochs: 2 });
+  const straight = await tinyConfig(dir, { out: `${dir}/a`, epochs: 2 });
   const a = await trainLm(e, straight, await prepareText(straight), { logger: quiet() });
-  const first = tinyConfig(text, `${dir}/b`, { epochs: 1 });
+  const first = await tinyConfig(dir, { out: `${dir}/b`, epochs: 1 });
   const b1 = await trainLm(e, first, await prepareText(first), { logger: quiet() });
   const { config: requested, given } = parseLmTrainArgs([
     "--resume",
