@@ -63,10 +63,13 @@ function checkPrompt(model: Llama, prompt: readonly number[]): void {
   }
 }
 
-function checkSampling({ temperature, topK }: SamplingOptions): void {
+function checkOptions({ temperature, topK, readEvery }: GenerateOptions): void {
   if (!(temperature >= 0)) throw new RangeError(`temperature must be ≥ 0, got ${temperature}`);
   if (!(Number.isInteger(topK) && topK >= 0)) {
     throw new RangeError(`top-k must be a whole number ≥ 0, got ${topK}`);
+  }
+  if (readEvery !== undefined && !(Number.isInteger(readEvery) && readEvery >= 1)) {
+    throw new RangeError(`generate: readEvery must be a positive integer, got ${readEvery}`);
   }
 }
 
@@ -76,7 +79,7 @@ export async function generate(
   opts: GenerateOptions,
 ): Promise<Generation> {
   checkPrompt(model, prompt);
-  checkSampling(opts);
+  checkOptions(opts);
   const wanted = opts.decode ?? "auto";
   const blocker = wanted === "layers" ? null : fusedDecodeBlocker(model, opts);
   if (wanted === "fused" && blocker) throw new Error(`generate: fused decoding: ${blocker}`);
@@ -150,9 +153,6 @@ async function decodeOnGpu(
   opts: GenerateOptions,
 ): Promise<Decoded> {
   const readEvery = opts.readEvery ?? DEFAULT_READ_EVERY;
-  if (!(Number.isInteger(readEvery) && readEvery >= 1)) {
-    throw new RangeError(`generate: readEvery must be a positive integer, got ${readEvery}`);
-  }
   try {
     decoder.start(first);
     first.dispose();

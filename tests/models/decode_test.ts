@@ -296,6 +296,12 @@ gpuTest(
     assert.deepEqual([fused.path, layers.path], ["fused", "layers"]);
     assert.deepEqual(layers.ids, fused.ids);
     assert.ok(new Set(layers.ids).size > 2, "a temperature draw varies");
+    for (const decode of ["fused", "layers"] as const) {
+      await assert.rejects(
+        generate(model, [4, 9], { ...opts, decode, readEvery: 0 }),
+        /readEvery must be a positive integer, got 0/,
+      );
+    }
     model.dispose();
     // Top-k 300 of 400 tokens is past the GPU sampler: the host draws, with the same uniforms.
     const wide = randomModel(e, { ...AWKWARD, vocab: 400, layers: 1 }, 12).model;
