@@ -15,6 +15,11 @@ import {
 import { DecodedIds } from "./decoded_ids.ts";
 import type { Llama } from "./llama.ts";
 
+/** The decode kernels' parameters the sampler does not read (logits at offset 0 of `work`). */
+const UNUSED_PARAMS = Object.fromEntries(
+  Object.keys(DECODE_PARAMS).map((k) => [k, 0]),
+) as DecodeParams;
+
 export class GpuSampler {
   private readonly ids: DecodedIds;
   /** Where the sampler embeds the drawn token (the fused path's next input); unused here. */
@@ -38,17 +43,15 @@ export class GpuSampler {
     this.ids.check(index, 1);
     const e = this.model.engine;
     const s = this.sampling;
-    const params = Object.fromEntries(
-      Object.keys(DECODE_PARAMS).map((k) => [k, 0]),
-    ) as DecodeParams;
-    Object.assign(params, {
+    const params: DecodeParams = {
+      ...UNUSED_PARAMS,
       dim,
       vocab,
       index,
       temperature: s.temperature,
       top_k: s.topK,
       seed: s.seed >>> 0,
-    });
+    };
     SAMPLE_KERNEL.dispatch(e.gpu, {
       entry: "sample",
       label: "sample token",
