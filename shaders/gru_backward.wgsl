@@ -1,8 +1,8 @@
 // Fused GRU recurrence, backward through the time steps [t0, t1) (the host runs the passes from
 // the last step down), eight sequences per workgroup as the lanes of two vec4 (as the forward).
 // dh is the gradient reaching h_t: the output's dhs[b, t] plus what step t+1 sent back (kept in
-// `carry` [B, H] between passes, zero before the first). For a live step, with the forward's
-// saved r, z, n, hn = W_hn·h + b_hn:
+// `carry` [B, H] between passes, rows in the order of `seqs`, zero before the first). For a live
+// step, with the forward's saved r, z, n, hn = W_hn·h + b_hn:
 //   dn = dh (1 − z), dz = dh (h − n), a_n = dn (1 − n²), dr = a_n · hn,
 //   dgh = (dr r(1 − r), dz z(1 − z), a_n · r)   (gradient of W_hh·h + b_hh)
 //   dgx = (dgh_r, dgh_z, a_n)                    (gradient of the input projection)
@@ -32,16 +32,16 @@ const UNITS: u32 = 4u;
 // dgh_sh[2i + s / 4][s % 4]: gate gradient i (of 3H) of sequence s; zero where s is not live.
 var<workgroup> dgh_sh: array<vec4<f32>, 1536>;
 
-fn seq_of(b: u32) -> vec3<u32> {
-  let q = seqs[min(b, p.batch - 1u)].xyz;
-  return vec3<u32>(select(0u, q.x, b < p.batch), q.yz);
+fn seq_of(b: u32) -> vec4<u32> {
+  let q = seqs[min(b, p.batch - 1u)];
+  return vec4<u32>(select(0u, q.x, b < p.batch), q.yzw);
 }
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let b0 = wid.x * SEQ;
   let H = p.hidden;
-  var seq: array<vec3<u32>, SEQ>;
+  var seq: array<vec4<u32>, SEQ>;
   // The group's longest sequence: past it every gate gradient is zero, the products are skipped.
   var longest = 0u;
   for (var s = 0u; s < SEQ; s++) {
@@ -67,7 +67,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       for (var s = 0u; s < SEQ; s++) {
         let b = b0 + s;
         if (b >= p.batch) { continue; }
-        let row = b * p.steps + t - 1u;
+        let row = seq[s].w * p.steps + t - 1u;
         let q = s / 4u;
         let l = s % 4u;
         let d = dh[u][q][l] + dhs[row * H + j];

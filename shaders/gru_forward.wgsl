@@ -8,9 +8,10 @@
 // The host splits the steps into passes because llvmpipe ends an invocation's loops after
 // 65,535 iterations in all; a pass reloads the states from hs[b, t0-1].
 // Saved for backward: work = (r, z, n, W_hn·h + b_hn) and hprev = h before the step.
-// hs is [B, T, H]; gx and the saved tensors are in the rows `seqs` gives: seqs[b] = (length,
-// first gx row, first saved row), step t of sequence b at row first + t, live steps only in the
-// saved tensors (and in gx when the sequences are packed).
+// hs is [B, T, H]; gx and the saved tensors are in the rows `seqs` gives: seqs[i] = (length,
+// first gx row, first saved row, its row b of hs), step t at row first + t, live steps only in the
+// saved tensors (and in gx when the sequences are packed). The host lists the sequences longest
+// first, so that a workgroup's eight have nearly one length and few products run past theirs.
 struct Params { batch: u32, steps: u32, hidden: u32, t0: u32, t1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> gx: array<f32>;
@@ -37,17 +38,17 @@ fn stable_sigmoid(v: f32) -> f32 {
   return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0);
 }
 
-// Sequence b's (length, first gx row, first saved row); length 0 past the batch.
-fn seq_of(b: u32) -> vec3<u32> {
-  let q = seqs[min(b, p.batch - 1u)].xyz;
-  return vec3<u32>(select(0u, q.x, b < p.batch), q.yz);
+// Entry b of `seqs`: (length, first gx row, first saved row, row of hs); length 0 past the batch.
+fn seq_of(b: u32) -> vec4<u32> {
+  let q = seqs[min(b, p.batch - 1u)];
+  return vec4<u32>(select(0u, q.x, b < p.batch), q.yzw);
 }
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let b0 = wid.x * SEQ;
   let H = p.hidden;
-  var seq: array<vec3<u32>, SEQ>;
+  var seq: array<vec4<u32>, SEQ>;
   // The group's longest sequence: past it no state changes, and the products are skipped.
   var longest = 0u;
   for (var s = 0u; s < SEQ; s++) {
@@ -58,7 +59,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     var h = array<vec4<f32>, 2>(vec4<f32>(0.0), vec4<f32>(0.0));
     for (var s = 0u; s < SEQ; s++) {
       if (p.t0 > 0u && b0 + s < p.batch) {
-        h[s / 4u][s % 4u] = hs[((b0 + s) * p.steps + p.t0 - 1u) * H + j];
+        h[s / 4u][s % 4u] = hs[(seq[s].w * p.steps + p.t0 - 1u) * H + j];
       }
     }
     h_sh[2u * j] = h[0];
@@ -100,7 +101,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
         if (b >= p.batch) { continue; }
         let q = s / 4u;
         let l = s % 4u;
-        let row = b * p.steps + t;
+        let row = seq[s].w * p.steps + t;
         let h_old = next[q][l];
         if (t < seq[s].x) {
           let saved = seq[s].z + t;

@@ -4,7 +4,7 @@
 // reaching its units' states into their gate gradients (dgx, dgh, and the tile's share of
 // dgh_sh), then adds W_hhᵀ · dgh for its units: a small matmul whose every loaded weight vec4
 // (four units of one gate row) serves SEQ sequences and every loaded gate-gradient vec4 (four
-// sequences) 4 units. dh carries between passes in `carry` [B, H].
+// sequences) 4 units. dh carries between passes in `carry` [B, H] (rows in the order of `seqs`).
 // gru.ts prepends the constants of the forward and the tile's functions, unrolled over its units
 // and sequences (own gradients dh_*, accumulators acc_*, gate gradients g{r,z,n}_*):
 // load_carry / store_carry(b0, j0) move dh from and to `carry`, grad_update(tt, b0, j0) computes
@@ -32,6 +32,7 @@ var<workgroup> dgh_sh: array<vec4<f32>, 3u * H * SEQ4>;
 var<private> len: array<u32, SEQ>;
 var<private> gx_at: array<u32, SEQ>;
 var<private> saved_at: array<u32, SEQ>;
+var<private> state_at: array<u32, SEQ>;
 
 @compute @workgroup_size(LANES)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -45,6 +46,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     len[s] = select(0u, q.x, b < p.batch);
     gx_at[s] = q.y;
     saved_at[s] = q.z;
+    state_at[s] = q.w;
     longest = max(longest, len[s]);
   }
   load_carry(b0, j0);

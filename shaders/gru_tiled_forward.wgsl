@@ -15,9 +15,10 @@
 // step_update(t, b0, j0) applies the gates, writes hs, hprev and work and updates the own states,
 // load_state(j0) and share_state(j0) move the own states from and to h_sh.
 // The input projection gx = x·W_ihᵀ comes without its bias (b_ih is added here) and, as the saved
-// hprev and work, in the rows `seqs` gives: seqs[b] = (length, first gx row, first saved row),
-// so padded steps can be left out of gx (packed sequences) and are always left out of the saved
-// tensors, which the weight gradients' matmuls then reduce over valid steps only.
+// hprev and work, in the rows `seqs` gives: seqs[i] = (length, first gx row, first saved row,
+// row of hs), longest first (see gru_forward.wgsl), so padded steps can be left out of gx (packed
+// sequences) and are always left out of the saved tensors, which the weight gradients' matmuls
+// then reduce over valid steps only.
 struct Params { batch: u32, steps: u32, hidden: u32, t0: u32, t1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> gx: array<vec4<f32>>;
@@ -35,6 +36,7 @@ var<workgroup> h_sh: array<vec4<f32>, H * SEQ4>;
 var<private> len: array<u32, SEQ>;
 var<private> gx_at: array<u32, SEQ>;
 var<private> saved_at: array<u32, SEQ>;
+var<private> state_at: array<u32, SEQ>;
 
 fn stable_sigmoid(v: vec4<f32>) -> vec4<f32> {
   let e = exp(-abs(v));
@@ -53,6 +55,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     len[s] = select(0u, q.x, b < p.batch);
     gx_at[s] = q.y;
     saved_at[s] = q.z;
+    state_at[s] = q.w;
     longest = max(longest, len[s]);
   }
   // The states before t0 (zero at the start).
@@ -60,8 +63,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     let k = i / SEQ4;
     var v = vec4<f32>(0.0);
     for (var c = 0u; c < 4u; c++) {
-      let b = b0 + 4u * (i % SEQ4) + c;
-      if (p.t0 > 0u && b < p.batch) { v[c] = hs[((b * p.steps + p.t0 - 1u) * H + k) / 4u][k % 4u]; }
+      let s = 4u * (i % SEQ4) + c;
+      if (p.t0 > 0u && b0 + s < p.batch) {
+        v[c] = hs[((state_at[s] * p.steps + p.t0 - 1u) * H + k) / 4u][k % 4u];
+      }
     }
     h_sh[i] = v;
   }

@@ -50,6 +50,14 @@ const CASES: Case[] = [
   },
   { name: "packed, batch 1, length 1", lengths: [1], steps: 1, hidden: 8, packed: true },
   {
+    name: "packed, rising lengths (run longest first: every sequence moves), passes of 3 steps",
+    lengths: [1, 1, 2, 3, 3, 4, 5, 6, 7, 8],
+    steps: 8,
+    hidden: 5,
+    stepsPerPass: 3,
+    packed: true,
+  },
+  {
     name: "packed, output steps past the longest sequence",
     lengths: [2, 3],
     steps: 5,

@@ -177,15 +177,25 @@ function checkGru(
 }
 
 /**
- * Per sequence (length, first gx row, first saved row, 0): the saved tensors hold the live steps of
- * sequence after sequence; gx does too when packed, else it has `steps` rows a sequence.
+ * Per sequence b (length, first gx row, first saved row, b), longest first: the kernels run the
+ * products of a workgroup's sequences up to the longest of them, so sorted, the eight of a group
+ * have nearly one length and few products run on padding (as PyTorch's packed sequences shrink
+ * the batch step by step). The saved tensors hold the live steps of sequence after sequence in
+ * that order; gx holds them in the order of b when packed, else it has `steps` rows a sequence.
  */
 function sequenceRows(lengths: Int32Array, steps: number, packed: boolean): Int32Array {
   const seqs = new Int32Array(4 * lengths.length);
-  let live = 0;
-  lengths.forEach((l, b) => {
-    seqs.set([l, packed ? live : b * steps, live, 0], 4 * b);
-    live += l;
+  let first = 0;
+  const gxRows = lengths.map((l, b) => {
+    const row = packed ? first : b * steps;
+    first += l;
+    return row;
+  });
+  const order = [...lengths.keys()].sort((a, b) => lengths[b] - lengths[a] || a - b);
+  let saved = 0;
+  order.forEach((b, i) => {
+    seqs.set([lengths[b], gxRows[b], saved, b], 4 * i);
+    saved += lengths[b];
   });
   return seqs;
 }

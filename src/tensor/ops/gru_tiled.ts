@@ -114,7 +114,7 @@ function forwardUpdate(t: GruTile): string[] {
       const x = XYZW[s % 4];
       lines.push(
         `  if (j0 + ${4 * q}u < H && b0 + ${s}u < p.batch) {`,
-        `    let row = (b0 + ${s}u) * p.steps + t;`,
+        `    let row = state_at[${s}] * p.steps + t;`,
         `    let h_old = ${acrossUnits(own, q, s)};`,
         `    var h_new = h_old;`,
         `    if (t < len[${s}]) {`,
@@ -247,7 +247,7 @@ function backwardUpdate(t: GruTile): string[] {
         `  if (j0 + ${4 * q}u < H && b0 + ${s}u < p.batch) {`,
         `    let d = ${
           acrossUnits(dh, q, s)
-        } + dhs[((b0 + ${s}u) * p.steps + tt) * H4 + j0 / 4u + ${q}u];`,
+        } + dhs[(state_at[${s}] * p.steps + tt) * H4 + j0 / 4u + ${q}u];`,
         `    var ar = vec4<f32>(0.0);`,
         `    var az = ar;`,
         `    var an = ar;`,
