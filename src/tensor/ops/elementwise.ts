@@ -132,8 +132,10 @@ function binary(op: keyof typeof BINARY, a: Tensor, b: Tensor): Tensor {
   assertSameShape(op, a, b);
   const e = a.engine;
   const out = e.empty(a.shape, "f32", op);
+  const vec4 = a.size > 0 && a.size % 4 === 0;
   dispatchFlat(e, BINARY_KERNEL, {
-    entry: "forward",
+    entry: vec4 ? "forward4" : "forward",
+    vec4,
     label: op,
     constants: { OP: BINARY[op] },
     params: { alpha: 0 },
