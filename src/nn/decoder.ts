@@ -10,9 +10,7 @@ import { add } from "../tensor/ops/elementwise.ts";
 import { causalAttention } from "../tensor/ops/attention.ts";
 import { appendToCache, attendToCache } from "../tensor/ops/attention_cache.ts";
 import { rope } from "../tensor/ops/rope.ts";
-import { siluGate, siluGatePacked } from "../tensor/ops/swiglu.ts";
-import { matmul } from "../tensor/ops/matmul.ts";
-import { concat } from "../tensor/ops/slice.ts";
+import { siluGate } from "../tensor/ops/swiglu.ts";
 import { reshape } from "../tensor/ops/shape.ts";
 import { Linear } from "./linear.ts";
 import { Module } from "./module.ts";
@@ -117,21 +115,7 @@ export class GatedFeedForward extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const gated = this.stacksProducts(x)
-      ? siluGatePacked(matmul(x, concat([this.gate.weight, this.up.weight], 0), { transB: true }))
-      : siluGate(this.gate.forward(x), this.up.forward(x));
-    return this.down.forward(gated);
-  }
-
-  /**
-   * Whether x's gate and up products run as one, against the two weights stacked (copied each
-   * call): while training, where one product of twice the width, and one for its input gradient
-   * (no sum of two), beats two and pays for the copy; never when a walker transforms either
-   * layer, whose product is then its own.
-   */
-  private stacksProducts(x: Tensor): boolean {
-    const plain = (l: Linear) => !l.inputTransform && !l.weightTransform && !l.bias;
-    return x.engine.tape !== null && plain(this.gate) && plain(this.up);
+    return this.down.forward(siluGate(this.gate.forward(x), this.up.forward(x)));
   }
 }
 
