@@ -6,6 +6,9 @@
 // ids (lazy Adam for SparseRows gradients), so untouched rows, and their moments, keep their bits;
 // `nonzero` is the same lazy update for a table whose gradient arrives dense (the fused losses
 // scatter into a dense table gradient): what has a zero gradient was not touched.
+// With maxNorm > 0 every gradient is read clipped, times min(1, maxNorm / (norm + 1e-6)) with the
+// global norm from grad_norm.wgsl (its `scale` factor, so the step is the same as after it), and
+// the gradient itself is left as it was: one pass over each gradient fewer.
 struct Params {
   n: u32,
   lr: f32,
@@ -19,6 +22,7 @@ struct Params {
   rowBase: u32,
   gradSkip: u32,
   idsAt: u32,
+  maxNorm: f32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> param: array<f32>;
@@ -26,12 +30,18 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
 @group(0) @binding(5) var<storage, read> ids: array<i32>;
+@group(0) @binding(6) var<storage, read> norm: array<f32>;
 
 override DECOUPLED: u32 = 0u;
 
-fn update(i: u32, rawGrad: f32) {
+fn clipped(g: f32) -> f32 {
+  if (p.maxNorm > 0.0) { return g * min(1.0, p.maxNorm / (norm[0] + 1e-6)); }
+  return g;
+}
+
+fn update(i: u32, clippedGrad: f32) {
   var w = param[i];
-  var g = rawGrad;
+  var g = clippedGrad;
   if (DECOUPLED != 0u) {
     w = w * (1.0 - p.lr * p.weightDecay);
   } else {
@@ -48,7 +58,7 @@ fn update(i: u32, rawGrad: f32) {
 fn dense(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.n) { return; }
-  update(i, grad[i]);
+  update(i, clipped(grad[i]));
 }
 
 @compute @workgroup_size(256)
@@ -58,7 +68,7 @@ fn rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let j = i / p.cols;
   let col = i - j * p.cols;
   let row = u32(ids[p.idsAt + j]) - p.rowBase;
-  update(row * p.cols + col, grad[(p.gradSkip + j) * p.cols + col]);
+  update(row * p.cols + col, clipped(grad[(p.gradSkip + j) * p.cols + col]));
 }
 
 // An element whose gradient is exactly zero is left alone: in a row a step touched, every element
@@ -68,6 +78,6 @@ fn rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 fn nonzero(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.n) { return; }
-  let g = grad[i];
+  let g = clipped(grad[i]);
   if (g != 0.0) { update(i, g); }
 }

@@ -270,20 +270,23 @@ export async function trainLm(
         stepsPerEpoch: c.stepsPerEpoch,
         seed: c.seed,
       });
-      return await runLoop(
-        engine,
-        {
-          model: training.model,
-          optimizer: training.optimizer,
-          batches,
-          loss: (batch) => training.loss(batch),
-          evaluator: new TextEvaluator(training, data, c),
-          tokensOf: (batch) => batch.targets.length,
-        },
-        { epochs: c.epochs, evalEvery: c.evalEvery, patience: c.patience, clip: c.clip },
-        session,
-        position,
-        opts,
+      // Every step trains on batchSize × seqLen windows: the same shapes each time.
+      return await engine.gpu.allocator.withSteadyShapes(() =>
+        runLoop(
+          engine,
+          {
+            model: training.model,
+            optimizer: training.optimizer,
+            batches,
+            loss: (batch) => training.loss(batch),
+            evaluator: new TextEvaluator(training, data, c),
+            tokensOf: (batch) => batch.targets.length,
+          },
+          { epochs: c.epochs, evalEvery: c.evalEvery, patience: c.patience, clip: c.clip },
+          session,
+          position,
+          opts,
+        )
       );
     },
   );

@@ -9,7 +9,7 @@ import type { Engine } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { Module } from "../nn/module.ts";
 import type { Adam } from "./optim.ts";
-import { clipGradNorm } from "./clip.ts";
+import { gradNorm } from "./clip.ts";
 import type { TrainingPosition } from "./checkpoint.ts";
 import type { MetricGroup, TrainEvent } from "./events.ts";
 import type { Logger } from "./log.ts";
@@ -316,8 +316,7 @@ export function optimiserStep(
     engine.startTape();
     const loss = record();
     engine.backward(loss);
-    if (clip > 0) clipGradNorm(model.parameters(), clip);
-    optimizer.step();
+    optimizer.step(clip > 0 ? { norm: gradNorm(model.parameters()), maxNorm: clip } : undefined);
     optimizer.zeroGrad();
     return loss;
   });

@@ -15,6 +15,7 @@ import adamShader from "../../shaders/adam.wgsl" with { type: "text" };
 import { coalesceSparseGrads, rowScatterParts } from "../tensor/ops/embedding.ts";
 import { dispatchFlat } from "../tensor/ops/elementwise.ts";
 import { assertDType, assertSameShape, declareKernel, groupsFor } from "../tensor/kernel.ts";
+import type { Engine } from "../tensor/engine.ts";
 import { ShapeError, shapeString, type SparseRows, type Tensor } from "../tensor/tensor.ts";
 
 const ADAM_KERNEL = declareKernel({
@@ -33,8 +34,9 @@ const ADAM_KERNEL = declareKernel({
     rowBase: "u32",
     gradSkip: "u32",
     idsAt: "u32",
+    maxNorm: "f32",
   },
-  buffers: ["param", "grad", "m", "v", "ids"],
+  buffers: ["param", "grad", "m", "v", "ids", "norm"],
 });
 
 /** The hyperparameters of one step, in the shader's terms. */
@@ -46,6 +48,18 @@ interface StepParams {
   weightDecay: number;
   stepSize: number;
   invSqrtBc2: number;
+  /** Clipping (see ClipBy); 0: none. */
+  maxNorm: number;
+}
+
+/**
+ * Global-norm clipping applied as the gradients are read: each is scaled by min(1, maxNorm /
+ * (norm + 1e-6)), clipGradNorm's factor, and left as it was (one pass over each gradient fewer).
+ */
+export interface ClipBy {
+  /** The global norm of the gradients: gradNorm(…) (src/train/clip.ts). */
+  norm: Tensor;
+  maxNorm: number;
 }
 
 export interface AdamOptions {
@@ -68,6 +82,7 @@ export class Adam {
   stepCount = 0;
   readonly options: Required<AdamOptions>;
   private moments = new Map<Tensor, Moments>();
+  private noClipNorm: Tensor | null = null;
 
   constructor(readonly params: Tensor[], opts: AdamOptions) {
     this.options = {
@@ -92,8 +107,14 @@ export class Adam {
     for (const p of params) assertDType("Adam parameter", p, "f32");
   }
 
-  /** Updates every parameter that has a gradient; parameters without one are left alone. */
-  step(): void {
+  /**
+   * Updates every parameter that has a gradient; parameters without one are left alone. With
+   * `clip`, the gradients are clipped by their global norm on the way in.
+   */
+  step(clip?: ClipBy): void {
+    if (clip && !(clip.maxNorm > 0)) {
+      throw new RangeError(`Adam: clip maxNorm must be > 0, got ${clip.maxNorm}`);
+    }
     this.stepCount++;
     const { lr, beta1, beta2, eps, weightDecay } = this.options;
     const t = this.stepCount;
@@ -105,12 +126,13 @@ export class Adam {
       weightDecay,
       stepSize: lr / (1 - beta1 ** t),
       invSqrtBc2: 1 / Math.sqrt(1 - beta2 ** t),
+      maxNorm: clip?.maxNorm ?? 0,
     };
     for (const p of this.params) {
       const table = p.sparseGrads.length > 0;
       coalesceSparseGrads(p);
-      if (p.grad) this.flatStep(table ? "nonzero" : "dense", p, p.grad, hyper);
-      else if (p.sparseGrads.length) this.lazyStep(p, p.sparseGrads[0], hyper);
+      if (p.grad) this.flatStep(table ? "nonzero" : "dense", p, p.grad, hyper, clip?.norm);
+      else if (p.sparseGrads.length) this.lazyStep(p, p.sparseGrads[0], hyper, clip?.norm);
     }
   }
 
@@ -121,6 +143,8 @@ export class Adam {
       v.dispose();
     }
     this.moments.clear();
+    this.noClipNorm?.dispose();
+    this.noClipNorm = null;
   }
 
   zeroGrad(): void {
@@ -141,6 +165,15 @@ export class Adam {
     return out;
   }
 
+  /** What the shader's norm binding holds without clipping (maxNorm 0: it is never read). */
+  private normStandIn(e: Engine): Tensor {
+    if (!this.noClipNorm) {
+      this.noClipNorm = e.zeros([1], "f32", "adam no clip");
+      e.keep(this.noClipNorm);
+    }
+    return this.noClipNorm;
+  }
+
   private momentsOf(p: Tensor): Moments {
     let s = this.moments.get(p);
     if (!s) {
@@ -156,7 +189,13 @@ export class Adam {
   }
 
   /** `dense` or `nonzero` over every element of p. */
-  private flatStep(entry: "dense" | "nonzero", p: Tensor, grad: Tensor, hyper: StepParams): void {
+  private flatStep(
+    entry: "dense" | "nonzero",
+    p: Tensor,
+    grad: Tensor,
+    hyper: StepParams,
+    norm = this.normStandIn(p.engine),
+  ): void {
     assertSameShape("Adam gradient", p, grad);
     const { m, v } = this.momentsOf(p);
     dispatchFlat(p.engine, ADAM_KERNEL, {
@@ -166,10 +205,16 @@ export class Adam {
       // Zeros fill the row fields, which only `rows` reads.
       params: { ...hyper, cols: 0, rowBase: 0, gradSkip: 0, idsAt: 0 },
       tensors: { param: p, grad, m, v },
+      whole: { norm },
     });
   }
 
-  private lazyStep(p: Tensor, g: SparseRows, hyper: StepParams): void {
+  private lazyStep(
+    p: Tensor,
+    g: SparseRows,
+    hyper: StepParams,
+    norm = this.normStandIn(p.engine),
+  ): void {
     const [rows, cols] = p.shape;
     if (p.rank !== 2 || g.rows.shape[1] !== cols) {
       throw new ShapeError(
@@ -200,6 +245,7 @@ export class Adam {
           m: { alloc: m.storage, ...dst },
           v: { alloc: v.storage, ...dst },
           ids: g.idsGpu.storage,
+          norm: norm.storage,
         },
         workgroups: groupsFor(e, part.count * cols),
       });

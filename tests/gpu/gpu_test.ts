@@ -186,6 +186,33 @@ gpuTest(
   },
 );
 
+gpuTest(
+  "with steady shapes a step's freed buffers serve the next; the bound returns after",
+  async () => {
+    const gpu = await Gpu.create();
+    try {
+      const al = gpu.allocator;
+      const mib = 1 << 20;
+      const sizes = Array.from({ length: 20 }, (_, i) => (i + 1) * mib + 4096);
+      const step = () => {
+        const live = sizes.map((n) => gpu.alloc(n, "activation"));
+        for (const a of live) gpu.release(a);
+      };
+      await al.withSteadyShapes(() => {
+        step();
+        const created = al.allocations;
+        step();
+        assert.equal(al.allocations, created, "the second step creates no buffer");
+        return Promise.resolve();
+      });
+      const limit = Math.max(4 * mib, al.peakLiveBytes / 8);
+      assert.ok(al.pooledBytes <= limit, `pooled ${al.pooledBytes} > ${limit} after`);
+    } finally {
+      gpu.destroy();
+    }
+  },
+);
+
 gpuTest("out of memory names the bytes wanted and the limit", async () => {
   const gpu = await Gpu.create({ memoryLimit: 1 << 20 });
   try {

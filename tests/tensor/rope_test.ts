@@ -42,19 +42,21 @@ for (const { shape, dh, maxPos } of cases) {
   });
 }
 
-gpuTest("rope over more pairs than one binding holds", async (e) => {
-  const [rows, D, dh] = [301, 20, 10];
-  const pos = randomInts(rows, 3, 0, 40);
-  const table = rotaryTable(e, 40, dh, 500);
-  await withBindingLimit(e, 4096, () =>
-    checkOp(e, {
-      name: "windowed rope",
-      inputs: [{ data: randomArray(rows * D, 4), shape: [rows, D], grad: true }],
-      gpu: ([x]) => rope(x, e.tensor(pos, [rows], "i32"), table),
-      ref: ([x]) => ropeRef(x, pos, D, dh, 500),
-      maxFdElements: 100,
-    }));
-});
+// Head dimension 10 rotates one pair per invocation, 8 two.
+for (const [rows, D, dh] of [[301, 20, 10], [301, 24, 8]]) {
+  gpuTest(`rope over more pairs than one binding holds (head dim ${dh})`, async (e) => {
+    const pos = randomInts(rows, 3, 0, 40);
+    const table = rotaryTable(e, 40, dh, 500);
+    await withBindingLimit(e, 4096, () =>
+      checkOp(e, {
+        name: "windowed rope",
+        inputs: [{ data: randomArray(rows * D, 4), shape: [rows, D], grad: true }],
+        gpu: ([x]) => rope(x, e.tensor(pos, [rows], "i32"), table),
+        ref: ([x]) => ropeRef(x, pos, D, dh, 500),
+        maxFdElements: 100,
+      }));
+  });
+}
 
 gpuTest("rope refuses positions outside the table and heads that do not divide D", (e) => {
   const table = rotaryTable(e, 4, 4, 10000);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { embedding } from "../../src/tensor/ops/embedding.ts";
 import { add } from "../../src/tensor/ops/mod.ts";
 import { Adam, type AdamOptions } from "../../src/train/optim.ts";
-import { clipGradNorm } from "../../src/train/clip.ts";
+import { clipGradNorm, gradNorm } from "../../src/train/clip.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 import { assertClose, gpuTest, randomArray, randomInts } from "../support/check.ts";
@@ -342,6 +342,38 @@ for (const maxNorm of [1.5, 1e6]) {
     }
   });
 }
+
+for (const maxNorm of [1.5, 1e6]) {
+  gpuTest(
+    `Adam.step clipping at ${maxNorm} on the way in equals clipGradNorm, then step`,
+    async (e) => {
+      // Dense, row-sparse (lazy rows) and coalesced table gradients: every Adam entry.
+      const stepped = async (clipInStep: boolean) => {
+        const { params } = mixedGradients(e);
+        const opt = new Adam(params, { lr: 0.01, weightDecay: 0.1, decoupled: true });
+        if (clipInStep) {
+          opt.step({ norm: gradNorm(params), maxNorm });
+        } else {
+          clipGradNorm(params, maxNorm);
+          opt.step();
+        }
+        const out = [];
+        for (const p of params) out.push([...await p.readF32()]);
+        opt.dispose();
+        for (const p of params) p.dispose();
+        return out;
+      };
+      assert.deepEqual(await stepped(true), await stepped(false));
+    },
+  );
+}
+
+gpuTest("Adam.step refuses a clip norm that is not positive", (e) => {
+  const p = e.parameter(new Float32Array(4), [4], "p");
+  const opt = new Adam([p], { lr: 0.1 });
+  assert.throws(() => opt.step({ norm: p, maxNorm: 0 }), /clip maxNorm must be > 0/);
+  p.dispose();
+});
 
 gpuTest("clipGradNorm reduces a gradient larger than one binding window by window", async (e) => {
   // 20 kB bindings: 6 windows of 5000 elements, each reduced by two workgroups.

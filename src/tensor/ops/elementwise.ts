@@ -3,7 +3,7 @@ import unaryShader from "../../../shaders/unary.wgsl" with { type: "text" };
 import binaryShader from "../../../shaders/binary.wgsl" with { type: "text" };
 import accumulateShader from "../../../shaders/accumulate.wgsl" with { type: "text" };
 import fillShader from "../../../shaders/fill.wgsl" with { type: "text" };
-import type { BufferWindow } from "../../gpu/gpu.ts";
+import type { Binding } from "../../gpu/gpu.ts";
 import type { Engine } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
 import {
@@ -48,6 +48,8 @@ export type FlatCall<P extends string, B extends string> =
     params: Omit<KernelCall<P, B>["params"], "n">;
     /** Tensors of equal size, bound one window at a time. */
     tensors: { readonly [K in B]?: Tensor };
+    /** Tensors bound in full for every window. */
+    whole?: { readonly [K in B]?: Tensor };
     /**
      * The entry takes vec4s (`n` counts them): the caller checked that the size is a multiple of
      * 4. llvmpipe fetches storage lane by lane, and a vec4 shares one fetch's per-lane overhead
@@ -63,13 +65,14 @@ export type FlatCall<P extends string, B extends string> =
 export function dispatchFlat<P extends string, B extends string>(
   engine: Engine,
   kernel: Kernel<P, B>,
-  { tensors, params, vec4, ...call }: FlatCall<P, B>,
+  { tensors, whole = {}, params, vec4, ...call }: FlatCall<P, B>,
 ): void {
   const named = Object.entries(tensors) as [B, Tensor][];
   const width = vec4 ? 4 : 1;
   const n = named[0][1].size / width;
   for (const w of rowWindows(engine, n, 4 * width)) {
-    const buffers: { [K in B]?: BufferWindow } = {};
+    const buffers: { [K in B]?: Binding } = {};
+    for (const [name, t] of Object.entries(whole) as [B, Tensor][]) buffers[name] = t.storage;
     for (const [name, t] of named) {
       buffers[name] = { alloc: t.storage, offset: w.offset, size: w.size };
     }
@@ -132,8 +135,10 @@ function binary(op: keyof typeof BINARY, a: Tensor, b: Tensor): Tensor {
   assertSameShape(op, a, b);
   const e = a.engine;
   const out = e.empty(a.shape, "f32", op);
+  const vec4 = a.size > 0 && a.size % 4 === 0;
   dispatchFlat(e, BINARY_KERNEL, {
-    entry: "forward",
+    entry: vec4 ? "forward4" : "forward",
+    vec4,
     label: op,
     constants: { OP: BINARY[op] },
     params: { alpha: 0 },

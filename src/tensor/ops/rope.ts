@@ -81,17 +81,20 @@ export function rope(x: Tensor, positions: Tensor, table: Tensor): Tensor {
   const rotate = (src: Tensor, dir: number, label: string): Tensor => {
     const out = e.empty(src.shape, "f32", label);
     if (src.size === 0) return out;
+    // Two pairs per invocation where a head holds an even number of them.
+    const quads = headDim % 4 === 0;
     dispatchWindowed(
       e,
       ROPE_KERNEL,
-      src.size / 2,
+      src.size / (quads ? 4 : 2),
       {
         label,
+        entry: quads ? "main4" : "main",
         params: { half_d: D / 2, half_dh: headDim / 2, dir },
         windowed: { x: src, y: out },
         whole: { positions, table },
       },
-      8,
+      quads ? 16 : 8,
     );
     return out;
   };
