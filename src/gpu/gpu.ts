@@ -112,7 +112,7 @@ export class Gpu {
   }
 
   dispatch(d: Dispatch): void {
-    const pipeline = this.pipelines.get(d);
+    const { pipeline, layout } = this.pipelines.get(d);
     const [x, y = 1, z = 1] = d.workgroups;
     if (x === 0 || y === 0 || z === 0) return;
     const maxGroups = this.limits.maxComputeWorkgroupsPerDimension;
@@ -152,7 +152,7 @@ export class Gpu {
     this.device.pushErrorScope("validation");
     const bindGroup = this.device.createBindGroup({
       label: d.kernel,
-      layout: pipeline.getBindGroupLayout(0),
+      layout,
       entries,
     });
     const pass = this.computePass(d.kernel);
