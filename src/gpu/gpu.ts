@@ -1,10 +1,12 @@
 /**
  * The GPU runtime: one device, its allocator, the pipeline cache and a command recorder that puts
  * a whole training step into few submits. Kernels take their sizes from a uniform arena that is
- * uploaded once per submit, so recording a dispatch never touches the queue.
+ * uploaded once per submit, so recording a dispatch never touches the queue; identical parameters
+ * share a slot of it, so that repeated dispatches reuse their bind group.
  */
 import { acquireDevice, type AcquireOptions, type GpuLimits } from "./device.ts";
 import { Allocator, type GpuAllocation, STORAGE_USAGE } from "./allocator.ts";
+import { BindGroupCache } from "./bind_groups.ts";
 import { PipelineCache } from "./pipelines.ts";
 import { KernelProfiler } from "./profiler.ts";
 
@@ -61,6 +63,9 @@ export class Gpu {
   private arena: GpuAllocation;
   private arenaCpu = new Uint8Array(ARENA_BYTES);
   private arenaUsed = 0;
+  /** This submit's arena offset of each distinct parameter block, by its bytes. */
+  private arenaSlots = new Map<string, number>();
+  readonly bindGroups: BindGroupCache;
   private destroyed = false;
 
   private constructor(
@@ -74,6 +79,7 @@ export class Gpu {
   ) {
     this.allocator = new Allocator(device, memoryLimit, limits.maxBufferSize);
     this.pipelines = new PipelineCache(device, (what, scope) => this.errors.push({ what, scope }));
+    this.bindGroups = new BindGroupCache(device);
     this.profiler = profile ? new KernelProfiler(device, this.allocator) : null;
     this.arena = this.allocator.alloc(
       ARENA_BYTES,
@@ -112,7 +118,7 @@ export class Gpu {
   }
 
   dispatch(d: Dispatch): void {
-    const pipeline = this.pipelines.get(d);
+    const { pipeline, layout } = this.pipelines.get(d);
     const [x, y = 1, z = 1] = d.workgroups;
     if (x === 0 || y === 0 || z === 0) return;
     const maxGroups = this.limits.maxComputeWorkgroupsPerDimension;
@@ -126,11 +132,7 @@ export class Gpu {
         ? new Uint8Array(d.params)
         : new Uint8Array(d.params.buffer, d.params.byteOffset, d.params.byteLength);
       const size = Math.ceil(bytes.byteLength / 16) * 16;
-      const align = this.limits.minUniformBufferOffsetAlignment;
-      if (this.arenaUsed + size > ARENA_BYTES) this.submit();
-      const offset = this.arenaUsed;
-      this.arenaCpu.set(bytes, offset);
-      this.arenaUsed = Math.ceil((offset + size) / align) * align;
+      const offset = this.arenaSlot(bytes, size);
       entries.push({ binding: 0, resource: { buffer: this.arena.buffer, offset, size } });
     }
     const first = entries.length;
@@ -150,11 +152,7 @@ export class Gpu {
       });
     });
     this.device.pushErrorScope("validation");
-    const bindGroup = this.device.createBindGroup({
-      label: d.kernel,
-      layout: pipeline.getBindGroupLayout(0),
-      entries,
-    });
+    const bindGroup = this.bindGroups.get(d.kernel, layout, entries);
     const pass = this.computePass(d.kernel);
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
@@ -163,6 +161,23 @@ export class Gpu {
     this.errors.push({ what: `kernel ${d.kernel}`, scope: this.device.popErrorScope() });
     this.pendingInEncoder++;
     this.dispatches++;
+  }
+
+  /**
+   * Where `bytes` of parameters sit in this submit's arena: identical parameters share one slot,
+   * so that repeated dispatches bind identical ranges and reuse one bind group.
+   */
+  private arenaSlot(bytes: Uint8Array, size: number): number {
+    const key = String.fromCharCode.apply(null, bytes as unknown as number[]);
+    const shared = this.arenaSlots.get(key);
+    if (shared !== undefined) return shared;
+    if (this.arenaUsed + size > ARENA_BYTES) this.submit();
+    const offset = this.arenaUsed;
+    this.arenaCpu.set(bytes, offset);
+    const align = this.limits.minUniformBufferOffsetAlignment;
+    this.arenaUsed = Math.ceil((offset + size) / align) * align;
+    this.arenaSlots.set(key, offset);
+    return offset;
   }
 
   /** Records a buffer-to-buffer copy in order with the dispatches. */
@@ -212,6 +227,7 @@ export class Gpu {
     this.errors.push({ what: "submitting commands", scope: this.device.popErrorScope() });
     this.encoder = null;
     this.arenaUsed = 0;
+    this.arenaSlots.clear();
     this.pendingInEncoder = 0;
     this.submits++;
     this.allocator.destroyRetired();

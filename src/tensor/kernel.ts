@@ -49,7 +49,7 @@ export class Kernel<P extends string, B extends string> {
   readonly buffers: readonly B[];
   /** A buffer's place among the storage bindings (Gpu.dispatch numbers them after the uniform). */
   private readonly slot = new Map<string, number>();
-  private readonly uniformBytes: number;
+  private readonly packed: DataView<ArrayBuffer>;
 
   constructor(decl: KernelDeclaration<P, B>) {
     this.name = decl.name;
@@ -61,7 +61,8 @@ export class Kernel<P extends string, B extends string> {
       this.slot.set(b, i);
     });
     // WGSL rounds a uniform struct of 4-byte fields up to 16 bytes.
-    this.uniformBytes = Math.max(16, Math.ceil((this.params.length * 4) / 16) * 16);
+    const uniformBytes = Math.max(16, Math.ceil((this.params.length * 4) / 16) * 16);
+    this.packed = new DataView(new ArrayBuffer(uniformBytes));
   }
 
   /** Records one dispatch of `call.entry` (see Gpu.dispatch). */
@@ -79,9 +80,12 @@ export class Kernel<P extends string, B extends string> {
     });
   }
 
+  /**
+   * Packs into one buffer per kernel, rewritten at every call: Gpu.dispatch copies the parameters
+   * into its arena before it returns, and a fresh ArrayBuffer per dispatch was garbage to collect.
+   */
   private pack(who: string, values: { readonly [K in P]: number }): ArrayBuffer {
-    const buf = new ArrayBuffer(this.uniformBytes);
-    const view = new DataView(buf);
+    const view = this.packed;
     this.params.forEach(([name, type], i) => {
       const v = values[name];
       if (typeof v !== "number") throw new Error(`kernel ${who}: parameter ${name} is missing`);
@@ -89,22 +93,24 @@ export class Kernel<P extends string, B extends string> {
         view.setFloat32(i * 4, v, true);
         return;
       }
-      const [lo, hi, range] = type === "u32"
-        ? [0, 0xffffffff, "[0, 2^32)"]
-        : [-(2 ** 31), 2 ** 31 - 1, "[-2^31, 2^31)"];
-      if (!(Number.isInteger(v) && v >= lo && v <= hi)) {
+      const u32 = type === "u32";
+      if (
+        !(Number.isInteger(v) && (u32 ? v >= 0 && v <= 0xffffffff : v >= -(2 ** 31) && v < 2 ** 31))
+      ) {
         throw new RangeError(
-          `kernel ${who}: parameter ${name} (${type}) must be an integer in ${range}, got ${v}`,
+          `kernel ${who}: parameter ${name} (${type}) must be an integer in ${
+            u32 ? "[0, 2^32)" : "[-2^31, 2^31)"
+          }, got ${v}`,
         );
       }
-      if (type === "u32") view.setUint32(i * 4, v, true);
+      if (u32) view.setUint32(i * 4, v, true);
       else view.setInt32(i * 4, v, true);
     });
     if (Object.keys(values).length > this.params.length) {
       const unknown = Object.keys(values).filter((k) => !this.params.some(([n]) => n === k));
       throw new Error(`kernel ${who}: unknown parameter ${unknown.join(", ")}`);
     }
-    return buf;
+    return view.buffer;
   }
 
   /** Storage bindings in order, null where the entry point uses no buffer of that slot. */

@@ -50,6 +50,42 @@ gpuTest("dispatches batch into one submit and read back", async () => {
   }
 });
 
+gpuTest(
+  "repeated dispatches share a parameter slot and a bind group; others get their own",
+  async () => {
+    const gpu = await Gpu.create();
+    try {
+      const a = gpu.alloc(16, "a");
+      const b = gpu.alloc(16, "b");
+      const c = gpu.alloc(16, "c");
+      gpu.upload(a, new Float32Array([1, 2, 3, 4]));
+      const copy = (add: number, dst = b) =>
+        gpu.dispatch({
+          kernel: "copy",
+          shader: copyShader,
+          params: copyParams(4, add),
+          bindings: [a, dst],
+          workgroups: [1],
+        });
+      const groupsBefore = gpu.bindGroups.size;
+      copy(1);
+      copy(1);
+      assert.equal(gpu.bindGroups.size - groupsBefore, 1, "the same parameters and buffers");
+      assert.deepEqual([...new Float32Array(await gpu.read(b))], [2, 3, 4, 5]);
+      // After the submit the arena is refilled: the same parameters land in the same slot again.
+      copy(1);
+      assert.equal(gpu.bindGroups.size - groupsBefore, 1, "the same slot after a submit");
+      copy(2, c);
+      copy(3);
+      assert.equal(gpu.bindGroups.size - groupsBefore, 3, "other parameters or buffers");
+      assert.deepEqual([...new Float32Array(await gpu.read(c))], [3, 4, 5, 6]);
+      assert.deepEqual([...new Float32Array(await gpu.read(b))], [4, 5, 6, 7]);
+    } finally {
+      gpu.destroy();
+    }
+  },
+);
+
 gpuTest("pipelines are cached by shader and constants", async () => {
   const gpu = await Gpu.create();
   try {

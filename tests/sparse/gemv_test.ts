@@ -63,7 +63,8 @@ async function checkGemv(
 
 gpuTest("activation-sparse GEMV on wt read as vec4s: every cols variant", async (e) => {
   // Outputs a multiple of 4 but of no block (4, 36, 516 against 32 to 512 per workgroup); codes
-  // by the mask table and by the greedy walk (16:32), indices, N = 1, N = M − 1, unstructured.
+  // by the mask table and by the greedy walk (16:32), indices (4:8: fields straddling words),
+  // N = 1, N = M − 1, unstructured.
   const cases: [Sparsity, NmEncoding, [number, number]][] = [
     [{ n: 8, m: 16 }, "combinatorial", [96, 4]],
     [{ n: 8, m: 16 }, "indices", [64, 36]],
@@ -71,6 +72,8 @@ gpuTest("activation-sparse GEMV on wt read as vec4s: every cols variant", async 
     [{ n: 1, m: 4 }, "indices", [8, 12]],
     [{ n: 7, m: 8 }, "combinatorial", [24, 8]],
     ["unstructured", "indices", [50, 20]],
+    [{ n: 4, m: 8 }, "indices", [40, 28]],
+    [{ n: 16, m: 32 }, "indices", [96, 8]],
   ];
   const cols = SPARSE_GEMV_VARIANTS.filter((v) => v.shape === "cols");
   for (const [i, v] of cols.entries()) {
