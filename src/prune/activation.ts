@@ -580,9 +580,15 @@ export class ActivationPruner implements LinearInputTransform {
       });
     }
     const scores = scorer.scores(input) ?? undefined;
-    const { nm } = "pattern" in s
-      ? pruneNm(input, s.pattern, { scores, encoding: ACTIVATION_ENCODING })
-      : pruneUnstructured(input, keptUnstructured(inF, s.unstructured), { scores });
+    const prune = () =>
+      "pattern" in s
+        ? pruneNm(input, s.pattern, { scores, encoding: ACTIVATION_ENCODING }).nm
+        : pruneUnstructured(input, keptUnstructured(inF, s.unstructured), { scores }).nm;
+    // Chosen by x alone (no scores of W, no shift or scaling): q, k and v (gate and up) prune one
+    // x alike, so the second and third take the first one's compressed form.
+    const nm = !scores && input === x2 && !e.tape
+      ? sharedPrune(x, sparsityName(s), prune)
+      : prune();
     const y = this.sparseProduct(nm, w);
     const all = { ...params, kept: nm.layout.kept };
     if (medians) {
@@ -690,6 +696,24 @@ export class ActivationPruner implements LinearInputTransform {
     this.disposeLearned();
     this.disposeTransposed();
   }
+}
+
+/** Compressed inputs by input tensor and sparsity, while both the input and they live. */
+const SHARED_PRUNES = new WeakMap<Tensor, Map<string, NmTensor>>();
+
+/**
+ * `prune()` of x, or what an earlier call made of the same x at the same sparsity while x and it
+ * live. Callers share only without a tape: training keeps one compressed input per layer, the
+ * form its backward was checked in.
+ */
+function sharedPrune(x: Tensor, sparsity: string, prune: () => NmTensor): NmTensor {
+  let byX = SHARED_PRUNES.get(x);
+  if (!byX) SHARED_PRUNES.set(x, byX = new Map());
+  const seen = byX.get(sparsity);
+  if (seen && !x.isDisposed && !seen.values.isDisposed && !seen.meta.isDisposed) return seen;
+  const nm = prune();
+  byX.set(sparsity, nm);
+  return nm;
 }
 
 /** Wᵀ [in, out] of W [out, in], kept past any tidy scope (its owner disposes it). */
