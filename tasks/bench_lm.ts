@@ -43,7 +43,7 @@ untimed), an untimed warm-up run, then runs until ${DECODED} tokens are decoded;
 the better of 1 and 2 threads.
 
 Flags:
-  --steps N          timed training steps per model [default: 10]
+  --steps N          timed training steps per model [default: 30]
   --warmup N         untimed steps first (pipeline compiles) [default: 2]
   --decode N         tokens decoded per run at batch 1, at most what the context leaves after
                      the prompt [default: 128]
@@ -57,7 +57,7 @@ async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
-      steps: { type: "string", default: "10" },
+      steps: { type: "string", default: "30" },
       warmup: { type: "string", default: "2" },
       decode: { type: "string", default: "128" },
       "decode-only": { type: "boolean", default: false },
