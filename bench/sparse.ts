@@ -12,6 +12,7 @@
  */
 import type { Engine } from "../src/tensor/engine.ts";
 import { matmul } from "../src/tensor/ops/matmul.ts";
+import { transpose } from "../src/tensor/ops/transpose.ts";
 import {
   NM_PATTERNS,
   type NmEncoding,
@@ -275,14 +276,8 @@ export async function runSparseBenchmark(
   const start = performance.now();
   const rows: SparseRow[] = [];
   const layers: Layer[] = grid.shapes.map(([inF, out]) => {
-    const wData = randomArray(out * inF, 2);
-    return {
-      inF,
-      out,
-      w: e.tensor(wData, [out, inF], "f32", "bench W"),
-      wt: e.tensor(transpose(wData, out, inF), [inF, out], "f32", "bench Wt"),
-      pruned: new Map(),
-    };
+    const w = e.tensor(randomArray(out * inF, 2), [out, inF], "f32", "bench W");
+    return { inF, out, w, wt: transpose(w), pruned: new Map() };
   });
   const report = (): SparseReport => ({
     grid,
@@ -312,12 +307,6 @@ export async function runSparseBenchmark(
     }
   }
   return report();
-}
-
-function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(w.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = w[r * cols + c];
-  return t;
 }
 
 function prune(operand: Tensor, s: Sparsity, encoding: NmEncoding): NmTensor {

@@ -146,7 +146,6 @@ fn backward_columns(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
   }
 }
 
-
 // backward_columns with a thread per 4 columns (cols a multiple of 4).
 @group(0) @binding(8) var<storage, read_write> dlogits4: array<vec4f>;
 

@@ -47,4 +47,3 @@ fn direct(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
   y[(p.col0 + out_row) * p.dst_stride + p.dst_col + p.row0 + out_col] =
     x[(p.row0 + out_col) * p.src_stride + p.src_col + p.col0 + out_row];
 }
-
