@@ -22,6 +22,8 @@ var<workgroup> red: array<vec2f, WG>;
 // The sum of v over the calling thread's segment (t is its index in the segment), for every
 // thread of it. Must be reached by the whole workgroup.
 fn segment_sum(lid: u32, t: u32, v: vec2f) -> vec2f {
+  // A row to itself needs no tree, and llvmpipe pays for every barrier.
+  if (TPR == 1u) { return v; }
   red[lid] = v;
   workgroupBarrier();
   for (var k = TPR / 2u; k > 0u; k = k / 2u) {

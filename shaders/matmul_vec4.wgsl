@@ -24,8 +24,9 @@ struct Params {
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
-// WG (invocations per workgroup, tiles numbered along it so that every lane has work whatever the
-// shape of C), TM and TN (the tile of C per invocation) are prepended by matmul.ts, one variant
+// `main` adds the product to what C holds (a gradient gathered from another use of the input).
+override ACCUMULATE: bool = false;
+// WG (invocations per workgroup), TM and TN (the tile of C per invocation) are prepended by matmul.ts, one variant
 // per choice: llvmpipe runs 8 consecutive invocations as one SIMD vector and favours 8 and big
 // tiles; a GPU wants wider workgroups. The fastest variant is measured per adapter.
 const TN4 = TN / 4u;
@@ -37,14 +38,19 @@ struct Tile {
   valid: bool,
 }
 
+// Tiles are numbered batch after batch, so that the lanes of a workgroup fill up with the next
+// batch's tiles when a matrix has fewer tiles than WG (weight gradients: a small C whose long
+// reduction is split into slices, one per batch).
 fn tileOf(wg: vec3u, groups: vec3u, lane: u32) -> Tile {
   let colTiles = (p.N + TN - 1u) / TN;
+  let tiles = (p.M + TM - 1u) / TM * colTiles;
   let index = (wg.x + wg.y * groups.x) * WG + lane;
+  let tile = index % tiles;
   var t: Tile;
-  t.row0 = index / colTiles * TM;
-  t.col0 = index % colTiles * TN;
-  t.batch = wg.z;
-  t.valid = t.row0 < p.M;
+  t.row0 = tile / colTiles * TM;
+  t.col0 = tile % colTiles * TN;
+  t.batch = index / tiles;
+  t.valid = t.batch < p.batches;
   return t;
 }
 
@@ -131,7 +137,11 @@ fn main(
       let col = t.col0 + j4 * 4u;
       if (row < p.M && col < p.N) {
         let at = (baseC + row * p.ldc + col) / 4u;
-        c[at] = acc[i][j4];
+        if (ACCUMULATE) {
+          c[at] += acc[i][j4];
+        } else {
+          c[at] = acc[i][j4];
+        }
       }
     }
   }

@@ -14,12 +14,16 @@ struct Params { rows: u32, cols: u32, eps: f32, row0: u32, chunk_rows: u32, chun
 @group(0) @binding(7) var<storage, read_write> partial_sums: array<f32>;
 
 override TPR: u32;
+// backward_x adds dx to what dx holds (the gradient its input gathered from other uses).
+override ACCUMULATE: bool = false;
 const WG: u32 = 64u;
 var<workgroup> red: array<f32, WG>;
 
 // The sum of v over the calling thread's segment (t is its index in the segment), for every
 // thread of it. Must be reached by the whole workgroup.
 fn segment_sum(lid: u32, t: u32, v: f32) -> f32 {
+  // A row to itself needs no tree, and llvmpipe pays for every barrier.
+  if (TPR == 1u) { return v; }
   red[lid] = v;
   workgroupBarrier();
   for (var k = TPR / 2u; k > 0u; k = k / 2u) {
@@ -72,7 +76,12 @@ fn backward_x(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   let m = segment_sum(lid, t, acc) / f32(p.cols);
   if (!live) { return; }
   for (var c = t; c < p.cols; c += TPR) {
-    dx[base + c] = inv * (g[base + c] * gamma[c] - x[base + c] * inv * m);
+    let d = inv * (g[base + c] * gamma[c] - x[base + c] * inv * m);
+    if (ACCUMULATE) {
+      dx[base + c] += d;
+    } else {
+      dx[base + c] = d;
+    }
   }
 }
 
@@ -141,7 +150,12 @@ fn backward_x4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   let m = segment_sum(lid, t, acc) / f32(p.cols);
   if (!live) { return; }
   for (var c = t; c < cols4; c += TPR) {
-    dx4[base + c] = inv * (g4[base + c] * gamma4[c] - x4[base + c] * inv * m);
+    let d = inv * (g4[base + c] * gamma4[c] - x4[base + c] * inv * m);
+    if (ACCUMULATE) {
+      dx4[base + c] += d;
+    } else {
+      dx4[base + c] = d;
+    }
   }
 }
 

@@ -9,8 +9,12 @@ export interface TapeNode {
   op: string;
   inputs: Tensor[];
   output: Tensor;
-  /** Receives dL/d(output); returns one gradient per input (null where not needed). */
-  backward: (gradOut: Tensor) => InputGrad[];
+  /**
+   * Receives dL/d(output); returns one gradient per input (null where not needed). `into[j]`,
+   * where not null, is the dense gradient input j has gathered so far: a backward may add its
+   * own to it in place and return it (one pass fewer than a separate sum), or ignore it.
+   */
+  backward: (gradOut: Tensor, into: (Tensor | null)[]) => InputGrad[];
 }
 
 export class Tape {
@@ -52,12 +56,24 @@ export function runBackward(
     const gradOut = grads.get(node.output);
     if (!gradOut) continue;
     grads.delete(node.output);
-    const inputGrads = node.backward(gradOut);
+    const targetOf = (input: Tensor) => produced.has(input) ? grads.get(input) : input.grad;
+    // Offered only to an input that appears once: a second in-place sum would read the first.
+    const into = node.inputs.map((input) =>
+      input.requiresGrad && node.inputs.indexOf(input) === node.inputs.lastIndexOf(input)
+        ? targetOf(input) ?? null
+        : null
+    );
+    const inputGrads = node.backward(gradOut, into);
     // A backward may pass gradOut (or one tensor) through to several inputs: each gets its own.
     const handedOut = new Set<InputGrad>();
     node.inputs.forEach((input, j) => {
       let g = inputGrads[j];
       if (!g || !input.requiresGrad) return;
+      if (g === into[j]) {
+        // Already added to the gradient gathered so far.
+        handedOut.add(g);
+        return;
+      }
       if (handedOut.has(g)) g = clone(g as Tensor);
       handedOut.add(g);
       if (isSparse(g)) {
@@ -65,7 +81,7 @@ export function runBackward(
         input.engine.keep(g.idsGpu, g.rows);
         return;
       }
-      const target = produced.has(input) ? grads.get(input) : input.grad;
+      const target = targetOf(input);
       if (target) {
         accumulate(target, g);
         g.dispose();

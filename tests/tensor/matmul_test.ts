@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import "../../src/tensor/ops/mod.ts";
+import { add } from "../../src/tensor/ops/elementwise.ts";
 import { matmul, MATMUL_VARIANTS, type MatmulKernel } from "../../src/tensor/ops/matmul.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import { ShapeError, type Tensor } from "../../src/tensor/tensor.ts";
@@ -139,6 +140,49 @@ for (const v of VARIANTS) {
       (e) => withBindingLimit(e, 1024, () => check(e, c)),
     );
   }
+}
+
+/**
+ * op(A)·op(B) + op(A)·op(C): A's second gradient is added to its first in place by the product
+ * kernel (or by the split reduction, or window by window through small bindings).
+ */
+async function checkSharedOperand(e: Engine, c: Case): Promise<void> {
+  const { a, b } = shapes(c);
+  const sizeA = c.batch * c.m * c.k;
+  const sizeB = c.batch * c.k * c.n;
+  await checkOp(e, {
+    name: `matmul ${variantName(c)} ${c.batch}x${c.m}x${c.k}x${c.n} sharing a`,
+    inputs: [
+      { data: randomArray(sizeA, 11), shape: a, grad: true },
+      { data: randomArray(sizeB, 12), shape: b, grad: true },
+      { data: randomArray(sizeB, 13), shape: b, grad: true },
+    ],
+    gpu: ([x, y, z]) => {
+      const opts = { transA: c.transA, transB: c.transB };
+      return add(matmul(x, y, opts), matmul(x, z, opts));
+    },
+    ref: ([x, y, z]) => {
+      const first = reference(c, x, y);
+      const second = reference(c, x, z);
+      return first.map((v, i) => v + second[i]);
+    },
+  });
+}
+
+// [m, k, n]: vec4 stores of C, scalar stores (odd k is A's gradient's width), a split reduction.
+for (const v of VARIANTS) {
+  for (const [m, k, n] of [[20, 36, 24], [7, 13, 5], [8, 300, 12]]) {
+    const c = { batch: 1, m, k, n, ...v };
+    gpuTest(
+      `matmul ${variantName(c)} ${m}x${k}x${n}: an operand of two products gets both gradients`,
+      (e) => checkSharedOperand(e, c),
+    );
+  }
+  const windowed = { batch: 1, m: 37, k: 44, n: 36, ...v };
+  gpuTest(
+    `matmul ${variantName(v)}: an operand of two products through 1 KiB bindings`,
+    (e) => withBindingLimit(e, 1024, () => checkSharedOperand(e, windowed)),
+  );
 }
 
 gpuTest("matmul batches over several leading dimensions", async (e) => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import "../../src/tensor/ops/mod.ts";
 import { rmsNorm } from "../../src/tensor/ops/rmsnorm.ts";
+import { add } from "../../src/tensor/ops/elementwise.ts";
 import { ShapeError } from "../../src/tensor/tensor.ts";
 import { checkOp, gpuTest, randomArray } from "../support/check.ts";
 import { SMALL_BINDING_BYTES, smallBindingTest } from "../support/small_bindings.ts";
@@ -66,6 +67,26 @@ for (const cols of [37, 36]) {
       });
     },
   );
+}
+
+// x + rmsNorm(x) (a residual block): the norm adds its dx to the residual's gradient in place.
+for (const shape of [[7, 13], [67, 64]]) {
+  gpuTest(`rmsNorm ${shape.join("x")} beside a residual path gets both gradients`, async (e) => {
+    const [rows, cols] = shape;
+    await checkOp(e, {
+      name: "residual rmsNorm",
+      inputs: [
+        { data: randomArray(rows * cols, 3, -2, 2), shape, grad: true },
+        { data: randomArray(cols, 4, 0.5, 1.5), shape: [cols], grad: true },
+      ],
+      gpu: ([x, gamma]) => add(x, rmsNorm(x, gamma, EPS)),
+      ref: ([x, gamma]) => {
+        const y = rmsNormRef([x, gamma]);
+        return y.map((v, i) => v + x[i]);
+      },
+      maxFdElements: 120,
+    });
+  });
 }
 
 gpuTest("rmsNorm refuses a gamma that does not match the last axis", (e) => {

@@ -166,14 +166,15 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     transA,
     transB,
     kernel: opts.kernel ?? "auto",
+    accumulate: false,
   });
   return e.record({
     op: "matmul",
     inputs: [a, b],
     output: out,
-    backward: (g) => [
-      a.requiresGrad ? gradientOfA(a, b, g, dims, transA, transB) : null,
-      b.requiresGrad ? gradientOfB(a, b, g, dims, transA, transB) : null,
+    backward: (g, [intoA, intoB]) => [
+      a.requiresGrad ? gradientOfA(a, b, g, dims, transA, transB, intoA) : null,
+      b.requiresGrad ? gradientOfB(a, b, g, dims, transA, transB, intoB) : null,
     ],
   });
 }
@@ -207,23 +208,41 @@ function resolveShapes(a: Tensor, b: Tensor, transA: boolean, transB: boolean) {
 
 // With C = op(A)·op(B) and G = dL/dC: dop(A) = G·op(B)ᵀ and dop(B) = op(A)ᵀ·G; a transposed
 // operand's gradient is the transpose of that, computed directly as a product in the other order.
-function gradientOfA(a: Tensor, b: Tensor, g: Tensor, d: Dims, tA: boolean, tB: boolean): Tensor {
-  const da = a.engine.empty(a.shape, "f32", "matmul dA");
+// With `into` (the gradient the operand gathered from its other uses) the product is added to it.
+function gradientOfA(
+  a: Tensor,
+  b: Tensor,
+  g: Tensor,
+  d: Dims,
+  tA: boolean,
+  tB: boolean,
+  into: Tensor | null,
+): Tensor {
+  const da = into ?? a.engine.empty(a.shape, "f32", "matmul dA");
   return tA
-    ? productInto(da, d.batch, [d.k, d.m, d.n], b, tB, g, true)
-    : productInto(da, d.batch, [d.m, d.k, d.n], g, false, b, !tB);
+    ? productInto(da, into !== null, d.batch, [d.k, d.m, d.n], b, tB, g, true)
+    : productInto(da, into !== null, d.batch, [d.m, d.k, d.n], g, false, b, !tB);
 }
 
-function gradientOfB(a: Tensor, b: Tensor, g: Tensor, d: Dims, tA: boolean, tB: boolean): Tensor {
-  const db = a.engine.empty(b.shape, "f32", "matmul dB");
+function gradientOfB(
+  a: Tensor,
+  b: Tensor,
+  g: Tensor,
+  d: Dims,
+  tA: boolean,
+  tB: boolean,
+  into: Tensor | null,
+): Tensor {
+  const db = into ?? a.engine.empty(b.shape, "f32", "matmul dB");
   return tB
-    ? productInto(db, d.batch, [d.n, d.k, d.m], g, true, a, tA)
-    : productInto(db, d.batch, [d.k, d.n, d.m], a, !tA, g, false);
+    ? productInto(db, into !== null, d.batch, [d.n, d.k, d.m], g, true, a, tA)
+    : productInto(db, into !== null, d.batch, [d.k, d.n, d.m], a, !tA, g, false);
 }
 
-/** c = op(x)·op(y), `batch` times, with op(x) [m, k] and op(y) [k, n]. */
+/** c = op(x)·op(y) (c += … with `accumulate`), `batch` times, with op(x) [m, k], op(y) [k, n]. */
 function productInto(
   c: Tensor,
+  accumulate: boolean,
   batch: number,
   [m, n, k]: [number, number, number],
   x: Tensor,
@@ -242,6 +261,7 @@ function productInto(
     transA,
     transB,
     kernel: "auto",
+    accumulate,
   });
   return c;
 }
@@ -254,6 +274,8 @@ interface Product extends Dims {
   transA: boolean;
   transB: boolean;
   kernel: MatmulKernel;
+  /** Add the product to what c holds instead of overwriting it. */
+  accumulate: boolean;
 }
 
 type Axis = "m" | "n" | "k";
@@ -291,19 +313,27 @@ interface Window {
 /** The scalar kernel's tile (rows × columns of C per invocation) and workgroup; see matmul.wgsl. */
 const SCALAR_TILE = { rows: 8, cols: 8 };
 const SCALAR_WORKGROUP = 8;
-/** Split the reduction when C has fewer tiles than this, in slices of at least MIN_SLICE_K. */
-const SPLIT_BELOW_TILES = 256;
+/** Slices of a split reduction are at least this long. */
 const MIN_SLICE_K = 64;
+
+/**
+ * Split the reduction when C has fewer tiles than this. 256 tiles keep a GPU busy. llvmpipe runs
+ * a workgroup (8 tiles) at a time per core, and every slice more is one more pass over C in the
+ * sum, so two workgroups per core do there (the LM's weight gradients: ~8% faster on 2 cores).
+ */
+function splitBelowTiles(e: Engine): number {
+  return e.gpu.isSoftware ? 16 * navigator.hardwareConcurrency : 256;
+}
 
 function multiply(e: Engine, p: Product): void {
   if (p.batch === 0 || p.m === 0 || p.n === 0) return;
   if (p.k === 0) {
-    e.gpu.clear(p.c, 0, p.batch * p.m * p.n * 4);
+    if (!p.accumulate) e.gpu.clear(p.c, 0, p.batch * p.m * p.n * 4);
     return;
   }
   for (const w of windowsOf(e, p)) {
     // Later slices of a reduction cut by the windows add into what the earlier ones wrote.
-    multiplyWindow(e, p, w, w.start.k > 0);
+    multiplyWindow(e, p, w, p.accumulate || w.start.k > 0);
   }
 }
 
@@ -423,15 +453,17 @@ function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): 
   const tiles = Math.ceil(m / tile.rows) * Math.ceil(n / tile.cols);
   const slicesThatFit = Math.floor(e.gpu.limits.maxStorageBufferBindingSize / (m * n * 4));
   const slices = w.batches === 1
-    ? Math.min(Math.ceil(SPLIT_BELOW_TILES / tiles), Math.floor(k / MIN_SLICE_K), slicesThatFit)
+    ? Math.min(Math.ceil((splitBelowTiles(e)) / tiles), Math.floor(k / MIN_SLICE_K), slicesThatFit)
     : 1;
-  if (slices < 2 && !accumulate) {
-    launch(e, kernel, { a, b, c, m, n, k, batches: w.batches, kLast: k });
+  // Only `main` of the vec4 kernels adds into C itself: scalar stores that read C back compile
+  // several times slower (see matmul_vec4.wgsl).
+  const addsInKernel = variant !== null && vec4Stores(n, c);
+  if (slices < 2 && (!accumulate || addsInKernel)) {
+    launch(e, kernel, { a, b, c, m, n, k, batches: w.batches, kLast: k, accumulate });
     return;
   }
   // Slices of k run in parallel into a scratch buffer (few tiles and a long reduction), then one
-  // pass adds them up in slice order, into C or onto what earlier windows left there. Products
-  // never read C themselves: kernels that add into it compile several times slower.
+  // pass adds them up in slice order, into C or onto what earlier windows left there.
   const kSlice = Math.ceil(k / Math.max(slices, 1) / 4) * 4;
   const count = Math.ceil(k / kSlice);
   const partsBytes = count * m * n * 4;
@@ -454,6 +486,7 @@ function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): 
     k: kSlice,
     batches: count,
     kLast: k - (count - 1) * kSlice,
+    accumulate: false,
   });
   REDUCE_KERNEL.dispatch(e.gpu, {
     constants: { ACCUMULATE: accumulate ? 1 : 0 },
@@ -481,25 +514,38 @@ interface Launch {
   batches: number;
   /** K of the last batch (shorter for the last slice of a split reduction). */
   kLast: number;
+  /** Add into C (the vec4 kernels' `main` only). */
+  accumulate: boolean;
+}
+
+/** Whether a vec4 kernel can store C as vec4s (its `main` entry). */
+function vec4Stores(n: number, c: Bound): boolean {
+  return [n, c.ld, c.shift].every((x) => x % 4 === 0);
 }
 
 function launch(e: Engine, kc: KernelChoice, l: Launch): void {
   // The vec4 kernel counts A and B in vec4s; C's units are always floats.
   const v = kc.variant;
   const unit = v ? 4 : 1;
-  const vec4C = v !== null && [l.n, l.c.ld, l.c.shift].every((x) => x % 4 === 0);
+  const vec4C = v !== null && vec4Stores(l.n, l.c);
   const transposes = `${kc.transA ? "T" : "N"}${kc.transB ? "T" : "N"}`;
   const name = v ? (vec4C ? v.name : `${v.name}, scalar C`) : "scalar";
   const tile = v ?? SCALAR_TILE;
   const tiles = Math.ceil(l.m / tile.rows) * Math.ceil(l.n / tile.cols);
+  // The vec4 kernels number the tiles of all batches in one sequence; the scalar kernel takes
+  // the batch from the grid's z.
   const groups = grid2d(
-    Math.ceil(tiles / (v?.workgroup ?? SCALAR_WORKGROUP)),
+    Math.ceil(tiles * (v ? l.batches : 1) / (v?.workgroup ?? SCALAR_WORKGROUP)),
     e.gpu.limits.maxComputeWorkgroupsPerDimension,
   );
   (v ? VEC4_KERNELS.get(v.name)!.kernel : SCALAR_KERNEL).dispatch(e.gpu, {
     label: `matmul ${transposes} ${name}`,
     entry: v && !vec4C ? "scalar_c" : "main",
-    constants: { TRANS_A: kc.transA ? 1 : 0, TRANS_B: kc.transB ? 1 : 0 },
+    constants: {
+      TRANS_A: kc.transA ? 1 : 0,
+      TRANS_B: kc.transB ? 1 : 0,
+      ...(l.accumulate ? { ACCUMULATE: 1 } : {}),
+    },
     params: {
       M: l.m,
       N: l.n,
@@ -517,6 +563,6 @@ function launch(e: Engine, kc: KernelChoice, l: Launch): void {
       batchC: l.c.batchStride,
     },
     buffers: { a: l.a.binding, b: l.b.binding, c: l.c.binding },
-    workgroups: [groups[0], groups[1], l.batches],
+    workgroups: [groups[0], groups[1], v ? 1 : l.batches],
   });
 }

@@ -70,15 +70,16 @@ export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-5): Tensor {
     op: "rmsNorm",
     inputs: [x, gamma],
     output: y,
-    backward: (g) => {
+    backward: (g, [into]) => {
       let dx: Tensor | null = null;
       if (x.requiresGrad) {
-        dx = e.empty(x.shape, "f32", "rmsNorm dx");
+        // Added to the gradient x gathered from its other uses (the residual stream) in place.
+        dx = into ?? e.empty(x.shape, "f32", "rmsNorm dx");
         for (const w of windows) {
           RMS_NORM_KERNEL.dispatch(e.gpu, {
             label: "rms norm backward",
             entry: `backward_x${suffix}`,
-            constants,
+            constants: { ...constants, ACCUMULATE: into ? 1 : 0 },
             params: params(w),
             buffers: {
               x: win(x, w),
