@@ -29,6 +29,8 @@ struct Params {
   threshold: u32,
   keepScale: f32,
   kvHeads: u32,
+  // attention_backward.wgsl's dq parts: Vec elements of one key block's part (one q window).
+  partStride: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<Vec>;

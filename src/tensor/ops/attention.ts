@@ -26,6 +26,7 @@ const ATTENTION_PARAMS = {
   threshold: "u32",
   keepScale: "f32",
   kvHeads: "u32",
+  partStride: "u32",
 } as const;
 /**
  * attention_common.wgsl's inputs; keyMask and segments are bound (to anything) even without a
@@ -50,7 +51,7 @@ function kernels(elements: string, type: string) {
       name: `causal attention backward (${type})`,
       source: withRandom(elements + common + backwardBody),
       params: ATTENTION_PARAMS,
-      buffers: [...INPUTS, "dout", "out", "lse", "stats", "dq", "dk", "dv"],
+      buffers: [...INPUTS, "dout", "out", "lse", "stats", "dq", "dk", "dv", "dq_parts"],
     }),
   };
 }
@@ -61,6 +62,11 @@ const KERNELS = { scalar: kernels(scalarElements, "scalar"), vec4: kernels(vec4E
 const QUERY_ROWS = 16;
 const KEY_ROWS = 16;
 const WG = 64;
+/**
+ * The most bytes of dq parts (one copy of dq per block of KEY_ROWS keys) the backward allocates
+ * to compute dS once for dq, dk and dv; longer sequences recompute it for dq (dq_rows).
+ */
+const MAX_DQ_PARTS_BYTES = 16 * 1024 * 1024;
 
 /**
  * Sequences packed back to back without padding: sequence s owns rows [offsets[s],
@@ -111,6 +117,8 @@ interface Geometry {
   heads: number;
   kvHeads: number;
   headDim: number;
+  /** Floats per element of the kernels' arrays (their Vec). */
+  vecWidth: number;
   kernels: typeof KERNELS.scalar;
   dropout?: AttentionDropout;
   segments?: Tensor;
@@ -202,7 +210,8 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: CausalAttentionOptio
     }
   }
   const headDim = D / heads;
-  const kernels = headDim % 4 === 0 ? KERNELS.vec4 : KERNELS.scalar;
+  const vecWidth = headDim % 4 === 0 ? 4 : 1;
+  const kernels = vecWidth === 4 ? KERNELS.vec4 : KERNELS.scalar;
   const dropout = opts.dropout && opts.dropout.p > 0 ? opts.dropout : undefined;
   if (opts.dropout) checkDropout(opts.dropout, batches * heads * T * T);
   return {
@@ -212,6 +221,7 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: CausalAttentionOptio
     heads,
     kvHeads,
     headDim,
+    vecWidth,
     kernels,
     dropout,
     segments: opts.segments?.offsets,
@@ -260,6 +270,7 @@ function windowParams(g: Geometry, w: SequenceWindow) {
     threshold: d ? dropoutThreshold(d.p) : 0,
     keepScale: d ? 1 / (1 - d.p) : 1,
     kvHeads: g.kvHeads,
+    partStride: 0,
   };
 }
 
@@ -425,19 +436,35 @@ function attentionBackward(
   const stats = e.empty([g.batches, g.heads, g.T, 2], "f32", "attention stats");
   const wantQ = q.requiresGrad;
   const wantKV = k.requiresGrad || v.requiresGrad;
-  const dq = wantQ ? e.zeros(q.shape, "f32", "attention dq") : null;
+  // Floats of a window of q (packed: all of q); the dq parts hold one copy per block of keys.
+  const qFloats = (w: SequenceWindow) => g.segments ? q.size : w.rows * g.T * g.D;
+  const keyBlocks = Math.ceil(g.T / KEY_ROWS);
+  const partsBytes = keyBlocks * Math.max(0, ...windows.map(qFloats)) * 4;
+  const parts = wantQ && wantKV && partsBytes > 0 &&
+      partsBytes <= Math.min(MAX_DQ_PARTS_BYTES, e.gpu.limits.maxStorageBufferBindingSize)
+    ? e.gpu.alloc(partsBytes, "attention dq parts")
+    : null;
+  // dq_sum writes every element of dq; dq_rows only those of rows with an allowed key.
+  const dq = wantQ ? (parts ? e.empty : e.zeros).call(e, q.shape, "f32", "attention dq") : null;
   const dk = wantKV ? e.zeros(k.shape, "f32", "attention dk") : null;
   const dv = wantKV ? e.zeros(v.shape, "f32", "attention dv") : null;
   for (const w of windows) {
     type Buffers = Parameters<typeof g.kernels.backward.dispatch>[1]["buffers"];
-    const dispatch = (entry: string, rowsPerBlock: number, buffers: Buffers, heads = g.heads) =>
+    const partStride = parts ? qFloats(w) / g.vecWidth : 0;
+    const dispatch = (
+      entry: string,
+      rowsPerBlock: number,
+      buffers: Buffers,
+      heads = g.heads,
+      workgroups = grid(e, g, w, rowsPerBlock, heads),
+    ) =>
       g.kernels.backward.dispatch(e.gpu, {
         label: `causal attention backward ${entry}`,
         entry,
-        constants,
-        params: windowParams(g, w),
+        constants: { ...constants, DQ_PARTS: parts ? 1 : 0 },
+        params: { ...windowParams(g, w), partStride },
         buffers,
-        workgroups: grid(e, g, w, rowsPerBlock, heads),
+        workgroups,
       });
     const gradOut = win(g, dout, w);
     dispatch("delta", 1, {
@@ -447,7 +474,7 @@ function attentionBackward(
       lse: lse.storage,
       stats: stats.storage,
     });
-    if (dq) {
+    if (dq && !parts) {
       dispatch("dq_rows", QUERY_ROWS, {
         ...inputs(g, q, k, v, mask, w),
         dout: gradOut,
@@ -455,6 +482,10 @@ function attentionBackward(
         dq: win(g, dq, w),
       });
     }
+    const partsBinding = parts
+      ? { alloc: parts, offset: 0, size: partStride * g.vecWidth * 4 * Math.ceil(g.T / KEY_ROWS) }
+      : null;
+    if (partsBinding) e.gpu.clear(parts!, 0, partsBinding.size);
     if (dk && dv) {
       dispatch("dkv_rows", KEY_ROWS, {
         ...inputs(g, q, k, v, mask, w),
@@ -462,9 +493,21 @@ function attentionBackward(
         stats: stats.storage,
         dk: win(g, dk, w),
         dv: win(g, dv, w),
+        // lse (not bound here) stands in when dq_rows computes dq.
+        dq_parts: partsBinding ?? lse.storage,
       }, g.kvHeads);
     }
+    if (dq && partsBinding) {
+      dispatch(
+        "dq_sum",
+        1,
+        { dq_parts: partsBinding, dq: win(g, dq, w) },
+        g.heads,
+        groupsFor(e, partStride, WG),
+      );
+    }
   }
+  if (parts) e.gpu.release(parts);
   stats.dispose();
   // dk and dv come from one kernel; a gradient nobody asked for is freed here.
   if (!k.requiresGrad) dk?.dispose();
