@@ -12,7 +12,6 @@
  * whose gradient is exactly zero are left alone (see the shader).
  */
 import adamShader from "../../shaders/adam.wgsl" with { type: "text" };
-import adamManyShader from "../../shaders/adam_many.wgsl" with { type: "text" };
 import { coalesceSparseGrads, rowScatterParts } from "../tensor/ops/embedding.ts";
 import { dispatchFlat } from "../tensor/ops/elementwise.ts";
 import { assertDType, assertSameShape, declareKernel, groupsFor } from "../tensor/kernel.ts";
@@ -38,32 +37,6 @@ const ADAM_KERNEL = declareKernel({
     maxNorm: "f32",
   },
   buffers: ["param", "grad", "m", "v", "ids", "norm"],
-});
-
-/** adam_many.wgsl's parameter slots, and the most elements a parameter may have to take one. */
-const SLOTS = 3;
-const MAX_SLOT_ELEMENTS = 65536;
-const ADAM_MANY_KERNEL = declareKernel({
-  name: "adam many",
-  source: adamManyShader,
-  params: {
-    lr: "f32",
-    beta1: "f32",
-    beta2: "f32",
-    eps: "f32",
-    weightDecay: "f32",
-    stepSize: "f32",
-    invSqrtBc2: "f32",
-    maxNorm: "f32",
-    n0: "u32",
-    n1: "u32",
-    n2: "u32",
-    n3: "u32",
-  },
-  buffers: [
-    "norm",
-    ...Array.from({ length: SLOTS }, (_, i) => [`param${i}`, `grad${i}`, `m${i}`, `v${i}`]).flat(),
-  ],
 });
 
 /** The hyperparameters of one step, in the shader's terms. */
@@ -155,56 +128,12 @@ export class Adam {
       invSqrtBc2: 1 / Math.sqrt(1 - beta2 ** t),
       maxNorm: clip?.maxNorm ?? 0,
     };
-    // Small dense parameters share dispatches where the adapter binds enough buffers.
-    const many = this.params.length > 0 &&
-      this.params[0].engine.gpu.limits.maxStorageBuffersPerShaderStage >= 4 * SLOTS + 1;
-    let batch: Tensor[] = [];
     for (const p of this.params) {
       const table = p.sparseGrads.length > 0;
       coalesceSparseGrads(p);
-      if (p.grad && !table && many && this.fitsSlot(p, p.grad)) {
-        batch.push(p);
-        if (batch.length === SLOTS) {
-          this.manyStep(batch, hyper, clip?.norm);
-          batch = [];
-        }
-      } else if (p.grad) this.flatStep(table ? "nonzero" : "dense", p, p.grad, hyper, clip?.norm);
+      if (p.grad) this.flatStep(table ? "nonzero" : "dense", p, p.grad, hyper, clip?.norm);
       else if (p.sparseGrads.length) this.lazyStep(p, p.sparseGrads[0], hyper, clip?.norm);
     }
-    if (batch.length > 0) this.manyStep(batch, hyper, clip?.norm);
-  }
-
-  /** Whether a parameter and its gradient are small enough for a slot of adam_many.wgsl. */
-  private fitsSlot(p: Tensor, grad: Tensor): boolean {
-    // Slots bind whole buffers; the moments share the parameter's size class.
-    const limit = p.engine.gpu.limits.maxStorageBufferBindingSize;
-    return p.size <= MAX_SLOT_ELEMENTS &&
-      Math.max(p.storage.capacity, grad.storage.capacity) <= limit;
-  }
-
-  /** `dense` steps of up to SLOTS small parameters (with gradients) in one dispatch. */
-  private manyStep(ps: Tensor[], hyper: StepParams, norm = this.normStandIn(ps[0].engine)): void {
-    const e = ps[0].engine;
-    const buffers: Record<string, Tensor["storage"]> = { norm: norm.storage };
-    for (let i = 0; i < SLOTS; i++) {
-      const p = ps[i] ?? ps[0];
-      assertSameShape("Adam gradient", p, p.grad!);
-      const { m, v } = this.momentsOf(p);
-      Object.assign(buffers, {
-        [`param${i}`]: p.storage,
-        [`grad${i}`]: p.grad!.storage,
-        [`m${i}`]: m.storage,
-        [`v${i}`]: v.storage,
-      });
-    }
-    const n = (i: number) => ps[i]?.size ?? 0;
-    const [x, y] = groupsFor(e, Math.max(...ps.map((p) => p.size)));
-    ADAM_MANY_KERNEL.dispatch(e.gpu, {
-      constants: { DECOUPLED: this.options.decoupled ? 1 : 0 },
-      params: { ...hyper, n0: n(0), n1: n(1), n2: n(2), n3: n(3) },
-      buffers,
-      workgroups: [x, y, ps.length],
-    });
   }
 
   /** Frees the moments (the parameters belong to the model). */
