@@ -1,7 +1,5 @@
 /** Gradient clipping by the global L2 norm, entirely on the GPU. */
 import shader from "../../shaders/grad_norm.wgsl" with { type: "text" };
-import manyShader from "../../shaders/grad_norm_many.wgsl" with { type: "text" };
-import type { BufferWindow } from "../gpu/gpu.ts";
 import { coalesceSparseGrads } from "../tensor/ops/embedding.ts";
 import { declareKernel, groupsFor, rowWindows } from "../tensor/kernel.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -11,18 +9,6 @@ const GRAD_NORM_KERNEL = declareKernel({
   source: shader,
   params: { n: "u32", at: "u32", maxNorm: "f32" },
   buffers: ["grad", "partials", "norm"],
-});
-
-/** grad_norm_many.wgsl's gradient slots, and the chunks a gradient may have to take one. */
-const SLOTS = 15;
-const MAX_SLOT_CHUNKS = 4;
-const GRAD_NORM_MANY_KERNEL = declareKernel({
-  name: "grad norm partial sums of many",
-  source: manyShader,
-  params: Object.fromEntries(
-    ["n", "at"].flatMap((f) => Array.from({ length: 16 }, (_, i) => [`${f}${i}`, "u32" as const])),
-  ),
-  buffers: ["partials", ...Array.from({ length: SLOTS }, (_, i) => `g${i}`)],
 });
 
 /** Elements one workgroup of `partial_sums` covers (its 256 threads × PER_THREAD). */
@@ -63,35 +49,9 @@ export function gradNorm(params: Tensor[]): Tensor {
   const partialCount = windows.reduce((n, { w }) => n + Math.ceil(w.rows / CHUNK), 0);
   const partials = e.empty([partialCount], "f32", "grad norm partials");
   const norm = e.empty([1], "f32", "grad norm");
-  // Runs of small gradients share a dispatch where the adapter binds enough buffers.
-  const many = e.gpu.limits.maxStorageBuffersPerShaderStage > SLOTS;
-  let batch: { binding: BufferWindow; n: number; at: number }[] = [];
-  const flush = () => {
-    if (batch.length === 0) return;
-    const params: Record<string, number> = {};
-    const buffers: Record<string, BufferWindow> = {};
-    for (let i = 0; i < 16; i++) {
-      params[`n${i}`] = batch[i]?.n ?? 0;
-      params[`at${i}`] = batch[i]?.at ?? 0;
-    }
-    for (let i = 0; i < SLOTS; i++) buffers[`g${i}`] = (batch[i] ?? batch[0]).binding;
-    GRAD_NORM_MANY_KERNEL.dispatch(e.gpu, {
-      params,
-      buffers: { ...buffers, partials: partials.storage },
-      workgroups: [Math.max(...batch.map((b) => Math.ceil(b.n / CHUNK))), 1, batch.length],
-    });
-    batch = [];
-  };
   let at = 0;
   for (const { g, w } of windows) {
     const groups = Math.ceil(w.rows / CHUNK);
-    const binding = { alloc: g.storage, offset: w.offset, size: w.size };
-    if (many && groups <= MAX_SLOT_CHUNKS) {
-      batch.push({ binding, n: w.rows, at });
-      if (batch.length === SLOTS) flush();
-      at += groups;
-      continue;
-    }
     GRAD_NORM_KERNEL.dispatch(e.gpu, {
       label: "grad norm partial sums",
       entry: "partial_sums",
@@ -104,7 +64,6 @@ export function gradNorm(params: Tensor[]): Tensor {
     });
     at += groups;
   }
-  flush();
   GRAD_NORM_KERNEL.dispatch(e.gpu, {
     label: "grad norm finish",
     entry: "finish",

@@ -1,8 +1,8 @@
 /**
  * Every kernel's TypeScript declaration against the WGSL it compiles: the fields of its
- * `struct Params` (names and types, in order; `name: array<vec4u, N>` stands for name0 … name4N−1)
- * and its `@group(0) @binding(N)` variables (the uniform at 0, then the storage buffers numbered
- * 1, 2, … in the declared order, as Gpu.dispatch binds them). Every file in shaders/ must be part of some declared kernel's source.
+ * `struct Params` (names and types, in order) and its `@group(0) @binding(N)` variables (the
+ * uniform at 0, then the storage buffers numbered 1, 2, … in the declared order, as Gpu.dispatch
+ * binds them). Every file in shaders/ must be part of some declared kernel's source.
  */
 import assert from "node:assert/strict";
 import type { Gpu } from "../../src/gpu/gpu.ts";
@@ -44,22 +44,13 @@ function parseShader(source: string): ParsedShader {
   const structs = [...code.matchAll(/struct\s+Params\s*\{([^}]*)\}/g)];
   assert.ok(structs.length <= 1, "more than one struct Params");
   const params = structs.length === 0 ? null : structs[0][1]
-    .split(/,(?![^<]*>)/)
+    .split(",")
     .map((f) => f.trim())
     .filter((f) => f.length > 0)
-    .flatMap((f) => {
-      // An array of N vec4s packs 4N scalars, declared name0, name1, …
-      const packed = f.match(/^(\w+)\s*:\s*array<vec4([uif]),\s*(\d+)>$/);
-      if (packed) {
-        const type = { u: "u32", i: "i32", f: "f32" }[packed[2]]!;
-        return Array.from(
-          { length: 4 * Number(packed[3]) },
-          (_, i) => [`${packed[1]}${i}`, type] as [string, string],
-        );
-      }
+    .map((f) => {
       const m = f.match(/^(\w+)\s*:\s*(\w+)$/);
       assert.ok(m, `cannot read the Params field "${f}"`);
-      return [[m[1], m[2]] as [string, string]];
+      return [m[1], m[2]] as [string, string];
     });
   const bindings = [
     ...code.matchAll(/@group\(0\)\s*@binding\((\d+)\)\s*var(?:<([^>]*)>)?\s+(\w+)\s*:\s*([^;]+);/g),
