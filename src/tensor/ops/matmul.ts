@@ -313,8 +313,13 @@ interface Window {
 /** The scalar kernel's tile (rows × columns of C per invocation) and workgroup; see matmul.wgsl. */
 const SCALAR_TILE = { rows: 8, cols: 8 };
 const SCALAR_WORKGROUP = 8;
-/** Slices of a split reduction are at least this long. */
+/**
+ * Slices of a split reduction are at least MIN_SLICE_K long and at most MAX_SLICE_K: llvmpipe
+ * silently ends an invocation's loops after ~65,535 iterations, and a slice of 4,096 (what 256
+ * tiles gave a windowed product over a 1,000,001-row table) is known to stay clear of that.
+ */
 const MIN_SLICE_K = 64;
+const MAX_SLICE_K = 4096;
 
 /**
  * Split the reduction when C has fewer tiles than this. 256 tiles keep a GPU busy. llvmpipe runs
@@ -452,8 +457,10 @@ function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): 
   const tile = kernel.variant ?? SCALAR_TILE;
   const tiles = Math.ceil(m / tile.rows) * Math.ceil(n / tile.cols);
   const slicesThatFit = Math.floor(e.gpu.limits.maxStorageBufferBindingSize / (m * n * 4));
-  const slices = w.batches === 1
-    ? Math.min(Math.ceil((splitBelowTiles(e)) / tiles), Math.floor(k / MIN_SLICE_K), slicesThatFit)
+  const wanted = Math.min(Math.ceil(splitBelowTiles(e) / tiles), Math.floor(k / MIN_SLICE_K));
+  // A split reduction keeps its slices under MAX_SLICE_K (llvmpipe stops long loops early).
+  const slices = w.batches === 1 && wanted >= 2
+    ? Math.min(Math.max(wanted, Math.ceil(k / MAX_SLICE_K)), slicesThatFit)
     : 1;
   // Only `main` of the vec4 kernels adds into C itself: scalar stores that read C back compile
   // several times slower (see matmul_vec4.wgsl).
