@@ -54,6 +54,61 @@ export async function timeGpu(
   return { ms: median(perCall), minMs: Math.min(...perCall), repeats, calls };
 }
 
+/** Options of timeInterleaved. */
+export interface InterleavedOptions {
+  /** Rounds: each times one batch of every work. */
+  rounds: number;
+  /** About how long one batch of one work runs (its calls measured beforehand). */
+  targetMs: number;
+}
+
+/** One work's figures from timeInterleaved. */
+export interface InterleavedTiming {
+  /** Median over the rounds of the milliseconds per call. */
+  ms: number;
+  /** Milliseconds per call in each round, in round order. */
+  perRound: number[];
+  calls: number;
+}
+
+/** Calls timed to measure a work's rate before its batches are sized (after one warm-up call). */
+const RATE_CALLS = 8;
+
+/**
+ * Times several works against each other in one process: after a warm-up call of each and a
+ * batch that measures its rate, every round times one batch of every work (as many calls as fill
+ * about `targetMs`, synced once), the order rotating from round to round. Drift of the machine
+ * over the run (other jobs on shared cores, clock changes) then falls on all works alike, and a
+ * figure is the median of its rounds, which one disturbed round does not move.
+ */
+export async function timeInterleaved(
+  gpu: Gpu,
+  works: (() => void)[],
+  opts: InterleavedOptions,
+): Promise<InterleavedTiming[]> {
+  const calls: number[] = [];
+  for (const work of works) {
+    work();
+    await gpu.sync();
+    const start = performance.now();
+    for (let c = 0; c < RATE_CALLS; c++) work();
+    await gpu.sync();
+    const perCall = (performance.now() - start) / RATE_CALLS;
+    calls.push(Math.max(1, Math.round(opts.targetMs / perCall)));
+  }
+  const perRound: number[][] = works.map(() => []);
+  for (let r = 0; r < opts.rounds; r++) {
+    for (let k = 0; k < works.length; k++) {
+      const i = (r + k) % works.length;
+      const start = performance.now();
+      for (let c = 0; c < calls[i]; c++) works[i]();
+      await gpu.sync();
+      perRound[i].push((performance.now() - start) / calls[i]);
+    }
+  }
+  return works.map((_, i) => ({ ms: median(perRound[i]), perRound: perRound[i], calls: calls[i] }));
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
