@@ -230,7 +230,7 @@ async function fastestGemv(
 }
 
 /** Rounds that pick the fastest dense GEMV variant of each layout for a layer. */
-const VARIANT_ROUNDS = { rounds: 3, targetMs: 50 };
+const VARIANT_ROUNDS = { rounds: 5, targetMs: 50 };
 
 /** Why the library refuses `work` on its shapes (a binding or loop limit), or null. */
 function refusal(work: () => void): string | null {
