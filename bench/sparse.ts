@@ -5,10 +5,13 @@
  * the metadata's bits per element and the time of the prune kernel that makes the compressed
  * operand. One token also times both against W stored transposed (activation-sparse), and 16
  * tokens the untiled sparse kernel the tiled one replaces. One token's dense baseline is the
- * fastest dense GEMV of either layout: every variant is measured once per layer and the fastest of
- * each layout timed again beside every cell. From 512 tokens on, each figure is one call (the
- * pipelines compiled by T = 16), so that the full grid fits a CPU adapter's half hour. A cell the
- * library refuses (a binding or loop limit) stays in the table with the reason.
+ * fastest dense GEMV of either layout: the variants of each layout are timed against each other
+ * once per layer, and in every cell the fastest of each layout and the sparse GEMVs alternate
+ * batch by batch over several rounds, each figure the median of its rounds (one call is too
+ * short for the machine's drift between two separately timed figures not to swing their ratio).
+ * From 512 tokens on, each figure is one call (the pipelines compiled by T = 16), so that the full
+ * grid fits a CPU adapter's half hour. A cell the library refuses (a binding or loop limit) stays
+ * in the table with the reason.
  */
 import type { Engine } from "../src/tensor/engine.ts";
 import { matmul } from "../src/tensor/ops/matmul.ts";
@@ -41,7 +44,7 @@ import { SPARSE_GEMV_CHOICE, TRANSPOSED_SPARSE_GEMV_CHOICE } from "../src/sparse
 import { SPARSE_TILED_CHOICE } from "../src/sparse/tiled.ts";
 import { ShapeError, type Tensor } from "../src/tensor/tensor.ts";
 import { seededRandom } from "../src/tensor/random.ts";
-import { type Cell, formatTable, timeGpu, type TimingOptions } from "./util.ts";
+import { type Cell, formatTable, timeGpu, timeInterleaved, type TimingOptions } from "./util.ts";
 
 export type Role = "activation" | "weight";
 
@@ -124,6 +127,8 @@ export interface SparseRow {
 
 export interface SparseReport {
   grid: SparseGrid;
+  /** One token: the interleaved rounds behind every median. */
+  oneTokenRounds: number;
   /** The kernels the engine picked (by adapter kind). */
   kernels: Record<string, string>;
   rows: SparseRow[];
@@ -157,10 +162,10 @@ function sparseBytes(l: NmLayout, role: Role, tokens: number, inF: number, out: 
 /**
  * Fewer calls as T grows: a product of 512 or more tokens on a CPU adapter takes seconds, so it is
  * timed once, after a warm-up only when no smaller batch (`compiled`) has compiled the pipelines
- * of this run. One token: as many
- * calls per repetition as fill `targetMs` by a batch's rate (`calibrate`), since one call is far
- * shorter than the wait for the GPU that ends a repetition (about 10 ms on llvmpipe) and timeGpu
- * sizes its batches by a single call and its wait.
+ * of this run. One token (the matmul and the prune; the GEMVs alternate, see timeOneToken): as
+ * many calls per repetition as fill `targetMs` by a batch's rate (`calibrate`), since one call is
+ * far shorter than the wait for the GPU that ends a repetition (about 10 ms on llvmpipe) and
+ * timeGpu sizes its batches by a single call and its wait.
  */
 function timingFor(
   tokens: number,
@@ -210,24 +215,32 @@ async function timeWork(
 }
 
 /**
- * The fastest variant of `variants` on `run`, each timed once (calibrated); a variant refused on
- * these shapes (its loops would overrun) is left out.
+ * The fastest variant of `variants` on `run`: all timed against each other in interleaved rounds
+ * (medians), so that a disturbed measurement does not pick a slower variant as the baseline; a
+ * variant refused on these shapes (its loops would overrun) is left out.
  */
 async function fastestGemv(
   e: Engine,
   variants: readonly GemvVariant[],
   run: (v: GemvVariant) => void,
 ): Promise<GemvVariant> {
-  let best = variants[0];
-  let bestMs = Infinity;
-  for (const v of variants) {
-    const ms = await timeOrRefusal(
-      (work) => timeWork(e, work, { repeats: 1, targetMs: 100, calibrate: true }),
-      () => run(v),
-    );
-    if (typeof ms === "number" && ms < bestMs) [best, bestMs] = [v, ms];
+  const runnable = variants.filter((v) => refusal(() => run(v)) === null);
+  const times = await timeInterleaved(e.gpu, runnable.map((v) => () => run(v)), VARIANT_ROUNDS);
+  return runnable[times.reduce((best, t, i) => (t.ms < times[best].ms ? i : best), 0)];
+}
+
+/** Rounds that pick the fastest dense GEMV variant of each layout for a layer. */
+const VARIANT_ROUNDS = { rounds: 5, targetMs: 50 };
+
+/** Why the library refuses `work` on its shapes (a binding or loop limit), or null. */
+function refusal(work: () => void): string | null {
+  try {
+    work();
+    return null;
+  } catch (err) {
+    if (err instanceof ShapeError) return err.message;
+    throw err;
   }
-  return best;
 }
 
 /** The cell's time, or why the library refused its shapes (a binding or loop limit). */
@@ -269,6 +282,8 @@ export async function runSparseBenchmark(
   grid: SparseGrid,
   opts: {
     repeats: number;
+    /** One token: interleaved rounds of dense and sparse GEMVs per cell (medians). */
+    rounds: number;
     onProgress?: (line: string) => void;
     onBlock?: (partial: SparseReport) => Promise<void>;
   },
@@ -281,6 +296,7 @@ export async function runSparseBenchmark(
   });
   const report = (): SparseReport => ({
     grid,
+    oneTokenRounds: opts.rounds,
     kernels: {
       matmul: matmulVariantOf(e).name,
       gemv: GEMV_CHOICE.of(e).name,
@@ -322,7 +338,7 @@ async function runTokens(
   grid: SparseGrid,
   layer: Layer,
   tokens: number,
-  opts: { repeats: number; onProgress?: (line: string) => void },
+  opts: { repeats: number; rounds: number; onProgress?: (line: string) => void },
 ): Promise<SparseRow[]> {
   const { inF, out, w, wt } = layer;
   const compiled = grid.tokens.some((t) => t > 1 && t < tokens);
@@ -330,28 +346,15 @@ async function runTokens(
   const time = (work: () => void) => timeWork(e, work, timing);
   const rows: SparseRow[] = [];
   const x = e.tensor(randomArray(tokens * inF, 1), [tokens, inF], "f32", "bench X");
-  const [rowsGemv, colsGemv] = tokens === 1 ? await fastestGemvs(e, x, w, wt) : [null, null];
-  // Small T: the dense baselines are timed again beside every cell, so that both figures of a
-  // ratio see the same load from the other jobs on the cores.
-  const dense = async () => {
-    const matmulMs = await time(() => matmul(x, w, { transB: true }).dispose());
-    if (!rowsGemv || !colsGemv) {
-      return { matmulMs, gemvTMs: null, denseMs: matmulMs, denseVariant: null };
-    }
-    const gemvMs = await time(() => gemv(x, w, { variant: rowsGemv.name }).dispose());
-    const gemvTMs = await time(() =>
-      gemv(x, wt, { variant: colsGemv.name, transposed: true }).dispose()
-    );
-    return gemvMs <= gemvTMs
-      ? { matmulMs, gemvTMs, denseMs: gemvMs, denseVariant: `${rowsGemv.name} (W)` }
-      : { matmulMs, gemvTMs, denseMs: gemvTMs, denseVariant: `${colsGemv.name} (Wᵀ)` };
-  };
-  const once = await dense();
+  const gemvs = tokens === 1 ? await fastestGemvs(e, x, w, wt) : null;
+  const denseMatmul = () => matmul(x, w, { transB: true }).dispose();
+  const matmulOnce = await time(denseMatmul);
   const denseBytes = (tokens * inF + out * inF + tokens * out) * 4;
   for (const role of grid.roles) {
     for (const [s, encoding] of CELLS.filter(([, enc]) => grid.encodings.includes(enc))) {
       if (grid.allCellsUpTo !== null && tokens > grid.allCellsUpTo && !comparedCell(s)) {
-        const cell = { tokens, inF, out, role, s, encoding, denseBytes, dense: once };
+        const dense = { denseMs: matmulOnce, matmulMs: matmulOnce };
+        const cell = { tokens, inF, out, role, s, encoding, denseBytes, dense };
         rows.push(leftOut(grid.allCellsUpTo, cell));
         opts.onProgress?.(progressLine(rows[rows.length - 1]));
         continue;
@@ -373,13 +376,19 @@ async function runTokens(
         role === "activation"
           ? sparseActivationMatmul(nm, w, { variant })
           : sparseWeightMatmul(x, nm, { variant });
-      const { matmulMs, gemvTMs, denseMs, denseVariant } = tokens <= 16 ? await dense() : once;
-      const sparse = await timeOrRefusal(time, () => product().dispose());
-      const sparseMs = typeof sparse === "number" ? sparse : null;
-      const transposed = tokens === 1 && role === "activation";
-      const sparseTMs = transposed
-        ? await time(() => sparseActivationGemvTransposed(nm, wt).dispose())
-        : null;
+      // Small T: the dense matmul is timed again beside every cell, so that both figures of a
+      // ratio see the same load from the other jobs on the cores (one token: see timeOneToken).
+      const matmulMs = tokens <= 16 ? await time(denseMatmul) : matmulOnce;
+      const figures = gemvs
+        ? await timeOneToken(e, gemvs, { x, w, wt }, {
+          sparse: () => product().dispose(),
+          sparseTransposed: role === "activation"
+            ? () => sparseActivationGemvTransposed(nm, wt).dispose()
+            : null,
+          rounds: opts.rounds,
+        })
+        : await timeBatch(time, () => product().dispose(), matmulMs);
+      const { sparseMs, sparseTMs } = figures;
       const untiledMs = tokens === 16 && sparseMs !== null
         ? await time(() => product("untiled").dispose())
         : null;
@@ -392,18 +401,18 @@ async function runTokens(
         encoding,
         metadataBitsPerElement: (nm.meta.size * 32) / (nm.layout.lanes * inF),
         sparseMs,
-        denseMs,
-        denseVariant,
-        speedup: sparseMs === null ? null : denseMs / sparseMs,
+        denseMs: figures.denseMs,
+        denseVariant: figures.denseVariant,
+        speedup: sparseMs === null ? null : figures.denseMs / sparseMs,
         matmulMs,
         sparseTransposedMs: sparseTMs,
-        denseTransposedMs: transposed ? gemvTMs : null,
-        speedupTransposed: sparseTMs === null ? null : denseMs / sparseTMs,
+        denseTransposedMs: sparseTMs === null ? null : figures.denseTMs,
+        speedupTransposed: sparseTMs === null ? null : figures.denseMs / sparseTMs,
         untiledMs,
         sparseBytes: sparseBytes(nm.layout, role, tokens, inF, out),
         denseBytes,
         pruneMs,
-        notRun: typeof sparse === "string" ? `refused: ${sparse}` : null,
+        notRun: figures.refused === null ? null : `refused: ${figures.refused}`,
       };
       if (role === "activation") nm.dispose();
       rows.push(row);
@@ -412,6 +421,75 @@ async function runTokens(
   }
   x.dispose();
   return rows;
+}
+
+/** A cell's sparse and dense figures (the dense GEMVs' for one token, the matmul's otherwise). */
+interface CellFigures {
+  sparseMs: number | null;
+  denseMs: number;
+  denseVariant: string | null;
+  /** Activation-sparse, one token: the sparse GEMV on Wᵀ and the fastest dense GEMV on Wᵀ. */
+  sparseTMs: number | null;
+  denseTMs: number | null;
+  /** Why the library refused the sparse product (a binding or loop limit), or null. */
+  refused: string | null;
+}
+
+/** More than one token: the sparse product timed on its own against the matmul's time. */
+async function timeBatch(
+  time: (work: () => void) => Promise<number>,
+  sparse: () => void,
+  matmulMs: number,
+): Promise<CellFigures> {
+  const t = await timeOrRefusal(time, sparse);
+  return {
+    sparseMs: typeof t === "number" ? t : null,
+    denseMs: matmulMs,
+    denseVariant: null,
+    sparseTMs: null,
+    denseTMs: null,
+    refused: typeof t === "string" ? t : null,
+  };
+}
+
+/** Milliseconds one batch of one work runs in the one-token rounds. */
+const ONE_TOKEN_BATCH_MS = 100;
+
+/**
+ * One token: the fastest dense GEMV of each layout (W and Wᵀ), the sparse GEMV and, activation-
+ * sparse, the sparse GEMV on Wᵀ, timed against each other in interleaved rounds (medians), so that
+ * the machine's drift over the cell falls on dense and sparse alike. The dense figure is the
+ * faster layout's median.
+ */
+async function timeOneToken(
+  e: Engine,
+  [rowsGemv, colsGemv]: [GemvVariant, GemvVariant],
+  { x, w, wt }: { x: Tensor; w: Tensor; wt: Tensor },
+  cell: { sparse: () => void; sparseTransposed: (() => void) | null; rounds: number },
+): Promise<CellFigures> {
+  const refused = refusal(cell.sparse);
+  const sparseTransposed = cell.sparseTransposed && refusal(cell.sparseTransposed) === null
+    ? cell.sparseTransposed
+    : null;
+  const works = [
+    () => gemv(x, w, { variant: rowsGemv.name }).dispose(),
+    () => gemv(x, wt, { variant: colsGemv.name, transposed: true }).dispose(),
+    ...(refused === null ? [cell.sparse] : []),
+    ...(sparseTransposed ? [sparseTransposed] : []),
+  ];
+  const t = await timeInterleaved(e.gpu, works, {
+    rounds: cell.rounds,
+    targetMs: ONE_TOKEN_BATCH_MS,
+  });
+  const [rowsMs, colsMs] = [t[0].ms, t[1].ms];
+  return {
+    sparseMs: refused === null ? t[2].ms : null,
+    denseMs: Math.min(rowsMs, colsMs),
+    denseVariant: rowsMs <= colsMs ? `${rowsGemv.name} (W)` : `${colsGemv.name} (Wᵀ)`,
+    sparseTMs: sparseTransposed ? t[t.length - 1].ms : null,
+    denseTMs: colsMs,
+    refused,
+  };
 }
 
 /** The cells the issue compares at every T: 8:16 and unstructured 50%. */

@@ -54,6 +54,92 @@ export async function timeGpu(
   return { ms: median(perCall), minMs: Math.min(...perCall), repeats, calls };
 }
 
+/** Options of timeInterleaved. */
+export interface InterleavedOptions {
+  /** Rounds: each times one batch of every work. */
+  rounds: number;
+  /** About how long one batch of one work runs (its calls measured beforehand). */
+  targetMs: number;
+}
+
+/** One work's figures from timeInterleaved. */
+export interface InterleavedTiming {
+  /** Median over the rounds of the milliseconds per call. */
+  ms: number;
+  /** Milliseconds per call in each round, in round order. */
+  perRound: number[];
+  calls: number;
+}
+
+/**
+ * Measuring a work's rate before its batches are sized (after one warm-up call): batches from
+ * RATE_CALLS calls, four times more until one runs at least RATE_MIN_MS beyond its sync.
+ */
+const RATE_CALLS = 8;
+const RATE_MIN_MS = 20;
+const RATE_MAX_CALLS = 2048;
+
+/** Empty syncs timed for the fixed cost of a sync. */
+const SYNC_SAMPLES = 7;
+
+/**
+ * The median time of a sync with nothing to wait for: what every timed batch pays on top of its
+ * calls (about 11 ms on llvmpipe, where the work itself ends before the wait).
+ */
+async function emptySyncMs(gpu: Gpu): Promise<number> {
+  await gpu.sync();
+  const times: number[] = [];
+  for (let i = 0; i < SYNC_SAMPLES; i++) {
+    const start = performance.now();
+    await gpu.sync();
+    times.push(performance.now() - start);
+  }
+  return median(times);
+}
+
+/**
+ * Times several works against each other in one process: after a warm-up call of each and a
+ * batch that measures its rate, every round times one batch of every work (as many calls as fill
+ * about `targetMs`, synced once), the order rotating from round to round. Drift of the machine
+ * over the run (other jobs on shared cores, clock changes) then falls on all works alike, and a
+ * figure is the median of its rounds, which one disturbed round does not move. A batch's time
+ * less the fixed cost of a sync (an empty one's median) is divided among its calls.
+ */
+export async function timeInterleaved(
+  gpu: Gpu,
+  works: (() => void)[],
+  opts: InterleavedOptions,
+): Promise<InterleavedTiming[]> {
+  const syncMs = await emptySyncMs(gpu);
+  const batchMs = async (work: () => void, calls: number) => {
+    const start = performance.now();
+    for (let c = 0; c < calls; c++) work();
+    await gpu.sync();
+    return performance.now() - start - syncMs;
+  };
+  const calls: number[] = [];
+  for (const work of works) {
+    work();
+    await gpu.sync();
+    let n = RATE_CALLS;
+    let ms = await batchMs(work, n);
+    while (ms < RATE_MIN_MS && n < RATE_MAX_CALLS) {
+      n *= 4;
+      ms = await batchMs(work, n);
+    }
+    // Below RATE_MIN_MS only when the calls ran out: the work is too short to resolve.
+    calls.push(Math.max(1, Math.round(opts.targetMs / (Math.max(ms, RATE_MIN_MS) / n))));
+  }
+  const perRound: number[][] = works.map(() => []);
+  for (let r = 0; r < opts.rounds; r++) {
+    for (let k = 0; k < works.length; k++) {
+      const i = (r + k) % works.length;
+      perRound[i].push(await batchMs(works[i], calls[i]) / calls[i]);
+    }
+  }
+  return works.map((_, i) => ({ ms: median(perRound[i]), perRound: perRound[i], calls: calls[i] }));
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;

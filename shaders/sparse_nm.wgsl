@@ -42,13 +42,21 @@ fn nm_group_mask(lane: u32, g: u32) -> u32 {
   return mask;
 }
 
-// A walk over a lane's kept positions in ascending order, from the start of one group: kept
-// value q sits at position q / N · M + its field with indices; with combinatorial codes a
-// group's mask is decoded when the walk enters it and its lowest bit is taken each step.
+// A walk over a lane's kept positions in ascending order: kept value q sits at position
+// q / N · M + its field with indices; with combinatorial codes a group's mask is decoded when
+// the walk enters it and its lowest bit is taken each step. With indices `mask` counts the values
+// already taken from the group, so that no step divides by N (a division by a runtime value has
+// no vector instruction on a CPU adapter: it runs once per lane).
 struct Kept { lane: u32, q: u32, group: u32, mask: u32 }
 
+// The walk from the start of group g.
 fn kept_from(lane: u32, g: u32) -> Kept {
   return Kept(lane, g * p.n, g, 0u);
+}
+
+// The walk from kept value q; with codes q must start a group.
+fn kept_from_value(lane: u32, q: u32) -> Kept {
+  return Kept(lane, q, q / p.n, q % p.n);
 }
 
 fn kept_next(k: ptr<function, Kept>) -> u32 {
@@ -62,6 +70,12 @@ fn kept_next(k: ptr<function, Kept>) -> u32 {
     return ((*k).group - 1u) * p.m + c;
   }
   let q = (*k).q;
+  let at = (*k).group * p.m + nm_field((*k).lane, q);
   (*k).q = q + 1u;
-  return q / p.n * p.m + nm_field((*k).lane, q);
+  (*k).mask += 1u;
+  if ((*k).mask == p.n) {
+    (*k).mask = 0u;
+    (*k).group += 1u;
+  }
+  return at;
 }

@@ -57,9 +57,7 @@ struct Loader { walk: Kept, q: u32, next: u32 }
 
 fn loader_at(lane: u32, k: u32) -> Loader {
   let q = first_kept_from(lane, k);
-  var walk = kept_from(lane, q / p.n);
-  walk.q = q;
-  var ld = Loader(walk, q, 0u);
+  var ld = Loader(kept_from_value(lane, q), q, 0u);
   if (q < p.kept) { ld.next = kept_next(&ld.walk); }
   // With codes the walk starts at the group's first kept value: step to column k.
   for (; ld.q < p.kept && ld.next < k; ld.q++) {

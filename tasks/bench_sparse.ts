@@ -26,8 +26,9 @@ on the same shapes in the same run. Per cell: times, speedup, bytes moved at lea
 + metadata + dense operand + Y), stored metadata bits per element, and the prune kernel's time.
 One token runs the GEMV kernels against the fastest dense GEMV of either layout, W [out, in] or
 W stored transposed (every variant measured on each layer), and, activation-sparse, also the
-sparse GEMV against W stored transposed ("Wᵀ speedup"); 16 tokens also time the untiled sparse
-kernel. Token counts run smallest first over every layer; from 512 tokens each figure is a
+sparse GEMV against W stored transposed ("Wᵀ speedup"); in each cell these alternate batch by
+batch over --rounds rounds and every figure is the median of its rounds. 16 tokens also time
+the untiled sparse kernel. Token counts run smallest first over every layer; from 512 tokens each figure is a
 single call. A cell the library refuses (or the grid leaves out) stays in the table with the
 reason. Prints a table and writes bench/results/sparse-<adapter>.json, rewritten after every
 (T, layer) block ("complete": false until the grid is done).
@@ -44,6 +45,8 @@ Flags:
   --shapes LIST layers (in)x(out) to run instead of the grid's, e.g. 1024x4096,4096x1024
                 (with --tokens or --shapes the JSON is bench/results/sparse-cells-<adapter>.json)
   --repeats N   timed repetitions per figure (fastest reported) [default: 3]
+  --rounds N    one token: rounds in which the dense and sparse GEMVs of a cell alternate, batch
+                by batch (medians reported) [default: 9]
   --quiet       print only the final table
   --help        print this help`;
 
@@ -73,6 +76,7 @@ async function main(args: string[]): Promise<number> {
       "all-cells": { type: "boolean", default: false },
       shapes: { type: "string" },
       repeats: { type: "string", default: "3" },
+      rounds: { type: "string", default: "9" },
       quiet: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -82,6 +86,7 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const repeats = positiveInt("--repeats", values.repeats);
+  const rounds = positiveInt("--rounds", values.rounds);
   const engine = await Engine.create();
   try {
     const tuned = await tuneMatmul(engine, { cacheDir: "runs/cache" });
@@ -101,6 +106,7 @@ async function main(args: string[]): Promise<number> {
       });
     const report = await runSparseBenchmark(engine, grid, {
       repeats,
+      rounds,
       onProgress: values.quiet ? undefined : (line) => console.error(line),
       // Rewritten after every block: a run stopped early keeps the cells it measured.
       onBlock: async (partial) => void await write(partial, false),
