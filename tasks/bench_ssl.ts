@@ -118,19 +118,22 @@ async function benchMethod(
         c.clip,
         () => sslLoss(model, objective, settingsOf(c), teacher, b),
       );
-    for (let i = 0; i < warmup; i++) await step(batches[i % batches.length]);
-    await engine.gpu.sync();
-    engine.gpu.profiler?.reset();
-    const start = performance.now();
-    let clients = 0;
-    const timed = new PipelinedSteps<void>(() => {});
-    for (let i = 0; i < steps; i++) {
-      const b = batches[(warmup + i) % batches.length];
-      await timed.push(() => step(b));
-      clients += new Set(b.clients).size;
-    }
-    await timed.flush();
-    const seconds = (performance.now() - start) / 1000;
+    // As in ssl:train (src/train/ssl.ts): what a step frees, the next (of nearly its shapes) takes.
+    const { seconds, clients } = await engine.gpu.allocator.withSteadyShapes(async () => {
+      for (let i = 0; i < warmup; i++) await step(batches[i % batches.length]);
+      await engine.gpu.sync();
+      engine.gpu.profiler?.reset();
+      const start = performance.now();
+      let clients = 0;
+      const timed = new PipelinedSteps<void>(() => {});
+      for (let i = 0; i < steps; i++) {
+        const b = batches[(warmup + i) % batches.length];
+        await timed.push(() => step(b));
+        clients += new Set(b.clients).size;
+      }
+      await timed.flush();
+      return { seconds: (performance.now() - start) / 1000, clients };
+    });
     await engine.gpu.sync();
     return {
       method,

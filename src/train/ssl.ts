@@ -452,20 +452,23 @@ export async function trainSsl(
         train_clients: data.split.train.length,
         parameters: model.parameters().reduce((n, t) => n + t.size, 0),
       });
-      return await runLoop(
-        engine,
-        {
-          model,
-          optimizer,
-          batches: batchesOf(data.split.train, objective, data, c),
-          loss: (b) => sslLoss(model, objective, settingsOf(c), teacher, b),
-          evaluator: new SslEvaluator(model, objective, teacher, data, c, session.runDir),
-          tokensOf: (b) => b.lengths.reduce((a, v) => a + v, 0),
-        },
-        { epochs: c.epochs, evalEvery: c.evalEvery, patience: c.patience, clip: c.clip },
-        session,
-        position,
-        opts,
+      // Batches of one configuration differ by a few percent in their events: near-steady.
+      return await engine.gpu.allocator.withSteadyShapes(() =>
+        runLoop(
+          engine,
+          {
+            model,
+            optimizer,
+            batches: batchesOf(data.split.train, objective, data, c),
+            loss: (b) => sslLoss(model, objective, settingsOf(c), teacher, b),
+            evaluator: new SslEvaluator(model, objective, teacher, data, c, session.runDir),
+            tokensOf: (b) => b.lengths.reduce((a, v) => a + v, 0),
+          },
+          { epochs: c.epochs, evalEvery: c.evalEvery, patience: c.patience, clip: c.clip },
+          session,
+          position,
+          opts,
+        )
       );
     },
   );

@@ -249,6 +249,69 @@ gpuTest(
   },
 );
 
+gpuTest(
+  "with steady shapes drifting sizes take a pooled buffer of up to twice their class, counted at its size",
+  async () => {
+    const gpu = await Gpu.create();
+    try {
+      const al = gpu.allocator;
+      const mib = 1 << 20;
+      // Sizes that move across size classes from step to step, as CoLES batches' events do.
+      const sizes = Array.from({ length: 24 }, (_, i) => (i + 1) * 0.37 * mib + 1000);
+      const step = (scale: number) => {
+        const live = sizes.map((n) => gpu.alloc(Math.round(n * scale), "activation"));
+        for (const a of live) gpu.release(a);
+      };
+      await al.withSteadyShapes(() => {
+        step(1);
+        const created = al.allocations;
+        step(1.04);
+        step(0.97);
+        // Grown sizes each take the next class's buffer, so only the largest needs a new one.
+        assert.ok(al.allocations - created <= 1, `${al.allocations - created} buffers created`);
+        // What a request takes counts its real size: bigger than its own size class.
+        const small = gpu.alloc(5 * mib, "small");
+        assert.ok(small.capacity >= sizeClass(5 * mib) && small.capacity <= 2 * sizeClass(5 * mib));
+        const liveBefore = al.liveBytes;
+        gpu.release(small);
+        assert.equal(liveBefore - al.liveBytes, small.capacity);
+        // Nothing more than twice the class: a tiny request does not take a big buffer.
+        const tiny = gpu.alloc(1000, "tiny");
+        assert.ok(tiny.capacity <= 2 * sizeClass(1000), `tiny took ${tiny.capacity} bytes`);
+        gpu.release(tiny);
+        return Promise.resolve();
+      });
+    } finally {
+      gpu.destroy();
+    }
+  },
+);
+
+gpuTest(
+  "with steady shapes the reserved bytes stay within the peak live bytes and the bounded pool",
+  async () => {
+    const gpu = await Gpu.create();
+    try {
+      const al = gpu.allocator;
+      const mib = 1 << 20;
+      await al.withSteadyShapes(() => {
+        al.resetPeaks();
+        // Each step's buffers are three times the last's: nothing pooled fits, so without the
+        // bound the pool would hold every earlier step beside the live one.
+        for (const n of [1, 3, 9, 27]) {
+          const live = Array.from({ length: 4 }, () => gpu.alloc(n * mib, "activation"));
+          for (const a of live) gpu.release(a);
+        }
+        const bound = al.peakLiveBytes + Math.max(4 * mib, al.peakLiveBytes / 8);
+        assert.ok(al.peakReservedBytes <= bound, `reserved ${al.peakReservedBytes} > ${bound}`);
+        return Promise.resolve();
+      });
+    } finally {
+      gpu.destroy();
+    }
+  },
+);
+
 gpuTest("out of memory names the bytes wanted and the limit", async () => {
   const gpu = await Gpu.create({ memoryLimit: 1 << 20 });
   try {
