@@ -69,8 +69,11 @@ export class RotaryAttention extends Module {
     this.children = { q_proj: this.q, k_proj: this.k, v_proj: this.v, o_proj: this.o };
   }
 
-  /** x [B, T, dim], every sequence from position 0; fills `cache` from row 0 when given. */
-  forward(x: Tensor, pos: Positions, cache?: LayerCache): Tensor {
+  /**
+   * residual + attention(x) for x [B, T, dim], every sequence from position 0 (residual shaped
+   * as x; the output projection adds onto it); fills `cache` from row 0 when given.
+   */
+  forward(residual: Tensor, x: Tensor, pos: Positions, cache?: LayerCache): Tensor {
     const q = rope(this.q.forward(x), pos.ids, pos.table);
     const k = rope(this.k.forward(x), pos.ids, pos.table);
     const v = this.v.forward(x);
@@ -78,7 +81,8 @@ export class RotaryAttention extends Module {
       appendToCache(cache.k, k, 0);
       appendToCache(cache.v, v, 0);
     }
-    return this.o.forward(causalAttention(q, k, v, { heads: this.heads, kvHeads: this.kvHeads }));
+    const a = causalAttention(q, k, v, { heads: this.heads, kvHeads: this.kvHeads });
+    return this.o.forwardOnto(residual, a);
   }
 
   /**
@@ -114,8 +118,9 @@ export class GatedFeedForward extends Module {
     this.children = { gate_proj: this.gate, up_proj: this.up, down_proj: this.down };
   }
 
-  forward(x: Tensor): Tensor {
-    return this.down.forward(siluGate(this.gate.forward(x), this.up.forward(x)));
+  /** residual + down(silu(gate(x)) · up(x)): the down projection adds onto the residual. */
+  forward(residual: Tensor, x: Tensor): Tensor {
+    return this.down.forwardOnto(residual, siluGate(this.gate.forward(x), this.up.forward(x)));
   }
 }
 
@@ -147,13 +152,13 @@ export class DecoderLayer extends Module {
 
   /** x [B, T, dim] from position 0 of every sequence; fills `cache` when given. */
   forward(x: Tensor, pos: Positions, cache?: LayerCache): Tensor {
-    const h = add(x, this.attn.forward(this.inputNorm.forward(x), pos, cache));
-    return add(h, this.mlp.forward(this.postNorm.forward(h)));
+    const h = this.attn.forward(x, this.inputNorm.forward(x), pos, cache);
+    return this.mlp.forward(h, this.postNorm.forward(h));
   }
 
   /** x [B, 1, dim]: the next position `at` of every sequence, through the cache. */
   step(x: Tensor, pos: Positions, cache: LayerCache, at: number): Tensor {
     const h = add(x, this.attn.step(this.inputNorm.forward(x), pos, cache, at));
-    return add(h, this.mlp.forward(this.postNorm.forward(h)));
+    return this.mlp.forward(h, this.postNorm.forward(h));
   }
 }

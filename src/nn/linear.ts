@@ -2,6 +2,7 @@
 import type { Engine } from "../tensor/engine.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { addBias } from "../tensor/ops/bias.ts";
+import { add } from "../tensor/ops/elementwise.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
 import { uniformInit } from "./init.ts";
 import { Module } from "./module.ts";
@@ -66,5 +67,15 @@ export class Linear extends Module {
       ? this.inputTransform.product(x, w)
       : matmul(x, w, { transB: true });
     return this.bias ? addBias(y, this.bias) : y;
+  }
+
+  /**
+   * residual + forward(x) (a residual stream): a dense product without bias adds onto the
+   * residual in its own kernel, saving the separate add.
+   */
+  forwardOnto(residual: Tensor, x: Tensor): Tensor {
+    if (this.inputTransform || this.bias) return add(residual, this.forward(x));
+    const w = this.weightTransform ? this.weightTransform.weight(this.weight) : this.weight;
+    return matmul(x, w, { transB: true, residual });
   }
 }

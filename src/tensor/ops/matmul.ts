@@ -134,6 +134,11 @@ export interface MatmulOptions {
   transA?: boolean;
   transB?: boolean;
   kernel?: MatmulKernel;
+  /**
+   * residual + op(a)·op(b), residual shaped as the product: the product is added onto a copy of
+   * it in the product kernel, one elementwise pass fewer than a separate add (a residual stream).
+   */
+  residual?: Tensor;
 }
 
 /** The sizes of a product: `batch` times op(A)[m, k] · op(B)[k, n]. */
@@ -157,7 +162,20 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   assertDType("matmul", b, "f32");
   const { dims, outShape } = resolveShapes(a, b, transA, transB);
   const e = a.engine;
+  const residual = opts.residual;
+  if (residual) {
+    assertDType("matmul residual", residual, "f32");
+    if (residual.shape.join() !== outShape.join()) {
+      throw new ShapeError(
+        "matmul",
+        `residual ${shapeString(residual.shape)} is not the product's ${shapeString(outShape)}`,
+      );
+    }
+  }
   const out = e.empty(outShape, "f32", "matmul");
+  if (residual && residual.size > 0) {
+    e.gpu.copy(residual.storage, 0, out.storage, 0, residual.size * 4);
+  }
   multiply(e, {
     ...dims,
     a: a.storage,
@@ -166,15 +184,17 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     transA,
     transB,
     kernel: opts.kernel ?? "auto",
-    accumulate: false,
+    accumulate: residual !== undefined,
   });
   return e.record({
     op: "matmul",
-    inputs: [a, b],
+    inputs: residual ? [a, b, residual] : [a, b],
     output: out,
+    // The residual's gradient is g itself, handed on once the products have read it.
     backward: (g, [intoA, intoB]) => [
       a.requiresGrad ? gradientOfA(a, b, g, dims, transA, transB, intoA) : null,
       b.requiresGrad ? gradientOfB(a, b, g, dims, transA, transB, intoB) : null,
+      residual?.requiresGrad ? g : null,
     ],
   });
 }
@@ -470,15 +490,16 @@ function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): 
     return;
   }
   // Slices of k run in parallel into a scratch buffer (few tiles and a long reduction), then one
-  // pass adds them up in slice order, into C or onto what earlier windows left there.
-  const kSlice = Math.ceil(k / Math.max(slices, 1) / 4) * 4;
+  // pass adds them up in slice order, into C or onto what earlier windows left there. Unsplit
+  // (a sum into C the kernel cannot store itself), the scratch holds the window's batches, whose
+  // rows follow one another in C as they do there (C's rows are whole: ld = n).
+  const kSlice = slices >= 2 ? Math.ceil(k / slices / 4) * 4 : k;
   const count = Math.ceil(k / kSlice);
-  const partsBytes = count * m * n * 4;
+  const batches = slices >= 2 ? count : w.batches;
+  const partsBytes = batches * m * n * 4;
   const parts = e.gpu.alloc(partsBytes, "matmul partial products");
-  const sliceOf = (o: Bound, alongRows: boolean): Bound => ({
-    ...o,
-    batchStride: alongRows ? kSlice * o.ld : kSlice,
-  });
+  const sliceOf = (o: Bound, alongRows: boolean): Bound =>
+    slices >= 2 ? { ...o, batchStride: alongRows ? kSlice * o.ld : kSlice } : o;
   launch(e, kernel, {
     a: sliceOf(a, p.transA),
     b: sliceOf(b, !p.transB),
@@ -491,15 +512,15 @@ function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): 
     m,
     n,
     k: kSlice,
-    batches: count,
+    batches,
     kLast: k - (count - 1) * kSlice,
     accumulate: false,
   });
   REDUCE_KERNEL.dispatch(e.gpu, {
     constants: { ACCUMULATE: accumulate ? 1 : 0 },
-    params: { rows: m, cols: n, slices: count, ldc: c.ld, offC: c.shift },
+    params: { rows: m * w.batches, cols: n, slices: count, ldc: c.ld, offC: c.shift },
     buffers: { parts: { alloc: parts, offset: 0, size: partsBytes }, c: c.binding },
-    workgroups: groupsFor(e, m * n),
+    workgroups: groupsFor(e, m * w.batches * n),
   });
   e.gpu.release(parts);
 }
