@@ -184,3 +184,36 @@ fn param_partials4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   }
   partial_sums4[(p.chunk0 + chunk) * cols4 + col] = dgamma;
 }
+
+// backward_x4 for rows of at most ROW_VEC4S vec4s, one thread each (TPR = 1): the first pass
+// keeps the row's ĝ and x in private arrays that the second reads back. Every lane walks the
+// same column c at once, so those reads are plain vector loads, where storage reads gather lane
+// by lane: 4 storage reads of a column instead of 7 (g, gamma and x twice, dx).
+const ROW_VEC4S: u32 = 16u;
+
+@compute @workgroup_size(WG)
+fn backward_x4_row(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                   @builtin(local_invocation_index) lid: u32) {
+  let r = row_of(wid, nwg, lid);
+  if (r >= p.rows) { return; }
+  let cols4 = p.cols / 4u;
+  let base = r * cols4;
+  let inv = rstd[p.row0 + r];
+  var gg: array<vec4f, ROW_VEC4S>;
+  var xs: array<vec4f, ROW_VEC4S>;
+  var acc = 0.0;
+  for (var c = 0u; c < cols4; c++) {
+    gg[c] = g4[base + c] * gamma4[c];
+    xs[c] = x4[base + c];
+    acc += dot(gg[c], xs[c]) * inv;
+  }
+  let m = acc / f32(p.cols);
+  for (var c = 0u; c < cols4; c++) {
+    let d = inv * (gg[c] - xs[c] * inv * m);
+    if (ACCUMULATE) {
+      dx4[base + c] += d;
+    } else {
+      dx4[base + c] = d;
+    }
+  }
+}

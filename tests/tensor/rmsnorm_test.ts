@@ -20,7 +20,8 @@ function rmsNormRef([x, gamma]: Float64Array[]): Float64Array {
   return y;
 }
 
-// Rows of 4, 64 and 520 columns take the vec4 entries (one, one and eight threads per row).
+// Rows of 4, 64 and 520 columns take the vec4 entries (one, one and eight threads per row); rows
+// of 4 and 64 (and the windowed 36 below) take backward_x4_row.
 const SHAPES = [
   [1, 1],
   [5, 1],

@@ -22,6 +22,8 @@ const RMS_NORM_KERNEL = declareKernel({
 });
 
 const WG = 64;
+/** The widest rows (in vec4s) backward_x4_row keeps in private arrays. */
+const ROW_VEC4S = 16;
 
 const win = (t: Tensor, w: RowWindow) => ({ alloc: t.storage, offset: w.offset, size: w.size });
 
@@ -75,10 +77,14 @@ export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-5): Tensor {
       if (x.requiresGrad) {
         // Added to the gradient x gathered from its other uses (the residual stream) in place.
         dx = into ?? e.empty(x.shape, "f32", "rmsNorm dx");
+        // Rows a thread holds whole in private arrays read x and g once (rmsnorm.wgsl).
+        const entry = suffix && tpr === 1 && cols / 4 <= ROW_VEC4S
+          ? "backward_x4_row"
+          : `backward_x${suffix}`;
         for (const w of windows) {
           RMS_NORM_KERNEL.dispatch(e.gpu, {
             label: "rms norm backward",
-            entry: `backward_x${suffix}`,
+            entry,
             constants: { ...constants, ACCUMULATE: into ? 1 : 0 },
             params: params(w),
             buffers: {
