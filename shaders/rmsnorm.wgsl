@@ -159,30 +159,20 @@ fn backward_x4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   }
 }
 
-// Grid: x, y over blocks of WG vec4 columns; z over this window's chunks. Rows narrower than
-// WG / 2 vec4s put WG / cols4 chunks in one workgroup (z over groups of them), one lane per
-// (chunk, column): idle lanes would otherwise outnumber the working ones.
+// Grid: x, y over blocks of WG vec4 columns; z over this window's chunks.
 @compute @workgroup_size(WG)
 fn param_partials4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                    @builtin(local_invocation_index) lid: u32) {
+  let col = (wid.x + wid.y * nwg.x) * WG + lid;
   let cols4 = p.cols / 4u;
-  var col = (wid.x + wid.y * nwg.x) * WG + lid;
-  var chunk = wid.z;
-  if (2u * cols4 <= WG) {
-    let per = WG / cols4;
-    if (lid >= per * cols4) { return; }
-    col = lid % cols4;
-    chunk = wid.z * per + lid / cols4;
-  }
   if (col >= cols4) { return; }
-  let r0 = chunk * p.chunk_rows;
-  if (r0 >= p.rows) { return; }
+  let r0 = wid.z * p.chunk_rows;
   let r1 = min(r0 + p.chunk_rows, p.rows);
   var dgamma = vec4f(0.0);
   for (var r = r0; r < r1; r++) {
     dgamma += g4[r * cols4 + col] * x4[r * cols4 + col] * rstd[p.row0 + r];
   }
-  partial_sums4[(p.chunk0 + chunk) * cols4 + col] = dgamma;
+  partial_sums4[(p.chunk0 + wid.z) * cols4 + col] = dgamma;
 }
 
 // backward_x4 for rows of at most ROW_VEC4S vec4s, one thread each (TPR = 1): the first pass

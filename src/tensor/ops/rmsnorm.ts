@@ -108,23 +108,6 @@ export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-5): Tensor {
   return out;
 }
 
-/**
- * The gamma partials' grid: param_partials4 packs WG / cols4 chunks into a workgroup where rows
- * hold at most WG / 2 vec4s (cols4; 0 for the scalar entry, which does not).
- */
-function partialsGrid(
-  e: Engine,
-  cols4: number,
-  cols: number,
-  rows: number,
-  chunkRows: number,
-): [number, number, number] {
-  if (cols4 === 0 || 2 * cols4 > WG) {
-    return columnChunkGrid(e, cols4 || cols, rows, chunkRows);
-  }
-  return [1, 1, Math.ceil(Math.ceil(rows / chunkRows) / Math.floor(WG / cols4))];
-}
-
 /** dgamma = Σ_rows g · x · rstd, through partial sums per chunk of rows. */
 function gammaGrad(
   e: Engine,
@@ -150,7 +133,7 @@ function gammaGrad(
         chunk0: w.chunk0,
       },
       buffers: { x: win(x, w), rstd: rstd.storage, g: win(g, w), partial_sums: partials.storage },
-      workgroups: partialsGrid(e, suffix ? cols / 4 : 0, cols, w.rows, plan.chunkRows),
+      workgroups: columnChunkGrid(e, suffix ? cols / 4 : cols, w.rows, plan.chunkRows),
     });
   }
   const dgamma = e.empty([cols], "f32", "rmsNorm dgamma");
