@@ -26,9 +26,9 @@ override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 // `main` adds the product to what C holds (a gradient gathered from another use of the input).
 override ACCUMULATE: bool = false;
-// WG (invocations per workgroup), TM and TN (the tile of C per invocation) are prepended by matmul.ts, one variant
-// per choice: llvmpipe runs 8 consecutive invocations as one SIMD vector and favours 8 and big
-// tiles; a GPU wants wider workgroups. The fastest variant is measured per adapter.
+// WG (invocations per workgroup), TM and TN (the tile of C per invocation) are prepended by
+// matmul.ts, one variant per choice: llvmpipe runs 8 consecutive invocations as one SIMD vector
+// and favours 8 and big tiles; a GPU wants wider workgroups. The fastest variant is measured per adapter.
 const TN4 = TN / 4u;
 
 struct Tile {

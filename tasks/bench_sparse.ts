@@ -28,9 +28,9 @@ One token runs the GEMV kernels against the fastest dense GEMV of either layout,
 W stored transposed (every variant measured on each layer), and, activation-sparse, also the
 sparse GEMV against W stored transposed ("Wᵀ speedup"); in each cell these alternate batch by
 batch over --rounds rounds and every figure is the median of its rounds. 16 tokens also time
-the untiled sparse kernel. Token counts run smallest first over every layer; from 512 tokens each figure is a
-single call. A cell the library refuses (or the grid leaves out) stays in the table with the
-reason. Prints a table and writes bench/results/sparse-<adapter>.json, rewritten after every
+the untiled sparse kernel. Token counts run smallest first over every layer; from 512 tokens
+each figure is a single call. A cell the library refuses (or the grid leaves out) stays in the
+table with the reason. Prints a table and writes bench/results/sparse-<adapter>.json, rewritten after every
 (T, layer) block ("complete": false until the grid is done).
 
 Grid: ${gridText(DEFAULT_GRID)}
