@@ -17,7 +17,7 @@ import { windowLoss } from "../src/train/lm.ts";
 import { Adam } from "../src/train/optim.ts";
 import { optimiserStep, PipelinedSteps } from "../src/train/loop.ts";
 import { formatBytes } from "../src/gpu/allocator.ts";
-import { type Cell, formatTable } from "./util.ts";
+import { type Cell, formatTable, median } from "./util.ts";
 
 export interface LmBenchCase {
   label: string;
@@ -44,6 +44,9 @@ export interface LmBenchFigures {
   seqLen: number;
   msPerStep: number;
   trainTokensPerSecond: number;
+  /** Seconds of each timed block of training steps (one block unless interleaved). */
+  trainBlockSeconds: number[];
+  trainBlockSteps: number[];
   trainPeakBytes: number;
   meanLoss: number;
   promptTokens: number;
@@ -62,6 +65,8 @@ export interface PeerLmFigures {
   label: string;
   parameters: number;
   trainTokensPerSecond: number;
+  /** Seconds of each block of training steps, run in turns with ours (LmBenchFigures'). */
+  trainBlockSeconds: number[];
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
   /** The thread count of the peer's best decoding rate (of 1 and 2). */
@@ -69,11 +74,35 @@ export interface PeerLmFigures {
   trainLoss: number;
 }
 
+/**
+ * Another trainer (bench:lm's PyTorch peer, warmed up already) timed in turns with ours: it trains
+ * a block of steps after each of our timed blocks, so that a drift in the machine's speed reaches
+ * both sides alike.
+ */
+export interface BlockPartner {
+  /** Trains `steps` of its steps (it times them itself). */
+  train(steps: number): Promise<void>;
+}
+
+/** `steps` cut into `blocks` blocks as even as they go (no empty block). */
+export function blockSizes(steps: number, blocks: number): number[] {
+  const n = Math.min(Math.max(1, blocks), steps);
+  return Array.from(
+    { length: n },
+    (_, i) => Math.floor((steps * (i + 1)) / n) - Math.floor((steps * i) / n),
+  );
+}
+
+/**
+ * Trains `warmup` untimed then `steps` timed steps (in `partner.blocks` blocks, each followed by
+ * one of the partner's when it is given), then measures prefill and decoding.
+ */
 export async function benchLm(
   engine: Engine,
   c: LmBenchCase,
   steps: number,
   warmup: number,
+  partner?: { trainer: BlockPartner; blocks: number },
 ): Promise<LmBenchFigures> {
   const allocator = engine.gpu.allocator;
   allocator.trimPool();
@@ -98,17 +127,24 @@ export async function benchLm(
       () => windowLoss(model, objective, batches.next().value),
     );
   let lossSum = 0;
+  const blocks = blockSizes(steps, partner?.blocks ?? 1);
   // As in lm:train (src/train/lm.ts): steps of one shape keep what they free for the next.
-  const trainSeconds = await allocator.withSteadyShapes(async () => {
+  const blockSeconds = await allocator.withSteadyShapes(async () => {
     for (let i = 0; i < warmup; i++) await step();
-    const t0 = performance.now();
-    const timed = new PipelinedSteps<void>((loss) => {
-      lossSum += loss;
-    });
-    for (let i = 0; i < steps; i++) await timed.push(step);
-    await timed.flush();
-    return (performance.now() - t0) / 1000;
+    const seconds: number[] = [];
+    for (const blockSteps of blocks) {
+      const t0 = performance.now();
+      const timed = new PipelinedSteps<void>((loss) => {
+        lossSum += loss;
+      });
+      for (let i = 0; i < blockSteps; i++) await timed.push(step);
+      await timed.flush();
+      seconds.push((performance.now() - t0) / 1000);
+      await partner?.trainer.train(blockSteps);
+    }
+    return seconds;
   });
+  const trainSeconds = blockSeconds.reduce((a, b) => a + b, 0);
   const trainPeakBytes = allocator.peakReservedBytes;
   optimizer.dispose();
 
@@ -159,6 +195,8 @@ export async function benchLm(
     // No steps (--decode-only): no training figures.
     msPerStep: steps > 0 ? (trainSeconds / steps) * 1000 : NaN,
     trainTokensPerSecond: steps > 0 ? (steps * c.batchSize * c.seqLen) / trainSeconds : NaN,
+    trainBlockSeconds: blockSeconds,
+    trainBlockSteps: blocks,
     trainPeakBytes,
     meanLoss: lossSum / steps,
     promptTokens: c.promptTokens,
@@ -170,6 +208,26 @@ export async function benchLm(
     layerDecodeTokensPerSecond: layers.rate,
     inferencePeakBytes,
   };
+}
+
+/**
+ * Training ×peer of every round (our block against the peer's block right after it) and their
+ * median, one line per model: how much a ratio moves with the machine.
+ */
+export function formatRoundRatios(rows: LmBenchFigures[], peers: PeerLmFigures[]): string[] {
+  return rows.flatMap((f) => {
+    const p = peers.find((x) => x.label === f.label);
+    if (
+      !p || p.trainBlockSeconds.length !== f.trainBlockSeconds.length || !p.trainBlockSeconds.length
+    ) {
+      return [];
+    }
+    const ratios = f.trainBlockSeconds.map((ours, i) => p.trainBlockSeconds[i] / ours);
+    return [
+      `${f.label}: training ×peer by round ${ratios.map((r) => r.toFixed(3)).join(" ")} ` +
+      `(median ${median(ratios).toFixed(3)})`,
+    ];
+  });
 }
 
 export function formatLmReport(rows: LmBenchFigures[], peers: PeerLmFigures[]): string {

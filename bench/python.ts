@@ -1,4 +1,5 @@
-/** Finding a Python for the PyTorch peers. */
+/** Finding a Python for the PyTorch peers, and talking to a serving one. */
+import { streamLines } from "../src/data/lines.ts";
 
 /**
  * The first Python that imports torch: the one on PATH, else Debian's (python3-torch installs
@@ -41,4 +42,64 @@ export function peerEnv(threads?: number): Record<string, string> {
     env.OMP_NUM_THREADS = String(threads);
   }
   return env;
+}
+
+/**
+ * A peer process that answers one JSON line per request line on stdin (the peers' --serve mode):
+ * bench:lm hands it blocks of training steps between its own, so that both sides are timed
+ * through the same phases of the machine's speed.
+ */
+export class ServingPeer {
+  private readonly child: Deno.ChildProcess;
+  private readonly lines: AsyncIterator<string>;
+  private readonly stdin: WritableStreamDefaultWriter<Uint8Array>;
+
+  constructor(python: string, script: string, args: string[], env: Record<string, string>) {
+    this.child = new Deno.Command(python, {
+      args: [script, ...args, "--serve"],
+      env,
+      clearEnv: true,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.stdin = this.child.stdin.getWriter();
+    this.lines = streamLines(this.child.stdout)[Symbol.asyncIterator]();
+  }
+
+  /** The next line the peer prints, parsed; an error if it exited first. */
+  async next(): Promise<Record<string, unknown>> {
+    for (;;) {
+      const line = await this.lines.next();
+      if (line.done) {
+        const status = await this.child.status;
+        throw new Error(`peer exited (code ${status.code}) before answering`);
+      }
+      if (line.value.trim()) return JSON.parse(line.value);
+    }
+  }
+
+  /** Sends one request line and returns the answer. */
+  async ask(request: string): Promise<Record<string, unknown>> {
+    await this.send(request);
+    return this.next();
+  }
+
+  async send(request: string): Promise<void> {
+    await this.stdin.write(new TextEncoder().encode(request + "\n"));
+  }
+
+  /** Ends the peer's input and waits for it to exit (its last line is left to `next`). */
+  async close(): Promise<void> {
+    await this.stdin.close().catch(() => {});
+  }
+
+  /** Stops the peer at once (after a failure on our side). */
+  kill(): void {
+    try {
+      this.child.kill();
+    } catch {
+      // It has exited already.
+    }
+  }
 }

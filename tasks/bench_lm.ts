@@ -13,12 +13,14 @@ import { llamaConfigOf, prepareText } from "../src/train/lm.ts";
 import { seededRandom } from "../src/tensor/random.ts";
 import {
   benchLm,
+  type BlockPartner,
   formatLmReport,
+  formatRoundRatios,
   type LmBenchCase,
   type LmBenchFigures,
   type PeerLmFigures,
 } from "../bench/lm.ts";
-import { peerEnv, pythonWithTorch } from "../bench/python.ts";
+import { peerEnv, pythonWithTorch, ServingPeer } from "../bench/python.ts";
 import { writeResult } from "../bench/util.ts";
 import { positiveInt, runMain } from "./cli.ts";
 
@@ -51,6 +53,8 @@ Flags:
   --only LIST        default, stories260K [default: both]
   --peer             also run the PyTorch peer (bench/peer/torch_llama.py) on the same
                      shapes and print the ratios [default: false]
+  --rounds N         with --peer: the timed steps in N blocks, ours and the peer's in turns,
+                     so that both sides see the same phases of the machine [default: 5]
   --help             print this help`;
 
 async function main(args: string[]): Promise<number> {
@@ -63,6 +67,7 @@ async function main(args: string[]): Promise<number> {
       "decode-only": { type: "boolean", default: false },
       only: { type: "string", default: "default,stories260K" },
       peer: { type: "boolean", default: false },
+      rounds: { type: "string", default: "5" },
       help: { type: "boolean", default: false },
     },
   });
@@ -74,6 +79,7 @@ async function main(args: string[]): Promise<number> {
   const steps = decodeOnly ? 0 : positiveInt("--steps", values.steps);
   const warmup = decodeOnly ? 0 : Number(values.warmup);
   const decode = positiveInt("--decode", values.decode);
+  const rounds = positiveInt("--rounds", values.rounds);
   const only = values.only.split(",").map((s) => s.trim());
   const cases: (LmBenchCase & { peerArgs: string[] })[] = [];
   const engine = await Engine.create();
@@ -138,16 +144,27 @@ async function main(args: string[]): Promise<number> {
     }
     for (const c of cases) {
       console.log(`${c.label}: ${warmup} + ${steps} training steps, prefill, decoding…`);
-      rows.push(await benchLm(engine, c, steps, warmup));
-      if (python) {
-        console.log(`peer ${c.label}…`);
-        peers.push(await runPeer(python, c, steps, warmup));
+      if (!python) {
+        rows.push(await benchLm(engine, c, steps, warmup));
+        continue;
+      }
+      const peer = new PeerTrainer(python, c, steps, warmup);
+      try {
+        // Its start-up and warm-up, before any of ours: nothing timed overlaps them.
+        await peer.ready();
+        rows.push(await benchLm(engine, c, steps, warmup, { trainer: peer, blocks: rounds }));
+        console.log(`peer ${c.label}: prefill, decoding…`);
+        peers.push(await peer.finish());
+      } finally {
+        peer.kill();
       }
     }
     console.log(formatLmReport(rows, peers));
+    for (const line of formatRoundRatios(rows, peers)) console.log(line);
     const path = await writeResult("lm", engine.gpu.adapterName, {
       steps,
       warmup,
+      rounds: python ? rounds : 1,
       rows,
       peer: peers,
     });
@@ -163,37 +180,70 @@ function decoding(tokens: number): { decodeTokens: number; decodeRuns: number } 
   return { decodeTokens: tokens, decodeRuns: Math.ceil(DECODED / tokens) };
 }
 
-async function runPeer(
-  python: string,
-  c: LmBenchCase & { peerArgs: string[] },
-  steps: number,
-  warmup: number,
-): Promise<PeerLmFigures> {
-  const ids = (n: number) => Array.from(c.tokens.subarray(0, n)).join(",");
-  const res = await new Deno.Command(python, {
-    args: [
-      PEER,
+/**
+ * The PyTorch peer in --serve mode: it warms up as it starts, trains a block of steps after each
+ * of ours (benchLm's BlockPartner), then measures prefill and decoding once training is done.
+ */
+class PeerTrainer implements BlockPartner {
+  private readonly process: ServingPeer;
+  private readonly blockSeconds: number[] = [];
+  private started: Promise<void> | null = null;
+
+  constructor(
+    python: string,
+    private readonly c: LmBenchCase & { peerArgs: string[] },
+    steps: number,
+    warmup: number,
+  ) {
+    const ids = (n: number) => Array.from(c.tokens.subarray(0, n)).join(",");
+    this.process = new ServingPeer(python, PEER, [
       ...c.peerArgs,
-      ...(steps > 0 ? ["--steps", String(steps), "--warmup", String(warmup)] : ["--decode-only"]),
+      ...(steps > 0 ? ["--warmup", String(warmup)] : ["--decode-only"]),
       ...["--prompt-ids", ids(c.promptTokens), "--decode-prompt-ids", ids(c.decodePromptTokens)],
       ...["--decode-tokens", String(c.decodeTokens), "--decode-runs", String(c.decodeRuns)],
-    ],
-    env: peerEnv(),
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  if (!res.success) throw new Error(`peer ${c.label} failed (exit ${res.code})`);
-  const out = JSON.parse(new TextDecoder().decode(res.stdout).trim().split("\n").at(-1)!);
-  return {
-    label: c.label,
-    parameters: out.parameters,
-    trainTokensPerSecond: out.train_tokens_per_second ?? NaN,
-    prefillTokensPerSecond: out.prefill_tokens_per_second,
-    decodeTokensPerSecond: out.decode_tokens_per_second,
-    decodeThreads: out.decode_threads,
-    trainLoss: out.train_loss ?? NaN,
-  };
+    ], peerEnv());
+  }
+
+  /** Resolves once the peer has started and warmed up. */
+  ready(): Promise<void> {
+    this.started ??= this.process.next().then((line) => {
+      if (line.ready !== true) {
+        throw new Error(
+          `peer ${this.c.label}: expected {"ready": true}, got ${JSON.stringify(line)}`,
+        );
+      }
+    });
+    return this.started;
+  }
+
+  async train(steps: number): Promise<void> {
+    const { seconds } = await this.process.ask(`train ${steps}`);
+    if (typeof seconds !== "number") throw new Error(`peer ${this.c.label}: no seconds`);
+    this.blockSeconds.push(seconds);
+  }
+
+  /** Ends training (the peer then measures prefill and decoding) and returns its figures. */
+  async finish(): Promise<PeerLmFigures> {
+    await this.ready();
+    await this.process.send("done");
+    const out = await this.process.next();
+    await this.process.close();
+    const figure = (key: string) => typeof out[key] === "number" ? out[key] as number : NaN;
+    return {
+      label: this.c.label,
+      parameters: figure("parameters"),
+      trainTokensPerSecond: figure("train_tokens_per_second"),
+      trainBlockSeconds: this.blockSeconds,
+      prefillTokensPerSecond: figure("prefill_tokens_per_second"),
+      decodeTokensPerSecond: figure("decode_tokens_per_second"),
+      decodeThreads: figure("decode_threads"),
+      trainLoss: figure("train_loss"),
+    };
+  }
+
+  kill(): void {
+    this.process.kill();
+  }
 }
 
 if (import.meta.main) await runMain(main);

@@ -8,12 +8,13 @@ windows of a text file (characters as tokens, first 90% for training, last 10% f
 as lm:train) or of random token ids, then measures prefill and batch-1 greedy decoding with a KV
 cache (a Python loop, one forward per token): an untimed run, then --decode-runs timed runs of
 --decode-tokens tokens after the prompt (its prefill and first token untimed), at 1 and at 2
-threads, reporting the better. Prints one JSON line.
+threads, reporting the better. Prints one JSON line. With --serve, the timed training runs in
+blocks asked for on stdin (see serve), so that bench:lm interleaves them with its own.
 
 Setup (Debian): apt-get install -y python3-torch python3-numpy libopenblas0-pthread
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 torch_llama.py --data FILE ...
 """
-import argparse, json, math, time
+import argparse, json, math, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -154,6 +155,31 @@ def decode_rate(model, prompt, tokens, runs):
     return best
 
 
+def timed(train, steps):
+    """(seconds, steps) of `steps` training steps."""
+    t0 = time.perf_counter()
+    train(steps)
+    return time.perf_counter() - t0, steps
+
+
+def serve(train):
+    """Trains in blocks on request, so that the caller can interleave its own blocks with ours:
+    prints {"ready": true}, then answers each stdin line "train N" with {"seconds": s} after N
+    steps, until a line "done"; returns the (seconds, steps) of all the blocks."""
+    print(json.dumps({"ready": True}), flush=True)
+    total_s, total_steps = 0.0, 0
+    for line in sys.stdin:
+        words = line.split()
+        if words == ["done"]:
+            break
+        if len(words) != 2 or words[0] != "train" or not words[1].isdigit():
+            raise SystemExit(f"--serve: expected 'train N' or 'done', got {line!r}")
+        seconds, steps = timed(train, int(words[1]))
+        total_s, total_steps = total_s + seconds, total_steps + steps
+        print(json.dumps({"seconds": seconds}), flush=True)
+    return total_s, total_steps
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", help="text file (characters as tokens); random ids without it")
@@ -178,6 +204,7 @@ def main():
     p.add_argument("--decode-tokens", type=int, default=64)
     p.add_argument("--decode-runs", type=int, default=1)
     p.add_argument("--decode-only", action="store_true", help="skip training")
+    p.add_argument("--serve", action="store_true", help="train in blocks asked for on stdin (see serve)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
@@ -191,36 +218,44 @@ def main():
         a.vocab = len(chars)
         idx = {c: i for i, c in enumerate(chars)}
         cut = int(len(text) * 0.9)
-        train = torch.tensor([idx[c] for c in text[:cut]], dtype=torch.long)
+        train_tokens = torch.tensor([idx[c] for c in text[:cut]], dtype=torch.long)
         valid = torch.tensor([idx[c] for c in text[cut:]], dtype=torch.long)
     else:
-        train = torch.randint(0, a.vocab, (1 << 20,), generator=gen)
+        train_tokens = torch.randint(0, a.vocab, (1 << 20,), generator=gen)
     if a.prompt_ids:
         a.prompt_tokens = len(a.prompt_ids.split(","))
     start = len(a.decode_prompt_ids.split(",")) if a.decode_prompt_ids else a.prompt_tokens
     a.max_len = max(a.seq_len, a.prompt_tokens, start + a.decode_tokens)
     model = Llama(a)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
-    loss_value, t0 = float("nan"), None
-    for step in range(0 if a.decode_only else a.warmup + a.steps):
-        if step == a.warmup:
-            t0 = time.perf_counter()
-        x, y = windows(train, a.batch_size, a.seq_len, gen)
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if a.clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
-        opt.step()
-        loss_value = loss.item()
+    loss_value = float("nan")
+
+    def train(steps):
+        nonlocal loss_value
+        for _ in range(steps):
+            x, y = windows(train_tokens, a.batch_size, a.seq_len, gen)
+            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if a.clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
+            opt.step()
+            loss_value = loss.item()
+
     out = {"parameters": sum(p.numel() for p in model.parameters())}
+    train_s, steps = 0.0, 0
     if not a.decode_only:
-        train_s = time.perf_counter() - t0
+        train(a.warmup)
+    if a.serve:
+        train_s, steps = serve(train)
+    elif not a.decode_only:
+        train_s, steps = timed(train, a.steps)
+    if steps > 0:
         out.update({
-            "steps": a.steps,
+            "steps": steps,
             "train_loss": loss_value,
-            "ms_per_step": 1000 * train_s / max(a.steps, 1),
-            "train_tokens_per_second": a.steps * a.batch_size * a.seq_len / train_s,
+            "ms_per_step": 1000 * train_s / max(steps, 1),
+            "train_tokens_per_second": steps * a.batch_size * a.seq_len / train_s,
         })
     if valid is not None and a.eval:
         out["valid_loss"] = valid_loss(model, valid, a.seq_len, a.batch_size)

@@ -3,6 +3,7 @@
  * follow its typed events (src/train/events.ts), let the search stop it at a rung, and turn how it
  * ended into a serialisable outcome. Recording the outcome is the caller's business.
  */
+import { streamLines } from "../data/lines.ts";
 import { parseTrainEvent, type TrainEvent } from "../train/events.ts";
 import { type AshaPlan, type RungBoard, rungOf } from "./search.ts";
 
@@ -76,7 +77,7 @@ export async function runTrialProcess(opts: TrialProcessOptions): Promise<TrialO
   };
   const reported = new Set<number>();
   const follow = async () => {
-    for await (const line of lines(child.stdout)) {
+    for await (const line of streamLines(child.stdout)) {
       const ev = parseTrainEvent(line);
       if (ev?.event === "run") {
         report.runId = ev.run;
@@ -133,20 +134,6 @@ function kill(child: Deno.ChildProcess, sig: Deno.Signal): void {
   } catch {
     // It has exited already: nothing to stop.
   }
-}
-
-/** The text lines of a byte stream. */
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buffered = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buffered += chunk;
-    let nl: number;
-    while ((nl = buffered.indexOf("\n")) >= 0) {
-      yield buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-    }
-  }
-  if (buffered) yield buffered;
 }
 
 /** The last `max` characters of a stream, read to its end (a child blocks on a full pipe). */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { benchLm, formatLmReport } from "../../bench/lm.ts";
+import { benchLm, blockSizes, formatLmReport, formatRoundRatios } from "../../bench/lm.ts";
 import { Llama } from "../../src/models/llama.ts";
 import { gpuTest } from "../support/check.ts";
 
@@ -29,7 +29,13 @@ gpuTest("bench:lm measures training, prefill and decoding of a tiny model", asyn
     decodeTokens: 4,
     decodeRuns: 2,
   };
-  const f = await benchLm(e, c, 2, 1);
+  // Three timed steps in two blocks, each followed by a block of the partner's.
+  const partnerBlocks: number[] = [];
+  const trainer = { train: (steps: number) => Promise.resolve(void partnerBlocks.push(steps)) };
+  const f = await benchLm(e, c, 3, 1, { trainer, blocks: 2 });
+  assert.deepEqual(partnerBlocks, [1, 2]);
+  assert.deepEqual(f.trainBlockSteps, [1, 2]);
+  assert.equal(f.trainBlockSeconds.length, 2);
   assert.deepEqual([f.decodeTokens, f.decodeRuns], [4, 2]);
   assert.equal(f.parameters, 13 * 8 + 8 + 2 * 8 + 8 * 8 * 2 + 2 * 4 * 8 + 3 * 12 * 8);
   for (
@@ -44,22 +50,36 @@ gpuTest("bench:lm measures training, prefill and decoding of a tiny model", asyn
   }
   assert.ok(f.trainPeakBytes > 0 && f.inferencePeakBytes > 0);
   assert.match(f.decodePlan, /^(tokens|fused|split)\/(lanes|rows)$/);
-  const table = formatLmReport([f], [{
+  const peer = {
     label: "tiny",
     parameters: f.parameters,
     trainTokensPerSecond: f.trainTokensPerSecond / 2,
+    trainBlockSeconds: f.trainBlockSeconds.map((s) => 2 * s),
     prefillTokensPerSecond: f.prefillTokensPerSecond,
     decodeTokensPerSecond: f.decodeTokensPerSecond * 2,
     decodeThreads: 1,
     trainLoss: 1,
-  }]);
+  };
+  const table = formatLmReport([f], [peer]);
   assert.match(table, /tiny/);
   assert.match(table, /peer tiny/);
   assert.match(table, /\b2(\.0+)?\b/, "the training ratio is 2");
   assert.match(table, /4×2/);
   assert.match(table, /1 thread\b/);
+  assert.deepEqual(formatRoundRatios([f], [peer]), [
+    "tiny: training ×peer by round 2.000 2.000 (median 2.000)",
+  ]);
   // --decode-only: no steps, no training figures, decoding as before.
   const d = await benchLm(e, { ...c, decodeRuns: 1 }, 0, 0);
   assert.ok(Number.isNaN(d.trainTokensPerSecond) && d.decodeTokensPerSecond > 0);
+  assert.deepEqual(d.trainBlockSeconds, []);
   assert.match(formatLmReport([d], []), /tiny\s+\S+\s+\S+\s+-\s+-/);
+});
+
+Deno.test("blockSizes: steps cut into blocks as even as they go, none empty", () => {
+  assert.deepEqual(blockSizes(30, 5), [6, 6, 6, 6, 6]);
+  assert.deepEqual(blockSizes(7, 3), [2, 2, 3]);
+  assert.deepEqual(blockSizes(2, 5), [1, 1]);
+  assert.deepEqual(blockSizes(4, 1), [4]);
+  assert.deepEqual(blockSizes(0, 5), []);
 });
