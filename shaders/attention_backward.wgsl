@@ -15,8 +15,8 @@
 @group(0) @binding(6) var<storage, read> dout: array<Vec>;
 @group(0) @binding(7) var<storage, read> out: array<Vec>;
 @group(0) @binding(8) var<storage, read> lse: array<f32>;
-// [B, heads, T, 2]: (lse, Δ) per query row.
-@group(0) @binding(9) var<storage, read_write> stats: array<f32>;
+// [B, heads, T]: (lse, Δ) per query row, one load for both.
+@group(0) @binding(9) var<storage, read_write> stats: array<vec2f>;
 @group(0) @binding(10) var<storage, read_write> dq: array<Vec>;
 @group(0) @binding(11) var<storage, read_write> dk: array<Vec>;
 @group(0) @binding(12) var<storage, read_write> dv: array<Vec>;
@@ -34,8 +34,7 @@ fn delta(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg
   var sum = 0.0;
   for (var d = 0u; d < p.dh / VW; d++) { sum += vdot(dout[at + d], out[at + d]); }
   let s = stat_index(blk, blk.h, blk.row0);
-  stats[2u * s] = lse[s];
-  stats[2u * s + 1u] = sum;
+  stats[s] = vec2f(lse[s], sum);
 }
 
 struct RowTiles {
@@ -91,9 +90,9 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   for (var i = 0u; i < QR; i++) {
     qAt[i] = q_offset(blk, blk.h, blk.row0 + i);
     qOk[i] = blk.row0 + i < blk.len;
-    let s = stat_index(blk, blk.h, blk.row0 + i);
-    rowLse[i] = stats[2u * s];
-    rowDelta[i] = stats[2u * s + 1u];
+    let st = stats[stat_index(blk, blk.h, blk.row0 + i)];
+    rowLse[i] = st.x;
+    rowDelta[i] = st.y;
   }
   let keyEnd = min(blk.len, blk.row0 + QR);
   // dq is zero on entry: the first tile that reaches a row need not read it back.

@@ -66,9 +66,9 @@ fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
       for (var i = 0u; i < KQ; i++) {
         qAt[i] = q_offset(blk, h, r0 + i);
         qOk[i] = r0 + i < blk.len;
-        let s = stat_index(blk, h, r0 + i);
-        rowLse[i] = stats[2u * s];
-        rowDelta[i] = stats[2u * s + 1u];
+        let st = stats[stat_index(blk, h, r0 + i)];
+        rowLse[i] = st.x;
+        rowDelta[i] = st.y;
       }
       var t = key_tiles(kAt, allowed, qAt, qOk);
       let bits = keep_bits(blk, h, r0, blk.row0);
