@@ -8,8 +8,9 @@
 @group(0) @binding(6) var<storage, read_write> out: array<Vec>;
 @group(0) @binding(7) var<storage, read_write> lse: array<f32>;
 
-const LOG2E: f32 = 1.4426950408889634;
-const LN2: f32 = 0.6931471805599453;
+// Keys per tile: at head dim 16, 4 ran ~1.15× faster than 16 (fewer spills of the unrolled
+// tile) and compiles in a third of the time; 2 measured no better.
+const RC: u32 = 4u;
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -33,20 +34,20 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     }
   }
   let keyEnd = min(blk.len, blk.row0 + QR);
-  for (var c0 = 0u; c0 < keyEnd; c0 += KC) {
-    var kAt: array<u32, KC>;
-    var allowed: array<bool, KC>;
+  for (var c0 = 0u; c0 < keyEnd; c0 += RC) {
+    var kAt: array<u32, RC>;
+    var allowed: array<bool, RC>;
     var any = false;
-    for (var j = 0u; j < KC; j++) {
+    for (var j = 0u; j < RC; j++) {
       kAt[j] = kv_offset(blk, g, c0 + j);
       allowed[j] = c0 + j < keyEnd && key_allowed(blk, c0 + j);
       any = any || allowed[j];
     }
     // Left padding: whole tiles of masked keys cost one mask read.
     if (!any) { continue; }
-    var kd: array<array<Vec, DV>, KC>;
-    var vd: array<array<Vec, DV>, KC>;
-    for (var j = 0u; j < KC; j++) {
+    var kd: array<array<Vec, DV>, RC>;
+    var vd: array<array<Vec, DV>, RC>;
+    for (var j = 0u; j < RC; j++) {
       if (allowed[j]) {
         for (var d = 0u; d < DV; d++) {
           kd[j][d] = k[kAt[j] + d];
@@ -54,13 +55,13 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
         }
       }
     }
-    let bits = keep_bits(blk, blk.h, blk.row0, c0);
+    let bits = keep_bits(blk, blk.h, blk.row0, QR, c0, RC);
     // One row at a time, so that only one row of scores is live.
     for (var i = 0u; i < QR; i++) {
       let row = blk.row0 + i;
-      var s: array<f32, KC>;
+      var s: array<f32, RC>;
       var tileMax = -BIG;
-      for (var j = 0u; j < KC; j++) {
+      for (var j = 0u; j < RC; j++) {
         var dot = 0.0;
         for (var d = 0u; d < DV; d++) { dot += vdot(qr[i][d], kd[j][d]); }
         s[j] = dot;
@@ -70,7 +71,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
       let alpha = exp2(m[i] - mNew);
       var sum = 0.0;
       for (var d = 0u; d < DV; d++) { acc[i][d] *= alpha; }
-      for (var j = 0u; j < KC; j++) {
+      for (var j = 0u; j < RC; j++) {
         var e = select(0.0, exp2(s[j] - mNew), allowed[j] && c0 + j <= row);
         sum += e;
         // The running max and sum are those of the undropped softmax; only the output sees
