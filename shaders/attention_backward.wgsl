@@ -7,11 +7,13 @@
 //          dS_ij = P_ij (M_ij dO_i · v_j − Δ_i) (sums over the group's heads too).
 // M_ij is the dropout factor (1 without dropout); Δ_i = dO_i · O_i holds with it too, since
 // Σ_j P_ij M_ij dO_i · v_j = dO_i · O_i.
-// dq, dk and dv must be zero on entry: rows without an allowed key (and masked keys) are never
-// written.
+// Rows without an allowed key (dq_rows) and masked key rows (dkv) are never written: with a key
+// mask dq, dk and dv must be zero on entry. Without one, every row is written.
 // With DQ_PARTS, dkv also writes block kb's share of dq, scale Σ_{j in kb} dS_ij k_j, into part kb
-// of dq_parts (zero on entry), and `dq_sum` adds the parts up in key-block order: dS is then
-// computed once instead of twice (dq_rows recomputes it), for KR·dh more FMAs per tile.
+// of dq_parts, and `dq_sum` adds the parts up in key-block order: dS is then computed once
+// instead of twice (dq_rows recomputes it), for KR·dh more FMAs per tile. Every part dq_sum reads
+// is written, except with a key mask (blocks of masked keys) or packed rows (dq_sum reads parts
+// of key blocks past a sequence's end): then dq_parts must be zero on entry.
 @group(0) @binding(6) var<storage, read> dout: array<Vec>;
 @group(0) @binding(7) var<storage, read> out: array<Vec>;
 @group(0) @binding(8) var<storage, read> lse: array<f32>;

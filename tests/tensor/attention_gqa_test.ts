@@ -11,6 +11,7 @@ import {
 } from "../../src/tensor/ops/attention.ts";
 import { dropoutKeeps } from "../../src/tensor/ops/dropout.ts";
 import { ShapeError } from "../../src/tensor/tensor.ts";
+import type { Engine } from "../../src/tensor/engine.ts";
 import { assertClose, checkOp, gpuTest, randomArray } from "../support/check.ts";
 import { withBindingLimit } from "../support/small_bindings.ts";
 
@@ -25,6 +26,18 @@ interface Case {
   packed?: boolean;
   /** Default: the adapter's (defaultAttentionKernels). */
   kernels?: AttentionKernels;
+  /**
+   * Fill the allocator's pool with NaN buffers of the sizes the op allocates first: what it
+   * leaves uncleared must be written whole.
+   */
+  poison?: boolean;
+}
+
+/** Returns NaN-filled buffers of every multiple of q's and k's sizes the op may take to the pool. */
+function poisonPool(e: Engine, qFloats: number, kFloats: number, keyBlocks: number): void {
+  const sizes = [kFloats, ...Array.from({ length: keyBlocks }, (_, i) => (i + 1) * qFloats)];
+  const filled = sizes.flatMap((n) => [0, 1, 2].map(() => e.full([n], NaN)));
+  for (const t of filled) t.dispose();
 }
 
 /**
@@ -96,6 +109,7 @@ function check(name: string, c: Case, bindingLimit?: number): void {
     const mask = c.pads
       ? Int32Array.from({ length: B * T }, (_, i) => (i % T >= c.pads![Math.floor(i / T)] ? 1 : 0))
       : undefined;
+    if (c.poison) poisonPool(e, rows * D, rows * Dkv, Math.ceil(Math.max(...c.lengths) / 16));
     const run = () =>
       checkOp(e, {
         name: `gqa ${name}`,
@@ -190,6 +204,31 @@ check("register kernels, dh 8: one token", {
   kvHeads: 2,
   dh: 8,
   kernels: "registers",
+});
+check("register kernels, dh 16, no mask: outputs and gradients written whole", {
+  lengths: [40, 40],
+  heads: 4,
+  kvHeads: 2,
+  dh: 16,
+  kernels: "registers",
+  poison: true,
+});
+check("register kernels, dh 8, packed: outputs and gradients written whole", {
+  lengths: [9, 40, 17],
+  heads: 2,
+  kvHeads: 1,
+  dh: 8,
+  packed: true,
+  kernels: "registers",
+  poison: true,
+});
+check("generic kernels, no mask: outputs and gradients written whole", {
+  lengths: [21, 21, 21],
+  heads: 3,
+  kvHeads: 3,
+  dh: 4,
+  kernels: "generic",
+  poison: true,
 });
 check("generic kernels, dh 16: packed lengths 17, 5", {
   lengths: [17, 5],

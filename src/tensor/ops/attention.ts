@@ -509,8 +509,16 @@ function attentionBackward(
     : null;
   // dq_sum writes every element of dq; dq_rows only those of rows with an allowed key.
   const dq = wantQ ? (parts ? e.empty : e.zeros).call(e, q.shape, "f32", "attention dq") : null;
-  const dk = wantKV ? e.zeros(k.shape, "f32", "attention dk") : null;
-  const dv = wantKV ? e.zeros(v.shape, "f32", "attention dv") : null;
+  // Without a key mask every key row is written, and so is every dq part that dq_sum reads but
+  // those of key blocks past the end of a packed sequence: no clearing.
+  const keysWritten = !mask;
+  const partsWritten = !mask && !g.segments;
+  const dk = wantKV
+    ? (keysWritten ? e.empty : e.zeros).call(e, k.shape, "f32", "attention dk")
+    : null;
+  const dv = wantKV
+    ? (keysWritten ? e.empty : e.zeros).call(e, v.shape, "f32", "attention dv")
+    : null;
   for (const w of windows) {
     type Buffers = Parameters<typeof g.kernels.backward.dispatch>[1]["buffers"];
     const partStride = parts ? qFloats(w) / g.vecWidth : 0;
@@ -548,7 +556,7 @@ function attentionBackward(
     const partsBinding = parts
       ? { alloc: parts, offset: 0, size: partStride * g.vecWidth * 4 * Math.ceil(g.T / KEY_ROWS) }
       : null;
-    if (partsBinding) e.gpu.clear(parts!, 0, partsBinding.size);
+    if (partsBinding && !partsWritten) e.gpu.clear(parts!, 0, partsBinding.size);
     if (dk && dv) {
       dispatch("dkv_rows", KEY_ROWS, {
         ...inputs(g, q, k, v, mask, w),
