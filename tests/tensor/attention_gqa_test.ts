@@ -8,6 +8,7 @@ import {
   type AttentionDropout,
   type AttentionKernels,
   causalAttention,
+  defaultAttentionKernels,
 } from "../../src/tensor/ops/attention.ts";
 import { dropoutKeeps } from "../../src/tensor/ops/dropout.ts";
 import { ShapeError } from "../../src/tensor/tensor.ts";
@@ -239,49 +240,75 @@ check("generic kernels, dh 16: packed lengths 17, 5", {
   kernels: "generic",
 });
 
-gpuTest(
-  "grouped-query attention: register and generic kernels agree on output and gradients",
-  async (e) => {
-    const [B, T, heads, kvHeads, dh] = [3, 29, 4, 2, 16];
-    const mask = Int32Array.from(
-      { length: B * T },
-      (_, i) => (i % T >= [0, 5, 28][Math.floor(i / T)] ? 1 : 0),
-    );
-    const data = [heads, kvHeads, kvHeads].map((h, i) => randomArray(B * T * h * dh, 70 + i));
-    const w = randomArray(B * T * heads * dh, 80);
-    const run = (kernels: AttentionKernels) =>
-      e.tidyAsync(async () => {
-        const [q, k, v] = data.map((d, i) => {
-          const t = e.tensor(d, [B, T, [heads, kvHeads, kvHeads][i] * dh]);
-          t.requiresGrad = true;
-          return t;
+// With k and v frozen the backward takes dq_rows (no dq parts), which the register kernels'
+// shader compiles too.
+for (const kvGrad of [true, false]) {
+  gpuTest(
+    `grouped-query attention: register and generic kernels agree${
+      kvGrad ? "" : " with k and v frozen"
+    }`,
+    async (e) => {
+      const [B, T, heads, kvHeads, dh] = [3, 29, 4, 2, 16];
+      const mask = Int32Array.from(
+        { length: B * T },
+        (_, i) => (i % T >= [0, 5, 28][Math.floor(i / T)] ? 1 : 0),
+      );
+      const data = [heads, kvHeads, kvHeads].map((h, i) => randomArray(B * T * h * dh, 70 + i));
+      const w = randomArray(B * T * heads * dh, 80);
+      const run = (kernels: AttentionKernels) =>
+        e.tidyAsync(async () => {
+          const [q, k, v] = data.map((d, i) => {
+            const t = e.tensor(d, [B, T, [heads, kvHeads, kvHeads][i] * dh]);
+            t.requiresGrad = i === 0 || kvGrad;
+            return t;
+          });
+          e.startTape();
+          const out = causalAttention(q, k, v, {
+            heads,
+            kvHeads,
+            kernels,
+            keyMask: e.tensor(mask, [B, T], "i32"),
+            dropout: { p: 0.2, seed: 3, step: 9 },
+          });
+          e.backward(out, e.tensor(w, out.shape));
+          const results = [await out.readF32()];
+          for (const t of kvGrad ? [q, k, v] : [q]) results.push(await t.grad!.readF32());
+          return results;
         });
-        e.startTape();
-        const out = causalAttention(q, k, v, {
-          heads,
-          kvHeads,
-          kernels,
-          keyMask: e.tensor(mask, [B, T], "i32"),
-          dropout: { p: 0.2, seed: 3, step: 9 },
-        });
-        e.backward(out, e.tensor(w, out.shape));
-        const results = [await out.readF32()];
-        for (const t of [q, k, v]) results.push(await t.grad!.readF32());
-        return results;
-      });
-    const registers = await run("registers");
-    const generic = await run("generic");
-    ["out", "dq", "dk", "dv"].forEach((name, i) =>
-      assertClose(registers[i], generic[i], `registers vs generic ${name}`, 1e-5, 1e-6)
-    );
-  },
-);
+      const registers = await run("registers");
+      const generic = await run("generic");
+      assert.equal(registers.length, kvGrad ? 4 : 2);
+      registers.forEach((got, i) =>
+        assertClose(
+          got,
+          generic[i],
+          `registers vs generic ${["out", "dq", "dk", "dv"][i]}`,
+          1e-5,
+          1e-6,
+        )
+      );
+    },
+  );
+}
 
 gpuTest("causalAttention refuses register kernels for a head dimension without them", (e) => {
   const x = e.tensor(new Float32Array(2 * 3 * 12), [2, 3, 12]);
   assert.throws(
     () => causalAttention(x, x, x, { heads: 1, kernels: "registers" }),
     (err: unknown) => err instanceof ShapeError && /head dimension 12/.test(err.message),
+  );
+});
+
+gpuTest("register kernels are not chosen, and refused, past llvmpipe's loop budget", (e) => {
+  // 8 query heads on one kv head step through 8 · ceil(T / 4) queries: 32,768 at T = 16,384.
+  assert.equal(defaultAttentionKernels(e, 8, 16384, 8), e.gpu.isSoftware ? "registers" : "generic");
+  assert.equal(defaultAttentionKernels(e, 8, 16385, 8), "generic");
+  const T = 16385;
+  const q = e.tensor(new Float32Array(T * 64), [1, T, 64]);
+  const k = e.tensor(new Float32Array(T * 8), [1, T, 8]);
+  assert.throws(
+    () => causalAttention(q, k, k, { heads: 8, kvHeads: 1, kernels: "registers" }),
+    (err: unknown) => err instanceof ShapeError && /loop 32776 times/.test(err.message),
   );
 });
 

@@ -99,9 +99,41 @@ const REGISTER_KERNELS = new Map(REGISTER_HEAD_DIMS.map((dh) => [dh, registerKer
  */
 export type AttentionKernels = "registers" | "generic";
 
-/** The default: registers on a software adapter when the head dimension has them. */
-export function defaultAttentionKernels(e: Engine, headDim: number): AttentionKernels {
-  return e.gpu.isSoftware && REGISTER_KERNELS.has(headDim) ? "registers" : "generic";
+/**
+ * Loop iterations one invocation may run: half of llvmpipe's cap, which counts all of an
+ * invocation's loops together and silently ends them past ~65,535.
+ */
+const LOOP_BUDGET = 32768;
+/** Queries per step of the register dk/dv kernel (RQ in attention_dkv_regs.wgsl). */
+const REGISTER_QUERY_STEP = 4;
+
+/** Why the register kernels cannot run this shape (`group` query heads per kv head), or null. */
+function registerBlocker(headDim: number, T: number, group: number): string | null {
+  if (!REGISTER_KERNELS.has(headDim)) {
+    return `no register kernels for head dimension ${headDim} (only ${
+      REGISTER_HEAD_DIMS.join(", ")
+    })`;
+  }
+  // The dk/dv kernel steps through the queries of every head of its group.
+  const loops = group * Math.ceil(T / REGISTER_QUERY_STEP);
+  if (loops > LOOP_BUDGET) {
+    return `the register kernels would loop ${loops} times in an invocation (T = ${T}, ` +
+      `${group} heads a kv head), over the budget of ${LOOP_BUDGET}`;
+  }
+  return null;
+}
+
+/**
+ * The default for sequences of T positions with `group` query heads per kv head: registers on a
+ * software adapter when they can run the shape.
+ */
+export function defaultAttentionKernels(
+  e: Engine,
+  headDim: number,
+  T: number,
+  group: number,
+): AttentionKernels {
+  return e.gpu.isSoftware && registerBlocker(headDim, T, group) === null ? "registers" : "generic";
 }
 
 /** Must match QR, KR and WG in attention_common.wgsl. */
@@ -261,14 +293,11 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: CausalAttentionOptio
   }
   const headDim = D / heads;
   const vecWidth = headDim % 4 === 0 ? 4 : 1;
-  const choice = opts.kernels ?? defaultAttentionKernels(q.engine, headDim);
+  const group = heads / kvHeads;
+  const choice = opts.kernels ?? defaultAttentionKernels(q.engine, headDim, T, group);
   const registers = choice === "registers";
-  if (registers && !REGISTER_KERNELS.has(headDim)) {
-    throw new ShapeError(
-      op,
-      `no register kernels for head dimension ${headDim} (only ${REGISTER_HEAD_DIMS.join(", ")})`,
-    );
-  }
+  const blocker = registers ? registerBlocker(headDim, T, group) : null;
+  if (blocker) throw new ShapeError(op, blocker);
   const kernels = registers
     ? REGISTER_KERNELS.get(headDim)!
     : vecWidth === 4
