@@ -85,8 +85,9 @@ const KERNELS = { scalar: kernels(scalarElements, "scalar"), vec4: kernels(vec4E
 
 /**
  * Head dimensions with register kernels. Each is its own shader whose unrolled code grows with
- * the head dimension: on llvmpipe LLVM compiles them in ~2 s (forward) and ~6 s (backward) at
- * 16, as long as the generic ones; at 32 it took ~7 s and ~21 s for a 1.06× faster step.
+ * the head dimension: on llvmpipe LLVM compiles them in ~2.5 s (forward) and ~5 s (backward) at
+ * 16, about as long as the generic ones; at 32 it took ~7 s and ~21 s for a forward and backward
+ * only 1.07× faster.
  */
 export const REGISTER_HEAD_DIMS: readonly number[] = [8, 16];
 const REGISTER_KERNELS = new Map(REGISTER_HEAD_DIMS.map((dh) => [dh, registerKernels(dh)]));
@@ -173,7 +174,10 @@ export interface CausalAttentionOptions extends AttentionLayout {
   kvHeads?: number;
   /** Dropout of the attention probabilities (as nn.MultiheadAttention's `dropout`). */
   dropout?: AttentionDropout;
-  /** Default: defaultAttentionKernels. "registers" needs a head dimension in REGISTER_HEAD_DIMS. */
+  /**
+   * Default: defaultAttentionKernels. "registers" needs a head dimension in REGISTER_HEAD_DIMS
+   * and sequences short enough for llvmpipe's loop budget.
+   */
   kernels?: AttentionKernels;
 }
 
