@@ -7,16 +7,18 @@
 //          dS_ij = P_ij (M_ij dO_i · v_j − Δ_i) (sums over the group's heads too).
 // M_ij is the dropout factor (1 without dropout); Δ_i = dO_i · O_i holds with it too, since
 // Σ_j P_ij M_ij dO_i · v_j = dO_i · O_i.
-// dq, dk and dv must be zero on entry: rows without an allowed key (and masked keys) are never
-// written.
+// Rows without an allowed key (dq_rows) and masked key rows (dkv) are never written: with a key
+// mask dq, dk and dv must be zero on entry. Without one, every row is written.
 // With DQ_PARTS, dkv also writes block kb's share of dq, scale Σ_{j in kb} dS_ij k_j, into part kb
-// of dq_parts (zero on entry), and `dq_sum` adds the parts up in key-block order: dS is then
-// computed once instead of twice (dq_rows recomputes it), for KR·dh more FMAs per tile.
+// of dq_parts, and `dq_sum` adds the parts up in key-block order: dS is then computed once
+// instead of twice (dq_rows recomputes it), for KR·dh more FMAs per tile. Every part dq_sum reads
+// is written, except with a key mask (blocks of masked keys) or packed rows (dq_sum reads parts
+// of key blocks past a sequence's end): then dq_parts must be zero on entry.
 @group(0) @binding(6) var<storage, read> dout: array<Vec>;
 @group(0) @binding(7) var<storage, read> out: array<Vec>;
 @group(0) @binding(8) var<storage, read> lse: array<f32>;
-// [B, heads, T, 2]: (lse, Δ) per query row.
-@group(0) @binding(9) var<storage, read_write> stats: array<f32>;
+// [B, heads, T]: (lse, Δ) per query row, one load for both.
+@group(0) @binding(9) var<storage, read_write> stats: array<vec2f>;
 @group(0) @binding(10) var<storage, read_write> dq: array<Vec>;
 @group(0) @binding(11) var<storage, read_write> dk: array<Vec>;
 @group(0) @binding(12) var<storage, read_write> dv: array<Vec>;
@@ -34,8 +36,7 @@ fn delta(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg
   var sum = 0.0;
   for (var d = 0u; d < p.dh / VW; d++) { sum += vdot(dout[at + d], out[at + d]); }
   let s = stat_index(blk, blk.h, blk.row0);
-  stats[2u * s] = lse[s];
-  stats[2u * s + 1u] = sum;
+  stats[s] = vec2f(lse[s], sum);
 }
 
 struct RowTiles {
@@ -91,9 +92,9 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   for (var i = 0u; i < QR; i++) {
     qAt[i] = q_offset(blk, blk.h, blk.row0 + i);
     qOk[i] = blk.row0 + i < blk.len;
-    let s = stat_index(blk, blk.h, blk.row0 + i);
-    rowLse[i] = stats[2u * s];
-    rowDelta[i] = stats[2u * s + 1u];
+    let st = stats[stat_index(blk, blk.h, blk.row0 + i)];
+    rowLse[i] = st.x;
+    rowDelta[i] = st.y;
   }
   let keyEnd = min(blk.len, blk.row0 + QR);
   // dq is zero on entry: the first tile that reaches a row need not read it back.
@@ -109,7 +110,7 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     }
     if (!any) { continue; }
     var t = row_tiles(qAt, qOk, kAt, allowed);
-    let bits = keep_bits(blk, blk.h, blk.row0, c0);
+    let bits = keep_bits(blk, blk.h, blk.row0, QR, c0, KC);
     // t.s becomes scale · dS.
     for (var i = 0u; i < QR; i++) {
       for (var j = 0u; j < KC; j++) {
@@ -135,136 +136,6 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
       }
     }
     started = true;
-  }
-}
-
-struct KeyTiles {
-  s: array<array<f32, KQ>, KR>,
-  dp: array<array<f32, KQ>, KR>,
-}
-
-// s[j][i] = k_j · q_i and dp[j][i] = v_j · dO_i for KR keys and KQ query rows; masked keys and
-// rows past the end are not fetched.
-fn key_tiles(
-  kAt: array<u32, KR>,
-  kOk: array<bool, KR>,
-  qAt: array<u32, KQ>,
-  qOk: array<bool, KQ>,
-) -> KeyTiles {
-  var t: KeyTiles;
-  for (var d = 0u; d < p.dh / VW; d++) {
-    var kd: array<Vec, KR>;
-    var vd: array<Vec, KR>;
-    var qd: array<Vec, KQ>;
-    var gd: array<Vec, KQ>;
-    for (var j = 0u; j < KR; j++) {
-      if (kOk[j]) {
-        kd[j] = k[kAt[j] + d];
-        vd[j] = v[kAt[j] + d];
-      }
-    }
-    for (var i = 0u; i < KQ; i++) {
-      if (qOk[i]) {
-        qd[i] = q[qAt[i] + d];
-        gd[i] = dout[qAt[i] + d];
-      }
-    }
-    for (var j = 0u; j < KR; j++) {
-      for (var i = 0u; i < KQ; i++) {
-        t.s[j][i] += vdot(kd[j], qd[i]);
-        t.dp[j][i] += vdot(vd[j], gd[i]);
-      }
-    }
-  }
-  return t;
-}
-
-@compute @workgroup_size(WG)
-fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let blk = block_of(gid, nwg, KR, false, p.kvHeads);
-  if (!blk.valid) { return; }
-  var kAt: array<u32, KR>;
-  var allowed: array<bool, KR>;
-  var any = false;
-  for (var j = 0u; j < KR; j++) {
-    kAt[j] = kv_offset(blk, blk.h, blk.row0 + j);
-    allowed[j] = key_allowed(blk, blk.row0 + j);
-    any = any || allowed[j];
-  }
-  if (!any) { return; }
-  // The query heads that read this key-value head, one after another, so that their sums reach
-  // dk and dv in a fixed order.
-  let group = p.heads / p.kvHeads;
-  for (var h = blk.h * group; h < (blk.h + 1u) * group; h++) {
-    // Queries before the first key of the block see none of its keys.
-    for (var r0 = blk.row0; r0 < blk.len; r0 += KQ) {
-      var qAt: array<u32, KQ>;
-      var qOk: array<bool, KQ>;
-      var rowLse: array<f32, KQ>;
-      var rowDelta: array<f32, KQ>;
-      for (var i = 0u; i < KQ; i++) {
-        qAt[i] = q_offset(blk, h, r0 + i);
-        qOk[i] = r0 + i < blk.len;
-        let s = stat_index(blk, h, r0 + i);
-        rowLse[i] = stats[2u * s];
-        rowDelta[i] = stats[2u * s + 1u];
-      }
-      var t = key_tiles(kAt, allowed, qAt, qOk);
-      let bits = keep_bits(blk, h, r0, blk.row0);
-      // t.s becomes P and t.dp becomes scale · dS.
-      for (var j = 0u; j < KR; j++) {
-        for (var i = 0u; i < KQ; i++) {
-          let live = allowed[j] && qOk[i] && blk.row0 + j <= r0 + i;
-          let prob = select(0.0, exp(t.s[j][i] * p.scale - rowLse[i]), live);
-          var factor = 1.0;
-          if (HAS_DROPOUT) { factor = drop_factor(bits, i, j); }
-          t.s[j][i] = prob * factor;
-          t.dp[j][i] = prob * (factor * t.dp[j][i] - rowDelta[i]) * p.scale;
-        }
-      }
-      // dk and dv are zero on entry: the first tile of the first head need not read them back.
-      let first = h == blk.h * group && r0 == blk.row0;
-      let part = blk.row0 / KR * p.partStride;
-      for (var d = 0u; d < p.dh / VW; d++) {
-        if (DQ_PARTS) {
-          var kd: array<Vec, KR>;
-          for (var j = 0u; j < KR; j++) {
-            if (allowed[j]) { kd[j] = k[kAt[j] + d]; }
-          }
-          for (var i = 0u; i < KQ; i++) {
-            if (qOk[i]) {
-              var acc = Vec(0.0);
-              for (var j = 0u; j < KR; j++) { acc = fma(Vec(t.dp[j][i]), kd[j], acc); }
-              dq_parts[part + qAt[i] + d] = acc;
-            }
-          }
-        }
-        var qd: array<Vec, KQ>;
-        var gd: array<Vec, KQ>;
-        for (var i = 0u; i < KQ; i++) {
-          if (qOk[i]) {
-            qd[i] = q[qAt[i] + d];
-            gd[i] = dout[qAt[i] + d];
-          }
-        }
-        for (var j = 0u; j < KR; j++) {
-          if (allowed[j]) {
-            var accK = Vec(0.0);
-            var accV = Vec(0.0);
-            if (!first) {
-              accK = dk[kAt[j] + d];
-              accV = dv[kAt[j] + d];
-            }
-            for (var i = 0u; i < KQ; i++) {
-              accK = fma(Vec(t.dp[j][i]), qd[i], accK);
-              accV = fma(Vec(t.s[j][i]), gd[i], accV);
-            }
-            dk[kAt[j] + d] = accK;
-            dv[kAt[j] + d] = accV;
-          }
-        }
-      }
-    }
   }
 }
 

@@ -51,13 +51,15 @@ override HAS_DROPOUT: bool = false;
 // register arrays need const sizes, so attention.ts repeats QR and KR.
 const QR: u32 = 16u;
 const KC: u32 = 16u;
-// The dk/dv kernel's tile: KR key rows per invocation, KQ queries per step. keep_bits assumes
-// all four are 16.
+// The dk/dv kernel's tile: KR key rows per invocation, KQ queries per step.
 const KR: u32 = 16u;
 const KQ: u32 = 16u;
 const WG: u32 = 64u;
 // Stands for an empty set of keys: finite, so exp(x − BIG) is 0 and never inf − inf.
 const BIG: f32 = 3.0e38;
+// The register kernels keep scores in base 2.
+const LOG2E: f32 = 1.4426950408889634;
+const LN2: f32 = 0.6931471805599453;
 
 // A block is QR query rows (or KR key rows) of one (batch, head): a query head, or in the dk/dv
 // kernel a key-value head. Block-major order keeps the lanes of a SIMD group on blocks that loop
@@ -125,18 +127,18 @@ fn key_allowed(blk: Block, t: u32) -> bool {
   return keyMask[(p.b0 + blk.b) * p.T + t] != 0u;
 }
 
-// Dropout bits of one 16 × 16 tile: bit (key − k0) of word (query − q0) says whether probability
-// (query, key) of the block's batch and query head h survives, for the live pairs (causal, key allowed);
-// the other bits are 0. The loops run to bounds known only at run time, so that the compiler
+// Dropout bits of a tile of nq ≤ 16 queries from q0 and nk ≤ 32 keys from k0: bit (key − k0) of
+// word (query − q0) says whether probability (query, key) of the block's batch and query head h
+// survives, for the live pairs (causal, key allowed); the other bits are 0. The loops run to bounds known only at run time, so that the compiler
 // keeps one copy of the generator: unrolled into all 256 pairs of a tile, as the kernels' own
 // loops are, it took LLVM about a minute to compile each kernel on llvmpipe.
-fn keep_bits(blk: Block, h: u32, q0: u32, k0: u32) -> array<u32, 16> {
+fn keep_bits(blk: Block, h: u32, q0: u32, nq: u32, k0: u32, nk: u32) -> array<u32, 16> {
   var bits: array<u32, 16>;
   if (!HAS_DROPOUT) { return bits; }
   let base = ((p.b0 + blk.b) * p.heads + h) * p.T;
-  for (var key = k0; key < min(k0 + 16u, blk.len); key++) {
+  for (var key = k0; key < min(k0 + nk, blk.len); key++) {
     if (!key_allowed(blk, key)) { continue; }
-    for (var query = max(q0, key); query < min(q0 + 16u, blk.len); query++) {
+    for (var query = max(q0, key); query < min(q0 + nq, blk.len); query++) {
       if (rand_u32(p.seed, p.step, (base + query) * p.T + key) >= p.threshold) {
         bits[query - q0] |= 1u << (key - k0);
       }

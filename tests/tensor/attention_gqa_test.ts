@@ -4,10 +4,16 @@
  */
 import assert from "node:assert/strict";
 import "../../src/tensor/ops/mod.ts";
-import { type AttentionDropout, causalAttention } from "../../src/tensor/ops/attention.ts";
+import {
+  type AttentionDropout,
+  type AttentionKernels,
+  causalAttention,
+  defaultAttentionKernels,
+} from "../../src/tensor/ops/attention.ts";
 import { dropoutKeeps } from "../../src/tensor/ops/dropout.ts";
 import { ShapeError } from "../../src/tensor/tensor.ts";
-import { checkOp, gpuTest, randomArray } from "../support/check.ts";
+import type { Engine } from "../../src/tensor/engine.ts";
+import { assertClose, checkOp, gpuTest, randomArray } from "../support/check.ts";
 import { withBindingLimit } from "../support/small_bindings.ts";
 
 interface Case {
@@ -19,6 +25,20 @@ interface Case {
   pads?: number[];
   dropout?: AttentionDropout;
   packed?: boolean;
+  /** Default: the adapter's (defaultAttentionKernels). */
+  kernels?: AttentionKernels;
+  /**
+   * Fill the allocator's pool with NaN buffers of the sizes the op allocates first: what it
+   * leaves uncleared must be written whole.
+   */
+  poison?: boolean;
+}
+
+/** Returns NaN-filled buffers of every multiple of q's and k's sizes the op may take to the pool. */
+function poisonPool(e: Engine, qFloats: number, kFloats: number, keyBlocks: number): void {
+  const sizes = [kFloats, ...Array.from({ length: keyBlocks }, (_, i) => (i + 1) * qFloats)];
+  const filled = sizes.flatMap((n) => [0, 1, 2].map(() => e.full([n], NaN)));
+  for (const t of filled) t.dispose();
 }
 
 /**
@@ -90,6 +110,7 @@ function check(name: string, c: Case, bindingLimit?: number): void {
     const mask = c.pads
       ? Int32Array.from({ length: B * T }, (_, i) => (i % T >= c.pads![Math.floor(i / T)] ? 1 : 0))
       : undefined;
+    if (c.poison) poisonPool(e, rows * D, rows * Dkv, Math.ceil(Math.max(...c.lengths) / 16));
     const run = () =>
       checkOp(e, {
         name: `gqa ${name}`,
@@ -99,6 +120,7 @@ function check(name: string, c: Case, bindingLimit?: number): void {
             heads: c.heads,
             kvHeads: c.kvHeads,
             dropout: c.dropout,
+            kernels: c.kernels,
             keyMask: mask && e.tensor(mask, [B, T], "i32"),
             segments: c.packed
               ? { offsets: e.tensor(offsets, [B + 1], "i32"), maxLength: Math.max(...c.lengths) }
@@ -149,6 +171,146 @@ check("9 sequences in binding windows of 4, 4 heads on 2 kv heads", {
   dh: 8,
   pads: [0, 1, 2, 3, 4, 5, 6, 7, 8],
 }, 4096);
+
+// The register kernels (a shader per head dimension) on every layout, forced so that they are
+// tested on any adapter; and the generic kernels at a head dimension that has register ones.
+check("register kernels, dh 16: T=37 with left padding, 4 heads on 2 kv heads", {
+  lengths: [37, 37, 37],
+  heads: 4,
+  kvHeads: 2,
+  dh: 16,
+  pads: [0, 20, 36],
+  kernels: "registers",
+});
+check("register kernels, dh 8: packed lengths 1, 33, 16, 2 heads on 1 kv head", {
+  lengths: [1, 33, 16],
+  heads: 2,
+  kvHeads: 1,
+  dh: 8,
+  packed: true,
+  kernels: "registers",
+});
+check("register kernels, dh 16: dropout and padding over three key tiles, 2 heads", {
+  lengths: [35, 35],
+  heads: 2,
+  kvHeads: 2,
+  dh: 16,
+  pads: [3, 0],
+  dropout: { p: 0.3, seed: 7, step: 2 },
+  kernels: "registers",
+});
+check("register kernels, dh 8: one token", {
+  lengths: [1],
+  heads: 2,
+  kvHeads: 2,
+  dh: 8,
+  kernels: "registers",
+});
+check("register kernels, dh 16, no mask: outputs and gradients written whole", {
+  lengths: [40, 40],
+  heads: 4,
+  kvHeads: 2,
+  dh: 16,
+  kernels: "registers",
+  poison: true,
+});
+check("register kernels, dh 8, packed: outputs and gradients written whole", {
+  lengths: [9, 40, 17],
+  heads: 2,
+  kvHeads: 1,
+  dh: 8,
+  packed: true,
+  kernels: "registers",
+  poison: true,
+});
+check("generic kernels, no mask: outputs and gradients written whole", {
+  lengths: [21, 21, 21],
+  heads: 3,
+  kvHeads: 3,
+  dh: 4,
+  kernels: "generic",
+  poison: true,
+});
+check("generic kernels, dh 16: packed lengths 17, 5", {
+  lengths: [17, 5],
+  heads: 4,
+  kvHeads: 2,
+  dh: 16,
+  packed: true,
+  kernels: "generic",
+});
+
+// With k and v frozen the backward takes dq_rows (no dq parts), which the register kernels'
+// shader compiles too.
+for (const kvGrad of [true, false]) {
+  gpuTest(
+    `grouped-query attention: register and generic kernels agree${
+      kvGrad ? "" : " with k and v frozen"
+    }`,
+    async (e) => {
+      const [B, T, heads, kvHeads, dh] = [3, 29, 4, 2, 16];
+      const mask = Int32Array.from(
+        { length: B * T },
+        (_, i) => (i % T >= [0, 5, 28][Math.floor(i / T)] ? 1 : 0),
+      );
+      const data = [heads, kvHeads, kvHeads].map((h, i) => randomArray(B * T * h * dh, 70 + i));
+      const w = randomArray(B * T * heads * dh, 80);
+      const run = (kernels: AttentionKernels) =>
+        e.tidyAsync(async () => {
+          const [q, k, v] = data.map((d, i) => {
+            const t = e.tensor(d, [B, T, [heads, kvHeads, kvHeads][i] * dh]);
+            t.requiresGrad = i === 0 || kvGrad;
+            return t;
+          });
+          e.startTape();
+          const out = causalAttention(q, k, v, {
+            heads,
+            kvHeads,
+            kernels,
+            keyMask: e.tensor(mask, [B, T], "i32"),
+            dropout: { p: 0.2, seed: 3, step: 9 },
+          });
+          e.backward(out, e.tensor(w, out.shape));
+          const results = [await out.readF32()];
+          for (const t of kvGrad ? [q, k, v] : [q]) results.push(await t.grad!.readF32());
+          return results;
+        });
+      const registers = await run("registers");
+      const generic = await run("generic");
+      assert.equal(registers.length, kvGrad ? 4 : 2);
+      registers.forEach((got, i) =>
+        assertClose(
+          got,
+          generic[i],
+          `registers vs generic ${["out", "dq", "dk", "dv"][i]}`,
+          1e-5,
+          1e-6,
+        )
+      );
+    },
+  );
+}
+
+gpuTest("causalAttention refuses register kernels for a head dimension without them", (e) => {
+  const x = e.tensor(new Float32Array(2 * 3 * 12), [2, 3, 12]);
+  assert.throws(
+    () => causalAttention(x, x, x, { heads: 1, kernels: "registers" }),
+    (err: unknown) => err instanceof ShapeError && /head dimension 12/.test(err.message),
+  );
+});
+
+gpuTest("register kernels are not chosen, and refused, past llvmpipe's loop budget", (e) => {
+  // 8 query heads on one kv head step through 8 · ceil(T / 4) queries: 32,768 at T = 16,384.
+  assert.equal(defaultAttentionKernels(e, 8, 16384, 8), e.gpu.isSoftware ? "registers" : "generic");
+  assert.equal(defaultAttentionKernels(e, 8, 16385, 8), "generic");
+  const T = 16385;
+  const q = e.tensor(new Float32Array(T * 64), [1, T, 64]);
+  const k = e.tensor(new Float32Array(T * 8), [1, T, 8]);
+  assert.throws(
+    () => causalAttention(q, k, k, { heads: 8, kvHeads: 1, kernels: "registers" }),
+    (err: unknown) => err instanceof ShapeError && /loop 32776 times/.test(err.message),
+  );
+});
 
 gpuTest("grouped-query attention refuses kv heads that do not group the query heads", (e) => {
   const q = e.tensor(new Float32Array(2 * 3 * 6), [2, 3, 6]);
