@@ -78,13 +78,15 @@ const chosenVariant = new WeakMap<Engine, MatmulVariant>();
 /**
  * llvmpipe's variant per pair of transposes until one is chosen for the engine (tuneMatmul):
  * 32 × 32 tiles for forward (NT) and input-gradient (NN) products, whose C is tall and narrow
- * (4,096 positions × a width of 32 to 172: ~15% faster than 32 × 16), and 32 × 16 for weight
- * gradients (TN), whose C is small and whose long k is split into slices.
+ * (4,096 positions × a width of 32 to 172: ~15% faster than 32 × 16), and for weight gradients
+ * (TN), whose C is small and whose long k is split into slices filling every lane: on the LM's
+ * weight gradients (k = 4,096, C from 32 × 64 to 344 × 64) 20–35% faster than 32 × 16 alone,
+ * about 3% of the LM training step.
  */
 const SOFTWARE_DEFAULTS: Record<string, string> = {
   NN: "vec4 32×32 wg8",
   NT: "vec4 32×32 wg8",
-  TN: "vec4 32×16 wg8",
+  TN: "vec4 32×32 wg8",
   TT: "vec4 32×16 wg8",
 };
 
