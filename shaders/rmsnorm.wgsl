@@ -175,30 +175,59 @@ fn param_partials4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   partial_sums4[(p.chunk0 + wid.z) * cols4 + col] = dgamma;
 }
 
-// backward_x4 for rows of at most ROW_VEC4S vec4s, one thread each (TPR = 1): the first pass
-// keeps the row's ĝ and x in private arrays that the second reads back. Every lane walks the
-// same column c at once, so those reads are plain vector loads, where storage reads gather lane
-// by lane: 4 storage reads of a column instead of 7 (g, gamma and x twice, dx).
-const ROW_VEC4S: u32 = 16u;
+// The *_row(s) entries: rows of COLS4 <= ROW_VEC4S vec4s (ROW_VEC4S is prepended by rmsnorm.ts),
+// each row whole in one thread (TPR = 1). COLS4 is fixed per pipeline so that NIR unrolls the
+// column loops and keeps the private arrays in registers; with p.cols / 4 as the bound the
+// forward ran ~1.5× slower on llvmpipe.
+override COLS4: u32;
 
+// forward4 over p.chunk_rows consecutive rows per thread: each row stays in a private array
+// between the sum of squares and the scaled write, so x is read from storage once, and gamma is
+// read once per thread. On llvmpipe chunks of rows ran ~13% faster than a row per thread.
+@compute @workgroup_size(WG)
+fn forward4_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  let chunk = (wid.x + wid.y * nwg.x) * WG + lid;
+  let r0 = chunk * p.chunk_rows;
+  if (r0 >= p.rows) { return; }
+  let r1 = min(r0 + p.chunk_rows, p.rows);
+  var gm: array<vec4f, ROW_VEC4S>;
+  for (var c = 0u; c < COLS4; c++) { gm[c] = gamma4[c]; }
+  for (var r = r0; r < r1; r++) {
+    let base = r * COLS4;
+    var xs: array<vec4f, ROW_VEC4S>;
+    var q = 0.0;
+    for (var c = 0u; c < COLS4; c++) {
+      xs[c] = x4[base + c];
+      q += dot(xs[c], xs[c]);
+    }
+    let inv = 1.0 / sqrt(q / f32(p.cols) + p.eps);
+    for (var c = 0u; c < COLS4; c++) { y4[base + c] = xs[c] * inv * gm[c]; }
+    rstd[p.row0 + r] = inv;
+  }
+}
+
+// backward_x4 whose first pass keeps the row's ĝ and x in private arrays that the second reads
+// back. Every lane walks the same column c at once, so those reads are plain vector loads, where
+// storage reads gather lane by lane: 4 storage reads of a column instead of 7 (g, gamma and x
+// twice, dx).
 @compute @workgroup_size(WG)
 fn backward_x4_row(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                    @builtin(local_invocation_index) lid: u32) {
   let r = row_of(wid, nwg, lid);
   if (r >= p.rows) { return; }
-  let cols4 = p.cols / 4u;
-  let base = r * cols4;
+  let base = r * COLS4;
   let inv = rstd[p.row0 + r];
   var gg: array<vec4f, ROW_VEC4S>;
   var xs: array<vec4f, ROW_VEC4S>;
   var acc = 0.0;
-  for (var c = 0u; c < cols4; c++) {
+  for (var c = 0u; c < COLS4; c++) {
     gg[c] = g4[base + c] * gamma4[c];
     xs[c] = x4[base + c];
     acc += dot(gg[c], xs[c]) * inv;
   }
   let m = acc / f32(p.cols);
-  for (var c = 0u; c < cols4; c++) {
+  for (var c = 0u; c < COLS4; c++) {
     let d = inv * (gg[c] - xs[c] * inv * m);
     if (ACCUMULATE) {
       dx4[base + c] += d;
@@ -206,4 +235,45 @@ fn backward_x4_row(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
       dx4[base + c] = d;
     }
   }
+}
+
+// backward_x4_row over p.chunk_rows consecutive rows per thread that also writes the first stage
+// of dgamma for them (row p.chunk0 + chunk of partials, in param_partials4's layout): the products
+// g · x̂ come from values already in registers, where param_partials4 reads x and g again. No
+// workgroup memory and no barrier: each thread's partial is its own. gamma is read once per
+// thread, not once per row (~20% of this kernel's time on llvmpipe).
+@compute @workgroup_size(WG)
+fn backward_x4_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                    @builtin(local_invocation_index) lid: u32) {
+  let chunk = (wid.x + wid.y * nwg.x) * WG + lid;
+  let r0 = chunk * p.chunk_rows;
+  if (r0 >= p.rows) { return; }
+  let r1 = min(r0 + p.chunk_rows, p.rows);
+  var dgamma: array<vec4f, ROW_VEC4S>;
+  var gm: array<vec4f, ROW_VEC4S>;
+  for (var c = 0u; c < COLS4; c++) { gm[c] = gamma4[c]; }
+  for (var r = r0; r < r1; r++) {
+    let base = r * COLS4;
+    let inv = rstd[p.row0 + r];
+    var gg: array<vec4f, ROW_VEC4S>;
+    var xs: array<vec4f, ROW_VEC4S>;
+    var acc = 0.0;
+    for (var c = 0u; c < COLS4; c++) {
+      let gv = g4[base + c];
+      xs[c] = x4[base + c];
+      dgamma[c] += gv * xs[c] * inv;
+      gg[c] = gv * gm[c];
+      acc += dot(gg[c], xs[c]) * inv;
+    }
+    let m = acc / f32(p.cols);
+    for (var c = 0u; c < COLS4; c++) {
+      let d = inv * (gg[c] - xs[c] * inv * m);
+      if (ACCUMULATE) {
+        dx4[base + c] += d;
+      } else {
+        dx4[base + c] = d;
+      }
+    }
+  }
+  for (var c = 0u; c < COLS4; c++) { partial_sums4[(p.chunk0 + chunk) * COLS4 + c] = dgamma[c]; }
 }

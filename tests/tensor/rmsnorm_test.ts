@@ -20,8 +20,10 @@ function rmsNormRef([x, gamma]: Float64Array[]): Float64Array {
   return y;
 }
 
-// Rows of 4, 64 and 520 columns take the vec4 entries (one, one and eight threads per row); rows
-// of 4 and 64 (and the windowed 36 below) take backward_x4_row.
+// Rows of 4, 8, 64 and 520 columns take the vec4 entries (one thread per row but eight for 520);
+// rows of 4, 8 and 64 (and the windowed 36 below) take the *_row(s) entries. On llvmpipe those
+// take chunks of rows per thread (up to 16, fewer on short inputs): 16389 rows make full chunks
+// and a short last one on up to 16 cores.
 const SHAPES = [
   [1, 1],
   [5, 1],
@@ -32,6 +34,8 @@ const SHAPES = [
   [70, 3],
   [3, 4],
   [67, 64],
+  [1, 64],
+  [16389, 8],
   [2, 520],
 ];
 for (const shape of SHAPES) {
@@ -49,6 +53,34 @@ for (const shape of SHAPES) {
       maxFdElements: 120,
     });
   });
+}
+
+// A frozen gamma leaves dx to backward_x4_row alone (on llvmpipe too), a frozen x dgamma to
+// param_partials.
+const FROZEN: [number[], "x" | "gamma"][] = [
+  [[67, 64], "gamma"],
+  [[1, 8], "gamma"],
+  [[5, 7], "gamma"],
+  [[67, 64], "x"],
+];
+for (const [shape, frozen] of FROZEN) {
+  gpuTest(
+    `rmsNorm ${shape.join("x")} with a frozen ${frozen} gets the other gradient`,
+    async (e) => {
+      const cols = shape[shape.length - 1];
+      const n = shape.reduce((a, b) => a * b);
+      await checkOp(e, {
+        name: `rmsNorm frozen ${frozen}`,
+        inputs: [
+          { data: randomArray(n, n + 2, -2, 2), shape, grad: frozen !== "x" },
+          { data: randomArray(cols, cols + 3, 0.5, 1.5), shape: [cols], grad: frozen !== "gamma" },
+        ],
+        gpu: ([x, gamma]) => rmsNorm(x, gamma, EPS),
+        ref: rmsNormRef,
+        maxFdElements: 120,
+      });
+    },
+  );
 }
 
 for (const cols of [37, 36]) {
@@ -71,7 +103,7 @@ for (const cols of [37, 36]) {
 }
 
 // x + rmsNorm(x) (a residual block): the norm adds its dx to the residual's gradient in place.
-for (const shape of [[7, 13], [67, 64]]) {
+for (const shape of [[7, 13], [67, 64], [16389, 8]]) {
   gpuTest(`rmsNorm ${shape.join("x")} beside a residual path gets both gradients`, async (e) => {
     const [rows, cols] = shape;
     await checkOp(e, {

@@ -7,9 +7,13 @@ import { threadsPerRow } from "./layernorm.ts";
 import { columnChunks, finishColumnSums } from "./reduce.ts";
 import { columnChunkGrid } from "./windowed.ts";
 
+const WG = 64;
+/** The widest rows (in vec4s) the *_row(s) entries keep in private arrays. */
+const ROW_VEC4S = 16;
+
 const RMS_NORM_KERNEL = declareKernel({
   name: "rms norm",
-  source: shader,
+  source: `const ROW_VEC4S: u32 = ${ROW_VEC4S}u;\n${shader}`,
   params: {
     rows: "u32",
     cols: "u32",
@@ -20,10 +24,6 @@ const RMS_NORM_KERNEL = declareKernel({
   },
   buffers: ["x", "gamma", "y", "rstd", "g", "dx", "partial_sums"],
 });
-
-const WG = 64;
-/** The widest rows (in vec4s) backward_x4_row keeps in private arrays. */
-const ROW_VEC4S = 16;
 
 const win = (t: Tensor, w: RowWindow) => ({ alloc: t.storage, offset: w.offset, size: w.size });
 
@@ -47,6 +47,10 @@ export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-5): Tensor {
   const suffix = cols % 4 === 0 ? "4" : "";
   const tpr = threadsPerRow(suffix ? cols / 4 : cols);
   const constants = { TPR: tpr };
+  // Rows a thread holds whole in private arrays read x (and g) once: the *_row(s) entries.
+  const rowEntries = suffix !== "" && tpr === 1 && cols / 4 <= ROW_VEC4S;
+  const rowConstants = { ...constants, COLS4: cols / 4 };
+  const chunkRows = rowChunk(e, rows);
   const windows = rowWindows(e, rows, cols * 4);
   const y = e.empty(x.shape, "f32", "rmsNorm");
   const rstd = e.empty([rows], "f32", "rmsNorm rstd");
@@ -61,11 +65,13 @@ export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-5): Tensor {
   for (const w of windows) {
     RMS_NORM_KERNEL.dispatch(e.gpu, {
       label: "rms norm forward",
-      entry: `forward${suffix}`,
-      constants,
-      params: params(w),
+      entry: rowEntries ? "forward4_rows" : `forward${suffix}`,
+      constants: rowEntries ? rowConstants : constants,
+      params: { ...params(w), chunk_rows: chunkRows },
       buffers: { x: win(x, w), gamma: gamma.storage, y: win(y, w), rstd: rstd.storage },
-      workgroups: groupsFor(e, w.rows, WG / tpr),
+      workgroups: rowEntries
+        ? groupsFor(e, Math.ceil(w.rows / chunkRows), WG)
+        : groupsFor(e, w.rows, WG / tpr),
     });
   }
   const out = e.record({
@@ -73,32 +79,36 @@ export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-5): Tensor {
     inputs: [x, gamma],
     output: y,
     backward: (g, [into]) => {
-      let dx: Tensor | null = null;
-      if (x.requiresGrad) {
-        // Added to the gradient x gathered from its other uses (the residual stream) in place.
-        dx = into ?? e.empty(x.shape, "f32", "rmsNorm dx");
-        // Rows a thread holds whole in private arrays read x and g once (rmsnorm.wgsl).
-        const entry = suffix && tpr === 1 && cols / 4 <= ROW_VEC4S
-          ? "backward_x4_row"
-          : `backward_x${suffix}`;
-        for (const w of windows) {
-          RMS_NORM_KERNEL.dispatch(e.gpu, {
-            label: "rms norm backward",
-            entry,
-            constants: { ...constants, ACCUMULATE: into ? 1 : 0 },
-            params: params(w),
-            buffers: {
-              x: win(x, w),
-              gamma: gamma.storage,
-              rstd: rstd.storage,
-              g: win(g, w),
-              dx: win(dx, w),
-            },
-            workgroups: groupsFor(e, w.rows, WG / tpr),
-          });
+      // Added to the gradient x gathered from its other uses (the residual stream) in place.
+      const dx = x.requiresGrad ? into ?? e.empty(x.shape, "f32", "rmsNorm dx") : null;
+      const accumulate = { ACCUMULATE: into ? 1 : 0 };
+      let dgamma: Tensor | null = null;
+      if (dx && gamma.requiresGrad && rowEntries && e.gpu.isSoftware) {
+        dgamma = backwardRows(e, x, gamma, g, rstd, dx, windows, chunkRows, {
+          ...rowConstants,
+          ...accumulate,
+        });
+      } else {
+        if (dx) {
+          for (const w of windows) {
+            RMS_NORM_KERNEL.dispatch(e.gpu, {
+              label: "rms norm backward",
+              entry: rowEntries ? "backward_x4_row" : `backward_x${suffix}`,
+              constants: { ...(rowEntries ? rowConstants : constants), ...accumulate },
+              params: params(w),
+              buffers: {
+                x: win(x, w),
+                gamma: gamma.storage,
+                rstd: rstd.storage,
+                g: win(g, w),
+                dx: win(dx, w),
+              },
+              workgroups: groupsFor(e, w.rows, WG / tpr),
+            });
+          }
         }
+        if (gamma.requiresGrad) dgamma = gammaGrad(e, x, g, rstd, rows, cols, suffix);
       }
-      const dgamma = gamma.requiresGrad ? gammaGrad(e, x, g, rstd, rows, cols, suffix) : null;
       rstd.dispose();
       return [dx, dgamma];
     },
@@ -106,6 +116,62 @@ export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-5): Tensor {
   // Only backward reads the statistics.
   if (!out.requiresGrad) rstd.dispose();
   return out;
+}
+
+/**
+ * Rows per thread of forward4_rows and backward_x4_rows. On llvmpipe at 4096 × 64, 8 was slower
+ * (twice the partials to finish) and 16 to 32 ran alike; 16 leaves a few workgroups per core, and
+ * short inputs take fewer so that each core still gets one. A GPU wants a thread per row.
+ */
+function rowChunk(e: Engine, rows: number): number {
+  if (!e.gpu.isSoftware) return 1;
+  return Math.max(1, Math.min(16, Math.floor(rows / (WG * navigator.hardwareConcurrency))));
+}
+
+/**
+ * dx and dgamma in one pass over x and g (backward_x4_rows), for llvmpipe: a thread takes a chunk
+ * of consecutive rows and writes their dgamma partial, so x and g are read once, not twice as
+ * with backward_x4_row + param_partials4. The partials of a thread per row would swamp
+ * finishColumnSums on a GPU, which keeps those two.
+ */
+function backwardRows(
+  e: Engine,
+  x: Tensor,
+  gamma: Tensor,
+  g: Tensor,
+  rstd: Tensor,
+  dx: Tensor,
+  windows: RowWindow[],
+  chunkRows: number,
+  constants: Record<string, number>,
+): Tensor {
+  const cols = x.shape[x.rank - 1];
+  const chunks = windows.reduce((n, w) => n + Math.ceil(w.rows / chunkRows), 0);
+  const partials = e.empty([chunks, cols], "f32", "rmsNorm partials");
+  let chunk0 = 0;
+  for (const w of windows) {
+    const n = Math.ceil(w.rows / chunkRows);
+    RMS_NORM_KERNEL.dispatch(e.gpu, {
+      label: "rms norm backward",
+      entry: "backward_x4_rows",
+      constants,
+      params: { rows: w.rows, cols, eps: 0, row0: w.row, chunk_rows: chunkRows, chunk0 },
+      buffers: {
+        x: win(x, w),
+        gamma: gamma.storage,
+        rstd: rstd.storage,
+        g: win(g, w),
+        dx: win(dx, w),
+        partial_sums: partials.storage,
+      },
+      workgroups: groupsFor(e, n, WG),
+    });
+    chunk0 += n;
+  }
+  const dgamma = e.empty([cols], "f32", "rmsNorm dgamma");
+  finishColumnSums(partials, chunks, cols, cols, 0, dgamma);
+  partials.dispose();
+  return dgamma;
 }
 
 /** dgamma = Σ_rows g · x · rstd, through partial sums per chunk of rows. */
