@@ -17,7 +17,7 @@ import { windowLoss } from "../src/train/lm.ts";
 import { Adam } from "../src/train/optim.ts";
 import { optimiserStep, PipelinedSteps } from "../src/train/loop.ts";
 import { formatBytes } from "../src/gpu/allocator.ts";
-import { type Cell, formatTable, median } from "./util.ts";
+import { type BlockPartner, blockSizes, type Cell, formatTable, median } from "./util.ts";
 
 export interface LmBenchCase {
   label: string;
@@ -72,25 +72,6 @@ export interface PeerLmFigures {
   /** The thread count of the peer's best decoding rate (of 1 and 2). */
   decodeThreads: number;
   trainLoss: number;
-}
-
-/**
- * Another trainer (bench:lm's PyTorch peer, warmed up already) timed in turns with ours: it trains
- * a block of steps after each of our timed blocks, so that a drift in the machine's speed reaches
- * both sides alike.
- */
-export interface BlockPartner {
-  /** Trains `steps` of its steps (it times them itself). */
-  train(steps: number): Promise<void>;
-}
-
-/** `steps` cut into `blocks` blocks as even as they go (no empty block). */
-export function blockSizes(steps: number, blocks: number): number[] {
-  const n = Math.min(Math.max(1, blocks), steps);
-  return Array.from(
-    { length: n },
-    (_, i) => Math.floor((steps * (i + 1)) / n) - Math.floor((steps * i) / n),
-  );
 }
 
 /**

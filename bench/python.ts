@@ -45,6 +45,13 @@ export function peerEnv(threads?: number): Record<string, string> {
 }
 
 /**
+ * How long a serving peer is left alone after its block before ours starts: OpenBLAS's worker
+ * threads spin for 2^28 cycles (its THREAD_TIMEOUT, about 0.1 s here) after a call before they
+ * sleep, and spinning threads would take cores from our timed block.
+ */
+const SETTLE_MS = 250;
+
+/**
  * A peer process that answers one JSON line per request line on stdin (the peers' --serve mode):
  * bench:lm hands it blocks of training steps between its own, so that both sides are timed
  * through the same phases of the machine's speed.
@@ -79,10 +86,12 @@ export class ServingPeer {
     }
   }
 
-  /** Sends one request line and returns the answer. */
+  /** Sends one request line and returns the answer once the peer has settled (SETTLE_MS). */
   async ask(request: string): Promise<Record<string, unknown>> {
     await this.send(request);
-    return this.next();
+    const answer = await this.next();
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    return answer;
   }
 
   async send(request: string): Promise<void> {

@@ -191,3 +191,22 @@ export async function writeResult(
   await Deno.writeTextFile(url, JSON.stringify(body, null, 2) + "\n");
   return url.pathname;
 }
+
+/**
+ * Another trainer (a PyTorch peer, warmed up already) timed in turns with ours: it trains a block
+ * of steps after each of our timed blocks, so that a drift in the machine's speed reaches both
+ * sides alike.
+ */
+export interface BlockPartner {
+  /** Trains `steps` of its steps (it times them itself). */
+  train(steps: number): Promise<void>;
+}
+
+/** `steps` cut into `blocks` blocks as even as they go (no empty block). */
+export function blockSizes(steps: number, blocks: number): number[] {
+  const n = Math.min(Math.max(1, blocks), steps);
+  return Array.from(
+    { length: n },
+    (_, i) => Math.floor((steps * (i + 1)) / n) - Math.floor((steps * i) / n),
+  );
+}

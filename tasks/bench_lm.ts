@@ -13,7 +13,6 @@ import { llamaConfigOf, prepareText } from "../src/train/lm.ts";
 import { seededRandom } from "../src/tensor/random.ts";
 import {
   benchLm,
-  type BlockPartner,
   formatLmReport,
   formatRoundRatios,
   type LmBenchCase,
@@ -21,7 +20,7 @@ import {
   type PeerLmFigures,
 } from "../bench/lm.ts";
 import { peerEnv, pythonWithTorch, ServingPeer } from "../bench/python.ts";
-import { writeResult } from "../bench/util.ts";
+import { type BlockPartner, writeResult } from "../bench/util.ts";
 import { positiveInt, runMain } from "./cli.ts";
 
 const SHAKESPEARE = fileURLToPath(new URL("../data/tinyshakespeare.txt", import.meta.url));

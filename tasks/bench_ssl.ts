@@ -22,8 +22,8 @@ import {
   SslModel,
 } from "../src/train/ssl.ts";
 import { SSL_DEFAULTS, type SslConfig } from "../src/train/ssl_config.ts";
-import { formatTable, writeResult } from "../bench/util.ts";
-import { peerEnv, pythonWithTorch } from "../bench/python.ts";
+import { type BlockPartner, blockSizes, formatTable, median, writeResult } from "../bench/util.ts";
+import { peerEnv, pythonWithTorch, ServingPeer } from "../bench/python.ts";
 import { positiveInt, runMain } from "./cli.ts";
 import { GRU_CHOICE } from "../src/tensor/ops/gru.ts";
 
@@ -43,8 +43,10 @@ Flags:
   --gru V[,V]   GRU kernel variants to time each method with, e.g. "lanes 8,tiled 8x8"
                 (rows labelled by variant) [default: the adapter's choice]
   --profile     time every kernel (timestamp queries) and print where each step's time goes
-  --peer        also train the PyTorch CoLES peer on the same slices, with 1 and 2 threads;
-                the ratio is against the faster [default: false]
+  --peer        also train the PyTorch CoLES peer on the same slices, with 1 and 2 threads
+                (with coles among the methods); the ratio is against the faster [default: false]
+  --rounds N    with --peer: CoLES's timed steps in N blocks, each followed by the same block
+                of both peers, so that all sides see the same phases of the machine [default: 4]
   --help        print this help`;
 
 interface PeerFigures {
@@ -52,12 +54,16 @@ interface PeerFigures {
   seconds: number;
   steps: number;
   threads: number;
+  /** Seconds of each block, trained right after the same block of ours. */
+  block_seconds: number[];
 }
 
 interface Row {
   method: string;
   clients_per_second: number;
   seconds_per_step: number;
+  /** Seconds of each timed block of steps (one block unless the peer trains in turns). */
+  block_seconds: number[];
   peak_bytes: number;
   /** ssl:train's estimate of a step's peak (src/train/ssl_memory.ts). */
   estimate_bytes: number;
@@ -102,6 +108,7 @@ async function benchMethod(
   batches: EventBatch[],
   warmup: number,
   steps: number,
+  partner?: { trainers: BlockPartner[]; blocks: number },
 ): Promise<Row> {
   const objective = eventObjectiveOf(method);
   const config = encoderConfigOf(c, await prepareEventsCache(c));
@@ -119,26 +126,34 @@ async function benchMethod(
         () => sslLoss(model, objective, settingsOf(c), teacher, b),
       );
     // As in ssl:train (src/train/ssl.ts): what a step frees, the next (of nearly its shapes) takes.
-    const { seconds, clients } = await engine.gpu.allocator.withSteadyShapes(async () => {
+    const { blockSeconds, clients } = await engine.gpu.allocator.withSteadyShapes(async () => {
       for (let i = 0; i < warmup; i++) await step(batches[i % batches.length]);
       await engine.gpu.sync();
       engine.gpu.profiler?.reset();
-      const start = performance.now();
       let clients = 0;
-      const timed = new PipelinedSteps<void>(() => {});
-      for (let i = 0; i < steps; i++) {
-        const b = batches[(warmup + i) % batches.length];
-        await timed.push(() => step(b));
-        clients += new Set(b.clients).size;
+      let next = warmup;
+      const blockSeconds: number[] = [];
+      for (const blockSteps of blockSizes(steps, partner?.blocks ?? 1)) {
+        const start = performance.now();
+        const timed = new PipelinedSteps<void>(() => {});
+        for (let i = 0; i < blockSteps; i++) {
+          const b = batches[next++ % batches.length];
+          await timed.push(() => step(b));
+          clients += new Set(b.clients).size;
+        }
+        await timed.flush();
+        blockSeconds.push((performance.now() - start) / 1000);
+        for (const trainer of partner?.trainers ?? []) await trainer.train(blockSteps);
       }
-      await timed.flush();
-      return { seconds: (performance.now() - start) / 1000, clients };
+      return { blockSeconds, clients };
     });
+    const seconds = blockSeconds.reduce((a, b) => a + b, 0);
     await engine.gpu.sync();
     return {
       method,
       clients_per_second: clients / seconds,
       seconds_per_step: seconds / steps,
+      block_seconds: blockSeconds,
       peak_bytes: engine.gpu.allocator.peakReservedBytes,
       estimate_bytes: estimateSslFor(engine, { ...c, method }, cached!, teacher ? config : null)
         .step,
@@ -161,54 +176,67 @@ async function prepareEventsCache(c: SslConfig) {
   return cached.sequences;
 }
 
-async function runPeer(
-  python: string,
-  c: SslConfig,
-  batches: EventBatch[],
-  warmup: number,
-  steps: number,
-  threads: number,
-) {
+/** The batches as the peer reads them (--batches): the same slices, the encoder's shapes. */
+async function writePeerBatches(file: string, c: SslConfig, batches: EventBatch[]): Promise<void> {
   const config = encoderConfigOf(c, await prepareEventsCache(c));
-  const file = await Deno.makeTempFile({ suffix: ".json" });
-  try {
-    await Deno.writeTextFile(
-      file,
-      JSON.stringify({
-        ...config,
-        seed: c.seed,
-        lr: c.lr,
-        clip: c.clip,
-        margin: c.margin,
-        negatives: c.hardNegatives,
-        batches: batches.map((b) => ({
-          rows: b.rows,
-          steps: b.steps,
-          lengths: [...b.lengths],
-          clients: [...b.clients],
-          clientCount: new Set(b.clients).size,
-          categorical: b.categorical.map((x) => [...x]),
-          numeric: [...b.numeric],
-        })),
-      }),
-    );
-    const res = await new Deno.Command(python, {
-      args: [
-        PEER,
-        ...["--batches", file, "--steps", String(steps), "--warmup", String(warmup)],
-        ...["--threads", String(threads)],
-      ],
-      env: peerEnv(threads),
-      clearEnv: true,
-    }).output();
-    if (!res.success) {
-      throw new Error(`PyTorch peer failed: ${new TextDecoder().decode(res.stderr)}`);
+  await Deno.writeTextFile(
+    file,
+    JSON.stringify({
+      ...config,
+      seed: c.seed,
+      lr: c.lr,
+      clip: c.clip,
+      margin: c.margin,
+      negatives: c.hardNegatives,
+      batches: batches.map((b) => ({
+        rows: b.rows,
+        steps: b.steps,
+        lengths: [...b.lengths],
+        clients: [...b.clients],
+        clientCount: new Set(b.clients).size,
+        categorical: b.categorical.map((x) => [...x]),
+        numeric: [...b.numeric],
+      })),
+    }),
+  );
+}
+
+/**
+ * The PyTorch CoLES peer at `threads` threads in --serve mode: it warms up as it starts, then
+ * trains a block of steps after each of ours (a BlockPartner).
+ */
+class ColesPeer implements BlockPartner {
+  private readonly process: ServingPeer;
+  private readonly blockSeconds: number[] = [];
+
+  constructor(python: string, file: string, warmup: number, readonly threads: number) {
+    this.process = new ServingPeer(python, PEER, [
+      ...["--batches", file, "--warmup", String(warmup), "--threads", String(threads)],
+    ], peerEnv(threads));
+  }
+
+  async ready(): Promise<void> {
+    const line = await this.process.next();
+    if (line.ready !== true) {
+      throw new Error(`PyTorch peer: expected {"ready": true}, got ${JSON.stringify(line)}`);
     }
-    return JSON.parse(
-      new TextDecoder().decode(res.stdout).trim().split("\n").at(-1)!,
-    ) as PeerFigures;
-  } finally {
-    await Deno.remove(file);
+  }
+
+  async train(steps: number): Promise<void> {
+    const { seconds } = await this.process.ask(`train ${steps}`);
+    if (typeof seconds !== "number") throw new Error("PyTorch peer: a block without seconds");
+    this.blockSeconds.push(seconds);
+  }
+
+  async finish(): Promise<PeerFigures> {
+    await this.process.send("done");
+    const out = await this.process.next() as unknown as PeerFigures;
+    await this.process.close();
+    return { ...out, block_seconds: this.blockSeconds };
+  }
+
+  kill(): void {
+    this.process.kill();
   }
 }
 
@@ -219,6 +247,7 @@ async function main(args: string[]): Promise<number> {
       steps: { type: "string", default: "4" },
       warmup: { type: "string", default: "1" },
       peer: { type: "boolean", default: false },
+      rounds: { type: "string", default: "4" },
       methods: { type: "string", default: "coles,generative,mlem" },
       profile: { type: "boolean", default: false },
       gru: { type: "string" },
@@ -231,6 +260,7 @@ async function main(args: string[]): Promise<number> {
   }
   const steps = positiveInt("--steps", values.steps!);
   const warmup = positiveInt("--warmup", values.warmup!);
+  const rounds = positiveInt("--rounds", values.rounds!);
   const c: SslConfig = { ...SSL_DEFAULTS, clients: 1000 };
   const data = cached = await prepareEvents(c);
   const methods = values.methods!.split(",").map((m) => m.trim());
@@ -238,32 +268,51 @@ async function main(args: string[]): Promise<number> {
   const engine = await Engine.create({ profile: values.profile });
   try {
     const rows: Row[] = [];
+    const peers: PeerFigures[] = [];
     const slices = batchesFor("coles", c, data, warmup + steps);
     const variants = values.gru
       ? values.gru.split(",").map((v) => GRU_CHOICE.named(v.trim()).name)
       : [GRU_CHOICE.of(engine).name];
-    for (const method of methods) {
-      const batches = method === "coles" ? slices : batchesFor(method, c, data, warmup + steps);
-      for (const variant of variants) {
-        GRU_CHOICE.use(engine, variant);
-        console.error(`${method} (gru ${variant}): ${warmup} + ${steps} steps…`);
-        const row = await benchMethod(engine, method, c, batches, warmup, steps);
-        rows.push({ ...row, gru: variant });
+    // One and two threads: on a shared machine two can be far slower (a descheduled thread
+    // stalls the other); the ratio is taken against the faster, the conservative choice. Both
+    // start (and warm up) before anything of ours is timed, then train in turns with CoLES.
+    const colesPeers: ColesPeer[] = [];
+    let peerFile: string | null = null;
+    try {
+      if (values.peer && methods.includes("coles")) {
+        const python = await pythonWithTorch();
+        if (!python) throw new Error("--peer: no Python with torch found");
+        peerFile = await Deno.makeTempFile({ suffix: ".json" });
+        await writePeerBatches(peerFile, c, slices);
+        for (const threads of [1, 2]) {
+          colesPeers.push(new ColesPeer(python, peerFile, warmup, threads));
+        }
+        console.error(`pytorch coles peers (1 and 2 threads): starting, ${warmup} warm-up steps…`);
+        await Promise.all(colesPeers.map((p) => p.ready()));
       }
-    }
-    let peer: PeerFigures | null = null;
-    const peers: PeerFigures[] = [];
-    if (values.peer) {
-      const python = await pythonWithTorch();
-      if (!python) throw new Error("--peer: no Python with torch found");
-      // One and two threads: on a shared machine two can be far slower (a descheduled thread
-      // stalls the other); the ratio is taken against the faster, the conservative choice.
-      for (const threads of [1, 2]) {
-        console.error(`pytorch coles peer, ${threads} thread(s): ${warmup} + ${steps} steps…`);
-        peers.push(await runPeer(python, c, slices, warmup, steps, threads));
+      for (const method of methods) {
+        const batches = method === "coles" ? slices : batchesFor(method, c, data, warmup + steps);
+        const partner = method === "coles" && colesPeers.length
+          ? { trainers: colesPeers, blocks: rounds }
+          : undefined;
+        for (const variant of variants) {
+          GRU_CHOICE.use(engine, variant);
+          console.error(
+            `${method} (gru ${variant}): ${warmup} + ${steps} steps` +
+              (partner ? `, in ${rounds} turns with the peers…` : "…"),
+          );
+          const row = await benchMethod(engine, method, c, batches, warmup, steps, partner);
+          rows.push({ ...row, gru: variant });
+        }
       }
-      peer = peers.reduce((a, b) => (b.clients_per_second > a.clients_per_second ? b : a));
+      for (const p of colesPeers) peers.push(await p.finish());
+    } finally {
+      for (const p of colesPeers) p.kill();
+      if (peerFile) await Deno.remove(peerFile);
     }
+    const peer = peers.length
+      ? peers.reduce((a, b) => (b.clients_per_second > a.clients_per_second ? b : a))
+      : null;
     const table = formatTable(
       ["method", "clients/s", "s/step", "peak GPU MiB", "estimate MiB", "×peer"],
       [
@@ -286,9 +335,18 @@ async function main(args: string[]): Promise<number> {
       ],
     );
     console.log(table);
+    const coles = rows.find((r) => r.method === "coles");
+    if (peer && coles && peer.block_seconds.length === coles.block_seconds.length) {
+      // The same batches on both sides: a round's ratio is the peer's seconds over ours.
+      const ratios = coles.block_seconds.map((ours, i) => peer.block_seconds[i] / ours);
+      console.log(
+        `coles: ×peer by round ${ratios.map((r) => r.toFixed(3)).join(" ")} ` +
+          `(median ${median(ratios).toFixed(3)})`,
+      );
+    }
     if (values.profile) console.log(`\n${formatKernelTables(rows)}`);
     const path = await writeResult(values.profile ? "ssl-profile" : "ssl", engine.gpu.adapterName, {
-      settings: { ...c, steps, warmup },
+      settings: { ...c, steps, warmup, rounds: peer ? rounds : 1 },
       rows,
       peer,
       peers,

@@ -7,11 +7,12 @@ one-layer nn.GRU over packed variable-length sequences whose last valid state is
 the CoLES margin loss with hard negatives on L2-normalised embeddings (positives: slices of one
 client; per row the `negatives` most similar other clients' rows), averaged over rows; Adam with
 global gradient-norm clipping. Trains on the exact batches bench:ssl wrote (the same slices),
-timing `steps` steps after `warmup`. Prints one JSON line.
+timing `steps` steps after `warmup` (with --serve, blocks of steps asked for on stdin, which
+bench:ssl interleaves with its own). Prints one JSON line.
 
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 torch_coles.py --batches FILE
 """
-import argparse, json, time
+import argparse, json, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -53,6 +54,7 @@ def main():
     p.add_argument("--warmup", type=int, default=1)
     # Both cores, as llvmpipe uses them (PyTorch's default here is one thread).
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--serve", action="store_true", help="train in blocks asked for on stdin (see serve)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     spec = json.load(open(a.batches))
@@ -77,22 +79,49 @@ def main():
 
     for i in range(a.warmup):
         step(batches[i % len(batches)])
-    start = time.perf_counter()
-    clients = 0
-    for i in range(a.steps):
-        b = batches[(a.warmup + i) % len(batches)]
-        loss = step(b)
-        clients += b[4]
-    seconds = time.perf_counter() - start
+    timed = {"steps": 0, "seconds": 0.0, "clients": 0, "loss": float("nan")}
+
+    def train(steps):
+        """Seconds and clients of `steps` timed steps, on the batches after the last ones."""
+        start, clients = time.perf_counter(), 0
+        for _ in range(steps):
+            b = batches[(a.warmup + timed["steps"]) % len(batches)]
+            timed["loss"] = step(b)
+            timed["steps"] += 1
+            clients += b[4]
+        seconds = time.perf_counter() - start
+        timed["seconds"] += seconds
+        timed["clients"] += clients
+        return seconds, clients
+
+    if a.serve:
+        serve(train)
+    else:
+        train(a.steps)
     print(json.dumps({
         "peer": "pytorch",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "clients_per_second": clients / seconds,
-        "seconds": seconds,
-        "steps": a.steps,
-        "last_loss": loss,
+        "clients_per_second": timed["clients"] / timed["seconds"],
+        "seconds": timed["seconds"],
+        "steps": timed["steps"],
+        "last_loss": timed["loss"],
     }))
+
+
+def serve(train):
+    """Trains in blocks on request, so that bench:ssl can interleave its own blocks with ours:
+    prints {"ready": true}, then answers each stdin line "train N" with {"seconds": s,
+    "clients": c} after N steps, until a line "done"."""
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if words == ["done"]:
+            return
+        if len(words) != 2 or words[0] != "train" or not words[1].isdigit():
+            raise SystemExit(f"--serve: expected 'train N' or 'done', got {line!r}")
+        seconds, clients = train(int(words[1]))
+        print(json.dumps({"seconds": seconds, "clients": clients}), flush=True)
 
 
 if __name__ == "__main__":

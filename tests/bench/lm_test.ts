@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { benchLm, blockSizes, formatLmReport, formatRoundRatios } from "../../bench/lm.ts";
+import { benchLm, formatLmReport, formatRoundRatios } from "../../bench/lm.ts";
 import { Llama } from "../../src/models/llama.ts";
 import { gpuTest } from "../support/check.ts";
 
@@ -74,12 +74,4 @@ gpuTest("bench:lm measures training, prefill and decoding of a tiny model", asyn
   assert.ok(Number.isNaN(d.trainTokensPerSecond) && d.decodeTokensPerSecond > 0);
   assert.deepEqual(d.trainBlockSeconds, []);
   assert.match(formatLmReport([d], []), /tiny\s+\S+\s+\S+\s+-\s+-/);
-});
-
-Deno.test("blockSizes: steps cut into blocks as even as they go, none empty", () => {
-  assert.deepEqual(blockSizes(30, 5), [6, 6, 6, 6, 6]);
-  assert.deepEqual(blockSizes(7, 3), [2, 2, 3]);
-  assert.deepEqual(blockSizes(2, 5), [1, 1]);
-  assert.deepEqual(blockSizes(4, 1), [4]);
-  assert.deepEqual(blockSizes(0, 5), []);
 });

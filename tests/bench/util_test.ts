@@ -4,7 +4,7 @@
  * taken off.
  */
 import assert from "node:assert/strict";
-import { timeInterleaved } from "../../bench/util.ts";
+import { blockSizes, timeInterleaved } from "../../bench/util.ts";
 import type { Gpu } from "../../src/gpu/gpu.ts";
 
 /** Keeps the thread busy for `ms` (a work of known length). */
@@ -47,4 +47,12 @@ Deno.test("timeInterleaved: a call's time without the sync's fixed cost", async 
   // read as 4 ms more per call.
   const [t] = await timeInterleaved(fakeGpu(20), [() => spin(2)], { rounds: 3, targetMs: 10 });
   assert.ok(t.ms >= 1.8 && t.ms < 4, `${t.ms} ms per call`);
+});
+
+Deno.test("blockSizes: steps cut into blocks as even as they go, none empty", () => {
+  assert.deepEqual(blockSizes(30, 5), [6, 6, 6, 6, 6]);
+  assert.deepEqual(blockSizes(7, 3), [2, 2, 3]);
+  assert.deepEqual(blockSizes(2, 5), [1, 1]);
+  assert.deepEqual(blockSizes(4, 1), [4]);
+  assert.deepEqual(blockSizes(0, 5), []);
 });
