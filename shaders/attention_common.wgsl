@@ -110,6 +110,24 @@ fn kv_offset(blk: Block, g: u32, t: u32) -> u32 {
   return ((blk.start + t) * p.kvHeads * p.dh + g * p.dh) / VW;
 }
 
+// The KR key rows of a dk/dv block (blk.h a key-value head): where each starts, whether it may
+// be attended to, and whether any may.
+struct KeyRows {
+  at: array<u32, KR>,
+  allowed: array<bool, KR>,
+  any: bool,
+}
+
+fn key_rows(blk: Block) -> KeyRows {
+  var keys: KeyRows;
+  for (var j = 0u; j < KR; j++) {
+    keys.at[j] = kv_offset(blk, blk.h, blk.row0 + j);
+    keys.allowed[j] = key_allowed(blk, blk.row0 + j);
+    keys.any = keys.any || keys.allowed[j];
+  }
+  return keys;
+}
+
 // The key-value head that query head h reads.
 fn kv_head(h: u32) -> u32 {
   return h / (p.heads / p.kvHeads);

@@ -14,15 +14,10 @@ const RQ: u32 = 4u;
 fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let blk = block_of(gid, nwg, KR, false, p.kvHeads);
   if (!blk.valid) { return; }
-  var kAt: array<u32, KR>;
-  var allowed: array<bool, KR>;
-  var any = false;
-  for (var j = 0u; j < KR; j++) {
-    kAt[j] = kv_offset(blk, blk.h, blk.row0 + j);
-    allowed[j] = key_allowed(blk, blk.row0 + j);
-    any = any || allowed[j];
-  }
-  if (!any) { return; }
+  let keys = key_rows(blk);
+  if (!keys.any) { return; }
+  let kAt = keys.at;
+  let allowed = keys.allowed;
   let kScale = p.scale * LOG2E;
   var kr: array<array<Vec, DV>, KR>;
   var vr: array<array<Vec, DV>, KR>;
