@@ -81,7 +81,11 @@ const chosenVariant = new WeakMap<Engine, MatmulVariant>();
  * (4,096 positions × a width of 32 to 172: ~15% faster than 32 × 16), and for weight gradients
  * (TN), whose C is small and whose long k is split into slices filling every lane: on the LM's
  * weight gradients (k = 4,096, C from 32 × 64 to 344 × 64) 20–35% faster than 32 × 16 alone,
- * about 3% of the LM training step.
+ * about 3% of the LM training step. Measured and not taken: 32 × 64 tiles (NN and TN 2–6% of
+ * the step, within noise, for ~15 s instead of ~4 s to compile each pipeline, and far longer
+ * for scalar C); 32 × 32 with 16 or 32 lanes (no gain); a workgroup whose lanes share B's column
+ * tile through workgroup memory (1.4–2× slower: the barriers, and B's loads from workgroup
+ * memory cost about what the gathers they replace did inside the product loop).
  */
 const SOFTWARE_DEFAULTS: Record<string, string> = {
   NN: "vec4 32×32 wg8",
