@@ -53,13 +53,14 @@ const SETTLE_MS = 250;
 
 /**
  * A peer process that answers one JSON line per request line on stdin (the peers' --serve mode):
- * bench:lm hands it blocks of training steps between its own, so that both sides are timed
- * through the same phases of the machine's speed.
+ * bench:lm and bench:ssl hand it blocks of training steps between their own, so that both sides
+ * are timed through the same phases of the machine's speed.
  */
 export class ServingPeer {
   private readonly child: Deno.ChildProcess;
   private readonly lines: AsyncIterator<string>;
   private readonly stdin: WritableStreamDefaultWriter<Uint8Array>;
+  private started: Promise<void> | null = null;
 
   constructor(python: string, script: string, args: string[], env: Record<string, string>) {
     this.child = new Deno.Command(python, {
@@ -72,6 +73,16 @@ export class ServingPeer {
     }).spawn();
     this.stdin = this.child.stdin.getWriter();
     this.lines = streamLines(this.child.stdout)[Symbol.asyncIterator]();
+  }
+
+  /** Resolves once the peer has started and warmed up (its first line, {"ready": true}). */
+  ready(): Promise<void> {
+    this.started ??= this.next().then((line) => {
+      if (line.ready !== true) {
+        throw new Error(`peer: expected {"ready": true}, got ${JSON.stringify(line)}`);
+      }
+    });
+    return this.started;
   }
 
   /** The next line the peer prints, parsed; an error if it exited first. */

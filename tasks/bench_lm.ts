@@ -186,7 +186,6 @@ function decoding(tokens: number): { decodeTokens: number; decodeRuns: number } 
 class PeerTrainer implements BlockPartner {
   private readonly process: ServingPeer;
   private readonly blockSeconds: number[] = [];
-  private started: Promise<void> | null = null;
 
   constructor(
     python: string,
@@ -205,14 +204,7 @@ class PeerTrainer implements BlockPartner {
 
   /** Resolves once the peer has started and warmed up. */
   ready(): Promise<void> {
-    this.started ??= this.process.next().then((line) => {
-      if (line.ready !== true) {
-        throw new Error(
-          `peer ${this.c.label}: expected {"ready": true}, got ${JSON.stringify(line)}`,
-        );
-      }
-    });
-    return this.started;
+    return this.process.ready();
   }
 
   async train(steps: number): Promise<void> {

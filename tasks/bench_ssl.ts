@@ -215,11 +215,8 @@ class ColesPeer implements BlockPartner {
     ], peerEnv(threads));
   }
 
-  async ready(): Promise<void> {
-    const line = await this.process.next();
-    if (line.ready !== true) {
-      throw new Error(`PyTorch peer: expected {"ready": true}, got ${JSON.stringify(line)}`);
-    }
+  ready(): Promise<void> {
+    return this.process.ready();
   }
 
   async train(steps: number): Promise<void> {
@@ -229,6 +226,7 @@ class ColesPeer implements BlockPartner {
   }
 
   async finish(): Promise<PeerFigures> {
+    await this.ready();
     await this.process.send("done");
     const out = await this.process.next() as unknown as PeerFigures;
     await this.process.close();

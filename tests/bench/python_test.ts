@@ -27,7 +27,7 @@ Deno.test({
     await Deno.writeTextFile(script, FAKE_PEER);
     try {
       const peer = new ServingPeer("python3", script, ["--x", "1"], Deno.env.toObject());
-      assert.deepEqual(await peer.next(), { ready: true });
+      await peer.ready();
       assert.deepEqual(await peer.ask("train 3"), {
         echo: "train 3",
         args: ["--x", "1", "--serve"],
@@ -36,7 +36,7 @@ Deno.test({
       assert.deepEqual(await peer.next(), { final: true });
       await peer.close();
       const failing = new ServingPeer("python3", script, [], Deno.env.toObject());
-      await failing.next();
+      await failing.ready();
       await assert.rejects(failing.ask("fail"), /peer exited \(code 3\) before answering/);
       await failing.close();
     } finally {
