@@ -17,7 +17,13 @@ import { windowLoss } from "../src/train/lm.ts";
 import { Adam } from "../src/train/optim.ts";
 import { optimiserStep, PipelinedSteps } from "../src/train/loop.ts";
 import { formatBytes } from "../src/gpu/allocator.ts";
-import { type BlockPartner, blockSizes, type Cell, formatTable, median } from "./util.ts";
+import {
+  type BlockPartner,
+  blockSizes,
+  type Cell,
+  formatRoundRatios,
+  formatTable,
+} from "./util.ts";
 
 export interface LmBenchCase {
   label: string;
@@ -195,19 +201,11 @@ export async function benchLm(
  * Training ×peer of every round (our block against the peer's block right after it) and their
  * median, one line per model: how much a ratio moves with the machine.
  */
-export function formatRoundRatios(rows: LmBenchFigures[], peers: PeerLmFigures[]): string[] {
+export function formatLmRounds(rows: LmBenchFigures[], peers: PeerLmFigures[]): string[] {
   return rows.flatMap((f) => {
     const p = peers.find((x) => x.label === f.label);
-    if (
-      !p || p.trainBlockSeconds.length !== f.trainBlockSeconds.length || !p.trainBlockSeconds.length
-    ) {
-      return [];
-    }
-    const ratios = f.trainBlockSeconds.map((ours, i) => p.trainBlockSeconds[i] / ours);
-    return [
-      `${f.label}: training ×peer by round ${ratios.map((r) => r.toFixed(3)).join(" ")} ` +
-      `(median ${median(ratios).toFixed(3)})`,
-    ];
+    const rounds = p && formatRoundRatios(f.trainBlockSeconds, p.trainBlockSeconds);
+    return rounds ? [`${f.label}: training ×peer by round ${rounds}`] : [];
   });
 }
 

@@ -210,3 +210,13 @@ export function blockSizes(steps: number, blocks: number): number[] {
     (_, i) => Math.floor((steps * (i + 1)) / n) - Math.floor((steps * i) / n),
   );
 }
+
+/**
+ * Round by round, the peer's seconds over ours for the same block of steps (our speed ×peer), and
+ * their median: "0.912 0.874 … (median 0.893)"; null unless both timed the same blocks.
+ */
+export function formatRoundRatios(ours: number[], peer: number[]): string | null {
+  if (ours.length === 0 || ours.length !== peer.length) return null;
+  const ratios = ours.map((s, i) => peer[i] / s);
+  return `${ratios.map((r) => r.toFixed(3)).join(" ")} (median ${median(ratios).toFixed(3)})`;
+}

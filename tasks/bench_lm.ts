@@ -14,7 +14,7 @@ import { seededRandom } from "../src/tensor/random.ts";
 import {
   benchLm,
   formatLmReport,
-  formatRoundRatios,
+  formatLmRounds,
   type LmBenchCase,
   type LmBenchFigures,
   type PeerLmFigures,
@@ -159,7 +159,7 @@ async function main(args: string[]): Promise<number> {
       }
     }
     console.log(formatLmReport(rows, peers));
-    for (const line of formatRoundRatios(rows, peers)) console.log(line);
+    for (const line of formatLmRounds(rows, peers)) console.log(line);
     const path = await writeResult("lm", engine.gpu.adapterName, {
       steps,
       warmup,

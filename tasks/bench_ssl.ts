@@ -22,7 +22,13 @@ import {
   SslModel,
 } from "../src/train/ssl.ts";
 import { SSL_DEFAULTS, type SslConfig } from "../src/train/ssl_config.ts";
-import { type BlockPartner, blockSizes, formatTable, median, writeResult } from "../bench/util.ts";
+import {
+  type BlockPartner,
+  blockSizes,
+  formatRoundRatios,
+  formatTable,
+  writeResult,
+} from "../bench/util.ts";
 import { peerEnv, pythonWithTorch, ServingPeer } from "../bench/python.ts";
 import { positiveInt, runMain } from "./cli.ts";
 import { GRU_CHOICE } from "../src/tensor/ops/gru.ts";
@@ -334,14 +340,9 @@ async function main(args: string[]): Promise<number> {
     );
     console.log(table);
     const coles = rows.find((r) => r.method === "coles");
-    if (peer && coles && peer.block_seconds.length === coles.block_seconds.length) {
-      // The same batches on both sides: a round's ratio is the peer's seconds over ours.
-      const ratios = coles.block_seconds.map((ours, i) => peer.block_seconds[i] / ours);
-      console.log(
-        `coles: ×peer by round ${ratios.map((r) => r.toFixed(3)).join(" ")} ` +
-          `(median ${median(ratios).toFixed(3)})`,
-      );
-    }
+    // The same batches on both sides: a round's ratio is the peer's seconds over ours.
+    const byRound = peer && coles && formatRoundRatios(coles.block_seconds, peer.block_seconds);
+    if (byRound) console.log(`coles: ×peer by round ${byRound}`);
     if (values.profile) console.log(`\n${formatKernelTables(rows)}`);
     const path = await writeResult(values.profile ? "ssl-profile" : "ssl", engine.gpu.adapterName, {
       settings: { ...c, steps, warmup, rounds: peer ? rounds : 1 },

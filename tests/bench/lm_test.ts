@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { benchLm, formatLmReport, formatRoundRatios } from "../../bench/lm.ts";
+import { benchLm, formatLmReport, formatLmRounds } from "../../bench/lm.ts";
 import { Llama } from "../../src/models/llama.ts";
 import { gpuTest } from "../support/check.ts";
 
@@ -66,7 +66,7 @@ gpuTest("bench:lm measures training, prefill and decoding of a tiny model", asyn
   assert.match(table, /\b2(\.0+)?\b/, "the training ratio is 2");
   assert.match(table, /4×2/);
   assert.match(table, /1 thread\b/);
-  assert.deepEqual(formatRoundRatios([f], [peer]), [
+  assert.deepEqual(formatLmRounds([f], [peer]), [
     "tiny: training ×peer by round 2.000 2.000 (median 2.000)",
   ]);
   // --decode-only: no steps, no training figures, decoding as before.

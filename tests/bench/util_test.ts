@@ -4,7 +4,7 @@
  * taken off.
  */
 import assert from "node:assert/strict";
-import { blockSizes, timeInterleaved } from "../../bench/util.ts";
+import { blockSizes, formatRoundRatios, timeInterleaved } from "../../bench/util.ts";
 import type { Gpu } from "../../src/gpu/gpu.ts";
 
 /** Keeps the thread busy for `ms` (a work of known length). */
@@ -55,4 +55,10 @@ Deno.test("blockSizes: steps cut into blocks as even as they go, none empty", ()
   assert.deepEqual(blockSizes(2, 5), [1, 1]);
   assert.deepEqual(blockSizes(4, 1), [4]);
   assert.deepEqual(blockSizes(0, 5), []);
+});
+
+Deno.test("formatRoundRatios: the peer's seconds over ours per round, with their median", () => {
+  assert.equal(formatRoundRatios([1, 2, 4], [1, 1, 5]), "1.000 0.500 1.250 (median 1.000)");
+  assert.equal(formatRoundRatios([1, 2], [1]), null);
+  assert.equal(formatRoundRatios([], []), null);
 });
