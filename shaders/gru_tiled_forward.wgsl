@@ -8,10 +8,10 @@
 // The states are shared in workgroup memory as h_sh[k · SEQ4 + s4] = unit k of sequences
 // 4·s4 .. +3. Every tensor is read and written as vec4 along the hidden units: H % 4 = 0 (gru.ts
 // pads other sizes), and UNITS % 4 = 0.
-// gru.ts prepends SEQ (a multiple of 4), UNITS, LANES = ⌈H / UNITS⌉, H and H4 = H / 4, and the
-// tile's functions, unrolled over its units and sequences (private accumulators acc_*, own
-// states hown_*, biases bias_*): load_bias(j0) loads the tile's biases, product_init() sets the
-// accumulators to b_hh (+ b_ih for r and z), product_k4(k4, j0) adds four k of W_hh·h,
+// gru.ts prepends SEQ (a multiple of 4), UNITS, LANES = ⌈H / UNITS⌉, H and H4 = H / 4, W_hh's
+// binding and the tile's functions, unrolled over its units and sequences (private accumulators
+// acc_*, own states hown_*, biases bias_*): load_bias(j0) loads the tile's biases, product_init()
+// sets the accumulators to b_hh (+ b_ih for r and z), product_k4(k4, j0) adds four k of W_hh·h,
 // step_update(t, b0, j0) applies the gates, writes hs, hprev and work and updates the own states,
 // load_state(j0) and share_state(j0) move the own states from and to h_sh.
 // The input projection gx = x·W_ihᵀ comes without its bias (b_ih is added here) and, as the saved
@@ -22,7 +22,7 @@
 struct Params { batch: u32, steps: u32, hidden: u32, t0: u32, t1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> gx: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> w_hh: array<vec4<f32>>;
+// Binding 2, w_hh, comes with the functions: a uniform array where it fits (see gru_tiled.ts).
 @group(0) @binding(3) var<storage, read> b_ih: array<f32>;
 @group(0) @binding(4) var<storage, read> b_hh: array<f32>;
 @group(0) @binding(5) var<storage, read> seqs: array<vec4<u32>>;

@@ -58,6 +58,12 @@ const CASES: Case[] = [
     packed: true,
   },
   {
+    name: "hidden 76 (W_hh over 64 KiB: the tiled forward reads it from storage, not uniform)",
+    lengths: [3, 1, 2],
+    steps: 3,
+    hidden: 76,
+  },
+  {
     name: "packed, output steps past the longest sequence",
     lengths: [2, 3],
     steps: 5,

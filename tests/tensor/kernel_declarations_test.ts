@@ -1,8 +1,8 @@
 /**
  * Every kernel's TypeScript declaration against the WGSL it compiles: the fields of its
  * `struct Params` (names and types, in order) and its `@group(0) @binding(N)` variables (the
- * uniform at 0, then the storage buffers numbered 1, 2, … in the declared order, as Gpu.dispatch
- * binds them). Every file in shaders/ must be part of some declared kernel's source.
+ * Params uniform at 0, then the buffers, storage or uniform arrays, numbered 1, 2, … in the
+ * declared order, as Gpu.dispatch binds them). Every file in shaders/ must be part of some declared kernel's source.
  */
 import assert from "node:assert/strict";
 import type { Gpu } from "../../src/gpu/gpu.ts";
@@ -71,9 +71,10 @@ function mismatch(k: Kernel<string, string>): string | null {
   if (declared !== found) return `params are {${declared}}, the shader's {${found}}`;
   const other = parsed.bindings.find((b) => b.space !== "uniform" && b.space !== "storage");
   if (other) return `binding ${other.binding} (${other.name}) is neither a uniform nor storage`;
-  const uniforms = parsed.bindings.filter((b) => b.space === "uniform");
+  const isParams = (b: ParsedBinding) => b.space === "uniform" && b.type === "Params";
+  const uniforms = parsed.bindings.filter(isParams);
   if (parsed.params) {
-    if (uniforms.length !== 1 || uniforms[0].binding !== 0 || uniforms[0].type !== "Params") {
+    if (uniforms.length !== 1 || uniforms[0].binding !== 0) {
       return "struct Params is not bound as var<uniform> at binding 0";
     }
   } else if (uniforms.length > 0) {
@@ -82,7 +83,7 @@ function mismatch(k: Kernel<string, string>): string | null {
   // Several variables may view one binding with different element types: the first names it.
   const byNumber = new Map<number, string>();
   for (const b of parsed.bindings) {
-    if (b.space === "storage" && !byNumber.has(b.binding)) byNumber.set(b.binding, b.name);
+    if (!isParams(b) && !byNumber.has(b.binding)) byNumber.set(b.binding, b.name);
   }
   const first = parsed.params ? 1 : 0;
   const numbers = [...byNumber.keys()].sort((a, b) => a - b);
@@ -155,6 +156,16 @@ struct Params { n: u32, scale: f32 }
   );
   const noParams = "@group(0) @binding(0) var<storage, read_write> out: array<f32>;";
   assert.equal(mismatch(declared(noParams, undefined, ["out"])), null);
+  // A uniform array is a buffer like the storage ones; Params is not one.
+  const uniformX = shader.replace(
+    "var<storage, read> x: array<f32>",
+    "var<uniform> x: array<vec4<f32>, 4>",
+  );
+  assert.equal(mismatch(declared(uniformX, { n: "u32", scale: "f32" }, ["x", "y"])), null);
+  assert.match(
+    mismatch(declared(uniformX, { n: "u32", scale: "f32" }, ["y"]))!,
+    /buffers are \[1 y\], the shader's \[1 x, 2 y\]/,
+  );
 });
 
 /** Dispatches recorded instead of run. */

@@ -17,7 +17,12 @@ import { columnSums } from "./reduce.ts";
 import { reshape } from "./shape.ts";
 import { concat, slice } from "./slice.ts";
 import { VariantChoice } from "../variants.ts";
-import { tiledBackwardFunctions, tiledConstants, tiledForwardFunctions } from "./gru_tiled.ts";
+import {
+  forwardWeightsUniform,
+  tiledBackwardFunctions,
+  tiledConstants,
+  tiledForwardFunctions,
+} from "./gru_tiled.ts";
 
 const GRU_PARAMS = { batch: "u32", steps: "u32", hidden: "u32", t0: "u32", t1: "u32" } as const;
 const FORWARD_BUFFERS = ["gx", "w_hh", "b_ih", "b_hh", "seqs", "hs", "work", "hprev"] as const;
@@ -85,7 +90,7 @@ function tiledKernel(
     const src = TILED_SOURCES[direction];
     const decl = {
       name: src.name,
-      source: tiledConstants(v, hidden) + src.fns(v) + src.text,
+      source: tiledConstants(v, hidden) + src.fns(v, hidden) + src.text,
       params: GRU_PARAMS,
       buffers: direction === "forward" ? FORWARD_BUFFERS : BACKWARD_BUFFERS,
     };
@@ -300,12 +305,23 @@ export function gruSequence(
   const kernel = tiled ? tiledKernel("forward", variant, hidden) : GRU_FORWARD_KERNEL;
   const per = opts.stepsPerPass ?? gruStepsPerPass(hidden, false, variant);
   if (batch * steps > 0) {
+    // The tiled forward reads W_hh from a uniform copy where it fits (see forwardWeightsUniform).
+    const wBytes = wHH.size * 4;
+    const wUniform = tiled && forwardWeightsUniform(hidden)
+      ? e.gpu.allocator.alloc(
+        wBytes,
+        "gru w_hh uniform",
+        GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      )
+      : null;
+    if (wUniform) e.gpu.copy(wHH.storage, 0, wUniform, 0, wBytes);
     for (const [t0, t1] of passes(steps, per)) {
       kernel.dispatch(e.gpu, {
         params: { ...params, t0, t1 },
         buffers: {
           gx: gx.storage,
-          w_hh: wHH.storage,
+          // A window of the weights' bytes: a pooled buffer may be larger than a uniform binding may.
+          w_hh: wUniform ? { alloc: wUniform, offset: 0, size: wBytes } : wHH.storage,
           b_ih: bIH.storage,
           b_hh: bHH.storage,
           seqs: seqs.storage,
@@ -316,6 +332,7 @@ export function gruSequence(
         workgroups: [Math.ceil(batch / variant.seq)],
       });
     }
+    if (wUniform) e.gpu.allocator.release(wUniform);
   }
   // The saved gates and states live in the enclosing scope, which also runs the backward.
   return e.record({

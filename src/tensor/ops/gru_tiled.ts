@@ -24,6 +24,17 @@ const acrossUnits = (name: (u: number, s4: number) => string, q: number, s: numb
     range(4).map((i) => `${name(4 * q + i, Math.floor(s / 4))}.${XYZW[s % 4]}`).join(", ")
   })`;
 
+/**
+ * Whether the forward reads W_hh [3H, H] as a uniform array: when it fits in the 64 KiB every
+ * WebGPU adapter allows a uniform binding (H ≤ 72). llvmpipe gathers storage and workgroup loads
+ * with per-lane indices in a loop over the lanes whose temporaries live in memory once a kernel
+ * has a barrier (it then runs as a coroutine), uniform loads as plain per-lane loads: the
+ * forward's 24 weight vec4 per k4 took a third of its time.
+ */
+export function forwardWeightsUniform(hidden: number): boolean {
+  return 3 * hidden * hidden * 4 <= 65536;
+}
+
 /** The constants every tiled kernel is compiled with. */
 export function tiledConstants(t: GruTile, hidden: number): string {
   return [
@@ -164,10 +175,24 @@ function stateMoves(t: GruTile): string[] {
   return lines;
 }
 
-/** The functions gru_tiled_forward.wgsl calls. */
-export function tiledForwardFunctions(t: GruTile): string {
-  return [...forwardBiases(t), ...forwardProduct(t), ...forwardUpdate(t), ...stateMoves(t), ""]
-    .join("\n");
+/** W_hh's binding, uniform when it fits (see forwardWeightsUniform). */
+function forwardWeights(hidden: number): string {
+  const type = forwardWeightsUniform(hidden)
+    ? `uniform> w_hh: array<vec4<f32>, ${(3 * hidden * hidden) / 4}>`
+    : "storage, read> w_hh: array<vec4<f32>>";
+  return `@group(0) @binding(2) var<${type};`;
+}
+
+/** The weights' binding and the functions gru_tiled_forward.wgsl calls. */
+export function tiledForwardFunctions(t: GruTile, hidden: number): string {
+  return [
+    forwardWeights(hidden),
+    ...forwardBiases(t),
+    ...forwardProduct(t),
+    ...forwardUpdate(t),
+    ...stateMoves(t),
+    "",
+  ].join("\n");
 }
 
 /** Gradient names of the backward: own dh, accumulators, gate gradients (vec4 over sequences). */
