@@ -13,7 +13,8 @@
 // acc_*, own states hown_*, biases bias_*): load_bias(j0) loads the tile's biases, product_init()
 // sets the accumulators to b_hh (+ b_ih for r and z), product_k4(k4, j0) adds four k of W_hh·h,
 // step_update(t, b0, j0) applies the gates, writes hs, hprev and work and updates the own states,
-// load_state(j0) and share_state(j0) move the own states from and to h_sh.
+// store_states(t, b0, j0) writes the own states to hs, load_state(j0) and share_state(j0) move
+// them from and to h_sh.
 // The input projection gx = x·W_ihᵀ comes without its bias (b_ih is added here) and, as the saved
 // hprev and work, in the rows `seqs` gives: seqs[i] = (length, first gx row, first saved row,
 // row of hs), longest first (see gru_forward.wgsl), so padded steps can be left out of gx (packed
@@ -37,6 +38,8 @@ var<private> len: array<u32, SEQ>;
 var<private> gx_at: array<u32, SEQ>;
 var<private> saved_at: array<u32, SEQ>;
 var<private> state_at: array<u32, SEQ>;
+// Where the group's steps end (its longest sequence, within the pass), for every invocation.
+var<workgroup> live_end_sh: u32;
 
 fn stable_sigmoid(v: vec4<f32>) -> vec4<f32> {
   let e = exp(-abs(v));
@@ -47,7 +50,7 @@ fn stable_sigmoid(v: vec4<f32>) -> vec4<f32> {
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let b0 = wid.x * SEQ;
   let j0 = lid.x * UNITS;
-  // The group's longest sequence: past it no state changes, and the products are skipped.
+  // The group's longest sequence: past it no state changes.
   var longest = 0u;
   for (var s = 0u; s < SEQ; s++) {
     let b = b0 + s;
@@ -70,15 +73,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     }
     h_sh[i] = v;
   }
-  workgroupBarrier();
+  if (lid.x == 0u) { live_end_sh = clamp(longest, p.t0, p.t1); }
+  // Its barrier also makes h_sh's states visible to every invocation.
+  let live_end = workgroupUniformLoad(&live_end_sh);
   load_state(j0);
   load_bias(j0);
-  for (var t = p.t0; t < p.t1; t++) {
+  for (var t = p.t0; t < live_end; t++) {
     product_init();
-    for (var k4 = 0u; k4 < select(0u, H4, t < longest); k4++) { product_k4(k4, j0); }
+    for (var k4 = 0u; k4 < H4; k4++) { product_k4(k4, j0); }
     step_update(t, b0, j0);
     workgroupBarrier();
     share_state(j0);
     workgroupBarrier();
   }
+  // Past the longest sequence the states stay: hs repeats them, with no products or barriers.
+  for (var t = live_end; t < p.t1; t++) { store_states(t, b0, j0); }
 }

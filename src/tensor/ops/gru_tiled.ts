@@ -151,6 +151,18 @@ function forwardUpdate(t: GruTile): string[] {
       );
     }
   }
+  lines.push("}", "fn store_states(t: u32, b0: u32, j0: u32) {");
+  for (const q of range(t.units / 4)) {
+    for (const s of range(t.seq)) {
+      lines.push(
+        `  if (j0 + ${4 * q}u < H && b0 + ${s}u < p.batch) {`,
+        `    hs[(state_at[${s}] * p.steps + t) * H4 + j0 / 4u + ${q}u] = ${
+          acrossUnits(own, q, s)
+        };`,
+        `  }`,
+      );
+    }
+  }
   lines.push("}");
   return lines;
 }
