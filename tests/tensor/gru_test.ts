@@ -58,6 +58,13 @@ const CASES: Case[] = [
     packed: true,
   },
   {
+    name: "hidden 76 (the tiled backward reads W_hh from storage: over a uniform's 64 KiB)",
+    lengths: [3, 1, 2],
+    steps: 3,
+    hidden: 76,
+    packed: true,
+  },
+  {
     name: "packed, output steps past the longest sequence",
     lengths: [2, 3],
     steps: 5,

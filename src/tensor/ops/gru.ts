@@ -11,13 +11,20 @@ import tiledForwardShader from "../../../shaders/gru_tiled_forward.wgsl" with { 
 import tiledBackwardShader from "../../../shaders/gru_tiled_backward.wgsl" with { type: "text" };
 import { assertDType, declareKernel, Kernel } from "../kernel.ts";
 import type { Engine } from "../engine.ts";
+import type { Binding } from "../../gpu/gpu.ts";
+import type { GpuAllocation } from "../../gpu/allocator.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
 import { matmul } from "./matmul.ts";
 import { columnSums } from "./reduce.ts";
 import { reshape } from "./shape.ts";
 import { concat, slice } from "./slice.ts";
 import { VariantChoice } from "../variants.ts";
-import { tiledBackwardFunctions, tiledConstants, tiledForwardFunctions } from "./gru_tiled.ts";
+import {
+  type BackwardWeights,
+  tiledBackwardFunctions,
+  tiledConstants,
+  tiledForwardFunctions,
+} from "./gru_tiled.ts";
 
 const GRU_PARAMS = { batch: "u32", steps: "u32", hidden: "u32", t0: "u32", t1: "u32" } as const;
 const FORWARD_BUFFERS = ["gx", "w_hh", "b_ih", "b_hh", "seqs", "hs", "work", "hprev"] as const;
@@ -70,22 +77,35 @@ const TILED_SOURCES = {
   backward: { name: "gru tiled backward", text: tiledBackwardShader, fns: tiledBackwardFunctions },
 };
 
+/** The backward's W_hh [3H, H] in a uniform buffer where it fits one (see the shader). */
+function backwardWeights(e: Engine, hidden: number): BackwardWeights {
+  return 3 * hidden * hidden * 4 <= e.gpu.limits.maxUniformBufferBindingSize
+    ? "uniform"
+    : "storage";
+}
+
+const UNIFORM_COPY = GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
+
 const tiledKernels = new Map<string, Kernel<string, string>>();
 
-/** The tiled kernel of a direction for a variant and hidden size, compiled on first use. */
+/**
+ * The tiled kernel of a direction for a variant and hidden size (and, backward, where it reads
+ * W_hh from), compiled on first use.
+ */
 function tiledKernel(
   direction: "forward" | "backward",
   v: GruVariant,
   hidden: number,
   declare: typeof declareKernel | null = null,
+  weights: BackwardWeights = "storage",
 ): Kernel<string, string> {
-  const key = `${direction}|${v.name}|${hidden}`;
+  const key = `${direction}|${v.name}|${hidden}|${weights}`;
   let k = tiledKernels.get(key);
   if (!k) {
     const src = TILED_SOURCES[direction];
     const decl = {
       name: src.name,
-      source: tiledConstants(v, hidden) + src.fns(v) + src.text,
+      source: tiledConstants(v, hidden) + src.fns(v, weights) + src.text,
       params: GRU_PARAMS,
       buffers: direction === "forward" ? FORWARD_BUFFERS : BACKWARD_BUFFERS,
     };
@@ -98,7 +118,8 @@ function tiledKernel(
 // Declared once at the default shape, so that the declaration check reads their sources; other
 // shapes compile the same text with other constants.
 tiledKernel("forward", GRU_VARIANTS[1], 64, declareKernel);
-tiledKernel("backward", GRU_VARIANTS[1], 64, declareKernel);
+tiledKernel("backward", GRU_VARIANTS[1], 64, declareKernel, "uniform");
+tiledKernel("backward", GRU_VARIANTS[1], 64, declareKernel, "storage");
 
 /** The variant this engine's GRUs run: tiled on a software adapter, lanes on a GPU. */
 export const GRU_CHOICE = new VariantChoice("GRU", GRU_VARIANTS, {
@@ -357,9 +378,20 @@ function gruBackward(
     ? e.empty([live, 3 * hidden], "f32", "gru dgh")
     : e.zeros([1, 3 * hidden], "f32", "gru dgh");
   const dbias = e.zeros([Math.max(groups, 1), 6 * hidden], "f32", "gru bias gradient partials");
-  const kernel = variant.layout === "tiled"
-    ? tiledKernel("backward", variant, hidden)
+  const tiled = variant.layout === "tiled";
+  const weights = tiled ? backwardWeights(e, hidden) : "storage";
+  const kernel = tiled
+    ? tiledKernel("backward", variant, hidden, null, weights)
     : GRU_BACKWARD_KERNEL;
+  // A uniform W_hh is a copy, made in order with the step's other commands (W_hh changes a step).
+  let wBinding: Binding = wHH.storage;
+  let wUniform: GpuAllocation | null = null;
+  if (weights === "uniform" && batch * steps > 0) {
+    const bytes = wHH.size * 4;
+    wUniform = e.gpu.allocator.alloc(bytes, "gru w_hh (uniform)", UNIFORM_COPY);
+    e.gpu.copy(wHH.storage, 0, wUniform, 0, bytes);
+    wBinding = { alloc: wUniform, offset: 0, size: bytes };
+  }
   if (batch * steps > 0) {
     for (
       const [t0, t1] of passes(steps, stepsPerPass ?? gruStepsPerPass(hidden, true, variant))
@@ -368,7 +400,7 @@ function gruBackward(
       kernel.dispatch(e.gpu, {
         params: { batch, steps, hidden, t0, t1 },
         buffers: {
-          w_hh: wHH.storage,
+          w_hh: wBinding,
           seqs: seqs.storage,
           work: work.storage,
           hprev: hprev.storage,
@@ -382,6 +414,7 @@ function gruBackward(
       });
     }
   }
+  if (wUniform) e.gpu.release(wUniform);
   carry.dispose();
   const dW = wHH.requiresGrad ? matmul(dgh, hprev, { transA: true }) : null;
   dgh.dispose();

@@ -332,9 +332,15 @@ function backwardProduct(t: GruTile): string[] {
   return lines;
 }
 
-/** The functions gru_tiled_backward.wgsl calls. */
-export function tiledBackwardFunctions(t: GruTile): string {
+/** Where the backward reads W_hh [3H, H] from: a uniform buffer holds at most 64 KiB. */
+export type BackwardWeights = "uniform" | "storage";
+
+/** The declaration of w_hh and the functions gru_tiled_backward.wgsl calls. */
+export function tiledBackwardFunctions(t: GruTile, weights: BackwardWeights): string {
   return [
+    weights === "uniform"
+      ? "@group(0) @binding(1) var<uniform> w_hh: array<vec4<f32>, 3u * H * H4>;"
+      : "@group(0) @binding(1) var<storage, read> w_hh: array<vec4<f32>>;",
     ...carryMoves(t),
     ...biasGradStores(t),
     ...backwardUpdate(t),
