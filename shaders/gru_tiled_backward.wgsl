@@ -13,10 +13,11 @@
 // store_bias_grads(group, j0) adds the tile's bias gradients (summed over its sequences and the
 // pass's steps) to its workgroup's row of dbias [groups, 6H]: b_ih's r, z, n, then b_hh's.
 // dgx, dgh, work and hprev are in the rows of `seqs` (see gru_tiled_forward.wgsl); only live steps
-// are written (the host zeroes a padded dgx).
+// are written (the host zeroes a padded dgx). w_hh (binding 1) is declared with those functions:
+// a uniform buffer where it fits one (llvmpipe loads a uniform without a storage buffer's bounds
+// checks, so the product's weight loads cost ~40% less), else a storage buffer.
 struct Params { batch: u32, steps: u32, hidden: u32, t0: u32, t1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> w_hh: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> seqs: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> work: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> hprev: array<vec4<f32>>;

@@ -58,10 +58,11 @@ const CASES: Case[] = [
     packed: true,
   },
   {
-    name: "hidden 76 (W_hh over 64 KiB: the tiled forward reads it from storage, not uniform)",
+    name: "hidden 76 (W_hh over a uniform's 64 KiB: the tiled kernels read it from storage)",
     lengths: [3, 1, 2],
     steps: 3,
     hidden: 76,
+    packed: true,
   },
   {
     name: "packed, output steps past the longest sequence",

@@ -11,6 +11,7 @@ import tiledForwardShader from "../../../shaders/gru_tiled_forward.wgsl" with { 
 import tiledBackwardShader from "../../../shaders/gru_tiled_backward.wgsl" with { type: "text" };
 import { assertDType, declareKernel, Kernel } from "../kernel.ts";
 import type { Engine } from "../engine.ts";
+import type { Binding } from "../../gpu/gpu.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
 import { matmul } from "./matmul.ts";
 import { columnSums } from "./reduce.ts";
@@ -18,10 +19,11 @@ import { reshape } from "./shape.ts";
 import { concat, slice } from "./slice.ts";
 import { VariantChoice } from "../variants.ts";
 import {
-  forwardWeightsUniform,
   tiledBackwardFunctions,
   tiledConstants,
   tiledForwardFunctions,
+  type WeightsBinding,
+  weightsBinding,
 } from "./gru_tiled.ts";
 
 const GRU_PARAMS = { batch: "u32", steps: "u32", hidden: "u32", t0: "u32", t1: "u32" } as const;
@@ -75,22 +77,51 @@ const TILED_SOURCES = {
   backward: { name: "gru tiled backward", text: tiledBackwardShader, fns: tiledBackwardFunctions },
 };
 
+/** Where a kernel reads W_hh from: the tiled kernels a uniform copy where it fits one. */
+function weightsFor(e: Engine, v: GruVariant, hidden: number): WeightsBinding {
+  return v.layout === "tiled"
+    ? weightsBinding(hidden, Number(e.gpu.limits.maxUniformBufferBindingSize))
+    : "storage";
+}
+
+/**
+ * W_hh bound as a kernel reads it: a uniform copy, made in order with the step's other commands
+ * (W_hh changes every step), is a window of the weights' bytes, since a pooled buffer may be
+ * larger than a uniform binding may; `release` frees it once its dispatches are recorded.
+ */
+function boundWeights(e: Engine, wHH: Tensor, weights: WeightsBinding) {
+  if (weights === "storage") return { binding: wHH.storage as Binding, release: () => {} };
+  const bytes = wHH.size * 4;
+  const copy = e.gpu.allocator.alloc(bytes, "gru w_hh (uniform)", UNIFORM_COPY);
+  e.gpu.copy(wHH.storage, 0, copy, 0, bytes);
+  return {
+    binding: { alloc: copy, offset: 0, size: bytes } as Binding,
+    release: () => e.gpu.release(copy),
+  };
+}
+
+const UNIFORM_COPY = GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
+
 const tiledKernels = new Map<string, Kernel<string, string>>();
 
-/** The tiled kernel of a direction for a variant and hidden size, compiled on first use. */
+/**
+ * The tiled kernel of a direction for a variant, hidden size and where it reads W_hh from,
+ * compiled on first use.
+ */
 function tiledKernel(
   direction: "forward" | "backward",
   v: GruVariant,
   hidden: number,
   declare: typeof declareKernel | null = null,
+  weights: WeightsBinding = "storage",
 ): Kernel<string, string> {
-  const key = `${direction}|${v.name}|${hidden}`;
+  const key = `${direction}|${v.name}|${hidden}|${weights}`;
   let k = tiledKernels.get(key);
   if (!k) {
     const src = TILED_SOURCES[direction];
     const decl = {
       name: src.name,
-      source: tiledConstants(v, hidden) + src.fns(v, hidden) + src.text,
+      source: tiledConstants(v, hidden) + src.fns(v, weights) + src.text,
       params: GRU_PARAMS,
       buffers: direction === "forward" ? FORWARD_BUFFERS : BACKWARD_BUFFERS,
     };
@@ -102,8 +133,11 @@ function tiledKernel(
 
 // Declared once at the default shape, so that the declaration check reads their sources; other
 // shapes compile the same text with other constants.
-tiledKernel("forward", GRU_VARIANTS[1], 64, declareKernel);
-tiledKernel("backward", GRU_VARIANTS[1], 64, declareKernel);
+for (const direction of ["forward", "backward"] as const) {
+  for (const weights of ["uniform", "storage"] as const) {
+    tiledKernel(direction, GRU_VARIANTS[1], 64, declareKernel, weights);
+  }
+}
 
 /** The variant this engine's GRUs run: tiled on a software adapter, lanes on a GPU. */
 export const GRU_CHOICE = new VariantChoice("GRU", GRU_VARIANTS, {
@@ -302,26 +336,19 @@ export function gruSequence(
     "gru sequences",
   );
   const params = { batch, steps, hidden };
-  const kernel = tiled ? tiledKernel("forward", variant, hidden) : GRU_FORWARD_KERNEL;
+  const weights = weightsFor(e, variant, hidden);
+  const kernel = tiled
+    ? tiledKernel("forward", variant, hidden, null, weights)
+    : GRU_FORWARD_KERNEL;
   const per = opts.stepsPerPass ?? gruStepsPerPass(hidden, false, variant);
   if (batch * steps > 0) {
-    // The tiled forward reads W_hh from a uniform copy where it fits (see forwardWeightsUniform).
-    const wBytes = wHH.size * 4;
-    const wUniform = tiled && forwardWeightsUniform(hidden)
-      ? e.gpu.allocator.alloc(
-        wBytes,
-        "gru w_hh uniform",
-        GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-      )
-      : null;
-    if (wUniform) e.gpu.copy(wHH.storage, 0, wUniform, 0, wBytes);
+    const w = boundWeights(e, wHH, weights);
     for (const [t0, t1] of passes(steps, per)) {
       kernel.dispatch(e.gpu, {
         params: { ...params, t0, t1 },
         buffers: {
           gx: gx.storage,
-          // A window of the weights' bytes: a pooled buffer may be larger than a uniform binding may.
-          w_hh: wUniform ? { alloc: wUniform, offset: 0, size: wBytes } : wHH.storage,
+          w_hh: w.binding,
           b_ih: bIH.storage,
           b_hh: bHH.storage,
           seqs: seqs.storage,
@@ -332,7 +359,7 @@ export function gruSequence(
         workgroups: [Math.ceil(batch / variant.seq)],
       });
     }
-    if (wUniform) e.gpu.allocator.release(wUniform);
+    w.release();
   }
   // The saved gates and states live in the enclosing scope, which also runs the backward.
   return e.record({
@@ -374,10 +401,13 @@ function gruBackward(
     ? e.empty([live, 3 * hidden], "f32", "gru dgh")
     : e.zeros([1, 3 * hidden], "f32", "gru dgh");
   const dbias = e.zeros([Math.max(groups, 1), 6 * hidden], "f32", "gru bias gradient partials");
-  const kernel = variant.layout === "tiled"
-    ? tiledKernel("backward", variant, hidden)
+  const tiled = variant.layout === "tiled";
+  const weights = weightsFor(e, variant, hidden);
+  const kernel = tiled
+    ? tiledKernel("backward", variant, hidden, null, weights)
     : GRU_BACKWARD_KERNEL;
   if (batch * steps > 0) {
+    const w = boundWeights(e, wHH, weights);
     for (
       const [t0, t1] of passes(steps, stepsPerPass ?? gruStepsPerPass(hidden, true, variant))
         .reverse()
@@ -385,7 +415,7 @@ function gruBackward(
       kernel.dispatch(e.gpu, {
         params: { batch, steps, hidden, t0, t1 },
         buffers: {
-          w_hh: wHH.storage,
+          w_hh: w.binding,
           seqs: seqs.storage,
           work: work.storage,
           hprev: hprev.storage,
@@ -398,6 +428,7 @@ function gruBackward(
         workgroups: [groups],
       });
     }
+    w.release();
   }
   carry.dispose();
   const dW = wHH.requiresGrad ? matmul(dgh, hprev, { transA: true }) : null;

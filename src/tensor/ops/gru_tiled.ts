@@ -24,16 +24,27 @@ const acrossUnits = (name: (u: number, s4: number) => string, q: number, s: numb
     range(4).map((i) => `${name(4 * q + i, Math.floor(s / 4))}.${XYZW[s % 4]}`).join(", ")
   })`;
 
+/** Where a tiled kernel reads W_hh [3H, H] from. */
+export type WeightsBinding = "uniform" | "storage";
+
 /**
- * Whether the forward reads W_hh [3H, H] as a uniform array: when it fits in the 64 KiB every
- * WebGPU adapter allows a uniform binding (H ≤ 72). llvmpipe gathers storage and workgroup loads
- * with per-lane indices in a loop over the lanes whose temporaries live in memory once a kernel
- * has a barrier (it then runs as a coroutine), uniform loads as plain per-lane loads: read from
- * a uniform copy, the forward's 24 weight vec4 per k4 cost ~2.5× less (the CoLES forward 28.5 →
- * 22 ms of CPU time).
+ * W_hh is read from a uniform copy where it fits the adapter's uniform binding (64 KiB on every
+ * WebGPU adapter: H ≤ 73). llvmpipe gathers storage and workgroup loads with per-lane indices in
+ * a loop over the lanes whose temporaries live in memory once a kernel has a barrier (it then runs
+ * as a coroutine), uniform loads as plain per-lane loads: from a uniform copy the forward's 24
+ * weight vec4 per k4 cost ~2.5× less (the CoLES forward 28.5 → 22 ms of CPU time, the backward
+ * 35.8 → 29.2).
  */
-export function forwardWeightsUniform(hidden: number): boolean {
-  return 3 * hidden * hidden * 4 <= 65536;
+export function weightsBinding(hidden: number, maxUniformBytes: number): WeightsBinding {
+  return 3 * hidden * hidden * 4 <= maxUniformBytes ? "uniform" : "storage";
+}
+
+/** The declaration of w_hh at a binding. */
+function weightsDeclaration(binding: number, weights: WeightsBinding): string {
+  const type = weights === "uniform"
+    ? "uniform> w_hh: array<vec4<f32>, 3u * H * H4>"
+    : "storage, read> w_hh: array<vec4<f32>>";
+  return `@group(0) @binding(${binding}) var<${type};`;
 }
 
 /** The constants every tiled kernel is compiled with. */
@@ -188,18 +199,10 @@ function stateMoves(t: GruTile): string[] {
   return lines;
 }
 
-/** W_hh's binding, uniform when it fits (see forwardWeightsUniform). */
-function forwardWeights(hidden: number): string {
-  const type = forwardWeightsUniform(hidden)
-    ? `uniform> w_hh: array<vec4<f32>, ${(3 * hidden * hidden) / 4}>`
-    : "storage, read> w_hh: array<vec4<f32>>";
-  return `@group(0) @binding(2) var<${type};`;
-}
-
-/** The weights' binding and the functions gru_tiled_forward.wgsl calls. */
-export function tiledForwardFunctions(t: GruTile, hidden: number): string {
+/** The declaration of w_hh and the functions gru_tiled_forward.wgsl calls. */
+export function tiledForwardFunctions(t: GruTile, weights: WeightsBinding): string {
   return [
-    forwardWeights(hidden),
+    weightsDeclaration(2, weights),
     ...forwardBiases(t),
     ...forwardProduct(t),
     ...forwardUpdate(t),
@@ -370,9 +373,10 @@ function backwardProduct(t: GruTile): string[] {
   return lines;
 }
 
-/** The functions gru_tiled_backward.wgsl calls. */
-export function tiledBackwardFunctions(t: GruTile): string {
+/** The declaration of w_hh and the functions gru_tiled_backward.wgsl calls. */
+export function tiledBackwardFunctions(t: GruTile, weights: WeightsBinding): string {
   return [
+    weightsDeclaration(1, weights),
     ...carryMoves(t),
     ...biasGradStores(t),
     ...backwardUpdate(t),
