@@ -1,18 +1,106 @@
 /** Gradient clipping by the global L2 norm, entirely on the GPU. */
+import sumsShader from "../../shaders/grad_norm_sums.wgsl" with { type: "text" };
 import shader from "../../shaders/grad_norm.wgsl" with { type: "text" };
+import type { Binding } from "../gpu/gpu.ts";
 import { coalesceSparseGrads } from "../tensor/ops/embedding.ts";
-import { declareKernel, groupsFor, rowWindows } from "../tensor/kernel.ts";
+import type { Engine } from "../tensor/engine.ts";
+import { declareKernel, groupsFor, Kernel, rowWindows } from "../tensor/kernel.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
 const GRAD_NORM_KERNEL = declareKernel({
   name: "grad norm",
-  source: shader,
-  params: { n: "u32", at: "u32", maxNorm: "f32" },
+  source: sumsShader + shader,
+  params: { n: "u32", maxNorm: "f32" },
   buffers: ["grad", "partials", "norm"],
 });
 
 /** Elements one workgroup of `partial_sums` covers (its 256 threads × PER_THREAD). */
 const CHUNK = 256 * 16;
+
+const range = (n: number) => [...Array(n).keys()];
+
+/**
+ * `partial_sums` over `slots` gradients, each at its own binding: workgroups [end(k−1), end(k))
+ * sum chunks of gradient k, and workgroup g writes partials[at + g]. One dispatch instead of one
+ * per gradient (a dispatch costs llvmpipe ~0.1 ms whatever its size, and most gradients are a
+ * chunk or two), with the very chunks and sums of one dispatch per gradient.
+ */
+function partialSumsSource(slots: number): string {
+  const fields = range(slots).map((k) => `end${k}: u32, n${k}: u32`).join(", ");
+  const squares = range(slots).map((k) => `
+fn squares${k}(chunk: u32, lid: u32) -> f32 {
+  let base = chunk * WG * PER_THREAD;
+  var s = 0.0;
+  for (var j = 0u; j < PER_THREAD; j++) {
+    let i = base + j * WG + lid;
+    if (i < p.n${k}) {
+      let g = grad${k}[i];
+      s += g * g;
+    }
+  }
+  return s;
+}`);
+  const pick = range(slots).map((k) =>
+    k === 0
+      ? "  if (group < p.end0) { s = squares0(group, lid); }"
+      : `  else if (group < p.end${k}) { s = squares${k}(group - p.end${k - 1}, lid); }`
+  );
+  return [
+    `struct Params { at: u32, ${fields} }`,
+    "@group(0) @binding(0) var<uniform> p: Params;",
+    "@group(0) @binding(1) var<storage, read_write> partials: array<f32>;",
+    ...range(slots).map((k) =>
+      `@group(0) @binding(${k + 2}) var<storage, read> grad${k}: array<f32>;`
+    ),
+    ...squares,
+    "",
+    "@compute @workgroup_size(256)",
+    "fn partial_sums(",
+    "  @builtin(local_invocation_index) lid: u32,",
+    "  @builtin(workgroup_id) wid: vec3u,",
+    "  @builtin(num_workgroups) nwg: vec3u,",
+    ") {",
+    "  let group = wid.x + wid.y * nwg.x;",
+    "  var s = 0.0;",
+    ...pick,
+    "  let total = tree_sum(lid, s);",
+    `  if (lid == 0u && group < p.end${slots - 1}) {`,
+    "    partials[p.at + group] = total;",
+    "  }",
+    "}",
+    "",
+  ].join("\n");
+}
+
+const partialSumsKernels = new Map<number, Kernel<string, string>>();
+
+function partialSumsKernel(
+  slots: number,
+  declare: typeof declareKernel | null = null,
+): Kernel<string, string> {
+  let k = partialSumsKernels.get(slots);
+  if (!k) {
+    const decl = {
+      name: "grad norm partial sums",
+      source: partialSumsSource(slots) + sumsShader,
+      params: Object.fromEntries([
+        ["at", "u32"],
+        ...range(slots).flatMap((s) => [[`end${s}`, "u32"], [`n${s}`, "u32"]]),
+      ]),
+      buffers: ["partials", ...range(slots).map((s) => `grad${s}`)],
+    };
+    k = declare ? declare(decl) : new Kernel(decl);
+    partialSumsKernels.set(slots, k);
+  }
+  return k;
+}
+// One shape is registered for the declaration test; the others are generated alike.
+partialSumsKernel(2, declareKernel);
+
+/** Gradients one `partial_sums` dispatch binds: every storage binding but the partials'. */
+function gradientsPerDispatch(e: Engine): number {
+  return Math.max(1, e.gpu.limits.maxStorageBuffersPerShaderStage - 1);
+}
 
 /**
  * Scales every gradient of `params` (dense grads and sparse rows) by min(1, maxNorm / (norm +
@@ -28,7 +116,7 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): Tensor {
     GRAD_NORM_KERNEL.dispatch(e.gpu, {
       label: "grad norm scale",
       entry: "scale",
-      params: { n: w.rows, at: 0, maxNorm },
+      params: { n: w.rows, maxNorm },
       buffers: { grad: { alloc: g.storage, offset: w.offset, size: w.size }, norm: norm.storage },
       workgroups: groupsFor(e, w.rows),
     });
@@ -49,25 +137,31 @@ export function gradNorm(params: Tensor[]): Tensor {
   const partialCount = windows.reduce((n, { w }) => n + Math.ceil(w.rows / CHUNK), 0);
   const partials = e.empty([partialCount], "f32", "grad norm partials");
   const norm = e.empty([1], "f32", "grad norm");
+  const perDispatch = gradientsPerDispatch(e);
   let at = 0;
-  for (const { g, w } of windows) {
-    const groups = Math.ceil(w.rows / CHUNK);
-    GRAD_NORM_KERNEL.dispatch(e.gpu, {
-      label: "grad norm partial sums",
-      entry: "partial_sums",
-      params: { n: w.rows, at, maxNorm: 0 },
-      buffers: {
-        grad: { alloc: g.storage, offset: w.offset, size: w.size },
-        partials: partials.storage,
-      },
-      workgroups: groupsFor(e, w.rows, CHUNK),
+  for (let first = 0; first < windows.length; first += perDispatch) {
+    const part = windows.slice(first, first + perDispatch);
+    const values: Record<string, number> = { at };
+    const buffers: Record<string, Binding> = { partials: partials.storage };
+    let end = 0;
+    part.forEach(({ g, w }, k) => {
+      end += Math.ceil(w.rows / CHUNK);
+      values[`end${k}`] = end;
+      values[`n${k}`] = w.rows;
+      buffers[`grad${k}`] = { alloc: g.storage, offset: w.offset, size: w.size };
     });
-    at += groups;
+    partialSumsKernel(part.length).dispatch(e.gpu, {
+      entry: "partial_sums",
+      params: values,
+      buffers,
+      workgroups: groupsFor(e, end, 1),
+    });
+    at += end;
   }
   GRAD_NORM_KERNEL.dispatch(e.gpu, {
     label: "grad norm finish",
     entry: "finish",
-    params: { n: partialCount, at: 0, maxNorm: 0 },
+    params: { n: partialCount, maxNorm: 0 },
     buffers: { partials: partials.storage, norm: norm.storage },
     workgroups: [1],
   });
