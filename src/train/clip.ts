@@ -4,7 +4,7 @@ import shader from "../../shaders/grad_norm.wgsl" with { type: "text" };
 import type { Binding } from "../gpu/gpu.ts";
 import { coalesceSparseGrads } from "../tensor/ops/embedding.ts";
 import type { Engine } from "../tensor/engine.ts";
-import { declareKernel, groupsFor, Kernel, rowWindows } from "../tensor/kernel.ts";
+import { declareKernel, groupsFor, Kernel, type RowWindow, rowWindows } from "../tensor/kernel.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
 const GRAD_NORM_KERNEL = declareKernel({
@@ -21,12 +21,11 @@ const range = (n: number) => [...Array(n).keys()];
 
 /**
  * `partial_sums` over `slots` gradients, each at its own binding: workgroups [end(k−1), end(k))
- * sum chunks of gradient k, and workgroup g writes partials[at + g]. One dispatch instead of one
- * per gradient (a dispatch costs llvmpipe ~0.1 ms whatever its size, and most gradients are a
- * chunk or two), with the very chunks and sums of one dispatch per gradient.
+ * sum chunks of gradient k, whose partials start at at(k): the very chunks and sums of one
+ * dispatch per gradient (see dispatchGroups).
  */
 function partialSumsSource(slots: number): string {
-  const fields = range(slots).map((k) => `end${k}: u32, n${k}: u32`).join(", ");
+  const fields = range(slots).map((k) => `end${k}: u32, n${k}: u32, at${k}: u32`).join(", ");
   const squares = range(slots).map((k) => `
 fn squares${k}(chunk: u32, lid: u32) -> f32 {
   let base = chunk * WG * PER_THREAD;
@@ -40,13 +39,15 @@ fn squares${k}(chunk: u32, lid: u32) -> f32 {
   }
   return s;
 }`);
-  const pick = range(slots).map((k) =>
-    k === 0
-      ? "  if (group < p.end0) { s = squares0(group, lid); }"
-      : `  else if (group < p.end${k}) { s = squares${k}(group - p.end${k - 1}, lid); }`
-  );
+  const pick = range(slots).map((k) => {
+    const chunk = k === 0 ? "group" : `group - p.end${k - 1}`;
+    return `  ${k === 0 ? "" : "else "}if (group < p.end${k}) {
+    s = squares${k}(${chunk}, lid);
+    at = p.at${k} + ${chunk};
+  }`;
+  });
   return [
-    `struct Params { at: u32, ${fields} }`,
+    `struct Params { ${fields} }`,
     "@group(0) @binding(0) var<uniform> p: Params;",
     "@group(0) @binding(1) var<storage, read_write> partials: array<f32>;",
     ...range(slots).map((k) =>
@@ -62,10 +63,11 @@ fn squares${k}(chunk: u32, lid: u32) -> f32 {
     ") {",
     "  let group = wid.x + wid.y * nwg.x;",
     "  var s = 0.0;",
+    "  var at = 0u;",
     ...pick,
     "  let total = tree_sum(lid, s);",
     `  if (lid == 0u && group < p.end${slots - 1}) {`,
-    "    partials[p.at + group] = total;",
+    "    partials[at] = total;",
     "  }",
     "}",
     "",
@@ -83,10 +85,9 @@ function partialSumsKernel(
     const decl = {
       name: "grad norm partial sums",
       source: partialSumsSource(slots) + sumsShader,
-      params: Object.fromEntries([
-        ["at", "u32"],
-        ...range(slots).flatMap((s) => [[`end${s}`, "u32"], [`n${s}`, "u32"]]),
-      ]),
+      params: Object.fromEntries(
+        range(slots).flatMap((s) => [`end${s}`, `n${s}`, `at${s}`].map((f) => [f, "u32" as const])),
+      ),
       buffers: ["partials", ...range(slots).map((s) => `grad${s}`)],
     };
     k = declare ? declare(decl) : new Kernel(decl);
@@ -97,9 +98,26 @@ function partialSumsKernel(
 // One shape is registered for the declaration test; the others are generated alike.
 partialSumsKernel(2, declareKernel);
 
-/** Gradients one `partial_sums` dispatch binds: every storage binding but the partials'. */
-function gradientsPerDispatch(e: Engine): number {
-  return Math.max(1, e.gpu.limits.maxStorageBuffersPerShaderStage - 1);
+/**
+ * The windows of each `partial_sums` dispatch, in order: gradients of at most one chunk share a
+ * dispatch, as many as the storage bindings allow beside the partials'; a larger one takes a
+ * dispatch of its own. On llvmpipe a dispatch of few workgroups costs ~0.1 ms whatever its work,
+ * but every workgroup of a kernel over many bindings runs slower (100,000-element gradients:
+ * +8% with 4 slots, 2.7× with 15), so only gradients that are mostly dispatch cost are grouped.
+ */
+function dispatchGroups<T extends { w: RowWindow }>(e: Engine, windows: T[]): T[][] {
+  const slots = Math.max(1, e.gpu.limits.maxStorageBuffersPerShaderStage - 1);
+  const groups: T[][] = [];
+  let open: T[] | null = null;
+  for (const x of windows) {
+    if (x.w.rows > CHUNK) {
+      groups.push([x]);
+      continue;
+    }
+    if (!open || open.length === slots) groups.push(open = []);
+    open.push(x);
+  }
+  return groups;
 }
 
 /**
@@ -133,21 +151,22 @@ export function gradNorm(params: Tensor[]): Tensor {
   if (params.length === 0) throw new Error("gradNorm: no parameters");
   const e = params[0].engine;
   for (const p of params) coalesceSparseGrads(p);
-  const windows = gradientWindows(params);
-  const partialCount = windows.reduce((n, { w }) => n + Math.ceil(w.rows / CHUNK), 0);
+  // Each window's partials in window order, however the windows are grouped into dispatches.
+  let partialCount = 0;
+  const windows = gradientWindows(params).map((x) => {
+    const at = partialCount;
+    partialCount += Math.ceil(x.w.rows / CHUNK);
+    return { ...x, at };
+  });
   const partials = e.empty([partialCount], "f32", "grad norm partials");
   const norm = e.empty([1], "f32", "grad norm");
-  const perDispatch = gradientsPerDispatch(e);
-  let at = 0;
-  for (let first = 0; first < windows.length; first += perDispatch) {
-    const part = windows.slice(first, first + perDispatch);
-    const values: Record<string, number> = { at };
+  for (const part of dispatchGroups(e, windows)) {
+    const values: Record<string, number> = {};
     const buffers: Record<string, Binding> = { partials: partials.storage };
     let end = 0;
-    part.forEach(({ g, w }, k) => {
+    part.forEach(({ g, w, at }, k) => {
       end += Math.ceil(w.rows / CHUNK);
-      values[`end${k}`] = end;
-      values[`n${k}`] = w.rows;
+      Object.assign(values, { [`end${k}`]: end, [`n${k}`]: w.rows, [`at${k}`]: at });
       buffers[`grad${k}`] = { alloc: g.storage, offset: w.offset, size: w.size };
     });
     partialSumsKernel(part.length).dispatch(e.gpu, {
@@ -156,7 +175,6 @@ export function gradNorm(params: Tensor[]): Tensor {
       buffers,
       workgroups: groupsFor(e, end, 1),
     });
-    at += end;
   }
   GRAD_NORM_KERNEL.dispatch(e.gpu, {
     label: "grad norm finish",

@@ -403,15 +403,17 @@ async function withStorageBuffers<T>(e: Engine, count: number, fn: () => Promise
 gpuTest(
   "gradNorm and Adam bind several tensors a dispatch, with the bits of one a dispatch",
   async (e) => {
-    // 2 storage bindings: one gradient (or tensor) a dispatch; 6: five gradients and one tensor;
-    // 16: every gradient and three tensors. 400-byte bindings cut `big` into 4 windows, 3 slots.
+    // 2 storage bindings: one gradient (or tensor) a dispatch; 6: five gradients of at most one
+    // chunk and one tensor; 16: fifteen and three. 20 kB bindings cut `big` into windows of
+    // 5000, 5000 and 2000 elements: the first two over a chunk (a dispatch each), all three
+    // slots of Adam's dispatches.
     const run = async (bindings: number) => {
       const out = { norm: [] as number[], params: [] as number[][], state: [] as number[][] };
       await withStorageBuffers(e, bindings, () =>
-        withBindingLimit(e, 400, async () => {
+        withBindingLimit(e, 20000, async () => {
           const { params, norm } = mixedGradients(e);
-          const big = e.parameter(randomArray(300, 170), [300], "big");
-          big.grad = e.tensor(randomArray(300, 171, -2, 2), big.shape);
+          const big = e.parameter(randomArray(12000, 170), [12000], "big");
+          big.grad = e.tensor(randomArray(12000, 171, -2, 2), big.shape);
           const small = e.parameter(randomArray(5, 172), [5], "small");
           small.grad = e.tensor(randomArray(5, 173, -2, 2), small.shape);
           const all = [params[0], big, ...params.slice(1), small];
