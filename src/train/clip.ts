@@ -101,9 +101,9 @@ partialSumsKernel(2, declareKernel);
 /**
  * The windows of each `partial_sums` dispatch, in order: gradients of at most one chunk share a
  * dispatch, as many as the storage bindings allow beside the partials'; a larger one takes a
- * dispatch of its own. On llvmpipe a dispatch of few workgroups costs ~0.1 ms whatever its work,
- * but every workgroup of a kernel over many bindings runs slower (100,000-element gradients:
- * +8% with 4 slots, 2.7× with 15), so only gradients that are mostly dispatch cost are grouped.
+ * dispatch of its own. On llvmpipe every dispatch has a cost of its own, but every workgroup of a
+ * kernel over many bindings runs slower (15 gradients of 100,000 elements: +8% with 4 slots a
+ * dispatch, 2.7× with 15), so only gradients that are mostly dispatch cost are grouped.
  */
 function dispatchGroups<T extends { w: RowWindow }>(e: Engine, windows: T[]): T[][] {
   const slots = Math.max(1, e.gpu.limits.maxStorageBuffersPerShaderStage - 1);
