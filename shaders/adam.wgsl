@@ -1,11 +1,12 @@
-// Adam and AdamW in PyTorch's formulation:
+// Adam and AdamW in PyTorch's formulation (the update itself: adam_update.wgsl):
 //   AdamW (DECOUPLED = 1): w ← w·(1 − lr·wd);  Adam: g ← g + wd·w
 //   m ← β1·m + (1 − β1)·g;  v ← β2·v + (1 − β2)·g²
 //   w ← w − stepSize · m / (√v · invSqrtBc2 + eps),  stepSize = lr / (1 − β1^t)
-// `dense` updates every element of a window; `rows` updates only the rows named by sorted unique
-// ids (lazy Adam for SparseRows gradients), so untouched rows, and their moments, keep their bits;
-// `nonzero` is the same lazy update for a table whose gradient arrives dense (the fused losses
-// scatter into a dense table gradient): what has a zero gradient was not touched.
+// Dense gradients go through the multi-tensor `dense` kernel generated in src/train/optim.ts.
+// `rows` updates only the rows named by sorted unique ids (lazy Adam for SparseRows gradients),
+// so untouched rows, and their moments, keep their bits; `nonzero` is the same lazy update for a
+// table whose gradient arrives dense (the fused losses scatter into a dense table gradient):
+// what has a zero gradient was not touched.
 // With maxNorm > 0 every gradient is read clipped, times min(1, maxNorm / (norm + 1e-6)) with the
 // global norm from grad_norm.wgsl (its `scale` factor, so the step is the same as after it), and
 // the gradient itself is left as it was: one pass over each gradient fewer.
@@ -32,33 +33,11 @@ struct Params {
 @group(0) @binding(5) var<storage, read> ids: array<i32>;
 @group(0) @binding(6) var<storage, read> norm: array<f32>;
 
-override DECOUPLED: u32 = 0u;
-
-fn clipped(g: f32) -> f32 {
-  if (p.maxNorm > 0.0) { return g * min(1.0, p.maxNorm / (norm[0] + 1e-6)); }
-  return g;
-}
-
 fn update(i: u32, clippedGrad: f32) {
-  var w = param[i];
-  var g = clippedGrad;
-  if (DECOUPLED != 0u) {
-    w = w * (1.0 - p.lr * p.weightDecay);
-  } else {
-    g = g + p.weightDecay * w;
-  }
-  let m1 = p.beta1 * m[i] + (1.0 - p.beta1) * g;
-  let v1 = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
-  m[i] = m1;
-  v[i] = v1;
-  param[i] = w - p.stepSize * m1 / (sqrt(v1) * p.invSqrtBc2 + p.eps);
-}
-
-@compute @workgroup_size(256)
-fn dense(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= p.n) { return; }
-  update(i, clipped(grad[i]));
+  let next = adam(param[i], clippedGrad, m[i], v[i]);
+  m[i] = next.y;
+  v[i] = next.z;
+  param[i] = next.x;
 }
 
 @compute @workgroup_size(256)

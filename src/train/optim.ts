@@ -12,15 +12,24 @@
  * whose gradient is exactly zero are left alone (see the shader).
  */
 import adamShader from "../../shaders/adam.wgsl" with { type: "text" };
+import updateShader from "../../shaders/adam_update.wgsl" with { type: "text" };
+import type { Binding } from "../gpu/gpu.ts";
 import { coalesceSparseGrads, rowScatterParts } from "../tensor/ops/embedding.ts";
 import { dispatchFlat } from "../tensor/ops/elementwise.ts";
-import { assertDType, assertSameShape, declareKernel, groupsFor } from "../tensor/kernel.ts";
+import {
+  assertDType,
+  assertSameShape,
+  declareKernel,
+  groupsFor,
+  Kernel,
+  rowWindows,
+} from "../tensor/kernel.ts";
 import type { Engine } from "../tensor/engine.ts";
 import { ShapeError, shapeString, type SparseRows, type Tensor } from "../tensor/tensor.ts";
 
 const ADAM_KERNEL = declareKernel({
   name: "adam",
-  source: adamShader,
+  source: adamShader + updateShader,
   params: {
     n: "u32",
     lr: "f32",
@@ -38,6 +47,106 @@ const ADAM_KERNEL = declareKernel({
   },
   buffers: ["param", "grad", "m", "v", "ids", "norm"],
 });
+
+/** The hyperparameters of a step, in the order of the shaders' Params (f32 each). */
+const HYPER_FIELDS = [
+  "lr",
+  "beta1",
+  "beta2",
+  "eps",
+  "weightDecay",
+  "stepSize",
+  "invSqrtBc2",
+  "maxNorm",
+] as const;
+
+const range = (n: number) => [...Array(n).keys()];
+
+/**
+ * The `dense` step of `slots` tensors, each with its parameter, gradient and moments at its own
+ * bindings: workgroups [end(k−1), end(k)) update tensor k, 256 elements each, as one dispatch per
+ * tensor would. Every dispatch has a cost of its own on llvmpipe and most of a model's tensors are
+ * small, so a third of the dispatches (CoLES's 6 dense tensors in 2; lm:train's grad norm and
+ * Adam alone took 33.1 instead of 38.0 ms a step); with at most 3 tensors (16 storage bindings)
+ * the slower workgroups of a kernel over many bindings (see clip.ts) stay within a few percent.
+ */
+function denseSource(slots: number): string {
+  const fields = [
+    ...HYPER_FIELDS.map((f) => `${f}: f32`),
+    ...range(slots).map((k) => `end${k}: u32, n${k}: u32`),
+  ].join(", ");
+  const bindings = range(slots).flatMap((k) =>
+    [["param", "read_write"], ["grad", "read"], ["m", "read_write"], ["v", "read_write"]].map((
+      [name, access],
+      j,
+    ) => `@group(0) @binding(${2 + 4 * k + j}) var<storage, ${access}> ${name}${k}: array<f32>;`)
+  );
+  const updates = range(slots).map((k) => `
+fn update${k}(i: u32) {
+  let next = adam(param${k}[i], clipped(grad${k}[i]), m${k}[i], v${k}[i]);
+  m${k}[i] = next.y;
+  v${k}[i] = next.z;
+  param${k}[i] = next.x;
+}`);
+  const pick = range(slots).map((k) => {
+    const first = k === 0 ? "group" : `(group - p.end${k - 1})`;
+    return `  ${k === 0 ? "" : "else "}if (group < p.end${k}) {
+    let i = ${first} * 256u + lid;
+    if (i < p.n${k}) { update${k}(i); }
+  }`;
+  });
+  return [
+    `struct Params { ${fields} }`,
+    "@group(0) @binding(0) var<uniform> p: Params;",
+    "@group(0) @binding(1) var<storage, read> norm: array<f32>;",
+    ...bindings,
+    ...updates,
+    "",
+    "@compute @workgroup_size(256)",
+    "fn dense(",
+    "  @builtin(local_invocation_index) lid: u32,",
+    "  @builtin(workgroup_id) wid: vec3u,",
+    "  @builtin(num_workgroups) nwg: vec3u,",
+    ") {",
+    "  let group = wid.x + wid.y * nwg.x;",
+    ...pick,
+    "}",
+    "",
+  ].join("\n");
+}
+
+const denseKernels = new Map<number, Kernel<string, string>>();
+
+function denseKernel(
+  slots: number,
+  declare: typeof declareKernel | null = null,
+): Kernel<string, string> {
+  let k = denseKernels.get(slots);
+  if (!k) {
+    const decl = {
+      name: "adam dense",
+      source: denseSource(slots) + updateShader,
+      params: Object.fromEntries([
+        ...HYPER_FIELDS.map((f) => [f, "f32"]),
+        ...range(slots).flatMap((s) => [[`end${s}`, "u32"], [`n${s}`, "u32"]]),
+      ]),
+      buffers: [
+        "norm",
+        ...range(slots).flatMap((s) => ["param", "grad", "m", "v"].map((b) => b + s)),
+      ],
+    };
+    k = declare ? declare(decl) : new Kernel(decl);
+    denseKernels.set(slots, k);
+  }
+  return k;
+}
+// One shape is registered for the declaration test; the others are generated alike.
+denseKernel(2, declareKernel);
+
+/** Tensors one `dense` dispatch binds: four bindings each, beside the norm's. */
+function tensorsPerDispatch(e: Engine): number {
+  return Math.max(1, Math.floor((e.gpu.limits.maxStorageBuffersPerShaderStage - 1) / 4));
+}
 
 /** The hyperparameters of one step, in the shader's terms. */
 interface StepParams {
@@ -128,12 +237,15 @@ export class Adam {
       invSqrtBc2: 1 / Math.sqrt(1 - beta2 ** t),
       maxNorm: clip?.maxNorm ?? 0,
     };
+    const dense: Tensor[] = [];
     for (const p of this.params) {
       const table = p.sparseGrads.length > 0;
       coalesceSparseGrads(p);
-      if (p.grad) this.flatStep(table ? "nonzero" : "dense", p, p.grad, hyper, clip?.norm);
+      if (p.grad && !table) dense.push(p);
+      else if (p.grad) this.nonzeroStep(p, p.grad, hyper, clip?.norm);
       else if (p.sparseGrads.length) this.lazyStep(p, p.sparseGrads[0], hyper, clip?.norm);
     }
+    if (dense.length) this.denseStep(dense, hyper, clip?.norm);
   }
 
   /** Frees the moments (the parameters belong to the model). */
@@ -188,9 +300,42 @@ export class Adam {
     return s;
   }
 
-  /** `dense` or `nonzero` over every element of p. */
-  private flatStep(
-    entry: "dense" | "nonzero",
+  /** Every element of each of `params`, binding window by window, several tensors a dispatch. */
+  private denseStep(params: Tensor[], hyper: StepParams, norm?: Tensor): void {
+    const e = params[0].engine;
+    norm ??= this.normStandIn(e);
+    const windows = params.flatMap((p) => {
+      assertSameShape("Adam gradient", p, p.grad!);
+      const { m, v } = this.momentsOf(p);
+      const tensors = { param: p, grad: p.grad!, m, v };
+      return rowWindows(e, p.size, 4).map((w) => ({ tensors, w }));
+    });
+    const perDispatch = tensorsPerDispatch(e);
+    for (let first = 0; first < windows.length; first += perDispatch) {
+      const part = windows.slice(first, first + perDispatch);
+      const values: Record<string, number> = { ...hyper };
+      const buffers: Record<string, Binding> = { norm: norm.storage };
+      let end = 0;
+      part.forEach(({ tensors, w }, k) => {
+        end += Math.ceil(w.rows / 256);
+        values[`end${k}`] = end;
+        values[`n${k}`] = w.rows;
+        for (const [name, t] of Object.entries(tensors)) {
+          buffers[name + k] = { alloc: t.storage, offset: w.offset, size: w.size };
+        }
+      });
+      denseKernel(part.length).dispatch(e.gpu, {
+        entry: "dense",
+        constants: { DECOUPLED: this.options.decoupled ? 1 : 0 },
+        params: values,
+        buffers,
+        workgroups: groupsFor(e, end, 1),
+      });
+    }
+  }
+
+  /** `nonzero` over every element of p (a table whose gradient arrived dense). */
+  private nonzeroStep(
     p: Tensor,
     grad: Tensor,
     hyper: StepParams,
@@ -199,8 +344,8 @@ export class Adam {
     assertSameShape("Adam gradient", p, grad);
     const { m, v } = this.momentsOf(p);
     dispatchFlat(p.engine, ADAM_KERNEL, {
-      entry,
-      label: `adam ${entry}`,
+      entry: "nonzero",
+      label: "adam nonzero",
       constants: { DECOUPLED: this.options.decoupled ? 1 : 0 },
       // Zeros fill the row fields, which only `rows` reads.
       params: { ...hyper, cols: 0, rowBase: 0, gradSkip: 0, idsAt: 0 },

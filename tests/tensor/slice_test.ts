@@ -47,6 +47,9 @@ const slices: [number[], number, number, number][] = [
   [[3, 5, 17], 0, 1, 1],
   [[40, 3], 1, 1, 2],
   [[20, 7, 5], 1, 2, 7],
+  // Runs, rows and offsets in multiples of 4 over more than 16 rows: the vec4 kernel.
+  [[40, 12], 1, 4, 12],
+  [[20, 6, 8], 1, 5, 6],
 ];
 
 for (const [shape, axis, start, end] of slices) {
@@ -69,6 +72,8 @@ const concats: [number[][], number][] = [
   [[[3, 2, 17], [3, 1, 17], [3, 4, 17]], 1],
   [[[5], [1], [0], [7]], 0],
   [[[17, 3, 2], [17, 3, 5]], 2],
+  [[[33, 16], [33, 16]], 1],
+  [[[40, 4], [40, 8], [40, 3]], 1],
 ];
 
 for (const [shapes, axis] of concats) {
@@ -127,6 +132,24 @@ smallBindingTest("slice and concat over more rows than one binding holds", async
     ],
     gpu: (ts) => concat(ts, 1),
     ref: (xs) => concatRef(xs, [shape, other], 1),
+  });
+  // Rows of 12 and 4 floats: the vec4 kernel, window by window.
+  const wide = [rows, 12];
+  const wideData = randomArray(rows * 12, 5);
+  await checkOp(e, {
+    name: "windowed vec4 slice",
+    inputs: [{ data: wideData, shape: wide, grad: true }],
+    gpu: ([x]) => slice(x, 1, 4, 8),
+    ref: ([x]) => sliceRef(x, wide, 1, 4, 8),
+  });
+  await checkOp(e, {
+    name: "windowed vec4 concat",
+    inputs: [
+      { data: wideData, shape: wide, grad: true },
+      { data: randomArray(rows * 4, 6), shape: other, grad: true },
+    ],
+    gpu: (ts) => concat(ts, 1),
+    ref: (xs) => concatRef(xs, [wide, other], 1),
   });
 });
 

@@ -388,6 +388,54 @@ gpuTest("clipGradNorm reduces a gradient larger than one binding window by windo
   });
 });
 
+/** Runs fn with the engine's storage bindings per shader stage capped at `count`. */
+async function withStorageBuffers<T>(e: Engine, count: number, fn: () => Promise<T>): Promise<T> {
+  const limits = e.gpu.limits;
+  const saved = limits.maxStorageBuffersPerShaderStage;
+  limits.maxStorageBuffersPerShaderStage = count;
+  try {
+    return await fn();
+  } finally {
+    limits.maxStorageBuffersPerShaderStage = saved;
+  }
+}
+
+gpuTest(
+  "gradNorm and Adam bind several tensors a dispatch, with the bits of one a dispatch",
+  async (e) => {
+    // 2 storage bindings: one gradient (or tensor) a dispatch; 6: five gradients of at most one
+    // chunk and one tensor; 16: fifteen and three. 20 kB bindings cut `big` into windows of
+    // 5000, 5000 and 2000 elements: the first two over a chunk (a dispatch each), all three
+    // slots of Adam's dispatches.
+    const run = async (bindings: number) => {
+      const out = { norm: [] as number[], params: [] as number[][], state: [] as number[][] };
+      await withStorageBuffers(e, bindings, () =>
+        withBindingLimit(e, 20000, async () => {
+          const { params, norm } = mixedGradients(e);
+          const big = e.parameter(randomArray(12000, 170), [12000], "big");
+          big.grad = e.tensor(randomArray(12000, 171, -2, 2), big.shape);
+          const small = e.parameter(randomArray(5, 172), [5], "small");
+          small.grad = e.tensor(randomArray(5, 173, -2, 2), small.shape);
+          const all = [params[0], big, ...params.slice(1), small];
+          const opt = new Adam(all, { lr: 0.01, weightDecay: 0.1 });
+          const got = gradNorm(all);
+          opt.step({ norm: got, maxNorm: 1.5 });
+          const want = Math.hypot(norm, ...await big.grad.readF32(), ...await small.grad.readF32());
+          out.norm = [...await got.readF32()];
+          assertClose(out.norm, [want], "global norm", 1e-5, 0);
+          for (const p of all) out.params.push([...await p.readF32()]);
+          for (const t of Object.values(opt.stateTensors())) out.state.push([...await t.readF32()]);
+          opt.dispose();
+          for (const p of all) p.dispose();
+        }));
+      return out;
+    };
+    const one = await run(2);
+    assert.deepEqual(await run(6), one);
+    assert.deepEqual(await run(16), one);
+  },
+);
+
 gpuTest("clipGradNorm is bit-identical run to run", async (e) => {
   const runOnce = async () => {
     const p = e.parameter(new Float32Array(50000), [50000], "p");

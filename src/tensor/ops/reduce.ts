@@ -178,9 +178,14 @@ export interface ColumnChunks {
   windows: (RowWindow & { chunk0: number })[];
 }
 
-/** Partials stay small (≤ 2^18 values unless cols alone is bigger), chunks ≥ 32 rows. */
+/**
+ * Partials stay small (≤ 2^18 values unless cols alone is bigger), chunks ≥ 32 rows; at most 1,024
+ * chunks, or about 16 a core on a software adapter, where every workgroup has a cost of its own
+ * (see chunkRowsFor in windowed.ts; a CoLES batch's bias gradient took 200 chunks of 32 rows).
+ */
 export function columnChunks(e: Engine, rows: number, cols: number): ColumnChunks {
-  const target = Math.max(1, Math.min(Math.ceil(rows / 32), Math.floor(2 ** 18 / cols), 1024));
+  const most = e.gpu.isSoftware ? 16 * navigator.hardwareConcurrency : 1024;
+  const target = Math.max(1, Math.min(Math.ceil(rows / 32), Math.floor(2 ** 18 / cols), most));
   const chunkRows = Math.max(1, Math.ceil(rows / target));
   let chunk0 = 0;
   const windows = rowWindows(e, rows, cols * 4).map((w) => {

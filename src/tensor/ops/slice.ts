@@ -54,23 +54,26 @@ function copyBlock(src: Tensor, dst: Tensor, c: BlockCopy): void {
     }
     return;
   }
+  const vec4 = [c.run, c.srcRow, c.srcOff, c.dstRow, c.dstOff].every((v) => v % 4 === 0);
+  const width = vec4 ? 4 : 1;
   for (const w of windows) {
     const chunkRows = chunkRowsFor(e, w.rows);
     COPY_KERNEL.dispatch(e.gpu, {
+      entry: vec4 ? "main4" : "main",
       params: {
         rows: w.rows,
-        run: c.run,
+        run: c.run / width,
         chunk_rows: chunkRows,
-        src_row: c.srcRow,
-        src_off: c.srcOff,
-        dst_row: c.dstRow,
-        dst_off: c.dstOff,
+        src_row: c.srcRow / width,
+        src_off: c.srcOff / width,
+        dst_row: c.dstRow / width,
+        dst_off: c.dstOff / width,
       },
       buffers: {
         src: { alloc: src.storage, offset: w.row * c.srcRow * 4, size: w.rows * c.srcRow * 4 },
         dst: { alloc: dst.storage, offset: w.row * c.dstRow * 4, size: w.rows * c.dstRow * 4 },
       },
-      workgroups: columnChunkGrid(e, c.run, w.rows, chunkRows),
+      workgroups: columnChunkGrid(e, c.run / width, w.rows, chunkRows),
     });
   }
 }

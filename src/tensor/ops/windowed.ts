@@ -61,7 +61,18 @@ export function columnChunkGrid(
   return [x, y, Math.ceil(rows / chunkRows)];
 }
 
-/** Rows per thread for a column-chunk kernel that writes every element once (copies, bias). */
+/**
+ * Rows per thread for a column-chunk kernel that writes every element once (copies, bias). A GPU
+ * wants many short chunks. llvmpipe runs the workgroups on its few threads with a cost for each
+ * besides its work (16-row chunks made 399 workgroups of a copy of a CoLES batch's 6,376 rows), so
+ * a software adapter takes about 16 chunks per core, as matmul's split of long products does,
+ * each under llvmpipe's ~65,535 iterations of a loop.
+ */
 export function chunkRowsFor(engine: Engine, rows: number): number {
-  return Math.max(16, Math.ceil(rows / engine.gpu.limits.maxComputeWorkgroupsPerDimension));
+  const fewest = Math.max(16, Math.ceil(rows / engine.gpu.limits.maxComputeWorkgroupsPerDimension));
+  if (!engine.gpu.isSoftware) return fewest;
+  return Math.max(
+    fewest,
+    Math.min(Math.ceil(rows / (16 * navigator.hardwareConcurrency)), 1 << 15),
+  );
 }
