@@ -567,11 +567,13 @@ function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): 
     kLast: k - (count - 1) * kSlice,
     accumulate: false,
   });
+  const sumVec4 = vec4Stores(n, c);
   REDUCE_KERNEL.dispatch(e.gpu, {
+    entry: sumVec4 ? "sum_vec4" : "main",
     constants: { ACCUMULATE: accumulate ? 1 : 0 },
     params: { rows: m * w.batches, cols: n, slices: count, ldc: c.ld, offC: c.shift },
     buffers: { parts: { alloc: parts, offset: 0, size: partsBytes }, c: c.binding },
-    workgroups: groupsFor(e, m * w.batches * n),
+    workgroups: groupsFor(e, m * w.batches * n / (sumVec4 ? 4 : 1)),
   });
   e.gpu.release(parts);
 }
