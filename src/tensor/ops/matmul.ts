@@ -350,7 +350,8 @@ const MAX_SLICE_K = 4096;
 /**
  * Split the reduction when C has fewer tiles than this. 256 tiles keep a GPU busy. llvmpipe runs
  * a workgroup (8 tiles) at a time per core, and every slice more is one more pass over C in the
- * sum, so two workgroups per core do there (the LM's weight gradients: ~8% faster on 2 cores).
+ * sum, so two workgroups per core do there (the LM's weight gradients: ~8% faster on 2 cores);
+ * softwareSlices then takes the count of slices that fills them best.
  */
 function splitBelowTiles(e: Engine): number {
   return e.gpu.isSoftware ? 16 * navigator.hardwareConcurrency : 256;
