@@ -350,54 +350,10 @@ const MAX_SLICE_K = 4096;
 /**
  * Split the reduction when C has fewer tiles than this. 256 tiles keep a GPU busy. llvmpipe runs
  * a workgroup (8 tiles) at a time per core, and every slice more is one more pass over C in the
- * sum, so two workgroups per core do there (the LM's weight gradients: ~8% faster on 2 cores);
- * softwareSlices then takes the count of slices that fills them best.
+ * sum, so two workgroups per core do there (the LM's weight gradients: ~8% faster on 2 cores).
  */
 function splitBelowTiles(e: Engine): number {
   return e.gpu.isSoftware ? 16 * navigator.hardwareConcurrency : 256;
-}
-
-/**
- * What a split costs llvmpipe beyond its slices' products, in steps of k of one workgroup: the
- * sum's dispatch and its pass over the partial products (~0.1 ms, about 128 steps of k of a
- * 32 × 32 tile's workgroup).
- */
-const SUM_COST_STEPS = 128;
-
-/**
- * The slices of a reduction split on llvmpipe. A workgroup's lanes run as one SIMD vector, so a
- * workgroup takes as long with one lane busy as with all of them, and each core runs one
- * workgroup at a time: the product takes about ⌈workgroups / cores⌉ × (k of a slice) steps. The
- * count that minimises that, plus the sum's cost, fills whole workgroups on every core, where
- * the count that fills two workgroups per core (`wanted`) can leave lanes or a core idle in the
- * last round: on CoLES's weight gradients (k ≈ 6,150; interleaved A/B) C 192 × 64 in 4 slices
- * instead of 3 takes 0.82× the time, 192 × 32 in 8 instead of 6 0.80–0.93×; the LM's 172 × 64
- * and 64 × 172 take 4 instead of 3, and a C of 16 tiles over a k of 256 is no longer split (no
- * sum to run). Ties go to fewer slices.
- */
-function softwareSlices(
-  variant: MatmulVariant | null,
-  tiles: number,
-  k: number,
-  wanted: number,
-  slicesThatFit: number,
-): number {
-  const cores = navigator.hardwareConcurrency;
-  const least = Math.ceil(k / MAX_SLICE_K);
-  const most = Math.max(least, Math.min(4 * wanted, Math.floor(k / MIN_SLICE_K), slicesThatFit));
-  let best = least;
-  let bestCost = Infinity;
-  for (let s = least; s <= most; s++) {
-    const kSlice = Math.ceil(k / s / 4) * 4;
-    const count = Math.ceil(k / kSlice);
-    const groups = Math.ceil(tiles * count / (variant?.workgroup ?? SCALAR_WORKGROUP));
-    const cost = Math.ceil(groups / cores) * kSlice + (count >= 2 ? SUM_COST_STEPS : 0);
-    if (cost < bestCost) {
-      best = s;
-      bestCost = cost;
-    }
-  }
-  return Math.min(best, slicesThatFit);
 }
 
 function multiply(e: Engine, p: Product): void {
@@ -530,9 +486,7 @@ function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): 
   const wanted = Math.min(Math.ceil(splitBelowTiles(e) / tiles), Math.floor(k / MIN_SLICE_K));
   // A split reduction keeps its slices under MAX_SLICE_K (llvmpipe stops long loops early).
   const slices = w.batches === 1 && wanted >= 2
-    ? e.gpu.isSoftware
-      ? softwareSlices(variant, tiles, k, wanted, slicesThatFit)
-      : Math.min(Math.max(wanted, Math.ceil(k / MAX_SLICE_K)), slicesThatFit)
+    ? Math.min(Math.max(wanted, Math.ceil(k / MAX_SLICE_K)), slicesThatFit)
     : 1;
   // Only `main` of the vec4 kernels adds into C itself: scalar stores that read C back compile
   // several times slower (see matmul_vec4.wgsl).
