@@ -18,7 +18,9 @@ struct Params {
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 // llvmpipe runs 8 consecutive invocations as the lanes of one SIMD vector: tiles are numbered
-// along a 1-D workgroup so that every lane has work whatever the shape of C.
+// along a 1-D workgroup, batch after batch, so that every lane has work whatever the shape of C
+// (a small C whose long reduction is split into slices, one per batch, fills the lanes with the
+// next slices' tiles).
 const WG = 8u;
 
 const TM = 8u;
@@ -31,11 +33,13 @@ fn main(
   @builtin(local_invocation_index) lane: u32,
 ) {
   let colTiles = (p.N + TN - 1u) / TN;
+  let tiles = (p.M + TM - 1u) / TM * colTiles;
   let index = (wg.x + wg.y * groups.x) * WG + lane;
-  let row0 = index / colTiles * TM;
-  let col0 = index % colTiles * TN;
-  if (row0 >= p.M) { return; }
-  let batch = wg.z;
+  let batch = index / tiles;
+  if (batch >= p.batches) { return; }
+  let tile = index % tiles;
+  let row0 = tile / colTiles * TM;
+  let col0 = tile % colTiles * TN;
   let baseA = p.offA + batch * p.batchA;
   let baseB = p.offB + batch * p.batchB;
   let kEnd = select(p.K, p.kLast, batch + 1u == p.batches);

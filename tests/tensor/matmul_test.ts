@@ -110,6 +110,17 @@ for (const v of VARIANTS) {
   });
 }
 
+// Weight gradients over a long reduction (CoLES's, smaller): a C of a few tiles whose k is cut
+// into slices that share workgroups, on the scalar kernel (B's rows of 2 floats allow no vec4
+// loads) and on the vec4 kernel with partial tiles.
+for (const [m, k, n] of [[16, 2000, 2], [40, 1500, 36]]) {
+  const c = { batch: 1, m, k, n, transA: true, transB: false };
+  gpuTest(
+    `matmul TN ${m}x${k}x${n}: a long reduction in slices matches float64 and finite differences`,
+    (e) => check(e, c),
+  );
+}
+
 for (const transB of [false, true]) {
   for (const [batch, m, k, n] of [[3, 5, 8, 12], [2, 3, 7, 5], [4, 16, 64, 20]]) {
     const c = { batch, m, k, n, transA: false, transB, broadcastB: true };

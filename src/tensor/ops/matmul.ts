@@ -522,11 +522,13 @@ function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): 
     kLast: k - (count - 1) * kSlice,
     accumulate: false,
   });
+  const sumVec4 = vec4Stores(n, c);
   REDUCE_KERNEL.dispatch(e.gpu, {
+    entry: sumVec4 ? "sum_vec4" : "main",
     constants: { ACCUMULATE: accumulate ? 1 : 0 },
     params: { rows: m * w.batches, cols: n, slices: count, ldc: c.ld, offC: c.shift },
     buffers: { parts: { alloc: parts, offset: 0, size: partsBytes }, c: c.binding },
-    workgroups: groupsFor(e, m * w.batches * n),
+    workgroups: groupsFor(e, m * w.batches * n / (sumVec4 ? 4 : 1)),
   });
   e.gpu.release(parts);
 }
@@ -566,10 +568,9 @@ function launch(e: Engine, kc: KernelChoice, l: Launch): void {
   const name = v ? (vec4C ? v.name : `${v.name}, scalar C`) : "scalar";
   const tile = v ?? SCALAR_TILE;
   const tiles = Math.ceil(l.m / tile.rows) * Math.ceil(l.n / tile.cols);
-  // The vec4 kernels number the tiles of all batches in one sequence; the scalar kernel takes
-  // the batch from the grid's z.
+  // The kernels number the tiles of all batches in one sequence.
   const groups = grid2d(
-    Math.ceil(tiles * (v ? l.batches : 1) / (v?.workgroup ?? SCALAR_WORKGROUP)),
+    Math.ceil(tiles * l.batches / (v?.workgroup ?? SCALAR_WORKGROUP)),
     e.gpu.limits.maxComputeWorkgroupsPerDimension,
   );
   (v ? VEC4_KERNELS.get(v.name)!.kernel : SCALAR_KERNEL).dispatch(e.gpu, {
@@ -597,6 +598,6 @@ function launch(e: Engine, kc: KernelChoice, l: Launch): void {
       batchC: l.c.batchStride,
     },
     buffers: { a: l.a.binding, b: l.b.binding, c: l.c.binding },
-    workgroups: [groups[0], groups[1], v ? 1 : l.batches],
+    workgroups: [groups[0], groups[1], 1],
   });
 }
