@@ -53,11 +53,11 @@ function weightsDeclaration(binding: number, weights: WeightsBinding): string {
  * LANES partial sums meet in workgroup memory. Per step an invocation then stores H·SEQ/4 vec4
  * there and loads as many, where sharing the gradients ("shared gradients": every invocation sums
  * all 3H gate rows for its units) stores 3·UNITS·SEQ/4 and loads 3H·SEQ/4, since the reduction
- * (3H) is longer than the output (H): at CoLES shapes 256 instead of 432 vec4 (the GRU's forward
- * and backward 74.0 → 67.5 ms of CPU time, interleaved; the backward kernel's profile 35.8 → 28.0
- * ms), though the kernel compiles in ~40 s instead of ~16. The partial sums take LANES·H·SEQ
- * floats of workgroup memory, the shared gradients 3H·SEQ: over the adapter's limit, large H
- * shares the gradients.
+ * (3H) is longer than the output (H): at CoLES shapes 256 instead of 432 vec4 (interleaved, the
+ * GRU's forward and backward 74.0 → 67.5 ms of CPU time, a CoLES step 99.4 → 92.0), though the
+ * kernel compiles in 30–40 s instead of 10–16 where Mesa's shader cache does not hold it yet. The
+ * partial sums take LANES·H·SEQ floats of workgroup memory, the shared gradients 3H·SEQ: over the
+ * adapter's limit, large H shares the gradients.
  */
 export type BackwardProduct = "partial sums" | "shared gradients";
 
