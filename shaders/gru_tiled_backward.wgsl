@@ -1,17 +1,16 @@
 // Fused GRU recurrence, backward, tiled for llvmpipe (the maths of gru_backward.wgsl, the layout
 // of gru_tiled_forward.wgsl): an invocation owns UNITS hidden units of the SEQ sequences of its
 // workgroup. Per step (the host runs the passes from the last step down) it turns the gradient
-// reaching its units' states into their gate gradients (dgx, dgh, and the tile's share of
-// dgh_sh), then adds W_hhᵀ · dgh for its units: a small matmul whose every loaded weight vec4
-// (four units of one gate row) serves SEQ sequences and every loaded gate-gradient vec4 (four
-// sequences) 4 units. dh carries between passes in `carry` [B, H] (rows in the order of `seqs`).
+// reaching its units' states into their gate gradients (dgx, dgh), then adds W_hhᵀ · dgh for its
+// units, a product over the workgroup's gate gradients formed one of two ways (BackwardProduct in
+// gru_tiled.ts). dh carries between passes in `carry` [B, H] (rows in the order of `seqs`).
 // gru.ts prepends the constants of the forward and the tile's functions, unrolled over its units
-// and sequences (own gradients dh_*, accumulators acc_*, gate gradients g{r,z,n}_*):
-// load_carry / store_carry(b0, j0) move dh from and to `carry`, grad_update(tt, b0, j0) computes
-// step tt's gate gradients and dh ⊙ z, share_grads(j0) writes them to dgh_sh, back_init() zeroes
-// the accumulators, back_i4(i4, j0) adds gate rows 4·i4 .. +3, back_finish() adds them to dh,
-// store_bias_grads(group, j0) adds the tile's bias gradients (summed over its sequences and the
-// pass's steps) to its workgroup's row of dbias [groups, 6H]: b_ih's r, z, n, then b_hh's.
+// and sequences (own gradients dh_*, gate gradients g{r,z,n}_*): load_carry / store_carry(b0, j0)
+// move dh from and to `carry`, grad_update(tt, b0, j0) computes step tt's gate gradients and
+// dh ⊙ z, back_step(live, j0) adds the product to dh (with the barriers it needs; no product
+// where no sequence of the group is live), store_bias_grads(group, j0) adds the tile's bias
+// gradients (summed over its sequences and the pass's steps) to its workgroup's row of dbias
+// [groups, 6H]: b_ih's r, z, n, then b_hh's.
 // dgx, dgh, work and hprev are in the rows of `seqs` (see gru_tiled_forward.wgsl); only live steps
 // are written (the host zeroes a padded dgx). w_hh (binding 1) is declared with those functions:
 // a uniform buffer where it fits one (llvmpipe loads a uniform without a storage buffer's bounds
@@ -28,8 +27,6 @@ struct Params { batch: u32, steps: u32, hidden: u32, t0: u32, t1: u32 }
 @group(0) @binding(9) var<storage, read_write> dbias: array<vec4<f32>>;
 
 const SEQ4: u32 = SEQ / 4u;
-// dgh_sh[i · SEQ4 + s4]: gate gradient i (of 3H) of sequences 4·s4 .. +3; zero where not live.
-var<workgroup> dgh_sh: array<vec4<f32>, 3u * H * SEQ4>;
 var<private> len: array<u32, SEQ>;
 var<private> gx_at: array<u32, SEQ>;
 var<private> saved_at: array<u32, SEQ>;
@@ -54,12 +51,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   for (var t = p.t1; t > p.t0; t--) {
     let tt = t - 1u;
     grad_update(tt, b0, j0);
-    share_grads(j0);
-    workgroupBarrier();
-    back_init();
-    for (var i4 = 0u; i4 < select(0u, 3u * H4, tt < longest); i4++) { back_i4(i4, j0); }
-    back_finish();
-    workgroupBarrier();
+    back_step(tt < longest, j0);
   }
   store_carry(b0, j0);
   store_bias_grads(wid.x, j0);

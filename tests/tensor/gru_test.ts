@@ -65,6 +65,14 @@ const CASES: Case[] = [
     packed: true,
   },
   {
+    name:
+      "hidden 96 (partial sums would overflow workgroup memory: the tiled backward shares gradients)",
+    lengths: [2, 3, 1],
+    steps: 3,
+    hidden: 96,
+    packed: true,
+  },
+  {
     name: "packed, output steps past the longest sequence",
     lengths: [2, 3],
     steps: 5,

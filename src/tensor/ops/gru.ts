@@ -19,6 +19,8 @@ import { reshape } from "./shape.ts";
 import { concat, slice } from "./slice.ts";
 import { VariantChoice } from "../variants.ts";
 import {
+  type BackwardProduct,
+  backwardProduct,
   tiledBackwardFunctions,
   tiledConstants,
   tiledForwardFunctions,
@@ -73,8 +75,8 @@ export const GRU_VARIANTS: readonly GruVariant[] = [
 ];
 
 const TILED_SOURCES = {
-  forward: { name: "gru tiled forward", text: tiledForwardShader, fns: tiledForwardFunctions },
-  backward: { name: "gru tiled backward", text: tiledBackwardShader, fns: tiledBackwardFunctions },
+  forward: { name: "gru tiled forward", text: tiledForwardShader },
+  backward: { name: "gru tiled backward", text: tiledBackwardShader },
 };
 
 /** Where a kernel reads W_hh from: the tiled kernels a uniform copy where it fits one. */
@@ -105,8 +107,8 @@ const UNIFORM_COPY = GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
 const tiledKernels = new Map<string, Kernel<string, string>>();
 
 /**
- * The tiled kernel of a direction for a variant, hidden size and where it reads W_hh from,
- * compiled on first use.
+ * The tiled kernel of a direction for a variant, hidden size, where it reads W_hh from and (the
+ * backward) how it forms W_hhᵀ · dgh, compiled on first use.
  */
 function tiledKernel(
   direction: "forward" | "backward",
@@ -114,14 +116,18 @@ function tiledKernel(
   hidden: number,
   declare: typeof declareKernel | null = null,
   weights: WeightsBinding = "storage",
+  product: BackwardProduct = "shared gradients",
 ): Kernel<string, string> {
-  const key = `${direction}|${v.name}|${hidden}|${weights}`;
+  const key = `${direction}|${v.name}|${hidden}|${weights}|${product}`;
   let k = tiledKernels.get(key);
   if (!k) {
     const src = TILED_SOURCES[direction];
+    const fns = direction === "forward"
+      ? tiledForwardFunctions(v, weights)
+      : tiledBackwardFunctions(v, weights, product);
     const decl = {
       name: src.name,
-      source: tiledConstants(v, hidden) + src.fns(v, weights) + src.text,
+      source: tiledConstants(v, hidden) + fns + src.text,
       params: GRU_PARAMS,
       buffers: direction === "forward" ? FORWARD_BUFFERS : BACKWARD_BUFFERS,
     };
@@ -133,9 +139,10 @@ function tiledKernel(
 
 // Declared once at the default shape, so that the declaration check reads their sources; other
 // shapes compile the same text with other constants.
-for (const direction of ["forward", "backward"] as const) {
-  for (const weights of ["uniform", "storage"] as const) {
-    tiledKernel(direction, GRU_VARIANTS[1], 64, declareKernel, weights);
+for (const weights of ["uniform", "storage"] as const) {
+  tiledKernel("forward", GRU_VARIANTS[1], 64, declareKernel, weights);
+  for (const product of ["partial sums", "shared gradients"] as const) {
+    tiledKernel("backward", GRU_VARIANTS[1], 64, declareKernel, weights, product);
   }
 }
 
@@ -156,8 +163,8 @@ const PASS_ITERATIONS = 32768;
 /**
  * Time steps per pass, counting the loop iterations of an invocation per step. "lanes": ~units · H
  * (forward) or units · 3H (backward) with units = ⌈H/64⌉. "tiled": its product's loop, ⌈H/4⌉
- * (forward) or 3⌈H/4⌉ (backward) iterations of straight-line generated code; the loops run once a pass
- * (lengths, states) fit in the other half of the budget.
+ * (forward) or at most 3⌈H/4⌉ (backward) iterations of straight-line generated code; the loops
+ * run once a pass (lengths, states) fit in the other half of the budget.
  */
 export function gruStepsPerPass(
   hidden: number,
@@ -403,8 +410,16 @@ function gruBackward(
   const dbias = e.zeros([Math.max(groups, 1), 6 * hidden], "f32", "gru bias gradient partials");
   const tiled = variant.layout === "tiled";
   const weights = weightsFor(e, variant, hidden);
+  const maxShared = Number(e.gpu.limits.maxComputeWorkgroupStorageSize);
   const kernel = tiled
-    ? tiledKernel("backward", variant, hidden, null, weights)
+    ? tiledKernel(
+      "backward",
+      variant,
+      hidden,
+      null,
+      weights,
+      backwardProduct(variant, hidden, maxShared),
+    )
     : GRU_BACKWARD_KERNEL;
   if (batch * steps > 0) {
     const w = boundWeights(e, wHH, weights);

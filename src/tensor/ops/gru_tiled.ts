@@ -47,6 +47,26 @@ function weightsDeclaration(binding: number, weights: WeightsBinding): string {
   return `@group(0) @binding(${binding}) var<${type};`;
 }
 
+/**
+ * How the tiled backward forms W_hhᵀ · dgh. "partial sums": an invocation multiplies the 3·UNITS
+ * gate gradients it computed (still in registers) by their rows of W_hh for all H units; the
+ * LANES partial sums meet in workgroup memory. Per step an invocation then stores H·SEQ/4 vec4
+ * there and loads as many, where sharing the gradients ("shared gradients": every invocation sums
+ * all 3H gate rows for its units) stores 3·UNITS·SEQ/4 and loads 3H·SEQ/4, since the reduction
+ * (3H) is longer than the output (H): at CoLES shapes 256 instead of 432 vec4 (interleaved, the
+ * GRU's forward and backward 74.0 → 67.5 ms of CPU time, a CoLES step 99.4 → 92.0), though the
+ * kernel compiles in 30–40 s instead of 10–16 where Mesa's shader cache does not hold it yet. The
+ * partial sums take LANES·H·SEQ floats of workgroup memory, the shared gradients 3H·SEQ: over the
+ * adapter's limit, large H shares the gradients.
+ */
+export type BackwardProduct = "partial sums" | "shared gradients";
+
+/** The partial sums where their workgroup memory fits the adapter's. */
+export function backwardProduct(t: GruTile, hidden: number, maxWorkgroupBytes: number) {
+  const lanes = Math.ceil(hidden / t.units);
+  return lanes * hidden * t.seq * 4 <= maxWorkgroupBytes ? "partial sums" : "shared gradients";
+}
+
 /** The constants every tiled kernel is compiled with. */
 export function tiledConstants(t: GruTile, hidden: number): string {
   return [
@@ -330,7 +350,16 @@ function backwardUpdate(t: GruTile): string[] {
       lines.push("  }");
     }
   }
-  lines.push("}", "fn share_grads(j0: u32) {");
+  lines.push("}");
+  return lines;
+}
+
+/** W_hhᵀ · dgh for the tile's units from shared gate gradients, four gate rows at a time. */
+function sharedGradientsProduct(t: GruTile): string[] {
+  const pairs: [number, number][] = [];
+  for (const u of range(t.units)) for (const s4 of range(t.seq / 4)) pairs.push([u, s4]);
+  const lines = ["var<workgroup> dgh_sh: array<vec4<f32>, 3u * H * SEQ4>;"];
+  lines.push("fn share_grads(j0: u32) {");
   for (const u of range(t.units)) {
     lines.push(`  if (j0 + ${u}u < H) {`);
     GATES.forEach((g, gi) => {
@@ -341,14 +370,7 @@ function backwardUpdate(t: GruTile): string[] {
     lines.push("  }");
   }
   lines.push("}");
-  return lines;
-}
-
-/** W_hhᵀ · dgh for the tile's units, four gate rows at a time (3H is a multiple of 4). */
-function backwardProduct(t: GruTile): string[] {
-  const pairs: [number, number][] = [];
-  for (const u of range(t.units)) for (const s4 of range(t.seq / 4)) pairs.push([u, s4]);
-  const lines = ["fn back_init() {"];
+  lines.push("fn back_init() {");
   for (const [u, s4] of pairs) lines.push(`  ${bacc(u, s4)} = vec4<f32>(0.0);`);
   lines.push("}", "fn back_i4(i4: u32, j0: u32) {");
   for (let c = 0; c < 4; c++) {
@@ -369,18 +391,96 @@ function backwardProduct(t: GruTile): string[] {
   }
   lines.push("}", "fn back_finish() {");
   for (const [u, s4] of pairs) lines.push(`  ${dh(u, s4)} += ${bacc(u, s4)};`);
-  lines.push("}");
+  lines.push(
+    "}",
+    "fn back_step(live: bool, j0: u32) {",
+    "  share_grads(j0);",
+    "  workgroupBarrier();",
+    "  back_init();",
+    "  for (var i4 = 0u; i4 < select(0u, 3u * H4, live); i4++) { back_i4(i4, j0); }",
+    "  back_finish();",
+    "  workgroupBarrier();",
+    "}",
+  );
+  return lines;
+}
+
+/** Partial sums of an output unit quad: units 4q+i (i < 4), sequences 4·s4 .. +3. */
+const pacc = (i: number, s4: number) => `pacc_${i}_${s4}`;
+
+/**
+ * W_hhᵀ · dgh from the gate gradients each invocation holds ("partial sums", see BackwardProduct):
+ * back_partial(q, j0) sums its 3·UNITS gate rows for units 4q .. 4q+3 into part_sh[lane], and
+ * after a barrier back_reduce(j0) adds the LANES partial sums of its units to dh.
+ */
+function partialSumsProduct(t: GruTile): string[] {
+  const seqs = range(t.seq / 4);
+  const lines = [
+    "var<workgroup> part_sh: array<vec4<f32>, LANES * H * SEQ4>;",
+    "fn back_partial(q: u32, j0: u32) {",
+  ];
+  for (const i of range(4)) {
+    for (const s4 of seqs) lines.push(`  var ${pacc(i, s4)} = vec4<f32>(0.0);`);
+  }
+  GATES.forEach((g, gi) => {
+    for (const u of range(t.units)) {
+      lines.push("  {", `    let w = w_hh[(${gi}u * H + min(j0 + ${u}u, H - 1u)) * H4 + q];`);
+      for (const i of range(4)) {
+        for (const s4 of seqs) {
+          const a = pacc(i, s4);
+          lines.push(`    ${a} = fma(vec4<f32>(w.${XYZW[i]}), ${gg(g, u, s4)}, ${a});`);
+        }
+      }
+      lines.push("  }");
+    }
+  });
+  for (const i of range(4)) {
+    for (const s4 of seqs) {
+      lines.push(
+        `  part_sh[((j0 / UNITS) * H + 4u * q + ${i}u) * SEQ4 + ${s4}u] = ${pacc(i, s4)};`,
+      );
+    }
+  }
+  lines.push("}", "fn back_reduce(j0: u32) {");
+  for (const u of range(t.units)) {
+    for (const s4 of seqs) lines.push(`  var sum_${u}_${s4} = vec4<f32>(0.0);`);
+  }
+  lines.push("  for (var l = 0u; l < LANES; l++) {");
+  for (const u of range(t.units)) {
+    for (const s4 of seqs) {
+      lines.push(
+        `    sum_${u}_${s4} += part_sh[(l * H + min(j0 + ${u}u, H - 1u)) * SEQ4 + ${s4}u];`,
+      );
+    }
+  }
+  lines.push("  }");
+  for (const u of range(t.units)) {
+    for (const s4 of seqs) lines.push(`  ${dh(u, s4)} += sum_${u}_${s4};`);
+  }
+  lines.push(
+    "}",
+    "fn back_step(live: bool, j0: u32) {",
+    "  for (var q = 0u; q < select(0u, H4, live); q++) { back_partial(q, j0); }",
+    "  workgroupBarrier();",
+    "  if (live) { back_reduce(j0); }",
+    "  workgroupBarrier();",
+    "}",
+  );
   return lines;
 }
 
 /** The declaration of w_hh and the functions gru_tiled_backward.wgsl calls. */
-export function tiledBackwardFunctions(t: GruTile, weights: WeightsBinding): string {
+export function tiledBackwardFunctions(
+  t: GruTile,
+  weights: WeightsBinding,
+  product: BackwardProduct,
+): string {
   return [
     weightsDeclaration(1, weights),
     ...carryMoves(t),
     ...biasGradStores(t),
     ...backwardUpdate(t),
-    ...backwardProduct(t),
+    ...(product === "partial sums" ? partialSumsProduct(t) : sharedGradientsProduct(t)),
     "",
   ].join("\n");
 }
