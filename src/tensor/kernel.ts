@@ -136,6 +136,25 @@ export function declareKernel<P extends string = never, B extends string = never
   return k;
 }
 
+/**
+ * Kernels whose source is generated per key (a slot count, a tile shape…), each built on first
+ * use. The `registered` keys' kernels are declared for the declaration check; the others are
+ * generated alike.
+ */
+export function generatedKernels<K>(
+  declaration: (key: K) => KernelDeclaration<string, string>,
+  name: (key: K) => string,
+  registered: readonly K[],
+): (key: K) => Kernel<string, string> {
+  const made = new Map<string, Kernel<string, string>>();
+  for (const key of registered) made.set(name(key), declareKernel(declaration(key)));
+  return (key) => {
+    let k = made.get(name(key));
+    if (!k) made.set(name(key), k = new Kernel(declaration(key)));
+    return k;
+  };
+}
+
 /** Every kernel declared by the modules loaded so far. */
 export function declaredKernels(): readonly Kernel<string, string>[] {
   return declared;

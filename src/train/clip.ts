@@ -4,7 +4,13 @@ import shader from "../../shaders/grad_norm.wgsl" with { type: "text" };
 import type { Binding } from "../gpu/gpu.ts";
 import { coalesceSparseGrads } from "../tensor/ops/embedding.ts";
 import type { Engine } from "../tensor/engine.ts";
-import { declareKernel, groupsFor, Kernel, type RowWindow, rowWindows } from "../tensor/kernel.ts";
+import {
+  declareKernel,
+  generatedKernels,
+  groupsFor,
+  type RowWindow,
+  rowWindows,
+} from "../tensor/kernel.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
 const GRAD_NORM_KERNEL = declareKernel({
@@ -74,29 +80,19 @@ fn squares${k}(chunk: u32, lid: u32) -> f32 {
   ].join("\n");
 }
 
-const partialSumsKernels = new Map<number, Kernel<string, string>>();
-
-function partialSumsKernel(
-  slots: number,
-  declare: typeof declareKernel | null = null,
-): Kernel<string, string> {
-  let k = partialSumsKernels.get(slots);
-  if (!k) {
-    const decl = {
-      name: "grad norm partial sums",
-      source: partialSumsSource(slots) + sumsShader,
-      params: Object.fromEntries(
-        range(slots).flatMap((s) => [`end${s}`, `n${s}`, `at${s}`].map((f) => [f, "u32" as const])),
-      ),
-      buffers: ["partials", ...range(slots).map((s) => `grad${s}`)],
-    };
-    k = declare ? declare(decl) : new Kernel(decl);
-    partialSumsKernels.set(slots, k);
-  }
-  return k;
-}
 // One shape is registered for the declaration test; the others are generated alike.
-partialSumsKernel(2, declareKernel);
+const partialSumsKernel = generatedKernels(
+  (slots: number) => ({
+    name: "grad norm partial sums",
+    source: partialSumsSource(slots) + sumsShader,
+    params: Object.fromEntries(
+      range(slots).flatMap((s) => [`end${s}`, `n${s}`, `at${s}`].map((f) => [f, "u32" as const])),
+    ),
+    buffers: ["partials", ...range(slots).map((s) => `grad${s}`)],
+  }),
+  String,
+  [2],
+);
 
 /**
  * The windows of each `partial_sums` dispatch, in order: gradients of at most one chunk share a

@@ -20,8 +20,8 @@ import {
   assertDType,
   assertSameShape,
   declareKernel,
+  generatedKernels,
   groupsFor,
-  Kernel,
   rowWindows,
 } from "../tensor/kernel.ts";
 import type { Engine } from "../tensor/engine.ts";
@@ -115,33 +115,23 @@ fn update${k}(i: u32) {
   ].join("\n");
 }
 
-const denseKernels = new Map<number, Kernel<string, string>>();
-
-function denseKernel(
-  slots: number,
-  declare: typeof declareKernel | null = null,
-): Kernel<string, string> {
-  let k = denseKernels.get(slots);
-  if (!k) {
-    const decl = {
-      name: "adam dense",
-      source: denseSource(slots) + updateShader,
-      params: Object.fromEntries([
-        ...HYPER_FIELDS.map((f) => [f, "f32"]),
-        ...range(slots).flatMap((s) => [[`end${s}`, "u32"], [`n${s}`, "u32"]]),
-      ]),
-      buffers: [
-        "norm",
-        ...range(slots).flatMap((s) => ["param", "grad", "m", "v"].map((b) => b + s)),
-      ],
-    };
-    k = declare ? declare(decl) : new Kernel(decl);
-    denseKernels.set(slots, k);
-  }
-  return k;
-}
 // One shape is registered for the declaration test; the others are generated alike.
-denseKernel(2, declareKernel);
+const denseKernel = generatedKernels(
+  (slots: number) => ({
+    name: "adam dense",
+    source: denseSource(slots) + updateShader,
+    params: Object.fromEntries([
+      ...HYPER_FIELDS.map((f) => [f, "f32"]),
+      ...range(slots).flatMap((s) => [[`end${s}`, "u32"], [`n${s}`, "u32"]]),
+    ]),
+    buffers: [
+      "norm",
+      ...range(slots).flatMap((s) => ["param", "grad", "m", "v"].map((b) => b + s)),
+    ],
+  }),
+  String,
+  [2],
+);
 
 /** Tensors one `dense` dispatch binds: four bindings each, beside the norm's. */
 function tensorsPerDispatch(e: Engine): number {

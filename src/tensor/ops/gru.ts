@@ -9,7 +9,7 @@ import forwardShader from "../../../shaders/gru_forward.wgsl" with { type: "text
 import backwardShader from "../../../shaders/gru_backward.wgsl" with { type: "text" };
 import tiledForwardShader from "../../../shaders/gru_tiled_forward.wgsl" with { type: "text" };
 import tiledBackwardShader from "../../../shaders/gru_tiled_backward.wgsl" with { type: "text" };
-import { assertDType, declareKernel, Kernel } from "../kernel.ts";
+import { assertDType, declareKernel, generatedKernels } from "../kernel.ts";
 import type { Engine } from "../engine.ts";
 import type { Binding } from "../../gpu/gpu.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
@@ -104,47 +104,45 @@ function boundWeights(e: Engine, wHH: Tensor, weights: WeightsBinding) {
 
 const UNIFORM_COPY = GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
 
-const tiledKernels = new Map<string, Kernel<string, string>>();
+/** A tiled kernel's shape: direction, variant, hidden size, where it reads W_hh from and (the
+ * backward) how it forms W_hhᵀ · dgh. */
+interface TiledShape {
+  direction: "forward" | "backward";
+  v: GruVariant;
+  hidden: number;
+  weights: WeightsBinding;
+  product?: BackwardProduct;
+}
 
 /**
- * The tiled kernel of a direction for a variant, hidden size, where it reads W_hh from and (the
- * backward) how it forms W_hhᵀ · dgh, compiled on first use.
+ * The tiled kernel of a shape, compiled on first use; those at the default shape are declared so
+ * that the declaration check reads their sources (other shapes compile the same text with other
+ * constants).
  */
-function tiledKernel(
-  direction: "forward" | "backward",
-  v: GruVariant,
-  hidden: number,
-  declare: typeof declareKernel | null = null,
-  weights: WeightsBinding = "storage",
-  product: BackwardProduct = "shared gradients",
-): Kernel<string, string> {
-  const key = `${direction}|${v.name}|${hidden}|${weights}|${product}`;
-  let k = tiledKernels.get(key);
-  if (!k) {
-    const src = TILED_SOURCES[direction];
-    const fns = direction === "forward"
-      ? tiledForwardFunctions(v, weights)
-      : tiledBackwardFunctions(v, weights, product);
-    const decl = {
-      name: src.name,
-      source: tiledConstants(v, hidden) + fns + src.text,
-      params: GRU_PARAMS,
-      buffers: direction === "forward" ? FORWARD_BUFFERS : BACKWARD_BUFFERS,
-    };
-    k = declare ? declare(decl) : new Kernel(decl);
-    tiledKernels.set(key, k);
-  }
-  return k;
-}
-
-// Declared once at the default shape, so that the declaration check reads their sources; other
-// shapes compile the same text with other constants.
-for (const weights of ["uniform", "storage"] as const) {
-  tiledKernel("forward", GRU_VARIANTS[1], 64, declareKernel, weights);
-  for (const product of ["partial sums", "shared gradients"] as const) {
-    tiledKernel("backward", GRU_VARIANTS[1], 64, declareKernel, weights, product);
-  }
-}
+const tiledKernel = generatedKernels<TiledShape>(
+  ({ direction, v, hidden, weights, product }: TiledShape) => ({
+    name: TILED_SOURCES[direction].name,
+    source: tiledConstants(v, hidden) +
+      (direction === "forward"
+        ? tiledForwardFunctions(v, weights)
+        : tiledBackwardFunctions(v, weights, product ?? "shared gradients")) +
+      TILED_SOURCES[direction].text,
+    params: GRU_PARAMS,
+    buffers: direction === "forward" ? FORWARD_BUFFERS : BACKWARD_BUFFERS,
+  }),
+  ({ direction, v, hidden, weights, product }: TiledShape) =>
+    `${direction}|${v.name}|${hidden}|${weights}|${product ?? ""}`,
+  (["uniform", "storage"] as const).flatMap((weights) => [
+    { direction: "forward" as const, v: GRU_VARIANTS[1], hidden: 64, weights },
+    ...(["partial sums", "shared gradients"] as const).map((product) => ({
+      direction: "backward" as const,
+      v: GRU_VARIANTS[1],
+      hidden: 64,
+      weights,
+      product,
+    })),
+  ]),
+);
 
 /** The variant this engine's GRUs run: tiled on a software adapter, lanes on a GPU. */
 export const GRU_CHOICE = new VariantChoice("GRU", GRU_VARIANTS, {
@@ -345,7 +343,7 @@ export function gruSequence(
   const params = { batch, steps, hidden };
   const weights = weightsFor(e, variant, hidden);
   const kernel = tiled
-    ? tiledKernel("forward", variant, hidden, null, weights)
+    ? tiledKernel({ direction: "forward", v: variant, hidden, weights })
     : GRU_FORWARD_KERNEL;
   const per = opts.stepsPerPass ?? gruStepsPerPass(hidden, false, variant);
   if (batch * steps > 0) {
@@ -412,14 +410,13 @@ function gruBackward(
   const weights = weightsFor(e, variant, hidden);
   const maxShared = Number(e.gpu.limits.maxComputeWorkgroupStorageSize);
   const kernel = tiled
-    ? tiledKernel(
-      "backward",
-      variant,
+    ? tiledKernel({
+      direction: "backward",
+      v: variant,
       hidden,
-      null,
       weights,
-      backwardProduct(variant, hidden, maxShared),
-    )
+      product: backwardProduct(variant, hidden, maxShared),
+    })
     : GRU_BACKWARD_KERNEL;
   if (batch * steps > 0) {
     const w = boundWeights(e, wHH, weights);
