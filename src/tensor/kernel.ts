@@ -137,6 +137,18 @@ export function declareKernel<P extends string = never, B extends string = never
 }
 
 /**
+ * How many pieces a software adapter splits work into (row chunks, reduction slices): about 16 a
+ * core. llvmpipe runs workgroups on its few threads with a cost for each besides its work, so
+ * more pieces only add that cost, and fewer leave a core idle at the end.
+ */
+export function softwarePieces(): number {
+  return 16 * navigator.hardwareConcurrency;
+}
+
+/** 0, 1, …, n − 1: the slots, units or rows a generated kernel source is unrolled over. */
+export const range = (n: number): number[] => [...Array(n).keys()];
+
+/**
  * Kernels whose source is generated per key (a slot count, a tile shape…), each built on first
  * use. The `registered` keys' kernels are declared for the declaration check; the others are
  * generated alike.

@@ -8,6 +8,7 @@ import {
   declareKernel,
   generatedKernels,
   groupsFor,
+  range,
   type RowWindow,
   rowWindows,
 } from "../tensor/kernel.ts";
@@ -22,8 +23,6 @@ const GRAD_NORM_KERNEL = declareKernel({
 
 /** Elements one workgroup of `partial_sums` covers (its 256 threads × PER_THREAD). */
 const CHUNK = 256 * 16;
-
-const range = (n: number) => [...Array(n).keys()];
 
 /**
  * `partial_sums` over `slots` gradients, each at its own binding: workgroups [end(k−1), end(k))

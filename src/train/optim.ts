@@ -22,6 +22,7 @@ import {
   declareKernel,
   generatedKernels,
   groupsFor,
+  range,
   rowWindows,
 } from "../tensor/kernel.ts";
 import type { Engine } from "../tensor/engine.ts";
@@ -59,8 +60,6 @@ const HYPER_FIELDS = [
   "invSqrtBc2",
   "maxNorm",
 ] as const;
-
-const range = (n: number) => [...Array(n).keys()];
 
 /**
  * The `dense` step of `slots` tensors, each with its parameter, gradient and moments at its own

@@ -3,6 +3,7 @@
  * an invocation's tile of units × sequences: llvmpipe keeps named variables in registers, where
  * an array indexed in a loop would live in memory and be loaded lane by lane.
  */
+import { range } from "../kernel.ts";
 
 /** A tile: `units` hidden units (a multiple of 4) of `seq` sequences (a multiple of 4). */
 export interface GruTile {
@@ -13,7 +14,6 @@ export interface GruTile {
 const GATES = ["r", "z", "n"] as const;
 const XYZW = ["x", "y", "z", "w"] as const;
 
-const range = (n: number) => [...Array(n).keys()];
 /** Accumulator of gate g, unit u, sequences 4·s4 .. +3. */
 const acc = (g: string, u: number, s4: number) => `acc_${g}_${u}_${s4}`;
 /** The own state of unit u, sequences 4·s4 .. +3. */

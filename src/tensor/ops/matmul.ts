@@ -8,7 +8,7 @@ import reduceShader from "../../../shaders/matmul_reduce.wgsl" with { type: "tex
 import type { GpuAllocation } from "../../gpu/allocator.ts";
 import { type BufferWindow, grid2d } from "../../gpu/gpu.ts";
 import type { Engine } from "../engine.ts";
-import { assertDType, declareKernel, groupsFor } from "../kernel.ts";
+import { assertDType, declareKernel, groupsFor, softwarePieces } from "../kernel.ts";
 import { numel, ShapeError, shapeString, type Tensor } from "../tensor.ts";
 
 /** The product kernels' uniform: sizes, strides and origins (see matmul.wgsl). */
@@ -353,7 +353,7 @@ const MAX_SLICE_K = 4096;
  * sum, so two workgroups per core do there (the LM's weight gradients: ~8% faster on 2 cores).
  */
 function splitBelowTiles(e: Engine): number {
-  return e.gpu.isSoftware ? 16 * navigator.hardwareConcurrency : 256;
+  return e.gpu.isSoftware ? softwarePieces() : 256;
 }
 
 function multiply(e: Engine, p: Product): void {

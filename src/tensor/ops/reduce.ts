@@ -7,7 +7,14 @@ import reduceShader from "../../../shaders/reduce.wgsl" with { type: "text" };
 import columnShader from "../../../shaders/column_sum.wgsl" with { type: "text" };
 import broadcastShader from "../../../shaders/broadcast.wgsl" with { type: "text" };
 import type { Engine } from "../engine.ts";
-import { assertDType, declareKernel, groupsFor, type RowWindow, rowWindows } from "../kernel.ts";
+import {
+  assertDType,
+  declareKernel,
+  groupsFor,
+  type RowWindow,
+  rowWindows,
+  softwarePieces,
+} from "../kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
 import { columnChunkGrid, dispatchWindowed } from "./windowed.ts";
 
@@ -184,7 +191,7 @@ export interface ColumnChunks {
  * (see chunkRowsFor in windowed.ts; a CoLES batch's bias gradient took 200 chunks of 32 rows).
  */
 export function columnChunks(e: Engine, rows: number, cols: number): ColumnChunks {
-  const most = e.gpu.isSoftware ? 16 * navigator.hardwareConcurrency : 1024;
+  const most = e.gpu.isSoftware ? softwarePieces() : 1024;
   const target = Math.max(1, Math.min(Math.ceil(rows / 32), Math.floor(2 ** 18 / cols), most));
   const chunkRows = Math.max(1, Math.ceil(rows / target));
   let chunk0 = 0;

@@ -7,7 +7,7 @@
 import type { Binding } from "../../gpu/gpu.ts";
 import type { Engine } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
-import { groupsFor, type Kernel, type KernelCall, rowWindows } from "../kernel.ts";
+import { groupsFor, type Kernel, type KernelCall, rowWindows, softwarePieces } from "../kernel.ts";
 
 /** A windowed kernel's call: its parameters `n` (items in the window) and `first` come from it. */
 export type WindowedCall<P extends string, B extends string> =
@@ -73,6 +73,6 @@ export function chunkRowsFor(engine: Engine, rows: number): number {
   if (!engine.gpu.isSoftware) return fewest;
   return Math.max(
     fewest,
-    Math.min(Math.ceil(rows / (16 * navigator.hardwareConcurrency)), 1 << 15),
+    Math.min(Math.ceil(rows / softwarePieces()), 1 << 15),
   );
 }
