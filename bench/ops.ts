@@ -103,6 +103,19 @@ async function timeMatmul(e: Engine, c: MatmulCase, kernel: MatmulKernel, repeat
   }
 }
 
+/** The fastest of the four 1024³ products, timed now: the best rate the engine's matmul reaches. */
+export async function bestMatmulRate(e: Engine, repeats = 3): Promise<{
+  product: string;
+  gflops: number;
+}> {
+  let best = { product: "", gflops: 0 };
+  for (const c of matmulCases().filter((c) => c.a[0] === 1024)) {
+    const gflops = c.flops / (await timeMatmul(e, c, "auto", repeats)) / 1e6;
+    if (gflops > best.gflops) best = { product: c.product, gflops };
+  }
+  return best;
+}
+
 export interface OpsOptions {
   repeats?: number;
   /** Called after each measurement, for progress output. */

@@ -9,7 +9,7 @@ import { Engine } from "../src/tensor/engine.ts";
 import "../src/tensor/ops/mod.ts";
 import { type EventBatch, randomSlices, wholeSequences } from "../src/data/event_batches.ts";
 import { eventObjectiveOf } from "../src/loss/event_objectives.ts";
-import { EventEncoder } from "../src/models/event_encoder.ts";
+import { EventEncoder, eventFeatureWidth } from "../src/models/event_encoder.ts";
 import { seededRandom } from "../src/tensor/random.ts";
 import { optimiserStep, PipelinedSteps } from "../src/train/loop.ts";
 import { Adam } from "../src/train/optim.ts";
@@ -29,11 +29,15 @@ import {
   formatTable,
   writeResult,
 } from "../bench/util.ts";
+import { bestMatmulRate } from "../bench/ops.ts";
 import { peerEnv, pythonWithTorch, ServingPeer } from "../bench/python.ts";
 import { positiveInt, runMain } from "./cli.ts";
 import { GRU_CHOICE } from "../src/tensor/ops/gru.ts";
 
 const PEER = fileURLToPath(new URL("../bench/peer/torch_coles.py", import.meta.url));
+
+/** The README's goal for CoLES: at least this fraction of the peer's clients/s. */
+const PEER_GOAL = 0.7;
 
 const HELP = `Usage: deno task bench:ssl [flags]
 
@@ -77,6 +81,42 @@ interface Row {
   gru?: string;
   /** With --profile: the most expensive kernels, milliseconds and calls per step. */
   kernels?: { kernel: string; ms_per_step: number; calls_per_step: number }[];
+  /** With --profile: milliseconds a step in GRU and matmul kernels, all of them. */
+  gru_matmul_ms_per_step?: number;
+}
+
+/**
+ * What CoLES's products cost at the engine's best matmul rate, against the step the goal allows:
+ * a step cannot be shorter on this adapter unless its GRU outruns a 1024³ matmul.
+ */
+interface ArithmeticFloor {
+  mflop_per_step: number;
+  best_matmul: { product: string; gflops: number };
+  arithmetic_ms: number;
+  step_ms: number;
+  /** The peer's step over PEER_GOAL (with --peer). */
+  goal_ms: number | null;
+  /** With --profile: the GRU and matmul kernels' milliseconds a step, and their GFLOP/s. */
+  kernels_ms: number | null;
+  kernels_gflops: number | null;
+  /**
+   * With --profile and --peer: the GFLOP/s the products would need for the goal if the rest of
+   * the step (step_ms - kernels_ms) stayed as it is; null if the rest alone exceeds the goal.
+   */
+  needed_gflops: number | null;
+}
+
+/**
+ * FLOPs of a CoLES step's products, padding excluded: the GRU's input and recurrent weights each
+ * forward, input gradient and weight gradient (3 · 2 · events · 3·hidden · (width + hidden)),
+ * and the slices' similarity matrix forward and its two gradients (3 · 2 · rows² · hidden).
+ */
+function colesFlops(batches: EventBatch[], width: number, hidden: number): number {
+  const each = batches.map((b) => {
+    const events = b.lengths.reduce((a, l) => a + l, 0);
+    return 18 * events * hidden * (width + hidden) + 6 * b.rows * b.rows * hidden;
+  });
+  return each.reduce((a, f) => a + f, 0) / each.length;
 }
 
 function batchesFor(
@@ -155,6 +195,7 @@ async function benchMethod(
     });
     const seconds = blockSeconds.reduce((a, b) => a + b, 0);
     await engine.gpu.sync();
+    const report = engine.gpu.profiler?.report();
     return {
       method,
       clients_per_second: clients / seconds,
@@ -163,11 +204,14 @@ async function benchMethod(
       peak_bytes: engine.gpu.allocator.peakReservedBytes,
       estimate_bytes: estimateSslFor(engine, { ...c, method }, cached!, teacher ? config : null)
         .step,
-      kernels: engine.gpu.profiler?.report().slice(0, 12).map((k) => ({
+      kernels: report?.slice(0, 12).map((k) => ({
         kernel: k.kernel,
         ms_per_step: k.totalMs / steps,
         calls_per_step: k.count / steps,
       })),
+      gru_matmul_ms_per_step: report && report
+            .filter((k) => /^(gru|matmul) /.test(k.kernel))
+            .reduce((a, k) => a + k.totalMs, 0) / steps,
     };
   } finally {
     model.dispose();
@@ -343,18 +387,77 @@ async function main(args: string[]): Promise<number> {
     // The same batches on both sides: a round's ratio is the peer's seconds over ours.
     const byRound = peer && coles && formatRoundRatios(coles.block_seconds, peer.block_seconds);
     if (byRound) console.log(`coles: ×peer by round ${byRound}`);
+    const floor = coles && c.encoder === "gru"
+      ? await arithmeticFloor(engine, c, slices.slice(warmup), coles, peer)
+      : null;
+    if (floor) console.log(formatFloor(floor));
     if (values.profile) console.log(`\n${formatKernelTables(rows)}`);
     const path = await writeResult(values.profile ? "ssl-profile" : "ssl", engine.gpu.adapterName, {
       settings: { ...c, steps, warmup, rounds: peer ? rounds : 1 },
       rows,
       peer,
       peers,
+      floor,
     });
     console.error(`wrote ${path}`);
     return 0;
   } finally {
     engine.destroy();
   }
+}
+
+async function arithmeticFloor(
+  engine: Engine,
+  c: SslConfig,
+  timed: EventBatch[],
+  coles: Row,
+  peer: PeerFigures | null,
+): Promise<ArithmeticFloor> {
+  console.error("the engine's best matmul rate (1024³ products)…");
+  const flops = colesFlops(
+    timed,
+    eventFeatureWidth(encoderConfigOf(c, cached!.sequences)),
+    c.hidden,
+  );
+  const best = await bestMatmulRate(engine);
+  const kernels = coles.gru_matmul_ms_per_step ?? null;
+  const goal = peer && (peer.seconds / peer.steps) * 1000 / PEER_GOAL;
+  const left = goal !== null && kernels !== null
+    ? goal - (coles.seconds_per_step * 1000 - kernels)
+    : 0;
+  return {
+    mflop_per_step: flops / 1e6,
+    best_matmul: best,
+    arithmetic_ms: flops / best.gflops / 1e6,
+    step_ms: coles.seconds_per_step * 1000,
+    goal_ms: goal,
+    kernels_ms: kernels,
+    kernels_gflops: kernels && flops / kernels / 1e6,
+    needed_gflops: left > 0 ? flops / left / 1e6 : null,
+  };
+}
+
+function formatFloor(f: ArithmeticFloor): string {
+  const ms = (x: number) => `${x.toFixed(1)} ms`;
+  return [
+    `coles: ${f.mflop_per_step.toFixed(0)} MFLOP a step in its products (GRU over the events, `,
+    `slice similarities); at this run's best matmul rate (1024³ ${f.best_matmul.product}, `,
+    `${f.best_matmul.gflops.toFixed(1)} GFLOP/s) they alone take ${ms(f.arithmetic_ms)}; `,
+    f.goal_ms === null ? "" : `${PEER_GOAL}× the peer allows ${ms(f.goal_ms)} a step; `,
+    `ours took ${ms(f.step_ms)}`,
+    f.kernels_ms === null
+      ? ""
+      : `, ${ms(f.kernels_ms)} of it in GRU and matmul kernels (${
+        f.kernels_gflops!.toFixed(1)
+      } GFLOP/s)`,
+    f.goal_ms === null || f.kernels_ms === null
+      ? ""
+      : f.needed_gflops === null
+      ? "; the rest of the step alone exceeds the goal's"
+      : `; with the rest of the step as it is, the goal needs them at ${
+        f.needed_gflops.toFixed(1)
+      } GFLOP/s`,
+  ].join("");
 }
 
 /** Per method, where its step's kernel time goes (from --profile). */

@@ -40,6 +40,11 @@ export interface EventEncoderConfig {
   maxLen: number;
 }
 
+/** Floats per event that EventFeatures produces: every field's embedding, then the numerics. */
+export function eventFeatureWidth(c: EventEncoderConfig): number {
+  return c.vocabs.length * c.categoryDim + c.numericDim;
+}
+
 /** Per event: field embeddings and projected numerics, concatenated → [rows · steps, width]. */
 export class EventFeatures extends Module {
   readonly tables: Tensor[];
@@ -60,7 +65,7 @@ export class EventFeatures extends Module {
     });
     this.tables.forEach((t, k) => (this.params[`field${k}`] = t));
     this.children = { numeric: this.numeric };
-    this.width = c.vocabs.length * c.categoryDim + c.numericDim;
+    this.width = eventFeatureWidth(c);
   }
 
   /**
