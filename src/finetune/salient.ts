@@ -15,6 +15,7 @@ import { declareKernel, groupsFor } from "../tensor/kernel.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
 import { reshape } from "../tensor/ops/shape.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
+import { LOOP_BUDGET } from "../gpu/device.ts";
 
 const COLUMNS_KERNEL = declareKernel({
   name: "gift-sw column stats",
@@ -23,8 +24,8 @@ const COLUMNS_KERNEL = declareKernel({
   buffers: ["x", "stats"],
 });
 
-/** Tokens one pass of the column loop walks: half of llvmpipe's 65,535 iterations. */
-const TOKENS_PER_PASS = 32768;
+/** Tokens one pass of the column loop walks. */
+const TOKENS_PER_PASS = LOOP_BUDGET;
 
 /** Per input column: the largest |x| and Σ|x|^ρ over every token seen. */
 export interface ColumnStats {

@@ -60,6 +60,12 @@ export interface AcquireOptions {
   timestamps?: boolean;
 }
 
+/**
+ * Loop iterations one invocation may run in a dispatch: half of llvmpipe's cap, which counts the
+ * iterations of all of an invocation's loops together and silently ends them past ~65,535.
+ */
+export const LOOP_BUDGET = 32768;
+
 /** The variable Deno reads, on every adapter request, to pick the WebGPU backends it tries. */
 export const BACKEND_VARIABLE = "DENO_WEBGPU_BACKEND";
 /**

@@ -45,6 +45,7 @@ import {
   type NegativeSpec,
   withNegatives,
 } from "./negatives.ts";
+import { LOOP_BUDGET } from "../gpu/device.ts";
 
 export interface CceSampledOptions {
   /** Add the sampler's logQ correction −log(K·q_id) to negative logits (see logQOf). */
@@ -61,8 +62,6 @@ export interface CceOptions {
 
 /** Widest rows: a step of any kernel stays a small share of the loop budget. */
 const MAX_D = 4096;
-/** Loop iterations one invocation may spend in a pass: half of llvmpipe's cap, for margin. */
-const LOOP_BUDGET = 32768;
 /** Slots the CCE- kernels sum apart before adding into a position's total (cce_sampled.wgsl). */
 const BLOCK = 64;
 /** Positions (or items) per invocation and items (or positions) per tile of the full kernels. */

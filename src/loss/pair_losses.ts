@@ -8,6 +8,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { ShapeError, shapeString } from "../tensor/tensor.ts";
 import { assertDType, declareKernel, groupsFor } from "../tensor/kernel.ts";
 import { columnSums } from "../tensor/ops/reduce.ts";
+import { LOOP_BUDGET } from "../gpu/device.ts";
 
 const PAIR_LOSSES_KERNEL = declareKernel({
   name: "pair losses",
@@ -27,8 +28,6 @@ const MODES = { margin: 0, infonce: 1, siglip: 2 } as const;
 export type PairLossMode = keyof typeof MODES;
 /** The kernel keeps at most this many hard negatives per row. */
 export const MAX_HARD_NEGATIVES = 16;
-/** Loop iterations one invocation may spend: half of llvmpipe's 65,535. */
-const ITERATION_BUDGET = 32768;
 
 export interface PairLossOptions {
   mode: PairLossMode;
@@ -61,7 +60,7 @@ function check(sim: Tensor, o: PairLossOptions): void {
   if (!(Number.isInteger(negatives) && negatives >= 0 && negatives <= MAX_HARD_NEGATIVES)) {
     throw new RangeError(`pairLoss: negatives ${negatives} is outside [0, ${MAX_HARD_NEGATIVES}]`);
   }
-  if (cols * (3 + negatives) > ITERATION_BUDGET) {
+  if (cols * (3 + negatives) > LOOP_BUDGET) {
     throw new RangeError(`pairLoss: ${cols} columns is over one invocation's loop budget`);
   }
   if (o.mode === "siglip" && !o.scalars) throw new Error("pairLoss: siglip needs its scalars");

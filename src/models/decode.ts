@@ -23,6 +23,7 @@ import type { Linear } from "../nn/linear.ts";
 import type { KvCache, Llama } from "./llama.ts";
 import type { SamplingOptions } from "./sampling.ts";
 import { DecodedIds } from "./decoded_ids.ts";
+import { LOOP_BUDGET } from "../gpu/device.ts";
 
 /** The stream of the sampler's Philox draws; decode_sample.wgsl's STREAM. */
 export const SAMPLE_STREAM = 0x5a3d;
@@ -133,12 +134,6 @@ const TOKENS_KERNEL = declareKernel({
 
 /** Tokens one `tokens` dispatch decodes at most. */
 export const TOKENS_PER_DISPATCH = 64;
-/**
- * Loop iterations one invocation may run in a dispatch: half of llvmpipe's cap, which counts the
- * iterations of all of an invocation's loops together and silently ends them past ~65,535.
- */
-export const LOOP_BUDGET = 32768;
-
 /**
  * Loop iterations of the busiest invocation of the one-workgroup, whole-rows schedules (an upper
  * bound, with `cacheLength` cached positions): per layer of the `fused` schedule, and per token

@@ -33,6 +33,7 @@ import { transpose } from "../tensor/ops/transpose.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
 import { ActivationScorer, assertCriterion, type Criterion, scoresHost } from "./criteria.ts";
 import { fitLearnable, type FitOptions, type Keep, type LearnedMitigation } from "./learnable.ts";
+import { LOOP_BUDGET } from "../gpu/device.ts";
 
 /** The mitigations fitted from calibration batches, and whether each needs an optimiser. */
 const CALIBRATED = ["median-static", "smoothquant", "learn-shift", "learn-scale-shift"];
@@ -72,9 +73,6 @@ export function parseSparsity(text: string): Sparsity {
     `sparsity ${text}: expected N:M (e.g. 8:16) or uP, P% unstructured (e.g. u50)`,
   );
 }
-
-/** Loop iterations one invocation may spend: half of llvmpipe's 65,535, as src/sparse does. */
-const LOOP_BUDGET = 32768;
 
 /**
  * Pruned activations are never stored, so the compact combinatorial code buys nothing; a position

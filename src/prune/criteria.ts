@@ -16,12 +16,10 @@
 import type { Engine } from "../tensor/engine.ts";
 import { assertDType, declareKernel, groupsFor } from "../tensor/kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
+import { LOOP_BUDGET } from "../gpu/device.ts";
 
 export const CRITERIA = ["magnitude", "weight-aware", "variance", "clact", "amber"] as const;
 export type Criterion = typeof CRITERIA[number];
-
-/** Loop iterations one invocation may spend: half of llvmpipe's 65,535, as src/sparse does. */
-const LOOP_BUDGET = 32768;
 
 const SCORES_SHADER = /* wgsl */ `
 // Activation-pruning scores of x [tokens, features] (src/prune/criteria.ts).

@@ -21,8 +21,9 @@ import {
 import { ShapeError, type Tensor } from "../tensor/tensor.ts";
 import { VariantChoice } from "../tensor/variants.ts";
 import { withNmReader } from "./gathered_dot.ts";
-import { LOOP_BUDGET, type Product, productParams } from "./operands.ts";
+import { type Product, productParams } from "./operands.ts";
 import { decodeTableBuffer, hasMaskTable } from "./tables.ts";
+import { LOOP_BUDGET } from "../gpu/device.ts";
 
 /** Kept positions a workgroup decodes into workgroup memory at a time (4 KiB). */
 const KC = 1024;

@@ -16,9 +16,10 @@ import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
 import type { NmTensor } from "./format.ts";
 import { withGatheredDot, withNmReader } from "./gathered_dot.ts";
 import { sparseGemvForward } from "./gemv.ts";
-import { checkOperands, LOOP_BUDGET, type Product, productParams } from "./operands.ts";
+import { checkOperands, type Product, productParams } from "./operands.ts";
 import { sparseTiledForward } from "./tiled.ts";
 import { decodeTableBuffer, hasMaskTable } from "./tables.ts";
+import { LOOP_BUDGET } from "../gpu/device.ts";
 
 const SPARSE_MATMUL_KERNEL = declareKernel({
   name: "sparse matmul",

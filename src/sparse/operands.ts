@@ -7,9 +7,7 @@ import { assertDType } from "../tensor/kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
 import type { NmTensor } from "./format.ts";
 import { layoutParams } from "./prune.ts";
-
-/** Loop iterations one invocation may spend in a pass: half of llvmpipe's 65,535, for margin. */
-export const LOOP_BUDGET = 32768;
+import { LOOP_BUDGET } from "../gpu/device.ts";
 
 export interface Product {
   e: Engine;

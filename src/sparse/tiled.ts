@@ -12,8 +12,9 @@ import { fastest, timeVariants } from "../tensor/ops/gemv.ts";
 import { VariantChoice } from "../tensor/variants.ts";
 import { ShapeError, type Tensor } from "../tensor/tensor.ts";
 import { withNmReader } from "./gathered_dot.ts";
-import { LOOP_BUDGET, type Product, productParams } from "./operands.ts";
+import { type Product, productParams } from "./operands.ts";
 import { decodeTableBuffer, hasMaskTable } from "./tables.ts";
+import { LOOP_BUDGET } from "../gpu/device.ts";
 
 /** The invocation grid (WGC × WGD), each invocation's tile (RC × RD) and the chunk K. */
 export interface SparseTiledVariant {

@@ -17,10 +17,10 @@ import {
   FusedDecoder,
   gpuSamplerBlocker,
   laneIterations,
-  LOOP_BUDGET,
   SAMPLE_STREAM,
 } from "../../src/models/decode.ts";
 import { generate } from "../../src/models/generate.ts";
+import { LOOP_BUDGET } from "../../src/gpu/device.ts";
 import { sampleToken } from "../../src/models/sampling.ts";
 import { randomUniform } from "../../src/tensor/random.ts";
 import { matmul } from "../../src/tensor/ops/matmul.ts";

@@ -14,6 +14,7 @@ import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
 import { withRandom } from "../random.ts";
 import { dropoutThreshold } from "./dropout.ts";
 import { assertCounterWord } from "./random.ts";
+import { LOOP_BUDGET } from "../../gpu/device.ts";
 
 /** attention_common.wgsl's uniform. */
 const ATTENTION_PARAMS = {
@@ -100,11 +101,6 @@ const REGISTER_KERNELS = new Map(REGISTER_HEAD_DIMS.map((dh) => [dh, registerKer
  */
 export type AttentionKernels = "registers" | "generic";
 
-/**
- * Loop iterations one invocation may run: half of llvmpipe's cap, which counts all of an
- * invocation's loops together and silently ends them past ~65,535.
- */
-const LOOP_BUDGET = 32768;
 /** Queries per step of the register dk/dv kernel (RQ in attention_dkv_regs.wgsl). */
 const REGISTER_QUERY_STEP = 4;
 

@@ -19,6 +19,7 @@ import { assertDType, declareKernel, groupsFor } from "../kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
 import { VariantChoice } from "../variants.ts";
 import { matmul } from "./matmul.ts";
+import { LOOP_BUDGET } from "../../gpu/device.ts";
 
 /** "split" and "rows" take W [out, in]; "cols" takes Wᵀ [in, out]. */
 export type GemvShape = "split" | "rows" | "cols";
@@ -67,9 +68,6 @@ const GEMV_KERNELS = new Map(GEMV_SIZES.map(declareGemv));
 export const GEMV_VARIANTS: readonly GemvVariant[] = [...GEMV_KERNELS.values()].map((v) =>
   v.variant
 );
-
-/** Loop iterations one invocation may spend: half of llvmpipe's 65,535, for margin. */
-const LOOP_BUDGET = 32768;
 
 /** The engine's GEMV variant for W [out, in]: "rows" on a CPU adapter, "split" on a GPU. */
 export const GEMV_CHOICE = new VariantChoice("GEMV", GEMV_VARIANTS, {

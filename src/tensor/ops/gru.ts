@@ -27,6 +27,7 @@ import {
   type WeightsBinding,
   weightsBinding,
 } from "./gru_tiled.ts";
+import { LOOP_BUDGET } from "../../gpu/device.ts";
 
 const GRU_PARAMS = { batch: "u32", steps: "u32", hidden: "u32", t0: "u32", t1: "u32" } as const;
 const FORWARD_BUFFERS = ["gx", "w_hh", "b_ih", "b_hh", "seqs", "hs", "work", "hprev"] as const;
@@ -155,8 +156,6 @@ export const GRU_MAX_HIDDEN = 256;
 const WG = 64;
 /** Sequences per workgroup of every variant (the lanes of two vec4 in the kernels). */
 const SEQ = 8;
-/** Loop iterations one invocation may spend in a pass: half of llvmpipe's 65,535. */
-const PASS_ITERATIONS = 32768;
 
 /**
  * Time steps per pass, counting the loop iterations of an invocation per step. "lanes": ~units · H
@@ -176,7 +175,7 @@ export function gruStepsPerPass(
   } else {
     perStep = (backward ? 3 : 1) * Math.ceil(hidden / 4) + 4;
   }
-  return Math.max(1, Math.floor(PASS_ITERATIONS / perStep));
+  return Math.max(1, Math.floor(LOOP_BUDGET / perStep));
 }
 
 /** [batch, steps, hidden] of a call; gx is [B, T, 3H] padded or [Σ lengths, 3H] packed. */

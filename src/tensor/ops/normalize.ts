@@ -2,6 +2,7 @@
 import shader from "../../../shaders/l2_normalize.wgsl" with { type: "text" };
 import { assertDType, declareKernel, groupsFor } from "../kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
+import { LOOP_BUDGET } from "../../gpu/device.ts";
 
 const L2_NORMALIZE_KERNEL = declareKernel({
   name: "l2 normalize",
@@ -10,8 +11,8 @@ const L2_NORMALIZE_KERNEL = declareKernel({
   buffers: ["x", "y", "g", "dx"],
 });
 
-/** Loop iterations one invocation may spend: half of llvmpipe's 65,535. */
-const MAX_COLS = Math.floor(32768 / 3);
+/** Columns a row may have: its loops take three iterations a column. */
+const MAX_COLS = Math.floor(LOOP_BUDGET / 3);
 
 /** x [rows, cols] → each row divided by max(its L2 norm, eps). */
 export function l2Normalize(x: Tensor, eps = 1e-12): Tensor {
