@@ -6,7 +6,14 @@ import {
   SAMPLER_KINDS,
   type SamplerKind,
 } from "../loss/objectives.ts";
-import { ConfigError, flagOf, type FlagSpec, mergeResume, parseFlags } from "./flags.ts";
+import {
+  ConfigError,
+  flagsHelp,
+  type FlagSpec,
+  mergeResume,
+  parseFlags,
+  requireWholeNumbers,
+} from "./flags.ts";
 import { parseCatalog } from "../data/synthetic.ts";
 import { isPostgresUrl } from "../store/open.ts";
 
@@ -280,7 +287,7 @@ export function parseTrainArgs(args: string[], extra: Record<string, FlagSpec> =
 }
 
 function validate(c: TrainConfig): TrainConfig {
-  const positiveInts: (keyof TrainConfig)[] = [
+  requireWholeNumbers(FLAGS, c, [
     "negatives",
     "batchSize",
     "seqLen",
@@ -290,13 +297,7 @@ function validate(c: TrainConfig): TrainConfig {
     "heads",
     "patience",
     "evalEvery",
-  ];
-  for (const k of positiveInts) {
-    const v = c[k] as number;
-    if (!Number.isInteger(v) || v < 1) {
-      throw new ConfigError(`--${flagOf(FLAGS, k)} must be a whole number ≥ 1, got ${v}`);
-    }
-  }
+  ], 1);
   if (!(c.filterEps >= 0 && c.filterEps < 1)) {
     throw new ConfigError(`--filter-eps must be in [0, 1), got ${c.filterEps}`);
   }
@@ -307,11 +308,7 @@ function validate(c: TrainConfig): TrainConfig {
       `--tokens-per-batch must be 0 (off) or a whole number ≥ --seq-len ${c.seqLen}, got ${c.tokensPerBatch}`,
     );
   }
-  for (const k of ["kCore", "evalUsers", "seed"] as const) {
-    if (!Number.isInteger(c[k]) || c[k] < 0) {
-      throw new ConfigError(`--${flagOf(FLAGS, k)} must be a whole number ≥ 0, got ${c[k]}`);
-    }
-  }
+  requireWholeNumbers(FLAGS, c, ["kCore", "evalUsers", "seed"], 0);
   if (!(c.lr > 0)) throw new ConfigError(`--lr must be > 0, got ${c.lr}`);
   if (!(c.dropout >= 0 && c.dropout < 1)) {
     throw new ConfigError(`--dropout must be in [0, 1), got ${c.dropout}`);
@@ -378,15 +375,13 @@ export function resumeConfig(
 
 /** --help text: every flag with its default. */
 export function trainHelp(command = "deno task train", intro = ""): string {
-  const lines = [`Usage: ${command} [flags]`, ...(intro ? ["", intro] : []), "", "Flags:"];
-  for (const [flag, spec] of Object.entries(FLAGS)) {
-    const def = DEFAULTS[spec.key];
-    const shown = spec.shown ?? (def === null ? "none" : String(def));
-    const choices = spec.choices ? ` (${spec.choices.join("|")})` : "";
-    lines.push(`  --${flag.padEnd(14)} ${spec.help}${choices} [default: ${shown}]`);
-  }
-  lines.push(`  --${"help".padEnd(14)} print this help`);
-  return lines.join("\n");
+  return [
+    `Usage: ${command} [flags]`,
+    ...(intro ? ["", intro] : []),
+    "",
+    ...flagsHelp(FLAGS, DEFAULTS),
+  ]
+    .join("\n");
 }
 
 export { ConfigError };

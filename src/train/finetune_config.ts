@@ -2,7 +2,14 @@
 import { FINETUNE_METHODS, type FinetuneMethod } from "../finetune/adapt.ts";
 import { SALIENT_SCORES, type SalientScore } from "../finetune/salient.ts";
 import { isPostgresUrl } from "../store/open.ts";
-import { ConfigError, flagOf, type FlagSpec, parseFlags } from "./flags.ts";
+import {
+  ConfigError,
+  flagOf,
+  flagsHelp,
+  type FlagSpec,
+  parseFlags,
+  requireWholeNumbers,
+} from "./flags.ts";
 
 export interface FinetuneConfig {
   method: FinetuneMethod;
@@ -166,12 +173,8 @@ export function validateFinetune(c: FinetuneConfig): FinetuneConfig {
   if (!c.model) {
     throw new ConfigError("--model RUN|PATH is required (a language-model or SASRec run)");
   }
-  for (const k of ["steps", "bits"] as const) {
-    if (!Number.isInteger(c[k]) || c[k] < 1) {
-      throw new ConfigError(`--${flagOf(FLAGS, k)} must be a whole number ≥ 1, got ${c[k]}`);
-    }
-  }
-  const counts = [
+  requireWholeNumbers(FLAGS, c, ["steps", "bits"], 1);
+  requireWholeNumbers(FLAGS, c, [
     "stepsPerEpoch",
     "batchSize",
     "seqLen",
@@ -179,12 +182,7 @@ export function validateFinetune(c: FinetuneConfig): FinetuneConfig {
     "evalTokens",
     "evalUsers",
     "seed",
-  ] as const;
-  for (const k of counts) {
-    if (!Number.isInteger(c[k]) || c[k] < 0) {
-      throw new ConfigError(`--${flagOf(FLAGS, k)} must be a whole number ≥ 0, got ${c[k]}`);
-    }
-  }
+  ], 0);
   const per = c.stepsPerEpoch || c.steps;
   if (c.steps % per !== 0) {
     throw new ConfigError(`--steps ${c.steps} is not a multiple of --steps-per-epoch ${per}`);
@@ -216,15 +214,7 @@ export function finetuneHelp(): string {
     "every weight. Reports validation loss (LM) or validation and test NDCG@10 and HR@10",
     "(SASRec) dense, pruned and after fine-tuning.",
     "",
-    "Flags:",
+    ...flagsHelp(FLAGS, FINETUNE_DEFAULTS),
   ];
-  for (const [flag, spec] of Object.entries(FLAGS)) {
-    const def = FINETUNE_DEFAULTS[spec.key];
-    const choices = spec.choices ? ` (${spec.choices.join("|")})` : "";
-    lines.push(
-      `  --${flag.padEnd(16)} ${spec.help}${choices} [default: ${def === null ? "none" : def}]`,
-    );
-  }
-  lines.push(`  --${"help".padEnd(16)} print this help`);
   return lines.join("\n");
 }

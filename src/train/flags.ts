@@ -170,3 +170,35 @@ export function mergeResume<C extends object>(
   }
   return base as C;
 }
+
+/** A task's --help lines for its flags: each with its help, choices and default, then --help. */
+export function flagsHelp<C extends object>(
+  flags: Record<string, FlagSpec<Extract<keyof C, string>>>,
+  defaults: C,
+): string[] {
+  const width = Math.max(...Object.keys(flags).map((f) => f.length)) + 1;
+  const lines = ["Flags:"];
+  for (const [flag, spec] of Object.entries(flags)) {
+    const def = defaults[spec.key];
+    const shown = spec.shown ?? (def === null ? "none" : String(def));
+    const choices = spec.choices ? ` (${spec.choices.join("|")})` : "";
+    lines.push(`  --${flag.padEnd(width)} ${spec.help}${choices} [default: ${shown}]`);
+  }
+  lines.push(`  --${"help".padEnd(width)} print this help`);
+  return lines;
+}
+
+/** Refuses any of `keys` that is not a whole number ≥ `min`, naming its flag. */
+export function requireWholeNumbers<C extends object>(
+  flags: Record<string, FlagSpec<Extract<keyof C, string>>>,
+  config: C,
+  keys: readonly Extract<keyof C, string>[],
+  min: number,
+): void {
+  for (const key of keys) {
+    const v = config[key];
+    if (!Number.isInteger(v) || (v as number) < min) {
+      throw new ConfigError(`--${flagOf(flags, key)} must be a whole number ≥ ${min}, got ${v}`);
+    }
+  }
+}

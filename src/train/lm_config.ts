@@ -2,7 +2,14 @@
 import { isPostgresUrl } from "../store/open.ts";
 import { TEXT_TOKENIZERS, type TextTokenizerKind } from "../data/text.ts";
 import { TOKEN_OBJECTIVE_NAMES, tokenObjectiveOf } from "../loss/token_objectives.ts";
-import { ConfigError, flagOf, type FlagSpec, mergeResume, parseFlags } from "./flags.ts";
+import {
+  ConfigError,
+  flagsHelp,
+  type FlagSpec,
+  mergeResume,
+  parseFlags,
+  requireWholeNumbers,
+} from "./flags.ts";
 
 export interface LmConfig {
   data: string | null;
@@ -154,7 +161,7 @@ export function parseLmTrainArgs(args: string[]): ParsedLmArgs {
 }
 
 export function validateLm(c: LmConfig): LmConfig {
-  const positive: (keyof LmConfig)[] = [
+  requireWholeNumbers(FLAGS, c, [
     "dim",
     "layers",
     "heads",
@@ -166,18 +173,8 @@ export function validateLm(c: LmConfig): LmConfig {
     "epochs",
     "patience",
     "evalEvery",
-  ];
-  for (const k of positive) {
-    const v = c[k] as number;
-    if (!Number.isInteger(v) || v < 1) {
-      throw new ConfigError(`--${flagOf(FLAGS, k)} must be a whole number ≥ 1, got ${v}`);
-    }
-  }
-  for (const k of ["seed", "evalTokens"] as const) {
-    if (!Number.isInteger(c[k]) || c[k] < 0) {
-      throw new ConfigError(`--${flagOf(FLAGS, k)} must be a whole number ≥ 0, got ${c[k]}`);
-    }
-  }
+  ], 1);
+  requireWholeNumbers(FLAGS, c, ["seed", "evalTokens"], 0);
   if (c.dim % c.heads !== 0 || (c.dim / c.heads) % 2 !== 0) {
     throw new ConfigError(
       `--dim ${c.dim} over --heads ${c.heads} must give an even head width (rotary pairs)`,
@@ -228,15 +225,7 @@ export function lmTrainHelp(): string {
     "Trains a Llama-style decoder on a plain-text file (90% train, 10% validation) and reports",
     "validation loss in nats per token, perplexity and bits per character.",
     "",
-    "Flags:",
+    ...flagsHelp(FLAGS, LM_DEFAULTS),
   ];
-  for (const [flag, spec] of Object.entries(FLAGS)) {
-    const def = LM_DEFAULTS[spec.key];
-    const choices = spec.choices ? ` (${spec.choices.join("|")})` : "";
-    lines.push(
-      `  --${flag.padEnd(16)} ${spec.help}${choices} [default: ${def === null ? "none" : def}]`,
-    );
-  }
-  lines.push(`  --${"help".padEnd(16)} print this help`);
   return lines.join("\n");
 }

@@ -1,7 +1,16 @@
 /** The configuration of event-sequence SSL training (`deno task ssl:train`): flags and checks. */
-import { ConfigError, type FlagSpec, mergeResume, parseFlags } from "./flags.ts";
+import {
+  ConfigError,
+  flagsHelp,
+  type FlagSpec,
+  mergeResume,
+  parseFlags,
+  requireWholeNumbers,
+} from "./flags.ts";
 import { isPostgresUrl } from "../store/open.ts";
+import { MAX_SYNTHETIC_CLIENTS } from "../data/event_synthetic.ts";
 import { EVENT_OBJECTIVE_NAMES } from "../loss/event_objectives.ts";
+import { MAX_HARD_NEGATIVES } from "../loss/pair_losses.ts";
 import { GRU_MAX_HIDDEN } from "../tensor/ops/gru.ts";
 
 export interface SslConfig {
@@ -86,7 +95,11 @@ export const SSL_FLAGS: Record<string, FlagSpec<Key>> = {
   method: { key: "method", type: "string", help: "objective", choices: EVENT_OBJECTIVE_NAMES },
   data: { key: "data", type: "string", help: "transaction log (CSV/TSV) or synthetic" },
   targets: { key: "targets", type: "string", help: "client targets CSV (client id, target)" },
-  clients: { key: "clients", type: "number", help: "synthetic clients (up to 100000)" },
+  clients: {
+    key: "clients",
+    type: "number",
+    help: `synthetic clients (up to ${MAX_SYNTHETIC_CLIENTS})`,
+  },
   teacher: { key: "teacher", type: "string", help: "mlem: the CoLES run whose encoder is frozen" },
   encoder: {
     key: "encoder",
@@ -117,7 +130,7 @@ export const SSL_FLAGS: Record<string, FlagSpec<Key>> = {
   "hard-negatives": {
     key: "hardNegatives",
     type: "number",
-    help: "coles hard negatives per row (≤ 16)",
+    help: `coles hard negatives per row (≤ ${MAX_HARD_NEGATIVES})`,
   },
   temperature: { key: "temperature", type: "number", help: "InfoNCE temperature" },
   "align-weight": { key: "alignWeight", type: "number", help: "mlem weight of the SigLIP term" },
@@ -155,7 +168,7 @@ export const SSL_FLAGS: Record<string, FlagSpec<Key>> = {
 };
 
 function check(c: SslConfig): void {
-  const positive: Key[] = [
+  requireWholeNumbers(SSL_FLAGS, c, [
     "hidden",
     "categoryDim",
     "numericDim",
@@ -169,12 +182,26 @@ function check(c: SslConfig): void {
     "epochs",
     "evalEvery",
     "patience",
-  ];
-  for (const k of positive) {
-    const v = c[k] as number;
-    if (!(Number.isInteger(v) && v >= 1)) {
-      throw new ConfigError(`--${k}: ${v} is not a positive integer`);
-    }
+    "clients",
+    "hardNegatives",
+  ], 1);
+  requireWholeNumbers(SSL_FLAGS, c, ["seed"], 0);
+  if (c.clients > MAX_SYNTHETIC_CLIENTS) {
+    throw new ConfigError(`--clients must be ≤ ${MAX_SYNTHETIC_CLIENTS}, got ${c.clients}`);
+  }
+  if (c.hardNegatives > MAX_HARD_NEGATIVES) {
+    throw new ConfigError(
+      `--hard-negatives must be ≤ ${MAX_HARD_NEGATIVES} (the kernel keeps that many), got ${c.hardNegatives}`,
+    );
+  }
+  for (const k of ["temperature", "lr"] as const) {
+    if (!(c[k] > 0)) throw new ConfigError(`--${k} must be > 0, got ${c[k]}`);
+  }
+  for (const k of ["margin", "clip"] as const) {
+    if (!(c[k] >= 0)) throw new ConfigError(`--${k} must be ≥ 0, got ${c[k]}`);
+  }
+  if (!(c.alignWeight >= 0)) {
+    throw new ConfigError(`--align-weight must be ≥ 0, got ${c.alignWeight}`);
   }
   if (!EVENT_OBJECTIVE_NAMES.includes(c.method)) {
     throw new ConfigError(
@@ -190,7 +217,6 @@ function check(c: SslConfig): void {
   if (c.slices < 2 && c.method === "coles") {
     throw new ConfigError("--slices: coles needs at least 2");
   }
-  if (!(c.lr > 0)) throw new ConfigError(`--lr: ${c.lr} is not positive`);
   if (c.encoder === "gru" && c.hidden > GRU_MAX_HIDDEN) {
     throw new ConfigError(
       `--hidden ${c.hidden}: the GRU kernels hold at most ${GRU_MAX_HIDDEN} units`,
@@ -255,13 +281,7 @@ export function sslHelp(): string {
     "random encoder, and writes them to the run folder (embeddings-clients.f32/.json). A",
     "configuration whose estimated peak GPU memory is over --memory-limit is refused first.",
     "",
-    "Flags:",
+    ...flagsHelp(SSL_FLAGS, SSL_DEFAULTS),
   ];
-  for (const [flag, spec] of Object.entries(SSL_FLAGS)) {
-    const def = SSL_DEFAULTS[spec.key];
-    const choices = spec.choices ? ` (${spec.choices.join("|")})` : "";
-    const shown = spec.shown ?? (def === null ? "none" : def);
-    lines.push(`  --${flag.padEnd(15)} ${spec.help}${choices} [default: ${shown}]`);
-  }
   return lines.join("\n");
 }

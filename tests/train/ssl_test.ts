@@ -71,3 +71,26 @@ Deno.test("the objective registry names its objectives; flags are checked", () =
   assert.throws(() => parseSslArgs(["--min-len", "50", "--max-len", "10"]), /--min-len 50/);
   assert.throws(() => parseSslArgs(["--hidden", "512"]), /at most 256 units/);
 });
+
+Deno.test("ssl:train refuses bad numbers before anything runs, naming the flag as typed", () => {
+  const refusals: [string[], RegExp][] = [
+    [["--batch-clients", "0"], /--batch-clients must be a whole number ≥ 1, got 0/],
+    [["--category-dim", "2.5"], /--category-dim must be a whole number ≥ 1, got 2.5/],
+    [["--clients", "-5"], /--clients must be a whole number ≥ 1, got -5/],
+    [["--clients", "200000"], /--clients must be ≤ 100000, got 200000/],
+    [["--hard-negatives", "0"], /--hard-negatives must be a whole number ≥ 1, got 0/],
+    [["--hard-negatives", "17"], /--hard-negatives must be ≤ 16 .*got 17/],
+    [["--seed", "1.5"], /--seed must be a whole number ≥ 0, got 1.5/],
+    [["--temperature", "0"], /--temperature must be > 0, got 0/],
+    [["--margin", "-1"], /--margin must be ≥ 0, got -1/],
+    [["--clip", "-1"], /--clip must be ≥ 0, got -1/],
+    [["--align-weight", "-2"], /--align-weight must be ≥ 0, got -2/],
+  ];
+  for (const [args, message] of refusals) {
+    assert.throws(() => parseSslArgs(args), (e: Error) => {
+      assert.ok(e instanceof ConfigError, `${args.join(" ")}: ${e}`);
+      assert.match(e.message, message);
+      return true;
+    });
+  }
+});
