@@ -7,15 +7,16 @@ import {
   type SamplerKind,
 } from "../loss/objectives.ts";
 import {
+  checkStore,
   ConfigError,
   flagsHelp,
   type FlagSpec,
   mergeResume,
   parseFlags,
   requireWholeNumbers,
+  STORE_FLAG,
 } from "./flags.ts";
 import { parseCatalog } from "../data/synthetic.ts";
-import { isPostgresUrl } from "../store/open.ts";
 
 export interface TrainConfig {
   data: string | null;
@@ -239,12 +240,7 @@ const FLAGS: Record<string, FlagSpec<keyof TrainConfig>> = {
     help: "rank items already in the user's history too",
   },
   out: { key: "out", type: "string", help: "runs folder (run store and checkpoints)" },
-  store: {
-    key: "store",
-    type: "string",
-    help: "run store shared by many machines: postgres://USER@HOST:PORT/DB",
-    shown: "<out>/runs.sqlite",
-  },
+  store: STORE_FLAG,
   name: { key: "name", type: "string", help: "run name", shown: "<dataset>-<loss>" },
   resume: { key: "resume", type: "string", help: "run id to resume from its last checkpoint" },
   "memory-limit": {
@@ -324,11 +320,7 @@ function validate(c: TrainConfig): TrainConfig {
   if (!(c.weightDecay >= 0) || !(c.clip >= 0)) {
     throw new ConfigError("--weight-decay and --clip must be ≥ 0");
   }
-  if (c.store !== null && !isPostgresUrl(c.store)) {
-    throw new ConfigError(
-      `--store must be postgres://USER@HOST:PORT/DB (without it: <out>/runs.sqlite), got "${c.store}"`,
-    );
-  }
+  checkStore(c.store);
   return c;
 }
 

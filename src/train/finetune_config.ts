@@ -1,14 +1,15 @@
 /** `deno task finetune`'s configuration: every flag, its default and help, and its checks. */
 import { FINETUNE_METHODS, type FinetuneMethod } from "../finetune/adapt.ts";
 import { SALIENT_SCORES, type SalientScore } from "../finetune/salient.ts";
-import { isPostgresUrl } from "../store/open.ts";
 import {
+  checkStore,
   ConfigError,
   flagOf,
   flagsHelp,
   type FlagSpec,
   parseFlags,
   requireWholeNumbers,
+  STORE_FLAG,
 } from "./flags.ts";
 
 export interface FinetuneConfig {
@@ -154,12 +155,7 @@ const FLAGS: Record<string, FlagSpec<keyof FinetuneConfig>> = {
   },
   seed: { key: "seed", type: "number", help: "batch order, noise and LoRA initialisation" },
   out: { key: "out", type: "string", help: "runs folder (the base run is read from it)" },
-  store: {
-    key: "store",
-    type: "string",
-    help: "run store shared by many machines: postgres://USER@HOST:PORT/DB",
-    shown: "<out>/runs.sqlite",
-  },
+  store: STORE_FLAG,
   name: { key: "name", type: "string", help: "run name" },
   json: { key: "json", type: "boolean", help: "one JSON object per event" },
 };
@@ -197,11 +193,7 @@ export function validateFinetune(c: FinetuneConfig): FinetuneConfig {
   if (c.method === "gift-sw" && c.calibTokens < 1) {
     throw new ConfigError("--calib-tokens must be ≥ 1: GIFT-SW chooses columns on them");
   }
-  if (c.store !== null && !isPostgresUrl(c.store)) {
-    throw new ConfigError(
-      `--store must be postgres://USER@HOST:PORT/DB (without it: <out>/runs.sqlite), got "${c.store}"`,
-    );
-  }
+  checkStore(c.store);
   return c;
 }
 

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { parseBytes } from "../gpu/allocator.ts";
+import { isPostgresUrl } from "../store/open.ts";
 
 export interface FlagSpec<K extends string = string> {
   key: K;
@@ -200,5 +201,22 @@ export function requireWholeNumbers<C extends object>(
     if (!Number.isInteger(v) || (v as number) < min) {
       throw new ConfigError(`--${flagOf(flags, key)} must be a whole number ≥ ${min}, got ${v}`);
     }
+  }
+}
+
+/** --store as every training task takes it: a PostgreSQL URL, or none for <out>/runs.sqlite. */
+export const STORE_FLAG: FlagSpec<"store"> = {
+  key: "store",
+  type: "string",
+  help: "run store shared by many machines: postgres://USER@HOST:PORT/DB",
+  shown: "<out>/runs.sqlite",
+};
+
+/** Refuses a --store that is not a PostgreSQL URL. */
+export function checkStore(store: string | null): void {
+  if (store !== null && !isPostgresUrl(store)) {
+    throw new ConfigError(
+      `--store must be postgres://USER@HOST:PORT/DB (without it: <out>/runs.sqlite), got "${store}"`,
+    );
   }
 }

@@ -1,14 +1,15 @@
 /** `deno task lm:train`'s configuration: every flag, its default and help, and resume rules. */
-import { isPostgresUrl } from "../store/open.ts";
 import { TEXT_TOKENIZERS, type TextTokenizerKind } from "../data/text.ts";
 import { TOKEN_OBJECTIVE_NAMES, tokenObjectiveOf } from "../loss/token_objectives.ts";
 import {
+  checkStore,
   ConfigError,
   flagsHelp,
   type FlagSpec,
   mergeResume,
   parseFlags,
   requireWholeNumbers,
+  STORE_FLAG,
 } from "./flags.ts";
 
 export interface LmConfig {
@@ -124,12 +125,7 @@ const FLAGS: Record<string, FlagSpec<keyof LmConfig>> = {
     help: "validation tokens per epoch (0: all; the final figures use all)",
   },
   out: { key: "out", type: "string", help: "runs folder" },
-  store: {
-    key: "store",
-    type: "string",
-    help: "run store shared by many machines: postgres://USER@HOST:PORT/DB",
-    shown: "<out>/runs.sqlite",
-  },
+  store: STORE_FLAG,
   name: { key: "name", type: "string", help: "run name" },
   resume: { key: "resume", type: "string", help: "continue this run from its last checkpoint" },
   "memory-limit": {
@@ -189,11 +185,7 @@ export function validateLm(c: LmConfig): LmConfig {
   if (!(c.weightDecay >= 0) || !(c.clip >= 0)) {
     throw new ConfigError("--weight-decay and --clip must be ≥ 0");
   }
-  if (c.store !== null && !isPostgresUrl(c.store)) {
-    throw new ConfigError(
-      `--store must be postgres://USER@HOST:PORT/DB (without it: <out>/runs.sqlite), got "${c.store}"`,
-    );
-  }
+  checkStore(c.store);
   return c;
 }
 

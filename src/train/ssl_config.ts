@@ -1,13 +1,14 @@
 /** The configuration of event-sequence SSL training (`deno task ssl:train`): flags and checks. */
 import {
+  checkStore,
   ConfigError,
   flagsHelp,
   type FlagSpec,
   mergeResume,
   parseFlags,
   requireWholeNumbers,
+  STORE_FLAG,
 } from "./flags.ts";
-import { isPostgresUrl } from "../store/open.ts";
 import { MAX_SYNTHETIC_CLIENTS } from "../data/event_synthetic.ts";
 import { EVENT_OBJECTIVE_NAMES } from "../loss/event_objectives.ts";
 import { MAX_HARD_NEGATIVES } from "../loss/pair_losses.ts";
@@ -150,12 +151,7 @@ export const SSL_FLAGS: Record<string, FlagSpec<Key>> = {
   clip: { key: "clip", type: "number", help: "global gradient-norm clip (0: off)" },
   seed: { key: "seed", type: "number", help: "seed of data, splits, weights and batches" },
   out: { key: "out", type: "string", help: "runs folder" },
-  store: {
-    key: "store",
-    type: "string",
-    help: "run store shared by many machines: postgres://USER@HOST:PORT/DB",
-    shown: "<out>/runs.sqlite",
-  },
+  store: STORE_FLAG,
   name: { key: "name", type: "string", help: "run name" },
   resume: { key: "resume", type: "string", help: "continue this run from its last checkpoint" },
   "memory-limit": {
@@ -225,11 +221,7 @@ function check(c: SslConfig): void {
   if (c.encoder === "transformer" && c.hidden % c.heads !== 0) {
     throw new ConfigError(`--hidden ${c.hidden} is not a multiple of --heads ${c.heads}`);
   }
-  if (c.store !== null && !isPostgresUrl(c.store)) {
-    throw new ConfigError(
-      `--store must be postgres://USER@HOST:PORT/DB (without it: <out>/runs.sqlite), got "${c.store}"`,
-    );
-  }
+  checkStore(c.store);
 }
 
 export interface ParsedSslArgs {
