@@ -110,7 +110,7 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     }
     if (!any) { continue; }
     var t = row_tiles(qAt, qOk, kAt, allowed);
-    let bits = keep_bits(blk, blk.h, blk.row0, QR, c0, KC);
+    let bits = keep_bits_by_query(blk, blk.h, blk.row0, QR, c0, KC);
     // t.s becomes scale · dS.
     for (var i = 0u; i < QR; i++) {
       for (var j = 0u; j < KC; j++) {

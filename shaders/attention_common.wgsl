@@ -145,22 +145,90 @@ fn key_allowed(blk: Block, t: u32) -> bool {
   return keyMask[(p.b0 + blk.b) * p.T + t] != 0u;
 }
 
-// Dropout bits of a tile of nq ≤ 16 queries from q0 and nk ≤ 32 keys from k0: bit (key − k0) of
+// Dropout bits of a tile of nq ≤ 16 queries from q0 and nk ≤ 16 keys from k0: bit (key − k0) of
 // word (query − q0) says whether probability (query, key) of the block's batch and query head h
-// survives, for the live pairs (causal, key allowed); the other bits are 0. The loops run to bounds known only at run time, so that the compiler
-// keeps one copy of the generator: unrolled into all 256 pairs of a tile, as the kernels' own
-// loops are, it took LLVM about a minute to compile each kernel on llvmpipe.
-fn keep_bits(blk: Block, h: u32, q0: u32, nq: u32, k0: u32, nk: u32) -> array<u32, 16> {
+// survives, for the live pairs (causal, key allowed); the other bits are 0. llvmpipe counts every
+// iteration of a loop that stays a loop against its cap of ~65,535 an invocation, so the draws
+// come four at a time (rand_u32x4) from a loop over the shorter side of the tile with the other
+// side's four groups unrolled: a call counts ≤ 16 iterations, not one per pair. Unrolling the
+// whole tile instead (256 generators) took LLVM about a minute to compile each kernel.
+// keep_bits_by_query loops over the queries (for tiles of few queries), keep_bits_by_key over
+// the keys (few keys); both give the same bits. A call counts one iteration per query (or key),
+// plus, with a key mask, up to 16 in live_keys.
+
+// Keys k0 + j (j < 16) that are below k0 + nk and allowed, as bits j. Without a key mask no loop:
+// with one, up to 16 counted iterations.
+fn live_keys(blk: Block, k0: u32, nk: u32) -> u32 {
+  let n = min(nk, select(0u, blk.len - k0, blk.len > k0));
+  if (!HAS_MASK) { return select((1u << n) - 1u, 0xFFFFu, n >= 16u); }
+  var live = 0u;
+  for (var j = 0u; j < n; j++) {
+    if (key_allowed(blk, k0 + j)) { live |= 1u << j; }
+  }
+  return live;
+}
+
+// Keys k0 + j with j ≤ query − k0 (causal), as bits j.
+fn causal_keys(query: u32, k0: u32) -> u32 {
+  if (query < k0) { return 0u; }
+  return select((2u << (query - k0)) - 1u, 0xFFFFFFFFu, query - k0 >= 31u);
+}
+
+// Bits 4c .. 4c + 3 of a query's word: whether the draws at counters first + 4c .. + 3 survive
+// (zero from key nk on).
+fn kept_quad(first: vec4u, c: u32, nk: u32) -> u32 {
+  if (4u * c >= nk) { return 0u; }
+  let kept = rand_u32x4(p.seed, p.step, first + vec4u(4u * c)) >= vec4u(p.threshold);
+  return (select(0u, 1u, kept.x) | select(0u, 2u, kept.y) | select(0u, 4u, kept.z) |
+    select(0u, 8u, kept.w)) << (4u * c);
+}
+
+// Whether pairs (q0 + 4c .. + 3, key) survive and are live (causal, below qEnd).
+fn kept_by_key(base: u32, q0: u32, c: u32, nq: u32, qEnd: u32, key: u32) -> vec4<bool> {
+  if (4u * c >= nq) { return vec4<bool>(false); }
+  let query = vec4u(q0 + 4u * c) + vec4u(0u, 1u, 2u, 3u);
+  let draws = rand_u32x4(p.seed, p.step, (vec4u(base) + query) * p.T + vec4u(key));
+  return (draws >= vec4u(p.threshold)) & (query >= vec4u(key)) & (query < vec4u(qEnd));
+}
+
+// The four groups of draws are written out, not looped over: NIR keeps a loop around the
+// generator, and llvmpipe would count its iterations.
+fn keep_bits_by_query(blk: Block, h: u32, q0: u32, nq: u32, k0: u32, nk: u32) -> array<u32, 16> {
+  var bits: array<u32, 16>;
+  if (!HAS_DROPOUT) { return bits; }
+  let live = live_keys(blk, k0, nk);
+  let base = ((p.b0 + blk.b) * p.heads + h) * p.T;
+  for (var query = q0; query < min(q0 + nq, blk.len); query++) {
+    let first = vec4u((base + query) * p.T + k0) + vec4u(0u, 1u, 2u, 3u);
+    let word = kept_quad(first, 0u, nk) | kept_quad(first, 1u, nk) | kept_quad(first, 2u, nk) |
+      kept_quad(first, 3u, nk);
+    bits[query - q0] = word & live & causal_keys(query, k0);
+  }
+  return bits;
+}
+
+fn keep_bits_by_key(blk: Block, h: u32, q0: u32, nq: u32, k0: u32, nk: u32) -> array<u32, 16> {
   var bits: array<u32, 16>;
   if (!HAS_DROPOUT) { return bits; }
   let base = ((p.b0 + blk.b) * p.heads + h) * p.T;
+  let qEnd = min(q0 + nq, blk.len);
+  var w0 = vec4u(0u);
+  var w1 = vec4u(0u);
+  var w2 = vec4u(0u);
+  var w3 = vec4u(0u);
   for (var key = k0; key < min(k0 + nk, blk.len); key++) {
     if (!key_allowed(blk, key)) { continue; }
-    for (var query = max(q0, key); query < min(q0 + nq, blk.len); query++) {
-      if (rand_u32(p.seed, p.step, (base + query) * p.T + key) >= p.threshold) {
-        bits[query - q0] |= 1u << (key - k0);
-      }
-    }
+    let bit = vec4u(1u << (key - k0));
+    w0 |= select(vec4u(0u), bit, kept_by_key(base, q0, 0u, nq, qEnd, key));
+    w1 |= select(vec4u(0u), bit, kept_by_key(base, q0, 1u, nq, qEnd, key));
+    w2 |= select(vec4u(0u), bit, kept_by_key(base, q0, 2u, nq, qEnd, key));
+    w3 |= select(vec4u(0u), bit, kept_by_key(base, q0, 3u, nq, qEnd, key));
+  }
+  for (var i = 0u; i < 4u; i++) {
+    bits[i] = w0[i];
+    bits[4u + i] = w1[i];
+    bits[8u + i] = w2[i];
+    bits[12u + i] = w3[i];
   }
   return bits;
 }

@@ -66,7 +66,7 @@ fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
         rowDelta[i] = st.y;
       }
       var t = key_tiles(kAt, allowed, qAt, qOk);
-      let bits = keep_bits(blk, h, r0, KQ, blk.row0, KR);
+      let bits = keep_bits_by_query(blk, h, r0, KQ, blk.row0, KR);
       // t.s becomes P and t.dp becomes scale · dS.
       for (var j = 0u; j < KR; j++) {
         for (var i = 0u; i < KQ; i++) {

@@ -58,7 +58,7 @@ fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
           }
         }
       }
-      let bits = keep_bits(blk, h, r0, RQ, blk.row0, KR);
+      let bits = keep_bits_by_query(blk, h, r0, RQ, blk.row0, KR);
       // P_ij M_ij and dS_ij of the tile.
       var pm: array<array<f32, RQ>, KR>;
       var ds: array<array<f32, RQ>, KR>;

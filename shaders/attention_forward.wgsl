@@ -58,7 +58,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     // Left padding: whole tiles of masked keys cost one mask read.
     if (!any) { continue; }
     var s = tile_scores(qAt, qOk, kAt, allowed);
-    let bits = keep_bits(blk, blk.h, blk.row0, QR, c0, KC);
+    let bits = keep_bits_by_query(blk, blk.h, blk.row0, QR, c0, KC);
     // After this loop s holds the tile's probabilities already divided by the new row sum, and
     // keep[i] rescales the output accumulated so far to the new max and sum.
     var keep: array<f32, QR>;

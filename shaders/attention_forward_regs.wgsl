@@ -55,7 +55,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
         }
       }
     }
-    let bits = keep_bits(blk, blk.h, blk.row0, QR, c0, RC);
+    let bits = keep_bits_by_key(blk, blk.h, blk.row0, QR, c0, RC);
     // One row at a time, so that only one row of scores is live.
     for (var i = 0u; i < QR; i++) {
       let row = blk.row0 + i;

@@ -39,6 +39,28 @@ fn rand_u32(seed: u32, stream: u32, index: u32) -> u32 {
   return rand_bits(seed, stream, index).x;
 }
 
+// rand_u32 of four indices at once: the same Philox rounds on vectors, one copy of the code for
+// four numbers (attention's dropout unrolls a few of these where a loop of draws would count
+// against llvmpipe's per-invocation loop cap).
+fn rand_u32x4(seed: u32, stream: u32, index: vec4u) -> vec4u {
+  var x = index;
+  var y = vec4u(stream);
+  var k = seed;
+  for (var round = 0u; round < 10u; round++) {
+    let lh = (PHILOX_M & 0xFFFFu) * (x >> vec4u(16u));
+    let hl = (PHILOX_M >> 16u) * (x & vec4u(0xFFFFu));
+    let mid = (((PHILOX_M & 0xFFFFu) * (x & vec4u(0xFFFFu))) >> vec4u(16u)) +
+      (lh & vec4u(0xFFFFu)) + (hl & vec4u(0xFFFFu));
+    let hi = (PHILOX_M >> 16u) * (x >> vec4u(16u)) + (lh >> vec4u(16u)) + (hl >> vec4u(16u)) +
+      (mid >> vec4u(16u));
+    let x_next = hi ^ vec4u(k) ^ y;
+    y = PHILOX_M * x;
+    x = x_next;
+    k += PHILOX_W;
+  }
+  return x;
+}
+
 // Uniform in [0, 1) on the 2^24 multiples of 2^-24 (exact in f32, so the host agrees bit for bit).
 fn rand_uniform(seed: u32, stream: u32, index: u32) -> f32 {
   return f32(rand_u32(seed, stream, index) >> 8u) * 5.9604644775390625e-8;

@@ -301,8 +301,11 @@ gpuTest("causalAttention refuses register kernels for a head dimension without t
 
 gpuTest("register kernels are not chosen, and refused, past llvmpipe's loop budget", (e) => {
   // 8 query heads on one kv head step through 8 · ceil(T / 4) queries: 32,768 at T = 16,384.
-  assert.equal(defaultAttentionKernels(e, 8, 16384, 8), e.gpu.isSoftware ? "registers" : "generic");
-  assert.equal(defaultAttentionKernels(e, 8, 16385, 8), "generic");
+  const shape = { T: 16384, group: 8, headDim: 8, dropout: false, masked: false };
+  assert.equal(defaultAttentionKernels(e, shape), e.gpu.isSoftware ? "registers" : "generic");
+  assert.equal(defaultAttentionKernels(e, { ...shape, T: 16385 }), "generic");
+  // With dropout each step also loops over its 4 queries' draws: 5 · 8 · 4,096.
+  assert.equal(defaultAttentionKernels(e, { ...shape, dropout: true }), "generic");
   const T = 16385;
   const q = e.tensor(new Float32Array(T * 64), [1, T, 64]);
   const k = e.tensor(new Float32Array(T * 8), [1, T, 8]);

@@ -101,36 +101,67 @@ const REGISTER_KERNELS = new Map(REGISTER_HEAD_DIMS.map((dh) => [dh, registerKer
  */
 export type AttentionKernels = "registers" | "generic";
 
-/** Queries per step of the register dk/dv kernel (RQ in attention_dkv_regs.wgsl). */
+/** What sets how long an invocation's loops run. */
+export interface AttentionLoopShape {
+  T: number;
+  /** Query heads per kv head. */
+  group: number;
+  headDim: number;
+  dropout: boolean;
+  /** A key mask (HAS_MASK). */
+  masked: boolean;
+}
+
+/** Keys per tile of the register forward (RC) and queries per step of its dk/dv (RQ). */
+const REGISTER_KEY_TILE = 4;
 const REGISTER_QUERY_STEP = 4;
 
-/** Why the register kernels cannot run this shape (`group` query heads per kv head), or null. */
-function registerBlocker(headDim: number, T: number, group: number): string | null {
-  if (!REGISTER_KERNELS.has(headDim)) {
-    return `no register kernels for head dimension ${headDim} (only ${
+/**
+ * The most loop iterations one invocation runs as llvmpipe counts them: it silently ends an
+ * invocation's loops past ~65,535 in all. NIR unrolls the loops over a tile's rows and keys, so
+ * what counts are the walks over tiles, the two walks over the head dimension in each tile of the
+ * generic kernels, and with dropout keep_bits_*'s one iteration per query or key of the tile (16
+ * more with a key mask). The forward's last query block walks every key tile; the dk/dv kernel's
+ * first key block every query step of its group's heads. Measured on llvmpipe (generic forward):
+ * at head dim 16 with dropout, right at T = 32,768 and cut short at 49,152 (25 a tile: 51k and
+ * 77k); at head dim 64 without, right at 16,384 and cut at 32,768 (33 a tile: 34k and 68k); the
+ * register forward with dropout, right at 32,768 and cut at 65,536 (5 a tile: 41k and 82k).
+ */
+export function attentionLoops(s: AttentionLoopShape, kernels: AttentionKernels): number {
+  const draws = (n: number) => (s.dropout ? n + (s.masked ? QUERY_ROWS : 0) : 0);
+  const tiles = Math.ceil(s.T / QUERY_ROWS);
+  const vecWidth = kernels === "registers" || s.headDim % 4 === 0 ? 4 : 1;
+  const tile = 1 + (2 * s.headDim) / vecWidth + draws(QUERY_ROWS);
+  if (kernels === "generic") return s.group * tiles * tile;
+  const forward = Math.ceil(s.T / REGISTER_KEY_TILE) * (1 + (s.dropout ? REGISTER_KEY_TILE : 0));
+  const dkv = s.group * Math.ceil(s.T / REGISTER_QUERY_STEP) * (1 + draws(REGISTER_QUERY_STEP));
+  // The register backward computes dq with the generic dq_rows.
+  return Math.max(forward, dkv, tiles * tile);
+}
+
+/** Why `kernels` cannot run this shape on llvmpipe within its loop budget, or null. */
+function loopBlocker(s: AttentionLoopShape, kernels: AttentionKernels): string | null {
+  const loops = attentionLoops(s, kernels);
+  if (loops <= LOOP_BUDGET) return null;
+  return `the ${kernels} kernels would loop ${loops} times in an invocation (T = ${s.T}, head ` +
+    `dimension ${s.headDim}, ${s.group} heads a kv head${s.dropout ? ", dropout" : ""}${
+      s.masked ? ", key mask" : ""
+    }), over llvmpipe's budget of ${LOOP_BUDGET}`;
+}
+
+/** Why the register kernels cannot run this shape, or null. */
+function registerBlocker(s: AttentionLoopShape): string | null {
+  if (!REGISTER_KERNELS.has(s.headDim)) {
+    return `no register kernels for head dimension ${s.headDim} (only ${
       REGISTER_HEAD_DIMS.join(", ")
     })`;
   }
-  // The dk/dv kernel steps through the queries of every head of its group.
-  const loops = group * Math.ceil(T / REGISTER_QUERY_STEP);
-  if (loops > LOOP_BUDGET) {
-    return `the register kernels would loop ${loops} times in an invocation (T = ${T}, ` +
-      `${group} heads a kv head), over the budget of ${LOOP_BUDGET}`;
-  }
-  return null;
+  return loopBlocker(s, "registers");
 }
 
-/**
- * The default for sequences of T positions with `group` query heads per kv head: registers on a
- * software adapter when they can run the shape.
- */
-export function defaultAttentionKernels(
-  e: Engine,
-  headDim: number,
-  T: number,
-  group: number,
-): AttentionKernels {
-  return e.gpu.isSoftware && registerBlocker(headDim, T, group) === null ? "registers" : "generic";
+/** The default for this shape: registers on a software adapter when they can run it. */
+export function defaultAttentionKernels(e: Engine, s: AttentionLoopShape): AttentionKernels {
+  return e.gpu.isSoftware && registerBlocker(s) === null ? "registers" : "generic";
 }
 
 /** Must match QR, KR and WG in attention_common.wgsl. */
@@ -294,10 +325,24 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: CausalAttentionOptio
   const headDim = D / heads;
   const vecWidth = headDim % 4 === 0 ? 4 : 1;
   const group = heads / kvHeads;
-  const choice = opts.kernels ?? defaultAttentionKernels(q.engine, headDim, T, group);
+  const loopShape = {
+    T,
+    group,
+    headDim,
+    dropout: (opts.dropout?.p ?? 0) > 0,
+    masked: keyMask !== undefined,
+  };
+  const choice = opts.kernels ?? defaultAttentionKernels(q.engine, loopShape);
   const registers = choice === "registers";
-  const blocker = registers ? registerBlocker(headDim, T, group) : null;
-  if (blocker) throw new ShapeError(op, blocker);
+  // A GPU runs loops to the end; llvmpipe would cut the generic ones short, silently.
+  const blocker = registers
+    ? registerBlocker(loopShape)
+    : q.engine.gpu.isSoftware
+    ? loopBlocker(loopShape, "generic")
+    : null;
+  if (blocker) {
+    throw new ShapeError(op, registers ? blocker : `${blocker}: use shorter sequences or a GPU`);
+  }
   const kernels = registers
     ? REGISTER_KERNELS.get(headDim)!
     : vecWidth === 4
