@@ -410,3 +410,36 @@ gpuTest("an unknown matmul variant is refused with the list", (e) => {
     /unknown matmul variant .* one of vec4/,
   );
 });
+
+// llvmpipe silently ends an invocation's loops past ~65,535 steps: a reduction longer than the
+// budget (the scalar kernel steps 1 k, the vec4 ones 4) is split even where C has tiles enough to
+// fill the machine. The scalar kernel (what unaligned operands get) came out wrong at k = 70,001
+// before (64 × 64 C, relative errors ~10); a vec4 product as long (k > 262,140 with ≥ 32 tiles)
+// would need an operand over the 128 MiB binding.
+for (const [kernel, k, transA] of [["scalar", 70_001, false], ["scalar", 70_001, true]] as const) {
+  gpuTest(`matmul ${kernel} over k = ${k}${transA ? ", A transposed" : ""}`, async (e) => {
+    const c: Case = { batch: 1, m: 64, k, n: 64, transA, transB: false };
+    const { a, b } = shapes(c);
+    const x = randomArray(c.m * k, 5);
+    const y = randomArray(k * c.n, 6);
+    const want = reference(c, Float64Array.from(x), Float64Array.from(y));
+    await e.tidyAsync(async () => {
+      const got = await matmul(e.tensor(x, a), e.tensor(y, b), { transA, kernel }).read();
+      // A float32 sum over ~10⁵ products: absolute error ~1e-3 at most; a cut loop is off by ~10.
+      assertClose(got, want, `matmul ${kernel} k ${k}`, 1e-4, 2e-3);
+    });
+  });
+}
+
+gpuTest("on llvmpipe a batched reduction too long for one loop is refused, not cut short", (e) => {
+  const k = 40_003;
+  const a = e.tensor(new Float32Array(2 * 64 * k), [2, 64, k]);
+  const b = e.tensor(new Float32Array(2 * k * 64), [2, k, 64]);
+  const run = () => matmul(a, b, { kernel: "scalar" }).dispose();
+  if (!e.gpu.isSoftware) return run();
+  assert.throws(
+    run,
+    (err: unknown) =>
+      err instanceof ShapeError && /reduction over 40003 \(2 batches of 64×64\)/.test(err.message),
+  );
+});

@@ -6,6 +6,7 @@ import scalarShader from "../../../shaders/matmul.wgsl" with { type: "text" };
 import vec4Shader from "../../../shaders/matmul_vec4.wgsl" with { type: "text" };
 import reduceShader from "../../../shaders/matmul_reduce.wgsl" with { type: "text" };
 import type { GpuAllocation } from "../../gpu/allocator.ts";
+import { LOOP_BUDGET } from "../../gpu/device.ts";
 import { type BufferWindow, grid2d } from "../../gpu/gpu.ts";
 import type { Engine } from "../engine.ts";
 import { assertDType, declareKernel, groupsFor, softwarePieces } from "../kernel.ts";
@@ -348,6 +349,15 @@ const MIN_SLICE_K = 64;
 const MAX_SLICE_K = 4096;
 
 /**
+ * The longest reduction one invocation may walk: llvmpipe counts every step of the k loop (the
+ * vec4 kernels take 4 k a step, the scalar one 1) and silently ends it past ~65,535; a GPU does
+ * not. Measured on llvmpipe: the scalar kernel right at k = 60,001 and wrong at 70,001.
+ */
+function longestLoopK(e: Engine, variant: MatmulVariant | null): number {
+  return e.gpu.isSoftware ? (variant ? 4 : 1) * LOOP_BUDGET : Infinity;
+}
+
+/**
  * Split the reduction when C has fewer tiles than this. 256 tiles keep a GPU busy. llvmpipe runs
  * a workgroup (8 tiles) at a time per core, and every slice more is one more pass over C in the
  * sum, so two workgroups per core do there (the LM's weight gradients: ~8% faster on 2 cores).
@@ -484,10 +494,19 @@ function multiplyWindow(e: Engine, p: Product, w: Window, accumulate: boolean): 
   const tiles = Math.ceil(m / tile.rows) * Math.ceil(n / tile.cols);
   const slicesThatFit = Math.floor(e.gpu.limits.maxStorageBufferBindingSize / (m * n * 4));
   const wanted = Math.min(Math.ceil(splitBelowTiles(e) / tiles), Math.floor(k / MIN_SLICE_K));
-  // A split reduction keeps its slices under MAX_SLICE_K (llvmpipe stops long loops early).
-  const slices = w.batches === 1 && wanted >= 2
+  // A split reduction keeps its slices under MAX_SLICE_K; a reduction longer than an invocation
+  // may loop is split whatever C's tiles.
+  const longest = longestLoopK(e, variant);
+  const slices = w.batches === 1 && (wanted >= 2 || k > longest)
     ? Math.min(Math.max(wanted, Math.ceil(k / MAX_SLICE_K)), slicesThatFit)
     : 1;
+  if (Math.ceil(k / slices) > longest) {
+    throw new ShapeError(
+      "matmul",
+      `a reduction over ${k} (${w.batches} batches of ${m}×${n}) cannot be split into slices ` +
+        `of at most ${longest}, the loop llvmpipe runs to the end`,
+    );
+  }
   // Only `main` of the vec4 kernels adds into C itself: scalar stores that read C back compile
   // several times slower (see matmul_vec4.wgsl).
   const addsInKernel = variant !== null && vec4Stores(n, c);
