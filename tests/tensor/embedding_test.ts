@@ -4,11 +4,13 @@ import {
   embedding,
   idsToCsr,
   mergeSparseRows,
+  occurrencePasses,
   sparseRowsToDense,
 } from "../../src/tensor/ops/embedding.ts";
+import { LOOP_BUDGET } from "../../src/gpu/device.ts";
 import { add } from "../../src/tensor/ops/mod.ts";
 import { ShapeError } from "../../src/tensor/tensor.ts";
-import { checkOp, EXACT, gpuTest, randomArray, randomInts } from "../support/check.ts";
+import { assertClose, checkOp, EXACT, gpuTest, randomArray, randomInts } from "../support/check.ts";
 import { smallBindingTest, withBindingLimit } from "../support/small_bindings.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 
@@ -199,3 +201,68 @@ smallBindingTest(
     assert.deepEqual(got, want);
   },
 );
+
+/**
+ * The gradient rows of embedding(table [rows, cols], ids) for upstream dy, against float64 sums;
+ * returns the rows as read so that callers can compare runs.
+ */
+async function checkBackwardRows(
+  e: Engine,
+  rows: number,
+  cols: number,
+  ids: Int32Array,
+  dy: Float32Array,
+): Promise<Float32Array> {
+  const table = e.tensor(new Float32Array(rows * cols), [rows, cols]);
+  table.requiresGrad = true;
+  e.startTape();
+  const out = embedding(table, e.tensor(ids, [ids.length]));
+  e.backward(out, e.tensor(dy, out.shape));
+  const [g] = table.sparseGrads;
+  const unique = [...new Set(ids)].sort((a, b) => a - b);
+  assert.deepEqual([...g.ids], unique);
+  const want = new Float64Array(unique.length * cols);
+  ids.forEach((id, p) => {
+    const u = unique.indexOf(id);
+    for (let c = 0; c < cols; c++) want[u * cols + c] += dy[p * cols + c];
+  });
+  const got = await g.rows.readF32();
+  assertClose(got, want, `gradient rows of ${ids.length} ids`, 1e-4, 1e-3);
+  return got;
+}
+
+/** 70,000 occurrences of id 0 (past llvmpipe's ~65,535 loop iterations) among a few others. */
+function popularIds(): Int32Array {
+  const ids = new Int32Array(70_010);
+  [3, 1, 4, 1, 5, 9, 2, 6, 5, 3].forEach((id, k) => (ids[k * 7_001 + 13] = id));
+  return ids;
+}
+
+gpuTest(
+  "embedding backward sums an id that occurs 70,000 times (over an invocation's loop budget)",
+  async (e) => {
+    const ids = popularIds();
+    const cols = 3;
+    const dy = randomArray(ids.length * cols, 31, 0, 1);
+    const first = await checkBackwardRows(e, 10, cols, ids, dy);
+    const second = await checkBackwardRows(e, 10, cols, ids, dy);
+    assert.deepEqual(new Uint32Array(second.buffer), new Uint32Array(first.buffer));
+  },
+);
+
+gpuTest("embedding backward splits a popular id's walk and windows dy together", async (e) => {
+  // 512 KiB bindings hold the 70,010 ids and their CSR but not dy (70,010 × 4 floats): three
+  // windows of 32,768 positions, each walked in passes.
+  await withBindingLimit(e, 512 * 1024, async () => {
+    const ids = popularIds();
+    await checkBackwardRows(e, 10, 4, ids, randomArray(ids.length * 4, 32, -1, 1));
+  });
+});
+
+gpuTest("occurrencePasses cuts only a software adapter's lists over the loop budget", () => {
+  assert.deepEqual(occurrencePasses(70_000, true), { take: LOOP_BUDGET, passes: 3 });
+  assert.deepEqual(occurrencePasses(LOOP_BUDGET, true), { take: LOOP_BUDGET, passes: 1 });
+  assert.deepEqual(occurrencePasses(300, true), { take: 300, passes: 1 });
+  assert.deepEqual(occurrencePasses(70_000, false), { take: 70_000, passes: 1 });
+  assert.deepEqual(occurrencePasses(0, true), { take: 1, passes: 1 });
+});

@@ -7,6 +7,7 @@ import forwardShader from "../../../shaders/embedding.wgsl" with { type: "text" 
 import backwardShader from "../../../shaders/embedding_backward.wgsl" with { type: "text" };
 import scatterShader from "../../../shaders/embedding_scatter_add.wgsl" with { type: "text" };
 import type { Engine } from "../engine.ts";
+import { LOOP_BUDGET } from "../../gpu/device.ts";
 import { ShapeError, shapeString, type SparseRows, type Tensor } from "../tensor.ts";
 import { assertDType, declareKernel, groupsFor, type RowWindow, rowWindows } from "../kernel.ts";
 
@@ -27,6 +28,8 @@ const BACKWARD_KERNEL = declareKernel({
     posHi: "u32",
     positionsAt: "u32",
     accumulate: "u32",
+    skip: "u32",
+    take: "u32",
   },
   buffers: ["csr", "dy", "rows"],
 });
@@ -127,25 +130,52 @@ function embeddingBackward(dy: Tensor, ids: Int32Array, cols: number): SparseRow
   const csrGpu = e.tensor(csr, [csr.length], "u32", "embedding grad csr");
   const rows = e.empty([n, cols], "f32", "embedding grad rows");
   const dyWindows = rowWindows(e, ids.length, cols * 4);
+  const { take, passes } = occurrencePasses(longestSegment(csr, n), e.gpu.isSoftware);
   for (const rw of rowWindows(e, n, cols * 4)) {
     dyWindows.forEach((dw, k) => {
-      BACKWARD_KERNEL.dispatch(e.gpu, {
-        params: {
-          n: rw.rows * cols,
-          cols,
-          uniqueBase: rw.row,
-          posLo: dw.row,
-          posHi: dw.row + dw.rows,
-          positionsAt: n + 1,
-          accumulate: k > 0 ? 1 : 0,
-        },
-        buffers: { csr: csrGpu.storage, dy: windowOf(dy, dw), rows: windowOf(rows, rw) },
-        workgroups: groupsFor(e, rw.rows * cols),
-      });
+      for (let pass = 0; pass < passes; pass++) {
+        BACKWARD_KERNEL.dispatch(e.gpu, {
+          params: {
+            n: rw.rows * cols,
+            cols,
+            uniqueBase: rw.row,
+            posLo: dw.row,
+            posHi: dw.row + dw.rows,
+            positionsAt: n + 1,
+            accumulate: k > 0 || pass > 0 ? 1 : 0,
+            skip: pass * take,
+            take,
+          },
+          buffers: { csr: csrGpu.storage, dy: windowOf(dy, dw), rows: windowOf(rows, rw) },
+          workgroups: groupsFor(e, rw.rows * cols),
+        });
+      }
     });
   }
   csrGpu.dispose();
   return { ids: unique, idsGpu, rows };
+}
+
+/** The most positions any one distinct id holds, from idsToCsr's offsets. */
+function longestSegment(csr: Uint32Array, unique: number): number {
+  let longest = 0;
+  for (let u = 0; u < unique; u++) longest = Math.max(longest, csr[u + 1] - csr[u]);
+  return longest;
+}
+
+/**
+ * How the backward walks each id's positions: passes of at most `take` occurrences, each adding
+ * its sum into the row. One invocation walks an id's list serially, and llvmpipe silently ends
+ * that walk past ~65,535 iterations, so on a software adapter a list longer than LOOP_BUDGET is
+ * cut into passes (an id looked up over 32,768 times: padding, a popular item). Every shorter
+ * list, and every list on a hardware adapter, is one pass: the same sums, bit for bit, as ever.
+ */
+export function occurrencePasses(
+  longest: number,
+  software: boolean,
+): { take: number; passes: number } {
+  const take = Math.max(1, software ? Math.min(longest, LOOP_BUDGET) : longest);
+  return { take, passes: Math.max(1, Math.ceil(longest / take)) };
 }
 
 /**
