@@ -38,6 +38,24 @@ fn attend(@builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
 }
 
 @compute @workgroup_size(WG)
+fn attend_scores_long(@builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+                      @builtin(local_invocation_index) lid: u32) {
+  attend_scores(p.pos, g.x, ng.x, lid);
+}
+
+@compute @workgroup_size(WG)
+fn attend_softmax_long(@builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+                       @builtin(local_invocation_index) lid: u32) {
+  attend_softmax(p.pos, g.x, ng.x, lid);
+}
+
+@compute @workgroup_size(WG)
+fn attend_mix_long(@builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
+                   @builtin(local_invocation_index) lid: u32) {
+  attend_mix(g.x, ng.x, lid);
+}
+
+@compute @workgroup_size(WG)
 fn out_proj(@builtin(workgroup_id) g: vec3u, @builtin(num_workgroups) ng: vec3u,
             @builtin(local_invocation_index) lid: u32) {
   phase_out(g.x, ng.x, lid);

@@ -2,7 +2,8 @@
 // decode_tokens.wgsl); each reads the fields it needs. Offsets into the work buffer (`*_at`) are
 // in floats and multiples of 4; `stride` is the scores' row length and the packed caches' rows
 // per layer (max_len rounded up to a multiple of 4); `*_off` are offsets in vec4s of the final
-// norm, head and embedding in decode_tokens.wgsl's packed weights.
+// norm, head and embedding in decode_tokens.wgsl's packed weights; [start, stop) the cached
+// positions of one pass of decode_phases.wgsl's attend_mix.
 struct Params {
   dim: u32,
   hidden: u32,
@@ -31,5 +32,7 @@ struct Params {
   nf_off: u32,
   head_off: u32,
   embed_off: u32,
+  start: u32,
+  stop: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;

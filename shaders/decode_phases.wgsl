@@ -14,8 +14,9 @@
 // (cos, sin) of frequency i at 2i, 2i + 1. Weights are [out, in] row-major, as Linear stores them.
 // LANE_ROWS = 1: each invocation computes whole rows (no barriers: llvmpipe runs a workgroup as a
 // loop over SIMD vectors, and barriers split that loop); LANE_ROWS = 0: a workgroup computes a
-// row, its invocations striding over the columns and summing in a tree (a GPU's shape). Every
-// loop runs at most max(dim, hidden, pos + 1, units / 64) steps, far below llvmpipe's cap.
+// row, its invocations striding over the columns and summing in a tree (a GPU's shape). The host
+// counts an invocation's loops against llvmpipe's budget (decode.ts: laneIterations, and
+// splitAttention, which takes long caches to the attend_*_long entries and their passes).
 var<workgroup> red: array<vec2f, WG>;
 
 // The workgroup's sum of v, for every invocation; reached by the whole workgroup.
@@ -141,6 +142,54 @@ fn attend_head(pos: u32, h: u32, lid: u32) {
 
 fn phase_attend(pos: u32, g: u32, ng: u32, lid: u32) {
   for (var h = g; h < p.heads; h += ng) { attend_head(pos, h, lid); }
+}
+
+// The split schedule's attention over a cache too long for attend_head's loops (llvmpipe), as
+// three dispatches: an invocation per (head, position) score; a workgroup per head that turns
+// its row of scores into softmax weights; an invocation per (head, feature) summing the weighted
+// values of positions [start, stop) onto what the passes before it summed (start > 0).
+fn attend_scores(pos: u32, g: u32, ng: u32, lid: u32) {
+  let kv = p.kv_heads * p.dh;
+  let len = pos + 1u;
+  for (var i = g * WG + lid; i < p.heads * len; i += ng * WG) {
+    let h = i / len;
+    let s = i % len;
+    let kg = h / (p.heads / p.kv_heads);
+    var dot = 0.0;
+    for (var d = 0u; d < p.dh; d++) { dot += work[p.q_at + h * p.dh + d] * kc[s * kv + kg * p.dh + d]; }
+    work[p.scores_at + h * p.max_len + s] = dot * p.scale;
+  }
+}
+
+fn attend_softmax(pos: u32, g: u32, ng: u32, lid: u32) {
+  let len = pos + 1u;
+  for (var h = g; h < p.heads; h += ng) {
+    let row = p.scores_at + h * p.max_len;
+    var m = -3.0e38;
+    for (var s = lid; s < len; s += WG) { m = max(m, work[row + s]); }
+    let top = max1(lid, m);
+    var z = 0.0;
+    for (var s = lid; s < len; s += WG) {
+      let w = exp(work[row + s] - top);
+      work[row + s] = w;
+      z += w;
+    }
+    let total = sum2(lid, vec2f(z, 0.0)).x;
+    for (var s = lid; s < len; s += WG) { work[row + s] = work[row + s] / total; }
+  }
+}
+
+fn attend_mix(g: u32, ng: u32, lid: u32) {
+  let kv = p.kv_heads * p.dh;
+  for (var i = g * WG + lid; i < p.heads * p.dh; i += ng * WG) {
+    let h = i / p.dh;
+    let d = i % p.dh;
+    let kg = h / (p.heads / p.kv_heads);
+    let row = p.scores_at + h * p.max_len;
+    var acc = select(0.0, work[p.att_at + i], p.start > 0u);
+    for (var s = p.start; s < p.stop; s++) { acc += work[row + s] * vc[s * kv + kg * p.dh + d]; }
+    work[p.att_at + i] = acc;
+  }
 }
 
 // The one-workgroup schedule's attention with LANE_ROWS: an invocation per (head, position)

@@ -61,6 +61,9 @@ type SampleBuffer = "x" | "work" | "nf" | "head_w" | "embed" | "ids";
 const LAYER_USES: Record<string, readonly LayerBuffer[]> = {
   qkv: ["x", "work", "kc", "vc", "rot", "n1", "wq", "wk", "wv"],
   attend: ["work", "kc", "vc"],
+  attend_scores_long: ["work", "kc"],
+  attend_softmax_long: ["work"],
+  attend_mix_long: ["work", "vc"],
   out_proj: ["x", "work", "wo"],
   ffn_up: ["x", "work", "n2", "wg", "wu"],
   ffn_down: ["x", "work", "wd"],
@@ -108,6 +111,8 @@ export const DECODE_PARAMS = {
   nf_off: "u32",
   head_off: "u32",
   embed_off: "u32",
+  start: "u32",
+  stop: "u32",
 } as const;
 export type DecodeParams = Record<keyof typeof DECODE_PARAMS, number>;
 
@@ -144,7 +149,7 @@ export function laneIterations(
   model: Llama,
   cacheLength: number,
   sampling: SamplingOptions,
-): { layer: number; head: number; draw: number; token: number } {
+): { layer: number; head: number; draw: number; token: number; split: number } {
   const { dim, hidden, heads, kvHeads, vocab } = model.config;
   const dh = model.headDim;
   const per = (units: number, wg = WG) => Math.ceil(units / wg);
@@ -176,14 +181,66 @@ export function laneIterations(
     lanes(octs(hidden), 2 * d4 + 1) + lanes(octs(dim), h4) + 1;
   const token = model.layers.length * tokenLayer + normed + lanes(octs(vocab), d4) +
     drawIn(TOKENS_WG) + lanes(d4, 0) + 2;
-  // Loop exits of the sampler's trees and the token loop itself, with room to spare.
-  const margin = (n: number) => Math.ceil(n * 1.1) + 64;
+  // The split schedule's phases, each its own dispatch over as many workgroups as it has units
+  // (up to the adapter's limit): the busiest invocation of any of them.
+  const maxGroups = model.engine.gpu.limits.maxComputeWorkgroupsPerDimension;
+  const over = (units: number, inner: number) =>
+    spread(units, inner, Math.min(per(units), maxGroups) * WG);
+  const split = Math.max(
+    dim + 1 + over((dim + 2 * kvHeads * dh) / 2, dim),
+    over(dim, dim),
+    dim + 1 + over(hidden, dim),
+    over(dim, hidden),
+    dim + 1 + over(vocab, dim),
+    draw,
+  );
   return {
     layer: margin(layer),
     head: margin(head + draw + per(dim)),
     draw: margin(draw + per(dim)),
     token: margin(token),
+    split: Math.max(margin(split), splitAttention(model, cacheLength).loops),
   };
+}
+
+/** Loop exits of the sampler's trees and the token loop itself, with room to spare. */
+function margin(n: number): number {
+  return Math.ceil(n * 1.1) + 64;
+}
+
+/**
+ * How the split schedule attends over `length` cached positions, and the loops of its busiest
+ * invocation (an upper bound, as laneIterations counts). `passes` null: attend_head, a workgroup
+ * per head whose invocations each loop ⌈length / 64⌉ · (dh + 2) + ⌈dh / 64⌉ · length times (a GPU,
+ * or within llvmpipe's budget). Otherwise (llvmpipe, a longer cache) an invocation per score, a
+ * workgroup per head's softmax, and the weighted sum of the values in passes over the positions,
+ * [start, stop) each, short enough for the budget.
+ */
+export function splitAttention(
+  model: Llama,
+  length: number,
+): { passes: [number, number][] | null; loops: number } {
+  const { heads } = model.config;
+  const dh = model.headDim;
+  const maxGroups = model.engine.gpu.limits.maxComputeWorkgroupsPerDimension;
+  const per = (units: number, wg = WG) => Math.ceil(units / wg);
+  // Per workgroup: ⌈units / groups⌉ units, the groups as many as there are units, up to the limit.
+  const each = (units: number, wg: number) => per(units, Math.min(per(units, wg), maxGroups) * wg);
+  const tree = 2 * (Math.log2(WG) + 1);
+  const perHead = per(length) * (dh + 2) + per(length) + per(dh) * (length + 2) + tree + 3;
+  const single = margin(each(heads, 1) * (perHead + 1) + 1);
+  if (!model.engine.gpu.isSoftware || single <= LOOP_BUDGET) return { passes: null, loops: single };
+  const scores = each(heads * length, WG) * (dh + 2) + 1;
+  const softmax = each(heads, 1) * (3 * (per(length) + 1) + tree + 1) + 1;
+  // The mix's invocations hold `units` features, each walking a pass's positions once.
+  const units = each(heads * dh, WG);
+  const chunk = Math.max(1, Math.floor(LOOP_BUDGET / 2 / units) - 2);
+  const passes: [number, number][] = [];
+  for (let start = 0; start < length; start += chunk) {
+    passes.push([start, Math.min(length, start + chunk)]);
+  }
+  const mix = units * (Math.min(chunk, length) + 2) + 1;
+  return { passes, loops: margin(Math.max(scores, softmax, mix)) };
 }
 
 /** Whether decode_tokens.wgsl can read every row and head as whole vec4s. */
@@ -221,9 +278,20 @@ export function defaultDecodePlan(
   if (tokensBlocker(model, cacheLength, loops.token) === null) {
     return { schedule: "tokens", laneRows: true };
   }
-  // Past the budget a layer's rows are spread over workgroups, a few per invocation.
+  // Past the budget a layer's rows are spread over workgroups, a few per invocation (which
+  // FusedDecoder refuses where even that loops past the budget: splitBlocker).
   const fits = Math.max(loops.layer, loops.head) <= LOOP_BUDGET;
   return { schedule: fits ? "fused" : "split", laneRows: true };
+}
+
+/**
+ * Why the split schedule with whole rows per invocation cannot decode `model` on llvmpipe with a
+ * cache of `cacheLength` (a phase's busiest invocation loops past the budget), or null.
+ */
+function splitBlocker(model: Llama, splitLoops: number): string | null {
+  if (!model.engine.gpu.isSoftware || splitLoops <= LOOP_BUDGET) return null;
+  return `the split schedule would loop ${splitLoops} times in one invocation, over the budget ` +
+    `of ${LOOP_BUDGET}`;
 }
 
 /** Why the `tokens` schedule cannot decode `model` (its widths, bindings or loops), or null. */
@@ -288,9 +356,14 @@ export function gpuSamplerBlocker(model: Llama, sampling: SamplingOptions): stri
 /**
  * Why the fused path cannot decode `model` with these sampling options (the layer-by-layer path
  * can), or null: a pruning input transform or a bias on a Linear, a top-k the GPU sampler does
- * not hold, or a tensor past the adapter's binding limits.
+ * not hold, a tensor past the adapter's binding limits, or (given the cache length) a default
+ * plan that loops past llvmpipe's budget.
  */
-export function fusedDecodeBlocker(model: Llama, sampling?: SamplingOptions): string | null {
+export function fusedDecodeBlocker(
+  model: Llama,
+  sampling?: SamplingOptions,
+  cacheLength?: number,
+): string | null {
   for (const [name, l] of linearsOf(model)) {
     if (l.inputTransform) {
       return `${name} has an input transform (pruning); the fused path multiplies dense weights`;
@@ -306,6 +379,13 @@ export function fusedDecodeBlocker(model: Llama, sampling?: SamplingOptions): st
   }
   const big = model.parameters().find((t) => t.size * 4 > limits.maxStorageBufferBindingSize);
   if (big) return `${big.name} is over the adapter's storage binding size`;
+  if (cacheLength !== undefined) {
+    const s = sampling ?? { temperature: 0, topK: 0 };
+    const plan = defaultDecodePlan(model, cacheLength, s);
+    if (plan.schedule === "split" && plan.laneRows) {
+      return splitBlocker(model, laneIterations(model, cacheLength, s).split);
+    }
+  }
   return null;
 }
 
@@ -447,6 +527,8 @@ export class FusedDecoder {
           `over the budget of ${LOOP_BUDGET}`,
       );
     }
+    const split = plan.schedule === "split" && plan.laneRows && splitBlocker(model, loops.split);
+    if (split) throw new RangeError(`fused decoding: ${split}`);
     this.tokensPerDispatch = Math.max(
       1,
       Math.min(TOKENS_PER_DISPATCH, Math.floor(LOOP_BUDGET / loops.token)),
@@ -569,6 +651,8 @@ export class FusedDecoder {
       nf_off: this.packed?.nf ?? 0,
       head_off: this.packed?.head ?? 0,
       embed_off: this.packed?.embed ?? 0,
+      start: 0,
+      stop: 0,
     };
   }
 
@@ -605,15 +689,38 @@ export class FusedDecoder {
       });
     if (this.plan.schedule === "fused") return run("layer", 1);
     run("qkv", (dim + 2 * kvHeads * m.headDim) / 2);
+    const { passes } = splitAttention(m, pos + 1);
     // Heads take a workgroup each whatever laneRows says: their invocations share the positions.
-    LAYER_KERNEL.dispatch(this.e.gpu, {
-      entry: "attend",
-      label: "decode attend",
-      constants: this.constants,
-      params,
-      buffers: pick(buffers, LAYER_USES.attend),
-      workgroups: [Math.min(heads, this.e.gpu.limits.maxComputeWorkgroupsPerDimension)],
-    });
+    const perHead = (entry: string, p = params) =>
+      LAYER_KERNEL.dispatch(this.e.gpu, {
+        entry,
+        label: `decode ${entry}`,
+        constants: this.constants,
+        params: p,
+        buffers: pick(buffers, LAYER_USES[entry]),
+        workgroups: [Math.min(heads, this.e.gpu.limits.maxComputeWorkgroupsPerDimension)],
+      });
+    if (!passes) {
+      perHead("attend");
+    } else {
+      // The same units whatever laneRows says: an invocation per score or feature.
+      const lanes = (entry: string, units: number, p = params) =>
+        LAYER_KERNEL.dispatch(this.e.gpu, {
+          entry,
+          label: `decode ${entry}`,
+          constants: this.constants,
+          params: p,
+          buffers: pick(buffers, LAYER_USES[entry]),
+          workgroups: [
+            Math.min(Math.ceil(units / WG), this.e.gpu.limits.maxComputeWorkgroupsPerDimension),
+          ],
+        });
+      lanes("attend_scores_long", heads * (pos + 1));
+      perHead("attend_softmax_long");
+      for (const [start, stop] of passes) {
+        lanes("attend_mix_long", heads * m.headDim, { ...params, start, stop });
+      }
+    }
     run("out_proj", dim);
     run("ffn_up", hidden);
     run("ffn_down", dim);

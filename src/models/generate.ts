@@ -81,11 +81,12 @@ export async function generate(
   checkPrompt(model, prompt);
   checkOptions(opts);
   const wanted = opts.decode ?? "auto";
-  const blocker = wanted === "layers" ? null : fusedDecodeBlocker(model, opts);
+  const cacheLength = Math.min(model.config.maxLen, prompt.length + opts.maxTokens);
+  const blocker = wanted === "layers" ? null : fusedDecodeBlocker(model, opts, cacheLength);
   if (wanted === "fused" && blocker) throw new Error(`generate: fused decoding: ${blocker}`);
   const path: DecodePath = wanted === "layers" || blocker ? "layers" : "fused";
   const e = model.engine;
-  const cache = model.newCache(1, Math.min(model.config.maxLen, prompt.length + opts.maxTokens));
+  const cache = model.newCache(1, cacheLength);
   try {
     const t0 = performance.now();
     const logits = model.prefill(

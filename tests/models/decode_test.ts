@@ -18,6 +18,7 @@ import {
   gpuSamplerBlocker,
   laneIterations,
   SAMPLE_STREAM,
+  splitAttention,
 } from "../../src/models/decode.ts";
 import { generate } from "../../src/models/generate.ts";
 import { LOOP_BUDGET } from "../../src/gpu/device.ts";
@@ -319,3 +320,165 @@ gpuTest(
     wide.dispose();
   },
 );
+
+/**
+ * Logits [vocab] in float64 of one step of a one-layer, tied model at position `pos`, its cache
+ * rows [0, pos) holding keys `k` and values `v` [pos, kvHeads · dh] as they are.
+ */
+function referenceStep(
+  c: LlamaConfig,
+  w: (n: string) => ArrayLike<number>,
+  token: number,
+  pos: number,
+  k: Float32Array,
+  v: Float32Array,
+): Float64Array {
+  const { dim, heads, kvHeads, hidden, vocab } = c;
+  const dh = dim / heads;
+  const kv = kvHeads * dh;
+  const linear = (m: ArrayLike<number>, x: Float64Array, out: number) =>
+    Float64Array.from(
+      { length: out },
+      (_, o) => x.reduce((a, xi, i) => a + m[o * x.length + i] * xi, 0),
+    );
+  const norm = (x: Float64Array, g: ArrayLike<number>) => {
+    const r = 1 / Math.sqrt(x.reduce((a, xi) => a + xi * xi, 0) / x.length + c.normEps);
+    return x.map((xi, i) => xi * r * g[i]);
+  };
+  const rotate = (x: Float64Array) => {
+    for (let i = 0; i < x.length; i += 2) {
+      const angle = pos * c.ropeTheta ** (-(i % dh) / dh);
+      const [a, b] = [x[i], x[i + 1]];
+      x[i] = a * Math.cos(angle) - b * Math.sin(angle);
+      x[i + 1] = a * Math.sin(angle) + b * Math.cos(angle);
+    }
+    return x;
+  };
+  const p = (n: string) => w(`model.layers.0.${n}`);
+  const embed = w("model.embed_tokens.weight");
+  const x = Float64Array.from({ length: dim }, (_, i) => embed[token * dim + i]);
+  const n1 = norm(x, p("input_layernorm.weight"));
+  const q = rotate(linear(p("self_attn.q_proj.weight"), n1, dim));
+  const kNew = rotate(linear(p("self_attn.k_proj.weight"), n1, kv));
+  const vNew = linear(p("self_attn.v_proj.weight"), n1, kv);
+  const keyAt = (s: number, j: number) => s < pos ? k[s * kv + j] : kNew[j];
+  const valueAt = (s: number, j: number) => s < pos ? v[s * kv + j] : vNew[j];
+  const att = new Float64Array(dim);
+  for (let h = 0; h < heads; h++) {
+    const g = Math.floor(h / (heads / kvHeads));
+    const scores = Float64Array.from({ length: pos + 1 }, (_, s) => {
+      let dot = 0;
+      for (let d = 0; d < dh; d++) dot += q[h * dh + d] * keyAt(s, g * dh + d);
+      return dot / Math.sqrt(dh);
+    });
+    const top = scores.reduce((a, b) => Math.max(a, b), -Infinity);
+    const e = scores.map((s) => Math.exp(s - top));
+    const z = e.reduce((a, b) => a + b, 0);
+    for (let s = 0; s <= pos; s++) {
+      for (let d = 0; d < dh; d++) att[h * dh + d] += (e[s] / z) * valueAt(s, g * dh + d);
+    }
+  }
+  const o = linear(p("self_attn.o_proj.weight"), att, dim);
+  const h1 = x.map((xi, i) => xi + o[i]);
+  const n2 = norm(h1, p("post_attention_layernorm.weight"));
+  const gate = linear(p("mlp.gate_proj.weight"), n2, hidden);
+  const up = linear(p("mlp.up_proj.weight"), n2, hidden);
+  const act = gate.map((a, i) => (a / (1 + Math.exp(-a))) * up[i]);
+  const out = h1.map((hi, i) => hi + linear(p("mlp.down_proj.weight"), act, dim)[i]);
+  return linear(embed, norm(out, w("model.norm.weight")), vocab);
+}
+
+gpuTest(
+  "split decoding attends over a long cache (head width 128, position 17,000) as float64 does",
+  async (e) => {
+    // attend_head's invocations loop ⌈len / 64⌉ · (dh + 2) + ⌈dh / 64⌉ · len times: for dh = 128
+    // llvmpipe cut them short past ~16,200 positions (57 of 128 attention outputs wrong at
+    // 17,000). splitAttention now takes such a cache to an invocation per score and the weighted
+    // sum in passes.
+    const pos = 17000;
+    const c: LlamaConfig = {
+      vocab: 16,
+      dim: 128,
+      hidden: 32,
+      layers: 1,
+      heads: 1,
+      kvHeads: 1,
+      maxLen: pos + 1,
+      normEps: 1e-5,
+      ropeTheta: 10000,
+      tied: true,
+    };
+    const { model, weights } = randomModel(e, c, 7);
+    const split = splitAttention(model, pos + 1);
+    if (e.gpu.isSoftware) {
+      assert.deepEqual(split.passes, [[0, 16382], [16382, pos + 1]]);
+      assert.ok(split.loops <= LOOP_BUDGET);
+    }
+    const k = randomArray(pos * 128, 31, -1, 1);
+    // Values away from 0, so that a weighted sum cut short shows.
+    const v = randomArray(pos * 128, 32, 0.5, 1.5);
+    const want = referenceStep(c, weights, 3, pos, k, v);
+    for (const plan of PLANS.slice(3)) {
+      const cache = model.newCache(1, pos + 1);
+      e.tidy(() => {
+        e.gpu.copy(e.tensor(k, [pos, 128]).storage, 0, cache.layers[0].k.storage, 0, k.byteLength);
+        e.gpu.copy(e.tensor(v, [pos, 128]).storage, 0, cache.layers[0].v.storage, 0, v.byteLength);
+      });
+      cache.length = pos;
+      const d = new FusedDecoder(model, cache, 1, { temperature: 0, topK: 0, seed: 0 }, plan);
+      d.feed(3);
+      d.decode(0);
+      const err = relativeError(await d.logits(), want);
+      assert.ok(err < 1e-4, `split/${plan.laneRows}: error ${err}`);
+      d.dispose();
+      cache.dispose();
+    }
+    model.dispose();
+  },
+);
+
+gpuTest("a 4096-wide, 32-head model's default plan stays within llvmpipe's budget", (e) => {
+  // Counted, not run: the weights would take 0.5 GB a layer. The fused schedule does not fit at
+  // 16,384 positions and the default is split, whose attention then runs in passes.
+  const config: LlamaConfig = {
+    vocab: 32000,
+    dim: 4096,
+    hidden: 11008,
+    layers: 32,
+    heads: 32,
+    kvHeads: 32,
+    maxLen: 32768,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+    tied: false,
+  };
+  // What the plan and the loop counts read of a model (no weights: a binding is never too big).
+  const model = {
+    config,
+    headDim: 128,
+    layers: new Array(32),
+    engine: e,
+    parameters: () => [],
+    embed: { size: 0 },
+  } as unknown as Llama;
+  const greedy = { temperature: 0, topK: 0 };
+  for (const length of [16384, 32768]) {
+    const loops = laneIterations(model, length, greedy);
+    if (e.gpu.isSoftware) {
+      assert.deepEqual(defaultDecodePlan(model, length), { schedule: "split", laneRows: true });
+      assert.ok(loops.split <= LOOP_BUDGET, `${length}: ${loops.split}`);
+      const { passes } = splitAttention(model, length);
+      assert.equal(passes?.at(-1)?.[1], length);
+    } else {
+      assert.equal(splitAttention(model, length).passes, null);
+    }
+  }
+  // Too wide for one invocation even spread: refused before decoding, and generate falls back.
+  const wide = { ...model, config: { ...config, dim: 32768, heads: 256 } } as unknown as Llama;
+  if (e.gpu.isSoftware) {
+    assert.match(
+      fusedDecodeBlocker(wide, greedy, 64) ?? "",
+      /split schedule would loop \d+ times in one invocation, over the budget of 32768/,
+    );
+  }
+});

@@ -1,7 +1,12 @@
 /** Incremental decoding's attention over a kv cache against float64 (inference only). */
 import assert from "node:assert/strict";
 import "../../src/tensor/ops/mod.ts";
-import { appendToCache, attendToCache } from "../../src/tensor/ops/attention_cache.ts";
+import {
+  appendToCache,
+  attendToCache,
+  cachePasses,
+  MAX_CACHE_LENGTH,
+} from "../../src/tensor/ops/attention_cache.ts";
 import { assertClose, gpuTest, randomArray } from "../support/check.ts";
 
 /** One query per sequence over the first `len` rows of k, v [B, maxLen, kvHeads·dh]. */
@@ -95,4 +100,26 @@ gpuTest("the cache ops refuse to run where a gradient is wanted", (e) => {
       }),
     /length 4 is outside \[1, 3\]/,
   );
+});
+
+gpuTest("attendToCache over the longest cache (32,768 positions) matches float64", async (e) => {
+  // Before the max and the weighted sum ran as passes, the mix kernel looped 2 · len times in one
+  // invocation and llvmpipe cut it short at this length: its last position went missing. Here the
+  // last position carries most of the weight, so losing it shows.
+  const c = { B: 1, heads: 2, kvHeads: 1, dh: 3, maxLen: MAX_CACHE_LENGTH, len: MAX_CACHE_LENGTH };
+  assert.deepEqual(cachePasses(c.len), [[0, 32767], [32767, 32768]]);
+  const W = c.kvHeads * c.dh;
+  const q = randomArray(c.B * c.heads * c.dh, 6, 0.5, 1);
+  const k = randomArray(c.B * c.maxLen * W, 7, -1, 1);
+  k.fill(6, (c.len - 1) * W);
+  const v = randomArray(c.B * c.maxLen * W, 8);
+  const got = await e.tidyAsync(() =>
+    attendToCache(
+      e.tensor(q, [c.B, c.heads * c.dh]),
+      e.tensor(k, [c.B, c.maxLen, W]),
+      e.tensor(v, [c.B, c.maxLen, W]),
+      { heads: c.heads, kvHeads: c.kvHeads, length: c.len },
+    ).readF32()
+  );
+  assertClose(got, reference(q, k, v, c), "cache attention", 1e-4, 1e-6);
 });

@@ -4,6 +4,7 @@
  * these ops record nothing on the tape and refuse inputs that need a gradient.
  */
 import shader from "../../../shaders/attention_cache.wgsl" with { type: "text" };
+import { LOOP_BUDGET } from "../../gpu/device.ts";
 import { assertDType, declareKernel, groupsFor } from "../kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
 
@@ -20,13 +21,29 @@ const CACHE_KERNEL = declareKernel({
     pos: "u32",
     rows: "u32",
     scale: "f32",
+    start: "u32",
+    stop: "u32",
   },
-  buffers: ["src", "q", "cache", "scores", "out"],
+  buffers: ["src", "q", "cache", "scores", "out", "state"],
 });
 
 const WG = 64;
-/** The mix kernel loops over every cached position; llvmpipe cuts loops near 2^16 iterations. */
+/** The longest cache attendToCache takes (and Llama.newCache allocates). */
 export const MAX_CACHE_LENGTH = 32768;
+/**
+ * Positions one pass of the `top` and `mix` kernels walks: a loop of k trips counts k + 1 on
+ * llvmpipe, and nothing else in those invocations loops, so a pass stays within LOOP_BUDGET.
+ */
+export const CACHE_PASS_POSITIONS = LOOP_BUDGET - 1;
+
+/** The position ranges [from, to) of the passes over `length` cached positions. */
+export function cachePasses(length: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let from = 0; from < length; from += CACHE_PASS_POSITIONS) {
+    out.push([from, Math.min(length, from + CACHE_PASS_POSITIONS)]);
+  }
+  return out;
+}
 
 function noGrad(op: string, ...ts: Tensor[]): void {
   const e = ts[0].engine;
@@ -70,6 +87,8 @@ export function appendToCache(cache: Tensor, rows: Tensor, pos: number): void {
       pos,
       rows: rows.shape[1],
       scale: 0,
+      start: 0,
+      stop: 0,
     },
     buffers: { src: rows.storage, cache: cache.storage },
     workgroups: groupsFor(e, rows.size, WG),
@@ -120,9 +139,19 @@ export function attendToCache(
     );
   }
   const e = q.engine;
+  // A score's loop walks the head width (the positions are split into passes below).
+  if (e.gpu.isSoftware && dh + 1 > LOOP_BUDGET) {
+    throw new ShapeError(
+      "attendToCache",
+      `a head width of ${dh} loops ${dh + 1} times in one invocation of the score kernel, over ` +
+        `the budget of ${LOOP_BUDGET}`,
+    );
+  }
   const scores = e.empty([B, heads, maxLen], "f32", "cache attention scores");
   const out = e.empty([B, D], "f32", "cache attention");
-  const params = (n: number) => ({
+  // The running max of each row, then the running sum of weights of each output element.
+  const state = e.empty([B * heads + out.size], "f32", "cache attention state");
+  const params = (n: number, from = 0, to = 0) => ({
     n,
     heads,
     kv_heads: kvHeads,
@@ -132,6 +161,8 @@ export function attendToCache(
     pos: 0,
     rows: 0,
     scale: 1 / Math.sqrt(dh),
+    start: from,
+    stop: to,
   });
   const scoreCount = B * heads * length;
   CACHE_KERNEL.dispatch(e.gpu, {
@@ -141,13 +172,31 @@ export function attendToCache(
     buffers: { q: q.storage, cache: kCache.storage, scores: scores.storage },
     workgroups: groupsFor(e, scoreCount, WG),
   });
-  CACHE_KERNEL.dispatch(e.gpu, {
-    label: "kv cache attention mix",
-    entry: "mix",
-    params: params(out.size),
-    buffers: { cache: vCache.storage, scores: scores.storage, out: out.storage },
-    workgroups: groupsFor(e, out.size, WG),
-  });
+  const passes = cachePasses(length);
+  for (const [from, to] of passes) {
+    CACHE_KERNEL.dispatch(e.gpu, {
+      label: "kv cache attention max",
+      entry: "top",
+      params: params(B * heads, from, to),
+      buffers: { scores: scores.storage, state: state.storage },
+      workgroups: groupsFor(e, B * heads, WG),
+    });
+  }
+  for (const [from, to] of passes) {
+    CACHE_KERNEL.dispatch(e.gpu, {
+      label: "kv cache attention mix",
+      entry: "mix",
+      params: params(out.size, from, to),
+      buffers: {
+        cache: vCache.storage,
+        scores: scores.storage,
+        out: out.storage,
+        state: state.storage,
+      },
+      workgroups: groupsFor(e, out.size, WG),
+    });
+  }
   scores.dispose();
+  state.dispose();
   return out;
 }
