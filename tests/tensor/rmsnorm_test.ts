@@ -126,3 +126,40 @@ gpuTest("rmsNorm refuses a gamma that does not match the last axis", (e) => {
   const x = e.tensor(new Float32Array(6), [2, 3]);
   assert.throws(() => rmsNorm(x, e.tensor(new Float32Array(2), [2])), ShapeError);
 });
+
+// On llvmpipe backward_x4_rows writes a dgamma partial per 16 rows, and 1.1M rows made 68,750:
+// one finish loop over them all came out wrong (dgamma[2] -454.8, want -278.1) before the finish
+// went in passes of at most LOOP_BUDGET partials.
+gpuTest("rmsNorm dgamma of 1.1M rows matches float64", async (e) => {
+  const [rows, cols] = [1_100_000, 4];
+  const xs = randomArray(rows * cols, 21, -2, 2);
+  const gs = randomArray(rows * cols, 22);
+  const gammas = randomArray(cols, 23, 0.5, 1.5);
+  const want = new Float64Array(cols);
+  const scale = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) {
+    let q = 0;
+    for (let c = 0; c < cols; c++) q += xs[r * cols + c] ** 2;
+    const rstd = 1 / Math.sqrt(q / cols + EPS);
+    for (let c = 0; c < cols; c++) {
+      const v = gs[r * cols + c] * xs[r * cols + c] * rstd;
+      want[c] += v;
+      scale[c] += Math.abs(v);
+    }
+  }
+  await e.tidyAsync(async () => {
+    const x = e.tensor(xs, [rows, cols]);
+    const gamma = e.tensor(gammas, [cols]);
+    x.requiresGrad = true;
+    gamma.requiresGrad = true;
+    e.startTape();
+    e.backward(rmsNorm(x, gamma, EPS), e.tensor(gs, [rows, cols]));
+    const got = await gamma.grad!.readF32();
+    for (let c = 0; c < cols; c++) {
+      assert.ok(
+        Math.abs(got[c] - want[c]) <= 1e-5 * scale[c],
+        `dgamma[${c}] ${got[c]}, float64 ${want[c]}`,
+      );
+    }
+  });
+});
