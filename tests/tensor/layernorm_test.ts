@@ -154,6 +154,7 @@ gpuTest("layerNorm rows past 8 threads' loop budget take more threads, or are re
     gpu.isSoftware = true;
     assert.equal(rowThreads(e, "layerNorm", x(1024), 1024, 3), 8);
     assert.equal(rowLoops(87_360, 8, 3), 32_766);
+    assert.ok(rowLoops(87_361, 8, 3) > LOOP_BUDGET);
     assert.equal(rowThreads(e, "layerNorm", x(87_360), 87_360, 3), 8);
     assert.equal(rowThreads(e, "layerNorm", x(87_361), 87_361, 3), 16);
     assert.equal(rowThreads(e, "layerNorm", x(180_000), 180_000, 3), 32);
