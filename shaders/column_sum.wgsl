@@ -23,14 +23,21 @@ fn partials(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   partial_sums[(p.chunk0 + wid.z) * p.cols + col] = s;
 }
 
-// Reads partials [p.rows chunks] with row stride p.stride from column p.offset; out is [p.cols].
+// Reads partials [p.rows chunks] with row stride p.stride from column p.offset and adds them in
+// groups of p.chunk_rows chunks, in chunk order: group wid.z writes row wid.z of out [groups,
+// p.cols]. One group (p.chunk_rows ≥ p.rows) gives the column sums; on a software adapter,
+// reduceColumnPartials makes passes of groups of at most LOOP_BUDGET chunks each. Grid: x and y
+// over column blocks of WG, z over the groups.
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(WG)
-fn finish(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let col = gid.x + gid.y * nwg.x * WG;
+fn finish(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) lid: u32) {
+  let col = (wid.x + wid.y * nwg.x) * WG + lid;
   if (col >= p.cols) { return; }
+  let c0 = wid.z * p.chunk_rows;
+  let c1 = min(c0 + p.chunk_rows, p.rows);
   var s = 0.0;
-  for (var c = 0u; c < p.rows; c++) { s += partial_sums[c * p.stride + p.offset + col]; }
-  out[col] = s;
+  for (var c = c0; c < c1; c++) { s += partial_sums[c * p.stride + p.offset + col]; }
+  out[wid.z * p.cols + col] = s;
 }

@@ -12,6 +12,8 @@ struct Params {
   first_valid: u32,
   valid: u32,
   chunk_rows: u32,
+  block_cols: u32,
+  blocks: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
@@ -70,6 +72,51 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
     let t = targets[row];
     loss[row] = select(l - logits[base + u32(max(t, 0))], 0.0, t == p.ignore);
   }
+}
+
+// `forward` over rows too long for one invocation's loop budget on llvmpipe (~2 · cols / WG
+// trips): forward_blocks gives each row's block of p.block_cols columns a workgroup (z the
+// block) and writes its max and Σ exp(· − max) to block_stats [rows, blocks, 2];
+// forward_combine, an invocation per row, joins the blocks in order.
+@group(0) @binding(9) var<storage, read_write> block_stats: array<f32>;
+
+@compute @workgroup_size(WG)
+fn forward_blocks(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_index) lid: u32) {
+  let r = row_index(wid, nwg);
+  if (r >= p.rows) { return; }
+  let base = r * p.cols;
+  let c0 = p.first_valid + wid.z * p.block_cols;
+  let c1 = min(c0 + p.block_cols, p.valid);
+  var m = -3.4e38;
+  for (var c = c0 + lid; c < c1; c += WG) { m = max(m, logits[base + c]); }
+  m = reduce_max(lid, m);
+  var z = 0.0;
+  for (var c = c0 + lid; c < c1; c += WG) { z += exp(logits[base + c] - m); }
+  z = reduce_sum(lid, z);
+  if (lid == 0u) {
+    let at = 2u * ((p.row0 + r) * p.blocks + wid.z);
+    block_stats[at] = m;
+    block_stats[at + 1u] = z;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn forward_combine(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let r = gid.x + gid.y * nwg.x * WG;
+  if (r >= p.rows) { return; }
+  let row = p.row0 + r;
+  let at = 2u * row * p.blocks;
+  var m = -3.4e38;
+  for (var b = 0u; b < p.blocks; b++) { m = max(m, block_stats[at + 2u * b]); }
+  var z = 0.0;
+  for (var b = 0u; b < p.blocks; b++) {
+    z += block_stats[at + 2u * b + 1u] * exp(block_stats[at + 2u * b] - m);
+  }
+  let l = m + log(z);
+  lse[row] = l;
+  let t = targets[row];
+  loss[row] = select(l - logits[r * p.cols + u32(max(t, 0))], 0.0, t == p.ignore);
 }
 
 // The same loss with one invocation per row (no workgroup memory, no barriers): what a CPU

@@ -8,6 +8,8 @@ import { ShapeError, shapeString } from "../tensor/tensor.ts";
 import { assertDType, declareKernel, groupsFor, rowWindows } from "../tensor/kernel.ts";
 import { VariantChoice } from "../tensor/variants.ts";
 import { chunkRowsFor, columnChunkGrid } from "../tensor/ops/windowed.ts";
+import type { Engine } from "../tensor/engine.ts";
+import { LOOP_BUDGET } from "../gpu/device.ts";
 
 const CROSS_ENTROPY_KERNEL = declareKernel({
   name: "cross entropy",
@@ -20,8 +22,20 @@ const CROSS_ENTROPY_KERNEL = declareKernel({
     first_valid: "u32",
     valid: "u32",
     chunk_rows: "u32",
+    block_cols: "u32",
+    blocks: "u32",
   },
-  buffers: ["logits", "targets", "lse", "loss", "dloss", "dlogits", "logits4", "dlogits4"],
+  buffers: [
+    "logits",
+    "targets",
+    "lse",
+    "loss",
+    "dloss",
+    "dlogits",
+    "logits4",
+    "dlogits4",
+    "block_stats",
+  ],
 });
 
 /**
@@ -41,6 +55,19 @@ export const CROSS_ENTROPY_CHOICE = new VariantChoice(
  */
 const ROW_LOOP_COLS = 8192;
 const ROWS_PER_GROUP = 64;
+/** Threads of the workgroup per row ("forward", "forward_blocks"). */
+const WG = 64;
+
+/**
+ * Columns of one block of the workgroup-per-row forward: all the valid columns at once, or on a
+ * software adapter blocks of at most WG · LOOP_BUDGET / 2 (1,048,576), since each thread walks
+ * its block twice (the max, then the sum); llvmpipe cut a row of 2.2M columns short. Blocks of a
+ * row are joined by forward_combine.
+ */
+export function ceBlockCols(e: Engine, validCols: number): number {
+  if (!e.gpu.isSoftware) return validCols;
+  return Math.min(validCols, WG * Math.floor(LOOP_BUDGET / 2));
+}
 
 export interface CrossEntropyOptions {
   /** Rows whose target equals this id contribute no loss and no gradient (padding). */
@@ -94,6 +121,8 @@ export function crossEntropyRows(
     first_valid: first,
     valid,
     chunk_rows: chunkRowsFor(e, w.rows),
+    block_cols: 0,
+    blocks: 0,
   });
   const lse = e.empty([rows], "f32", "ce lse");
   const loss = e.empty([rows], "f32", "ce loss");
@@ -103,8 +132,36 @@ export function crossEntropyRows(
   const vec4 = cols % 4 === 0;
   const perRow = (valid - first) / (vec4 ? 4 : 1) <= ROW_LOOP_COLS &&
     CROSS_ENTROPY_CHOICE.of(e).name === "invocation per row";
+  const blockCols = ceBlockCols(e, valid - first);
+  const blocks = Math.ceil((valid - first) / blockCols);
+  const stats = !perRow && blocks > 1 ? e.empty([rows, blocks, 2], "f32", "ce block stats") : null;
   for (const w of windows) {
     const window = { alloc: logits.storage, offset: w.offset, size: w.size };
+    if (stats) {
+      const params = { ...uniform(w), block_cols: blockCols, blocks };
+      const [x, y] = groupsFor(e, w.rows, 1);
+      CROSS_ENTROPY_KERNEL.dispatch(e.gpu, {
+        label: "cross entropy forward blocks",
+        entry: "forward_blocks",
+        params,
+        buffers: { logits: window, block_stats: stats.storage },
+        workgroups: [x, y, blocks],
+      });
+      CROSS_ENTROPY_KERNEL.dispatch(e.gpu, {
+        label: "cross entropy forward",
+        entry: "forward_combine",
+        params,
+        buffers: {
+          logits: window,
+          targets: targets.storage,
+          lse: lse.storage,
+          loss: loss.storage,
+          block_stats: stats.storage,
+        },
+        workgroups: groupsFor(e, w.rows, ROWS_PER_GROUP),
+      });
+      continue;
+    }
     CROSS_ENTROPY_KERNEL.dispatch(e.gpu, {
       label: "cross entropy forward",
       entry: perRow ? (vec4 ? "forward_rows4" : "forward_rows") : "forward",
@@ -118,6 +175,7 @@ export function crossEntropyRows(
       workgroups: groupsFor(e, w.rows, perRow ? ROWS_PER_GROUP : 1),
     });
   }
+  stats?.dispose();
   return e.record({
     op: "crossEntropy",
     inputs: [logits],

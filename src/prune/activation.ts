@@ -135,23 +135,39 @@ fn add_shift(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
 }
 
 // c_t = sqrt(Var(x_t) / Var(P(x_t))) over the features, the pruned ones zeros; 1 when P(x_t) is
-// constant (nothing to rescale).
+// constant (nothing to rescale). Two dispatches, each one loop over the features (the kept values
+// ride along while j < kept): variance_means writes the means of x_t and P(x_t) to medians [t, 2],
+// variance_scale the deviations. One invocation looping 2·features + 2·kept times ran past
+// llvmpipe's loop cap from 21,846 features at 50%.
 @compute @workgroup_size(64)
-fn variance_scale(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn variance_means(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let t = flat(gid, nwg);
   if (t >= p.tokens) { return; }
   let f = f32(p.features);
   var mx = 0.0;
-  for (var j = 0u; j < p.features; j++) { mx += x[t * p.features + j]; }
-  mx /= f;
-  var vx = 0.0;
-  for (var j = 0u; j < p.features; j++) { let d = x[t * p.features + j] - mx; vx += d * d; }
   var mp = 0.0;
-  for (var j = 0u; j < p.kept; j++) { mp += kept_values[t * p.kept + j]; }
-  mp /= f;
+  for (var j = 0u; j < p.features; j++) {
+    mx += x[t * p.features + j];
+    if (j < p.kept) { mp += kept_values[t * p.kept + j]; }
+  }
+  medians[2u * t] = mx / f;
+  medians[2u * t + 1u] = mp / f;
+}
+
+@compute @workgroup_size(64)
+fn variance_scale(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = flat(gid, nwg);
+  if (t >= p.tokens) { return; }
+  let mx = medians[2u * t];
+  let mp = medians[2u * t + 1u];
+  var vx = 0.0;
   // The pruned zeros each add mp² to the sum of squared deviations.
   var vp = f32(p.features - p.kept) * mp * mp;
-  for (var j = 0u; j < p.kept; j++) { let d = kept_values[t * p.kept + j] - mp; vp += d * d; }
+  for (var j = 0u; j < p.features; j++) {
+    let d = x[t * p.features + j] - mx;
+    vx += d * d;
+    if (j < p.kept) { let dp = kept_values[t * p.kept + j] - mp; vp += dp * dp; }
+  }
   row_scale[t] = select(1.0, sqrt(vx / vp), vp > 0.0);
 }
 
@@ -220,8 +236,13 @@ export function checkSpec(spec: ActivationSpec, inFeatures: number, layer: strin
   } else if (!(s.unstructured >= 0 && s.unstructured < 1)) {
     throw new RangeError(`${layer}: unstructured ratio ${s.unstructured} is not in [0, 1)`);
   }
+  // The mitigation kernels (variance_means, variance_scale, median_halves) loop over a token's
+  // features once per invocation.
   if (spec.mitigation !== "none" && inFeatures > LOOP_BUDGET) {
-    throw new RangeError(`${layer}: width ${inFeatures} is too long for one mitigation loop`);
+    throw new RangeError(
+      `${layer}: mitigation ${spec.mitigation} loops over the input width ${inFeatures} per ` +
+        `token, more than one invocation's loop budget of ${LOOP_BUDGET}`,
+    );
   }
 }
 
@@ -599,12 +620,21 @@ export class ActivationPruner implements LinearInputTransform {
     }
     if (mit === "variance") {
       const scale = e.empty([tokens], "f32", "variance correction");
+      const means = e.empty([tokens, 2], "f32", "variance means");
+      const rows = { x: x2.storage, kept_values: nm.values.storage, medians: means.storage };
+      MITIGATION_KERNEL.dispatch(e.gpu, {
+        entry: "variance_means",
+        params: all,
+        buffers: rows,
+        workgroups: groupsFor(e, tokens, 64),
+      });
       MITIGATION_KERNEL.dispatch(e.gpu, {
         entry: "variance_scale",
         params: all,
-        buffers: { x: x2.storage, kept_values: nm.values.storage, row_scale: scale.storage },
+        buffers: { ...rows, row_scale: scale.storage },
         workgroups: groupsFor(e, tokens, 64),
       });
+      means.dispose();
       MITIGATION_KERNEL.dispatch(e.gpu, {
         entry: "scale_rows",
         params: all,

@@ -21,11 +21,13 @@ import {
   type RowWindow,
   rowWindows,
 } from "../tensor/kernel.ts";
+import type { Engine } from "../tensor/engine.ts";
+import { LOOP_BUDGET } from "../gpu/device.ts";
 
 const MASK_KERNEL = declareKernel({
   name: "mask scores",
   source: maskShader,
-  params: { rows: "u32", cols: "u32", row0: "u32" },
+  params: { rows: "u32", cols: "u32", row0: "u32", span: "u32" },
   buffers: ["scores", "offsets", "items"],
 });
 const RANK_KERNEL = declareKernel({
@@ -43,6 +45,42 @@ const TOP_K_KERNEL = declareKernel({
 
 /** The largest k that topK supports (its candidates are sorted in workgroup memory). */
 export const MAX_TOP_K = 128;
+
+/** Invocations of a row's workgroup in topk.wgsl and target_rank.wgsl; 64 in mask_scores.wgsl. */
+const ROW_WG = 256;
+const MASK_WG = 64;
+
+/**
+ * Loop trips of one topk.wgsl invocation over a row of `cols` items: four histogram rounds and
+ * two reads of its range, ⌈cols / 256⌉ each, invocation 0's walks down the 256 digits of each
+ * round, and 64 for the scan and the sort (constant trips, counted in case they stay loops).
+ * Past LOOP_BUDGET (1,351,680 items) a software adapter refuses: llvmpipe cut [1, 2.9M] short.
+ */
+export function topKLoops(cols: number): number {
+  return 6 * Math.ceil(cols / ROW_WG) + 4 * 256 + 64;
+}
+
+/** Loop trips of one target_rank.wgsl invocation: ⌈cols / 256⌉ and its tree's 8 steps. */
+export function targetRankLoops(cols: number): number {
+  return Math.ceil(cols / ROW_WG) + 8;
+}
+
+/** Excluded items one mask_scores.wgsl workgroup takes: all of a row's, or within the budget. */
+export function maskSpan(e: Engine, mostPerRow: number): number {
+  const all = Math.max(1, mostPerRow);
+  return e.gpu.isSoftware ? Math.min(all, MASK_WG * LOOP_BUDGET) : all;
+}
+
+/** Refuses on a software adapter a row whose kernel would loop past the budget. */
+function checkRowLoops(op: string, scores: Tensor, loops: number): void {
+  if (!scores.engine.gpu.isSoftware || loops <= LOOP_BUDGET) return;
+  throw new ShapeError(
+    op,
+    `scores ${shapeString(scores.shape)}: a row of ${scores.shape[1]} items would loop ${loops} ` +
+      `times in an invocation, over a software adapter's budget of ${LOOP_BUDGET}; rank fewer ` +
+      "items or use a GPU",
+  );
+}
 
 /** Items to exclude per row, as CSR: row u excludes items[offsets[u] .. offsets[u+1]). */
 export interface ExcludedItems {
@@ -67,15 +105,21 @@ export function maskScores(scores: Tensor, exclude?: ExcludedItems): void {
     const offs = e.tensor(offsets, [rows + 1], "i32", "mask offsets");
     const ids = e.tensor(items, [items.length], "i32", "mask items");
     for (const w of rowWindows(e, rows, cols * 4)) {
+      let most = 0;
+      for (let u = w.row; u < w.row + w.rows; u++) {
+        most = Math.max(most, offsets[u + 1] - offsets[u]);
+      }
+      const span = maskSpan(e, most);
+      const [x, y] = groupsFor(e, w.rows, 1);
       MASK_KERNEL.dispatch(e.gpu, {
         entry: "mask",
-        params: { rows: w.rows, cols, row0: w.row },
+        params: { rows: w.rows, cols, row0: w.row, span },
         buffers: {
           scores: { alloc: scores.storage, offset: w.offset, size: w.size },
           offsets: offs.storage,
           items: ids.storage,
         },
-        workgroups: groupsFor(e, w.rows, 1),
+        workgroups: [x, y, Math.max(1, Math.ceil(most / span))],
       });
     }
   });
@@ -100,6 +144,7 @@ export function targetRanks(scores: Tensor, targets: Int32Array): Tensor {
       throw new RangeError(`targetRanks: target ${targets[i]} at row ${i} is outside [0, ${cols})`);
     }
   }
+  checkRowLoops("targetRanks", scores, targetRankLoops(cols));
   const e = scores.engine;
   const ranks = e.empty([rows], "i32", "target ranks");
   if (rows === 0) return ranks;
@@ -132,6 +177,7 @@ export function topK(scores: Tensor, k: number): Tensor {
   if (!Number.isInteger(k) || k < 1 || k > MAX_TOP_K) {
     throw new RangeError(`topK: k = ${k} is not an integer in [1, ${MAX_TOP_K}]`);
   }
+  checkRowLoops("topK", scores, topKLoops(cols));
   const e = scores.engine;
   const out = e.empty([rows, k], "i32", "top k ids");
   if (rows === 0) return out;

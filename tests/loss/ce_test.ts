@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { CROSS_ENTROPY_CHOICE, crossEntropyRows } from "../../src/loss/ce.ts";
+import { ceBlockCols, CROSS_ENTROPY_CHOICE, crossEntropyRows } from "../../src/loss/ce.ts";
+import { LOOP_BUDGET } from "../../src/gpu/device.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import { checkOp, gpuTest, randomArray, randomInts } from "../support/check.ts";
 import { withBindingLimit } from "../support/small_bindings.ts";
@@ -179,3 +180,60 @@ for (const [cols, valid, bytes] of [[20, 19, 2560], [10, 9, 1280]]) {
     }
   });
 }
+
+gpuTest("cross entropy rows are cut in blocks of columns within a software loop budget", (e) => {
+  const gpu = e.gpu as { isSoftware: boolean };
+  const saved = gpu.isSoftware;
+  try {
+    gpu.isSoftware = true;
+    assert.equal(ceBlockCols(e, 1000), 1000);
+    assert.equal(ceBlockCols(e, 2_200_000), 64 * LOOP_BUDGET / 2);
+    gpu.isSoftware = false;
+    assert.equal(ceBlockCols(e, 2_200_000), 2_200_000);
+  } finally {
+    gpu.isSoftware = saved;
+  }
+});
+
+// A workgroup per row walks ~2 · cols / 64 trips a thread: past ~2.1M columns llvmpipe cut the
+// walk short ([2, 2.2M] gave loss 12.56, want 16.11). Now blocks of 1,048,576 columns, joined.
+gpuTest("cross entropy of rows of 2.2M columns matches float64", async (e) => {
+  const [rows, first, valid, cols] = [2, 1, 2_200_001, 2_200_004];
+  const data = randomArray(rows * cols, 41, -8, 8);
+  const targets = new Int32Array([1_879_993, 5]);
+  const want = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let m = -Infinity;
+    for (let c = first; c < valid; c++) m = Math.max(m, data[r * cols + c]);
+    let z = 0;
+    for (let c = first; c < valid; c++) z += Math.exp(data[r * cols + c] - m);
+    want[r] = m + Math.log(z) - data[r * cols + targets[r]];
+  }
+  for (const forward of FORWARDS) {
+    await withForward(e, forward, async () => {
+      await e.tidyAsync(async () => {
+        const logits = e.tensor(data, [rows, cols]);
+        logits.requiresGrad = true;
+        e.startTape();
+        const loss = crossEntropyRows(logits, e.tensor(targets, [rows]), {
+          firstValidCol: first,
+          validCols: valid,
+        });
+        const got = await loss.readF32();
+        for (let r = 0; r < rows; r++) {
+          assert.ok(Math.abs(got[r] - want[r]) <= 1e-4 * want[r], `${forward} row ${r}: ${got[r]}`);
+        }
+        // The gradient reads the row's LSE: softmax − 1 at the target.
+        e.backward(loss, e.tensor(new Float32Array([1, 1]), [rows]));
+        const g = await logits.grad!.readF32();
+        for (let r = 0; r < rows; r++) {
+          const lse = want[r] + data[r * cols + targets[r]];
+          const at = r * cols + targets[r];
+          const expect = Math.exp(data[at] - lse) - 1;
+          assert.ok(Math.abs(g[at] - expect) <= 1e-5, `${forward} dlogits row ${r}: ${g[at]}`);
+          assert.equal(g[r * cols], 0);
+        }
+      });
+    });
+  }
+});

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { layerNorm } from "../../src/tensor/ops/layernorm.ts";
+import { layerNorm, rowLoops, rowThreads } from "../../src/tensor/ops/layernorm.ts";
+import { LOOP_BUDGET } from "../../src/gpu/device.ts";
 import "../../src/tensor/ops/mod.ts";
 import { ShapeError } from "../../src/tensor/tensor.ts";
 import { assertClose, checkOp, gpuTest, randomArray } from "../support/check.ts";
@@ -142,4 +143,55 @@ gpuTest("layerNorm names the shapes that do not match", (e) => {
       err.message.includes("[2, 3]"),
   );
   assert.throws(() => layerNorm(x, ok, bad), ShapeError);
+});
+
+gpuTest("layerNorm rows past 8 threads' loop budget take more threads, or are refused", (e) => {
+  const gpu = e.gpu as { isSoftware: boolean };
+  const saved = gpu.isSoftware;
+  const x = (cols: number) => e.tensor(new Float32Array(cols), [1, cols]);
+  const vec = (cols: number) => e.tensor(new Float32Array(cols), [cols]);
+  try {
+    gpu.isSoftware = true;
+    assert.equal(rowThreads(e, "layerNorm", x(1024), 1024, 3), 8);
+    assert.equal(rowLoops(87_360, 8, 3), 32_766);
+    assert.ok(rowLoops(87_361, 8, 3) > LOOP_BUDGET);
+    assert.equal(rowThreads(e, "layerNorm", x(87_360), 87_360, 3), 8);
+    assert.equal(rowThreads(e, "layerNorm", x(87_361), 87_361, 3), 16);
+    assert.equal(rowThreads(e, "layerNorm", x(180_000), 180_000, 3), 32);
+    assert.throws(
+      () => layerNorm(x(700_000), vec(700_000), vec(700_000)),
+      (err: Error) =>
+        err instanceof ShapeError &&
+        /layerNorm.*\[1, 700000\] would loop 32826 times.*64 threads.*budget of 32768/.test(
+          err.message,
+        ),
+    );
+    gpu.isSoftware = false;
+    assert.equal(rowThreads(e, "layerNorm", x(700_000), 700_000, 3), 8);
+  } finally {
+    gpu.isSoftware = saved;
+  }
+});
+
+// At 8 threads a row the forward walks ~3 · cols / 8 times: llvmpipe left the tail of row 1 of
+// [2, 180,000] at 0. Wider rows now take more threads a row on a software adapter.
+gpuTest("layerNorm of rows of 180,000 matches float64, gradients too", async (e) => {
+  const [rows, cols] = [2, 180_000];
+  const xs = randomArray(rows * cols, 5, -3, 3);
+  const gammas = randomArray(cols, 6, 0.5, 1.5);
+  const betas = randomArray(cols, 7);
+  const gs = randomArray(rows * cols, 8);
+  const x = e.tensor(xs, [rows, cols]);
+  const gamma = e.tensor(gammas, [cols]);
+  const beta = e.tensor(betas, [cols]);
+  for (const t of [x, gamma, beta]) t.requiresGrad = true;
+  e.startTape();
+  const y = layerNorm(x, gamma, beta, EPS);
+  const want = layerNormRef([xs, gammas, betas].map((a) => Float64Array.from(a)));
+  assertClose(await y.readF32(), want, "y", 1e-4, 1e-4);
+  e.backward(y, e.tensor(gs, [rows, cols]));
+  const grads = layerNormGradRef(xs, gammas, gs);
+  assertClose(await x.grad!.readF32(), grads.dx, "dx", 1e-3, 1e-4);
+  assertClose(await gamma.grad!.readF32(), grads.dgamma, "dgamma", 1e-4, 1e-4);
+  assertClose(await beta.grad!.readF32(), grads.dbeta, "dbeta", 1e-4, 1e-4);
 });

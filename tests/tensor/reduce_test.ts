@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { columnSums, mean, sum } from "../../src/tensor/ops/reduce.ts";
+import { LOOP_BUDGET } from "../../src/gpu/device.ts";
+import { softwarePieces } from "../../src/tensor/kernel.ts";
+import { columnChunks, columnSums, finishPasses, mean, sum } from "../../src/tensor/ops/reduce.ts";
 import "../../src/tensor/ops/mod.ts";
 import { ShapeError } from "../../src/tensor/tensor.ts";
 import { assertClose, checkOp, gpuTest, randomArray } from "../support/check.ts";
@@ -138,4 +140,42 @@ gpuTest("reductions refuse other axes and averaging nothing", (e) => {
 gpuTest("sum of an empty axis is zero", async (e) => {
   const got = await sum(e.tensor(new Float32Array(0), [3, 0]), -1).readF32();
   assert.deepEqual([...got], [0, 0, 0]);
+});
+
+gpuTest("column chunks and finish passes stay within a software adapter's loop budget", (e) => {
+  const gpu = e.gpu as { isSoftware: boolean };
+  const saved = gpu.isSoftware;
+  try {
+    gpu.isSoftware = true;
+    const rows = 2 ** 31;
+    const plan = columnChunks(e, rows, 1);
+    assert.equal(plan.chunkRows, LOOP_BUDGET);
+    assert.equal(plan.chunks, rows / LOOP_BUDGET);
+    assert.equal(
+      columnChunks(e, 1000, 3).chunkRows,
+      Math.ceil(1000 / Math.min(32, softwarePieces())),
+    );
+    // RMSNorm's dgamma of 1.1M rows: a partial per 16 rows, summed in two passes.
+    assert.deepEqual(finishPasses(e, 68_750), [22_917, 3]);
+    assert.deepEqual(finishPasses(e, LOOP_BUDGET), [LOOP_BUDGET]);
+    assert.deepEqual(finishPasses(e, LOOP_BUDGET + 1), [16_385, 2]);
+    assert.deepEqual(finishPasses(e, 2 ** 31), [32_768, 32_768, 2]);
+    gpu.isSoftware = false;
+    assert.deepEqual(finishPasses(e, 68_750), [68_750]);
+    assert.equal(columnChunks(e, rows, 1).chunks, 1024);
+  } finally {
+    gpu.isSoftware = saved;
+  }
+});
+
+// On llvmpipe 16 chunks a core of more than ~65,535 rows each: [2.2M, 1] summed to 1,048,123.7
+// (want 1,099,607.5) on 2 cores before chunks were capped at LOOP_BUDGET rows.
+gpuTest("columnSums past 65,535 rows a chunk matches float64", async (e) => {
+  const rows = 66_000 * softwarePieces() + 17;
+  const cols = 2;
+  // Small whole numbers: every float32 partial sum is exact.
+  const data = new Float32Array(rows * cols);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 7919) % 5;
+  const got = await columnSums(e.tensor(data, [rows, cols])).readF32();
+  assert.deepEqual([...got], [...colSums(data, cols)]);
 });

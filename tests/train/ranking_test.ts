@@ -1,6 +1,16 @@
 import assert from "node:assert/strict";
 import type { Engine } from "../../src/tensor/engine.ts";
-import { type ExcludedItems, maskScores, targetRanks, topK } from "../../src/train/ranking.ts";
+import {
+  type ExcludedItems,
+  maskScores,
+  maskSpan,
+  targetRankLoops,
+  targetRanks,
+  topK,
+  topKLoops,
+} from "../../src/train/ranking.ts";
+import { LOOP_BUDGET } from "../../src/gpu/device.ts";
+import { ShapeError } from "../../src/tensor/tensor.ts";
 import { gpuTest, randomInts, rng } from "../support/check.ts";
 import { smallBindingTest } from "../support/small_bindings.ts";
 
@@ -278,4 +288,61 @@ gpuTest("a 160 MB score matrix (over one binding) is ranked window by window", a
       );
     }
   });
+});
+
+// topK walks a row ~6 · cols / 256 times an invocation, targetRanks cols / 256: llvmpipe cut
+// [1, 2.9M]'s top 1 short (id 0, want 1,879,993). A software adapter refuses rows past the budget.
+gpuTest("topK and targetRanks refuse rows over a software adapter's loop budget", (e) => {
+  assert.ok(topKLoops(1_351_680) <= LOOP_BUDGET);
+  assert.ok(topKLoops(1_351_681) > LOOP_BUDGET);
+  assert.ok(targetRankLoops(8_386_560) <= LOOP_BUDGET);
+  assert.ok(targetRankLoops(8_386_561) > LOOP_BUDGET);
+  const gpu = e.gpu as { isSoftware: boolean };
+  const saved = gpu.isSoftware;
+  try {
+    gpu.isSoftware = true;
+    const scores = e.tensor(new Float32Array(1_351_681), [1, 1_351_681]);
+    assert.throws(
+      () => topK(scores, 1),
+      (err: Error) =>
+        err instanceof ShapeError &&
+        /topK.*\[1, 1351681\].*would loop 32774 times.*budget of 32768/.test(err.message),
+    );
+    const wide = e.tensor(new Float32Array(8_386_561), [1, 8_386_561]);
+    assert.throws(() => targetRanks(wide, new Int32Array([3])), /targetRanks.*budget of 32768/);
+    wide.dispose();
+    scores.dispose();
+  } finally {
+    gpu.isSoftware = saved;
+  }
+});
+
+gpuTest("topK of a row at the loop budget finds the top item", async (e) => {
+  const cols = 1_351_680;
+  const data = spreadScores(cols, 5);
+  data[1_234_567] = 100;
+  data[cols - 1] = 99;
+  const ids = await topK(e.tensor(data, [1, cols]), 2).read();
+  assert.deepEqual([...ids], [1_234_567, cols - 1]);
+});
+
+// mask_scores.wgsl walked a row's excluded items 64 at a time: past 4,194,240 of them llvmpipe
+// left the rest unmasked. A software adapter's workgroups take at most 64 · LOOP_BUDGET each.
+gpuTest("maskScores masks every one of 4.3M excluded items in a row", async (e) => {
+  const gpu = e.gpu as { isSoftware: boolean };
+  if (gpu.isSoftware) {
+    assert.equal(maskSpan(e, 4_300_000), 64 * LOOP_BUDGET);
+    assert.equal(maskSpan(e, 0), 1);
+  }
+  const cols = 1200;
+  const n = 4_300_000;
+  // Ids 1..500 over and over, then ids 501..1000 only at the end of the list.
+  const items = new Int32Array(n);
+  for (let i = 0; i < n; i++) items[i] = i < 4_200_000 ? 1 + (i % 500) : 501 + (i % 500);
+  const scores = e.tensor(new Float32Array(cols).fill(1), [1, cols]);
+  maskScores(scores, { offsets: new Int32Array([0, n]), items });
+  const got = await scores.readF32();
+  for (let c = 0; c < cols; c++) {
+    assert.equal(got[c], c <= 1000 ? -Infinity : 1, `column ${c}`);
+  }
 });

@@ -5,6 +5,7 @@ import { assertDType, declareKernel, groupsFor, type RowWindow, rowWindows } fro
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
 import { columnChunks, finishColumnSums } from "./reduce.ts";
 import { columnChunkGrid } from "./windowed.ts";
+import { LOOP_BUDGET } from "../../gpu/device.ts";
 
 const LAYER_NORM_KERNEL = declareKernel({
   name: "layer norm",
@@ -39,6 +40,42 @@ export function threadsPerRow(cols: number): number {
   return tpr;
 }
 
+/**
+ * Loop trips of one invocation of a row kernel whose segment of `tpr` threads walks `cols`
+ * (elements or vec4s) `walks` times, with two segment-sum trees of log2(tpr) levels.
+ */
+export function rowLoops(cols: number, tpr: number, walks: number): number {
+  return walks * Math.ceil(cols / tpr) + 2 * Math.log2(tpr);
+}
+
+/**
+ * threadsPerRow, or on a software adapter as many more (up to a workgroup of WG) as keep an
+ * invocation's loops within LOOP_BUDGET; a row too long even then is refused. llvmpipe cut
+ * layerNorm's forward short past ~174,760 columns at 8 threads ([2, 180,000] left row 1's tail
+ * at 0).
+ */
+export function rowThreads(
+  e: Engine,
+  op: string,
+  x: Tensor,
+  cols: number,
+  walks: number,
+): number {
+  let tpr = threadsPerRow(cols);
+  if (!e.gpu.isSoftware) return tpr;
+  while (tpr < WG && rowLoops(cols, tpr, walks) > LOOP_BUDGET) tpr *= 2;
+  const loops = rowLoops(cols, tpr, walks);
+  if (loops > LOOP_BUDGET) {
+    throw new ShapeError(
+      op,
+      `rows of ${shapeString(x.shape)} would loop ${loops} times in an invocation even at ${WG} ` +
+        `threads a row, over a software adapter's budget of ${LOOP_BUDGET}; use shorter rows ` +
+        "or a GPU",
+    );
+  }
+  return tpr;
+}
+
 function checkShapes(x: Tensor, gamma: Tensor, beta: Tensor): number {
   for (const t of [x, gamma, beta]) assertDType("layerNorm", t, "f32");
   const cols = x.rank === 0 ? 0 : x.shape[x.rank - 1];
@@ -63,7 +100,8 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
   const cols = checkShapes(x, gamma, beta);
   const e = x.engine;
   const rows = x.size / cols;
-  const tpr = threadsPerRow(cols);
+  // forward walks a row three times (mean, variance, output), backward_x twice.
+  const tpr = rowThreads(e, "layerNorm", x, cols, 3);
   const rowsPerGroup = WG / tpr;
   const constants = { TPR: tpr };
   const windows = rowWindows(e, rows, cols * 4);

@@ -17,6 +17,7 @@ import {
 } from "../kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
 import { columnChunkGrid, dispatchWindowed } from "./windowed.ts";
+import { LOOP_BUDGET } from "../../gpu/device.ts";
 
 const REDUCE_KERNEL = declareKernel({
   name: "sum rows",
@@ -189,11 +190,14 @@ export interface ColumnChunks {
  * Partials stay small (≤ 2^18 values unless cols alone is bigger), chunks ≥ 32 rows; at most 1,024
  * chunks, or about 16 a core on a software adapter, where every workgroup has a cost of its own
  * (see chunkRowsFor in windowed.ts; a CoLES batch's bias gradient took 200 chunks of 32 rows).
+ * There a chunk is also at most LOOP_BUDGET rows, the loop of one invocation (more chunks past
+ * 2^15 · 16 rows a core: llvmpipe cut the rows of [2.2M, 1]'s 32 chunks short on 2 cores).
  */
 export function columnChunks(e: Engine, rows: number, cols: number): ColumnChunks {
   const most = e.gpu.isSoftware ? softwarePieces() : 1024;
   const target = Math.max(1, Math.min(Math.ceil(rows / 32), Math.floor(2 ** 18 / cols), most));
-  const chunkRows = Math.max(1, Math.ceil(rows / target));
+  let chunkRows = Math.max(1, Math.ceil(rows / target));
+  if (e.gpu.isSoftware) chunkRows = Math.min(chunkRows, LOOP_BUDGET);
   let chunk0 = 0;
   const windows = rowWindows(e, rows, cols * 4).map((w) => {
     const win = { ...w, chunk0 };
@@ -204,8 +208,28 @@ export function columnChunks(e: Engine, rows: number, cols: number): ColumnChunk
 }
 
 /**
+ * The chunks each pass of finishColumnSums adds per group, one pass after another: one pass of
+ * every chunk, or on a software adapter passes of groups of at most LOOP_BUDGET chunks (in
+ * order) until one group is left. [1.1M, 4]'s RMSNorm dgamma had 68,750 partials, and llvmpipe
+ * ended a single pass's loop short.
+ */
+export function finishPasses(e: Engine, chunks: number): number[] {
+  const passes: number[] = [];
+  let left = Math.max(1, chunks);
+  while (e.gpu.isSoftware && left > LOOP_BUDGET) {
+    const groups = Math.ceil(left / LOOP_BUDGET);
+    const group = Math.ceil(left / groups);
+    passes.push(group);
+    left = Math.ceil(left / group);
+  }
+  passes.push(left);
+  return passes;
+}
+
+/**
  * out[c] = Σ over chunks k (in order) of partials[k · stride + offset + c], c < cols: the shared
- * second stage of every column reduction.
+ * second stage of every column reduction (in passes over groups of chunks past the loop budget
+ * of a software adapter: finishPasses).
  */
 export function finishColumnSums(
   partials: Tensor,
@@ -216,13 +240,24 @@ export function finishColumnSums(
   out: Tensor,
 ): void {
   const e = partials.engine;
-  COLUMN_SUM_KERNEL.dispatch(e.gpu, {
-    label: "column sums finish",
-    entry: "finish",
-    params: { rows: chunks, cols, chunk_rows: 0, chunk0: 0, stride, offset },
-    buffers: { partial_sums: partials.storage, out: out.storage },
-    workgroups: groupsFor(e, cols, 64),
-  });
+  let src = partials;
+  let left = chunks;
+  for (const group of finishPasses(e, chunks)) {
+    const groups = Math.ceil(left / group);
+    const dst = groups === 1 ? out : e.empty([groups, cols], "f32", "column partials");
+    COLUMN_SUM_KERNEL.dispatch(e.gpu, {
+      label: "column sums finish",
+      entry: "finish",
+      params: { rows: left, cols, chunk_rows: group, chunk0: 0, stride, offset },
+      buffers: { partial_sums: src.storage, out: dst.storage },
+      workgroups: columnChunkGrid(e, cols, left, group),
+    });
+    if (src !== partials) src.dispose();
+    src = dst;
+    left = groups;
+    stride = cols;
+    offset = 0;
+  }
 }
 
 /** Sums over every axis but the last: [..., N] → [N] (a bias gradient). */

@@ -3,7 +3,7 @@ import shader from "../../../shaders/rmsnorm.wgsl" with { type: "text" };
 import type { Engine } from "../engine.ts";
 import { assertDType, declareKernel, groupsFor, type RowWindow, rowWindows } from "../kernel.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor.ts";
-import { threadsPerRow } from "./layernorm.ts";
+import { rowThreads } from "./layernorm.ts";
 import { columnChunks, finishColumnSums } from "./reduce.ts";
 import { columnChunkGrid } from "./windowed.ts";
 
@@ -45,7 +45,8 @@ export function rmsNorm(x: Tensor, gamma: Tensor, eps = 1e-5): Tensor {
   const rows = x.size / cols;
   // Rows of whole vec4s take the vec4 entries (see rmsnorm.wgsl); segments then walk vec4s.
   const suffix = cols % 4 === 0 ? "4" : "";
-  const tpr = threadsPerRow(suffix ? cols / 4 : cols);
+  // forward and backward_x walk a row twice.
+  const tpr = rowThreads(e, "rmsNorm", x, suffix ? cols / 4 : cols, 2);
   const constants = { TPR: tpr };
   // Rows a thread holds whole in private arrays read x (and g) once: the *_row(s) entries.
   const rowEntries = suffix !== "" && tpr === 1 && cols / 4 <= ROW_VEC4S;
