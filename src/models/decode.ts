@@ -690,35 +690,24 @@ export class FusedDecoder {
     if (this.plan.schedule === "fused") return run("layer", 1);
     run("qkv", (dim + 2 * kvHeads * m.headDim) / 2);
     const { passes } = splitAttention(m, pos + 1);
-    // Heads take a workgroup each whatever laneRows says: their invocations share the positions.
-    const perHead = (entry: string, p = params) =>
+    const attend = (entry: string, groups: number, p = params) =>
       LAYER_KERNEL.dispatch(this.e.gpu, {
         entry,
         label: `decode ${entry}`,
         constants: this.constants,
         params: p,
         buffers: pick(buffers, LAYER_USES[entry]),
-        workgroups: [Math.min(heads, this.e.gpu.limits.maxComputeWorkgroupsPerDimension)],
+        workgroups: [Math.min(groups, this.e.gpu.limits.maxComputeWorkgroupsPerDimension)],
       });
+    // Whatever laneRows says: heads take a workgroup each (their invocations share the
+    // positions), and the passes an invocation per score or feature.
     if (!passes) {
-      perHead("attend");
+      attend("attend", heads);
     } else {
-      // The same units whatever laneRows says: an invocation per score or feature.
-      const lanes = (entry: string, units: number, p = params) =>
-        LAYER_KERNEL.dispatch(this.e.gpu, {
-          entry,
-          label: `decode ${entry}`,
-          constants: this.constants,
-          params: p,
-          buffers: pick(buffers, LAYER_USES[entry]),
-          workgroups: [
-            Math.min(Math.ceil(units / WG), this.e.gpu.limits.maxComputeWorkgroupsPerDimension),
-          ],
-        });
-      lanes("attend_scores_long", heads * (pos + 1));
-      perHead("attend_softmax_long");
+      attend("attend_scores_long", Math.ceil((heads * (pos + 1)) / WG));
+      attend("attend_softmax_long", heads);
       for (const [start, stop] of passes) {
-        lanes("attend_mix_long", heads * m.headDim, { ...params, start, stop });
+        attend("attend_mix_long", Math.ceil((heads * m.headDim) / WG), { ...params, start, stop });
       }
     }
     run("out_proj", dim);
