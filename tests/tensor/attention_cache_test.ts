@@ -7,15 +7,39 @@ import {
   cachePasses,
   MAX_CACHE_LENGTH,
 } from "../../src/tensor/ops/attention_cache.ts";
+import type { Engine } from "../../src/tensor/engine.ts";
 import { assertClose, gpuTest, randomArray } from "../support/check.ts";
 
-/** One query per sequence over the first `len` rows of k, v [B, maxLen, kvHeads·dh]. */
-function reference(
+interface CacheCase {
+  B: number;
+  heads: number;
+  kvHeads: number;
+  dh: number;
+  maxLen: number;
+  len: number;
+}
+
+/** attendToCache of q [B, heads·dh] over the first `len` rows of k, v [B, maxLen, kvHeads·dh]. */
+function attendOnGpu(
+  e: Engine,
+  c: CacheCase,
   q: Float32Array,
   k: Float32Array,
   v: Float32Array,
-  c: { B: number; heads: number; kvHeads: number; dh: number; maxLen: number; len: number },
-): Float64Array {
+): Promise<Float32Array> {
+  const W = c.kvHeads * c.dh;
+  return e.tidyAsync(() =>
+    attendToCache(
+      e.tensor(q, [c.B, c.heads * c.dh]),
+      e.tensor(k, [c.B, c.maxLen, W]),
+      e.tensor(v, [c.B, c.maxLen, W]),
+      { heads: c.heads, kvHeads: c.kvHeads, length: c.len },
+    ).readF32()
+  );
+}
+
+/** One query per sequence over the first `len` rows of k, v [B, maxLen, kvHeads·dh]. */
+function reference(q: Float32Array, k: Float32Array, v: Float32Array, c: CacheCase): Float64Array {
   const { B, heads, kvHeads, dh, maxLen, len } = c;
   const W = kvHeads * dh;
   const out = new Float64Array(B * heads * dh);
@@ -54,14 +78,7 @@ for (
     const q = randomArray(c.B * c.heads * c.dh, 1, -2, 2);
     const k = randomArray(c.B * c.maxLen * W, 2, -2, 2);
     const v = randomArray(c.B * c.maxLen * W, 3);
-    const got = await e.tidyAsync(() =>
-      attendToCache(
-        e.tensor(q, [c.B, c.heads * c.dh]),
-        e.tensor(k, [c.B, c.maxLen, W]),
-        e.tensor(v, [c.B, c.maxLen, W]),
-        { heads: c.heads, kvHeads: c.kvHeads, length: c.len },
-      ).readF32()
-    );
+    const got = await attendOnGpu(e, c, q, k, v);
     assertClose(got, reference(q, k, v, c), "cache attention", 1e-5, 1e-6);
   });
 }
@@ -113,13 +130,6 @@ gpuTest("attendToCache over the longest cache (32,768 positions) matches float64
   const k = randomArray(c.B * c.maxLen * W, 7, -1, 1);
   k.fill(6, (c.len - 1) * W);
   const v = randomArray(c.B * c.maxLen * W, 8);
-  const got = await e.tidyAsync(() =>
-    attendToCache(
-      e.tensor(q, [c.B, c.heads * c.dh]),
-      e.tensor(k, [c.B, c.maxLen, W]),
-      e.tensor(v, [c.B, c.maxLen, W]),
-      { heads: c.heads, kvHeads: c.kvHeads, length: c.len },
-    ).readF32()
-  );
+  const got = await attendOnGpu(e, c, q, k, v);
   assertClose(got, reference(q, k, v, c), "cache attention", 1e-4, 1e-6);
 });
