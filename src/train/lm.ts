@@ -37,6 +37,8 @@ import {
   summaryOf,
 } from "./loop.ts";
 import { RunSession } from "./session.ts";
+import { attentionBlocker } from "../tensor/ops/attention.ts";
+import { ConfigError } from "./flags.ts";
 
 export interface LmData {
   /** The file's name, the run's dataset label. */
@@ -220,6 +222,14 @@ export async function trainLm(
 ): Promise<LmTrainResult> {
   const { logger } = opts;
   const vocab = data.tokenizer.vocabSize;
+  const attention = attentionBlocker(engine, {
+    T: c.seqLen,
+    group: c.heads / c.kvHeads,
+    headDim: c.dim / c.heads,
+    dropout: false,
+    masked: false,
+  });
+  if (attention) throw new ConfigError(`--seq-len ${c.seqLen}: ${attention}; lower --seq-len`);
   // The store's URL is recorded without its password.
   const recorded = { ...c, store: c.store === null ? null : redactUrl(c.store) };
   const runFile: LmRunFile = {

@@ -41,6 +41,7 @@ import {
 } from "./loop.ts";
 import { RunSession, storedRunConfig } from "./session.ts";
 import { redactUrl } from "../store/postgres.ts";
+import { attentionBlocker } from "../tensor/ops/attention.ts";
 
 export interface TrainResult extends RunSummary {
   test: Record<string, number>;
@@ -358,6 +359,14 @@ export async function train(
       "lower --batch-size, --negatives, --seq-len or --dim, or raise --memory-limit",
     );
   }
+  const attention = attentionBlocker(engine, {
+    T: c.seqLen,
+    group: 1,
+    headDim: c.dim / c.heads,
+    dropout: c.dropout > 0,
+    masked: c.padded,
+  });
+  if (attention) throw new ConfigError(`--seq-len ${c.seqLen}: ${attention}; lower --seq-len`);
   // A programmatic resume gets the same check as the command line's: nothing but the settings
   // that may change on resume differs from what the run was trained with.
   if (c.resume) {

@@ -110,3 +110,21 @@ Deno.test("lm:train flags: data required, head widths checked", () => {
   );
   assert.equal(parseLmTrainArgs(["--data", "x", "--untied"]).config.untied, true);
 });
+
+gpuTest(
+  "on llvmpipe, lm:train refuses a --seq-len its attention cannot loop over, before a run",
+  async (e) => {
+    if (!e.gpu.isSoftware) return;
+    const dir = await Deno.makeTempDir();
+    const c = await tinyConfig(dir);
+    const data = await prepareText(c);
+    // Head width 48 has no register kernels: the generic ones loop 25 times a tile of 16 keys.
+    const long = { ...c, seqLen: 24_000, dim: 96, heads: 2, kvHeads: 2 };
+    await assert.rejects(
+      () => trainLm(e, long, data, { logger: quiet() }),
+      /--seq-len 24000: the generic kernels would loop 37500 times .*; lower --seq-len/,
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)].map((f) => f.name), ["text.txt"], "no runs folder");
+    await Deno.remove(dir, { recursive: true });
+  },
+);

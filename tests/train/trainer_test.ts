@@ -230,3 +230,20 @@ Deno.test("a sampled validation is named on the run line: how many of whom, and 
   assert.match(note, /fixed random 1999 of the 100000 users \(seed 7; at most 2·10⁹ scores/);
   assert.match(note, /final test ranks them all; --eval-users N sets both/);
 });
+
+gpuTest(
+  "on llvmpipe, train refuses a --seq-len its attention cannot loop over, before a run",
+  async (e) => {
+    if (!e.gpu.isSoftware) return;
+    const dir = await Deno.makeTempDir();
+    // Head width 48 has no register kernels: with dropout the generic ones loop 41 times a tile.
+    const config = tinyConfig(await tinyData(dir), `${dir}/runs`, { dim: 96, seqLen: 16_000 });
+    await assert.rejects(
+      async () => await train(e, config, await prepareData(config), { logger: quiet() }),
+      /--seq-len 16000: the generic kernels would loop 41000 times .*dropout.*; lower --seq-len/,
+    );
+    // prepareData caches the dataset there; no run was opened.
+    assert.deepEqual([...Deno.readDirSync(`${dir}/runs`)].map((f) => f.name), ["cache"]);
+    await Deno.remove(dir, { recursive: true });
+  },
+);

@@ -164,6 +164,15 @@ export function defaultAttentionKernels(e: Engine, s: AttentionLoopShape): Atten
   return e.gpu.isSoftware && registerBlocker(s) === null ? "registers" : "generic";
 }
 
+/**
+ * Why causalAttention, with the kernels it picks by default, would refuse this shape on `e` (a
+ * software adapter's loop budget), or null: for a trainer to check before a run starts.
+ */
+export function attentionBlocker(e: Engine, s: AttentionLoopShape): string | null {
+  if (!e.gpu.isSoftware || defaultAttentionKernels(e, s) === "registers") return null;
+  return loopBlocker(s, "generic");
+}
+
 /** Must match QR, KR and WG in attention_common.wgsl. */
 const QUERY_ROWS = 16;
 const KEY_ROWS = 16;
