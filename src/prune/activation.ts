@@ -171,16 +171,6 @@ fn variance_scale(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
   row_scale[t] = select(1.0, sqrt(vx / vp), vp > 0.0);
 }
 
-// max_t |x_tj|, one invocation per feature (SmoothQuant's calibration).
-@compute @workgroup_size(64)
-fn column_absmax(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let j = flat(gid, nwg);
-  if (j >= p.features) { return; }
-  var m = 0.0;
-  for (var t = 0u; t < p.tokens; t++) { m = max(m, abs(x[t * p.features + j])); }
-  col_vec[j] = m;
-}
-
 // x_tj · col_vec[j]: SmoothQuant's x/s, col_vec holding 1/s.
 @compute @workgroup_size(64)
 fn scale_columns(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -211,6 +201,34 @@ const MITIGATION_KERNEL = declareKernel({
     "y",
     "col_vec",
   ],
+});
+
+const COLUMN_ABSMAX_SHADER = /* wgsl */ `
+// max_t |x_tj| of x [tokens, features], one invocation per feature (SmoothQuant's calibration,
+// src/prune/activation.ts), over the tokens [first, first + count): a pass after the first carries
+// on from the maxima the one before wrote.
+struct Params { tokens: u32, features: u32, first: u32, count: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> col_max: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = gid.x + gid.y * nwg.x * 64u;
+  if (j >= p.features) { return; }
+  var m = 0.0;
+  if (p.first > 0u) { m = col_max[j]; }
+  let last = min(p.first + p.count, p.tokens);
+  for (var t = p.first; t < last; t++) { m = max(m, abs(x[t * p.features + j])); }
+  col_max[j] = m;
+}
+`;
+
+const COLUMN_ABSMAX_KERNEL = declareKernel({
+  name: "column max |x|",
+  source: COLUMN_ABSMAX_SHADER,
+  params: { tokens: "u32", features: "u32", first: "u32", count: "u32" },
+  buffers: ["x", "col_max"],
 });
 
 /** Checks a spec against a layer's input width; the error names the layer, width and pattern. */
@@ -751,20 +769,38 @@ function transposeWeight(w: Tensor): Tensor {
   return wt;
 }
 
-/** max_t |x_tj| of x [tokens, features] → [features]: SmoothQuant's calibration statistic. */
+/**
+ * Tokens one pass of columnAbsMax walks: all of them on a GPU adapter, at most LOOP_BUDGET on a
+ * software one (llvmpipe cut one loop over 70,000 tokens short: maxima of the first tokens only).
+ */
+export function columnAbsMaxPassTokens(e: Engine, tokens: number): number {
+  return e.gpu.isSoftware ? Math.min(Math.max(1, tokens), LOOP_BUDGET) : Math.max(1, tokens);
+}
+
+/**
+ * max_t |x_tj| of x [tokens, features] → [features]: SmoothQuant's calibration statistic (and
+ * weight equalisation's), in passes of columnAbsMaxPassTokens tokens; max is exact, so the passes
+ * give the one loop's result.
+ */
 export function columnAbsMax(x2: Tensor): Tensor {
+  const op = "column max |x|";
+  assertDType(op, x2, "f32");
+  if (x2.rank !== 2) throw new ShapeError(op, `x must be 2-D, got ${shapeString(x2.shape)}`);
   const e = x2.engine;
   const [tokens, features] = x2.shape;
-  if (tokens > LOOP_BUDGET) {
-    throw new ShapeError("column max |x|", `${tokens} rows are too many for one loop`);
-  }
-  const absMax = e.empty([features], "f32", "column max |x|");
-  MITIGATION_KERNEL.dispatch(e.gpu, {
-    entry: "column_absmax",
-    params: { tokens, features, outs: 0, kept: 0 },
-    buffers: { x: x2.storage, col_vec: absMax.storage },
-    workgroups: groupsFor(e, features, 64),
-  });
+  const absMax = e.empty([features], "f32", op);
+  const count = columnAbsMaxPassTokens(e, tokens);
+  // One pass at least: no tokens leave every maximum 0.
+  let first = 0;
+  do {
+    COLUMN_ABSMAX_KERNEL.dispatch(e.gpu, {
+      label: op,
+      params: { tokens, features, first, count },
+      buffers: { x: x2.storage, col_max: absMax.storage },
+      workgroups: groupsFor(e, features, 64),
+    });
+    first += count;
+  } while (first < tokens);
   return absMax;
 }
 

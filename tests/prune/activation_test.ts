@@ -13,6 +13,8 @@ import {
   type ActivationSpec,
   applyActivationPruning,
   type Calibration,
+  columnAbsMax,
+  columnAbsMaxPassTokens,
   keptUnstructured,
   linearLayers,
   medianHost,
@@ -24,6 +26,7 @@ import {
 } from "../../src/prune/activation.ts";
 import { ActivationScorer, CRITERIA } from "../../src/prune/criteria.ts";
 import { NM_PATTERNS } from "../../src/sparse/format.ts";
+import { LOOP_BUDGET } from "../../src/gpu/device.ts";
 import { pruneNm } from "../../src/sparse/prune.ts";
 import type { Engine } from "../../src/tensor/engine.ts";
 import { matmul } from "../../src/tensor/ops/matmul.ts";
@@ -224,4 +227,25 @@ gpuTest("the variance correction of 24,576 features matches the host", async (e)
       p.dispose();
     });
   }
+});
+
+// column_absmax looped over every token in one invocation; past LOOP_BUDGET rows it was refused
+// (ShapeError "70000 rows are too many for one loop"), and without the refusal llvmpipe cut the
+// loop short (70,000 rows gave 0.5, the first rows' maximum, for a column whose last row held 2).
+// Now passes of at most LOOP_BUDGET tokens on a software adapter.
+gpuTest("column max |x| of 70,000 tokens matches the host, in passes on llvmpipe", async (e) => {
+  const [tokens, f] = [70_000, 8];
+  const x = randomArray(tokens * f, 41);
+  // Each column's largest |x| in a different pass: its first, middle and last tokens.
+  for (let j = 0; j < f; j++) {
+    x[[0, 40_000, tokens - 1][j % 3] * f + j] = (j % 2 ? -1 : 1) * (2 + j);
+  }
+  const want = Array.from({ length: f }, (_, j) => {
+    let m = 0;
+    for (let t = 0; t < tokens; t++) m = Math.max(m, Math.abs(x[t * f + j]));
+    return m;
+  });
+  if (e.gpu.isSoftware) assert.equal(columnAbsMaxPassTokens(e, tokens), LOOP_BUDGET);
+  const got = await e.tidyAsync(() => columnAbsMax(e.tensor(x, [tokens, f])).read());
+  assert.deepEqual(Array.from(got), want);
 });
