@@ -31,7 +31,13 @@ import { matmul } from "../tensor/ops/matmul.ts";
 import { reshape } from "../tensor/ops/shape.ts";
 import { transpose } from "../tensor/ops/transpose.ts";
 import { ShapeError, shapeString, type Tensor } from "../tensor/tensor.ts";
-import { ActivationScorer, assertCriterion, type Criterion, scoresHost } from "./criteria.ts";
+import {
+  ActivationScorer,
+  assertCriterion,
+  type Criterion,
+  scoresHost,
+  tokenPassLength,
+} from "./criteria.ts";
 import { fitLearnable, type FitOptions, type Keep, type LearnedMitigation } from "./learnable.ts";
 import { LOOP_BUDGET } from "../gpu/device.ts";
 
@@ -770,16 +776,8 @@ function transposeWeight(w: Tensor): Tensor {
 }
 
 /**
- * Tokens one pass of columnAbsMax walks: all of them on a GPU adapter, at most LOOP_BUDGET on a
- * software one (llvmpipe cut one loop over 70,000 tokens short: maxima of the first tokens only).
- */
-export function columnAbsMaxPassTokens(e: Engine, tokens: number): number {
-  return e.gpu.isSoftware ? Math.min(Math.max(1, tokens), LOOP_BUDGET) : Math.max(1, tokens);
-}
-
-/**
  * max_t |x_tj| of x [tokens, features] → [features]: SmoothQuant's calibration statistic (and
- * weight equalisation's), in passes of columnAbsMaxPassTokens tokens; max is exact, so the passes
+ * weight equalisation's), in passes of tokenPassLength tokens; max is exact, so the passes
  * give the one loop's result.
  */
 export function columnAbsMax(x2: Tensor): Tensor {
@@ -789,7 +787,7 @@ export function columnAbsMax(x2: Tensor): Tensor {
   const e = x2.engine;
   const [tokens, features] = x2.shape;
   const absMax = e.empty([features], "f32", op);
-  const count = columnAbsMaxPassTokens(e, tokens);
+  const count = tokenPassLength(e, tokens);
   // One pass at least: no tokens leave every maximum 0.
   let first = 0;
   do {

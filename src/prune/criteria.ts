@@ -23,7 +23,7 @@ export type Criterion = typeof CRITERIA[number];
 
 const SCORES_SHADER = /* wgsl */ `
 // Activation-pruning scores of x [tokens, features] (src/prune/criteria.ts).
-struct Params { tokens: u32, features: u32, use_factor: u32, clact: u32 }
+struct Params { tokens: u32, features: u32, use_factor: u32, clact: u32, first: u32, count: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> factor: array<f32>;
@@ -33,14 +33,18 @@ struct Params { tokens: u32, features: u32, use_factor: u32, clact: u32 }
 
 fn flat(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * 64u; }
 
-// ‖X_{:,j}‖₂ over the tokens, one invocation per feature.
+// ‖X_{:,j}‖₂ over the tokens, one invocation per feature, tokens [first, first + count) a pass:
+// a later pass continues the sum of squares the one before left, the last takes its root.
 @compute @workgroup_size(64)
 fn columns(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let j = flat(gid, nwg);
   if (j >= p.features) { return; }
-  var s = 0.0;
-  for (var t = 0u; t < p.tokens; t++) { let v = x[t * p.features + j]; s += v * v; }
-  col_norms[j] = sqrt(s);
+  var s = select(0.0, col_norms[j], p.first > 0u);
+  for (var t = p.first; t < min(p.first + p.count, p.tokens); t++) {
+    let v = x[t * p.features + j];
+    s += v * v;
+  }
+  col_norms[j] = select(s, sqrt(s), p.first + p.count >= p.tokens);
 }
 
 // ‖X_{t,:}‖₂ over the features, one invocation per token.
@@ -70,7 +74,14 @@ fn score(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg
 const SCORES_KERNEL = declareKernel({
   name: "activation scores",
   source: SCORES_SHADER,
-  params: { tokens: "u32", features: "u32", use_factor: "u32", clact: "u32" },
+  params: {
+    tokens: "u32",
+    features: "u32",
+    use_factor: "u32",
+    clact: "u32",
+    first: "u32",
+    count: "u32",
+  },
   buffers: ["x", "factor", "col_norms", "row_norms", "scores"],
 });
 
@@ -227,10 +238,18 @@ export class ActivationScorer {
 function computeScores(op: string, x: Tensor, factor: Tensor | null, clact: boolean): Tensor {
   const e = x.engine;
   const [tokens, features] = x.shape;
-  if (clact && Math.max(tokens, features) > LOOP_BUDGET) {
-    throw new ShapeError(op, `${shapeString(x.shape)} is too long for one norm loop`);
+  // The row norms loop over a token's features in one invocation.
+  if (clact && features > LOOP_BUDGET) {
+    throw new ShapeError(op, `${shapeString(x.shape)}: rows too long for one norm loop`);
   }
-  const params = { tokens, features, use_factor: factor ? 1 : 0, clact: clact ? 1 : 0 };
+  const params = {
+    tokens,
+    features,
+    use_factor: factor ? 1 : 0,
+    clact: clact ? 1 : 0,
+    first: 0,
+    count: 0,
+  };
   const scores = e.empty(x.shape, "f32", op);
   // The score entry binds every buffer it names: the norms exist (unfilled) without CLACT, and x
   // stands in for a missing factor (both read-only, never read when use_factor is 0).
@@ -263,24 +282,39 @@ function computeScores(op: string, x: Tensor, factor: Tensor | null, clact: bool
   return scores;
 }
 
-/** ‖X_{:,j}‖₂ over the rows of x [rows, features] → [features]. */
+/**
+ * Tokens one pass of a per-feature loop over the tokens walks (columnNorms, columnAbsMax): all of
+ * them on a GPU adapter, at most LOOP_BUDGET on a software one (llvmpipe cut a loop over 70,000
+ * tokens short).
+ */
+export function tokenPassLength(e: Engine, tokens: number): number {
+  return e.gpu.isSoftware ? Math.min(Math.max(1, tokens), LOOP_BUDGET) : Math.max(1, tokens);
+}
+
+/**
+ * ‖X_{:,j}‖₂ over the rows of x [rows, features] → [features], in passes of tokenPassLength
+ * tokens that continue one sum in the same order: one pass's result, bit for bit.
+ */
 export function columnNorms(x: Tensor): Tensor {
   const op = "column norms";
   assertDType(op, x, "f32");
   if (x.rank !== 2) throw new ShapeError(op, `x must be 2-D, got ${shapeString(x.shape)}`);
   const [tokens, features] = x.shape;
-  if (tokens > LOOP_BUDGET) {
-    throw new ShapeError(op, `${tokens} rows are too many for one norm loop`);
-  }
   const e = x.engine;
   const cols = e.empty([features], "f32", op);
-  SCORES_KERNEL.dispatch(e.gpu, {
-    label: op,
-    entry: "columns",
-    params: { tokens, features, use_factor: 0, clact: 0 },
-    buffers: { x: x.storage, col_norms: cols.storage },
-    workgroups: groupsFor(e, features, 64),
-  });
+  const count = tokenPassLength(e, tokens);
+  // One pass at least: no tokens give norms of 0.
+  let first = 0;
+  do {
+    SCORES_KERNEL.dispatch(e.gpu, {
+      label: op,
+      entry: "columns",
+      params: { tokens, features, use_factor: 0, clact: 0, first, count },
+      buffers: { x: x.storage, col_norms: cols.storage },
+      workgroups: groupsFor(e, features, 64),
+    });
+    first += count;
+  } while (first < tokens);
   return cols;
 }
 

@@ -14,7 +14,6 @@ import {
   applyActivationPruning,
   type Calibration,
   columnAbsMax,
-  columnAbsMaxPassTokens,
   keptUnstructured,
   linearLayers,
   medianHost,
@@ -24,7 +23,7 @@ import {
   smoothScalesHost,
   sparsityName,
 } from "../../src/prune/activation.ts";
-import { ActivationScorer, CRITERIA } from "../../src/prune/criteria.ts";
+import { ActivationScorer, CRITERIA, tokenPassLength } from "../../src/prune/criteria.ts";
 import { NM_PATTERNS } from "../../src/sparse/format.ts";
 import { LOOP_BUDGET } from "../../src/gpu/device.ts";
 import { pruneNm } from "../../src/sparse/prune.ts";
@@ -245,7 +244,7 @@ gpuTest("column max |x| of 70,000 tokens matches the host, in passes on llvmpipe
     for (let t = 0; t < tokens; t++) m = Math.max(m, Math.abs(x[t * f + j]));
     return m;
   });
-  if (e.gpu.isSoftware) assert.equal(columnAbsMaxPassTokens(e, tokens), LOOP_BUDGET);
+  if (e.gpu.isSoftware) assert.equal(tokenPassLength(e, tokens), LOOP_BUDGET);
   const got = await e.tidyAsync(() => columnAbsMax(e.tensor(x, [tokens, f])).read());
   assert.deepEqual(Array.from(got), want);
 });

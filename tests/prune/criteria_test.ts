@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import {
   ActivationScorer,
+  columnNorms,
+  columnNormsHost,
   CRITERIA,
   quantileSorted,
   scoresHost,
@@ -63,4 +65,14 @@ gpuTest("a scorer refuses inputs of the wrong width", async (e) => {
     const scorer = await ActivationScorer.create("clact", e.tensor(randomArray(8, 3), [2, 4]));
     assert.throws(() => scorer.scores(e.tensor(randomArray(6, 4), [2, 3])), /\[tokens, 4\]/);
   });
+});
+
+// llvmpipe cut one invocation's loop over 70,000 tokens short (the norms of the first ~65k); the
+// norms now run in passes of at most LOOP_BUDGET tokens that continue one sum.
+gpuTest("column norms over 70,000 tokens (CLACT, weight calibration) match float64", async (e) => {
+  const [tokens, features] = [70_000, 6];
+  const x = randomArray(tokens * features, 17);
+  x.fill(40, (tokens - 1) * features);
+  const got = await e.tidyAsync(() => columnNorms(e.tensor(x, [tokens, features])).read());
+  assertClose(got, columnNormsHost(x, tokens, features), "column norms", 1e-5, 1e-5);
 });
