@@ -260,9 +260,10 @@ export function checkSpec(spec: ActivationSpec, inFeatures: number, layer: strin
   } else if (!(s.unstructured >= 0 && s.unstructured < 1)) {
     throw new RangeError(`${layer}: unstructured ratio ${s.unstructured} is not in [0, 1)`);
   }
-  // The mitigation kernels (variance_means, variance_scale, median_halves) loop over a token's
-  // features once per invocation.
-  if (spec.mitigation !== "none" && inFeatures > LOOP_BUDGET) {
+  // The variance and median kernels (variance_means, variance_scale, median_halves) loop over a
+  // token's features once per invocation; the other mitigations have no such loop.
+  const loopsOverFeatures = spec.mitigation === "variance" || spec.mitigation.startsWith("median");
+  if (loopsOverFeatures && inFeatures > LOOP_BUDGET) {
     throw new RangeError(
       `${layer}: mitigation ${spec.mitigation} loops over the input width ${inFeatures} per ` +
         `token, more than one invocation's loop budget of ${LOOP_BUDGET}`,

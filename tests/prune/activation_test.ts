@@ -13,6 +13,7 @@ import {
   type ActivationSpec,
   applyActivationPruning,
   type Calibration,
+  checkSpec,
   columnAbsMax,
   keptUnstructured,
   linearLayers,
@@ -247,4 +248,20 @@ gpuTest("column max |x| of 70,000 tokens matches the host, in passes on llvmpipe
   if (e.gpu.isSoftware) assert.equal(tokenPassLength(e, tokens), LOOP_BUDGET);
   const got = await e.tidyAsync(() => columnAbsMax(e.tensor(x, [tokens, f])).read());
   assert.deepEqual(Array.from(got), want);
+});
+
+Deno.test("only the mitigations that loop over a token's features refuse widths past the budget", () => {
+  const width = 40_000;
+  const spec = (mitigation: string) =>
+    ({
+      criterion: "magnitude",
+      sparsity: { pattern: { n: 8, m: 16 } },
+      mitigation,
+    }) as ActivationSpec;
+  for (const m of ["none", "smoothquant", "learn-shift", "learn-scale-shift"]) {
+    checkSpec(spec(m), width, "down");
+  }
+  for (const m of ["variance", "median-token", "median-static"]) {
+    assert.throws(() => checkSpec(spec(m), width, "down"), /loops over the input width 40000/);
+  }
 });
