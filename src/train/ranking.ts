@@ -260,7 +260,7 @@ export function topKInSegments(scores: Tensor, k: number, width: number): Tensor
     e.tidy(() => {
       const ids = e.empty([w.rows, m], "i32", "top k segment ids");
       TOP_K_KERNEL.dispatch(e.gpu, {
-        entry: "topk",
+        entry: "topk_segments",
         params: { rows: w.rows, cols, k, out_shift: 0, width, segs, out_stride: m },
         buffers: { scores: bound, out: ids.storage },
         workgroups: groupsFor(e, w.rows * segs, 1),
