@@ -3,7 +3,9 @@
 // in workgroup memory sums the counts (integers, so the result is exact and deterministic).
 // Scores are compared as order-preserving u32 keys rather than floats, so -Infinity (masked
 // items) compares exactly even where a GPU treats infinities loosely; -0 and +0 are equal.
-struct Params { rows: u32, cols: u32, row0: u32 }
+// A dispatch counts the columns [col0, col0 + width) (the whole row, or one segment of it for a
+// software adapter's loop cap): the segment at col0 = 0 sets the rank, later ones add to it.
+struct Params { rows: u32, cols: u32, row0: u32, col0: u32, width: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> scores: array<u32>;
 @group(0) @binding(2) var<storage, read> targets: array<i32>;
@@ -27,7 +29,8 @@ fn target_rank(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   let base = r * p.cols;
   let t = key(scores[base + u32(targets[row])]);
   var n = 0u;
-  for (var c = lid; c < p.cols; c += WG) {
+  let end = min(p.col0 + p.width, p.cols);
+  for (var c = p.col0 + lid; c < end; c += WG) {
     n += select(0u, 1u, key(scores[base + c]) > t);
   }
   red[lid] = n;
@@ -36,5 +39,5 @@ fn target_rank(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
     if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
     workgroupBarrier();
   }
-  if (lid == 0u) { ranks[row] = i32(red[0]); }
+  if (lid == 0u) { ranks[row] = select(ranks[row], 0, p.col0 == 0u) + i32(red[0]); }
 }

@@ -1,5 +1,5 @@
 // Top-k item ids per row of a score matrix, sorted by score descending with ties broken by the
-// lower id, without reading the scores back. One workgroup (256 invocations) per row:
+// lower id, without reading the scores back. One workgroup (256 invocations) per row (segment):
 //  1. Radix select on order-preserving u32 keys: 4 passes of 8 bits, each a 256-bin histogram
 //     (workgroup atomicAdd on integers, so counts are exact whatever the order) of the keys that
 //     share the digits chosen so far. This finds the k-th largest key `thr` and how many items with
@@ -10,7 +10,14 @@
 //  3. A bitonic sort of the ≤ 128 candidates in workgroup memory by (key desc, id asc).
 // Rows shorter than k (keff = min(k, cols)) are padded with -1. The output [rows, k] of the bound
 // rows starts `out_shift` elements into its binding (its window begins at an aligned offset).
-struct Params { rows: u32, cols: u32, k: u32, keff: u32, out_shift: u32 }
+// Entry topk_segments (a software adapter's loop cap): workgroup g takes row g / segs and its
+// columns [s · width, min((s + 1) · width, cols)) for s = g % segs, and writes that segment's
+// keff top ids (offset to the segment's start, no -1 padding) at s · k of its output row of
+// `out_stride` ids. Entry topk (whole rows) ignores width, segs and out_stride; it is its own
+// entry point because computing the segment per workgroup made llvmpipe's loops ~30% slower.
+struct Params {
+  rows: u32, cols: u32, k: u32, out_shift: u32, width: u32, segs: u32, out_stride: u32
+}
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> scores: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<i32>;
@@ -46,14 +53,33 @@ fn topk(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let r = wid.x + wid.y * nwg.x;
   if (r >= p.rows) { return; }
-  let base = r * p.cols;
+  top_k(r, 0u, p.cols, p.out_shift + r * p.k, true, lid);
+}
+
+@compute @workgroup_size(WG)
+fn topk_segments(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  let wg = wid.x + wid.y * nwg.x;
+  let r = wg / p.segs;
+  if (r >= p.rows) { return; }
+  let seg = wg % p.segs;
+  let col0 = seg * p.width;
+  let at = p.out_shift + r * p.out_stride + seg * p.k;
+  top_k(r, col0, min(p.width, p.cols - col0), at, false, lid);
+}
+
+// The top min(k, n) ids of row r's columns [col0, col0 + n), written from out[at]; `pad` fills
+// the rest of the k slots with -1.
+fn top_k(r: u32, col0: u32, n: u32, at: u32, pad: bool, lid: u32) {
+  let keff = min(p.k, n);
+  let base = r * p.cols + col0;
   if (lid < KMAX) {
     cand_key[lid] = 0u;
     cand_id[lid] = SENTINEL_ID;
   }
   if (lid == 0u) {
     sel_prefix = 0u;
-    sel_need = p.keff;
+    sel_need = keff;
   }
 
   for (var round = 0u; round < 4u; round++) {
@@ -63,7 +89,7 @@ fn topk(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let prefix = sel_prefix;
     // The digits above `shift` are fixed; a shift by 32 would wrap in WGSL, hence the select.
     let fixed = select(0xffffffffu << (shift + 8u), 0u, round == 0u);
-    for (var c = lid; c < p.cols; c += WG) {
+    for (var c = lid; c < n; c += WG) {
       let k = key(scores[base + c]);
       if ((k & fixed) == prefix) { atomicAdd(&hist[(k >> shift) & 0xffu], 1u); }
     }
@@ -85,11 +111,11 @@ fn topk(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
   let thr = sel_prefix;
   let need = sel_need;
-  let ngt = p.keff - need;
+  let ngt = keff - need;
 
-  let chunk = (p.cols + WG - 1u) / WG;
-  let lo = min(lid * chunk, p.cols);
-  let hi = min(lo + chunk, p.cols);
+  let chunk = (n + WG - 1u) / WG;
+  let lo = min(lid * chunk, n);
+  let hi = min(lo + chunk, n);
   var g = 0u;
   var q = 0u;
   for (var c = lo; c < hi; c++) {
@@ -152,7 +178,7 @@ fn topk(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       workgroupBarrier();
     }
   }
-  if (lid < p.k) {
-    out[p.out_shift + r * p.k + lid] = select(-1, i32(cand_id[lid]), lid < p.keff);
+  if (lid < select(keff, p.k, pad)) {
+    out[at + lid] = select(-1, i32(cand_id[lid] + col0), lid < keff);
   }
 }

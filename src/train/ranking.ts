@@ -3,7 +3,9 @@
  * of users against every item stay on the GPU; only ranks [U] and top-k ids [U, k] come back.
  * These ops record nothing on the autograd tape (evaluation only). Every kernel binds the score
  * matrix one row window at a time, so a matrix larger than one storage binding works as long as a
- * single row fits one (1,000,001 floats = 4 MB does).
+ * single row fits one (1,000,001 floats = 4 MB does; 128 MiB bindings take rows of up to
+ * 33,554,432 items). On a software adapter, whose loops are capped, topK and targetRanks walk a
+ * long row in column segments (TOP_K_SEGMENT, TARGET_RANK_SEGMENT) and combine them exactly.
  *
  * Scores are compared as order-preserving integer keys of their f32 bits, not as floats: -Infinity
  * (masked items) compares exactly, -0 equals +0, and results are bit-for-bit deterministic. NaN
@@ -12,6 +14,8 @@
 import maskShader from "../../shaders/mask_scores.wgsl" with { type: "text" };
 import rankShader from "../../shaders/target_rank.wgsl" with { type: "text" };
 import topkShader from "../../shaders/topk.wgsl" with { type: "text" };
+import gatherShader from "../../shaders/topk_gather.wgsl" with { type: "text" };
+import type { Binding } from "../gpu/gpu.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { ShapeError, shapeString } from "../tensor/tensor.ts";
 import {
@@ -33,14 +37,28 @@ const MASK_KERNEL = declareKernel({
 const RANK_KERNEL = declareKernel({
   name: "target rank",
   source: rankShader,
-  params: { rows: "u32", cols: "u32", row0: "u32" },
+  params: { rows: "u32", cols: "u32", row0: "u32", col0: "u32", width: "u32" },
   buffers: ["scores", "targets", "ranks"],
 });
 const TOP_K_KERNEL = declareKernel({
   name: "top k",
   source: topkShader,
-  params: { rows: "u32", cols: "u32", k: "u32", keff: "u32", out_shift: "u32" },
+  params: {
+    rows: "u32",
+    cols: "u32",
+    k: "u32",
+    out_shift: "u32",
+    width: "u32",
+    segs: "u32",
+    out_stride: "u32",
+  },
   buffers: ["scores", "out"],
+});
+const TOP_K_GATHER_KERNEL = declareKernel({
+  name: "top k gather",
+  source: gatherShader,
+  params: { rows: "u32", cols: "u32", src_cols: "u32", out_shift: "u32" },
+  buffers: ["src", "idx", "out"],
 });
 
 /** The largest k that topK supports (its candidates are sorted in workgroup memory). */
@@ -51,19 +69,28 @@ const ROW_WG = 256;
 const MASK_WG = 64;
 
 /**
- * Loop trips of one topk.wgsl invocation over a row of `cols` items: four histogram rounds and
- * two reads of its range, ⌈cols / 256⌉ each, invocation 0's walks down the 256 digits of each
+ * Loop trips of one topk.wgsl invocation over a segment of `cols` items: four histogram rounds
+ * and two reads of its range, ⌈cols / 256⌉ each, invocation 0's walks down the 256 digits of each
  * round, and 64 for the scan and the sort (constant trips, counted in case they stay loops).
- * Past LOOP_BUDGET (1,351,680 items) a software adapter refuses: llvmpipe cut [1, 2.9M] short.
  */
 export function topKLoops(cols: number): number {
   return 6 * Math.ceil(cols / ROW_WG) + 4 * 256 + 64;
 }
 
+/**
+ * The widest column segment whose topKLoops stay within LOOP_BUDGET: 1,351,680 items. llvmpipe
+ * cut a whole row of [1, 2.9M] short (top 1 = id 0), so a software adapter ranks longer rows in
+ * segments of this width and merges their top k (topKInSegments).
+ */
+export const TOP_K_SEGMENT = Math.floor((LOOP_BUDGET - 4 * 256 - 64) / 6) * ROW_WG;
+
 /** Loop trips of one target_rank.wgsl invocation: ⌈cols / 256⌉ and its tree's 8 steps. */
 export function targetRankLoops(cols: number): number {
   return Math.ceil(cols / ROW_WG) + 8;
 }
+
+/** The widest column segment whose targetRankLoops stay within LOOP_BUDGET: 8,386,560 items. */
+export const TARGET_RANK_SEGMENT = (LOOP_BUDGET - 8) * ROW_WG;
 
 /** Excluded items one mask_scores.wgsl workgroup takes: all of a row's, or within the budget. */
 export function maskSpan(e: Engine, mostPerRow: number): number {
@@ -71,15 +98,19 @@ export function maskSpan(e: Engine, mostPerRow: number): number {
   return e.gpu.isSoftware ? Math.min(all, MASK_WG * LOOP_BUDGET) : all;
 }
 
-/** Refuses on a software adapter a row whose kernel would loop past the budget. */
-function checkRowLoops(op: string, scores: Tensor, loops: number): void {
-  if (!scores.engine.gpu.isSoftware || loops <= LOOP_BUDGET) return;
-  throw new ShapeError(
-    op,
-    `scores ${shapeString(scores.shape)}: a row of ${scores.shape[1]} items would loop ${loops} ` +
-      `times in an invocation, over a software adapter's budget of ${LOOP_BUDGET}; rank fewer ` +
-      "items or use a GPU",
-  );
+/**
+ * Columns one invocation of a ranking kernel walks: the whole row, or at most `segment` on a
+ * software adapter (its loop budget).
+ */
+function segmentWidth(scores: Tensor, segment: number): number {
+  const cols = scores.shape[1];
+  return scores.engine.gpu.isSoftware ? Math.min(cols, segment) : cols;
+}
+
+function checkWidth(op: string, width: number, least: number): void {
+  if (!Number.isInteger(width) || width < least) {
+    throw new RangeError(`${op}: segment width ${width} is not an integer ≥ ${least}`);
+  }
 }
 
 /** Items to exclude per row, as CSR: row u excludes items[offsets[u] .. offsets[u+1]). */
@@ -132,7 +163,18 @@ export function maskScores(scores: Tensor, exclude?: ExcludedItems): void {
  * non-excluded item, as the reference PyTorch evaluation does.
  */
 export function targetRanks(scores: Tensor, targets: Int32Array): Tensor {
+  scoreShape("targetRanks", scores);
+  return targetRanksInSegments(scores, targets, segmentWidth(scores, TARGET_RANK_SEGMENT));
+}
+
+/**
+ * targetRanks counting each row in column segments of `width` items, one dispatch each: a rank
+ * counts the higher scores, so the segments' counts add up. targetRanks takes whole rows, or
+ * TARGET_RANK_SEGMENT on a software adapter; tests take narrow segments.
+ */
+export function targetRanksInSegments(scores: Tensor, targets: Int32Array, width: number): Tensor {
   const [rows, cols] = scoreShape("targetRanks", scores);
+  checkWidth("targetRanks", width, 1);
   if (targets.length !== rows) {
     throw new ShapeError(
       "targetRanks",
@@ -144,23 +186,24 @@ export function targetRanks(scores: Tensor, targets: Int32Array): Tensor {
       throw new RangeError(`targetRanks: target ${targets[i]} at row ${i} is outside [0, ${cols})`);
     }
   }
-  checkRowLoops("targetRanks", scores, targetRankLoops(cols));
   const e = scores.engine;
   const ranks = e.empty([rows], "i32", "target ranks");
   if (rows === 0) return ranks;
   e.tidy(() => {
     const t = e.tensor(targets, [rows], "i32", "rank targets");
     for (const w of rowWindows(e, rows, cols * 4)) {
-      RANK_KERNEL.dispatch(e.gpu, {
-        entry: "target_rank",
-        params: { rows: w.rows, cols, row0: w.row },
-        buffers: {
-          scores: { alloc: scores.storage, offset: w.offset, size: w.size },
-          targets: t.storage,
-          ranks: ranks.storage,
-        },
-        workgroups: groupsFor(e, w.rows, 1),
-      });
+      for (let col0 = 0; col0 < cols; col0 += width) {
+        RANK_KERNEL.dispatch(e.gpu, {
+          entry: "target_rank",
+          params: { rows: w.rows, cols, row0: w.row, col0, width },
+          buffers: {
+            scores: { alloc: scores.storage, offset: w.offset, size: w.size },
+            targets: t.storage,
+            ranks: ranks.storage,
+          },
+          workgroups: groupsFor(e, w.rows, 1),
+        });
+      }
     }
   });
   return ranks;
@@ -173,26 +216,84 @@ export function targetRanks(scores: Tensor, targets: Int32Array): Tensor {
  * has fewer than k columns, the ids past the last column are -1.
  */
 export function topK(scores: Tensor, k: number): Tensor {
+  scoreShape("topK", scores);
+  const width = segmentWidth(scores, TOP_K_SEGMENT);
+  // A row of at most 2k items is one segment whatever the width.
+  return topKInSegments(scores, k, Math.max(width, 2 * Math.min(k, MAX_TOP_K)));
+}
+
+/**
+ * topK over column segments of at most `width` items (≥ 2k): one workgroup per row and segment
+ * finds the segment's top k by (score desc, id asc), with its ids offset to the segment's start;
+ * the rows' candidates, laid out by segment, are ranked again by topK (recursively in segments of
+ * `width`), and the picked positions map back to ids. Equal scores stay in id order: within a
+ * segment candidates are sorted by id, and a lower segment holds lower ids, so the lower position
+ * is the lower id. A row of at most `width` items is one segment: the single-pass kernel. topK
+ * takes whole rows, or TOP_K_SEGMENT on a software adapter; tests take narrow segments.
+ */
+export function topKInSegments(scores: Tensor, k: number, width: number): Tensor {
   const [rows, cols] = scoreShape("topK", scores);
   if (!Number.isInteger(k) || k < 1 || k > MAX_TOP_K) {
     throw new RangeError(`topK: k = ${k} is not an integer in [1, ${MAX_TOP_K}]`);
   }
-  checkRowLoops("topK", scores, topKLoops(cols));
+  // Every segment but the last then has k candidates, and each merge round shrinks the row.
+  checkWidth("topK", width, 2 * k);
   const e = scores.engine;
   const out = e.empty([rows, k], "i32", "top k ids");
   if (rows === 0) return out;
+  const segs = Math.ceil(cols / width);
+  // Candidates per row: k of each segment, fewer of a last segment narrower than k.
+  const m = (segs - 1) * k + Math.min(k, cols - (segs - 1) * width);
   for (const w of topKWindows(scores, k)) {
-    TOP_K_KERNEL.dispatch(e.gpu, {
-      entry: "topk",
-      params: { rows: w.rows, cols, k, keff: Math.min(k, cols), out_shift: w.outShift },
-      buffers: {
-        scores: { alloc: scores.storage, offset: w.offset, size: w.size },
-        out: { alloc: out.storage, offset: w.outOffset, size: w.outSize },
-      },
-      workgroups: groupsFor(e, w.rows, 1),
+    const bound: Binding = { alloc: scores.storage, offset: w.offset, size: w.size };
+    const outBound: Binding = { alloc: out.storage, offset: w.outOffset, size: w.outSize };
+    if (segs === 1) {
+      TOP_K_KERNEL.dispatch(e.gpu, {
+        entry: "topk",
+        params: { rows: w.rows, cols, k, out_shift: w.outShift, width: cols, segs, out_stride: k },
+        buffers: { scores: bound, out: outBound },
+        workgroups: groupsFor(e, w.rows, 1),
+      });
+      continue;
+    }
+    // The window's candidates fit a binding: m ≤ cols, and the window's scores fit one.
+    e.tidy(() => {
+      const ids = e.empty([w.rows, m], "i32", "top k segment ids");
+      TOP_K_KERNEL.dispatch(e.gpu, {
+        entry: "topk_segments",
+        params: { rows: w.rows, cols, k, out_shift: 0, width, segs, out_stride: m },
+        buffers: { scores: bound, out: ids.storage },
+        workgroups: groupsFor(e, w.rows * segs, 1),
+      });
+      const candidates = e.empty([w.rows, m], "f32", "top k segment scores");
+      gatherRows(e, w.rows, m, { src: bound, srcCols: cols, idx: ids, out: candidates.storage });
+      const picked = topKInSegments(candidates, k, width);
+      gatherRows(
+        e,
+        w.rows,
+        k,
+        { src: ids.storage, srcCols: m, idx: picked, out: outBound },
+        w.outShift,
+      );
     });
   }
   return out;
+}
+
+/** out[r, j] = src[r, idx[r, j]] over `rows` rows of `cols` indices, as raw 32-bit words. */
+function gatherRows(
+  e: Engine,
+  rows: number,
+  cols: number,
+  b: { src: Binding; srcCols: number; idx: Tensor; out: Binding },
+  outShift = 0,
+): void {
+  TOP_K_GATHER_KERNEL.dispatch(e.gpu, {
+    entry: "gather",
+    params: { rows, cols, src_cols: b.srcCols, out_shift: outShift },
+    buffers: { src: b.src, idx: b.idx.storage, out: b.out },
+    workgroups: groupsFor(e, rows * cols),
+  });
 }
 
 interface TopKWindow extends RowWindow {
