@@ -111,6 +111,17 @@ fn phase_qkv(pos: u32, g: u32, ng: u32, lid: u32) {
   }
 }
 
+// Scores work[row .. row + len) → exp(score − top), in place; returns their sum over the workgroup.
+fn exp_scores(row: u32, len: u32, top: f32, lid: u32) -> f32 {
+  var z = 0.0;
+  for (var s = lid; s < len; s += WG) {
+    let w = exp(work[row + s] - top);
+    work[row + s] = w;
+    z += w;
+  }
+  return sum2(lid, vec2f(z, 0.0)).x;
+}
+
 // Head h's attention over cached positions [0, pos]; scores live in work[scores_at + h·max_len..].
 fn attend_head(pos: u32, h: u32, lid: u32) {
   let kv = p.kv_heads * p.dh;
@@ -124,14 +135,7 @@ fn attend_head(pos: u32, h: u32, lid: u32) {
     work[row + s] = dot * p.scale;
     m = max(m, dot * p.scale);
   }
-  let top = max1(lid, m);
-  var z = 0.0;
-  for (var s = lid; s < len; s += WG) {
-    let w = exp(work[row + s] - top);
-    work[row + s] = w;
-    z += w;
-  }
-  let total = sum2(lid, vec2f(z, 0.0)).x;
+  let total = exp_scores(row, len, max1(lid, m), lid);
   storageBarrier();
   for (var d = lid; d < p.dh; d += WG) {
     var acc = 0.0;
@@ -167,14 +171,7 @@ fn attend_softmax(pos: u32, g: u32, ng: u32, lid: u32) {
     let row = p.scores_at + h * p.max_len;
     var m = -3.0e38;
     for (var s = lid; s < len; s += WG) { m = max(m, work[row + s]); }
-    let top = max1(lid, m);
-    var z = 0.0;
-    for (var s = lid; s < len; s += WG) {
-      let w = exp(work[row + s] - top);
-      work[row + s] = w;
-      z += w;
-    }
-    let total = sum2(lid, vec2f(z, 0.0)).x;
+    let total = exp_scores(row, len, max1(lid, m), lid);
     for (var s = lid; s < len; s += WG) { work[row + s] = work[row + s] / total; }
   }
 }
